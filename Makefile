@@ -1,0 +1,50 @@
+# vigil — see README.md. `make run` starts the demo; `make test` is what CI runs.
+GO          ?= go
+BIN         := bin/vigil
+PKG         := github.com/prometheus/common/version
+VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+REVISION    ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+BRANCH      ?= $(shell git rev-parse --abbrev-ref HEAD 2>/dev/null || echo unknown)
+LDFLAGS     := -s -w -X $(PKG).Version=$(VERSION) -X $(PKG).Revision=$(REVISION) \
+               -X $(PKG).Branch=$(BRANCH) -X $(PKG).BuildDate=$(shell date -u +%Y%m%d-%H:%M:%S)
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+CONFIG      ?= examples/vigil.yml
+FUZZTIME    ?= 15s
+
+.PHONY: all build run test lint bench bench-peer fuzz clean
+
+all: build
+
+build:
+	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) .
+
+# The agent with the example config on :9877 (Ctrl-C stops it).
+run: build
+	./$(BIN) run --config.file=$(CONFIG)
+
+# Unit, integration and end-to-end tests. CI sets VIGIL_REQUIRE_INTEGRATION=1
+# so tests that need a real service fail instead of skipping.
+test:
+	$(GO) vet ./...
+	$(GO) test -race -count=1 -timeout 20m ./...
+
+lint:
+	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
+
+# Go benchmarks, then the side-by-side peer measurements recorded in BENCHMARKS.md.
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./...
+	$(MAKE) bench-peer
+
+# Idle RSS (after IDLE, default 60s) and start-up time to ready of `vigil run`
+# with the example config, next to node_exporter in the same run.
+bench-peer:
+	$(GO) test -tags peerbench -run 'TestPeer' -count 1 -v -timeout 30m ./agent/
+
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) ./agent/config
+
+clean:
+	rm -rf bin data
+	$(GO) clean -testcache

@@ -1,0 +1,248 @@
+// Package agent is the vigil daemon: it loads the config, runs the checks
+// through the scheduler, records results in the store, exports them on
+// /metrics and serves the HTTP API. Subpackages hold the parts; this package
+// wires them together and owns reloads and shutdown.
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/common/version"
+	"github.com/prometheus/exporter-toolkit/web"
+
+	"github.com/vigil-project/vigil/agent/config"
+	"github.com/vigil-project/vigil/agent/metrics"
+	"github.com/vigil-project/vigil/agent/scheduler"
+	"github.com/vigil-project/vigil/agent/store"
+	"github.com/vigil-project/vigil/probes"
+)
+
+// Options are the agent's dependencies and command-line settings.
+type Options struct {
+	// ConfigFile is the config path; empty means the embedded default.
+	ConfigFile string
+	// StoragePath is the SQLite file for history and state.
+	StoragePath string
+	// Retention is how long check results are kept (default 7 days).
+	Retention time.Duration
+	Logger    *slog.Logger
+	// Web holds the listen addresses and the exporter-toolkit web config file.
+	Web *web.FlagConfig
+}
+
+// Agent is a vigil daemon.
+type Agent struct {
+	opts     Options
+	log      *slog.Logger
+	exporter *metrics.Exporter
+	sched    *scheduler.Scheduler
+	store    *store.Store
+	ready    atomic.Bool
+	reloadMu sync.Mutex
+
+	mu     sync.RWMutex
+	cfg    *config.Config
+	checks map[string]config.Check
+	jobs   []scheduler.Job
+	last   map[string]probes.Result
+}
+
+// New loads the config, builds every check and opens the store. A config
+// error is returned as config.Errors so callers can exit with code 2.
+func New(ctx context.Context, opts Options) (*Agent, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Retention == 0 {
+		opts.Retention = 7 * 24 * time.Hour
+	}
+	cfg, jobs, err := LoadJobs(opts.ConfigFile, opts.Logger)
+	if err != nil {
+		return nil, err
+	}
+	st, err := store.Open(ctx, opts.StoragePath, store.Options{Retention: opts.Retention, Logger: opts.Logger})
+	if err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	a := &Agent{
+		opts:     opts,
+		log:      opts.Logger,
+		exporter: metrics.New(),
+		store:    st,
+		last:     map[string]probes.Result{},
+	}
+	a.setConfig(cfg, jobs)
+	a.sched = scheduler.New(scheduler.Options{
+		MaxConcurrency: cfg.Global.MaxConcurrency,
+		Logger:         opts.Logger,
+		OnResult:       a.onResult,
+	})
+	// The API shows each check's last known result until it runs again.
+	latest, err := st.Latest(ctx)
+	if err != nil {
+		a.log.Warn("could not read last results from the store", "err", err)
+	}
+	for name, rec := range latest {
+		a.last[name] = rec.Result
+	}
+	a.exporter.Gauge("vigil_build_info", 1,
+		probes.Label{Name: "version", Value: version.Version},
+		probes.Label{Name: "revision", Value: version.GetRevision()},
+		probes.Label{Name: "goversion", Value: version.GoVersion})
+	a.exporter.Set().NewGauge("vigil_start_time_seconds", nil).Set(float64(time.Now().Unix()))
+	a.recordReload(true)
+	return a, nil
+}
+
+// Run starts the checks and the HTTP server and blocks until ctx is done,
+// then shuts down gracefully. SIGHUP reloads the config.
+func (a *Agent) Run(ctx context.Context) error {
+	defer a.closeStore()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	schedDone := make(chan struct{})
+	go func() { a.sched.Run(ctx); close(schedDone) }()
+	a.mu.RLock()
+	jobs := a.jobs
+	a.mu.RUnlock()
+	if err := a.sched.Update(ctx, jobs); err != nil {
+		return fmt.Errorf("start checks: %w", err)
+	}
+
+	srv := &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	srvErr := make(chan error, 1)
+	go func() { srvErr <- web.ListenAndServe(srv, a.opts.Web, a.log) }()
+
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+
+	a.ready.Store(true)
+	a.log.Info("vigil started", "version", version.Version, "config", a.cfg.File, "checks", len(jobs), "storage", a.opts.StoragePath)
+	var err error
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			break loop
+		case <-hup:
+			if rerr := a.Reload(ctx); rerr != nil {
+				a.log.Error("reload failed; keeping the running config", "err", rerr)
+			}
+		case err = <-srvErr:
+			if errors.Is(err, http.ErrServerClosed) {
+				err = nil
+			}
+			err = fmt.Errorf("http server: %w", err)
+			break loop
+		}
+	}
+	a.ready.Store(false)
+	a.log.Info("shutting down")
+	shutdownCtx, stop := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer stop()
+	if serr := srv.Shutdown(shutdownCtx); serr != nil {
+		a.log.Warn("http shutdown", "err", serr)
+	}
+	cancel()
+	<-schedDone
+	return err
+}
+
+func (a *Agent) closeStore() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := a.store.Flush(ctx); err != nil {
+		a.log.Warn("flush store", "err", err)
+	}
+	if err := a.store.Close(); err != nil {
+		a.log.Warn("close store", "err", err)
+	}
+}
+
+// Reload re-reads the config file. A bad config is rejected as a whole and
+// the running one stays in place; vigil_config_last_reload_successful says which.
+func (a *Agent) Reload(ctx context.Context) error {
+	a.reloadMu.Lock()
+	defer a.reloadMu.Unlock()
+	cfg, jobs, err := LoadJobs(a.opts.ConfigFile, a.log)
+	if err != nil {
+		a.recordReload(false)
+		return err
+	}
+	a.mu.RLock()
+	old, oldConcurrency := a.jobs, a.cfg.Global.MaxConcurrency
+	a.mu.RUnlock()
+	if cfg.Global.MaxConcurrency != oldConcurrency {
+		a.log.Warn("global.max_concurrency changes take effect at restart", "running", oldConcurrency, "configured", cfg.Global.MaxConcurrency)
+	}
+	// Swap first so results of the new jobs find their labels.
+	a.setConfig(cfg, jobs)
+	if err := a.sched.Update(ctx, jobs); err != nil {
+		return fmt.Errorf("apply config: %w", err)
+	}
+	// Removed and changed checks lose their series (a changed type or label
+	// set would otherwise leave the old series behind); changed ones
+	// re-create theirs on their next run.
+	kept := map[string]string{}
+	for _, j := range jobs {
+		kept[j.Name] = j.Fingerprint
+	}
+	a.mu.Lock()
+	for _, j := range old {
+		if fp, ok := kept[j.Name]; !ok || fp != j.Fingerprint {
+			a.exporter.Forget(j.Name)
+		}
+		if _, ok := kept[j.Name]; !ok {
+			delete(a.last, j.Name)
+		}
+	}
+	a.mu.Unlock()
+	a.recordReload(true)
+	a.log.Info("config reloaded", "config", cfg.File, "checks", len(jobs))
+	return nil
+}
+
+func (a *Agent) setConfig(cfg *config.Config, jobs []scheduler.Job) {
+	checks := make(map[string]config.Check, len(cfg.Checks))
+	for _, c := range cfg.Checks {
+		checks[c.Name] = c
+	}
+	a.mu.Lock()
+	a.cfg, a.checks, a.jobs = cfg, checks, jobs
+	a.mu.Unlock()
+}
+
+func (a *Agent) recordReload(ok bool) {
+	if ok {
+		a.exporter.Gauge("vigil_config_last_reload_successful", 1)
+		a.exporter.Gauge("vigil_config_last_reload_success_timestamp_seconds", float64(time.Now().Unix()))
+		return
+	}
+	a.exporter.Gauge("vigil_config_last_reload_successful", 0)
+}
+
+func (a *Agent) onResult(job *scheduler.Job, r probes.Result) {
+	a.mu.Lock()
+	labels := a.checks[job.Name].Labels
+	a.last[job.Name] = r
+	a.mu.Unlock()
+	a.exporter.Observe(metrics.Check{Name: job.Name, Type: job.Type, Labels: labels}, r)
+	a.store.Record(store.Record{Check: job.Name, Type: job.Type, Result: r})
+	if !r.Success {
+		a.log.Warn("check failed", "check", job.Name, "type", job.Type, "reason", string(r.Reason), "msg", r.Message, "duration", r.Duration)
+	} else {
+		a.log.Debug("check passed", "check", job.Name, "type", job.Type, "duration", r.Duration)
+	}
+}

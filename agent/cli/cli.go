@@ -1,0 +1,154 @@
+// Package cli is vigil's command line (kingpin, in the style of Prometheus
+// exporters): run, once, check-config and version.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/alecthomas/kingpin/v2"
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/common/promslog"
+	promslogflag "github.com/prometheus/common/promslog/flag"
+	"github.com/prometheus/common/version"
+	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
+
+	"github.com/vigil-project/vigil/agent"
+	"github.com/vigil-project/vigil/agent/config"
+
+	// Check families register themselves.
+	_ "github.com/vigil-project/vigil/probes/host"
+)
+
+// Exit codes.
+const (
+	ExitOK          = 0
+	ExitFailed      = 1 // a check failed, or the agent stopped with an error
+	ExitConfigError = 2
+)
+
+const appHelp = `vigil checks what an e-invoice platform's operations checklist asks for —
+host, database round trips, invoice QR generation, reachability of the tax
+authority, logs and upstream sync — exposes it to Prometheus and pages on-call.
+
+Examples:
+  vigil run --config.file=examples/vigil.yml     # the daemon on :9877
+  vigil once                                     # run every check now, print a table
+  vigil once --check host -o json                # one check, JSON for scripts
+  vigil check-config /etc/vigil/vigil.yml        # validate a config file`
+
+type exitCode int
+
+// Run parses args (without the program name) and runs the chosen command.
+func Run(args []string, stdout, stderr io.Writer) (code int) {
+	app := kingpin.New("vigil", appHelp)
+	app.UsageWriter(stderr)
+	app.ErrorWriter(stderr)
+	app.Version(version.Print("vigil"))
+	app.HelpFlag.Short('h')
+	// kingpin exits the process on --help, --version and parse errors; turn
+	// that into a return value so tests and deferred cleanups still work.
+	app.Terminate(func(c int) { panic(exitCode(c)) })
+	defer func() {
+		if p := recover(); p != nil {
+			c, ok := p.(exitCode)
+			if !ok {
+				panic(p)
+			}
+			code = int(c)
+			if code != 0 {
+				code = ExitConfigError
+			}
+		}
+	}()
+
+	logCfg := &promslog.Config{Writer: stderr}
+	promslogflag.AddFlags(app, logCfg)
+
+	runCmd := app.Command("run", `Run the agent: schedule checks, serve /metrics and the API.
+
+Examples:
+  vigil run                                      # embedded default config (host checks)
+  vigil run --config.file=/etc/vigil/vigil.yml --web.listen-address=:9877
+  kill -HUP $(pidof vigil)                       # reload the config (or POST /-/reload)`)
+	runConfig := runCmd.Flag("config.file", "Config file; without it the embedded default (host checks) is used.").PlaceHolder("FILE").String()
+	webFlags := kingpinflag.AddFlags(runCmd, ":9877")
+	storagePath := runCmd.Flag("storage.path", "SQLite file for check history and agent state.").Default("./data/vigil.db").String()
+	retention := model.Duration(0)
+	runCmd.Flag("storage.retention", "How long check history is kept.").Default("7d").SetValue(&retention)
+
+	onceCmd := app.Command("once", `Run checks now, print the results and exit: 0 if all pass, 1 if any fail, 2 on a config error.
+
+Examples:
+  vigil once --config.file=examples/vigil.yml
+  vigil once --check host --check tax-authority
+  vigil once -o json | jq '.checks[] | select(.result.success | not)'`)
+	onceConfig := onceCmd.Flag("config.file", "Config file; without it the embedded default is used.").PlaceHolder("FILE").String()
+	onceChecks := onceCmd.Flag("check", "Run only this check (repeatable).").PlaceHolder("NAME").Strings()
+	onceOutput := onceCmd.Flag("output", "Output format.").Short('o').Default("table").Enum("table", "json")
+
+	checkCmd := app.Command("check-config", `Validate config files and print a summary; every problem is listed as file:line:col.
+
+Examples:
+  vigil check-config examples/vigil.yml
+  vigil check-config /etc/vigil/*.yml`)
+	checkFiles := checkCmd.Arg("file", "Config files to check.").Required().ExistingFiles()
+
+	versionCmd := app.Command("version", "Print the version.")
+
+	cmd, err := app.Parse(args)
+	if err != nil {
+		fmt.Fprintf(stderr, "vigil: %v (see vigil --help)\n", err)
+		return ExitConfigError
+	}
+	log := promslog.New(logCfg)
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	switch cmd {
+	case runCmd.FullCommand():
+		return runAgent(ctx, stderr, log, agent.Options{
+			ConfigFile:  *runConfig,
+			StoragePath: *storagePath,
+			Retention:   time.Duration(retention),
+			Logger:      log,
+			Web:         webFlags,
+		})
+	case onceCmd.FullCommand():
+		return once(ctx, stdout, stderr, log, *onceConfig, *onceChecks, *onceOutput)
+	case checkCmd.FullCommand():
+		return checkConfig(stdout, stderr, *checkFiles)
+	case versionCmd.FullCommand():
+		fmt.Fprintln(stdout, version.Print("vigil"))
+	}
+	return ExitOK
+}
+
+func runAgent(ctx context.Context, stderr io.Writer, log *slog.Logger, opts agent.Options) int {
+	if opts.ConfigFile == "" {
+		log.Info("no --config.file given; using the embedded default config (host checks)")
+	}
+	a, err := agent.New(ctx, opts)
+	if err != nil {
+		var cerr config.Errors
+		if errors.As(err, &cerr) {
+			fmt.Fprintln(stderr, cerr.Error())
+			return ExitConfigError
+		}
+		log.Error("cannot start", "err", err)
+		return ExitFailed
+	}
+	if err := a.Run(ctx); err != nil {
+		log.Error("agent stopped", "err", err)
+		return ExitFailed
+	}
+	return ExitOK
+}

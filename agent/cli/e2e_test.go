@@ -1,0 +1,446 @@
+package cli_test
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+// vigilBin is the binary built once for the end-to-end tests.
+var vigilBin string
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	dir, err := os.MkdirTemp("", "vigil-e2e")
+	if err != nil {
+		panic(err)
+	}
+	vigilBin = filepath.Join(dir, "vigil")
+	out, err := exec.Command("go", "build", "-o", vigilBin, "github.com/vigil-project/vigil").CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "build vigil: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func writeConfig(t *testing.T, dir, name, body string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// goodConfig has one passing host check and one that always fails
+// (no filesystem can have more than 100% free).
+const goodConfig = `
+global:
+  startup_splay: 0s
+checks:
+  - name: host
+    type: host
+    host: {cpu_sample: 100ms, cpu_max: 1, memory_max: 1, disk_free_min: 0, inodes_free_min: 0}
+  - name: impossible-disk
+    type: host
+    recheck_interval: 1h
+    labels: {team: ops}
+    host: {cpu_sample: 100ms, cpu_max: 1, memory_max: 1, disk_free_min: 1, inodes_free_min: 0}
+`
+
+func run(t *testing.T, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	cmd := exec.Command(vigilBin, args...)
+	var o, e bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &o, &e
+	err := cmd.Run()
+	var ee *exec.ExitError
+	switch {
+	case errors.As(err, &ee):
+		code = ee.ExitCode()
+	case err != nil:
+		t.Fatal(err)
+	}
+	return o.String(), e.String(), code
+}
+
+func TestOnce(t *testing.T) {
+	dir := t.TempDir()
+	cfg := writeConfig(t, dir, "vigil.yml", goodConfig)
+
+	out, errOut, code := run(t, "once", "--config.file", cfg)
+	if code != 1 {
+		t.Fatalf("exit code %d, want 1 (one check fails)\n%s%s", code, out, errOut)
+	}
+	for _, re := range []string{
+		`(?m)^CHECK\s+TYPE\s+RESULT\s+REASON\s+DURATION\s+VALUES$`,
+		`(?m)^host\s+host\s+ok\s+-\s+\S+\s+cpu_utilization=\d+\.\d%`,
+		`(?m)^impossible-disk\s+host\s+FAIL\s+disk_low\s`,
+		`(?m)^impossible-disk: disk_low: .*free`,
+	} {
+		if !regexp.MustCompile(re).MatchString(out) {
+			t.Errorf("output does not match %s:\n%s", re, out)
+		}
+	}
+
+	out, _, code = run(t, "once", "--config.file", cfg, "--check", "host", "-o", "json")
+	if code != 0 {
+		t.Fatalf("exit code %d for the passing check, want 0\n%s", code, out)
+	}
+	var res struct {
+		Success bool
+		Checks  []struct {
+			Name   string
+			Result struct {
+				Success bool
+				Values  []struct{ Name string }
+			}
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		t.Fatalf("bad JSON: %v\n%s", err, out)
+	}
+	if !res.Success || len(res.Checks) != 1 || res.Checks[0].Name != "host" || len(res.Checks[0].Result.Values) == 0 {
+		t.Errorf("unexpected JSON result: %+v", res)
+	}
+
+	if _, errOut, code := run(t, "once", "--config.file", cfg, "--check", "nope"); code != 2 || !strings.Contains(errOut, "no such check: nope") {
+		t.Errorf("unknown --check: code %d, stderr %q", code, errOut)
+	}
+	bad := writeConfig(t, dir, "bad.yml", "checks:\n  - name: x\n    type: nope\n")
+	if _, errOut, code := run(t, "once", "--config.file", bad); code != 2 || !strings.Contains(errOut, "bad.yml:3:11: checks[0].type: unknown check type \"nope\"") {
+		t.Errorf("bad config: code %d, stderr %q", code, errOut)
+	}
+}
+
+func TestCheckConfigCommand(t *testing.T) {
+	dir := t.TempDir()
+	good := writeConfig(t, dir, "good.yml", goodConfig)
+	out, errOut, code := run(t, "check-config", good, "../../examples/vigil.yml")
+	if code != 0 {
+		t.Fatalf("exit %d: %s%s", code, out, errOut)
+	}
+	if !strings.Contains(out, "good.yml: OK: 2 check(s)") || !strings.Contains(out, "examples/vigil.yml: OK") {
+		t.Errorf("summary missing:\n%s", out)
+	}
+	bad := writeConfig(t, dir, "bad.yml", "global:\n  interval: 5x\nchecks:\n  - name: a\n    type: host\n    intervall: 1m\n")
+	_, errOut, code = run(t, "check-config", bad)
+	want := bad + ":2:13: global.interval: unknown unit \"x\" in duration \"5x\"\n" +
+		bad + ":6:5: checks[0].intervall: unknown field (did you mean \"interval\"?)\n" +
+		bad + ": FAILED: 2 problem(s)\n"
+	if code != 1 || errOut != want {
+		t.Errorf("code %d, stderr:\n%s\nwant:\n%s", code, errOut, want)
+	}
+}
+
+func TestHelpAndVersion(t *testing.T) {
+	for _, args := range [][]string{{"--help"}, {"run", "--help"}, {"once", "--help"}, {"check-config", "--help"}} {
+		_, errOut, code := run(t, args...)
+		if code != 0 || !strings.Contains(errOut, "Examples:") {
+			t.Errorf("%v: code %d, no examples in:\n%s", args, code, errOut)
+		}
+	}
+	out, _, code := run(t, "version")
+	if code != 0 || !strings.HasPrefix(out, "vigil, version") {
+		t.Errorf("version: code %d, %q", code, out)
+	}
+	if _, _, code := run(t, "nonsense"); code != 2 {
+		t.Errorf("unknown command exit code %d, want 2", code)
+	}
+}
+
+// agentProc is a running `vigil run`.
+type agentProc struct {
+	cmd  *exec.Cmd
+	url  string
+	logs *syncBuffer
+}
+
+type syncBuffer struct {
+	mu chan struct{}
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu <- struct{}{}
+	defer func() { <-s.mu }()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu <- struct{}{}
+	defer func() { <-s.mu }()
+	return s.b.String()
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func startAgent(t *testing.T, args ...string) *agentProc {
+	t.Helper()
+	addr := freePort(t)
+	logs := &syncBuffer{mu: make(chan struct{}, 1)}
+	cmd := exec.Command(vigilBin, append([]string{"run", "--web.listen-address", addr}, args...)...)
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	a := &agentProc{cmd: cmd, url: "http://" + addr, logs: logs}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("agent log:\n%s", logs.String())
+		}
+	})
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if resp, err := http.Get(a.url + "/-/ready"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return a
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("agent not ready after 20s:\n%s", logs.String())
+	return nil
+}
+
+func (a *agentProc) get(t *testing.T, path string) string {
+	t.Helper()
+	resp, err := http.Get(a.url + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET %s: %d %s", path, resp.StatusCode, b)
+	}
+	return string(b)
+}
+
+// waitMetric polls /metrics until a line matches re.
+func (a *agentProc) waitMetric(t *testing.T, re string) string {
+	t.Helper()
+	r := regexp.MustCompile(re)
+	deadline := time.Now().Add(15 * time.Second)
+	var body string
+	for time.Now().Before(deadline) {
+		body = a.get(t, "/metrics")
+		if m := r.FindString(body); m != "" {
+			return m
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("no metric matching %s in:\n%s", re, body)
+	return ""
+}
+
+func metricNames(body string) []string {
+	seen := map[string]bool{}
+	sc := bufio.NewScanner(strings.NewReader(body))
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, "vigil_") {
+			name, _, _ := strings.Cut(line, "{")
+			name, _, _ = strings.Cut(name, " ")
+			seen[name] = true
+		}
+	}
+	names := make([]string, 0, len(seen))
+	for n := range seen {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
+}
+
+func TestRunEndToEnd(t *testing.T) {
+	dir := t.TempDir()
+	cfg := writeConfig(t, dir, "vigil.yml", goodConfig)
+	db := filepath.Join(dir, "data", "vigil.db")
+	a := startAgent(t, "--config.file", cfg, "--storage.path", db)
+
+	a.waitMetric(t, `vigil_check_success\{check="impossible-disk",type="host",team="ops"\} 0`)
+	a.waitMetric(t, `vigil_check_success\{check="host",type="host"\} 1`)
+	body := a.get(t, "/metrics")
+	for _, want := range []string{
+		`vigil_check_failure_info{check="impossible-disk",type="host",team="ops",reason="disk_low"} 1`,
+		`vigil_config_last_reload_successful 1`,
+		`vigil_check_runs_total{check="host",type="host",result="success"} 1`,
+		"go_goroutines ", "process_resident_memory_bytes ",
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+
+	// Series names against the golden list.
+	names := strings.Join(metricNames(body), "\n") + "\n"
+	golden := filepath.Join("testdata", "metrics.golden")
+	if *update {
+		os.WriteFile(golden, []byte(names), 0o644)
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if names != string(want) {
+		t.Errorf("series names differ from %s (run with -update after checking):\ngot:\n%s\nwant:\n%s", golden, names, want)
+	}
+
+	// The API shows both checks with config and last result.
+	var api struct {
+		Checks []struct {
+			Name       string
+			Config     map[string]any
+			LastResult *struct {
+				Success bool
+				Reason  string
+			} `json:"last_result"`
+		}
+	}
+	if err := json.Unmarshal([]byte(a.get(t, "/api/v1/checks")), &api); err != nil {
+		t.Fatal(err)
+	}
+	if len(api.Checks) != 2 || api.Checks[1].Name != "impossible-disk" || api.Checks[1].LastResult == nil ||
+		api.Checks[1].LastResult.Reason != "disk_low" || api.Checks[1].Config["disk_free_min"] != 1.0 {
+		t.Errorf("unexpected /api/v1/checks: %+v", api)
+	}
+
+	// Run now: a fresh result and one more run counted.
+	resp, err := http.Post(a.url+"/api/v1/checks/host/run", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(b), `"success": true`) {
+		t.Errorf("run now: %d %s", resp.StatusCode, b)
+	}
+	a.waitMetric(t, `vigil_check_runs_total\{check="host",type="host",result="success"\} 2`)
+	if resp, _ := http.Post(a.url+"/api/v1/checks/nope/run", "", nil); resp == nil || resp.StatusCode != 404 {
+		t.Errorf("run of unknown check: %v", resp)
+	}
+
+	// SIGHUP with a broken file keeps the running config.
+	os.WriteFile(cfg, []byte("checks:\n  - name: host\n    type: host\n    bogus: 1\n"), 0o644)
+	a.cmd.Process.Signal(syscall.SIGHUP)
+	a.waitMetric(t, `vigil_config_last_reload_successful 0`)
+	if !strings.Contains(a.get(t, "/metrics"), `check="impossible-disk"`) {
+		t.Error("old config's checks disappeared after a failed reload")
+	}
+	if !strings.Contains(a.logs.String(), "bogus: unknown field") {
+		t.Errorf("reload error not logged with its position")
+	}
+
+	// A good reload through the API drops the removed check's series.
+	os.WriteFile(cfg, []byte("global: {startup_splay: 0s}\nchecks:\n  - name: host2\n    type: host\n    host: {cpu_sample: 100ms, cpu_max: 1, memory_max: 1, disk_free_min: 0}\n"), 0o644)
+	resp, err = http.Post(a.url+"/-/reload", "", nil)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("reload: %v %v", resp, err)
+	}
+	a.waitMetric(t, `vigil_config_last_reload_successful 1`)
+	a.waitMetric(t, `vigil_check_success\{check="host2",type="host"\} 1`)
+	if strings.Contains(a.get(t, "/metrics"), `check="impossible-disk"`) {
+		t.Error("removed check still has series after reload")
+	}
+
+	// SIGTERM shuts down cleanly and history survives a restart.
+	a.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- a.cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("exit after SIGTERM: %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("agent did not stop within 15s of SIGTERM")
+	}
+	b2 := startAgent(t, "--config.file", cfg, "--storage.path", db)
+	var check struct {
+		LastResult *struct{ Success bool } `json:"last_result"`
+		History    []struct{ Success bool }
+	}
+	if err := json.Unmarshal([]byte(b2.get(t, "/api/v1/checks/host2")), &check); err != nil {
+		t.Fatal(err)
+	}
+	if check.LastResult == nil || len(check.History) == 0 {
+		t.Errorf("history did not survive a restart: %+v", check)
+	}
+}
+
+func TestKill9KeepsHistory(t *testing.T) {
+	dir := t.TempDir()
+	cfg := writeConfig(t, dir, "vigil.yml", goodConfig)
+	db := filepath.Join(dir, "vigil.db")
+	a := startAgent(t, "--config.file", cfg, "--storage.path", db)
+	a.waitMetric(t, `vigil_check_runs_total\{check="host",type="host",result="success"\} 1`)
+	// Run-now a few times so there is more than the first result, then
+	// give the store's batch writer time to commit.
+	for range 3 {
+		resp, err := http.Post(a.url+"/api/v1/checks/host/run", "", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	time.Sleep(time.Second)
+	a.cmd.Process.Kill()
+	a.cmd.Wait()
+
+	b := startAgent(t, "--config.file", cfg, "--storage.path", db)
+	var check struct{ History []struct{ Success bool } }
+	if err := json.Unmarshal([]byte(b.get(t, "/api/v1/checks/host")), &check); err != nil {
+		t.Fatal(err)
+	}
+	if len(check.History) < 4 {
+		t.Errorf("after kill -9: %d history entries, want >= 4", len(check.History))
+	}
+}
+
+func TestDefaultConfigAndLandingPage(t *testing.T) {
+	dir := t.TempDir()
+	a := startAgent(t, "--storage.path", filepath.Join(dir, "vigil.db"))
+	if body := a.get(t, "/"); !strings.Contains(body, "/metrics") {
+		t.Errorf("landing page lacks a /metrics link:\n%s", body)
+	}
+	if !strings.Contains(a.logs.String(), "embedded default config") {
+		t.Errorf("no log line about the embedded default")
+	}
+	var api struct{ Checks []struct{ Name string } }
+	json.Unmarshal([]byte(a.get(t, "/api/v1/checks")), &api)
+	if len(api.Checks) != 1 || api.Checks[0].Name != "host" {
+		t.Errorf("embedded default checks: %+v", api.Checks)
+	}
+}

@@ -1,0 +1,194 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/vigil-project/vigil/agent"
+	"github.com/vigil-project/vigil/agent/config"
+	"github.com/vigil-project/vigil/agent/scheduler"
+	"github.com/vigil-project/vigil/probes"
+)
+
+type onceCheck struct {
+	Name   string           `json:"name"`
+	Type   string           `json:"type"`
+	Result agent.ResultView `json:"result"`
+}
+
+func once(ctx context.Context, stdout, stderr io.Writer, log *slog.Logger, file string, only []string, output string) int {
+	cfg, jobs, err := agent.LoadJobs(file, log)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return ExitConfigError
+	}
+	if len(only) > 0 {
+		want := map[string]bool{}
+		for _, n := range only {
+			want[n] = true
+		}
+		var picked []scheduler.Job
+		for _, j := range jobs {
+			if want[j.Name] {
+				picked = append(picked, j)
+				delete(want, j.Name)
+			}
+		}
+		if len(want) > 0 {
+			var missing []string
+			for n := range want {
+				missing = append(missing, n)
+			}
+			fmt.Fprintf(stderr, "%s: no such check: %s\n", cfg.File, strings.Join(missing, ", "))
+			return ExitConfigError
+		}
+		jobs = picked
+	}
+	results := scheduler.New(scheduler.Options{MaxConcurrency: cfg.Global.MaxConcurrency, Logger: log}).RunOnce(ctx, jobs)
+	if err := ctx.Err(); err != nil {
+		fmt.Fprintln(stderr, "interrupted")
+		return ExitFailed
+	}
+
+	allOK := true
+	for _, r := range results {
+		allOK = allOK && r.Success
+	}
+	switch output {
+	case "json":
+		out := struct {
+			Success bool        `json:"success"`
+			Checks  []onceCheck `json:"checks"`
+		}{Success: allOK, Checks: []onceCheck{}}
+		for i, j := range jobs {
+			out.Checks = append(out.Checks, onceCheck{Name: j.Name, Type: j.Type, Result: agent.NewResultView(results[i])})
+		}
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(out); err != nil {
+			fmt.Fprintln(stderr, err)
+			return ExitFailed
+		}
+	default:
+		printTable(stdout, jobs, results)
+	}
+	if !allOK {
+		return ExitFailed
+	}
+	return ExitOK
+}
+
+func printTable(w io.Writer, jobs []scheduler.Job, results []probes.Result) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "CHECK\tTYPE\tRESULT\tREASON\tDURATION\tVALUES")
+	for i, j := range jobs {
+		r := results[i]
+		result, reason := "ok", "-"
+		if !r.Success {
+			result, reason = "FAIL", string(r.Reason)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", j.Name, j.Type, result, reason, r.Duration.Round(time.Millisecond), keyValues(j.Type, r.Values))
+	}
+	tw.Flush()
+	for i, j := range jobs {
+		if r := results[i]; !r.Success {
+			fmt.Fprintf(w, "\n%s: %s: %s", j.Name, r.Reason, r.Message)
+		}
+	}
+	for _, r := range results {
+		if !r.Success {
+			fmt.Fprintln(w)
+			break
+		}
+	}
+}
+
+// keyValues renders the values a probe marked as key, compactly:
+// ratios as percentages, bytes with binary units.
+func keyValues(typ string, values []probes.Value) string {
+	var parts []string
+	for _, v := range values {
+		if !v.Key {
+			continue
+		}
+		name := strings.TrimPrefix(v.Name, "vigil_"+typ+"_")
+		name = strings.TrimPrefix(name, "vigil_")
+		for _, l := range v.Labels {
+			name += "[" + l.Value + "]"
+		}
+		var s string
+		switch {
+		case strings.HasSuffix(name, "_ratio"):
+			name, s = strings.TrimSuffix(name, "_ratio"), fmt.Sprintf("%.1f%%", v.Value*100)
+		case strings.HasSuffix(name, "_bytes"):
+			name, s = strings.TrimSuffix(name, "_bytes"), iecBytes(v.Value)
+		case strings.HasSuffix(name, "_seconds"):
+			name, s = strings.TrimSuffix(name, "_seconds"), (time.Duration(v.Value * float64(time.Second))).Round(time.Microsecond).String()
+		default:
+			s = fmt.Sprintf("%.4g", v.Value)
+		}
+		parts = append(parts, name+"="+s)
+	}
+	if len(parts) == 0 {
+		return "-"
+	}
+	return strings.Join(parts, " ")
+}
+
+func iecBytes(v float64) string {
+	const unit = 1024
+	if math.Abs(v) < unit {
+		return fmt.Sprintf("%.0fB", v)
+	}
+	exp := 0
+	for n := v / unit; math.Abs(n) >= unit && exp < 5; n /= unit {
+		exp++
+	}
+	return fmt.Sprintf("%.1f%ciB", v/math.Pow(unit, float64(exp+1)), "KMGTPE"[exp])
+}
+
+func checkConfig(stdout, stderr io.Writer, files []string) int {
+	code := ExitOK
+	for _, f := range files {
+		cfg, err := config.Load(f)
+		if err != nil {
+			var cerr config.Errors
+			if errors.As(err, &cerr) {
+				fmt.Fprintln(stderr, cerr.Error())
+				fmt.Fprintf(stderr, "%s: FAILED: %d problem(s)\n", f, len(cerr))
+			} else {
+				fmt.Fprintf(stderr, "%s: FAILED: %v\n", f, err)
+			}
+			code = ExitFailed
+			continue
+		}
+		if _, err := agent.Jobs(cfg, slog.New(slog.DiscardHandler)); err != nil {
+			fmt.Fprintf(stderr, "%s: FAILED: %v\n", f, err)
+			code = ExitFailed
+			continue
+		}
+		fmt.Fprintf(stdout, "%s: OK: %d check(s), default interval %s, recheck %s\n", f, len(cfg.Checks), cfg.Global.Interval, cfg.Global.RecheckInterval)
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "  CHECK\tTYPE\tINTERVAL\tTIMEOUT\tRECHECK\tLABELS")
+		for _, c := range cfg.Checks {
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\n", c.Name, c.Type, c.Interval, c.Timeout, c.RecheckInterval, formatLabels(c.Labels))
+		}
+		tw.Flush()
+	}
+	return code
+}
+
+func formatLabels(l map[string]string) string {
+	if len(l) == 0 {
+		return "-"
+	}
+	return fmt.Sprint(l)
+}

@@ -1,0 +1,244 @@
+package config
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/vigil-project/vigil/probes"
+	_ "github.com/vigil-project/vigil/probes/host"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+// dummyConfig is a second family so tests can show a section that does
+// not match the check's type.
+type dummyConfig struct {
+	Target string `yaml:"target"`
+}
+
+func (c *dummyConfig) Validate() error { return nil }
+
+func init() {
+	probes.Register(probes.Family{
+		Type:      "dummy",
+		NewConfig: func() probes.Config { return &dummyConfig{} },
+		New: func(probes.Config, probes.Options) (probes.Prober, error) {
+			return nil, errors.New("dummy checks do not run")
+		},
+	})
+}
+
+func TestInvalid(t *testing.T) {
+	tests := []struct {
+		file string
+		want []string
+	}{
+		{"invalid-unknown-key.yml", []string{
+			`:3:3: global.recheck_intervall: unknown field (did you mean "recheck_interval"?)`,
+			`:7:5: checks[0].intervall: unknown field (did you mean "interval"?)`,
+			`:8:1: checkz: unknown field (did you mean "checks"?)`,
+		}},
+		{"invalid-types.yml", []string{
+			`:2:13: global.interval: unknown unit "x" in duration "5x"`,
+			`:3:20: global.max_concurrency: expected an integer, got "many"`,
+			`:4:11: global.labels: expected a mapping, got a list`,
+			`:8:14: checks[0].timeout: cannot unmarshal !!seq into string`,
+			`:10:16: checks[0].host.cpu_max: expected a number, got "high"`,
+		}},
+		{"invalid-duplicate-name.yml", []string{
+			`:6:11: checks[2].name: duplicate check name "host" (first defined at line 2)`,
+		}},
+		{"invalid-unknown-type.yml", []string{
+			`:3:11: checks[0].type: unknown check type "htp" (known: dummy, host)`,
+			`:4:5: checks[1]: missing required field "type" (one of dummy, host)`,
+			`:5:5: checks[2]: missing required field "name"`,
+		}},
+		{"invalid-host-section.yml", []string{
+			`:5:7: checks[0].host.cpu_max: must be between 0 and 1, got 1.5`,
+			`:6:7: checks[0].host.disk_free_min: must be between 0 and 1, got -0.1`,
+			":7:7: checks[0].host.mount_points_exclude: invalid regular expression: missing closing ): `(unclosed`",
+			`:8:7: checks[0].host.swap: unknown field`,
+			`:9:5: checks[0].dummy: section "dummy" does not match the check's type "host"`,
+		}},
+		// yaml.v3 reports where the broken mapping's context began.
+		{"invalid-syntax.yml", []string{
+			`:2:1: did not find expected key`,
+		}},
+		{"invalid-durations.yml", []string{
+			`:3:3: global.jitter: must be less than global.interval (1m)`,
+			`:4:3: global.recheck_interval: must be greater than 0`,
+			`:5:3: global.max_concurrency: must be at least 1`,
+			`:10:5: checks[0].timeout: timeout 30s is longer than the interval 10s`,
+			`:13:15: checks[1].interval: must be greater than 0`,
+		}},
+		{"invalid-labels.yml", []string{
+			`:4:5: global.labels.bad-name: invalid label name (must match [a-zA-Z_][a-zA-Z0-9_]* and not start with __)`,
+			`:6:11: checks[0].name: invalid check name "host check": use letters, digits, '_', '.', ':' or '-' (at most 63)`,
+			`:9:7: checks[0].labels.check: label name is reserved for the agent's own use`,
+			`:10:7: checks[0].labels.__meta: invalid label name (must match [a-zA-Z_][a-zA-Z0-9_]* and not start with __)`,
+		}},
+		{"invalid-empty.yml", []string{
+			`: config is empty`,
+		}},
+		{"invalid-shape.yml", []string{
+			`:2:3: checks: expected a list, got a mapping`,
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.file, func(t *testing.T) {
+			path := filepath.Join("testdata", tt.file)
+			_, err := Load(path)
+			if err == nil {
+				t.Fatal("no error")
+			}
+			errs, ok := err.(Errors)
+			if !ok {
+				t.Fatalf("error is %T, want Errors: %v", err, err)
+			}
+			var got []string
+			for _, e := range errs {
+				got = append(got, strings.TrimPrefix(e.Error(), path))
+			}
+			if strings.Join(got, "\n") != strings.Join(tt.want, "\n") {
+				t.Errorf("errors:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(tt.want, "\n"))
+			}
+		})
+	}
+}
+
+// TestDefaultGolden pins the embedded default config after defaults are
+// applied, so a change to defaults is a visible, reviewed diff.
+func TestDefaultGolden(t *testing.T) {
+	cfg, err := Load("")
+	if err != nil {
+		t.Fatalf("embedded default does not load: %v", err)
+	}
+	if cfg.File != DefaultFile {
+		t.Errorf("File = %q", cfg.File)
+	}
+	got, err := json.MarshalIndent(effective(cfg), "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got = append(got, '\n')
+	golden := filepath.Join("testdata", "default.golden.json")
+	if *update {
+		if err := os.WriteFile(golden, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != string(want) {
+		t.Errorf("effective default config changed (go test -run TestDefaultGolden -update to accept):\n%s", got)
+	}
+}
+
+// effective renders a config with each spec through its yaml tags.
+func effective(cfg *Config) any {
+	type check struct {
+		Check
+		Spec map[string]any `json:"spec"`
+	}
+	out := struct {
+		Global Global  `json:"global"`
+		Checks []check `json:"checks"`
+	}{Global: cfg.Global}
+	for _, c := range cfg.Checks {
+		b, _ := yaml.Marshal(c.Spec)
+		var m map[string]any
+		yaml.Unmarshal(b, &m)
+		out.Checks = append(out.Checks, check{Check: c, Spec: m})
+	}
+	return out
+}
+
+func TestValid(t *testing.T) {
+	cfg, err := Parse("x.yml", []byte(`
+global:
+  interval: 10m
+  labels: {env: prod}
+checks:
+  - name: a
+    type: host
+  - name: b
+    type: host
+    interval: 1m
+    timeout: 5s
+    recheck_interval: 10s
+    labels: {team: invoice}
+    host:
+      cpu_max: 0.5
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := cfg.Checks[0], cfg.Checks[1]
+	if a.Interval.String() != "10m" || a.Timeout.String() != "30s" || a.RecheckInterval.String() != "30s" {
+		t.Errorf("check a did not inherit globals: %s %s %s", a.Interval, a.Timeout, a.RecheckInterval)
+	}
+	if b.Interval.String() != "1m" || b.Timeout.String() != "5s" || b.RecheckInterval.String() != "10s" || b.Labels["team"] != "invoice" {
+		t.Errorf("check b overrides lost: %+v", b)
+	}
+	if a.Line != 6 || b.Line != 8 {
+		t.Errorf("lines = %d, %d", a.Line, b.Line)
+	}
+	if a.Fingerprint() == b.Fingerprint() {
+		t.Error("different checks share a fingerprint")
+	}
+	if cfg.Global.Labels["env"] != "prod" {
+		t.Errorf("global labels lost")
+	}
+}
+
+func TestExampleConfigs(t *testing.T) {
+	files, _ := filepath.Glob("../../examples/*.yml")
+	if len(files) == 0 {
+		t.Fatal("no example configs found")
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			if _, err := Load(f); err != nil {
+				t.Errorf("example config does not load:\n%v", err)
+			}
+		})
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	for _, p := range append(mustGlob(f, "testdata/*.yml"), "default.yml", "../../examples/vigil.yml") {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		cfg, err := Parse("fuzz.yml", data)
+		if err == nil && cfg == nil {
+			t.Fatal("nil config without error")
+		}
+		if err != nil {
+			if _, ok := err.(Errors); !ok {
+				t.Fatalf("error of type %T", err)
+			}
+		}
+	})
+}
+
+func mustGlob(f *testing.F, pattern string) []string {
+	m, err := filepath.Glob(pattern)
+	if err != nil || len(m) == 0 {
+		f.Fatalf("glob %s: %v", pattern, err)
+	}
+	return m
+}

@@ -1,0 +1,53 @@
+package agent
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/vigil-project/vigil/agent/config"
+	"github.com/vigil-project/vigil/agent/scheduler"
+	"github.com/vigil-project/vigil/probes"
+)
+
+// LoadJobs loads a config file (empty path: the embedded default) and
+// builds a scheduler job for every check.
+func LoadJobs(path string, log *slog.Logger) (*config.Config, []scheduler.Job, error) {
+	cfg, err := config.Load(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	jobs, err := Jobs(cfg, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	return cfg, jobs, nil
+}
+
+// Jobs builds the probers of a validated config.
+func Jobs(cfg *config.Config, log *slog.Logger) ([]scheduler.Job, error) {
+	jobs := make([]scheduler.Job, 0, len(cfg.Checks))
+	for _, c := range cfg.Checks {
+		family, ok := probes.Lookup(c.Type)
+		if !ok {
+			// Validation already rejected unknown types.
+			return nil, fmt.Errorf("check %q: unknown type %q", c.Name, c.Type)
+		}
+		p, err := family.New(c.Spec, probes.Options{CheckName: c.Name, Logger: log.With("check", c.Name)})
+		if err != nil {
+			return nil, fmt.Errorf("%s:%d: check %q: %w", cfg.File, c.Line, c.Name, err)
+		}
+		jobs = append(jobs, scheduler.Job{
+			Name:        c.Name,
+			Type:        c.Type,
+			Interval:    time.Duration(c.Interval),
+			Recheck:     time.Duration(c.RecheckInterval),
+			Timeout:     time.Duration(c.Timeout),
+			Jitter:      time.Duration(cfg.Global.Jitter),
+			Splay:       time.Duration(cfg.Global.StartupSplay),
+			Fingerprint: fmt.Sprintf("%s|jitter=%s|splay=%s", c.Fingerprint(), cfg.Global.Jitter, cfg.Global.StartupSplay),
+			Prober:      p,
+		})
+	}
+	return jobs, nil
+}

@@ -1,0 +1,230 @@
+// Package metrics turns check results into the Prometheus series of
+// DESIGN.md §5 on top of VictoriaMetrics/metrics. It owns series lifetimes:
+// a filesystem that disappears, a reason that changes or a check removed by
+// reload takes its series with it, so /metrics never shows stale values.
+package metrics
+
+import (
+	"io"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	vm "github.com/VictoriaMetrics/metrics"
+
+	"github.com/vigil-project/vigil/probes"
+)
+
+// Check identifies the check a result belongs to.
+type Check struct {
+	Name, Type string
+	// Labels are the check's configured labels, added to all its series.
+	Labels map[string]string
+}
+
+// Exporter holds the agent's series.
+type Exporter struct {
+	set *vm.Set
+
+	mu     sync.Mutex
+	checks map[string]*checkState
+}
+
+type checkState struct {
+	consecutive int
+	// dynamic holds series whose presence depends on the last result
+	// (family values, failure_info, phases); removed when absent next time.
+	dynamic map[string]bool
+	// static holds the core series, removed only by Forget.
+	static map[string]bool
+}
+
+// New returns an empty exporter.
+func New() *Exporter {
+	vm.ExposeMetadata(true)
+	return &Exporter{set: vm.NewSet(), checks: map[string]*checkState{}}
+}
+
+// Set exposes the underlying set for agent-level series (build info, reloads).
+func (e *Exporter) Set() *vm.Set { return e.set }
+
+// Observe records one result.
+func (e *Exporter) Observe(c Check, r probes.Result) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	st := e.checks[c.Name]
+	if st == nil {
+		st = &checkState{dynamic: map[string]bool{}, static: map[string]bool{}}
+		e.checks[c.Name] = st
+	}
+	base := baseLabels(c)
+
+	gauge := func(set map[string]bool, name string, v float64, extra ...probes.Label) string {
+		series := seriesName(name, base, extra)
+		e.set.GetOrCreateGauge(series, nil).Set(v)
+		set[series] = true
+		return series
+	}
+	result := "success"
+	if r.Success {
+		st.consecutive = 0
+	} else {
+		st.consecutive++
+		result = "failure"
+	}
+	gauge(st.static, "vigil_check_success", boolFloat(r.Success))
+	gauge(st.static, "vigil_check_duration_seconds", r.Duration.Seconds())
+	gauge(st.static, "vigil_check_last_run_timestamp_seconds", float64(r.Start.UnixNano())/float64(time.Second))
+	gauge(st.static, "vigil_check_consecutive_failures", float64(st.consecutive))
+	// Both result series exist from the first run so rate() sees the first increment.
+	for _, res := range []string{"success", "failure"} {
+		series := seriesName("vigil_check_runs_total", base, []probes.Label{{Name: "result", Value: res}})
+		cnt := e.set.GetOrCreateCounter(series)
+		st.static[series] = true
+		if res == result {
+			cnt.Inc()
+		}
+	}
+
+	now := map[string]bool{}
+	if !r.Success {
+		gauge(now, "vigil_check_failure_info", 1, probes.Label{Name: "reason", Value: string(r.Reason)})
+	}
+	for _, p := range r.Phases {
+		gauge(now, "vigil_check_phase_duration_seconds", p.Duration.Seconds(), probes.Label{Name: "phase", Value: p.Name})
+	}
+	for _, v := range r.Values {
+		gauge(now, v.Name, v.Value, v.Labels...)
+	}
+	for series := range st.dynamic {
+		if !now[series] {
+			e.set.UnregisterMetric(series)
+		}
+	}
+	st.dynamic = now
+}
+
+// Forget removes every series of a check (it was removed from the config).
+func (e *Exporter) Forget(name string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	st := e.checks[name]
+	if st == nil {
+		return
+	}
+	for _, m := range []map[string]bool{st.static, st.dynamic} {
+		for series := range m {
+			e.set.UnregisterMetric(series)
+		}
+	}
+	delete(e.checks, name)
+}
+
+// Checks lists the checks that have series, sorted.
+func (e *Exporter) Checks() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := make([]string, 0, len(e.checks))
+	for n := range e.checks {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// WritePrometheus writes the agent's series followed by Go runtime and
+// process metrics in the Prometheus text format.
+func (e *Exporter) WritePrometheus(w io.Writer) {
+	e.set.WritePrometheus(w)
+	vm.WriteProcessMetrics(w)
+}
+
+func baseLabels(c Check) []probes.Label {
+	labels := []probes.Label{{Name: "check", Value: c.Name}, {Name: "type", Value: c.Type}}
+	keys := make([]string, 0, len(c.Labels))
+	for k := range c.Labels {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		labels = append(labels, probes.Label{Name: k, Value: c.Labels[k]})
+	}
+	return labels
+}
+
+// seriesName renders name{labels}. A family label that repeats a base label
+// name wins over the configured one (config validation keeps the agent's own
+// names reserved, so this only resolves user labels colliding with family ones).
+func seriesName(name string, base, extra []probes.Label) string {
+	var b strings.Builder
+	b.Grow(len(name) + 64)
+	b.WriteString(name)
+	b.WriteByte('{')
+	first := true
+	write := func(l probes.Label) {
+		if !first {
+			b.WriteByte(',')
+		}
+		first = false
+		b.WriteString(l.Name)
+		b.WriteString(`="`)
+		writeEscaped(&b, l.Value)
+		b.WriteByte('"')
+	}
+	for _, l := range base {
+		if !hasLabel(extra, l.Name) {
+			write(l)
+		}
+	}
+	for _, l := range extra {
+		write(l)
+	}
+	b.WriteByte('}')
+	return b.String()
+}
+
+func hasLabel(ls []probes.Label, name string) bool {
+	for _, l := range ls {
+		if l.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// writeEscaped escapes a label value as the Prometheus text format requires.
+func writeEscaped(b *strings.Builder, s string) {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; c {
+		case '\\':
+			b.WriteString(`\\`)
+		case '"':
+			b.WriteString(`\"`)
+		case '\n':
+			b.WriteString(`\n`)
+		default:
+			b.WriteByte(c)
+		}
+	}
+}
+
+func boolFloat(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// Gauge sets an agent-level gauge such as vigil_config_last_reload_successful.
+func (e *Exporter) Gauge(name string, v float64, labels ...probes.Label) {
+	series := name
+	if len(labels) > 0 {
+		series = seriesName(name, nil, labels)
+	}
+	e.set.GetOrCreateGauge(series, nil).Set(v)
+}
+
+// FormatFloat renders a value the way the text format does (for tests and summaries).
+func FormatFloat(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }

@@ -1,0 +1,112 @@
+package metrics
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vigil-project/vigil/probes"
+)
+
+func render(e *Exporter) string {
+	var b bytes.Buffer
+	e.set.WritePrometheus(&b)
+	return b.String()
+}
+
+func TestObserve(t *testing.T) {
+	e := New()
+	c := Check{Name: "host", Type: "host", Labels: map[string]string{"team": "invoice"}}
+	start := time.Unix(1700000000, 500_000_000)
+	fail := probes.Result{
+		Reason: probes.ReasonDiskLow, Start: start, Duration: 1500 * time.Millisecond,
+		Phases: []probes.Phase{{Name: "cpu", Duration: time.Second}},
+		Values: []probes.Value{
+			{Name: "vigil_host_filesystem_avail_bytes", Value: 10, Labels: []probes.Label{{Name: "mountpoint", Value: "/"}}},
+			{Name: "vigil_host_filesystem_avail_bytes", Value: 20, Labels: []probes.Label{{Name: "mountpoint", Value: "/data"}}},
+		},
+	}
+	e.Observe(c, fail)
+	e.Observe(c, fail)
+	got := render(e)
+	for _, want := range []string{
+		`vigil_check_success{check="host",type="host",team="invoice"} 0`,
+		`vigil_check_duration_seconds{check="host",type="host",team="invoice"} 1.5`,
+		`vigil_check_last_run_timestamp_seconds{check="host",type="host",team="invoice"} 1.7000000005e+09`,
+		`vigil_check_consecutive_failures{check="host",type="host",team="invoice"} 2`,
+		`vigil_check_runs_total{check="host",type="host",team="invoice",result="failure"} 2`,
+		`vigil_check_runs_total{check="host",type="host",team="invoice",result="success"} 0`,
+		`vigil_check_failure_info{check="host",type="host",team="invoice",reason="disk_low"} 1`,
+		`vigil_check_phase_duration_seconds{check="host",type="host",team="invoice",phase="cpu"} 1`,
+		`vigil_host_filesystem_avail_bytes{check="host",type="host",team="invoice",mountpoint="/data"} 20`,
+		"# TYPE vigil_check_runs_total counter",
+	} {
+		if !strings.Contains(got, want+"\n") {
+			t.Errorf("missing %q in\n%s", want, got)
+		}
+	}
+
+	// The next result passes and /data is gone: its series and failure_info must go.
+	e.Observe(c, probes.Result{Success: true, Start: start, Values: fail.Values[:1]})
+	got = render(e)
+	for _, gone := range []string{"vigil_check_failure_info", `mountpoint="/data"`, "vigil_check_phase_duration_seconds"} {
+		if strings.Contains(got, gone) {
+			t.Errorf("stale series %q still exported:\n%s", gone, got)
+		}
+	}
+	for _, want := range []string{
+		`vigil_check_consecutive_failures{check="host",type="host",team="invoice"} 0`,
+		`vigil_check_runs_total{check="host",type="host",team="invoice",result="success"} 1`,
+	} {
+		if !strings.Contains(got, want+"\n") {
+			t.Errorf("missing %q", want)
+		}
+	}
+
+	e.Forget("host")
+	if got := render(e); strings.Contains(got, `check="host"`) {
+		t.Errorf("series left after Forget:\n%s", got)
+	}
+}
+
+func TestSeriesName(t *testing.T) {
+	tests := []struct {
+		name        string
+		base, extra []probes.Label
+		want        string
+	}{
+		{"escaping", []probes.Label{{Name: "check", Value: "a\"b\\c\nd"}}, nil, `m{check="a\"b\\c\nd"}`},
+		{"family label wins", []probes.Label{{Name: "check", Value: "x"}, {Name: "process", Value: "user"}}, []probes.Label{{Name: "process", Value: "nginx"}}, `m{check="x",process="nginx"}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := seriesName("m", tt.base, tt.extra); got != tt.want {
+				t.Errorf("got %s, want %s", got, tt.want)
+			}
+		})
+	}
+}
+
+// BenchmarkWritePrometheus10k renders 10,000 check series (1,000 checks
+// with four values each plus six core series) — the /metrics cost.
+func BenchmarkWritePrometheus10k(b *testing.B) {
+	e := New()
+	for i := range 1000 {
+		r := probes.Result{Success: i%7 != 0, Reason: probes.ReasonTimeout, Start: time.Now(), Duration: time.Millisecond}
+		for j := range 4 {
+			r.Values = append(r.Values, probes.Value{Name: fmt.Sprintf("vigil_bench_value_%d", j), Value: float64(i * j)})
+		}
+		e.Observe(Check{Name: fmt.Sprintf("check-%04d", i), Type: "http"}, r)
+	}
+	var buf bytes.Buffer
+	e.set.WritePrometheus(&buf)
+	series := strings.Count(buf.String(), "\n") - strings.Count(buf.String(), "# ")
+	b.ReportAllocs()
+	for b.Loop() {
+		e.set.WritePrometheus(io.Discard)
+	}
+	b.ReportMetric(float64(series), "series")
+}

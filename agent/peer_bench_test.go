@@ -1,0 +1,179 @@
+//go:build peerbench
+
+// Side-by-side measurements against node_exporter (Debian's
+// prometheus-node-exporter), run with `make bench-peer`. They report numbers
+// for BENCHMARKS.md rather than assert them: machines here are noisy.
+package agent_test
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+const nodeExporter = "/usr/bin/prometheus-node-exporter"
+
+func buildVigil(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "vigil")
+	out, err := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", bin, "github.com/vigil-project/vigil").CombinedOutput()
+	if err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// waitReady polls url until it answers 200 and returns the time it took.
+func waitReady(t *testing.T, url string, start time.Time) time.Duration {
+	t.Helper()
+	for time.Since(start) < 30*time.Second {
+		if resp, err := http.Get(url); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return time.Since(start)
+			}
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	t.Fatalf("%s not ready after 30s", url)
+	return 0
+}
+
+func rssKiB(t *testing.T, pid int) float64 {
+	t.Helper()
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
+			n, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
+			return n
+		}
+	}
+	t.Fatal("no VmRSS")
+	return 0
+}
+
+type proc struct {
+	name, url string
+	cmd       *exec.Cmd
+}
+
+func startVigil(t *testing.T, bin string) proc {
+	addr := freeAddr(t)
+	cmd := exec.Command(bin, "run", "--config.file", "../examples/vigil.yml", "--web.listen-address", addr,
+		"--storage.path", filepath.Join(t.TempDir(), "vigil.db"), "--log.level", "warn")
+	return proc{name: "vigil", url: "http://" + addr, cmd: cmd}
+}
+
+func startNodeExporter(t *testing.T) proc {
+	addr := freeAddr(t)
+	cmd := exec.Command(nodeExporter, "--web.listen-address", addr, "--log.level", "warn")
+	return proc{name: "node_exporter", url: "http://" + addr, cmd: cmd}
+}
+
+func median(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func requirePeer(t *testing.T) {
+	if _, err := os.Stat(nodeExporter); err != nil {
+		t.Skipf("%s not installed (apt-get install prometheus-node-exporter)", nodeExporter)
+	}
+}
+
+// TestPeerIdleRSS starts vigil (example config) and node_exporter side by
+// side, scrapes each once a second like a Prometheus would at a fast
+// interval, and after IDLE (default 60s) samples VmRSS ten times.
+func TestPeerIdleRSS(t *testing.T) {
+	requirePeer(t)
+	idle := 60 * time.Second
+	if s := os.Getenv("IDLE"); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		idle = d
+	}
+	bin := buildVigil(t)
+	procs := []proc{startVigil(t, bin), startNodeExporter(t)}
+	for _, p := range procs {
+		if err := p.cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { p.cmd.Process.Kill(); p.cmd.Wait() }()
+		waitReady(t, p.url+"/metrics", time.Now())
+	}
+	end := time.Now().Add(idle)
+	for time.Now().Before(end) {
+		for _, p := range procs {
+			if resp, err := http.Get(p.url + "/metrics"); err == nil {
+				resp.Body.Close()
+			}
+		}
+		time.Sleep(time.Second)
+	}
+	samples := map[string][]float64{}
+	for range 10 {
+		for _, p := range procs {
+			samples[p.name] = append(samples[p.name], rssKiB(t, p.cmd.Process.Pid)/1024)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	v, n := median(samples["vigil"]), median(samples["node_exporter"])
+	t.Logf("idle RSS after %s (median of 10 samples): vigil %.1f MiB, node_exporter %.1f MiB, ratio vigil/node_exporter %.2f", idle, v, n, v/n)
+}
+
+// TestPeerStartup measures exec to ready ten times for each: vigil's
+// /-/ready, node_exporter's first /metrics answer.
+func TestPeerStartup(t *testing.T) {
+	requirePeer(t)
+	bin := buildVigil(t)
+	times := map[string][]float64{}
+	for range 10 {
+		for _, mk := range []func() proc{func() proc { return startVigil(t, bin) }, func() proc { return startNodeExporter(t) }} {
+			p := mk()
+			path := "/metrics"
+			if p.name == "vigil" {
+				path = "/-/ready"
+			}
+			start := time.Now()
+			if err := p.cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			d := waitReady(t, p.url+path, start)
+			p.cmd.Process.Kill()
+			p.cmd.Wait()
+			times[p.name] = append(times[p.name], float64(d.Microseconds())/1000)
+		}
+	}
+	v, n := median(times["vigil"]), median(times["node_exporter"])
+	t.Logf("start-up to ready (median of 10): vigil %.1f ms, node_exporter %.1f ms, ratio %.2f", v, n, v/n)
+}

@@ -1,0 +1,390 @@
+package scheduler
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/vigil-project/vigil/probes"
+)
+
+// collector records results per check.
+type collector struct {
+	mu   sync.Mutex
+	runs map[string][]probes.Result
+}
+
+func newCollector() *collector { return &collector{runs: map[string][]probes.Result{}} }
+
+func (c *collector) onResult(j *Job, r probes.Result) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.runs[j.Name] = append(c.runs[j.Name], r)
+}
+
+func (c *collector) get(name string) []probes.Result {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]probes.Result(nil), c.runs[name]...)
+}
+
+// waitFor polls cond for up to d.
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		if cond() {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatalf("timed out after %s waiting for %s", d, what)
+}
+
+func start(t *testing.T, opts Options, jobs ...Job) *Scheduler {
+	t.Helper()
+	s := New(opts)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { s.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	if err := s.Update(ctx, jobs); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+var pass = probes.ProberFunc(func(context.Context, *slog.Logger) probes.Result { return probes.Result{Success: true} })
+
+func TestInterval(t *testing.T) {
+	c := newCollector()
+	start(t, Options{MaxConcurrency: 4, OnResult: c.onResult},
+		Job{Name: "a", Interval: 50 * time.Millisecond, Timeout: time.Second, Prober: pass})
+	time.Sleep(540 * time.Millisecond)
+	runs := c.get("a")
+	// Splay is 0, so runs happen at 0, 50, ..., 500 ms: 11, give or take scheduling noise.
+	if len(runs) < 8 || len(runs) > 12 {
+		t.Fatalf("got %d runs in 540ms at a 50ms interval, want about 11", len(runs))
+	}
+	for i := 1; i < len(runs); i++ {
+		if gap := runs[i].Start.Sub(runs[i-1].Start); gap < 45*time.Millisecond {
+			t.Errorf("run %d started %s after the previous one, want >= 50ms", i, gap)
+		}
+	}
+}
+
+func TestNextDelay(t *testing.T) {
+	j := Job{Interval: time.Hour, Recheck: 30 * time.Second, Jitter: 10 * time.Second}
+	tests := []struct {
+		name    string
+		job     Job
+		success bool
+		u       float64
+		want    time.Duration
+	}{
+		{"passing uses interval", j, true, 0, time.Hour},
+		{"failing uses recheck", j, false, 0, 30 * time.Second},
+		{"jitter at upper end", j, true, 0.999, time.Hour + 9990*time.Millisecond},
+		{"jitter on recheck", j, false, 0.5, 35 * time.Second},
+		{"recheck longer than interval is ignored", Job{Interval: 10 * time.Second, Recheck: time.Minute}, false, 0, 10 * time.Second},
+		{"no recheck configured", Job{Interval: 10 * time.Second}, false, 0, 10 * time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := NextDelay(tt.job, tt.success, tt.u); got != tt.want {
+				t.Errorf("NextDelay = %s, want %s", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestJitterBounds(t *testing.T) {
+	c := newCollector()
+	j := Job{Name: "j", Interval: 20 * time.Millisecond, Jitter: 30 * time.Millisecond, Timeout: time.Second, Prober: pass}
+	start(t, Options{MaxConcurrency: 1, OnResult: c.onResult}, j)
+	waitFor(t, 5*time.Second, "20 runs", func() bool { return len(c.get("j")) >= 20 })
+	runs := c.get("j")
+	var spread []time.Duration
+	for i := 1; i < len(runs); i++ {
+		gap := runs[i].Start.Sub(runs[i-1].Start)
+		if gap < 20*time.Millisecond {
+			t.Errorf("gap %s below the interval", gap)
+		}
+		if gap > 50*time.Millisecond+40*time.Millisecond { // interval+jitter plus timer slack
+			t.Errorf("gap %s above interval+jitter", gap)
+		}
+		spread = append(spread, gap)
+	}
+	// With 19 uniform draws over 30ms, all gaps being equal means jitter is not applied.
+	lo, hi := spread[0], spread[0]
+	for _, g := range spread {
+		lo, hi = min(lo, g), max(hi, g)
+	}
+	if hi-lo < 5*time.Millisecond {
+		t.Errorf("gaps span only %s; jitter does not seem to be applied", hi-lo)
+	}
+}
+
+func TestSplayOffset(t *testing.T) {
+	seen := map[time.Duration]bool{}
+	for _, name := range []string{"host", "db", "qr", "tax-authority", "logs"} {
+		off := SplayOffset(name, 10*time.Second, time.Hour)
+		if off < 0 || off >= 10*time.Second {
+			t.Errorf("offset of %q = %s, want within [0,10s)", name, off)
+		}
+		if off != SplayOffset(name, 10*time.Second, time.Hour) {
+			t.Errorf("offset of %q is not stable", name)
+		}
+		seen[off] = true
+	}
+	if len(seen) < 4 {
+		t.Errorf("offsets are not spread: %v", seen)
+	}
+	if off := SplayOffset("x", 10*time.Second, time.Second); off >= time.Second {
+		t.Errorf("offset %s not bounded by a shorter interval", off)
+	}
+	if off := SplayOffset("x", 0, time.Hour); off != 0 {
+		t.Errorf("offset with no splay = %s", off)
+	}
+}
+
+func TestTimeout(t *testing.T) {
+	tests := []struct {
+		name   string
+		prober probes.ProberFunc
+	}{
+		{"probe honours ctx", func(ctx context.Context, _ *slog.Logger) probes.Result {
+			<-ctx.Done()
+			return probes.Failf(probes.ReasonError, "gave up: %v", ctx.Err())
+		}},
+		{"probe ignores ctx", func(ctx context.Context, _ *slog.Logger) probes.Result {
+			time.Sleep(3 * time.Second)
+			return probes.Result{Success: true}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := New(Options{MaxConcurrency: 2, Grace: 100 * time.Millisecond})
+			begin := time.Now()
+			res := s.RunOnce(context.Background(), []Job{{Name: "slow", Timeout: 100 * time.Millisecond, Prober: tt.prober}})[0]
+			if took := time.Since(begin); took > 2*time.Second {
+				t.Errorf("RunOnce took %s with a 100ms timeout", took)
+			}
+			if res.Success || res.Reason != probes.ReasonTimeout {
+				t.Errorf("got success=%v reason=%q, want timeout", res.Success, res.Reason)
+			}
+		})
+	}
+}
+
+func TestTimeoutDoesNotBlockOthers(t *testing.T) {
+	c := newCollector()
+	hang := probes.ProberFunc(func(ctx context.Context, _ *slog.Logger) probes.Result {
+		<-ctx.Done()
+		return probes.Result{}
+	})
+	start(t, Options{MaxConcurrency: 2, OnResult: c.onResult},
+		Job{Name: "hung", Interval: time.Hour, Timeout: 2 * time.Second, Prober: hang},
+		Job{Name: "fast", Interval: 20 * time.Millisecond, Timeout: time.Second, Prober: pass})
+	waitFor(t, time.Second, "fast check to run 10 times while the other hangs", func() bool { return len(c.get("fast")) >= 10 })
+}
+
+func TestNoOverlap(t *testing.T) {
+	var running, maxRunning, calls atomic.Int32
+	p := probes.ProberFunc(func(ctx context.Context, _ *slog.Logger) probes.Result {
+		calls.Add(1)
+		n := running.Add(1)
+		defer running.Add(-1)
+		for {
+			m := maxRunning.Load()
+			if n <= m || maxRunning.CompareAndSwap(m, n) {
+				break
+			}
+		}
+		time.Sleep(30 * time.Millisecond) // longer than the interval
+		return probes.Result{Success: true}
+	})
+	s := start(t, Options{MaxConcurrency: 8}, Job{Name: "o", Interval: 5 * time.Millisecond, Timeout: time.Second, Prober: p})
+	// Run-now requests pile on top of the schedule.
+	var wg sync.WaitGroup
+	for range 5 {
+		wg.Go(func() {
+			if _, err := s.RunNow(context.Background(), "o"); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	waitFor(t, 2*time.Second, "10 calls", func() bool { return calls.Load() >= 10 })
+	if m := maxRunning.Load(); m != 1 {
+		t.Fatalf("%d runs of one check overlapped", m)
+	}
+}
+
+func TestAbandonedProbeBlocksNextRun(t *testing.T) {
+	var running, maxRunning atomic.Int32
+	release := make(chan struct{})
+	p := probes.ProberFunc(func(ctx context.Context, _ *slog.Logger) probes.Result {
+		if n := running.Add(1); n > maxRunning.Load() {
+			maxRunning.Store(n)
+		}
+		defer running.Add(-1)
+		<-release // ignores ctx entirely
+		return probes.Result{Success: true}
+	})
+	c := newCollector()
+	start(t, Options{MaxConcurrency: 4, Grace: 10 * time.Millisecond, OnResult: c.onResult},
+		Job{Name: "stuck", Interval: 20 * time.Millisecond, Timeout: 20 * time.Millisecond, Prober: p})
+	waitFor(t, 2*time.Second, "3 timeout results", func() bool { return len(c.get("stuck")) >= 3 })
+	for _, r := range c.get("stuck") {
+		if r.Reason != probes.ReasonTimeout {
+			t.Errorf("reason %q, want timeout", r.Reason)
+		}
+	}
+	if m := maxRunning.Load(); m != 1 {
+		t.Errorf("%d probe calls ran at once; an abandoned run must block the next", m)
+	}
+	close(release)
+	waitFor(t, 2*time.Second, "a passing run after release", func() bool {
+		runs := c.get("stuck")
+		return runs[len(runs)-1].Success
+	})
+}
+
+func TestRecheck(t *testing.T) {
+	var healthy atomic.Bool
+	p := probes.ProberFunc(func(context.Context, *slog.Logger) probes.Result {
+		if healthy.Load() {
+			return probes.Result{Success: true}
+		}
+		return probes.Failf(probes.ReasonDiskLow, "disk low")
+	})
+	c := newCollector()
+	start(t, Options{MaxConcurrency: 1, OnResult: c.onResult},
+		Job{Name: "r", Interval: time.Hour, Recheck: 20 * time.Millisecond, Timeout: time.Second, Prober: p})
+	waitFor(t, 2*time.Second, "5 rechecks while failing", func() bool { return len(c.get("r")) >= 5 })
+	healthy.Store(true)
+	waitFor(t, 2*time.Second, "a passing run", func() bool {
+		runs := c.get("r")
+		return runs[len(runs)-1].Success
+	})
+	n := len(c.get("r"))
+	time.Sleep(150 * time.Millisecond)
+	if got := len(c.get("r")); got != n {
+		t.Errorf("check ran %d more times after passing; want it back on its 1h interval", got-n)
+	}
+	for _, r := range c.get("r")[:5] {
+		if r.Reason != probes.ReasonDiskLow {
+			t.Errorf("reason %q, want disk_low", r.Reason)
+		}
+	}
+}
+
+func TestPanicRecovery(t *testing.T) {
+	c := newCollector()
+	boom := probes.ProberFunc(func(context.Context, *slog.Logger) probes.Result {
+		var m map[string]int
+		m["x"] = 1 // nil map write panics
+		return probes.Result{Success: true}
+	})
+	start(t, Options{MaxConcurrency: 2, OnResult: c.onResult},
+		Job{Name: "boom", Interval: 20 * time.Millisecond, Recheck: 20 * time.Millisecond, Timeout: time.Second, Prober: boom},
+		Job{Name: "ok", Interval: 20 * time.Millisecond, Timeout: time.Second, Prober: pass})
+	waitFor(t, 2*time.Second, "3 panicking runs and 3 good ones", func() bool {
+		return len(c.get("boom")) >= 3 && len(c.get("ok")) >= 3
+	})
+	r := c.get("boom")[0]
+	if r.Success || r.Reason != probes.ReasonPanic || r.Message == "" {
+		t.Errorf("got %+v, want a failed result with reason panic", r)
+	}
+}
+
+func TestConcurrencyBound(t *testing.T) {
+	var running, maxRunning atomic.Int32
+	p := probes.ProberFunc(func(ctx context.Context, _ *slog.Logger) probes.Result {
+		n := running.Add(1)
+		defer running.Add(-1)
+		for {
+			m := maxRunning.Load()
+			if n <= m || maxRunning.CompareAndSwap(m, n) {
+				break
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+		return probes.Result{Success: true}
+	})
+	var jobs []Job
+	for _, n := range []string{"a", "b", "c", "d", "e", "f"} {
+		jobs = append(jobs, Job{Name: n, Timeout: time.Second, Prober: p})
+	}
+	res := New(Options{MaxConcurrency: 2}).RunOnce(context.Background(), jobs)
+	for i, r := range res {
+		if !r.Success {
+			t.Errorf("job %d failed: %+v", i, r)
+		}
+	}
+	if m := maxRunning.Load(); m != 2 {
+		t.Errorf("max concurrent runs = %d, want 2", m)
+	}
+}
+
+func TestRunNowAndUpdate(t *testing.T) {
+	c := newCollector()
+	ctx := context.Background()
+	s := start(t, Options{MaxConcurrency: 2, OnResult: c.onResult},
+		Job{Name: "a", Interval: time.Hour, Splay: time.Hour, Timeout: time.Second, Fingerprint: "1", Prober: pass})
+	res, err := s.RunNow(ctx, "a")
+	if err != nil || !res.Success || res.Start.IsZero() {
+		t.Fatalf("RunNow = %+v, %v", res, err)
+	}
+	if _, err := s.RunNow(ctx, "nope"); err == nil {
+		t.Fatal("RunNow of an unknown check succeeded")
+	}
+	fail := probes.ProberFunc(func(context.Context, *slog.Logger) probes.Result {
+		return probes.Failf(probes.ReasonCPUHigh, "busy")
+	})
+	// Same fingerprint: the old prober keeps running; new fingerprint: replaced.
+	if err := s.Update(ctx, []Job{{Name: "a", Interval: time.Hour, Timeout: time.Second, Fingerprint: "1", Prober: fail}}); err != nil {
+		t.Fatal(err)
+	}
+	if res, _ := s.RunNow(ctx, "a"); !res.Success {
+		t.Errorf("unchanged job was replaced")
+	}
+	if err := s.Update(ctx, []Job{{Name: "a", Interval: time.Hour, Timeout: time.Second, Fingerprint: "2", Prober: fail}}); err != nil {
+		t.Fatal(err)
+	}
+	if res, _ := s.RunNow(ctx, "a"); res.Success {
+		t.Errorf("changed job was not replaced")
+	}
+	if err := s.Update(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.RunNow(ctx, "a"); err == nil {
+		t.Errorf("removed job still runs")
+	}
+}
+
+func TestUnknownReasonNormalised(t *testing.T) {
+	tests := []struct {
+		name string
+		in   probes.Result
+		want probes.Reason
+	}{
+		{"missing reason", probes.Result{}, probes.ReasonError},
+		{"made-up reason", probes.Result{Reason: "something_else"}, probes.ReasonError},
+		{"success clears reason", probes.Result{Success: true, Reason: probes.ReasonDiskLow}, probes.ReasonNone},
+		{"known reason kept", probes.Result{Reason: probes.ReasonDiskLow}, probes.ReasonDiskLow},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := probes.ProberFunc(func(context.Context, *slog.Logger) probes.Result { return tt.in })
+			got := New(Options{}).RunOnce(context.Background(), []Job{{Name: "x", Timeout: time.Second, Prober: p}})[0]
+			if got.Reason != tt.want {
+				t.Errorf("reason = %q, want %q", got.Reason, tt.want)
+			}
+		})
+	}
+}

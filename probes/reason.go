@@ -1,0 +1,54 @@
+package probes
+
+import "fmt"
+
+// Reason says why a check failed. The set is fixed so that
+// vigil_check_failure_info{reason} stays bounded and rules can match on it.
+type Reason string
+
+// The reason vocabulary. Families add constants here, not ad-hoc strings.
+const (
+	ReasonNone              Reason = ""
+	ReasonTimeout           Reason = "timeout"
+	ReasonPanic             Reason = "panic"
+	ReasonError             Reason = "probe_error"
+	ReasonConnectionRefused Reason = "connection_refused"
+	ReasonDNSError          Reason = "dns_error"
+	ReasonTLSError          Reason = "tls_error"
+	ReasonStatusMismatch    Reason = "status_mismatch"
+	ReasonQRMismatch        Reason = "qr_mismatch"
+
+	// host
+	ReasonCPUHigh        Reason = "cpu_high"
+	ReasonMemoryHigh     Reason = "memory_high"
+	ReasonDiskLow        Reason = "disk_low"
+	ReasonInodesLow      Reason = "inodes_low"
+	ReasonProcessMissing Reason = "process_missing"
+)
+
+var knownReasons = map[Reason]bool{
+	ReasonTimeout: true, ReasonPanic: true, ReasonError: true,
+	ReasonConnectionRefused: true, ReasonDNSError: true, ReasonTLSError: true,
+	ReasonStatusMismatch: true, ReasonQRMismatch: true,
+	ReasonCPUHigh: true, ReasonMemoryHigh: true, ReasonDiskLow: true,
+	ReasonInodesLow: true, ReasonProcessMissing: true,
+}
+
+// Known reports whether r belongs to the vocabulary.
+func (r Reason) Known() bool { return knownReasons[r] }
+
+// Reasons returns the whole vocabulary (for documentation and tests).
+func Reasons() []Reason {
+	out := make([]Reason, 0, len(knownReasons))
+	for r := range knownReasons {
+		out = append(out, r)
+	}
+	return out
+}
+
+func sprintf(format string, args ...any) string {
+	if len(args) == 0 {
+		return format
+	}
+	return fmt.Sprintf(format, args...)
+}

@@ -1,0 +1,108 @@
+package probes
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+)
+
+// Config is a family's config section (the value under the check's type key).
+// NewConfig returns it with defaults applied; Validate reports every problem,
+// as FieldErrors joined with errors.Join so the loader can point at the line.
+type Config interface {
+	Validate() error
+}
+
+// Options are the dependencies a prober may need, passed in at build time.
+type Options struct {
+	// CheckName is the configured name of the check.
+	CheckName string
+	Logger    *slog.Logger
+}
+
+// Family is one check type.
+type Family struct {
+	// Type is the name used in config (`type: host`).
+	Type string
+	// NewConfig returns a pointer to a config struct with defaults applied.
+	NewConfig func() Config
+	// New builds a prober from a validated config returned by NewConfig.
+	New func(cfg Config, opts Options) (Prober, error)
+}
+
+var registry = struct {
+	sync.RWMutex
+	m map[string]Family
+}{m: map[string]Family{}}
+
+// Register adds a family. It is meant for init(); a duplicate or incomplete
+// registration is a programming error and panics.
+func Register(f Family) {
+	if f.Type == "" || f.NewConfig == nil || f.New == nil {
+		panic(fmt.Sprintf("probes: incomplete family registration %q", f.Type))
+	}
+	registry.Lock()
+	defer registry.Unlock()
+	if _, dup := registry.m[f.Type]; dup {
+		panic(fmt.Sprintf("probes: check type %q registered twice", f.Type))
+	}
+	registry.m[f.Type] = f
+}
+
+// Lookup returns the family registered for a type.
+func Lookup(typ string) (Family, bool) {
+	registry.RLock()
+	defer registry.RUnlock()
+	f, ok := registry.m[typ]
+	return f, ok
+}
+
+// Types lists registered check types, sorted.
+func Types() []string {
+	registry.RLock()
+	defer registry.RUnlock()
+	out := make([]string, 0, len(registry.m))
+	for t := range registry.m {
+		out = append(out, t)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// FieldError is a validation problem with one field of a config section.
+// Field is the YAML key path relative to the section, dot-separated
+// ("processes.0.name"), so the loader can report its file:line:col.
+type FieldError struct {
+	Field string
+	Err   error
+}
+
+func (e *FieldError) Error() string { return e.Field + ": " + e.Err.Error() }
+func (e *FieldError) Unwrap() error { return e.Err }
+
+// FieldErrorf builds a FieldError.
+func FieldErrorf(field, format string, args ...any) error {
+	return &FieldError{Field: field, Err: fmt.Errorf(format, args...)}
+}
+
+// FlattenErrors returns the individual errors joined inside err.
+func FlattenErrors(err error) []error {
+	if err == nil {
+		return nil
+	}
+	var out []error
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		for _, e := range j.Unwrap() {
+			out = append(out, FlattenErrors(e)...)
+		}
+		return out
+	}
+	var fe *FieldError
+	if errors.As(err, &fe) && fe != err {
+		// A FieldError wrapped in extra context: keep it addressable.
+		return []error{fe}
+	}
+	return []error{err}
+}
