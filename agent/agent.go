@@ -140,11 +140,10 @@ loop:
 			if rerr := a.Reload(ctx); rerr != nil {
 				a.log.Error("reload failed; keeping the running config", "err", rerr)
 			}
-		case err = <-srvErr:
-			if errors.Is(err, http.ErrServerClosed) {
-				err = nil
+		case serr := <-srvErr:
+			if !errors.Is(serr, http.ErrServerClosed) {
+				err = fmt.Errorf("http server: %w", serr)
 			}
-			err = fmt.Errorf("http server: %w", err)
 			break loop
 		}
 	}

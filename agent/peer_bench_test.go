@@ -25,7 +25,10 @@ const nodeExporter = "/usr/bin/prometheus-node-exporter"
 func buildVigil(t *testing.T) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "vigil")
-	out, err := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", bin, "github.com/vigil-project/vigil").CombinedOutput()
+	// Built as `make build` builds it.
+	cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", bin, "github.com/vigil-project/vigil")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
@@ -58,7 +61,8 @@ func waitReady(t *testing.T, url string, start time.Time) time.Duration {
 	return 0
 }
 
-func rssKiB(t *testing.T, pid int) float64 {
+// rssKiB reads VmRSS, RssAnon and RssFile of a process.
+func rssKiB(t *testing.T, pid int) (rss, anon, file float64) {
 	t.Helper()
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
@@ -67,13 +71,21 @@ func rssKiB(t *testing.T, pid int) float64 {
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
-			n, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
-			return n
+		key, v, _ := strings.Cut(sc.Text(), ":")
+		n, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
+		switch key {
+		case "VmRSS":
+			rss = n
+		case "RssAnon":
+			anon = n
+		case "RssFile":
+			file = n
 		}
 	}
-	t.Fatal("no VmRSS")
-	return 0
+	if rss == 0 {
+		t.Fatal("no VmRSS")
+	}
+	return rss, anon, file
 }
 
 type proc struct {
@@ -143,12 +155,17 @@ func TestPeerIdleRSS(t *testing.T) {
 	samples := map[string][]float64{}
 	for range 10 {
 		for _, p := range procs {
-			samples[p.name] = append(samples[p.name], rssKiB(t, p.cmd.Process.Pid)/1024)
+			rss, anon, file := rssKiB(t, p.cmd.Process.Pid)
+			samples[p.name] = append(samples[p.name], rss/1024)
+			samples[p.name+" anon"] = append(samples[p.name+" anon"], anon/1024)
+			samples[p.name+" file"] = append(samples[p.name+" file"], file/1024)
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
 	v, n := median(samples["vigil"]), median(samples["node_exporter"])
-	t.Logf("idle RSS after %s (median of 10 samples): vigil %.1f MiB, node_exporter %.1f MiB, ratio vigil/node_exporter %.2f", idle, v, n, v/n)
+	t.Logf("idle RSS after %s (median of 10 samples): vigil %.1f MiB (anon %.1f, file %.1f), node_exporter %.1f MiB (anon %.1f, file %.1f), ratio vigil/node_exporter %.2f",
+		idle, v, median(samples["vigil anon"]), median(samples["vigil file"]),
+		n, median(samples["node_exporter anon"]), median(samples["node_exporter file"]), v/n)
 }
 
 // TestPeerStartup measures exec to ready ten times for each: vigil's

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -23,8 +24,8 @@ import (
 	"github.com/vigil-project/vigil/agent"
 	"github.com/vigil-project/vigil/agent/config"
 
-	// Check families register themselves.
-	_ "github.com/vigil-project/vigil/probes/host"
+	// Every check family registers itself.
+	_ "github.com/vigil-project/vigil/probes/all"
 )
 
 // Exit codes.
@@ -101,7 +102,10 @@ Examples:
   vigil check-config /etc/vigil/*.yml`)
 	checkFiles := checkCmd.Arg("file", "Config files to check.").Required().ExistingFiles()
 
-	versionCmd := app.Command("version", "Print the version.")
+	versionCmd := app.Command("version", `Print the version, revision and build details.
+
+Examples:
+  vigil version`)
 
 	cmd, err := app.Parse(args)
 	if err != nil {
@@ -133,6 +137,12 @@ Examples:
 }
 
 func runAgent(ctx context.Context, stderr io.Writer, log *slog.Logger, opts agent.Options) int {
+	// An agent spends most of its life idle between hourly checks; half the
+	// default heap headroom keeps its footprint small (BENCHMARKS.md). GOGC
+	// in the environment still wins, e.g. GOGC=100 for thousands of checks.
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(50)
+	}
 	if opts.ConfigFile == "" {
 		log.Info("no --config.file given; using the embedded default config (host checks)")
 	}

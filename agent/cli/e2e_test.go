@@ -154,7 +154,7 @@ func TestCheckConfigCommand(t *testing.T) {
 }
 
 func TestHelpAndVersion(t *testing.T) {
-	for _, args := range [][]string{{"--help"}, {"run", "--help"}, {"once", "--help"}, {"check-config", "--help"}} {
+	for _, args := range [][]string{{"--help"}, {"run", "--help"}, {"once", "--help"}, {"check-config", "--help"}, {"version", "--help"}} {
 		_, errOut, code := run(t, args...)
 		if code != 0 || !strings.Contains(errOut, "Examples:") {
 			t.Errorf("%v: code %d, no examples in:\n%s", args, code, errOut)
@@ -442,5 +442,28 @@ func TestDefaultConfigAndLandingPage(t *testing.T) {
 	json.Unmarshal([]byte(a.get(t, "/api/v1/checks")), &api)
 	if len(api.Checks) != 1 || api.Checks[0].Name != "host" {
 		t.Errorf("embedded default checks: %+v", api.Checks)
+	}
+}
+
+func TestRunStartupErrors(t *testing.T) {
+	dir := t.TempDir()
+	bad := writeConfig(t, dir, "bad.yml", "checks:\n  - name: x\n    type: host\n    host: {cpu_max: 2}\n")
+	_, errOut, code := run(t, "run", "--config.file", bad, "--storage.path", filepath.Join(dir, "a.db"))
+	if code != 2 || !strings.Contains(errOut, "bad.yml:4:12: checks[0].host.cpu_max: must be between 0 and 1, got 2") {
+		t.Errorf("bad config: code %d, stderr %q", code, errOut)
+	}
+	_, errOut, code = run(t, "run", "--config.file", filepath.Join(dir, "missing.yml"), "--storage.path", filepath.Join(dir, "a.db"))
+	if code != 1 || !strings.Contains(errOut, "missing.yml: no such file or directory") {
+		t.Errorf("missing config: code %d, stderr %q", code, errOut)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	good := writeConfig(t, dir, "good.yml", goodConfig)
+	_, errOut, code = run(t, "run", "--config.file", good, "--storage.path", filepath.Join(dir, "a.db"), "--web.listen-address", l.Addr().String())
+	if code != 1 || !strings.Contains(errOut, "address already in use") {
+		t.Errorf("busy port: code %d, stderr %q", code, errOut)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -190,5 +191,10 @@ func formatLabels(l map[string]string) string {
 	if len(l) == 0 {
 		return "-"
 	}
-	return fmt.Sprint(l)
+	parts := make([]string, 0, len(l))
+	for k, v := range l {
+		parts = append(parts, k+"="+v)
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, ",")
 }

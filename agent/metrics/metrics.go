@@ -7,7 +7,6 @@ package metrics
 import (
 	"io"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -225,6 +224,3 @@ func (e *Exporter) Gauge(name string, v float64, labels ...probes.Label) {
 	}
 	e.set.GetOrCreateGauge(series, nil).Set(v)
 }
-
-// FormatFloat renders a value the way the text format does (for tests and summaries).
-func FormatFloat(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }

@@ -118,7 +118,8 @@ func (s *Scheduler) Run(ctx context.Context) {
 
 // Update replaces the set of jobs. Jobs whose name and fingerprint are
 // unchanged keep running on their schedule; changed jobs are stopped (after
-// their in-flight run) and started afresh. It blocks until applied or ctx ends.
+// their in-flight run) and started afresh. It blocks until Run has applied
+// the jobs or ctx ends, so Run must be running.
 func (s *Scheduler) Update(ctx context.Context, jobs []Job) error {
 	u := update{jobs: jobs, done: make(chan struct{})}
 	select {

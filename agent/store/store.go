@@ -56,7 +56,7 @@ type Record struct {
 }
 
 // queueSize bounds memory when the disk is slow; see Record.
-const queueSize = 4096
+const queueSize = 1024
 
 // Store is an open database.
 type Store struct {

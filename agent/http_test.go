@@ -1,0 +1,95 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	_ "github.com/vigil-project/vigil/probes/all"
+)
+
+// newTestAgent returns an agent whose scheduler runs (so reloads and
+// run-now work) but whose HTTP server does not: tests call Handler directly.
+func newTestAgent(t *testing.T) *Agent {
+	t.Helper()
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "vigil.yml")
+	os.WriteFile(cfg, []byte("checks:\n  - name: host\n    type: host\n    host: {cpu_sample: 10ms, cpu_max: 1, memory_max: 1, disk_free_min: 0}\n"), 0o644)
+	a, err := New(context.Background(), Options{ConfigFile: cfg, StoragePath: filepath.Join(dir, "vigil.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { a.sched.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done; a.closeStore() })
+	if err := a.sched.Update(ctx, a.jobs); err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+func TestHTTP(t *testing.T) {
+	a := newTestAgent(t)
+	h := a.Handler()
+	tests := []struct {
+		name, method, path, remote string
+		status                     int
+		body                       string
+	}{
+		{"landing page", "GET", "/", "", 200, `href="/metrics"`},
+		{"unknown path", "GET", "/nope", "", 404, ""},
+		{"healthy", "GET", "/-/healthy", "", 200, "Healthy"},
+		{"not ready before Run", "GET", "/-/ready", "", 503, "Not ready"},
+		{"metrics", "GET", "/metrics", "", 200, "vigil_build_info{"},
+		{"checks", "GET", "/api/v1/checks", "", 200, `"name": "host"`},
+		{"check", "GET", "/api/v1/checks/host", "", 200, `"cpu_sample": "10ms"`},
+		{"unknown check", "GET", "/api/v1/checks/nope", "", 404, `no check named \"nope\"`},
+		{"bad limit", "GET", "/api/v1/checks/host?limit=0", "", 400, "limit must be"},
+		{"reload from another host", "POST", "/-/reload", "192.0.2.7:4000", 403, "only accepts requests from localhost"},
+		{"run from another host", "POST", "/api/v1/checks/host/run", "[2001:db8::1]:4000", 403, "only accepts requests from localhost"},
+		{"reload from loopback", "POST", "/-/reload", "127.0.0.1:4000", 200, "reloaded"},
+		{"reload from ipv6 loopback", "POST", "/-/reload", "[::1]:4000", 200, "reloaded"},
+		{"GET on reload", "GET", "/-/reload", "127.0.0.1:4000", 405, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req := httptest.NewRequest(tt.method, tt.path, nil)
+			if tt.remote != "" {
+				req.RemoteAddr = tt.remote
+			}
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			if rec.Code != tt.status || !strings.Contains(rec.Body.String(), tt.body) {
+				t.Errorf("%s %s: %d %q, want %d containing %q", tt.method, tt.path, rec.Code, rec.Body.String(), tt.status, tt.body)
+			}
+		})
+	}
+}
+
+func TestRunNowThroughAPI(t *testing.T) {
+	a := newTestAgent(t)
+	ctx := context.Background()
+	req := httptest.NewRequest("POST", "/api/v1/checks/host/run", nil)
+	req.RemoteAddr = "127.0.0.1:5555"
+	rec := httptest.NewRecorder()
+	a.Handler().ServeHTTP(rec, req)
+	var res ResultView
+	if err := json.Unmarshal(rec.Body.Bytes(), &res); err != nil || rec.Code != http.StatusOK {
+		t.Fatalf("%d %s", rec.Code, rec.Body)
+	}
+	if !res.Success || res.Phases["cpu"] <= 0 || len(res.Values) == 0 {
+		t.Errorf("result: %+v", res)
+	}
+	if err := a.store.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if h, err := a.store.History(ctx, "host", 5); err != nil || len(h) != 1 {
+		t.Errorf("history after run-now: %d rows, %v", len(h), err)
+	}
+}

@@ -1,0 +1,7 @@
+// Package all links every check family into the binary: importing it runs
+// their init() registrations. Add a blank import here for a new family.
+package all
+
+import (
+	_ "github.com/vigil-project/vigil/probes/host"
+)
