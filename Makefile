@@ -39,9 +39,11 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./...
 	$(MAKE) bench-peer
 
-# Idle RSS (after IDLE, default 60s) and start-up time to ready of `vigil run`
-# with the example config, next to node_exporter in the same run.
+# Side by side with peers in the same run: /metrics rendering against
+# client_golang; idle RSS (after IDLE, default 60s) and start-up time to
+# ready of `vigil run` with the example config against node_exporter.
 bench-peer:
+	$(GO) test -tags peerbench -run '^$$' -bench '10k' -benchmem -count 6 ./agent/metrics/
 	$(GO) test -tags peerbench -run 'TestPeer' -count 1 -v -timeout 30m ./agent/
 
 fuzz:

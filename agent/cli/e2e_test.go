@@ -19,6 +19,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/vigil-project/vigil/probes"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -465,5 +467,28 @@ func TestRunStartupErrors(t *testing.T) {
 	_, errOut, code = run(t, "run", "--config.file", good, "--storage.path", filepath.Join(dir, "a.db"), "--web.listen-address", l.Addr().String())
 	if code != 1 || !strings.Contains(errOut, "address already in use") {
 		t.Errorf("busy port: code %d, stderr %q", code, errOut)
+	}
+}
+
+// TestREADMEInStep keeps the README's metric list and reason vocabulary in
+// step with what the agent exports.
+func TestREADMEInStep(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden, err := os.ReadFile(filepath.Join("testdata", "metrics.golden"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range strings.Fields(string(golden)) {
+		if !strings.Contains(string(readme), "`"+name) {
+			t.Errorf("README.md does not document metric %s", name)
+		}
+	}
+	for _, r := range probes.Reasons() {
+		if !strings.Contains(string(readme), "`"+string(r)+"`") {
+			t.Errorf("README.md does not list failure reason %q", r)
+		}
 	}
 }

@@ -101,7 +101,11 @@ func printTable(w io.Writer, jobs []scheduler.Job, results []probes.Result) {
 	tw.Flush()
 	for i, j := range jobs {
 		if r := results[i]; !r.Success {
-			fmt.Fprintf(w, "\n%s: %s: %s", j.Name, r.Reason, r.Message)
+			msg := r.Message
+			if !strings.HasPrefix(msg, string(r.Reason)) {
+				msg = string(r.Reason) + ": " + msg
+			}
+			fmt.Fprintf(w, "\n%s: %s", j.Name, msg)
 		}
 	}
 	for _, r := range results {
