@@ -5,7 +5,9 @@
 package config
 
 import (
+	"crypto/sha256"
 	_ "embed"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -79,14 +81,53 @@ type Check struct {
 }
 
 // Fingerprint identifies a check's effective configuration; a reload keeps a
-// check running untouched when its fingerprint is unchanged.
+// check running untouched when its fingerprint is unchanged. Secrets marshal
+// redacted, so their values are hashed in separately: a rotated password
+// restarts the check.
 func (c *Check) Fingerprint() string {
 	b, err := json.Marshal(c)
 	if err != nil {
 		// Spec types are plain data; failing to marshal one is a programming error.
 		panic(fmt.Sprintf("config: fingerprint of check %q: %v", c.Name, err))
 	}
-	return string(b)
+	h := sha256.New()
+	h.Write(b)
+	walkSecrets(reflect.ValueOf(c.Spec), func(s probes.Secret) {
+		h.Write([]byte{0})
+		h.Write([]byte(s.Reveal()))
+	})
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+var secretType = reflect.TypeFor[probes.Secret]()
+
+// walkSecrets calls fn for every Secret inside v, in field order.
+func walkSecrets(v reflect.Value, fn func(probes.Secret)) {
+	switch v.Kind() {
+	case reflect.Pointer, reflect.Interface:
+		if !v.IsNil() {
+			walkSecrets(v.Elem(), fn)
+		}
+	case reflect.Struct:
+		if v.Type() == secretType {
+			fn(v.Interface().(probes.Secret))
+			return
+		}
+		for i := range v.NumField() {
+			if v.Type().Field(i).IsExported() {
+				walkSecrets(v.Field(i), fn)
+			}
+		}
+	case reflect.Slice, reflect.Array:
+		for i := range v.Len() {
+			walkSecrets(v.Index(i), fn)
+		}
+	case reflect.Map:
+		iter := v.MapRange()
+		for iter.Next() {
+			walkSecrets(iter.Value(), fn)
+		}
+	}
 }
 
 func defaults() Config {

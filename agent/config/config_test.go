@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -20,7 +21,8 @@ var update = flag.Bool("update", false, "rewrite golden files")
 // dummyConfig is a second family so tests can show a section that does
 // not match the check's type.
 type dummyConfig struct {
-	Target string `yaml:"target"`
+	Target   string        `yaml:"target"`
+	Password probes.Secret `yaml:"password"`
 }
 
 func (c *dummyConfig) Validate() error { return nil }
@@ -241,4 +243,43 @@ func mustGlob(f *testing.F, pattern string) []string {
 		f.Fatalf("glob %s: %v", pattern, err)
 	}
 	return m
+}
+
+func TestSecrets(t *testing.T) {
+	t.Setenv("VIGIL_TEST_PW", "s3cr3t")
+	const body = "checks:\n  - name: d\n    type: dummy\n    dummy:\n      password: %s\n"
+	cfg, err := Parse("s.yml", []byte(fmt.Sprintf(body, "${VIGIL_TEST_PW}")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := cfg.Checks[0].Spec.(*dummyConfig)
+	if spec.Password.Reveal() != "s3cr3t" {
+		t.Fatalf("secret not resolved: %q", spec.Password.Reveal())
+	}
+	b, _ := json.Marshal(cfg)
+	y, _ := yaml.Marshal(spec)
+	for _, out := range []string{string(b), string(y), cfg.Checks[0].Fingerprint()} {
+		if strings.Contains(out, "s3cr3t") {
+			t.Errorf("secret leaked: %s", out)
+		}
+	}
+	// A rotated secret changes the fingerprint, so a reload restarts the check.
+	fp := cfg.Checks[0].Fingerprint()
+	t.Setenv("VIGIL_TEST_PW", "rotated")
+	cfg2, err := Parse("s.yml", []byte(fmt.Sprintf(body, "${VIGIL_TEST_PW}")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg2.Checks[0].Fingerprint() == fp {
+		t.Error("fingerprint ignores the secret's value")
+	}
+
+	_, err = Parse("s.yml", []byte(fmt.Sprintf(body, "hunter2")))
+	want := "s.yml:5:17: checks[0].dummy.password: secrets cannot be written inline: use an environment reference like ${NAME} or the matching _file field"
+	if err == nil || err.Error() != want {
+		t.Errorf("inline secret: %v\nwant %s", err, want)
+	}
+	if strings.Contains(fmt.Sprint(err), "hunter2") {
+		t.Error("the rejected inline secret is echoed in the error")
+	}
 }
