@@ -20,6 +20,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/bcrypt"
+
 	"github.com/vigil-project/vigil/probes"
 )
 
@@ -490,5 +492,50 @@ func TestREADMEInStep(t *testing.T) {
 		if !strings.Contains(string(readme), "`"+string(r)+"`") {
 			t.Errorf("README.md does not list failure reason %q", r)
 		}
+	}
+}
+
+// TestWebConfigBasicAuth runs the agent behind exporter-toolkit basic auth.
+func TestWebConfigBasicAuth(t *testing.T) {
+	dir := t.TempDir()
+	hash, err := bcrypt.GenerateFromPassword([]byte("vigil-pass"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	webCfg := writeConfig(t, dir, "web.yml", "basic_auth_users:\n  ops: "+string(hash)+"\n")
+	addr := freePort(t)
+	logs := &syncBuffer{mu: make(chan struct{}, 1)}
+	cmd := exec.Command(vigilBin, "run", "--web.listen-address", addr, "--web.config.file", webCfg,
+		"--storage.path", filepath.Join(dir, "vigil.db"))
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+
+	get := func(user, pass string) int {
+		req, _ := http.NewRequest("GET", "http://"+addr+"/metrics", nil)
+		if user != "" {
+			req.SetBasicAuth(user, pass)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return 0
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for get("ops", "vigil-pass") != 200 {
+		if time.Now().After(deadline) {
+			t.Fatalf("agent not serving with basic auth:\n%s", logs.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if code := get("", ""); code != 401 {
+		t.Errorf("no credentials: %d, want 401", code)
+	}
+	if code := get("ops", "wrong"); code != 401 {
+		t.Errorf("wrong password: %d, want 401", code)
 	}
 }
