@@ -99,7 +99,7 @@ func New(ctx context.Context, opts Options) (*Agent, error) {
 		probes.Label{Name: "version", Value: version.Version},
 		probes.Label{Name: "revision", Value: version.GetRevision()},
 		probes.Label{Name: "goversion", Value: version.GoVersion})
-	a.exporter.Set().NewGauge("vigil_start_time_seconds", nil).Set(float64(time.Now().Unix()))
+	a.exporter.Gauge("vigil_start_time_seconds", float64(time.Now().Unix()))
 	a.recordReload(true)
 	return a, nil
 }

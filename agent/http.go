@@ -94,12 +94,12 @@ func (a *Agent) handleReload(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "reloaded"})
 }
 
-// checkViews returns the views of the named checks (all when names is nil).
-func (a *Agent) checkViews(ctx context.Context, limit int, names ...string) ([]CheckView, error) {
+// checkViews returns the views of every check, or of the one named only.
+func (a *Agent) checkViews(ctx context.Context, limit int, only string) ([]CheckView, error) {
 	a.mu.RLock()
 	var views []CheckView
 	for _, c := range a.cfg.Checks {
-		if names != nil && c.Name != names[0] {
+		if only != "" && c.Name != only {
 			continue
 		}
 		v := newCheckView(c)
@@ -130,7 +130,7 @@ func (a *Agent) checkViews(ctx context.Context, limit int, names ...string) ([]C
 }
 
 func (a *Agent) handleChecks(w http.ResponseWriter, r *http.Request) {
-	views, err := a.checkViews(r.Context(), historyLimit)
+	views, err := a.checkViews(r.Context(), historyLimit, "")
 	if err != nil {
 		writeJSON(w, http.StatusInternalServerError, apiError{err.Error()})
 		return

@@ -46,9 +46,6 @@ func New() *Exporter {
 	return &Exporter{set: vm.NewSet(), checks: map[string]*checkState{}}
 }
 
-// Set exposes the underlying set for agent-level series (build info, reloads).
-func (e *Exporter) Set() *vm.Set { return e.set }
-
 // Observe records one result.
 func (e *Exporter) Observe(c Check, r probes.Result) {
 	e.mu.Lock()
