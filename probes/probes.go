@@ -16,6 +16,15 @@ type Prober interface {
 	Probe(ctx context.Context, log *slog.Logger) Result
 }
 
+// Diagnoser is implemented by probers that can explain a failure further,
+// such as a traceroute to the host that did not answer. The scheduler calls
+// Diagnose after a failed run with a budget of its own, so diagnostics never
+// eat into the check's timeout; the returned entries are merged into the
+// result's Diagnostics.
+type Diagnoser interface {
+	Diagnose(ctx context.Context, log *slog.Logger, failed Result) map[string]any
+}
+
 // ProberFunc adapts a function to Prober.
 type ProberFunc func(ctx context.Context, log *slog.Logger) Result
 

@@ -18,6 +18,17 @@ const (
 	ReasonStatusMismatch    Reason = "status_mismatch"
 	ReasonQRMismatch        Reason = "qr_mismatch"
 
+	// network
+	ReasonCertExpiring     Reason = "cert_expiring"
+	ReasonBodyMismatch     Reason = "body_mismatch"
+	ReasonResponseTooLarge Reason = "response_too_large"
+	ReasonExpectMismatch   Reason = "expect_mismatch"
+	ReasonRcodeMismatch    Reason = "rcode_mismatch"
+	ReasonAnswerMismatch   Reason = "answer_mismatch"
+	ReasonPacketLoss       Reason = "packet_loss"
+	ReasonHighLatency      Reason = "high_latency"
+	ReasonUnreachable      Reason = "unreachable"
+
 	// host
 	ReasonCPUHigh        Reason = "cpu_high"
 	ReasonMemoryHigh     Reason = "memory_high"
@@ -30,6 +41,9 @@ var knownReasons = map[Reason]bool{
 	ReasonTimeout: true, ReasonPanic: true, ReasonError: true,
 	ReasonConnectionRefused: true, ReasonDNSError: true, ReasonTLSError: true,
 	ReasonStatusMismatch: true, ReasonQRMismatch: true,
+	ReasonCertExpiring: true, ReasonBodyMismatch: true, ReasonResponseTooLarge: true,
+	ReasonExpectMismatch: true, ReasonRcodeMismatch: true, ReasonAnswerMismatch: true,
+	ReasonPacketLoss: true, ReasonHighLatency: true, ReasonUnreachable: true,
 	ReasonCPUHigh: true, ReasonMemoryHigh: true, ReasonDiskLow: true,
 	ReasonInodesLow: true, ReasonProcessMissing: true,
 }

@@ -90,10 +90,12 @@ Examples:
 Examples:
   vigil once --config.file=examples/vigil.yml
   vigil once --check host --check tax-authority
+  vigil once -v                                  # with traceroute hops of failed network checks
   vigil once -o json | jq '.checks[] | select(.result.success | not)'`)
 	onceConfig := onceCmd.Flag("config.file", "Config file; without it the embedded default is used.").PlaceHolder("FILE").String()
 	onceChecks := onceCmd.Flag("check", "Run only this check (repeatable).").PlaceHolder("NAME").Strings()
 	onceOutput := onceCmd.Flag("output", "Output format.").Short('o').Default("table").Enum("table", "json")
+	onceVerbose := onceCmd.Flag("verbose", "Show the diagnostics of failed checks (e.g. traceroute hops) under the table.").Short('v').Bool()
 
 	checkCmd := app.Command("check-config", `Validate config files and print a summary; every problem is listed as file:line:col.
 
@@ -127,7 +129,7 @@ Examples:
 			Web:         webFlags,
 		})
 	case onceCmd.FullCommand():
-		return once(ctx, stdout, stderr, log, *onceConfig, *onceChecks, *onceOutput)
+		return once(ctx, stdout, stderr, log, onceOptions{file: *onceConfig, only: *onceChecks, output: *onceOutput, verbose: *onceVerbose})
 	case checkCmd.FullCommand():
 		return checkConfig(stdout, stderr, *checkFiles)
 	case versionCmd.FullCommand():

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"reflect"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -25,15 +26,22 @@ type onceCheck struct {
 	Result agent.ResultView `json:"result"`
 }
 
-func once(ctx context.Context, stdout, stderr io.Writer, log *slog.Logger, file string, only []string, output string) int {
-	cfg, jobs, err := agent.LoadJobs(file, log)
+type onceOptions struct {
+	file    string
+	only    []string
+	output  string
+	verbose bool
+}
+
+func once(ctx context.Context, stdout, stderr io.Writer, log *slog.Logger, o onceOptions) int {
+	cfg, jobs, err := agent.LoadJobs(o.file, log)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return ExitConfigError
 	}
-	if len(only) > 0 {
+	if len(o.only) > 0 {
 		want := map[string]bool{}
-		for _, n := range only {
+		for _, n := range o.only {
 			want[n] = true
 		}
 		var picked []scheduler.Job
@@ -63,7 +71,7 @@ func once(ctx context.Context, stdout, stderr io.Writer, log *slog.Logger, file 
 	for _, r := range results {
 		allOK = allOK && r.Success
 	}
-	switch output {
+	switch o.output {
 	case "json":
 		out := struct {
 			Success bool        `json:"success"`
@@ -79,7 +87,7 @@ func once(ctx context.Context, stdout, stderr io.Writer, log *slog.Logger, file 
 			return ExitFailed
 		}
 	default:
-		printTable(stdout, jobs, results)
+		printTable(stdout, jobs, results, o.verbose)
 	}
 	if !allOK {
 		return ExitFailed
@@ -87,7 +95,7 @@ func once(ctx context.Context, stdout, stderr io.Writer, log *slog.Logger, file 
 	return ExitOK
 }
 
-func printTable(w io.Writer, jobs []scheduler.Job, results []probes.Result) {
+func printTable(w io.Writer, jobs []scheduler.Job, results []probes.Result, verbose bool) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "CHECK\tTYPE\tRESULT\tREASON\tDURATION\tVALUES")
 	for i, j := range jobs {
@@ -106,6 +114,9 @@ func printTable(w io.Writer, jobs []scheduler.Job, results []probes.Result) {
 				msg = string(r.Reason) + ": " + msg
 			}
 			fmt.Fprintf(w, "\n%s: %s", j.Name, msg)
+			if verbose {
+				printDiagnostics(w, r.Diagnostics)
+			}
 		}
 	}
 	for _, r := range results {
@@ -202,3 +213,30 @@ func formatLabels(l map[string]string) string {
 	sort.Strings(parts)
 	return strings.Join(parts, ",")
 }
+
+// printDiagnostics renders diagnostics indented under a failure: lists of
+// Stringers (traceroute hops) one per line, anything else as JSON.
+func printDiagnostics(w io.Writer, d map[string]any) {
+	keys := make([]string, 0, len(d))
+	for k := range d {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		v := reflect.ValueOf(d[k])
+		if v.Kind() == reflect.Slice && v.Len() > 0 && v.Index(0).Type().Implements(stringerType) {
+			fmt.Fprintf(w, "\n  %s:", k)
+			for i := range v.Len() {
+				fmt.Fprintf(w, "\n    %s", v.Index(i).Interface().(fmt.Stringer).String())
+			}
+			continue
+		}
+		b, err := json.Marshal(d[k])
+		if err != nil {
+			b = []byte(fmt.Sprint(d[k]))
+		}
+		fmt.Fprintf(w, "\n  %s: %s", k, b)
+	}
+}
+
+var stringerType = reflect.TypeFor[fmt.Stringer]()

@@ -13,7 +13,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/vigil-project/vigil/probes"
-	_ "github.com/vigil-project/vigil/probes/host"
+	_ "github.com/vigil-project/vigil/probes/all"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -58,8 +58,8 @@ func TestInvalid(t *testing.T) {
 			`:6:11: checks[2].name: duplicate check name "host" (first defined at line 2)`,
 		}},
 		{"invalid-unknown-type.yml", []string{
-			`:3:11: checks[0].type: unknown check type "htp" (known: dummy, host)`,
-			`:4:5: checks[1]: missing required field "type" (one of dummy, host)`,
+			`:3:11: checks[0].type: unknown check type "htp" (known: dummy, host, http, tcp)`,
+			`:4:5: checks[1]: missing required field "type" (one of dummy, host, http, tcp)`,
 			`:5:5: checks[2]: missing required field "name"`,
 		}},
 		{"invalid-host-section.yml", []string{

@@ -47,6 +47,9 @@ type Options struct {
 	// Grace is how long a probe may overrun its timeout before it is
 	// abandoned and reported as timed out (default 1s).
 	Grace time.Duration
+	// DiagnoseTimeout is the budget of a failed run's diagnostics, on top of
+	// the check's timeout (default 10s, the traceroute bound).
+	DiagnoseTimeout time.Duration
 }
 
 // ErrUnknownCheck is returned by RunNow for a name the scheduler does not run.
@@ -85,6 +88,9 @@ func New(opts Options) *Scheduler {
 	}
 	if opts.Grace <= 0 {
 		opts.Grace = time.Second
+	}
+	if opts.DiagnoseTimeout <= 0 {
+		opts.DiagnoseTimeout = 10 * time.Second
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -289,8 +295,11 @@ func (s *Scheduler) execute(ctx context.Context, r *runner) (probes.Result, bool
 	rctx, cancel := context.WithTimeout(ctx, job.Timeout)
 	defer cancel()
 	ch := make(chan probes.Result, 1)
+	// An abandoned probe gives its slot back at once, so probes that ignore
+	// their deadline cannot starve the other checks.
+	release := sync.OnceFunc(func() { <-s.sem })
 	go func() {
-		defer func() { <-s.sem }()
+		defer release()
 		ch <- s.safeProbe(rctx, job)
 	}()
 
@@ -301,6 +310,7 @@ func (s *Scheduler) execute(ctx context.Context, r *runner) (probes.Result, bool
 		select {
 		case res = <-ch:
 		case <-time.After(s.opts.Grace):
+			release()
 			r.abandoned = ch
 			s.log.Warn("probe ignored its deadline; abandoned until it returns", "check", job.Name, "type", job.Type, "timeout", job.Timeout)
 			res = probes.Failf(probes.ReasonTimeout, "check did not return within its timeout of %s", job.Timeout)
@@ -312,7 +322,55 @@ func (s *Scheduler) execute(ctx context.Context, r *runner) (probes.Result, bool
 	if !res.Success && errors.Is(rctx.Err(), context.DeadlineExceeded) && res.Reason != probes.ReasonPanic {
 		res.Reason = probes.ReasonTimeout
 	}
-	return s.finish(job, start, res), true
+	res = s.finish(job, start, res)
+	if d, ok := job.Prober.(probes.Diagnoser); ok && !res.Success && res.Reason != probes.ReasonPanic && r.abandoned == nil {
+		s.diagnose(ctx, job, d, &res)
+	}
+	return res, ctx.Err() == nil
+}
+
+// diagnose runs a failed check's diagnostics under the concurrency bound
+// and their own time budget, and merges what they found into res.
+func (s *Scheduler) diagnose(ctx context.Context, job *Job, d probes.Diagnoser, res *probes.Result) {
+	select {
+	case s.sem <- struct{}{}:
+	case <-ctx.Done():
+		return
+	}
+	dctx, cancel := context.WithTimeout(ctx, s.opts.DiagnoseTimeout)
+	defer cancel()
+	ch := make(chan map[string]any, 1)
+	failed := *res
+	release := sync.OnceFunc(func() { <-s.sem })
+	go func() {
+		defer func() {
+			if p := recover(); p != nil {
+				s.log.Error("diagnostics panicked", "check", job.Name, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+				ch <- nil
+			}
+			release()
+		}()
+		ch <- d.Diagnose(dctx, s.log.With("check", job.Name, "type", job.Type), failed)
+	}()
+	var found map[string]any
+	select {
+	case found = <-ch:
+	case <-time.After(s.opts.DiagnoseTimeout + s.opts.Grace):
+		release()
+		s.log.Warn("diagnostics overran their budget; dropped", "check", job.Name, "budget", s.opts.DiagnoseTimeout)
+		return
+	}
+	if len(found) == 0 {
+		return
+	}
+	merged := make(map[string]any, len(res.Diagnostics)+len(found))
+	for k, v := range res.Diagnostics {
+		merged[k] = v
+	}
+	for k, v := range found {
+		merged[k] = v
+	}
+	res.Diagnostics = merged
 }
 
 // finish stamps a result and keeps its reason inside the vocabulary.

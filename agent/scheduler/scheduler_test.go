@@ -386,3 +386,65 @@ func TestUnknownReasonNormalised(t *testing.T) {
 		})
 	}
 }
+
+// diagProber fails and explains itself through Diagnose.
+type diagProber struct {
+	block bool
+}
+
+func (p diagProber) Probe(context.Context, *slog.Logger) probes.Result {
+	return probes.Result{Reason: probes.ReasonTimeout, Message: "no answer", Diagnostics: map[string]any{"own": 1}}
+}
+
+func (p diagProber) Diagnose(ctx context.Context, _ *slog.Logger, failed probes.Result) map[string]any {
+	if p.block {
+		<-ctx.Done()
+		time.Sleep(time.Hour) // ignores its budget
+	}
+	return map[string]any{"traced": string(failed.Reason)}
+}
+
+func TestDiagnose(t *testing.T) {
+	s := New(Options{MaxConcurrency: 1, DiagnoseTimeout: 50 * time.Millisecond, Grace: 50 * time.Millisecond})
+	res := s.RunOnce(context.Background(), []Job{{Name: "d", Timeout: time.Second, Prober: diagProber{}}})[0]
+	if res.Diagnostics["traced"] != "timeout" || res.Diagnostics["own"] != 1 {
+		t.Errorf("diagnostics not merged: %v", res.Diagnostics)
+	}
+	begin := time.Now()
+	res = s.RunOnce(context.Background(), []Job{{Name: "d", Timeout: time.Second, Prober: diagProber{block: true}}})[0]
+	if time.Since(begin) > 2*time.Second || res.Diagnostics["traced"] != nil || res.Reason != probes.ReasonTimeout {
+		t.Errorf("overrunning diagnostics: took %s, result %+v", time.Since(begin), res)
+	}
+	// The stuck diagnostics gave their slot back: with a bound of one, the
+	// next check still runs.
+	res = s.RunOnce(context.Background(), []Job{{Name: "next", Timeout: time.Second, Prober: pass}})[0]
+	if !res.Success {
+		t.Errorf("next check after abandoned diagnostics: %+v", res)
+	}
+}
+
+func TestAbandonedProbeFreesSlot(t *testing.T) {
+	hang := probes.ProberFunc(func(context.Context, *slog.Logger) probes.Result {
+		time.Sleep(time.Hour) // ignores its deadline
+		return probes.Result{}
+	})
+	s := New(Options{MaxConcurrency: 1, Grace: 20 * time.Millisecond})
+	res := s.RunOnce(context.Background(), []Job{
+		{Name: "hung", Timeout: 20 * time.Millisecond, Prober: hang},
+	})
+	if res[0].Reason != probes.ReasonTimeout {
+		t.Fatalf("hung probe: %+v", res[0])
+	}
+	done := make(chan probes.Result, 1)
+	go func() {
+		done <- s.RunOnce(context.Background(), []Job{{Name: "ok", Timeout: time.Second, Prober: pass}})[0]
+	}()
+	select {
+	case r := <-done:
+		if !r.Success {
+			t.Errorf("%+v", r)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("an abandoned probe kept the only concurrency slot")
+	}
+}

@@ -4,4 +4,5 @@ package all
 
 import (
 	_ "github.com/vigil-project/vigil/probes/host"
+	_ "github.com/vigil-project/vigil/probes/network"
 )
