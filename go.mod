@@ -5,7 +5,9 @@ go 1.26.8
 require (
 	github.com/VictoriaMetrics/metrics v1.35.1
 	github.com/alecthomas/kingpin/v2 v2.4.0
+	github.com/miekg/dns v1.1.73
 	github.com/ohler55/ojg v1.28.5
+	github.com/prometheus-community/pro-bing v0.9.1
 	github.com/prometheus/client_golang v1.23.2
 	github.com/prometheus/common v0.73.1
 	github.com/prometheus/exporter-toolkit v0.20.0

@@ -58,8 +58,8 @@ func TestInvalid(t *testing.T) {
 			`:6:11: checks[2].name: duplicate check name "host" (first defined at line 2)`,
 		}},
 		{"invalid-unknown-type.yml", []string{
-			`:3:11: checks[0].type: unknown check type "htp" (known: dummy, host, http, tcp)`,
-			`:4:5: checks[1]: missing required field "type" (one of dummy, host, http, tcp)`,
+			`:3:11: checks[0].type: unknown check type "htp" (known: dns, dummy, host, http, icmp, tcp)`,
+			`:4:5: checks[1]: missing required field "type" (one of dns, dummy, host, http, icmp, tcp)`,
 			`:5:5: checks[2]: missing required field "name"`,
 		}},
 		{"invalid-host-section.yml", []string{
@@ -204,6 +204,7 @@ checks:
 
 func TestExampleConfigs(t *testing.T) {
 	files, _ := filepath.Glob("../../examples/*.yml")
+	files = append(files, "testdata/valid-all-types.yml")
 	if len(files) == 0 {
 		t.Fatal("no example configs found")
 	}
@@ -217,7 +218,7 @@ func TestExampleConfigs(t *testing.T) {
 }
 
 func FuzzParse(f *testing.F) {
-	for _, p := range append(mustGlob(f, "testdata/*.yml"), "default.yml", "../../examples/vigil.yml") {
+	for _, p := range append(append(mustGlob(f, "testdata/*.yml"), mustGlob(f, "../../examples/*.yml")...), "default.yml") {
 		b, err := os.ReadFile(p)
 		if err != nil {
 			f.Fatal(err)
