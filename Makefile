@@ -39,12 +39,14 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./...
 	$(MAKE) bench-peer
 
-# Side by side with peers in the same run: /metrics rendering against
-# client_golang; idle RSS (after IDLE, default 60s) and start-up time to
-# ready of `vigil run` with the example config against node_exporter.
+# Side by side with peers in the same run (Debian packages
+# prometheus-node-exporter and prometheus-blackbox-exporter): /metrics
+# rendering against client_golang; idle RSS (after IDLE, default 60s) and
+# start-up time of `vigil run` against node_exporter; a cycle of 1,000 HTTP
+# checks against blackbox_exporter and 500 ICMP checks (needs root).
 bench-peer:
 	$(GO) test -tags peerbench -run '^$$' -bench '10k' -benchmem -count 6 ./agent/metrics/
-	$(GO) test -tags peerbench -run 'TestPeer' -count 1 -v -timeout 30m ./agent/
+	$(GO) test -tags peerbench -run 'TestPeer' -count 1 -v -timeout 30m ./agent/ ./probes/network/
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) ./agent/config
