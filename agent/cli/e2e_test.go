@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -537,5 +538,70 @@ func TestWebConfigBasicAuth(t *testing.T) {
 	}
 	if code := get("ops", "wrong"); code != 401 {
 		t.Errorf("wrong password: %d, want 401", code)
+	}
+}
+
+// TestNetworkChecksEndToEnd runs http (TLS) and icmp checks in the agent,
+// and a failing one whose traceroute must reach the API.
+func TestNetworkChecksEndToEnd(t *testing.T) {
+	if os.Geteuid() != 0 && os.Getenv("VIGIL_REQUIRE_INTEGRATION") == "" {
+		t.Skip("icmp and traceroute need root or CAP_NET_RAW")
+	}
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, `{"status":"UP"}`)
+	}))
+	defer srv.Close()
+	closed := freePort(t)
+	dir := t.TempDir()
+	cfg := writeConfig(t, dir, "net.yml", fmt.Sprintf(`
+global: {startup_splay: 0s, timeout: 5s}
+checks:
+  - name: api
+    type: http
+    http:
+      url: %s/health
+      json: [{path: $.status, equals: UP}]
+      tls_config: {insecure_skip_verify: true}
+  - name: down
+    type: http
+    recheck_interval: 1h
+    http: {url: "http://%s/"}
+  - name: ping
+    type: icmp
+    icmp: {host: 127.0.0.1, interval: 10ms}
+`, srv.URL, closed))
+	a := startAgent(t, "--config.file", cfg, "--storage.path", filepath.Join(dir, "vigil.db"))
+	a.waitMetric(t, `vigil_check_success\{check="api",type="http"\} 1`)
+	a.waitMetric(t, `vigil_check_success\{check="ping",type="icmp"\} 1`)
+	a.waitMetric(t, `vigil_check_failure_info\{check="down",type="http",reason="connection_refused"\} 1`)
+	body := a.get(t, "/metrics")
+	readme, _ := os.ReadFile("../../README.md")
+	for _, name := range metricNames(body) {
+		if !strings.Contains(string(readme), "`"+name) {
+			t.Errorf("README.md does not document %s", name)
+		}
+	}
+	for _, want := range []string{"vigil_http_status_code", "vigil_tls_cert_expiry_timestamp_seconds", "vigil_icmp_rtt_avg_seconds", `phase="first_byte"`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	var check struct {
+		LastResult struct {
+			Reason      string
+			Diagnostics struct {
+				Traceroute []struct {
+					Addr    string
+					Reached bool
+				}
+			}
+		} `json:"last_result"`
+	}
+	if err := json.Unmarshal([]byte(a.get(t, "/api/v1/checks/down")), &check); err != nil {
+		t.Fatal(err)
+	}
+	hops := check.LastResult.Diagnostics.Traceroute
+	if len(hops) != 1 || hops[0].Addr != "127.0.0.1" || !hops[0].Reached {
+		t.Errorf("traceroute in the API: %+v", check.LastResult)
 	}
 }

@@ -352,3 +352,20 @@ func TestHTTPValidate(t *testing.T) {
 		})
 	}
 }
+
+func TestHTTPProxy(t *testing.T) {
+	var seen string
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// A forward proxy receives the absolute URL.
+		seen = r.URL.String()
+		fmt.Fprint(w, "via proxy")
+	}))
+	defer proxy.Close()
+	r := probeHTTP(t, func(c *HTTPConfig) {
+		c.URL, c.ProxyURL = "http://tax.example.invalid/api/health", proxy.URL
+		c.BodyMustMatch = []string{"^via proxy$"}
+	})
+	if !r.Success || seen != "http://tax.example.invalid/api/health" {
+		t.Errorf("proxy: %q %s; proxy saw %q", r.Reason, r.Message, seen)
+	}
+}
