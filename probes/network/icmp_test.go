@@ -47,6 +47,12 @@ func TestICMPLoopback(t *testing.T) {
 	if v, ok := valueOf(r, "vigil_icmp_rtt_avg_seconds"); !ok || v <= 0 || v > 0.1 {
 		t.Errorf("avg rtt %v", v)
 	}
+	// IPv6 loopback, chosen by ip_protocol.
+	cfg6 := newICMPConfig("::1")
+	cfg6.IPProtocol = "ip6"
+	if r := probeICMP(t, cfg6, 3*time.Second); !r.Success {
+		t.Errorf("::1: %q %s", r.Reason, r.Message)
+	}
 	// Loopback never takes a second, but a nanosecond budget is exceeded.
 	cfg := newICMPConfig("localhost")
 	cfg.IPProtocol, cfg.MaxRTT = "ip4", model.Duration(time.Nanosecond)
