@@ -164,8 +164,8 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string, extra
 	}
 	fields := yamlFields(v.Type())
 	d.eachKey(n, path, func(key string, k, val *yaml.Node) {
-		if i, ok := fields[key]; ok {
-			d.decode(val, v.Field(i), joinPath(path, key))
+		if idx, ok := fields[key]; ok {
+			d.decode(val, v.FieldByIndex(idx), joinPath(path, key))
 			return
 		}
 		if extra.Claim != nil && extra.Claim(k, val) {
@@ -197,28 +197,35 @@ func (d *decoder) eachKey(n *yaml.Node, path string, fn func(key string, k, v *y
 	}
 }
 
-// yamlFields maps yaml keys to struct field indexes.
-func yamlFields(t reflect.Type) map[string]int {
-	m := make(map[string]int, t.NumField())
+// yamlFields maps yaml keys to struct field indexes; fields tagged
+// ",inline" contribute their own fields (shared settings of a family).
+func yamlFields(t reflect.Type) map[string][]int {
+	m := make(map[string][]int, t.NumField())
 	for i := range t.NumField() {
 		f := t.Field(i)
 		if !f.IsExported() {
 			continue
 		}
-		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		name, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
 		if name == "-" {
+			continue
+		}
+		if strings.Contains(opts, "inline") && f.Type.Kind() == reflect.Struct {
+			for sub, idx := range yamlFields(f.Type) {
+				m[sub] = append([]int{i}, idx...)
+			}
 			continue
 		}
 		if name == "" {
 			name = strings.ToLower(f.Name)
 		}
-		m[name] = i
+		m[name] = []int{i}
 	}
 	return m
 }
 
 // suggest names the closest known key, for typos such as "intervall".
-func suggest(key string, fields map[string]int, extra []string) string {
+func suggest(key string, fields map[string][]int, extra []string) string {
 	best, bestDist := "", 3
 	names := append([]string(nil), extra...)
 	for name := range fields {

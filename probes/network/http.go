@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/vigil-project/vigil/probes"
+	"github.com/vigil-project/vigil/probes/internal/tlsconfig"
 )
 
 func init() {
@@ -51,9 +52,9 @@ type HTTPConfig struct {
 	MaxBodyBytes int64 `yaml:"max_body_bytes"`
 	// CertExpiryMin fails the check with cert_expiring when the earliest
 	// certificate of the chain expires sooner (0 disables).
-	CertExpiryMin       model.Duration `yaml:"cert_expiry_min"`
-	TLS                 TLSConfig      `yaml:"tls_config,omitempty"`
-	TracerouteOnFailure bool           `yaml:"traceroute_on_failure"`
+	CertExpiryMin       model.Duration   `yaml:"cert_expiry_min"`
+	TLS                 tlsconfig.Config `yaml:"tls_config,omitempty"`
+	TracerouteOnFailure bool             `yaml:"traceroute_on_failure"`
 }
 
 // JSONExpect is an expectation on a JSONPath in the response body: the
@@ -155,7 +156,7 @@ func (c *HTTPConfig) Validate() error {
 	if c.MaxRedirects < 0 {
 		errs = append(errs, probes.FieldErrorf("max_redirects", "must not be negative"))
 	}
-	errs = append(errs, c.TLS.validate("tls_config.")...)
+	errs = append(errs, c.TLS.Validate("tls_config.")...)
 	return errors.Join(errs...)
 }
 
@@ -187,7 +188,7 @@ func newHTTP(c probes.Config, _ probes.Options) (probes.Prober, error) {
 	if !ok {
 		return nil, fmt.Errorf("http: config of type %T", c)
 	}
-	tlsCfg, err := cfg.TLS.build("")
+	tlsCfg, err := cfg.TLS.Build("")
 	if err != nil {
 		return nil, err
 	}
@@ -297,7 +298,7 @@ func (h *HTTP) Probe(ctx context.Context, log *slog.Logger) probes.Result {
 	res.AddValue("vigil_http_response_bytes", float64(len(body)))
 	res.AddValue("vigil_http_version", httpVersion(resp))
 	res.AddValue("vigil_http_redirects", float64(redirectCount(resp)))
-	reason, msg := tlsValues(&res, resp.TLS, time.Duration(h.cfg.CertExpiryMin))
+	reason, msg := tlsconfig.Values(&res, resp.TLS, time.Duration(h.cfg.CertExpiryMin))
 
 	fail := func(r probes.Reason, format string, args ...any) probes.Result {
 		res.Reason, res.Message = r, fmt.Sprintf(format, args...)

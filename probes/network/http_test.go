@@ -19,6 +19,7 @@ import (
 
 	"github.com/vigil-project/vigil/agent/scheduler"
 	"github.com/vigil-project/vigil/probes"
+	"github.com/vigil-project/vigil/probes/internal/tlsconfig"
 )
 
 var discard = slog.New(slog.DiscardHandler)
@@ -221,7 +222,7 @@ func TestHTTPTLS(t *testing.T) {
 	}{
 		{"valid certificate, custom CA", validURL, nil, probes.ReasonNone, ""},
 		{"unknown CA", validURL, func(c *HTTPConfig) { c.TLS.CAFile = "" }, probes.ReasonTLSError, "certificate signed by unknown authority"},
-		{"insecure skip verify", validURL, func(c *HTTPConfig) { c.TLS = TLSConfig{InsecureSkipVerify: true} }, probes.ReasonNone, ""},
+		{"insecure skip verify", validURL, func(c *HTTPConfig) { c.TLS = tlsconfig.Config{InsecureSkipVerify: true} }, probes.ReasonNone, ""},
 		{"expiring within cert_expiry_min", serve(expiring, false), func(c *HTTPConfig) { c.CertExpiryMin = model.Duration(14 * 24 * time.Hour) },
 			probes.ReasonCertExpiring, `certificate "expiring" expires`},
 		{"expiring but no threshold", serve(expiring, false), nil, probes.ReasonNone, ""},
@@ -331,7 +332,7 @@ func TestHTTPValidate(t *testing.T) {
 		}, []string{`http_version: must be 1.1 or 2, got "3"`, `json.0.path: invalid JSONPath "": <nil>`}},
 		{"tls files", func(c *HTTPConfig) {
 			c.URL = "https://x"
-			c.TLS = TLSConfig{CAFile: "/nonexistent/ca.pem", CertFile: "/etc/hostname", MinVersion: "SSL3"}
+			c.TLS = tlsconfig.Config{CAFile: "/nonexistent/ca.pem", CertFile: "/etc/hostname", MinVersion: "SSL3"}
 		}, []string{
 			"tls_config.ca_file: stat /nonexistent/ca.pem: no such file or directory",
 			"tls_config.cert_file: cert_file and key_file must be set together",

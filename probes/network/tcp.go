@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/vigil-project/vigil/probes"
+	"github.com/vigil-project/vigil/probes/internal/tlsconfig"
 )
 
 func init() {
@@ -29,8 +30,8 @@ type TCPConfig struct {
 	// Address is host:port.
 	Address string `yaml:"address"`
 	// TLS performs a TLS handshake after connecting.
-	TLS       bool      `yaml:"tls"`
-	TLSConfig TLSConfig `yaml:"tls_config,omitempty"`
+	TLS       bool             `yaml:"tls"`
+	TLSConfig tlsconfig.Config `yaml:"tls_config,omitempty"`
 	// QueryResponse is a dialogue: each step sends, expects, or both.
 	QueryResponse []QueryStep `yaml:"query_response,omitempty"`
 	// CertExpiryMin fails with cert_expiring when the chain expires sooner (0 disables).
@@ -59,7 +60,7 @@ func (c *TCPConfig) Validate() error {
 			errs = append(errs, probes.FieldErrorf(fmt.Sprintf("query_response.%d.expect", i), "invalid regular expression: %v", err))
 		}
 	}
-	errs = append(errs, c.TLSConfig.validate("tls_config.")...)
+	errs = append(errs, c.TLSConfig.Validate("tls_config.")...)
 	return errors.Join(errs...)
 }
 
@@ -85,7 +86,7 @@ func newTCP(c probes.Config, _ probes.Options) (probes.Prober, error) {
 	t := &TCP{cfg: cfg, host: host}
 	if cfg.TLS {
 		var err error
-		if t.tls, err = cfg.TLSConfig.build(host); err != nil {
+		if t.tls, err = cfg.TLSConfig.Build(host); err != nil {
 			return nil, err
 		}
 	}
@@ -138,7 +139,7 @@ func (t *TCP) Probe(ctx context.Context, log *slog.Logger) probes.Result {
 			return fail(classify(err), "TLS handshake with %s: %v", t.cfg.Address, err)
 		}
 		state := tc.ConnectionState()
-		if reason, msg := tlsValues(&res, &state, time.Duration(t.cfg.CertExpiryMin)); reason != probes.ReasonNone {
+		if reason, msg := tlsconfig.Values(&res, &state, time.Duration(t.cfg.CertExpiryMin)); reason != probes.ReasonNone {
 			return fail(reason, "%s", msg)
 		}
 		conn = tc

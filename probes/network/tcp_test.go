@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/vigil-project/vigil/probes"
+	"github.com/vigil-project/vigil/probes/internal/tlsconfig"
 )
 
 // lineServer answers each line with reply(line); it never closes first.
@@ -115,7 +116,7 @@ func TestTCPTLS(t *testing.T) {
 		}
 	}()
 	r := probeTCP(t, 2*time.Second, &TCPConfig{
-		Address: l.Addr().String(), TLS: true, TLSConfig: TLSConfig{CAFile: pki.CAFile},
+		Address: l.Addr().String(), TLS: true, TLSConfig: tlsconfig.Config{CAFile: pki.CAFile},
 		QueryResponse: []QueryStep{{Expect: "^220 "}},
 	})
 	if !r.Success {

@@ -1,4 +1,7 @@
-package network
+// Package tlsconfig is the `tls_config:` block shared by the check families
+// that speak TLS (http, tcp, databases): files are checked at validation
+// and loaded when the check is built, so a reload picks up renewed ones.
+package tlsconfig
 
 import (
 	"crypto/tls"
@@ -10,8 +13,8 @@ import (
 	"github.com/vigil-project/vigil/probes"
 )
 
-// TLSConfig is the `tls_config:` block shared by http and tcp checks.
-type TLSConfig struct {
+// Config is the `tls_config:` block.
+type Config struct {
 	// CAFile verifies the server against these CAs instead of the system pool.
 	CAFile string `yaml:"ca_file,omitempty"`
 	// CertFile and KeyFile are the client certificate for mTLS.
@@ -28,7 +31,8 @@ var tlsVersions = map[string]uint16{
 	"TLS10": tls.VersionTLS10, "TLS11": tls.VersionTLS11, "TLS12": tls.VersionTLS12, "TLS13": tls.VersionTLS13,
 }
 
-func (c *TLSConfig) validate(prefix string) []error {
+// Validate reports problems as FieldErrors under prefix (e.g. "tls_config.").
+func (c *Config) Validate(prefix string) []error {
 	var errs []error
 	for _, f := range []struct{ field, path string }{{"ca_file", c.CAFile}, {"cert_file", c.CertFile}, {"key_file", c.KeyFile}} {
 		if f.path == "" {
@@ -47,9 +51,9 @@ func (c *TLSConfig) validate(prefix string) []error {
 	return errs
 }
 
-// build loads the files. It runs when the check is built, so a reload picks
-// up renewed certificates.
-func (c *TLSConfig) build(host string) (*tls.Config, error) {
+// Build loads the files; host is the default server name ("" lets the
+// client derive it from the URL it dials).
+func (c *Config) Build(host string) (*tls.Config, error) {
 	cfg := &tls.Config{
 		ServerName:         host,
 		InsecureSkipVerify: c.InsecureSkipVerify,
@@ -82,9 +86,9 @@ func (c *TLSConfig) build(host string) (*tls.Config, error) {
 	return cfg, nil
 }
 
-// tlsValues exports the negotiated version and the earliest expiry of the
+// Values exports the negotiated version and the earliest expiry of the
 // presented chain, and checks it against min (0 disables).
-func tlsValues(res *probes.Result, state *tls.ConnectionState, min time.Duration) (probes.Reason, string) {
+func Values(res *probes.Result, state *tls.ConnectionState, min time.Duration) (probes.Reason, string) {
 	if state == nil {
 		return probes.ReasonNone, ""
 	}
