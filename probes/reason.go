@@ -29,6 +29,15 @@ const (
 	ReasonHighLatency      Reason = "high_latency"
 	ReasonUnreachable      Reason = "unreachable"
 
+	// database
+	ReasonAuthFailed         Reason = "auth_failed"
+	ReasonCanaryMismatch     Reason = "canary_mismatch"
+	ReasonReplicationLag     Reason = "replication_lag"
+	ReasonTooManyConnections Reason = "too_many_connections"
+	ReasonQueryError         Reason = "query_error"
+	ReasonQueryThreshold     Reason = "query_threshold"
+	ReasonReadonlyViolation  Reason = "readonly_violation"
+
 	// host
 	ReasonCPUHigh        Reason = "cpu_high"
 	ReasonMemoryHigh     Reason = "memory_high"
@@ -44,7 +53,10 @@ var knownReasons = map[Reason]bool{
 	ReasonCertExpiring: true, ReasonBodyMismatch: true, ReasonResponseTooLarge: true,
 	ReasonExpectMismatch: true, ReasonRcodeMismatch: true, ReasonAnswerMismatch: true,
 	ReasonPacketLoss: true, ReasonHighLatency: true, ReasonUnreachable: true,
-	ReasonCPUHigh: true, ReasonMemoryHigh: true, ReasonDiskLow: true,
+	ReasonAuthFailed: true, ReasonCanaryMismatch: true, ReasonReplicationLag: true,
+	ReasonTooManyConnections: true, ReasonQueryError: true, ReasonQueryThreshold: true,
+	ReasonReadonlyViolation: true,
+	ReasonCPUHigh:           true, ReasonMemoryHigh: true, ReasonDiskLow: true,
 	ReasonInodesLow: true, ReasonProcessMissing: true,
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/vigil-project/vigil/probes"
+	"github.com/vigil-project/vigil/probes/internal/neterr"
 )
 
 func init() {
@@ -145,7 +146,7 @@ func (d *DNS) Probe(ctx context.Context, log *slog.Logger) probes.Result {
 	reply, _, err := client.ExchangeContext(ctx, m, server)
 	res.AddPhase("lookup", start)
 	if err != nil {
-		return fail(classify(err), "%s %s @%s: %v", d.cfg.QueryType, d.cfg.QueryName, server, err)
+		return fail(neterr.Classify(err), "%s %s @%s: %v", d.cfg.QueryType, d.cfg.QueryName, server, err)
 	}
 	res.AddKeyValue("vigil_dns_answer_rrs", float64(len(reply.Answer)))
 	res.AddValue("vigil_dns_authority_rrs", float64(len(reply.Ns)))

@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/vigil-project/vigil/probes"
+	"github.com/vigil-project/vigil/probes/internal/neterr"
 	"github.com/vigil-project/vigil/probes/internal/tlsconfig"
 )
 
@@ -284,7 +285,7 @@ func (h *HTTP) Probe(ctx context.Context, log *slog.Logger) probes.Result {
 	resp, err := h.client.Do(req)
 	h.addPhases(&res, t, time.Time{})
 	if err != nil {
-		res.Reason = classify(err)
+		res.Reason = neterr.Classify(err)
 		res.Message = fmt.Sprintf("%s %s: %v", h.cfg.Method, h.cfg.URL, unwrapURLError(err))
 		return res
 	}
@@ -306,7 +307,7 @@ func (h *HTTP) Probe(ctx context.Context, log *slog.Logger) probes.Result {
 	}
 	switch {
 	case readErr != nil:
-		return fail(classify(readErr), "reading the response body: %v", readErr)
+		return fail(neterr.Classify(readErr), "reading the response body: %v", readErr)
 	case int64(len(body)) > h.cfg.MaxBodyBytes:
 		return fail(probes.ReasonResponseTooLarge, "response body larger than max_body_bytes (%d)", h.cfg.MaxBodyBytes)
 	case !h.statusOK(resp.StatusCode):

@@ -3,7 +3,6 @@ package network
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"io"
 	"log"
@@ -168,25 +167,6 @@ func TestHTTPConnectionErrors(t *testing.T) {
 	}
 	if strings.Contains(r.Message, `Get "`) {
 		t.Errorf("message repeats net/http's URL prefix: %s", r.Message)
-	}
-}
-
-func TestClassify(t *testing.T) {
-	tests := []struct {
-		err  error
-		want probes.Reason
-	}{
-		{&net.DNSError{Err: "no such host", Name: "tax.invalid", IsNotFound: true}, probes.ReasonDNSError},
-		{&net.DNSError{Err: "i/o timeout", Name: "tax.example", IsTimeout: true}, probes.ReasonTimeout},
-		{fmt.Errorf("dial: %w", context.DeadlineExceeded), probes.ReasonTimeout},
-		{&net.OpError{Op: "remote error", Err: errors.New("tls: certificate required")}, probes.ReasonTLSError},
-		{errors.New("something else"), probes.ReasonError},
-		{nil, probes.ReasonNone},
-	}
-	for _, tt := range tests {
-		if got := classify(tt.err); got != tt.want {
-			t.Errorf("classify(%v) = %q, want %q", tt.err, got, tt.want)
-		}
 	}
 }
 

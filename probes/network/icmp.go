@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/vigil-project/vigil/probes"
+	"github.com/vigil-project/vigil/probes/internal/neterr"
 )
 
 func init() {
@@ -115,7 +116,7 @@ func (p *ICMP) Probe(ctx context.Context, log *slog.Logger) probes.Result {
 	ip, err := p.resolve(ctx)
 	res.AddPhase("dns", start)
 	if err != nil {
-		return fail(classify(err), "resolve %s: %v", p.cfg.Host, err)
+		return fail(neterr.Classify(err), "resolve %s: %v", p.cfg.Host, err)
 	}
 
 	start = time.Now()
@@ -133,7 +134,7 @@ func (p *ICMP) Probe(ctx context.Context, log *slog.Logger) probes.Result {
 		return fail(probes.ReasonError, "%v", errNoICMPSocket)
 	}
 	if err != nil {
-		return fail(classify(err), "ping %s: %v", ip, err)
+		return fail(neterr.Classify(err), "ping %s: %v", ip, err)
 	}
 
 	loss := 1.0

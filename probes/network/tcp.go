@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/vigil-project/vigil/probes"
+	"github.com/vigil-project/vigil/probes/internal/neterr"
 	"github.com/vigil-project/vigil/probes/internal/tlsconfig"
 )
 
@@ -113,14 +114,14 @@ func (t *TCP) Probe(ctx context.Context, log *slog.Logger) probes.Result {
 	ips, err := net.DefaultResolver.LookupIPAddr(ctx, host)
 	res.AddPhase("dns", start)
 	if err != nil {
-		return fail(classify(err), "resolve %s: %v", host, err)
+		return fail(neterr.Classify(err), "resolve %s: %v", host, err)
 	}
 	start = time.Now()
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "tcp", net.JoinHostPort(ips[0].IP.String(), port))
 	res.AddPhase("connect", start)
 	if err != nil {
-		return fail(classify(err), "connect %s: %v", t.cfg.Address, err)
+		return fail(neterr.Classify(err), "connect %s: %v", t.cfg.Address, err)
 	}
 	defer conn.Close()
 	// The dialogue honours the check's deadline through the connection.
@@ -136,7 +137,7 @@ func (t *TCP) Probe(ctx context.Context, log *slog.Logger) probes.Result {
 		err := tc.HandshakeContext(ctx)
 		res.AddPhase("tls", start)
 		if err != nil {
-			return fail(classify(err), "TLS handshake with %s: %v", t.cfg.Address, err)
+			return fail(neterr.Classify(err), "TLS handshake with %s: %v", t.cfg.Address, err)
 		}
 		state := tc.ConnectionState()
 		if reason, msg := tlsconfig.Values(&res, &state, time.Duration(t.cfg.CertExpiryMin)); reason != probes.ReasonNone {
@@ -151,7 +152,7 @@ func (t *TCP) Probe(ctx context.Context, log *slog.Logger) probes.Result {
 			if q.Send != "" {
 				if _, err := conn.Write([]byte(q.Send)); err != nil {
 					res.AddPhase("dialogue", start)
-					return fail(classify(err), "step %d: send: %v", i+1, err)
+					return fail(neterr.Classify(err), "step %d: send: %v", i+1, err)
 				}
 			}
 			if re := t.expect[i]; re != nil {
@@ -162,7 +163,7 @@ func (t *TCP) Probe(ctx context.Context, log *slog.Logger) probes.Result {
 					if last != "" {
 						return fail(probes.ReasonExpectMismatch, "step %d: no line matched %q; last line %q", i+1, q.Expect, truncate(last, 80))
 					}
-					reason := classify(err)
+					reason := neterr.Classify(err)
 					if reason == probes.ReasonError {
 						reason = probes.ReasonExpectMismatch
 					}

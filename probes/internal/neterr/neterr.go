@@ -1,8 +1,6 @@
-// Package network holds the reachability checks of checklist step 4 —
-// http, tcp, dns and icmp — and the traceroute attached to their failures,
-// so an operator sees where the path to the tax authority breaks, not only
-// that it does.
-package network
+// Package neterr maps dial, TLS and I/O errors to the reason vocabulary,
+// for every family that talks to a server over the network.
+package neterr
 
 import (
 	"context"
@@ -16,8 +14,9 @@ import (
 	"github.com/vigil-project/vigil/probes"
 )
 
-// classify maps a dial, TLS or I/O error to the reason vocabulary.
-func classify(err error) probes.Reason {
+// Classify maps a dial, TLS or I/O error to the reason vocabulary;
+// anything it does not recognise is probe_error.
+func Classify(err error) probes.Reason {
 	var (
 		dnsErr      *net.DNSError
 		certInvalid x509.CertificateInvalidError
