@@ -11,7 +11,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 CONFIG      ?= examples/vigil.yml
 FUZZTIME    ?= 15s
 
-.PHONY: all build run test lint bench bench-peer fuzz clean
+.PHONY: all build run test lint bench bench-peer bench-db fuzz clean
 
 all: build
 
@@ -47,6 +47,15 @@ bench:
 bench-peer:
 	$(GO) test -tags peerbench -run '^$$' -bench '10k' -benchmem -count 6 ./agent/metrics/
 	$(GO) test -tags peerbench -run 'TestPeer' -count 1 -v -timeout 30m ./agent/ ./probes/network/
+	$(MAKE) bench-db
+
+# A full postgres check against the same statements issued with pgx,
+# alternating six times (the local PostgreSQL's fsyncs drift; alternation
+# keeps the comparison fair).
+bench-db:
+	$(GO) test -c -o bin/database.test ./probes/database/
+	for i in 1 2 3 4 5 6; do for b in PostgresCheck PostgresRawPgx; do \
+	  ./bin/database.test -test.run '^$$' -test.bench "^Benchmark$$b\$$" -test.benchtime 40x -test.benchmem | grep ^Bench; done; done
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) ./agent/config

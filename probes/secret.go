@@ -66,6 +66,10 @@ func (s Secret) Reveal() string { return s.value }
 // IsSet reports whether a value was configured.
 func (s Secret) IsSet() bool { return s.value != "" }
 
+// IsZero lets omitempty drop an unset secret (and keep a set one, shown
+// redacted) when a config is rendered for the API.
+func (s Secret) IsZero() bool { return s.value == "" }
+
 // String, GoString, MarshalYAML, MarshalJSON and MarshalText redact.
 func (s Secret) String() string                { return s.redact() }
 func (s Secret) GoString() string              { return s.redact() }

@@ -605,3 +605,103 @@ checks:
 		t.Errorf("traceroute in the API: %+v", check.LastResult)
 	}
 }
+
+// TestSecretsNeverShown puts a recognisable password into database DSNs —
+// accepted (trust auth), refused, and unreachable — and greps every output
+// channel for it: logs at debug level, /metrics, the API, vigil once (table
+// and JSON) and check-config.
+func TestSecretsNeverShown(t *testing.T) {
+	for _, addr := range []string{"127.0.0.1:5432", "127.0.0.1:3306", "127.0.0.1:6379"} {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err != nil {
+			if os.Getenv("VIGIL_REQUIRE_INTEGRATION") != "" {
+				t.Fatalf("%s not reachable: %v", addr, err)
+			}
+			t.Skipf("%s not reachable (%v); .ci/run starts the databases", addr, err)
+		}
+		c.Close()
+	}
+	const pw = "Zq7-vigil-SECRET-pw"
+	dir := t.TempDir()
+	closed := freePort(t)
+	os.WriteFile(filepath.Join(dir, "redis.dsn"), []byte("redis://vigil_nobody:"+pw+"@127.0.0.1:6379/0\n"), 0o600)
+	cfg := writeConfig(t, dir, "db.yml", `
+global: {startup_splay: 0s, timeout: 5s}
+checks:
+  - name: pg-ok
+    type: postgres
+    postgres: {dsn: "${VIGIL_E2E_PG_OK}"}
+  - name: pg-down
+    type: postgres
+    postgres: {dsn: "${VIGIL_E2E_PG_DOWN}"}
+  - name: mysql-denied
+    type: mysql
+    mysql: {dsn: "${VIGIL_E2E_MYSQL}"}
+  - name: redis-denied
+    type: redis
+    redis: {dsn_file: `+filepath.Join(dir, "redis.dsn")+`}
+`)
+	env := []string{
+		"VIGIL_E2E_PG_OK=postgres://postgres:" + pw + "@127.0.0.1:5432/test?sslmode=disable",
+		"VIGIL_E2E_PG_DOWN=postgres://postgres:" + pw + "@" + closed + "/test?sslmode=disable",
+		"VIGIL_E2E_MYSQL=vigil_nobody:" + pw + "@tcp(127.0.0.1:3306)/test",
+	}
+	runEnv := func(args ...string) string {
+		cmd := exec.Command(vigilBin, args...)
+		cmd.Env = append(os.Environ(), env...)
+		out, _ := cmd.CombinedOutput()
+		return string(out)
+	}
+	outputs := map[string]string{
+		"once":         runEnv("once", "--config.file", cfg, "-v"),
+		"once json":    runEnv("once", "--config.file", cfg, "-o", "json"),
+		"check-config": runEnv("check-config", cfg),
+	}
+	if !strings.Contains(outputs["once"], "pg-down") || !strings.Contains(outputs["once"], "auth_failed") {
+		t.Fatalf("vigil once did not run the checks:\n%s", outputs["once"])
+	}
+
+	addr := freePort(t)
+	logs := &syncBuffer{mu: make(chan struct{}, 1)}
+	cmd := exec.Command(vigilBin, "run", "--config.file", cfg, "--web.listen-address", addr,
+		"--storage.path", filepath.Join(dir, "vigil.db"), "--log.level", "debug")
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	a := &agentProc{cmd: cmd, url: "http://" + addr, logs: logs}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if resp, err := http.Get(a.url + "/-/ready"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("agent not ready:\n%s", logs.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	a.waitMetric(t, `vigil_check_success\{check="pg-ok",type="postgres"\} 1`)
+	a.waitMetric(t, `vigil_check_failure_info\{check="redis-denied",type="redis",reason="auth_failed"\} 1`)
+	a.waitMetric(t, `vigil_check_failure_info\{check="mysql-denied",type="mysql",reason="auth_failed"\} 1`)
+	a.waitMetric(t, `vigil_check_failure_info\{check="pg-down",type="postgres",reason="connection_refused"\} 1`)
+	outputs["metrics"] = a.get(t, "/metrics")
+	outputs["api"] = a.get(t, "/api/v1/checks")
+	outputs["api check"] = a.get(t, "/api/v1/checks/pg-down")
+	cmd.Process.Signal(syscall.SIGHUP) // a reload logs the config again
+	time.Sleep(300 * time.Millisecond)
+	outputs["logs"] = logs.String()
+	if !strings.Contains(outputs["api"], `"dsn": "\u003csecret\u003e"`) && !strings.Contains(outputs["api"], `"dsn": "<secret>"`) {
+		t.Errorf("the API does not show the DSN redacted:\n%s", outputs["api"])
+	}
+	for name, out := range outputs {
+		if strings.Contains(out, pw) {
+			i := strings.Index(out, pw)
+			t.Errorf("%s shows the password: …%s…", name, out[max(0, i-80):min(len(out), i+40)])
+		}
+	}
+}

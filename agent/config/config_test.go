@@ -58,8 +58,8 @@ func TestInvalid(t *testing.T) {
 			`:6:11: checks[2].name: duplicate check name "host" (first defined at line 2)`,
 		}},
 		{"invalid-unknown-type.yml", []string{
-			`:3:11: checks[0].type: unknown check type "htp" (known: dns, dummy, host, http, icmp, tcp)`,
-			`:4:5: checks[1]: missing required field "type" (one of dns, dummy, host, http, icmp, tcp)`,
+			`:3:11: checks[0].type: unknown check type "htp" (known: dns, dummy, host, http, icmp, mysql, postgres, redis, sqlite, tcp)`,
+			`:4:5: checks[1]: missing required field "type" (one of dns, dummy, host, http, icmp, mysql, postgres, redis, sqlite, tcp)`,
 			`:5:5: checks[2]: missing required field "name"`,
 		}},
 		{"invalid-host-section.yml", []string{
@@ -203,6 +203,10 @@ checks:
 }
 
 func TestExampleConfigs(t *testing.T) {
+	// The database example takes its DSNs from the environment.
+	for _, v := range []string{"INVOICE_PG_DSN", "INVOICE_MYSQL_DSN", "INVOICE_REDIS_DSN"} {
+		t.Setenv(v, "set-by-test")
+	}
 	files, _ := filepath.Glob("../../examples/*.yml")
 	files = append(files, "testdata/valid-all-types.yml")
 	if len(files) == 0 {

@@ -3,6 +3,7 @@
 package all
 
 import (
+	_ "github.com/vigil-project/vigil/probes/database"
 	_ "github.com/vigil-project/vigil/probes/host"
 	_ "github.com/vigil-project/vigil/probes/network"
 )

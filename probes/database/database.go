@@ -8,6 +8,7 @@ package database
 
 import (
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -19,14 +20,55 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/vigil-project/vigil/probes"
+	"github.com/vigil-project/vigil/probes/internal/tlsconfig"
 )
+
+// Server are the connection settings of the families that dial a server.
+type Server struct {
+	// DSN comes from the environment ("${INVOICE_DB_DSN}"); DSNFile from a
+	// file. Exactly one is set. Neither is ever shown.
+	DSN       probes.Secret     `yaml:"dsn,omitempty"`
+	DSNFile   string            `yaml:"dsn_file,omitempty"`
+	TLSConfig *tlsconfig.Config `yaml:"tls_config,omitempty"`
+}
+
+func (s *Server) validate() []error {
+	var errs []error
+	switch {
+	case s.DSN.IsSet() && s.DSNFile != "":
+		errs = append(errs, probes.FieldErrorf("dsn_file", "set only one of dsn and dsn_file"))
+	case !s.DSN.IsSet() && s.DSNFile == "":
+		errs = append(errs, probes.FieldErrorf("dsn", "required: dsn (as ${ENV_VAR}) or dsn_file"))
+	case s.DSNFile != "":
+		if _, err := os.Stat(s.DSNFile); err != nil {
+			errs = append(errs, probes.FieldErrorf("dsn_file", "%v", err))
+		}
+	}
+	if s.TLSConfig != nil {
+		errs = append(errs, s.TLSConfig.Validate("tls_config.")...)
+	}
+	return errs
+}
+
+// dsn returns the secret DSN, read from dsn_file when that is used.
+func (s *Server) dsn() (probes.Secret, error) {
+	if s.DSNFile != "" {
+		return probes.ReadSecretFile(s.DSNFile)
+	}
+	return s.DSN, nil
+}
+
+// tls builds the TLS client config, nil when none is configured (the DSN's
+// own TLS settings then apply).
+func (s *Server) tls(host string) (*tls.Config, error) {
+	if s.TLSConfig == nil {
+		return nil, nil
+	}
+	return s.TLSConfig.Build(host)
+}
 
 // Common are the settings every database family shares.
 type Common struct {
-	// DSN comes from the environment ("${INVOICE_DB_DSN}"); DSNFile from a
-	// file. Exactly one is set. Neither is ever shown.
-	DSN     probes.Secret `yaml:"dsn,omitempty"`
-	DSNFile string        `yaml:"dsn_file,omitempty"`
 	// ReadOnly skips the canary write (for replicas and read-only users).
 	ReadOnly bool `yaml:"readonly"`
 	// MaxReplicationLag fails with replication_lag when exceeded (0 disables).
@@ -55,16 +97,6 @@ var queryNameRE = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
 
 func (c *Common) validate() []error {
 	var errs []error
-	switch {
-	case c.DSN.IsSet() && c.DSNFile != "":
-		errs = append(errs, probes.FieldErrorf("dsn_file", "set only one of dsn and dsn_file"))
-	case !c.DSN.IsSet() && c.DSNFile == "":
-		errs = append(errs, probes.FieldErrorf("dsn", "required: dsn (as ${ENV_VAR}) or dsn_file"))
-	case c.DSNFile != "":
-		if _, err := os.Stat(c.DSNFile); err != nil {
-			errs = append(errs, probes.FieldErrorf("dsn_file", "%v", err))
-		}
-	}
 	if c.MaxReplicationLag < 0 {
 		errs = append(errs, probes.FieldErrorf("max_replication_lag", "must not be negative"))
 	}
@@ -91,14 +123,6 @@ func (c *Common) validate() []error {
 	return errs
 }
 
-// dsn returns the secret DSN, read from dsn_file when that is used.
-func (c *Common) dsn() (probes.Secret, error) {
-	if c.DSNFile != "" {
-		return probes.ReadSecretFile(c.DSNFile)
-	}
-	return c.DSN, nil
-}
-
 var identRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$`)
 
 // validateTable checks a canary table name: it is put into SQL text, so it
@@ -120,14 +144,13 @@ func newToken() (token, payload string) {
 	return token, token + "|发票✓|'\"\\|" + time.Now().UTC().Format(time.RFC3339Nano)
 }
 
-// scrub removes a secret from text that may reach logs or the API: driver
-// errors sometimes quote what they were given.
-func scrub(s string, secret probes.Secret) string {
-	v := secret.Reveal()
-	if v == "" || !strings.Contains(s, v) {
+// scrub removes a password from text that may reach logs or the API:
+// driver errors sometimes quote what they were given.
+func scrub(s, password string) string {
+	if password == "" {
 		return s
 	}
-	return strings.ReplaceAll(s, v, "<secret>")
+	return strings.ReplaceAll(s, password, "<secret>")
 }
 
 // checkQueryValue applies a query's thresholds.
@@ -152,11 +175,19 @@ type health struct {
 	replicas *float64
 	// connections in use and allowed; max 0 when unknown.
 	used, max float64
+	// stopped names a replication stream that is not running.
+	stopped string
+	// note says what could not be read, for diagnostics.
+	note string
 }
 
 // judgeHealth exports health values and applies the thresholds.
 func judgeHealth(res *probes.Result, h health, c *Common) (probes.Reason, string) {
-	res.AddValue("vigil_db_is_replica", boolFloat(h.replica))
+	if h.note != "" {
+		res.Diagnostics = map[string]any{"health_note": h.note}
+	} else {
+		res.AddValue("vigil_db_is_replica", boolFloat(h.replica))
+	}
 	if h.replicas != nil {
 		res.AddValue("vigil_db_replicas", *h.replicas)
 	}
@@ -171,6 +202,9 @@ func judgeHealth(res *probes.Result, h health, c *Common) (probes.Reason, string
 		if ratio > c.MaxConnectionsRatio {
 			return probes.ReasonTooManyConnections, fmt.Sprintf("%.0f of %.0f connections in use (%.0f%% > %.0f%%)", h.used, h.max, ratio*100, c.MaxConnectionsRatio*100)
 		}
+	}
+	if h.stopped != "" {
+		return probes.ReasonReplicationLag, "replication stopped: " + h.stopped
 	}
 	if h.lag != nil && c.MaxReplicationLag > 0 && *h.lag > time.Duration(c.MaxReplicationLag).Seconds() {
 		return probes.ReasonReplicationLag, fmt.Sprintf("replication lag %.1fs > %s", *h.lag, c.MaxReplicationLag)
