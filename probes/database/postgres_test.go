@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/vigil-project/vigil/probes"
+	"github.com/vigil-project/vigil/probes/internal/tlsconfig"
 )
 
 const pgAddr = "127.0.0.1:5432"
@@ -172,4 +173,52 @@ func requireWritable(t *testing.T, err error) {
 		t.Fatalf("cannot set up password authentication: %v", err)
 	}
 	t.Skipf("cannot set up password authentication (%v); CI runs this as root", err)
+}
+
+// TestPostgresNoLeakAndTLS: runs leave no connection behind, and
+// tls_config is used for the connection when given.
+func TestPostgresNoLeakAndTLS(t *testing.T) {
+	requireServer(t, "PostgreSQL", pgAddr)
+	ctx := context.Background()
+	admin, err := pgx.Connect(ctx, "postgres://postgres@"+pgAddr+"/test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(ctx)
+	for range 5 {
+		if r := run(t, "postgres", pgConfig(t, "postgres://postgres@"+pgAddr+"/test?sslmode=disable", nil), 5*time.Second); !r.Success {
+			t.Fatalf("%q %s", r.Reason, r.Message)
+		}
+	}
+	var left int
+	// The server notices a closed connection within milliseconds.
+	for range 50 {
+		admin.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'vigil'").Scan(&left)
+		if left == 0 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if left != 0 {
+		t.Errorf("%d vigil connections left open after the runs", left)
+	}
+
+	var ssl string
+	admin.QueryRow(ctx, "SHOW ssl").Scan(&ssl)
+	if ssl != "on" {
+		t.Skip("the server has ssl off; TLS part skipped")
+	}
+	r := run(t, "postgres", pgConfig(t, "postgres://postgres@"+pgAddr+"/test?sslmode=disable", func(c *PostgresConfig) {
+		c.TLSConfig = &tlsconfig.Config{InsecureSkipVerify: true}
+		c.Queries = []Query{{Name: "tls", SQL: "SELECT count(*) FROM pg_stat_ssl WHERE pid = pg_backend_pid() AND ssl"}}
+	}), 5*time.Second)
+	if v, _ := valueOf(r, "vigil_sql_value", "tls"); !r.Success || v != 1 {
+		t.Errorf("connection over TLS: %q %s, ssl=%v", r.Reason, r.Message, v)
+	}
+	r = run(t, "postgres", pgConfig(t, "postgres://postgres@"+pgAddr+"/test", func(c *PostgresConfig) {
+		c.TLSConfig = &tlsconfig.Config{} // verify against system CAs: the snakeoil cert fails
+	}), 5*time.Second)
+	if r.Reason != probes.ReasonTLSError {
+		t.Errorf("unverifiable server certificate: %q %s", r.Reason, r.Message)
+	}
 }

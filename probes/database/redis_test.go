@@ -2,6 +2,7 @@ package database
 
 import (
 	"context"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -89,5 +90,68 @@ func TestRedis(t *testing.T) {
 	}
 	if keys, _ := admin.Keys(ctx, "vigil:canary:*").Result(); len(keys) != 0 {
 		t.Errorf("canary keys left: %v", keys)
+	}
+}
+
+// TestRedisReplication starts a real replica of the local Redis, then one
+// whose primary does not exist.
+func TestRedisReplication(t *testing.T) {
+	requireServer(t, "Redis", redisAddr)
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		t.Skip("redis-server not installed")
+	}
+	start := func(primary string) string {
+		port := strings.Split(closedPort(t), ":")[1]
+		host, pport, _ := strings.Cut(primary, ":")
+		cmd := exec.Command(bin, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+			"--dir", t.TempDir(), "--replicaof", host, pport)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		return "127.0.0.1:" + port
+	}
+	replica := start(redisAddr)
+	ctx := context.Background()
+	rc := redis.NewClient(&redis.Options{Addr: replica})
+	defer rc.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		info, _ := rc.Info(ctx, "replication").Result()
+		if strings.Contains(info, "master_link_status:up") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("replica did not sync:\n%s", info)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	r := run(t, "redis", redisConfig(t, "redis://"+replica+"/0", func(c *RedisConfig) { c.ReadOnly = true }), 5*time.Second)
+	if !r.Success {
+		t.Fatalf("replica: %q %s", r.Reason, r.Message)
+	}
+	if v, _ := valueOf(r, "vigil_db_is_replica"); v != 1 {
+		t.Errorf("is_replica %v", v)
+	}
+	if lag, ok := valueOf(r, "vigil_db_replication_lag_seconds"); !ok || lag > 5 {
+		t.Errorf("lag %v %v", lag, ok)
+	}
+	// Writing to a replica is refused: readonly_violation unless readonly.
+	r = run(t, "redis", redisConfig(t, "redis://"+replica+"/0", nil), 5*time.Second)
+	if r.Reason != probes.ReasonReadonlyViolation {
+		t.Errorf("canary on a replica: %q %s", r.Reason, r.Message)
+	}
+	r = run(t, "redis", redisConfig(t, "redis://"+redisAddr+"/0", nil), 5*time.Second)
+	if v, _ := valueOf(r, "vigil_db_replicas"); v < 1 {
+		t.Errorf("primary reports %v replicas", v)
+	}
+
+	orphan := start(closedPort(t))
+	time.Sleep(300 * time.Millisecond)
+	r = run(t, "redis", redisConfig(t, "redis://"+orphan+"/0", func(c *RedisConfig) { c.ReadOnly = true }), 5*time.Second)
+	if r.Reason != probes.ReasonReplicationLag || !strings.Contains(r.Message, "replication stopped: link to 127.0.0.1") {
+		t.Errorf("replica without a primary: %q %s", r.Reason, r.Message)
 	}
 }
