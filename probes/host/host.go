@@ -1,6 +1,8 @@
-// Package host is the `host` check: step 1 of the operations checklist
-// (CPU, memory, free disk and inodes, optional process presence), read with
-// gopsutil. Every value is exported whether or not a threshold fails.
+// Package host is the `host` check, step 1 of the operations checklist:
+// CPU, load, memory, free disk space and inodes, and optionally whether
+// given processes are running. It reads the machine through gopsutil and
+// exports every value whether or not a threshold fails, so a dashboard shows
+// how close the host came before it failed.
 package host
 
 import (
@@ -10,7 +12,9 @@ import (
 	"log/slog"
 	"path/filepath"
 	"regexp"
+	"regexp/syntax"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/common/model"
@@ -26,35 +30,38 @@ func init() {
 	})
 }
 
-// Config is the `host:` section of a check.
+// Config is the `host:` section of a check. Ratios are 0..1; a max of 1 or
+// a min of 0 turns that threshold off.
 type Config struct {
-	// CPUSample is the window CPU utilisation is measured over.
-	CPUSample model.Duration `yaml:"cpu_sample"`
-	// Ratio thresholds, 0..1. A max of 1 or a min of 0 disables the check.
-	CPUMax        float64 `yaml:"cpu_max"`
-	MemoryMax     float64 `yaml:"memory_max"`
-	DiskFreeMin   float64 `yaml:"disk_free_min"`
-	InodesFreeMin float64 `yaml:"inodes_free_min"`
-	// Filesystem filters (RE2), as node_exporter's filesystem collector.
+	CPUSample     model.Duration `yaml:"cpu_sample"`
+	CPUMax        float64        `yaml:"cpu_max"`
+	MemoryMax     float64        `yaml:"memory_max"`
+	DiskFreeMin   float64        `yaml:"disk_free_min"`
+	InodesFreeMin float64        `yaml:"inodes_free_min"`
+
+	// Filesystem filters are RE2 expressions, as in node_exporter. An empty
+	// one is off: an empty include keeps every mount point.
 	MountPointsInclude string `yaml:"mount_points_include"`
 	MountPointsExclude string `yaml:"mount_points_exclude"`
 	FSTypesExclude     string `yaml:"fs_types_exclude"`
-	// Processes that must be running.
+
 	Processes []Process `yaml:"processes"`
+
 	// ProcPath, SysPath and RootPath point at the host's filesystems when
-	// vigil runs in a container (e.g. /host/proc); empty means the usual place.
+	// vigil runs in a container (e.g. /host/proc); empty means the usual
+	// place (or gopsutil's HOST_PROC and HOST_SYS variables).
 	ProcPath string `yaml:"proc_path"`
 	SysPath  string `yaml:"sys_path"`
 	RootPath string `yaml:"root_path"`
 }
 
-// Process is one process that must be running: by name (as `ps -C` matches
-// it) or by pidfile.
+// Process is one process that must be running, found either by name (as
+// `ps -C` matches it) or through its pidfile.
 type Process struct {
-	Name    string `yaml:"name,omitempty"`
-	Pidfile string `yaml:"pidfile,omitempty"`
-	// Label is the metric label value; defaults to the name or the pidfile's base name.
-	Label string `yaml:"label,omitempty"`
+	Name    string `yaml:"name"`
+	Pidfile string `yaml:"pidfile"`
+	// Label is the value of the `process` metric label.
+	Label string `yaml:"label"`
 }
 
 func (p Process) label() string {
@@ -64,11 +71,13 @@ func (p Process) label() string {
 	case p.Name != "":
 		return p.Name
 	}
-	return strings.TrimSuffix(filepath.Base(p.Pidfile), filepath.Ext(p.Pidfile))
+	base := filepath.Base(p.Pidfile)
+	return strings.TrimSuffix(base, filepath.Ext(base))
 }
 
-// Defaults follow node_exporter's filesystem collector, plus the
-// memory-backed and read-only image filesystems that never fill up with data.
+// The filters start from node_exporter's defaults so both agents watch the
+// same filesystems. tmpfs and ramfs are excluded as well: they hold memory,
+// not stored data, and what they use already counts against memory.
 const (
 	defaultMountPointsExclude = `^/(dev|proc|run/credentials/.+|sys|var/lib/docker/.+|var/lib/containers/storage/.+)($|/)`
 	defaultFSTypesExclude     = `^(autofs|binfmt_misc|bpf|cgroup2?|configfs|debugfs|devpts|devtmpfs|erofs|fusectl|hugetlbfs|iso9660|mqueue|nsfs|overlay|proc|procfs|pstore|ramfs|rpc_pipefs|securityfs|selinuxfs|squashfs|sysfs|tmpfs|tracefs)$`
@@ -90,58 +99,84 @@ func defaultConfig() *Config {
 func (c *Config) Validate() error {
 	var errs []error
 	if c.CPUSample <= 0 || time.Duration(c.CPUSample) >= time.Minute {
-		errs = append(errs, probes.FieldErrorf("cpu_sample", "must be greater than 0 and less than 1m, got %s", c.CPUSample))
+		errs = append(errs, probes.FieldErrorf("cpu_sample", "must be more than 0 and less than 1m, got %s", c.CPUSample))
 	}
 	for _, r := range []struct {
 		field string
 		v     float64
-	}{{"cpu_max", c.CPUMax}, {"memory_max", c.MemoryMax}, {"disk_free_min", c.DiskFreeMin}, {"inodes_free_min", c.InodesFreeMin}} {
-		if r.v < 0 || r.v > 1 {
+	}{
+		{"cpu_max", c.CPUMax},
+		{"memory_max", c.MemoryMax},
+		{"disk_free_min", c.DiskFreeMin},
+		{"inodes_free_min", c.InodesFreeMin},
+	} {
+		if !(r.v >= 0 && r.v <= 1) { // also rejects NaN
 			errs = append(errs, probes.FieldErrorf(r.field, "must be between 0 and 1, got %g", r.v))
 		}
 	}
-	for field, re := range map[string]string{
-		"mount_points_include": c.MountPointsInclude,
-		"mount_points_exclude": c.MountPointsExclude,
-		"fs_types_exclude":     c.FSTypesExclude,
+	for _, r := range []struct{ field, expr string }{
+		{"mount_points_include", c.MountPointsInclude},
+		{"mount_points_exclude", c.MountPointsExclude},
+		{"fs_types_exclude", c.FSTypesExclude},
 	} {
-		if _, err := regexp.Compile(re); err != nil {
-			errs = append(errs, probes.FieldErrorf(field, "invalid regular expression: %v", unwrapRegexpErr(err)))
+		if _, err := regexp.Compile(r.expr); err != nil {
+			errs = append(errs, probes.FieldErrorf(r.field, "invalid regular expression: %s", regexpProblem(err)))
 		}
 	}
-	labels := map[string]int{}
+	for _, f := range []struct{ field, path string }{
+		{"proc_path", c.ProcPath},
+		{"sys_path", c.SysPath},
+		{"root_path", c.RootPath},
+	} {
+		if f.path != "" && !filepath.IsAbs(f.path) {
+			errs = append(errs, probes.FieldErrorf(f.field, "must be an absolute path, got %q", f.path))
+		}
+	}
+	seen := map[string]int{}
 	for i, p := range c.Processes {
 		field := fmt.Sprintf("processes.%d", i)
 		switch {
 		case p.Name == "" && p.Pidfile == "":
-			errs = append(errs, probes.FieldErrorf(field, "set one of name or pidfile"))
+			errs = append(errs, probes.FieldErrorf(field, "set name or pidfile"))
 			continue
 		case p.Name != "" && p.Pidfile != "":
-			errs = append(errs, probes.FieldErrorf(field+".pidfile", "set only one of name or pidfile"))
+			errs = append(errs, probes.FieldErrorf(field+".pidfile", "set name or pidfile, not both"))
+			continue
+		case p.Pidfile != "" && !filepath.IsAbs(p.Pidfile):
+			errs = append(errs, probes.FieldErrorf(field+".pidfile", "must be an absolute path, got %q", p.Pidfile))
+		}
+		// The label names the series; two entries sharing one would
+		// overwrite each other's process_count.
+		label := p.label()
+		if prev, dup := seen[label]; dup {
+			errs = append(errs, probes.FieldErrorf(field+".label", "label %q is already used by processes.%d", label, prev))
 			continue
 		}
-		if prev, dup := labels[p.label()]; dup {
-			errs = append(errs, probes.FieldErrorf(field, "duplicate process label %q (also processes[%d]); set label", p.label(), prev))
-		}
-		labels[p.label()] = i
-	}
-	for _, f := range []struct{ field, v string }{{"proc_path", c.ProcPath}, {"sys_path", c.SysPath}, {"root_path", c.RootPath}} {
-		if f.v != "" && !filepath.IsAbs(f.v) {
-			errs = append(errs, probes.FieldErrorf(f.field, "must be an absolute path, got %q", f.v))
-		}
+		seen[label] = i
 	}
 	return errors.Join(errs...)
 }
 
-// unwrapRegexpErr drops regexp's "error parsing regexp: " prefix.
-func unwrapRegexpErr(err error) string {
-	return strings.TrimPrefix(err.Error(), "error parsing regexp: ")
+// regexpProblem is a compile error without its "error parsing regexp"
+// prefix, which the message already says in its own words.
+func regexpProblem(err error) string {
+	var se *syntax.Error
+	if errors.As(err, &se) {
+		return fmt.Sprintf("%s: `%s`", se.Code, se.Expr)
+	}
+	return err.Error()
 }
 
 // Prober runs the host check.
 type Prober struct {
 	cfg                         *Config
-	include, exclude, fsExclude *regexp.Regexp
+	include, exclude, fsExclude *regexp.Regexp // nil: filter off
+
+	// statfsInFlight holds mount points whose statfs has not returned. One
+	// left over from an earlier run is hung and pins an OS thread, so it is
+	// skipped rather than asked again every run (as node_exporter does).
+	mu             sync.Mutex
+	statfsInFlight map[string]bool
 }
 
 var _ probes.Prober = (*Prober)(nil)
@@ -149,28 +184,36 @@ var _ probes.Prober = (*Prober)(nil)
 func newProber(c probes.Config, _ probes.Options) (probes.Prober, error) {
 	cfg, ok := c.(*Config)
 	if !ok {
-		return nil, fmt.Errorf("host: config of type %T", c)
+		return nil, fmt.Errorf("host: unexpected config type %T", c)
 	}
-	p := &Prober{cfg: cfg}
+	p := &Prober{cfg: cfg, statfsInFlight: map[string]bool{}}
 	var err error
-	if cfg.MountPointsInclude != "" {
-		if p.include, err = regexp.Compile(cfg.MountPointsInclude); err != nil {
-			return nil, fmt.Errorf("mount_points_include: %w", err)
-		}
+	if p.include, err = compileFilter("mount_points_include", cfg.MountPointsInclude); err != nil {
+		return nil, err
 	}
-	if p.exclude, err = regexp.Compile(cfg.MountPointsExclude); err != nil {
-		return nil, fmt.Errorf("mount_points_exclude: %w", err)
+	if p.exclude, err = compileFilter("mount_points_exclude", cfg.MountPointsExclude); err != nil {
+		return nil, err
 	}
-	if p.fsExclude, err = regexp.Compile(cfg.FSTypesExclude); err != nil {
-		return nil, fmt.Errorf("fs_types_exclude: %w", err)
+	if p.fsExclude, err = compileFilter("fs_types_exclude", cfg.FSTypesExclude); err != nil {
+		return nil, err
 	}
 	return p, nil
 }
 
-// Probe collects a sample and evaluates it against the thresholds.
-func (p *Prober) Probe(ctx context.Context, log *slog.Logger) probes.Result {
-	var res probes.Result
-	s := p.collect(ctx, &res)
-	evaluate(s, p.cfg, &res)
-	return res
+// compileFilter returns nil for an empty expression, meaning no filter:
+// compiled, "" would match every mount point and exclude them all.
+func compileFilter(field, expr string) (*regexp.Regexp, error) {
+	if expr == "" {
+		return nil, nil
+	}
+	re, err := regexp.Compile(expr)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", field, err)
+	}
+	return re, nil
+}
+
+// Probe reads the machine and judges what it read against the thresholds.
+func (p *Prober) Probe(ctx context.Context, _ *slog.Logger) probes.Result {
+	return evaluate(p.collect(ctx), p.cfg)
 }
