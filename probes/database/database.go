@@ -212,6 +212,20 @@ func judgeHealth(res *probes.Result, h health, c *Common) (probes.Reason, string
 	return probes.ReasonNone, ""
 }
 
+// conclude judges a run that got through every phase: server health first
+// (it says more about invoices going missing), then the query thresholds.
+func conclude(res *probes.Result, h health, c *Common, target string, thresholdErr error) {
+	if r, msg := judgeHealth(res, h, c); r != probes.ReasonNone {
+		res.Reason, res.Message = r, target+": "+msg
+		return
+	}
+	if thresholdErr != nil {
+		res.Reason, res.Message = probes.ReasonQueryThreshold, target+": "+thresholdErr.Error()
+		return
+	}
+	res.Success = true
+}
+
 func boolFloat(b bool) float64 {
 	if b {
 		return 1

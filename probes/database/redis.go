@@ -178,15 +178,7 @@ func (r *Redis) Probe(ctx context.Context, log *slog.Logger) probes.Result {
 		}
 	}
 	ph.end()
-	if reason, msg := judgeHealth(&res, h, &r.cfg.Common); reason != probes.ReasonNone {
-		res.Reason, res.Message = reason, r.target+": "+msg
-		return res
-	}
-	if thresholdErr != nil {
-		res.Reason, res.Message = probes.ReasonQueryThreshold, r.target+": "+thresholdErr.Error()
-		return res
-	}
-	res.Success = true
+	conclude(&res, h, &r.cfg.Common, r.target, thresholdErr)
 	return res
 }
 

@@ -108,16 +108,7 @@ func (s *sqlCheck) Probe(ctx context.Context, log *slog.Logger) probes.Result {
 		}
 	}
 	ph.end()
-
-	if r, msg := judgeHealth(&res, h, s.common); r != probes.ReasonNone {
-		res.Reason, res.Message = r, s.target+": "+msg
-		return res
-	}
-	if thresholdErr != nil {
-		res.Reason, res.Message = probes.ReasonQueryThreshold, s.target+": "+thresholdErr.Error()
-		return res
-	}
-	res.Success = true
+	conclude(&res, h, s.common, s.target, thresholdErr)
 	return res
 }
 
