@@ -66,13 +66,15 @@ func newTopology(t *testing.T) *topology {
 	tp := &topology{t: t, router: fmt.Sprintf("vgr%d", id), target: fmt.Sprintf("vgt%d", id)}
 	ha, ra := fmt.Sprintf("vgh%d", id), fmt.Sprintf("vgrh%d", id)
 	rb, ta := fmt.Sprintf("vgrt%d", id), fmt.Sprintf("vgtr%d", id)
-	t.Cleanup(func() {
+	cleanup := func() {
 		exec.Command("ip", "netns", "del", tp.router).Run()
 		exec.Command("ip", "netns", "del", tp.target).Run()
 		exec.Command("ip", "link", "del", ha).Run()
 		exec.Command("ip", "route", "del", "10.213.2.0/24").Run()
 		exec.Command("ip", "route", "del", "unreachable", "10.214.0.0/24").Run()
-	})
+	}
+	cleanup() // what a killed earlier run may have left
+	t.Cleanup(cleanup)
 	tp.sh("ip", "netns", "add", tp.router)
 	tp.sh("ip", "netns", "add", tp.target)
 	tp.sh("ip", "link", "add", ha, "type", "veth", "peer", "name", ra)
