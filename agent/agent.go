@@ -129,6 +129,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer signal.Stop(hup)
 
 	a.ready.Store(true)
+	go a.releaseAfterStartup(ctx)
 	a.log.Info("vigil started", "version", version.Version, "config", a.cfg.File, "checks", len(jobs), "storage", a.opts.StoragePath)
 	var err error
 loop:
@@ -157,6 +158,25 @@ loop:
 	cancel()
 	<-schedDone
 	return err
+}
+
+// startupSettle is how long after start-up the agent lets go of the code
+// pages only start-up needed: long enough for the first runs of the checks
+// (start-up splay defaults to 10s).
+const startupSettle = 30 * time.Second
+
+func (a *Agent) releaseAfterStartup(ctx context.Context) {
+	select {
+	case <-ctx.Done():
+		return
+	case <-time.After(startupSettle):
+	}
+	before, after, err := releaseStartupPages()
+	if err != nil {
+		a.log.Debug("could not release start-up pages", "err", err)
+		return
+	}
+	a.log.Debug("released start-up code pages", "rss_before_bytes", before, "rss_after_bytes", after)
 }
 
 func (a *Agent) closeStore() {
