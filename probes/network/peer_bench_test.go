@@ -141,20 +141,12 @@ func TestPeerHTTPCycle(t *testing.T) {
 	var vWall, vCPU, bWall, bCPU []float64
 	for range rounds {
 		// vigil: one `vigil once` cycle over the 1,000 checks.
-		start := time.Now()
-		cmd := exec.Command(bin, "once", "--config.file", vcfg, "-o", "json")
-		out, err := cmd.Output()
-		wall := time.Since(start)
-		if err != nil {
-			t.Fatalf("vigil once: %v\n%s", err, out[:min(len(out), 2000)])
-		}
-		ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
-		cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+		wall, cpu := vigilOnce(t, bin, vcfg)
 		vWall, vCPU = append(vWall, wall.Seconds()), append(vCPU, cpu.Seconds()/httpTargets*1000)
 
 		// blackbox_exporter: 1,000 /probe requests, 64 at a time.
 		before := cpuOf(t, bb.Process.Pid)
-		start = time.Now()
+		start := time.Now()
 		var wg sync.WaitGroup
 		next := make(chan int)
 		var failures sync.Map
@@ -207,16 +199,23 @@ func TestPeerICMPCycle(t *testing.T) {
 	bin := buildVigil(t)
 	var walls, cpus []float64
 	for range rounds {
-		start := time.Now()
-		cmd := exec.Command(bin, "once", "--config.file", vcfg, "-o", "json")
-		out, err := cmd.Output()
-		wall := time.Since(start)
-		if err != nil {
-			t.Fatalf("vigil once: %v\n%s", err, out[:min(len(out), 2000)])
-		}
-		ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
-		walls = append(walls, wall.Seconds())
-		cpus = append(cpus, float64(ru.Utime.Nano()+ru.Stime.Nano())/1e9)
+		wall, cpu := vigilOnce(t, bin, vcfg)
+		walls, cpus = append(walls, wall.Seconds()), append(cpus, cpu.Seconds())
 	}
 	t.Logf("500 ICMP targets (127.0.x.y), 3 echoes each, concurrency 128, median of %d cycles: wall %.2f s, CPU %.2f s", rounds, median(walls), median(cpus))
+}
+
+// vigilOnce runs one `vigil once` cycle, which must pass, and returns its
+// wall time and the child's CPU time (start-up included).
+func vigilOnce(t *testing.T, bin, cfg string) (wall, cpu time.Duration) {
+	t.Helper()
+	start := time.Now()
+	cmd := exec.Command(bin, "once", "--config.file", cfg, "-o", "json")
+	out, err := cmd.Output()
+	wall = time.Since(start)
+	if err != nil {
+		t.Fatalf("vigil once: %v\n%s", err, out[:min(len(out), 2000)])
+	}
+	ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
+	return wall, time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
