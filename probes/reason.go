@@ -38,6 +38,18 @@ const (
 	ReasonQueryThreshold     Reason = "query_threshold"
 	ReasonReadonlyViolation  Reason = "readonly_violation"
 
+	// invoice
+	ReasonIssueError              Reason = "issue_error"
+	ReasonQRMissing               Reason = "qr_missing"
+	ReasonQRUnreadable            Reason = "qr_unreadable"
+	ReasonPDFMissingQR            Reason = "pdf_missing_qr"
+	ReasonReadbackMismatch        Reason = "readback_mismatch"
+	ReasonVoidFailed              Reason = "void_failed"
+	ReasonInvoicesMissingUpstream Reason = "invoices_missing_upstream"
+	ReasonUpstreamMismatch        Reason = "upstream_mismatch"
+	ReasonUpstreamUnreachable     Reason = "upstream_unreachable"
+	ReasonSourceError             Reason = "source_error"
+
 	// host
 	ReasonCPUHigh        Reason = "cpu_high"
 	ReasonMemoryHigh     Reason = "memory_high"
@@ -56,7 +68,10 @@ var knownReasons = map[Reason]bool{
 	ReasonAuthFailed: true, ReasonCanaryMismatch: true, ReasonReplicationLag: true,
 	ReasonTooManyConnections: true, ReasonQueryError: true, ReasonQueryThreshold: true,
 	ReasonReadonlyViolation: true,
-	ReasonCPUHigh:           true, ReasonMemoryHigh: true, ReasonDiskLow: true,
+	ReasonIssueError:        true, ReasonQRMissing: true, ReasonQRUnreadable: true, ReasonPDFMissingQR: true,
+	ReasonReadbackMismatch: true, ReasonVoidFailed: true, ReasonInvoicesMissingUpstream: true,
+	ReasonUpstreamMismatch: true, ReasonUpstreamUnreachable: true, ReasonSourceError: true,
+	ReasonCPUHigh: true, ReasonMemoryHigh: true, ReasonDiskLow: true,
 	ReasonInodesLow: true, ReasonProcessMissing: true,
 }
 

@@ -5,5 +5,6 @@ package all
 import (
 	_ "github.com/vigil-project/vigil/probes/database"
 	_ "github.com/vigil-project/vigil/probes/host"
+	_ "github.com/vigil-project/vigil/probes/invoice"
 	_ "github.com/vigil-project/vigil/probes/network"
 )

@@ -1,0 +1,450 @@
+package invoice
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"text/template"
+	"time"
+
+	"github.com/vigil-project/vigil/probes"
+	"github.com/vigil-project/vigil/probes/invoice/einvoice"
+)
+
+func init() {
+	probes.Register(probes.Family{Type: "invoice_qr", NewConfig: func() probes.Config { return defaultQRConfig() }, New: newQR})
+}
+
+// Party is a seller or buyer of the probe invoice.
+type Party struct {
+	Name  string `yaml:"name" json:"name"`
+	TaxID string `yaml:"tax_id" json:"tax_id"`
+}
+
+// ItemConfig is the probe invoice's single line.
+type ItemConfig struct {
+	Name      string `yaml:"name" json:"name"`
+	Quantity  string `yaml:"quantity" json:"quantity"`
+	UnitPrice string `yaml:"unit_price" json:"unit_price"`
+	TaxRate   string `yaml:"tax_rate" json:"tax_rate"`
+}
+
+// APIShape adapts the check to an invoice platform: where each operation
+// lives ({number} is replaced), how the issue request is written, and where
+// each value sits in the JSON responses. The defaults match the demo
+// platform (examples/invoice-service).
+type APIShape struct {
+	IssuePath string `yaml:"issue_path"`
+	GetPath   string `yaml:"get_path"`
+	QRPath    string `yaml:"qr_path"`
+	PDFPath   string `yaml:"pdf_path"`
+	VoidPath  string `yaml:"void_path"`
+	// IssueBody is a Go template producing the JSON issue request from
+	// .Type, .Seller, .Buyer, .Item and .Remark; `json` quotes a value.
+	IssueBody string `yaml:"issue_body"`
+	// Fields are JSONPaths into the issue and read-back responses.
+	Fields map[string]string `yaml:"fields"`
+}
+
+// Fields the check reads; every one has a default JSONPath.
+var qrFieldNames = []string{"number", "issued_at", "status", "qr_payload", "qr_amount_basis",
+	"total_excluding_tax", "tax", "total_including_tax"}
+
+// QRConfig is the `invoice_qr:` section of a check.
+type QRConfig struct {
+	HTTPClientConfig `yaml:",inline"`
+	Seller           Party      `yaml:"seller"`
+	Buyer            Party      `yaml:"buyer"`
+	Item             ItemConfig `yaml:"item"`
+	// InvoiceType is the QR type code requested: 31 or 32.
+	InvoiceType string `yaml:"invoice_type"`
+	Remark      string `yaml:"remark"`
+	// QRAmountBasis is which total the QR amount must equal: auto (what the
+	// service says in qr_amount_basis), excluding_tax or including_tax.
+	QRAmountBasis string `yaml:"qr_amount_basis"`
+	// CheckPDF fetches the PDF and decodes the QR printed on it.
+	CheckPDF bool `yaml:"check_pdf"`
+	// Void voids the probe invoice at the end so probes leave none live.
+	Void bool     `yaml:"void"`
+	API  APIShape `yaml:"api"`
+}
+
+const defaultIssueBody = `{"type": {{json .Type}}, "seller": {{json .Seller}}, "buyer": {{json .Buyer}},
+ "items": [{{json .Item}}], "remark": {{json .Remark}}}`
+
+func defaultQRConfig() *QRConfig {
+	return &QRConfig{
+		HTTPClientConfig: HTTPClientConfig{MaxBodyBytes: 4 << 20},
+		Buyer:            Party{Name: "VIGIL PROBE (not a sale)"},
+		Item:             ItemConfig{Name: "vigil probe", Quantity: "1", UnitPrice: "0.10", TaxRate: "0.13"},
+		InvoiceType:      einvoice.TypeDigitalOrdinary,
+		Remark:           "vigil health probe; voided automatically",
+		QRAmountBasis:    "auto",
+		CheckPDF:         true,
+		Void:             true,
+		API: APIShape{
+			IssuePath: "/api/v1/invoices",
+			GetPath:   "/api/v1/invoices/{number}",
+			QRPath:    "/api/v1/invoices/{number}/qr.png",
+			PDFPath:   "/api/v1/invoices/{number}/pdf",
+			VoidPath:  "/api/v1/invoices/{number}/void",
+			IssueBody: defaultIssueBody,
+			Fields: map[string]string{
+				"number":              "$.number",
+				"issued_at":           "$.issued_at",
+				"status":              "$.status",
+				"qr_payload":          "$.qr.payload",
+				"qr_amount_basis":     "$.qr.amount_basis",
+				"total_excluding_tax": "$.totals.excluding_tax",
+				"tax":                 "$.totals.tax",
+				"total_including_tax": "$.totals.including_tax",
+			},
+		},
+	}
+}
+
+var bodyFuncs = template.FuncMap{"json": func(v any) (string, error) {
+	b, err := json.Marshal(v)
+	return string(b), err
+}}
+
+// Validate reports every problem as a FieldError.
+func (c *QRConfig) Validate() error {
+	errs := c.HTTPClientConfig.validate("")
+	if c.Buyer.TaxID == "" {
+		c.Buyer.TaxID = c.Seller.TaxID
+	}
+	for role, p := range map[string]Party{"seller": c.Seller, "buyer": c.Buyer} {
+		if p.Name == "" {
+			errs = append(errs, probes.FieldErrorf(role+".name", "required"))
+		}
+		if err := einvoice.ValidateCreditCode(p.TaxID); err != nil {
+			errs = append(errs, probes.FieldErrorf(role+".tax_id", "%v", err))
+		}
+	}
+	if c.Item.Name == "" {
+		errs = append(errs, probes.FieldErrorf("item.name", "required"))
+	}
+	if l, err := einvoice.LineAmounts(c.Item.Quantity, c.Item.UnitPrice, c.Item.TaxRate); err != nil {
+		errs = append(errs, probes.FieldErrorf("item", "%v", err))
+	} else if l.Tax == 0 {
+		errs = append(errs, probes.FieldErrorf("item", "the tax on %s × %s at %s rounds to 0.00: pick an amount and rate where the totals with and without tax differ, so a QR carrying the wrong one is caught",
+			c.Item.Quantity, c.Item.UnitPrice, c.Item.TaxRate))
+	}
+	if !einvoice.IsDigital(c.InvoiceType) {
+		errs = append(errs, probes.FieldErrorf("invoice_type", "must be 31 or 32 (fully digital invoices), got %q", c.InvoiceType))
+	}
+	switch c.QRAmountBasis {
+	case "auto", "excluding_tax", "including_tax":
+	default:
+		errs = append(errs, probes.FieldErrorf("qr_amount_basis", "must be auto, excluding_tax or including_tax, got %q", c.QRAmountBasis))
+	}
+	for name, p := range map[string]string{"issue_path": c.API.IssuePath, "get_path": c.API.GetPath,
+		"qr_path": c.API.QRPath, "pdf_path": c.API.PDFPath, "void_path": c.API.VoidPath} {
+		if !strings.HasPrefix(p, "/") {
+			errs = append(errs, probes.FieldErrorf("api."+name, "must start with /, got %q", p))
+		}
+		if name != "issue_path" && !strings.Contains(p, "{number}") {
+			errs = append(errs, probes.FieldErrorf("api."+name, "must contain {number}"))
+		}
+	}
+	if _, err := template.New("issue_body").Funcs(bodyFuncs).Parse(c.API.IssueBody); err != nil {
+		errs = append(errs, probes.FieldErrorf("api.issue_body", "%v", err))
+	}
+	for _, name := range qrFieldNames {
+		if _, ok := c.API.Fields[name]; !ok {
+			errs = append(errs, probes.FieldErrorf("api.fields", "missing %s", name))
+		}
+	}
+	for name := range c.API.Fields {
+		if !contains(qrFieldNames, name) {
+			errs = append(errs, probes.FieldErrorf("api.fields."+name, "unknown field (known: %s)", strings.Join(qrFieldNames, ", ")))
+		}
+	}
+	_, ferrs := compileFields(c.API.Fields, "api.fields.")
+	return errors.Join(append(errs, ferrs...)...)
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// QR is the invoice_qr check.
+type QR struct {
+	cfg    *QRConfig
+	api    *apiClient
+	body   []byte
+	fields jsonFields
+	line   einvoice.Line
+}
+
+var _ probes.Prober = (*QR)(nil)
+
+func newQR(c probes.Config, _ probes.Options) (probes.Prober, error) {
+	cfg, ok := c.(*QRConfig)
+	if !ok {
+		return nil, fmt.Errorf("invoice_qr: config of type %T", c)
+	}
+	api, err := newAPIClient(&cfg.HTTPClientConfig)
+	if err != nil {
+		return nil, err
+	}
+	tmpl := template.Must(template.New("issue_body").Funcs(bodyFuncs).Parse(cfg.API.IssueBody))
+	var body bytes.Buffer
+	if err := tmpl.Execute(&body, struct {
+		Type          string
+		Seller, Buyer Party
+		Item          ItemConfig
+		Remark        string
+	}{cfg.InvoiceType, cfg.Seller, cfg.Buyer, cfg.Item, cfg.Remark}); err != nil {
+		return nil, fmt.Errorf("invoice_qr: api.issue_body: %w", err)
+	}
+	if !json.Valid(body.Bytes()) {
+		return nil, fmt.Errorf("invoice_qr: api.issue_body does not produce JSON: %s", snippet(body.Bytes()))
+	}
+	fields, _ := compileFields(cfg.API.Fields, "")
+	line, _ := einvoice.LineAmounts(cfg.Item.Quantity, cfg.Item.UnitPrice, cfg.Item.TaxRate)
+	return &QR{cfg: cfg, api: api, body: body.Bytes(), fields: fields, line: line}, nil
+}
+
+// qrRun is the state of one run.
+type qrRun struct {
+	q       *QR
+	res     probes.Result
+	number  string
+	service time.Duration // time spent waiting on the platform
+	local   time.Duration // decode, parse, validate
+}
+
+func (r *qrRun) phase(name string, start time.Time, service bool) {
+	d := time.Since(start)
+	r.res.Phases = append(r.res.Phases, probes.Phase{Name: name, Duration: d})
+	if service {
+		r.service += d
+	} else {
+		r.local += d
+	}
+}
+
+func (q *QR) path(p, number string) string { return strings.ReplaceAll(p, "{number}", number) }
+
+// Probe issues a probe invoice, checks its QR code (image and PDF) against
+// what was asked and answered, reads it back and voids it.
+func (q *QR) Probe(ctx context.Context, log *slog.Logger) probes.Result {
+	r := &qrRun{q: q}
+	reason, msg := r.run(ctx)
+	if r.number != "" && q.cfg.Void {
+		// Void even when the run failed or timed out, with time of its own,
+		// so probes leave no live invoices behind.
+		vctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		start := time.Now()
+		_, err := q.api.do(vctx, http.MethodPost, q.path(q.cfg.API.VoidPath, r.number), nil)
+		cancel()
+		r.phase("void", start, true)
+		if err != nil {
+			log.Warn("probe invoice not voided", "number", r.number, "err", err)
+			if reason == probes.ReasonNone {
+				reason, msg = probes.ReasonVoidFailed, fmt.Sprintf("void probe invoice %s: %v", r.number, err)
+			} else {
+				msg += fmt.Sprintf(" (and voiding it failed: %v)", err)
+			}
+		}
+	}
+	r.res.AddValue("vigil_invoice_qr_service_seconds", r.service.Seconds())
+	r.res.AddValue("vigil_invoice_qr_probe_seconds", r.local.Seconds())
+	if r.number != "" {
+		r.res.Diagnostics = map[string]any{"probe_invoice": r.number}
+	}
+	r.res.Success, r.res.Reason, r.res.Message = reason == probes.ReasonNone, reason, msg
+	if r.res.Success {
+		r.res.Message = fmt.Sprintf("invoice %s issued, QR verified in PNG%s, read back%s", r.number,
+			map[bool]string{true: " and PDF"}[q.cfg.CheckPDF], map[bool]string{true: ", voided"}[q.cfg.Void])
+	}
+	return r.res
+}
+
+func (r *qrRun) run(ctx context.Context) (probes.Reason, string) {
+	q := r.q
+	stepErr := func(def probes.Reason, what string, err error) (probes.Reason, string) {
+		if isTimeout(ctx, err) {
+			return probes.ReasonTimeout, fmt.Sprintf("%s: %v", what, err)
+		}
+		return def, fmt.Sprintf("%s: %v", what, err)
+	}
+
+	// issue
+	start := time.Now()
+	resp, err := q.api.do(ctx, http.MethodPost, q.cfg.API.IssuePath, q.body)
+	r.phase("issue", start, true)
+	if err != nil {
+		return stepErr(probes.ReasonIssueError, "issue probe invoice", err)
+	}
+	issued, err := parseJSON(resp.body)
+	if err != nil {
+		return probes.ReasonIssueError, "issue probe invoice: " + err.Error()
+	}
+	number, _ := q.fields.str(issued, "number")
+	if number == "" {
+		return probes.ReasonIssueError, fmt.Sprintf("issue probe invoice: no number at %s in the response", q.cfg.API.Fields["number"])
+	}
+	r.number = number
+	want, reason, msg := q.expected(issued)
+	if reason != probes.ReasonNone {
+		return reason, msg
+	}
+
+	// QR image
+	start = time.Now()
+	img, err := q.api.do(ctx, http.MethodGet, q.path(q.cfg.API.QRPath, number), nil)
+	r.phase("qr_fetch", start, true)
+	if err != nil {
+		var ae *errAPI
+		if errors.As(err, &ae) && (ae.status == http.StatusNotFound || ae.status == http.StatusGone) {
+			return probes.ReasonQRMissing, fmt.Sprintf("QR image of %s: %v", number, err)
+		}
+		return stepErr(probes.ReasonQRMissing, "fetch QR image of "+number, err)
+	}
+	if len(img.body) == 0 {
+		return probes.ReasonQRMissing, fmt.Sprintf("QR image of %s is empty", number)
+	}
+	start = time.Now()
+	text, err := DecodeQRBytes(img.body)
+	r.phase("qr_decode", start, false)
+	if err != nil {
+		return probes.ReasonQRUnreadable, fmt.Sprintf("QR image of %s: %v", number, err)
+	}
+
+	// PDF
+	if q.cfg.CheckPDF {
+		start = time.Now()
+		pdf, err := q.api.do(ctx, http.MethodGet, q.path(q.cfg.API.PDFPath, number), nil)
+		r.phase("pdf_fetch", start, true)
+		if err != nil {
+			return stepErr(probes.ReasonPDFMissingQR, "fetch PDF of "+number, err)
+		}
+		start = time.Now()
+		fromPDF, n, err := QRFromPDF(pdf.body)
+		r.phase("pdf_decode", start, false)
+		if err != nil {
+			return probes.ReasonPDFMissingQR, fmt.Sprintf("PDF of %s (%d bytes, %d images): %v", number, len(pdf.body), n, err)
+		}
+		if fromPDF != text {
+			return probes.ReasonQRMismatch, fmt.Sprintf("field pdf: the PDF's QR %q differs from the QR image %q", fromPDF, text)
+		}
+	}
+
+	// verify
+	start = time.Now()
+	reason, msg = want.verify(text)
+	r.phase("verify", start, false)
+	if reason != probes.ReasonNone {
+		return reason, fmt.Sprintf("invoice %s: %s", number, msg)
+	}
+
+	// read back
+	start = time.Now()
+	back, err := q.api.do(ctx, http.MethodGet, q.path(q.cfg.API.GetPath, number), nil)
+	r.phase("readback", start, true)
+	if err != nil {
+		return stepErr(probes.ReasonReadbackMismatch, "read back "+number, err)
+	}
+	doc, err := parseJSON(back.body)
+	if err != nil {
+		return probes.ReasonReadbackMismatch, "read back " + number + ": " + err.Error()
+	}
+	for _, f := range []string{"number", "total_excluding_tax", "tax", "total_including_tax", "qr_payload"} {
+		got, _ := q.fields.str(doc, f)
+		exp, _ := q.fields.str(issued, f)
+		if got != exp {
+			return probes.ReasonReadbackMismatch, fmt.Sprintf("read back %s: %s is %q, issued as %q", number, f, got, exp)
+		}
+	}
+	if st, ok := q.fields.str(doc, "status"); ok && st != "issued" {
+		return probes.ReasonReadbackMismatch, fmt.Sprintf("read back %s: status %q, expected issued", number, st)
+	}
+	return probes.ReasonNone, ""
+}
+
+// expectation is what the QR payload must say.
+type expectation struct {
+	typ, number, payload string
+	amount               einvoice.Fen
+	basis                string
+	date                 string
+}
+
+// expected derives the expected payload from the request and checks the
+// service's own totals against the request first.
+func (q *QR) expected(issued any) (expectation, probes.Reason, string) {
+	e := expectation{typ: q.cfg.InvoiceType}
+	e.number, _ = q.fields.str(issued, "number")
+	e.payload, _ = q.fields.str(issued, "qr_payload")
+	want := map[string]einvoice.Fen{"total_excluding_tax": q.line.Amount, "tax": q.line.Tax, "total_including_tax": q.line.Amount + q.line.Tax}
+	for _, f := range []string{"total_excluding_tax", "tax", "total_including_tax"} {
+		s, ok := q.fields.str(issued, f)
+		if !ok {
+			return e, probes.ReasonIssueError, fmt.Sprintf("issue response has no %s at %s", f, q.cfg.API.Fields[f])
+		}
+		got, err := einvoice.ParseFen(s)
+		if err != nil || got != want[f] {
+			return e, probes.ReasonIssueError, fmt.Sprintf("invoice %s: %s is %q, expected %s for %s × %s at %s",
+				e.number, f, s, want[f], q.cfg.Item.Quantity, q.cfg.Item.UnitPrice, q.cfg.Item.TaxRate)
+		}
+	}
+	e.basis = q.cfg.QRAmountBasis
+	if e.basis == "auto" {
+		e.basis, _ = q.fields.str(issued, "qr_amount_basis")
+		if e.basis != "excluding_tax" && e.basis != "including_tax" {
+			return e, probes.ReasonIssueError, fmt.Sprintf("invoice %s: the service does not say which total the QR amount carries (%s is %q); set qr_amount_basis",
+				e.number, q.cfg.API.Fields["qr_amount_basis"], e.basis)
+		}
+	}
+	e.amount = want["total_"+e.basis]
+	at, _ := q.fields.str(issued, "issued_at")
+	t, err := time.Parse(time.RFC3339Nano, at)
+	if err != nil {
+		return e, probes.ReasonIssueError, fmt.Sprintf("invoice %s: issued_at %q is not an RFC 3339 time", e.number, at)
+	}
+	e.date = t.In(chinaTime).Format("20060102")
+	return e, probes.ReasonNone, ""
+}
+
+// chinaTime is UTC+8: invoice dates are calendar dates in China.
+var chinaTime = time.FixedZone("CST", 8*3600)
+
+// verify checks a decoded payload field by field.
+func (e expectation) verify(text string) (probes.Reason, string) {
+	p, err := einvoice.ParsePayload(text)
+	if err != nil {
+		return probes.ReasonQRMismatch, fmt.Sprintf("QR payload %q: field %v", text, err)
+	}
+	if e.payload != "" && strings.TrimSpace(text) != strings.TrimSpace(e.payload) {
+		return probes.ReasonQRMismatch, fmt.Sprintf("field payload: the QR says %q, the service %q", text, e.payload)
+	}
+	for _, c := range []struct{ field, got, want string }{
+		{"type", p.Type, e.typ},
+		{"number", p.Number, e.number},
+		{"amount", p.Amount.String(), e.amount.String() + " (" + strings.ReplaceAll(e.basis, "_", " ") + ")"},
+		{"date", p.DateString(), e.date},
+	} {
+		if c.field == "amount" {
+			if p.Amount == e.amount {
+				continue
+			}
+		} else if c.got == c.want {
+			continue
+		}
+		return probes.ReasonQRMismatch, fmt.Sprintf("field %s: the QR says %s, expected %s", c.field, c.got, c.want)
+	}
+	return probes.ReasonNone, ""
+}
