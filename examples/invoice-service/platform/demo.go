@@ -42,6 +42,8 @@ type Demo struct {
 	Upstream *Upstream
 	// Base URLs of the public and admin listeners, by role.
 	URL, AdminURL map[string]string
+	// DataDir holds the SQLite files (issuers' unless IssuerDSN was set).
+	DataDir string
 
 	dbs  []*DB
 	wg   sync.WaitGroup
@@ -65,7 +67,7 @@ func StartDemo(ctx context.Context, o DemoOptions) (_ *Demo, err error) {
 	if err := os.MkdirAll(o.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
-	d := &Demo{URL: map[string]string{}, AdminURL: map[string]string{}, errs: make(chan error, 8)}
+	d := &Demo{URL: map[string]string{}, AdminURL: map[string]string{}, DataDir: o.DataDir, errs: make(chan error, 8)}
 	defer func() {
 		if err != nil {
 			d.closeDBs()
