@@ -19,10 +19,17 @@ all: build
 # Linux; it also saves ~1.4 MB of idle RSS (BENCHMARKS.md).
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) .
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o bin/invoice-service ./examples/invoice-service
 
-# The agent with the example config on :9877 (Ctrl-C stops it).
+# The demo: the invoice platform (gateway :8480, primary :8481, standby
+# :8482, upstream :8483, admin on 127.0.0.1:8490-8493, request log in
+# data/demo/invoice-service.log) and the agent with the example config on
+# :9877. Ctrl-C stops both.
 run: build
-	./$(BIN) run --config.file=$(CONFIG)
+	@mkdir -p data/demo
+	@./bin/invoice-service --log.file data/demo/invoice-service.log demo --data.dir data/demo & demo=$$!; \
+	  trap 'kill $$demo 2>/dev/null; wait $$demo 2>/dev/null' EXIT INT TERM; \
+	  ./$(BIN) run --config.file=$(CONFIG)
 
 # Unit, integration and end-to-end tests. CI sets VIGIL_REQUIRE_INTEGRATION=1
 # so tests that need a real service fail instead of skipping.

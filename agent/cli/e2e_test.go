@@ -28,8 +28,8 @@ import (
 
 var update = flag.Bool("update", false, "rewrite golden files")
 
-// vigilBin is the binary built once for the end-to-end tests.
-var vigilBin string
+// vigilBin and demoBin are the binaries built once for the end-to-end tests.
+var vigilBin, demoBin string
 
 func TestMain(m *testing.M) {
 	flag.Parse()
@@ -38,10 +38,13 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	vigilBin = filepath.Join(dir, "vigil")
-	out, err := exec.Command("go", "build", "-o", vigilBin, "github.com/vigil-project/vigil").CombinedOutput()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "build vigil: %v\n%s", err, out)
-		os.Exit(1)
+	demoBin = filepath.Join(dir, "invoice-service")
+	for bin, pkg := range map[string]string{vigilBin: "github.com/vigil-project/vigil", demoBin: "github.com/vigil-project/vigil/examples/invoice-service"} {
+		out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput()
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "build %s: %v\n%s", pkg, err, out)
+			os.Exit(1)
+		}
 	}
 	code := m.Run()
 	os.RemoveAll(dir)

@@ -204,7 +204,7 @@ checks:
 
 func TestExampleConfigs(t *testing.T) {
 	// The database example takes its DSNs from the environment.
-	for _, v := range []string{"INVOICE_PG_DSN", "INVOICE_MYSQL_DSN", "INVOICE_REDIS_DSN"} {
+	for _, v := range []string{"INVOICE_PG_DSN", "INVOICE_MYSQL_DSN", "INVOICE_REDIS_DSN", "INVOICE_API_TOKEN", "TAX_API_TOKEN"} {
 		t.Setenv(v, "set-by-test")
 	}
 	files, _ := filepath.Glob("../../examples/*.yml")

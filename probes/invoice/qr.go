@@ -94,18 +94,33 @@ func defaultQRConfig() *QRConfig {
 			PDFPath:   "/api/v1/invoices/{number}/pdf",
 			VoidPath:  "/api/v1/invoices/{number}/void",
 			IssueBody: defaultIssueBody,
-			Fields: map[string]string{
-				"number":              "$.number",
-				"issued_at":           "$.issued_at",
-				"status":              "$.status",
-				"qr_payload":          "$.qr.payload",
-				"qr_amount_basis":     "$.qr.amount_basis",
-				"total_excluding_tax": "$.totals.excluding_tax",
-				"tax":                 "$.totals.tax",
-				"total_including_tax": "$.totals.including_tax",
-			},
 		},
 	}
+}
+
+// defaultQRFields are the demo platform's JSONPaths; configured fields
+// replace them one by one.
+var defaultQRFields = map[string]string{
+	"number":              "$.number",
+	"issued_at":           "$.issued_at",
+	"status":              "$.status",
+	"qr_payload":          "$.qr.payload",
+	"qr_amount_basis":     "$.qr.amount_basis",
+	"total_excluding_tax": "$.totals.excluding_tax",
+	"tax":                 "$.totals.tax",
+	"total_including_tax": "$.totals.including_tax",
+}
+
+// withDefaults returns fields with every default name filled in.
+func withDefaults(fields, defaults map[string]string) map[string]string {
+	out := map[string]string{}
+	for k, v := range defaults {
+		out[k] = v
+	}
+	for k, v := range fields {
+		out[k] = v
+	}
+	return out
 }
 
 var bodyFuncs = template.FuncMap{"json": func(v any) (string, error) {
@@ -116,12 +131,13 @@ var bodyFuncs = template.FuncMap{"json": func(v any) (string, error) {
 // Validate reports every problem as a FieldError.
 func (c *QRConfig) Validate() error {
 	errs := c.HTTPClientConfig.validate("")
-	if c.Buyer.TaxID == "" {
-		c.Buyer.TaxID = c.Seller.TaxID
-	}
 	for role, p := range map[string]Party{"seller": c.Seller, "buyer": c.Buyer} {
 		if p.Name == "" {
 			errs = append(errs, probes.FieldErrorf(role+".name", "required"))
+		}
+		// An empty buyer tax ID means the seller's (a self-addressed probe).
+		if p.TaxID == "" && role == "buyer" {
+			continue
 		}
 		if err := einvoice.ValidateCreditCode(p.TaxID); err != nil {
 			errs = append(errs, probes.FieldErrorf(role+".tax_id", "%v", err))
@@ -156,27 +172,8 @@ func (c *QRConfig) Validate() error {
 	if _, err := template.New("issue_body").Funcs(bodyFuncs).Parse(c.API.IssueBody); err != nil {
 		errs = append(errs, probes.FieldErrorf("api.issue_body", "%v", err))
 	}
-	for _, name := range qrFieldNames {
-		if _, ok := c.API.Fields[name]; !ok {
-			errs = append(errs, probes.FieldErrorf("api.fields", "missing %s", name))
-		}
-	}
-	for name := range c.API.Fields {
-		if !contains(qrFieldNames, name) {
-			errs = append(errs, probes.FieldErrorf("api.fields."+name, "unknown field (known: %s)", strings.Join(qrFieldNames, ", ")))
-		}
-	}
-	_, ferrs := compileFields(c.API.Fields, "api.fields.")
-	return errors.Join(append(errs, ferrs...)...)
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
+	errs = append(errs, checkFieldNames(c.API.Fields, qrFieldNames, "api.fields")...)
+	return errors.Join(errs...)
 }
 
 // QR is the invoice_qr check.
@@ -185,6 +182,7 @@ type QR struct {
 	api    *apiClient
 	body   []byte
 	fields jsonFields
+	paths  map[string]string // JSONPaths, defaults filled in, for messages
 	line   einvoice.Line
 }
 
@@ -199,6 +197,10 @@ func newQR(c probes.Config, _ probes.Options) (probes.Prober, error) {
 	if err != nil {
 		return nil, err
 	}
+	buyer := cfg.Buyer
+	if buyer.TaxID == "" {
+		buyer.TaxID = cfg.Seller.TaxID
+	}
 	tmpl := template.Must(template.New("issue_body").Funcs(bodyFuncs).Parse(cfg.API.IssueBody))
 	var body bytes.Buffer
 	if err := tmpl.Execute(&body, struct {
@@ -206,15 +208,16 @@ func newQR(c probes.Config, _ probes.Options) (probes.Prober, error) {
 		Seller, Buyer Party
 		Item          ItemConfig
 		Remark        string
-	}{cfg.InvoiceType, cfg.Seller, cfg.Buyer, cfg.Item, cfg.Remark}); err != nil {
+	}{cfg.InvoiceType, cfg.Seller, buyer, cfg.Item, cfg.Remark}); err != nil {
 		return nil, fmt.Errorf("invoice_qr: api.issue_body: %w", err)
 	}
 	if !json.Valid(body.Bytes()) {
 		return nil, fmt.Errorf("invoice_qr: api.issue_body does not produce JSON: %s", snippet(body.Bytes()))
 	}
-	fields, _ := compileFields(cfg.API.Fields, "")
+	paths := withDefaults(cfg.API.Fields, defaultQRFields)
+	fields, _ := compileFields(paths, "")
 	line, _ := einvoice.LineAmounts(cfg.Item.Quantity, cfg.Item.UnitPrice, cfg.Item.TaxRate)
-	return &QR{cfg: cfg, api: api, body: body.Bytes(), fields: fields, line: line}, nil
+	return &QR{cfg: cfg, api: api, body: body.Bytes(), fields: fields, paths: paths, line: line}, nil
 }
 
 // qrRun is the state of one run.
@@ -295,7 +298,7 @@ func (r *qrRun) run(ctx context.Context) (probes.Reason, string) {
 	}
 	number, _ := q.fields.str(issued, "number")
 	if number == "" {
-		return probes.ReasonIssueError, fmt.Sprintf("issue probe invoice: no number at %s in the response", q.cfg.API.Fields["number"])
+		return probes.ReasonIssueError, fmt.Sprintf("issue probe invoice: no number at %s in the response", q.paths["number"])
 	}
 	r.number = number
 	want, reason, msg := q.expected(issued)
@@ -393,7 +396,7 @@ func (q *QR) expected(issued any) (expectation, probes.Reason, string) {
 	for _, f := range []string{"total_excluding_tax", "tax", "total_including_tax"} {
 		s, ok := q.fields.str(issued, f)
 		if !ok {
-			return e, probes.ReasonIssueError, fmt.Sprintf("issue response has no %s at %s", f, q.cfg.API.Fields[f])
+			return e, probes.ReasonIssueError, fmt.Sprintf("issue response has no %s at %s", f, q.paths[f])
 		}
 		got, err := einvoice.ParseFen(s)
 		if err != nil || got != want[f] {
@@ -406,7 +409,7 @@ func (q *QR) expected(issued any) (expectation, probes.Reason, string) {
 		e.basis, _ = q.fields.str(issued, "qr_amount_basis")
 		if e.basis != "excluding_tax" && e.basis != "including_tax" {
 			return e, probes.ReasonIssueError, fmt.Sprintf("invoice %s: the service does not say which total the QR amount carries (%s is %q); set qr_amount_basis",
-				e.number, q.cfg.API.Fields["qr_amount_basis"], e.basis)
+				e.number, q.paths["qr_amount_basis"], e.basis)
 		}
 	}
 	e.amount = want["total_"+e.basis]

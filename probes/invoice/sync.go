@@ -90,7 +90,6 @@ func defaultSyncConfig() *SyncConfig {
 		Upstream: UpstreamConfig{
 			HTTPClientConfig: HTTPClientConfig{MaxBodyBytes: 1 << 20},
 			VerifyPath:       "/api/v1/verify?number={number}",
-			Fields:           map[string]string{"found": "$.found", "amount": "$.amount_including_tax", "date": "$.date"},
 		},
 		Window:      model.Duration(time.Hour),
 		Grace:       model.Duration(2 * time.Minute),
@@ -100,8 +99,10 @@ func defaultSyncConfig() *SyncConfig {
 }
 
 var (
-	apiSourceFields = []string{"number", "amount", "issued_at"}
-	upstreamFields  = []string{"found", "amount", "date"}
+	apiSourceFields       = []string{"number", "amount", "issued_at"}
+	upstreamFields        = []string{"found", "amount", "date"}
+	defaultAPISourceField = map[string]string{"number": "$.number", "amount": "$.totals.including_tax", "issued_at": "$.issued_at"}
+	defaultUpstreamFields = map[string]string{"found": "$.found", "amount": "$.amount_including_tax", "date": "$.date"}
 )
 
 func defaultAPISource(a *APISource) {
@@ -116,15 +117,6 @@ func defaultAPISource(a *APISource) {
 	}
 	if a.Limit == 0 {
 		a.Limit = 1000
-	}
-	def := map[string]string{"number": "$.number", "amount": "$.totals.including_tax", "issued_at": "$.issued_at"}
-	if a.Fields == nil {
-		a.Fields = map[string]string{}
-	}
-	for k, v := range def {
-		if _, ok := a.Fields[k]; !ok {
-			a.Fields[k] = v
-		}
 	}
 }
 
@@ -191,13 +183,10 @@ func (c *SyncConfig) Validate() error {
 	return errors.Join(errs...)
 }
 
+// checkFieldNames reports unknown names and invalid JSONPaths among the
+// configured fields (the rest come from defaults).
 func checkFieldNames(fields map[string]string, known []string, prefix string) []error {
 	var errs []error
-	for _, n := range known {
-		if _, ok := fields[n]; !ok {
-			errs = append(errs, probes.FieldErrorf(prefix, "missing %s", n))
-		}
-	}
 	for n := range fields {
 		if !slices.Contains(known, n) {
 			errs = append(errs, probes.FieldErrorf(prefix+"."+n, "unknown field (known: %s)", strings.Join(known, ", ")))
@@ -231,12 +220,12 @@ func newSync(c probes.Config, _ probes.Options) (probes.Prober, error) {
 			return nil, err
 		}
 		s.srcItems = jp.MustParseString(a.Items)
-		s.srcField, _ = compileFields(a.Fields, "")
+		s.srcField, _ = compileFields(withDefaults(a.Fields, defaultAPISourceField), "")
 	}
 	if s.upstream, err = newAPIClient(&cfg.Upstream.HTTPClientConfig); err != nil {
 		return nil, err
 	}
-	s.upField, _ = compileFields(cfg.Upstream.Fields, "")
+	s.upField, _ = compileFields(withDefaults(cfg.Upstream.Fields, defaultUpstreamFields), "")
 	return s, nil
 }
 

@@ -1,0 +1,143 @@
+package cli_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// demoPorts finds a base port with the 14 ports the demo uses free.
+func demoPorts(t *testing.T) int {
+	t.Helper()
+	for try := 0; try < 50; try++ {
+		base := 20000 + rand.IntN(30000)
+		ok := true
+		for off := 0; off < 14 && ok; off++ {
+			l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(base+off))
+			if err != nil {
+				ok = false
+				continue
+			}
+			l.Close()
+		}
+		if ok {
+			return base
+		}
+	}
+	t.Fatal("no free port range for the demo")
+	return 0
+}
+
+func httpDo(t *testing.T, method, url, body string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, strings.NewReader(body))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// TestDemoEndToEnd is `make run` under test: the demo platform binary and
+// the agent with examples/vigil.yml (ports moved, start-up splay and sync
+// grace shortened); both invoice checks pass, injected faults make them
+// fail with the right reason, clearing them (and a resync) recovers.
+func TestDemoEndToEnd(t *testing.T) {
+	dir := t.TempDir()
+	base := demoPorts(t)
+	demo := exec.Command(demoBin, "--log.file", filepath.Join(dir, "invoice.log"), "demo", "--base-port", strconv.Itoa(base), "--data.dir", filepath.Join(dir, "demo"))
+	demo.Stderr = io.Discard
+	if err := demo.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { demo.Process.Kill(); demo.Wait() })
+	url := func(off int) string { return "http://127.0.0.1:" + strconv.Itoa(base+off) }
+
+	example, err := os.ReadFile("../../examples/vigil.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := string(example)
+	for off := 0; off < 4; off++ {
+		cfg = strings.ReplaceAll(cfg, "127.0.0.1:848"+strconv.Itoa(off), "127.0.0.1:"+strconv.Itoa(base+off))
+	}
+	cfg = strings.Replace(cfg, "startup_splay: 10s", "startup_splay: 0s", 1)
+	cfg = strings.ReplaceAll(cfg, "grace: 30s", "grace: 1s")
+	a := startAgent(t, "--config.file", writeConfig(t, dir, "vigil.yml", cfg), "--storage.path", filepath.Join(dir, "vigil.db"))
+
+	for _, c := range []string{`invoice_qr",type="invoice_qr`, `invoice_sync_primary",type="invoice_sync`, `invoice_sync_standby",type="invoice_sync`} {
+		a.waitMetric(t, `vigil_check_success\{check="`+c+`",team="invoicing"\} 1`)
+	}
+	runCheck := func(name string) (reason, message string) {
+		st, body := httpDo(t, "POST", a.url+"/api/v1/checks/"+name+"/run", "")
+		if st != 200 {
+			t.Fatalf("run %s: %d %s", name, st, body)
+		}
+		var r struct {
+			Success         bool
+			Reason, Message string
+		}
+		json.Unmarshal([]byte(body), &r)
+		return r.Reason, r.Message
+	}
+
+	// A corrupted QR amount on the primary: the check fails and says which field.
+	httpDo(t, "POST", url(11)+"/admin/faults", `{"qr_wrong_amount":true}`)
+	if reason, msg := runCheck("invoice_qr"); reason != "qr_mismatch" || !strings.Contains(msg, "field amount") {
+		t.Fatalf("wrong amount: %s %s", reason, msg)
+	}
+	a.waitMetric(t, `vigil_check_failure_info\{check="invoice_qr",type="invoice_qr",team="invoicing",reason="qr_mismatch"\} 1`)
+	// Failing over to the standby brings the check back.
+	httpDo(t, "POST", url(10)+"/admin/switch", `{"active":"standby"}`)
+	if reason, msg := runCheck("invoice_qr"); reason != "" {
+		t.Fatalf("after failover: %s %s", reason, msg)
+	}
+	httpDo(t, "POST", url(10)+"/admin/switch", `{"active":"primary"}`)
+	httpDo(t, "DELETE", url(11)+"/admin/faults", "")
+
+	// Syncs silently dropped: the reconciliation finds what the issuer does not know.
+	httpDo(t, "POST", url(11)+"/admin/faults", `{"sync_drop_rate":1}`)
+	st, body := httpDo(t, "POST", url(0)+"/api/v1/invoices", `{"seller":{"name":"S","tax_id":"91350100M000100Y43"},"buyer":{"name":"B","tax_id":"91440300708461136T"},"items":[{"name":"x","quantity":"1","unit_price":"10","tax_rate":"0.13"}]}`)
+	if st != 201 {
+		t.Fatalf("issue: %d %s", st, body)
+	}
+	var inv struct{ Number string }
+	json.Unmarshal([]byte(body), &inv)
+	time.Sleep(1500 * time.Millisecond) // past the grace period
+	if reason, msg := runCheck("invoice_sync_primary"); reason != "invoices_missing_upstream" || !strings.Contains(msg, inv.Number) {
+		t.Fatalf("dropped sync: %s %s", reason, msg)
+	}
+	a.waitMetric(t, `vigil_invoice_sync_missing\{check="invoice_sync_primary",type="invoice_sync",team="invoicing"\} [1-9]`)
+	httpDo(t, "DELETE", url(11)+"/admin/faults", "")
+	if st, body := httpDo(t, "POST", url(11)+"/admin/resync", ""); st != 200 {
+		t.Fatalf("resync: %d %s", st, body)
+	}
+	if reason, msg := runCheck("invoice_sync_primary"); reason != "" {
+		t.Fatalf("after resync: %s %s", reason, msg)
+	}
+
+	// Every invoice series is documented.
+	readme, _ := os.ReadFile("../../README.md")
+	for _, name := range metricNames(a.get(t, "/metrics")) {
+		if strings.HasPrefix(name, "vigil_invoice_") && !strings.Contains(string(readme), name) {
+			t.Errorf("README.md does not document %s", name)
+		}
+	}
+	// The platform's request log records the sync problems for logscan.
+	logs, _ := os.ReadFile(filepath.Join(dir, "invoice.log"))
+	if !strings.Contains(string(logs), `"msg":"faults injected"`) {
+		t.Errorf("invoice-service log lacks the fault injection:\n%s", fmt.Sprint(len(logs)))
+	}
+}
