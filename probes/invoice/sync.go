@@ -16,7 +16,7 @@ import (
 	"sync"
 	"time"
 
-	_ "github.com/go-sql-driver/mysql"  // SQL source: mysql
+	_ "github.com/go-sql-driver/mysql" // SQL source: mysql
 	_ "github.com/jackc/pgx/v5/stdlib" // SQL source: postgres
 	"github.com/ohler55/ojg/jp"
 	"github.com/prometheus/common/model"
