@@ -11,7 +11,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 CONFIG      ?= examples/vigil.yml
 FUZZTIME    ?= 15s
 
-.PHONY: all build run test lint bench bench-peer bench-db fuzz clean
+.PHONY: all build run test lint bench bench-peer bench-db bench-invoice fuzz clean
 
 all: build
 
@@ -45,6 +45,7 @@ lint:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./...
 	$(MAKE) bench-peer
+	$(MAKE) bench-invoice
 
 # Side by side with peers in the same run (Debian packages
 # prometheus-node-exporter and prometheus-blackbox-exporter): /metrics
@@ -64,8 +65,14 @@ bench-db:
 	for i in 1 2 3 4 5 6; do for b in PostgresCheck PostgresRawPgx; do \
 	  ./bin/database.test -test.run '^$$' -test.bench "^Benchmark$$b\$$" -test.benchtime 40x -test.benchmem | grep ^Bench; done; done
 
+# invoice_qr end to end against the demo platform on loopback, split into
+# service and probe time, and the QR decode of a 256 px PNG.
+bench-invoice:
+	$(GO) test -run '^$$' -bench 'InvoiceQR|DecodeQR256' -benchmem -count 6 ./probes/invoice/
+
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) ./agent/config
+	$(GO) test -run '^$$' -fuzz FuzzParsePayload -fuzztime $(FUZZTIME) ./probes/invoice/einvoice
 
 clean:
 	rm -rf bin data

@@ -7,7 +7,9 @@ package agent_test
 
 import (
 	"bufio"
+	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -18,6 +20,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/vigil-project/vigil/examples/invoice-service/platform"
 )
 
 const nodeExporter = "/usr/bin/prometheus-node-exporter"
@@ -93,9 +97,34 @@ type proc struct {
 	cmd       *exec.Cmd
 }
 
-func startVigil(t *testing.T, bin string) proc {
+// exampleConfig is examples/vigil.yml pointed at a demo invoice platform
+// started for the test, so the invoice checks run as under `make run`.
+func exampleConfig(t *testing.T) string {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	d, err := platform.StartDemo(ctx, platform.DemoOptions{DataDir: t.TempDir(), Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cancel(); d.Wait() })
+	b, err := os.ReadFile("../examples/vigil.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := string(b)
+	for i, role := range []string{"gateway", "primary", "standby", "upstream"} {
+		cfg = strings.ReplaceAll(cfg, "http://127.0.0.1:848"+strconv.Itoa(i), d.URL[role])
+	}
+	p := filepath.Join(t.TempDir(), "vigil.yml")
+	if err := os.WriteFile(p, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func startVigil(t *testing.T, bin, config string) proc {
 	addr := freeAddr(t)
-	cmd := exec.Command(bin, "run", "--config.file", "../examples/vigil.yml", "--web.listen-address", addr,
+	cmd := exec.Command(bin, "run", "--config.file", config, "--web.listen-address", addr,
 		"--storage.path", filepath.Join(t.TempDir(), "vigil.db"), "--log.level", "warn")
 	return proc{name: "vigil", url: "http://" + addr, cmd: cmd}
 }
@@ -135,7 +164,7 @@ func TestPeerIdleRSS(t *testing.T) {
 		idle = d
 	}
 	bin := buildVigil(t)
-	procs := []proc{startVigil(t, bin), startNodeExporter(t)}
+	procs := []proc{startVigil(t, bin, exampleConfig(t)), startNodeExporter(t)}
 	for _, p := range procs {
 		if err := p.cmd.Start(); err != nil {
 			t.Fatal(err)
@@ -173,9 +202,10 @@ func TestPeerIdleRSS(t *testing.T) {
 func TestPeerStartup(t *testing.T) {
 	requirePeer(t)
 	bin := buildVigil(t)
+	config := exampleConfig(t)
 	times := map[string][]float64{}
 	for range 10 {
-		for _, mk := range []func() proc{func() proc { return startVigil(t, bin) }, func() proc { return startNodeExporter(t) }} {
+		for _, mk := range []func() proc{func() proc { return startVigil(t, bin, config) }, func() proc { return startNodeExporter(t) }} {
 			p := mk()
 			path := "/metrics"
 			if p.name == "vigil" {
