@@ -3,6 +3,7 @@ package invoice
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -10,9 +11,12 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"os"
 	"strings"
 	"testing"
 	"time"
+
+	"gopkg.in/yaml.v3"
 
 	"github.com/vigil-project/vigil/examples/invoice-service/platform"
 	"github.com/vigil-project/vigil/probes"
@@ -405,4 +409,66 @@ func value(r probes.Result, name string) float64 {
 		}
 	}
 	return -1
+}
+
+// The SQL source against PostgreSQL: both demo issuers keep their invoices
+// in one database, and the check reads them with the pgx driver.
+func TestInvoiceSyncFromPostgres(t *testing.T) {
+	adminDB, err := sql.Open("pgx", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable")
+	if err == nil {
+		err = adminDB.Ping()
+	}
+	if err != nil {
+		if os.Getenv("VIGIL_REQUIRE_INTEGRATION") != "" {
+			t.Fatalf("PostgreSQL on 127.0.0.1:5432: %v", err)
+		}
+		t.Skipf("PostgreSQL on 127.0.0.1:5432 not available: %v", err)
+	}
+	defer adminDB.Close()
+	adminDB.Exec(`DROP DATABASE IF EXISTS vigil_invoice_sync_test WITH (FORCE)`)
+	if _, err := adminDB.Exec(`CREATE DATABASE vigil_invoice_sync_test`); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { adminDB.Exec(`DROP DATABASE IF EXISTS vigil_invoice_sync_test WITH (FORCE)`) })
+	dsn := "postgres://postgres@127.0.0.1:5432/vigil_invoice_sync_test?sslmode=disable"
+
+	ctx, cancel := context.WithCancel(context.Background())
+	d, err := platform.StartDemo(ctx, platform.DemoOptions{DataDir: t.TempDir(), IssuerDSN: dsn, SyncInterval: 50 * time.Millisecond,
+		Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cancel(); d.Wait() })
+
+	t.Setenv("TEST_INVOICE_DSN", dsn)
+	var secret probes.Secret
+	if err := yaml.Unmarshal([]byte("${TEST_INVOICE_DSN}"), &secret); err != nil {
+		t.Fatal(err)
+	}
+	p := syncCheck(t, d, func(c *SyncConfig) {
+		c.Source.API = nil
+		c.Source.SQL = &SQLSource{Driver: "postgres", DSN: secret,
+			Query: "SELECT number, total, issued_at FROM invoices WHERE status = 'issued'"}
+	})
+	admin(t, http.MethodPost, d.AdminURL["primary"]+"/admin/faults", platform.Faults{SyncDropRate: 1})
+	n := issue(t, d.URL["gateway"])
+	settle(t, d, "primary")
+	r := run(t, p, 5*time.Second)
+	if r.Reason != probes.ReasonInvoicesMissingUpstream || !strings.Contains(r.Message, n) {
+		t.Fatalf("%s %s", r.Reason, r.Message)
+	}
+	admin(t, http.MethodDelete, d.AdminURL["primary"]+"/admin/faults", nil)
+	admin(t, http.MethodPost, d.AdminURL["primary"]+"/admin/resync", nil)
+	if r := run(t, p, 5*time.Second); !r.Success || value(r, "vigil_invoice_sync_checked") != 1 {
+		t.Fatalf("after resync: %v %s %s", r.Success, r.Reason, r.Message)
+	}
+	// A wrong query is a source error that names the problem, not the DSN.
+	bad := syncCheck(t, d, func(c *SyncConfig) {
+		c.Source.API = nil
+		c.Source.SQL = &SQLSource{Driver: "postgres", DSN: secret, Query: "SELECT number FROM invoices"}
+	})
+	if r := run(t, bad, 5*time.Second); r.Reason != probes.ReasonSourceError || !strings.Contains(r.Message, "1 columns") {
+		t.Fatalf("%s %s", r.Reason, r.Message)
+	}
 }

@@ -67,10 +67,11 @@ func (i *Issuer) RunSync(ctx context.Context) {
 	}
 }
 
-// syncPending sends up to 100 pending invoices, stopping at the first
-// upstream failure so an outage is not hammered.
+// syncPending sends up to 100 of this issuer's pending invoices (issuers
+// sharing a database each sync their own), stopping at the first upstream
+// failure so an outage is not hammered.
 func (i *Issuer) syncPending(ctx context.Context) {
-	rows, err := i.db.query(ctx, `SELECT `+invoiceColumns+` FROM invoices WHERE sync_pending = 1 ORDER BY issued_at LIMIT 100`)
+	rows, err := i.db.query(ctx, `SELECT `+invoiceColumns+` FROM invoices WHERE sync_pending = 1 AND issuer = ? ORDER BY issued_at LIMIT 100`, i.opts.Name)
 	if err != nil {
 		i.log.Error("sync failed", "error_code", "DB_ERROR", "error", err.Error())
 		return
@@ -174,7 +175,8 @@ func (i *Issuer) handleResync(w http.ResponseWriter, r *http.Request) {
 		window = 24 * time.Hour
 	}
 	ctx := r.Context()
-	rows, err := i.db.query(ctx, `SELECT `+invoiceColumns+` FROM invoices WHERE issued_at > ? ORDER BY issued_at`, formatTime(i.opts.Now().Add(-window)))
+	rows, err := i.db.query(ctx, `SELECT `+invoiceColumns+` FROM invoices WHERE issued_at > ? AND issuer = ? ORDER BY issued_at`,
+		formatTime(i.opts.Now().Add(-window)), i.opts.Name)
 	if err != nil {
 		writeError(w, r, http.StatusInternalServerError, "DB_ERROR", err.Error())
 		return
@@ -213,7 +215,7 @@ func (i *Issuer) handleResync(w http.ResponseWriter, r *http.Request) {
 func (i *Issuer) handleSyncStatus(w http.ResponseWriter, r *http.Request) {
 	var pending int
 	var oldest *string
-	err := i.db.queryRow(r.Context(), `SELECT COUNT(*), MIN(issued_at) FROM invoices WHERE sync_pending = 1`).Scan(&pending, &oldest)
+	err := i.db.queryRow(r.Context(), `SELECT COUNT(*), MIN(issued_at) FROM invoices WHERE sync_pending = 1 AND issuer = ?`, i.opts.Name).Scan(&pending, &oldest)
 	if err != nil {
 		writeError(w, r, http.StatusInternalServerError, "DB_ERROR", err.Error())
 		return
