@@ -249,6 +249,25 @@ func scanInvoice(row interface{ Scan(...any) error }) (*Invoice, error) {
 	return &inv, nil
 }
 
+// selectInvoices reads every invoice matching where (a condition with ?
+// placeholders, optionally followed by ORDER BY and LIMIT).
+func (i *Issuer) selectInvoices(ctx context.Context, where string, args ...any) ([]*Invoice, error) {
+	rows, err := i.db.query(ctx, `SELECT `+invoiceColumns+` FROM invoices WHERE `+where, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []*Invoice
+	for rows.Next() {
+		inv, err := scanInvoice(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, inv)
+	}
+	return out, rows.Err()
+}
+
 func (i *Issuer) get(ctx context.Context, number string) (*Invoice, error) {
 	return scanInvoice(i.db.queryRow(ctx, `SELECT `+invoiceColumns+` FROM invoices WHERE number = ?`, number))
 }
@@ -297,28 +316,14 @@ func (i *Issuer) handleList(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	rows, err := i.db.query(r.Context(), `SELECT `+invoiceColumns+` FROM invoices
-		WHERE issued_at > ? AND issued_at < ? ORDER BY issued_at LIMIT ?`, formatTime(after), formatTime(before), limit)
+	list, err := i.selectInvoices(r.Context(), `issued_at > ? AND issued_at < ? ORDER BY issued_at LIMIT ?`, formatTime(after), formatTime(before), limit)
 	if err != nil {
 		writeError(w, r, http.StatusInternalServerError, "DB_ERROR", err.Error())
 		return
 	}
-	defer rows.Close()
 	out := struct {
 		Invoices []*Invoice `json:"invoices"`
-	}{Invoices: []*Invoice{}}
-	for rows.Next() {
-		inv, err := scanInvoice(rows)
-		if err != nil {
-			writeError(w, r, http.StatusInternalServerError, "DB_ERROR", err.Error())
-			return
-		}
-		out.Invoices = append(out.Invoices, inv)
-	}
-	if err := rows.Err(); err != nil {
-		writeError(w, r, http.StatusInternalServerError, "DB_ERROR", err.Error())
-		return
-	}
+	}{Invoices: append([]*Invoice{}, list...)}
 	writeJSON(w, http.StatusOK, out)
 }
 

@@ -71,20 +71,11 @@ func (i *Issuer) RunSync(ctx context.Context) {
 // sharing a database each sync their own), stopping at the first upstream
 // failure so an outage is not hammered.
 func (i *Issuer) syncPending(ctx context.Context) {
-	rows, err := i.db.query(ctx, `SELECT `+invoiceColumns+` FROM invoices WHERE sync_pending = 1 AND issuer = ? ORDER BY issued_at LIMIT 100`, i.opts.Name)
+	batch, err := i.selectInvoices(ctx, `sync_pending = 1 AND issuer = ? ORDER BY issued_at LIMIT 100`, i.opts.Name)
 	if err != nil {
 		i.log.Error("sync failed", "error_code", "DB_ERROR", "error", err.Error())
 		return
 	}
-	var batch []*Invoice
-	for rows.Next() {
-		inv, err := scanInvoice(rows)
-		if err != nil {
-			break
-		}
-		batch = append(batch, inv)
-	}
-	rows.Close()
 	for _, inv := range batch {
 		if ctx.Err() != nil {
 			return
@@ -175,21 +166,11 @@ func (i *Issuer) handleResync(w http.ResponseWriter, r *http.Request) {
 		window = 24 * time.Hour
 	}
 	ctx := r.Context()
-	rows, err := i.db.query(ctx, `SELECT `+invoiceColumns+` FROM invoices WHERE issued_at > ? AND issuer = ? ORDER BY issued_at`,
-		formatTime(i.opts.Now().Add(-window)), i.opts.Name)
+	batch, err := i.selectInvoices(ctx, `issued_at > ? AND issuer = ? ORDER BY issued_at`, formatTime(i.opts.Now().Add(-window)), i.opts.Name)
 	if err != nil {
 		writeError(w, r, http.StatusInternalServerError, "DB_ERROR", err.Error())
 		return
 	}
-	var batch []*Invoice
-	for rows.Next() {
-		inv, err := scanInvoice(rows)
-		if err != nil {
-			break
-		}
-		batch = append(batch, inv)
-	}
-	rows.Close()
 	var resent, failed int
 	var lastErr string
 	for _, inv := range batch {
