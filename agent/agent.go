@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -66,7 +67,7 @@ func New(ctx context.Context, opts Options) (*Agent, error) {
 	if opts.Retention == 0 {
 		opts.Retention = 7 * 24 * time.Hour
 	}
-	cfg, jobs, err := LoadJobs(opts.ConfigFile, opts.Logger)
+	cfg, jobs, err := LoadJobs(opts.ConfigFile, filepath.Dir(opts.StoragePath), opts.Logger)
 	if err != nil {
 		return nil, err
 	}
@@ -86,6 +87,8 @@ func New(ctx context.Context, opts Options) (*Agent, error) {
 		MaxConcurrency: cfg.Global.MaxConcurrency,
 		Logger:         opts.Logger,
 		OnResult:       a.onResult,
+		OnStart:        a.onStart,
+		OnStop:         a.onStop,
 	})
 	// The API shows each check's last known result until it runs again.
 	latest, err := st.Latest(ctx)
@@ -195,7 +198,7 @@ func (a *Agent) closeStore() {
 func (a *Agent) Reload(ctx context.Context) error {
 	a.reloadMu.Lock()
 	defer a.reloadMu.Unlock()
-	cfg, jobs, err := LoadJobs(a.opts.ConfigFile, a.log)
+	cfg, jobs, err := LoadJobs(a.opts.ConfigFile, filepath.Dir(a.opts.StoragePath), a.log)
 	if err != nil {
 		a.recordReload(false)
 		return err
@@ -250,6 +253,24 @@ func (a *Agent) recordReload(ok bool) {
 		return
 	}
 	a.exporter.Gauge("vigil_config_last_reload_successful", 0)
+}
+
+// onStart exports a streaming check's live values while its runner runs.
+func (a *Agent) onStart(job *scheduler.Job) {
+	col, ok := job.Prober.(probes.Collector)
+	if !ok {
+		return
+	}
+	a.mu.RLock()
+	labels := a.checks[job.Name].Labels
+	a.mu.RUnlock()
+	a.exporter.SetCollector(metrics.Check{Name: job.Name, Type: job.Type, Labels: labels}, col)
+}
+
+func (a *Agent) onStop(job *scheduler.Job) {
+	if _, ok := job.Prober.(probes.Collector); ok {
+		a.exporter.RemoveCollector(job.Name)
+	}
 }
 
 func (a *Agent) onResult(job *scheduler.Job, r probes.Result) {

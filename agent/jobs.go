@@ -11,13 +11,14 @@ import (
 )
 
 // LoadJobs loads a config file (empty path: the embedded default) and
-// builds a scheduler job for every check.
-func LoadJobs(path string, log *slog.Logger) (*config.Config, []scheduler.Job, error) {
+// builds a scheduler job for every check. stateDir is where streaming
+// checks keep state ("" for none).
+func LoadJobs(path, stateDir string, log *slog.Logger) (*config.Config, []scheduler.Job, error) {
 	cfg, err := config.Load(path)
 	if err != nil {
 		return nil, nil, err
 	}
-	jobs, err := Jobs(cfg, log)
+	jobs, err := Jobs(cfg, stateDir, log)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -25,7 +26,7 @@ func LoadJobs(path string, log *slog.Logger) (*config.Config, []scheduler.Job, e
 }
 
 // Jobs builds the probers of a validated config.
-func Jobs(cfg *config.Config, log *slog.Logger) ([]scheduler.Job, error) {
+func Jobs(cfg *config.Config, stateDir string, log *slog.Logger) ([]scheduler.Job, error) {
 	jobs := make([]scheduler.Job, 0, len(cfg.Checks))
 	for _, c := range cfg.Checks {
 		family, ok := probes.Lookup(c.Type)
@@ -33,7 +34,7 @@ func Jobs(cfg *config.Config, log *slog.Logger) ([]scheduler.Job, error) {
 			// Validation already rejected unknown types.
 			return nil, fmt.Errorf("check %q: unknown type %q", c.Name, c.Type)
 		}
-		p, err := family.New(c.Spec, probes.Options{CheckName: c.Name, Logger: log.With("check", c.Name)})
+		p, err := family.New(c.Spec, probes.Options{CheckName: c.Name, Logger: log.With("check", c.Name), StateDir: stateDir})
 		if err != nil {
 			return nil, fmt.Errorf("%s:%d: check %q: %w", cfg.File, c.Line, c.Name, err)
 		}

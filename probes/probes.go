@@ -25,6 +25,22 @@ type Diagnoser interface {
 	Diagnose(ctx context.Context, log *slog.Logger, failed Result) map[string]any
 }
 
+// Runner is implemented by streaming probers that work between runs, such
+// as logscan reading its files continuously. The scheduler calls Run once
+// when the check starts, with a context that ends when the check is
+// removed or changed or the agent stops; Run returns after saving its
+// state. Probe then evaluates what Run has gathered.
+type Runner interface {
+	Run(ctx context.Context, log *slog.Logger)
+}
+
+// Collector is implemented by probers whose values change between runs
+// (logscan's counters): the agent reads them at every scrape instead of
+// from the last Result.
+type Collector interface {
+	Collect() []Value
+}
+
 // ProberFunc adapts a function to Prober.
 type ProberFunc func(ctx context.Context, log *slog.Logger) Result
 
@@ -71,6 +87,9 @@ type Value struct {
 	Value  float64 `json:"value"`
 	// Key marks values worth showing in one-line summaries (vigil once).
 	Key bool `json:"key,omitempty"`
+	// Counter marks a monotonically increasing total (exported with
+	// `# TYPE counter`); values are gauges otherwise.
+	Counter bool `json:"counter,omitempty"`
 }
 
 // Failf returns a failed Result with the given reason and message.

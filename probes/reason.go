@@ -50,6 +50,11 @@ const (
 	ReasonUpstreamUnreachable     Reason = "upstream_unreachable"
 	ReasonSourceError             Reason = "source_error"
 
+	// logscan
+	ReasonPatternThreshold Reason = "pattern_threshold"
+	ReasonLogUnreadable    Reason = "log_unreadable"
+	ReasonLogMissing       Reason = "log_missing"
+
 	// host
 	ReasonCPUHigh        Reason = "cpu_high"
 	ReasonMemoryHigh     Reason = "memory_high"
@@ -71,6 +76,7 @@ var knownReasons = map[Reason]bool{
 	ReasonIssueError:        true, ReasonQRMissing: true, ReasonQRUnreadable: true, ReasonPDFMissingQR: true,
 	ReasonReadbackMismatch: true, ReasonVoidFailed: true, ReasonInvoicesMissingUpstream: true,
 	ReasonUpstreamMismatch: true, ReasonUpstreamUnreachable: true, ReasonSourceError: true,
+	ReasonPatternThreshold: true, ReasonLogUnreadable: true, ReasonLogMissing: true,
 	ReasonCPUHigh: true, ReasonMemoryHigh: true, ReasonDiskLow: true,
 	ReasonInodesLow: true, ReasonProcessMissing: true,
 }

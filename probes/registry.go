@@ -20,6 +20,9 @@ type Options struct {
 	// CheckName is the configured name of the check.
 	CheckName string
 	Logger    *slog.Logger
+	// StateDir is where streaming checks keep their state (the agent's
+	// storage directory); empty when nothing may be written (vigil once).
+	StateDir string
 }
 
 // Family is one check type.

@@ -34,7 +34,7 @@ type onceOptions struct {
 }
 
 func once(ctx context.Context, stdout, stderr io.Writer, log *slog.Logger, o onceOptions) int {
-	cfg, jobs, err := agent.LoadJobs(o.file, log)
+	cfg, jobs, err := agent.LoadJobs(o.file, "", log)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return ExitConfigError
@@ -186,7 +186,10 @@ func checkConfig(stdout, stderr io.Writer, files []string) int {
 			code = ExitFailed
 			continue
 		}
-		if _, err := agent.Jobs(cfg, slog.New(slog.DiscardHandler)); err != nil {
+		// Building the checks logs warnings worth seeing here, such as a
+		// logscan pattern without a required literal.
+		warn := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+		if _, err := agent.Jobs(cfg, "", warn.With("config", f)); err != nil {
 			fmt.Fprintf(stderr, "%s: FAILED: %v\n", f, err)
 			code = ExitFailed
 			continue

@@ -58,8 +58,8 @@ func TestInvalid(t *testing.T) {
 			`:6:11: checks[2].name: duplicate check name "host" (first defined at line 2)`,
 		}},
 		{"invalid-unknown-type.yml", []string{
-			`:3:11: checks[0].type: unknown check type "htp" (known: dns, dummy, host, http, icmp, invoice_qr, invoice_sync, mysql, postgres, redis, sqlite, tcp)`,
-			`:4:5: checks[1]: missing required field "type" (one of dns, dummy, host, http, icmp, invoice_qr, invoice_sync, mysql, postgres, redis, sqlite, tcp)`,
+			`:3:11: checks[0].type: unknown check type "htp" (known: dns, dummy, host, http, icmp, invoice_qr, invoice_sync, logscan, mysql, postgres, redis, sqlite, tcp)`,
+			`:4:5: checks[1]: missing required field "type" (one of dns, dummy, host, http, icmp, invoice_qr, invoice_sync, logscan, mysql, postgres, redis, sqlite, tcp)`,
 			`:5:5: checks[2]: missing required field "name"`,
 		}},
 		{"invalid-host-section.yml", []string{

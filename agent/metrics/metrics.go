@@ -6,7 +6,9 @@ package metrics
 
 import (
 	"io"
+	"math"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -29,6 +31,15 @@ type Exporter struct {
 
 	mu     sync.Mutex
 	checks map[string]*checkState
+
+	cmu        sync.Mutex
+	collectors map[string]collected
+}
+
+// collected is a streaming check whose values are read at scrape time.
+type collected struct {
+	check Check
+	col   probes.Collector
 }
 
 type checkState struct {
@@ -43,7 +54,74 @@ type checkState struct {
 // New returns an empty exporter.
 func New() *Exporter {
 	vm.ExposeMetadata(true)
-	return &Exporter{set: vm.NewSet(), checks: map[string]*checkState{}}
+	e := &Exporter{set: vm.NewSet(), checks: map[string]*checkState{}, collectors: map[string]collected{}}
+	e.set.RegisterMetricsWriter(e.writeCollected)
+	return e
+}
+
+// SetCollector exports a check's live values (logscan counters) at every
+// scrape, with the check's labels, until RemoveCollector.
+func (e *Exporter) SetCollector(c Check, col probes.Collector) {
+	e.cmu.Lock()
+	e.collectors[c.Name] = collected{check: c, col: col}
+	e.cmu.Unlock()
+}
+
+// RemoveCollector stops exporting a check's live values.
+func (e *Exporter) RemoveCollector(name string) {
+	e.cmu.Lock()
+	delete(e.collectors, name)
+	e.cmu.Unlock()
+}
+
+type sample struct {
+	name, series string
+	value        float64
+	counter      bool
+}
+
+// writeCollected writes the collectors' values, grouped by metric name as
+// the text format requires, without timestamps.
+func (e *Exporter) writeCollected(w io.Writer) {
+	e.cmu.Lock()
+	cs := make([]collected, 0, len(e.collectors))
+	for _, c := range e.collectors {
+		cs = append(cs, c)
+	}
+	e.cmu.Unlock()
+	if len(cs) == 0 {
+		return
+	}
+	sort.Slice(cs, func(i, j int) bool { return cs[i].check.Name < cs[j].check.Name })
+	var samples []sample
+	for _, c := range cs {
+		base := baseLabels(c.check)
+		for _, v := range c.col.Collect() {
+			samples = append(samples, sample{name: v.Name, series: seriesName(v.Name, base, v.Labels), value: v.Value, counter: v.Counter})
+		}
+	}
+	sort.SliceStable(samples, func(i, j int) bool { return samples[i].name < samples[j].name })
+	buf := make([]byte, 0, 64<<10)
+	for i, s := range samples {
+		if i == 0 || samples[i-1].name != s.name {
+			typ := "gauge"
+			if s.counter {
+				typ = "counter"
+			}
+			w.Write(buf)
+			buf = buf[:0]
+			vm.WriteMetadataIfNeeded(w, s.name, typ)
+		}
+		buf = append(buf, s.series...)
+		buf = append(buf, ' ')
+		if s.value == math.Trunc(s.value) && math.Abs(s.value) < 1<<53 {
+			buf = strconv.AppendInt(buf, int64(s.value), 10)
+		} else {
+			buf = strconv.AppendFloat(buf, s.value, 'g', -1, 64)
+		}
+		buf = append(buf, '\n')
+	}
+	w.Write(buf)
 }
 
 // Observe records one result.

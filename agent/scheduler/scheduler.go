@@ -50,6 +50,14 @@ type Options struct {
 	// DiagnoseTimeout is the budget of a failed run's diagnostics, on top of
 	// the check's timeout (default 10s, the traceroute bound).
 	DiagnoseTimeout time.Duration
+	// OnStart and OnStop are called when a job's runner starts and after it
+	// has stopped (including its streaming Run, if any), from the goroutine
+	// applying an update. The agent registers live collectors here, so the
+	// prober scraped is the one running.
+	OnStart, OnStop func(job *Job)
+	// RestartDelay is the pause before a streaming Run that returned or
+	// panicked while its check still runs is started again (default 5s).
+	RestartDelay time.Duration
 }
 
 // ErrUnknownCheck is returned by RunNow for a name the scheduler does not run.
@@ -97,6 +105,15 @@ func New(opts Options) *Scheduler {
 	}
 	if opts.OnResult == nil {
 		opts.OnResult = func(*Job, probes.Result) {}
+	}
+	if opts.OnStart == nil {
+		opts.OnStart = func(*Job) {}
+	}
+	if opts.OnStop == nil {
+		opts.OnStop = func(*Job) {}
+	}
+	if opts.RestartDelay <= 0 {
+		opts.RestartDelay = 5 * time.Second
 	}
 	return &Scheduler{
 		opts:    opts,
@@ -162,6 +179,7 @@ func (s *Scheduler) apply(ctx context.Context, jobs []Job) {
 	}
 	for _, r := range stopping {
 		<-r.done
+		s.opts.OnStop(&r.job)
 	}
 	if ctx.Err() == nil {
 		for _, j := range jobs {
@@ -171,6 +189,7 @@ func (s *Scheduler) apply(ctx context.Context, jobs []Job) {
 			rctx, cancel := context.WithCancel(ctx)
 			r := &runner{job: j, cancel: cancel, done: make(chan struct{}), now: make(chan chan probes.Result)}
 			next[j.Name] = r
+			s.opts.OnStart(&r.job)
 			go s.loop(rctx, r)
 		}
 	}
@@ -227,6 +246,11 @@ func (s *Scheduler) RunOnce(ctx context.Context, jobs []Job) []probes.Result {
 
 func (s *Scheduler) loop(ctx context.Context, r *runner) {
 	defer close(r.done)
+	if rn, ok := r.job.Prober.(probes.Runner); ok {
+		var wg sync.WaitGroup
+		wg.Go(func() { s.stream(ctx, &r.job, rn) })
+		defer wg.Wait()
+	}
 	timer := time.NewTimer(SplayOffset(r.job.Name, r.job.Splay, r.job.Interval))
 	defer timer.Stop()
 	for {
@@ -247,6 +271,33 @@ func (s *Scheduler) loop(ctx context.Context, r *runner) {
 			reply <- res
 		}
 		timer.Reset(time.Until(start.Add(NextDelay(r.job, res.Success, rand.Float64()))))
+	}
+}
+
+// stream keeps a streaming prober's Run going for the life of its job: a
+// panic is logged with its stack and, like an unexpected return, followed
+// by a restart after RestartDelay. The check's Probe keeps reporting
+// meanwhile.
+func (s *Scheduler) stream(ctx context.Context, job *Job, rn probes.Runner) {
+	log := s.log.With("check", job.Name)
+	for {
+		func() {
+			defer func() {
+				if p := recover(); p != nil {
+					log.Error("streaming check panicked", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+				}
+			}()
+			rn.Run(ctx, log)
+		}()
+		if ctx.Err() != nil {
+			return
+		}
+		log.Warn("streaming check stopped unexpectedly; restarting", "after", s.opts.RestartDelay)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(s.opts.RestartDelay):
+		}
 	}
 }
 

@@ -6,5 +6,6 @@ import (
 	_ "github.com/vigil-project/vigil/probes/database"
 	_ "github.com/vigil-project/vigil/probes/host"
 	_ "github.com/vigil-project/vigil/probes/invoice"
+	_ "github.com/vigil-project/vigil/probes/logscan"
 	_ "github.com/vigil-project/vigil/probes/network"
 )

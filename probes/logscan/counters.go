@@ -1,0 +1,152 @@
+package logscan
+
+import (
+	"strings"
+	"sync"
+	"unicode/utf8"
+
+	"github.com/vigil-project/vigil/probes"
+)
+
+const (
+	defaultMaxLabelValues = 100
+	maxLabelValueBytes    = 64
+	otherValue            = "other"
+)
+
+// counters are the check's totals. They are saved in the checkpoint with
+// the offsets they correspond to, so a restart resumes both together.
+type counters struct {
+	mu          sync.Mutex
+	lines       uint64
+	bytes       uint64
+	rotations   uint64
+	truncations uint64
+	longLines   uint64
+	patterns    []patternCounts
+}
+
+type patternCounts struct {
+	name       string
+	labelNames []string
+	maxValues  int
+	total      uint64
+	lastMatch  float64 // Unix seconds, 0 before the first match
+	series     map[string]*series
+}
+
+type series struct {
+	labels []string
+	n      uint64
+}
+
+func newCounters(ps []Pattern) *counters {
+	c := &counters{}
+	for _, p := range ps {
+		max := p.MaxLabelValues
+		if max == 0 {
+			max = defaultMaxLabelValues
+		}
+		pc := patternCounts{name: p.Name, labelNames: p.LabelsFromGroups, maxValues: max, series: map[string]*series{}}
+		if len(p.LabelsFromGroups) == 0 {
+			pc.series[""] = &series{}
+		}
+		c.patterns = append(c.patterns, pc)
+	}
+	return c
+}
+
+// reset zeroes every count (a Run starts from its checkpoint, not from
+// what a one-off scan counted before).
+func (c *counters) reset() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.lines, c.bytes, c.rotations, c.truncations, c.longLines = 0, 0, 0, 0, 0
+	for i := range c.patterns {
+		pc := &c.patterns[i]
+		pc.total, pc.lastMatch = 0, 0
+		pc.series = map[string]*series{}
+		if len(pc.labelNames) == 0 {
+			pc.series[""] = &series{}
+		}
+	}
+}
+
+// match counts one matching line; the caller holds mu. values are the
+// label values (nil for patterns without labels).
+func (c *counters) match(p int, values []string, now float64) {
+	pc := &c.patterns[p]
+	pc.total++
+	pc.lastMatch = now
+	key := joinKey(values)
+	s := pc.series[key]
+	if s == nil {
+		if len(pc.series) >= pc.maxValues {
+			// Over the cap: one shared series keeps the metric bounded.
+			values = make([]string, len(values))
+			for i := range values {
+				values[i] = otherValue
+			}
+			key = joinKey(values)
+			s = pc.series[key]
+		}
+		if s == nil {
+			s = &series{labels: values}
+			pc.series[key] = s
+		}
+	}
+	s.n++
+}
+
+// labelValue makes a captured group safe as a label value.
+func labelValue(b []byte) string {
+	if len(b) > maxLabelValueBytes {
+		b = b[:maxLabelValueBytes]
+	}
+	s := string(b)
+	if !utf8.ValidString(s) {
+		s = strings.ToValidUTF8(s, "\uFFFD")
+	}
+	return s
+}
+
+// values returns the exported series (the agent adds check and type).
+func (c *counters) values(files int) []probes.Value {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := []probes.Value{
+		{Name: "vigil_log_lines_total", Value: float64(c.lines), Counter: true},
+		{Name: "vigil_log_bytes_read_total", Value: float64(c.bytes), Counter: true},
+		{Name: "vigil_log_rotations_total", Value: float64(c.rotations), Counter: true},
+		{Name: "vigil_log_truncations_total", Value: float64(c.truncations), Counter: true},
+		{Name: "vigil_log_long_lines_total", Value: float64(c.longLines), Counter: true},
+		{Name: "vigil_log_files", Value: float64(files)},
+	}
+	for _, pc := range c.patterns {
+		for _, s := range pc.series {
+			labels := []probes.Label{{Name: "pattern", Value: pc.name}}
+			for i, n := range pc.labelNames {
+				labels = append(labels, probes.Label{Name: n, Value: s.labels[i]})
+			}
+			out = append(out, probes.Value{Name: "vigil_log_matches_total", Labels: labels, Value: float64(s.n), Counter: true})
+		}
+		if pc.lastMatch > 0 {
+			out = append(out, probes.Value{Name: "vigil_log_last_match_timestamp_seconds",
+				Labels: []probes.Label{{Name: "pattern", Value: pc.name}}, Value: pc.lastMatch})
+		}
+	}
+	return out
+}
+
+// totals returns the per-pattern totals and the line count.
+func (c *counters) totals() ([]uint64, uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]uint64, len(c.patterns))
+	for i, pc := range c.patterns {
+		out[i] = pc.total
+	}
+	return out, c.lines
+}
+
+func joinKey(values []string) string { return strings.Join(values, "\xff") }

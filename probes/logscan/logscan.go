@@ -1,0 +1,223 @@
+// Package logscan is the logscan check: it follows log files continuously —
+// through rename and copytruncate rotation, deletion and restarts — and
+// turns lines matching patterns into counters. Offsets and counters are
+// checkpointed together, so nothing is lost or counted twice across a
+// restart; an Aho-Corasick prefilter over each pattern's required literals
+// keeps the cost per line low.
+package logscan
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/vigil-project/vigil/probes"
+)
+
+func init() {
+	probes.Register(probes.Family{Type: "logscan", NewConfig: func() probes.Config { return defaultConfig() }, New: newLogscan})
+}
+
+// Logscan is the check.
+type Logscan struct {
+	cfg       *Config
+	check     string
+	stateFile string
+	log       *slog.Logger
+	patterns  []Pattern
+
+	c *counters
+
+	mu      sync.Mutex
+	running bool
+	files   int
+	summary string
+	errs    map[string]string
+	// evaluated are the pattern totals at the last Probe, for thresholds.
+	evaluated []uint64
+	lines     uint64
+}
+
+var (
+	_ probes.Prober    = (*Logscan)(nil)
+	_ probes.Runner    = (*Logscan)(nil)
+	_ probes.Collector = (*Logscan)(nil)
+)
+
+func newLogscan(c probes.Config, opts probes.Options) (probes.Prober, error) {
+	cfg, ok := c.(*Config)
+	if !ok {
+		return nil, fmt.Errorf("logscan: config of type %T", c)
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	l := &Logscan{cfg: cfg, check: opts.CheckName, log: log, patterns: cfg.Patterns, c: newCounters(cfg.Patterns)}
+	switch {
+	case cfg.StateFile != "":
+		l.stateFile = cfg.StateFile
+	case opts.StateDir != "":
+		l.stateFile = filepath.Join(opts.StateDir, "logscan-"+opts.CheckName+".json")
+	}
+	// Compile once here to report slow patterns when the config loads.
+	_, slow, err := newMatcher(cfg.Patterns)
+	if err != nil {
+		return nil, err
+	}
+	for _, name := range slow {
+		log.Warn("logscan pattern has no required literal: every line runs its full regex", "pattern", name)
+	}
+	return l, nil
+}
+
+// Run follows the files until ctx ends, checkpointing as it goes.
+func (l *Logscan) Run(ctx context.Context, log *slog.Logger) {
+	m, _, _ := newMatcher(l.patterns)
+	l.c.reset()
+	t := newTailer(l.cfg, m, l.c, log)
+	if l.stateFile != "" {
+		cp, ok, err := loadCheckpoint(l.stateFile)
+		if err != nil {
+			log.Error("logscan checkpoint not usable; starting afresh", "err", err)
+		}
+		if ok {
+			t.restore(cp)
+		}
+	}
+	totals, lines := l.c.totals()
+	l.mu.Lock()
+	l.running, l.evaluated, l.lines = true, totals, lines
+	l.mu.Unlock()
+	defer func() {
+		l.mu.Lock()
+		l.running = false
+		l.mu.Unlock()
+	}()
+
+	wake := watch(ctx, l.cfg, log)
+	poll := time.NewTicker(time.Duration(l.cfg.PollInterval))
+	defer poll.Stop()
+	lastSave := time.Now()
+	save := func() {
+		if l.stateFile == "" {
+			return
+		}
+		if err := saveCheckpoint(l.stateFile, t.snapshot()); err != nil {
+			log.Error("logscan checkpoint not saved", "err", err)
+		}
+		lastSave = time.Now()
+	}
+	defer t.close()
+	defer save()
+	for {
+		t.poll()
+		l.publish(t)
+		if time.Since(lastSave) >= time.Duration(l.cfg.CheckpointInterval) {
+			save()
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-poll.C:
+		case <-wake:
+		}
+	}
+}
+
+// publish copies what Probe reports.
+func (l *Logscan) publish(t *tailer) {
+	errs := make(map[string]string, len(t.errs))
+	for k, v := range t.errs {
+		errs[k] = v
+	}
+	l.mu.Lock()
+	l.files, l.summary, l.errs = len(t.files)+len(t.drain), t.describe(), errs
+	l.mu.Unlock()
+}
+
+// Collect returns the live counters.
+func (l *Logscan) Collect() []probes.Value {
+	l.mu.Lock()
+	files := l.files
+	l.mu.Unlock()
+	return l.c.values(files)
+}
+
+// Probe evaluates the counts since the previous evaluation. Outside the
+// agent (vigil once) it reads the files once itself first.
+func (l *Logscan) Probe(ctx context.Context, log *slog.Logger) probes.Result {
+	l.mu.Lock()
+	running := l.running
+	l.mu.Unlock()
+	if !running {
+		l.scanOnce(log)
+	}
+	totals, lines := l.c.totals()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	prev, prevLines := l.evaluated, l.lines
+	if len(prev) != len(totals) {
+		prev = make([]uint64, len(totals))
+	}
+	l.evaluated, l.lines = totals, lines
+
+	var res probes.Result
+	var over, counts []string
+	for i, p := range l.patterns {
+		d := totals[i] - prev[i]
+		counts = append(counts, fmt.Sprintf("%s=%d", p.Name, d))
+		if p.Threshold > 0 && d >= uint64(p.Threshold) {
+			over = append(over, fmt.Sprintf("%s matched %d lines (threshold %d)", p.Name, d, p.Threshold))
+		}
+	}
+	summary := fmt.Sprintf("%d new lines in %s; matches %s", lines-prevLines, l.summary, strings.Join(counts, " "))
+	if len(l.errs) > 0 {
+		res.Diagnostics = map[string]any{"unreadable": l.errs}
+	}
+	switch {
+	case len(over) > 0:
+		res.Reason, res.Message = probes.ReasonPatternThreshold, strings.Join(over, "; ")+" — "+summary
+	case len(l.errs) > 0:
+		paths := make([]string, 0, len(l.errs))
+		for p := range l.errs {
+			paths = append(paths, p)
+		}
+		sort.Strings(paths)
+		res.Reason = probes.ReasonLogUnreadable
+		res.Message = fmt.Sprintf("cannot read %s: %s", paths[0], l.errs[paths[0]])
+		if len(paths) > 1 {
+			res.Message += fmt.Sprintf(" (and %d more)", len(paths)-1)
+		}
+	case l.files == 0 && !l.cfg.AllowMissing:
+		res.Reason, res.Message = probes.ReasonLogMissing, fmt.Sprintf("no file matches %s", strings.Join(l.cfg.Paths, ", "))
+	default:
+		res.Success, res.Message = true, summary
+	}
+	return res
+}
+
+// scanOnce reads the files once without keeping state (vigil once).
+func (l *Logscan) scanOnce(log *slog.Logger) {
+	m, _, _ := newMatcher(l.patterns)
+	t := newTailer(l.cfg, m, l.c, log)
+	if l.stateFile != "" {
+		if cp, ok, err := loadCheckpoint(l.stateFile); err == nil && ok {
+			t.restore(cp)
+		}
+	}
+	totals, lines := l.c.totals()
+	t.poll()
+	t.close()
+	l.publish(t)
+	l.mu.Lock()
+	if l.evaluated == nil {
+		l.evaluated, l.lines = totals, lines
+	}
+	l.mu.Unlock()
+}

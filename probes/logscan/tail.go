@@ -1,0 +1,386 @@
+package logscan
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// fingerprintLen is how much of a file's start identifies its content,
+// beside device and inode (which the filesystem reuses).
+const fingerprintLen = 256
+
+// tfile is one file being read.
+type tfile struct {
+	path     string // where it was found (a rotated file keeps its old name here)
+	dev, ino uint64
+	fp       []byte // the first bytes of the file, up to fingerprintLen
+	offset   int64  // everything before is counted
+	skipping bool   // inside an over-long line: discard up to its newline
+	f        *os.File
+	// draining: rotated away or deleted; read until it has not grown for
+	// RotateGrace, then closed.
+	draining   bool
+	lastGrowth time.Time
+	size       int64
+}
+
+// tailer finds and reads the files of one check. Only the goroutine that
+// owns it calls its methods, except snapshot reads under the counters' lock.
+type tailer struct {
+	cfg   *Config
+	log   *slog.Logger
+	m     *matcher
+	c     *counters
+	buf   []byte
+	ends  []int
+	vals  []string
+	files map[string]*tfile // by path
+	drain []*tfile
+	paths []string
+	// known are paths from the checkpoint: a new file there replaced one
+	// that rotated while the agent was down, so it is read from the start.
+	known     map[string]bool
+	firstScan bool
+	lastGlob  time.Time
+	// errs are the current per-path problems (permission denied), shown by Probe.
+	errs map[string]string
+	now  func() time.Time
+}
+
+func newTailer(cfg *Config, m *matcher, c *counters, log *slog.Logger) *tailer {
+	size := max(256<<10, cfg.MaxLineBytes+1)
+	return &tailer{cfg: cfg, log: log, m: m, c: c, buf: make([]byte, size), files: map[string]*tfile{},
+		known: map[string]bool{}, firstScan: true, errs: map[string]string{}, now: time.Now}
+}
+
+// expand resolves the globs, minus the excluded paths.
+func (t *tailer) expand() []string {
+	var out []string
+	for _, g := range t.cfg.Paths {
+		matches, _ := filepath.Glob(g)
+		for _, p := range matches {
+			if !t.excluded(p) {
+				out = append(out, p)
+			}
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+func (t *tailer) excluded(p string) bool {
+	for _, x := range t.cfg.Exclude {
+		target := p
+		if !strings.Contains(x, "/") {
+			target = filepath.Base(p)
+		}
+		if ok, _ := filepath.Match(x, target); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// poll does one pass: re-globs when due, notices rotations and
+// truncations, and reads every file to its end.
+func (t *tailer) poll() {
+	now := t.now()
+	if t.paths == nil || now.Sub(t.lastGlob) >= time.Duration(t.cfg.GlobInterval) {
+		t.paths = t.expand()
+		t.lastGlob = now
+	}
+	seen := make(map[string]bool, len(t.paths))
+	for _, p := range t.paths {
+		st, err := os.Stat(p)
+		if err != nil {
+			if !errors.Is(err, fs.ErrNotExist) {
+				t.setErr(p, err)
+			}
+			continue
+		}
+		if !st.Mode().IsRegular() {
+			continue
+		}
+		seen[p] = true
+		dev, ino := fileID(st)
+		tf := t.files[p]
+		if tf != nil && (tf.dev != dev || tf.ino != ino) {
+			// Another file now has this name: the old one was renamed or
+			// deleted. It is read to its end, then dropped.
+			t.retire(tf, now)
+			tf = nil
+		}
+		if tf == nil {
+			tf = &tfile{path: p, dev: dev, ino: ino}
+			if t.firstScan && !t.known[p] && t.cfg.StartAt == "end" {
+				tf.offset = st.Size()
+				tf.skipping = !endsWithNewline(p, st.Size())
+			}
+			t.files[p] = tf
+		}
+		t.read(tf, now)
+	}
+	for p, tf := range t.files {
+		if !seen[p] {
+			// Gone (renamed away without a successor yet, deleted, or
+			// excluded now): drain what the open handle still has.
+			t.retire(tf, now)
+		}
+	}
+	kept := t.drain[:0]
+	for _, tf := range t.drain {
+		t.read(tf, now)
+		if now.Sub(tf.lastGrowth) >= time.Duration(t.cfg.RotateGrace) {
+			t.finish(tf)
+			continue
+		}
+		kept = append(kept, tf)
+	}
+	t.drain = kept
+	t.firstScan = false
+}
+
+func (t *tailer) retire(tf *tfile, now time.Time) {
+	delete(t.files, tf.path)
+	tf.draining = true
+	tf.lastGrowth = now
+	t.drain = append(t.drain, tf)
+	t.c.mu.Lock()
+	t.c.rotations++
+	t.c.mu.Unlock()
+}
+
+// finish counts a final line left without its newline and closes the file.
+func (t *tailer) finish(tf *tfile) {
+	if tf.f != nil {
+		if n, _ := tf.f.ReadAt(t.buf[:min(len(t.buf), t.cfg.MaxLineBytes)], tf.offset); n > 0 && !tf.skipping {
+			t.c.mu.Lock()
+			t.process(t.buf[:n], true)
+			t.c.bytes += uint64(n)
+			t.c.mu.Unlock()
+			tf.offset += int64(n)
+		}
+		tf.f.Close()
+		tf.f = nil
+	}
+}
+
+func (t *tailer) setErr(p string, err error) {
+	msg := err.Error()
+	if t.errs[p] != msg {
+		t.log.Warn("cannot read log file", "path", p, "err", err)
+	}
+	t.errs[p] = msg
+}
+
+// read reads tf from its offset to the end, counting complete lines.
+func (t *tailer) read(tf *tfile, now time.Time) {
+	if tf.f == nil {
+		f, err := os.Open(tf.path)
+		if err != nil {
+			t.setErr(tf.path, err)
+			return
+		}
+		st, err := f.Stat()
+		if err != nil {
+			f.Close()
+			t.setErr(tf.path, err)
+			return
+		}
+		if dev, ino := fileID(st); dev != tf.dev || ino != tf.ino {
+			// Replaced between stat and open: read the one we opened as new.
+			tf.dev, tf.ino, tf.fp, tf.offset, tf.skipping = dev, ino, nil, 0, false
+		}
+		tf.f = f
+		delete(t.errs, tf.path)
+	}
+	st, err := tf.f.Stat()
+	if err != nil {
+		t.setErr(tf.path, err)
+		return
+	}
+	size := st.Size()
+	if size < tf.offset || !t.sameStart(tf) {
+		// Truncated in place (copytruncate), possibly already regrown.
+		t.c.mu.Lock()
+		t.c.truncations++
+		t.c.mu.Unlock()
+		tf.offset, tf.fp, tf.skipping = 0, nil, false
+	}
+	if size > tf.size {
+		tf.lastGrowth = now
+	}
+	tf.size = size
+	if len(tf.fp) < fingerprintLen && size > int64(len(tf.fp)) {
+		fp := make([]byte, min(size, fingerprintLen))
+		if n, _ := tf.f.ReadAt(fp, 0); n == len(fp) {
+			tf.fp = fp
+		}
+	}
+	for tf.offset < size {
+		n, err := tf.f.ReadAt(t.buf, tf.offset)
+		if n == 0 {
+			if err != nil && !errors.Is(err, io.EOF) {
+				t.setErr(tf.path, err)
+			}
+			return
+		}
+		t.c.mu.Lock()
+		used := t.consume(tf, t.buf[:n])
+		t.c.bytes += uint64(used)
+		t.c.mu.Unlock()
+		tf.offset += int64(used)
+		if used == 0 {
+			return // a partial last line: wait for its newline
+		}
+	}
+}
+
+// sameStart reports whether the file still begins with its fingerprint.
+func (t *tailer) sameStart(tf *tfile) bool {
+	if len(tf.fp) == 0 {
+		return true
+	}
+	var head [fingerprintLen]byte
+	n, _ := tf.f.ReadAt(head[:len(tf.fp)], 0)
+	return n == len(tf.fp) && bytes.Equal(head[:n], tf.fp)
+}
+
+// consume counts the complete lines at the start of data and returns how
+// many bytes it used. Caller holds the counters' lock.
+func (t *tailer) consume(tf *tfile, data []byte) int {
+	used := 0
+	if tf.skipping {
+		nl := bytes.IndexByte(data, '\n')
+		if nl < 0 {
+			return len(data)
+		}
+		used = nl + 1
+		data = data[nl+1:]
+		tf.skipping = false
+	}
+	last := bytes.LastIndexByte(data, '\n')
+	if last >= 0 {
+		t.process(data[:last+1], false)
+		used += last + 1
+		data = data[last+1:]
+	}
+	if len(data) >= t.cfg.MaxLineBytes {
+		// No newline within max_line_bytes: count the line truncated and
+		// skip the rest of it.
+		t.process(data[:t.cfg.MaxLineBytes], true)
+		t.c.longLines++
+		tf.skipping = true
+		used += len(data)
+	}
+	return used
+}
+
+// process counts the lines of data (each ending in a newline, or one final
+// line without when final is set) and matches the patterns, in runs of
+// lines the matcher takes in one pass.
+func (t *tailer) process(data []byte, final bool) {
+	t.ends = t.ends[:0]
+	runStart, start := 0, 0
+	flush := func() {
+		if len(t.ends) > 0 {
+			t.matchLines(data[runStart:runStart+t.ends[len(t.ends)-1]], t.ends)
+			t.ends = t.ends[:0]
+		}
+	}
+	for start < len(data) {
+		nl := bytes.IndexByte(data[start:], '\n')
+		end := start + nl
+		if nl < 0 {
+			if !final {
+				break
+			}
+			end = len(data)
+		}
+		if end-start > t.cfg.MaxLineBytes {
+			// An over-long complete line: matched on its first
+			// max_line_bytes, alone.
+			flush()
+			t.c.longLines++
+			t.matchLines(data[start:start+t.cfg.MaxLineBytes], []int{t.cfg.MaxLineBytes})
+			runStart = end + 1
+		} else {
+			t.ends = append(t.ends, end-runStart)
+		}
+		t.c.lines++
+		start = end + 1
+	}
+	flush()
+}
+
+func (t *tailer) matchLines(buf []byte, ends []int) {
+	now := float64(t.now().UnixNano()) / 1e9
+	t.m.scan(buf, ends, func(_ int, line []byte, p int, sub []int) {
+		var values []string
+		if sub != nil {
+			groups := t.m.patterns[p].groups
+			t.vals = t.vals[:0]
+			for _, g := range groups {
+				v := ""
+				if s, e := sub[2*g], sub[2*g+1]; s >= 0 {
+					v = labelValue(line[s:e])
+				}
+				t.vals = append(t.vals, v)
+			}
+			values = slices.Clone(t.vals)
+		}
+		t.c.match(p, values, now)
+	})
+}
+
+// close releases every handle (the offsets stay for the checkpoint).
+func (t *tailer) close() {
+	for _, tf := range t.files {
+		if tf.f != nil {
+			tf.f.Close()
+			tf.f = nil
+		}
+	}
+	for _, tf := range t.drain {
+		if tf.f != nil {
+			tf.f.Close()
+			tf.f = nil
+		}
+	}
+}
+
+func endsWithNewline(path string, size int64) bool {
+	if size == 0 {
+		return true
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return true
+	}
+	defer f.Close()
+	var b [1]byte
+	n, _ := f.ReadAt(b[:], size-1)
+	return n == 1 && b[0] == '\n'
+}
+
+func fileID(st os.FileInfo) (dev, ino uint64) {
+	if s, ok := st.Sys().(*syscall.Stat_t); ok {
+		return uint64(s.Dev), s.Ino
+	}
+	return 0, 0
+}
+
+// describe is a one-line summary of the files for messages.
+func (t *tailer) describe() string {
+	return fmt.Sprintf("%d files (%d rotated away, still draining)", len(t.files), len(t.drain))
+}
