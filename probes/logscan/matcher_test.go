@@ -18,7 +18,7 @@ func TestRequiredLiterals(t *testing.T) {
 		{`(timeout|refused) after \d+ms`, []string{" after "}},
 		{`(timeout|refused)`, []string{"refused", "timeout"}},
 		{`(?i)upstream`, []string{"TREAM"}}, // s folds to the long s (U+017F)
-		{`(?i)kafka`, []string{"AF"}}, // k folds to the Kelvin sign
+		{`(?i)kafka`, []string{"AF"}},       // k folds to the Kelvin sign
 		{`\d+`, nil},
 		{`a|.*`, nil},
 		{`(foo)?bar`, []string{"bar"}},
