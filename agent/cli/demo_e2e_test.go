@@ -75,6 +75,7 @@ func TestDemoEndToEnd(t *testing.T) {
 	}
 	cfg = strings.Replace(cfg, "startup_splay: 10s", "startup_splay: 0s", 1)
 	cfg = strings.ReplaceAll(cfg, "grace: 30s", "grace: 1s")
+	cfg = strings.ReplaceAll(cfg, "data/demo/invoice-service.log", filepath.Join(dir, "invoice.log"))
 	a := startAgent(t, "--config.file", writeConfig(t, dir, "vigil.yml", cfg), "--storage.path", filepath.Join(dir, "vigil.db"))
 
 	for _, c := range []string{`invoice_qr",type="invoice_qr`, `invoice_sync_primary",type="invoice_sync`, `invoice_sync_standby",type="invoice_sync`} {
@@ -128,10 +129,20 @@ func TestDemoEndToEnd(t *testing.T) {
 		t.Fatalf("after resync: %s %s", reason, msg)
 	}
 
-	// Every invoice series is documented.
+	// The platform's log is scanned: an upstream outage shows as sync failures by code.
+	httpDo(t, "POST", url(13)+"/admin/faults", `{"error_rate":1}`)
+	httpDo(t, "POST", url(0)+"/api/v1/invoices", `{"seller":{"name":"S","tax_id":"91350100M000100Y43"},"buyer":{"name":"B","tax_id":"91440300708461136T"},"items":[{"name":"x","quantity":"1","unit_price":"10","tax_rate":"0.13"}]}`)
+	a.waitMetric(t, `vigil_log_matches_total\{check="invoice-log",type="logscan",team="invoicing",pattern="sync_failed",code="UPSTREAM_5XX"\} [1-9]`)
+	a.waitMetric(t, `vigil_log_matches_total\{check="invoice-log",type="logscan",team="invoicing",pattern="upstream_error"\} [1-9]`)
+	httpDo(t, "DELETE", url(13)+"/admin/faults", "")
+	if body := a.get(t, "/metrics"); !strings.Contains(body, "# TYPE vigil_log_matches_total counter") {
+		t.Error("vigil_log_matches_total is not typed as a counter")
+	}
+
+	// Every invoice and log series is documented.
 	readme, _ := os.ReadFile("../../README.md")
 	for _, name := range metricNames(a.get(t, "/metrics")) {
-		if strings.HasPrefix(name, "vigil_invoice_") && !strings.Contains(string(readme), name) {
+		if (strings.HasPrefix(name, "vigil_invoice_") || strings.HasPrefix(name, "vigil_log_")) && !strings.Contains(string(readme), name) {
 			t.Errorf("README.md does not document %s", name)
 		}
 	}
