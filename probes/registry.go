@@ -21,7 +21,9 @@ type Options struct {
 	CheckName string
 	Logger    *slog.Logger
 	// StateDir is where streaming checks keep their state (the agent's
-	// storage directory); empty when nothing may be written (vigil once).
+	// storage directory). Empty means a one-off run (vigil once): nothing
+	// is written and no Runner is started, so streaming checks read for
+	// themselves in Probe.
 	StateDir string
 }
 

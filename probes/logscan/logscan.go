@@ -33,6 +33,12 @@ type Logscan struct {
 
 	c *counters
 
+	// managed: inside the agent, which runs Run for the life of the check;
+	// Probe then only evaluates, after Run's first pass (ready).
+	managed bool
+	ready   chan struct{}
+	once    sync.Once
+
 	mu      sync.Mutex
 	running bool
 	files   int
@@ -58,7 +64,8 @@ func newLogscan(c probes.Config, opts probes.Options) (probes.Prober, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	l := &Logscan{cfg: cfg, check: opts.CheckName, log: log, patterns: cfg.Patterns, c: newCounters(cfg.Patterns)}
+	l := &Logscan{cfg: cfg, check: opts.CheckName, log: log, patterns: cfg.Patterns, c: newCounters(cfg.Patterns),
+		managed: opts.StateDir != "", ready: make(chan struct{})}
 	switch {
 	case cfg.StateFile != "":
 		l.stateFile = cfg.StateFile
@@ -103,7 +110,9 @@ func (l *Logscan) Run(ctx context.Context, log *slog.Logger) {
 	wake := watch(ctx, l.cfg, log)
 	poll := time.NewTicker(time.Duration(l.cfg.PollInterval))
 	defer poll.Stop()
-	lastSave := time.Now()
+	// The first pass is saved at once: an agent that dies young must not
+	// leave its successor without a checkpoint, re-reading from start_at.
+	var lastSave time.Time
 	save := func() {
 		if l.stateFile == "" {
 			return
@@ -111,15 +120,21 @@ func (l *Logscan) Run(ctx context.Context, log *slog.Logger) {
 		if err := saveCheckpoint(l.stateFile, t.snapshot()); err != nil {
 			log.Error("logscan checkpoint not saved", "err", err)
 		}
-		lastSave = time.Now()
 	}
 	defer t.close()
 	defer save()
 	for {
-		t.poll()
+		if t.discover() {
+			save()
+		}
+		t.readAll()
 		l.publish(t)
+		l.once.Do(func() { close(l.ready) })
+		// Saves after discovery (above) do not postpone this one: progress
+		// is saved every interval however often files come and go.
 		if time.Since(lastSave) >= time.Duration(l.cfg.CheckpointInterval) {
 			save()
+			lastSave = time.Now()
 		}
 		select {
 		case <-ctx.Done():
@@ -152,11 +167,21 @@ func (l *Logscan) Collect() []probes.Value {
 // Probe evaluates the counts since the previous evaluation. Outside the
 // agent (vigil once) it reads the files once itself first.
 func (l *Logscan) Probe(ctx context.Context, log *slog.Logger) probes.Result {
-	l.mu.Lock()
-	running := l.running
-	l.mu.Unlock()
-	if !running {
-		l.scanOnce(log)
+	if l.managed {
+		// The first evaluation waits for Run to have restored the
+		// checkpoint and read once; reading here too would count twice.
+		select {
+		case <-l.ready:
+		case <-ctx.Done():
+			return probes.Failf(probes.ReasonTimeout, "the log reader has not started yet")
+		}
+	} else {
+		l.mu.Lock()
+		running := l.running
+		l.mu.Unlock()
+		if !running {
+			l.scanOnce(log)
+		}
 	}
 	totals, lines := l.c.totals()
 	l.mu.Lock()

@@ -153,11 +153,16 @@ func TestStartAtEnd(t *testing.T) {
 }
 
 func TestRotation(t *testing.T) {
-	for _, kind := range []string{"rename", "copytruncate", "delete"} {
+	for _, kind := range []string{"rename", "copytruncate", "delete", "rename, glob matching rotated names"} {
 		t.Run(kind, func(t *testing.T) {
 			dir := t.TempDir()
 			log := filepath.Join(dir, "app.log")
-			l := newCheck(t, dir, nil)
+			l := newCheck(t, dir, func(c *Config) {
+				if strings.Contains(kind, "glob") {
+					c.Paths = []string{filepath.Join(dir, "app.log*")}
+					c.GlobInterval.Set("20ms")
+				}
+			})
 			stop := start(l)
 			defer stop()
 			f, err := os.OpenFile(log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
@@ -167,7 +172,7 @@ func TestRotation(t *testing.T) {
 			io.WriteString(f, lines(0, 100))
 			waitFor(t, l, 100, "vigil_log_lines_total")
 			switch kind {
-			case "rename":
+			case "rename", "rename, glob matching rotated names":
 				os.Rename(log, log+".1")
 				io.WriteString(f, lines(100, 150)) // the writer has not reopened yet
 				f.Close()
@@ -187,7 +192,16 @@ func TestRotation(t *testing.T) {
 			f.Close()
 			waitFor(t, l, 200, "vigil_log_matches_total", "pattern=seq")
 			waitFor(t, l, 200, "vigil_log_lines_total")
-			want := map[string][2]float64{"rename": {1, 0}, "copytruncate": {0, 1}, "delete": {1, 0}}[kind]
+			want := map[string][2]float64{"rename": {1, 0}, "copytruncate": {0, 1}, "delete": {1, 0}, "rename, glob matching rotated names": {1, 0}}[kind]
+			if strings.Contains(kind, "glob") {
+				// The renamed file is still watched under its new name:
+				// the same file read on, not a new one read again.
+				time.Sleep(200 * time.Millisecond)
+				if v := value(l, "vigil_log_lines_total"); v != 200 {
+					t.Fatalf("lines %v after the rotated file was picked up by the glob", v)
+				}
+				want = [2]float64{value(l, "vigil_log_rotations_total"), 0}
+			}
 			if r, tr := value(l, "vigil_log_rotations_total"), value(l, "vigil_log_truncations_total"); r != want[0] || tr != want[1] {
 				t.Fatalf("rotations %v truncations %v, want %v", r, tr, want)
 			}

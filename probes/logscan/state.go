@@ -159,6 +159,10 @@ func (t *tailer) restore(cp checkpoint) {
 	c.mu.Unlock()
 
 	now := t.now()
+	watched := map[string]bool{}
+	for _, p := range t.expand() {
+		watched[p] = true
+	}
 	for _, fsv := range cp.Files {
 		t.known[fsv.Path] = true
 		tf := &tfile{path: fsv.Path, dev: fsv.Dev, ino: fsv.Ino, fp: fsv.FP, offset: fsv.Offset, skipping: fsv.Skipping, lastGrowth: now}
@@ -166,14 +170,23 @@ func (t *tailer) restore(cp checkpoint) {
 			if st, err := os.Stat(fsv.Path); err == nil {
 				if dev, ino := fileID(st); dev == fsv.Dev && ino == fsv.Ino && t.matchesFP(fsv.Path, fsv.FP) {
 					t.files[fsv.Path] = tf
+					t.log.Info("log file resumed from the checkpoint", "path", fsv.Path, "offset", fsv.Offset)
 					continue
 				}
 			}
 		}
 		// Rotated (or already draining): look for it in its directory.
 		if p, ok := t.findByID(filepath.Dir(fsv.Path), fsv.Dev, fsv.Ino, fsv.FP); ok {
+			if watched[p] && t.files[p] == nil {
+				// Renamed to a name the paths match: read on there.
+				tf.path = p
+				t.files[p] = tf
+				t.log.Info("log file renamed while stopped; resuming", "path", p, "was", fsv.Path, "offset", fsv.Offset)
+				continue
+			}
 			tf.path, tf.draining = p, true
 			t.drain = append(t.drain, tf)
+			t.log.Info("log file rotated while stopped; reading it to its end", "path", p, "was", fsv.Path, "offset", fsv.Offset)
 			if !fsv.Draining {
 				c.mu.Lock()
 				c.rotations++

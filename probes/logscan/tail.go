@@ -91,9 +91,17 @@ func (t *tailer) excluded(p string) bool {
 	return false
 }
 
-// poll does one pass: re-globs when due, notices rotations and
-// truncations, and reads every file to its end.
+// poll does one pass: discover, then read.
 func (t *tailer) poll() {
+	t.discover()
+	t.readAll()
+}
+
+// discover re-globs when due and notices new, replaced and vanished files,
+// without reading. It reports whether the set of files changed, so the
+// caller can checkpoint before reading: a file being read is then always
+// in the saved state, and a restart after it rotated away finds it again.
+func (t *tailer) discover() (changed bool) {
 	now := t.now()
 	if t.paths == nil || now.Sub(t.lastGlob) >= time.Duration(t.cfg.GlobInterval) {
 		t.paths = t.expand()
@@ -119,23 +127,38 @@ func (t *tailer) poll() {
 			// deleted. It is read to its end, then dropped.
 			t.retire(tf, now)
 			tf = nil
+			changed = true
 		}
 		if tf == nil {
-			tf = &tfile{path: p, dev: dev, ino: ino}
-			if t.firstScan && !t.known[p] && t.cfg.StartAt == "end" {
-				tf.offset = st.Size()
-				tf.skipping = !endsWithNewline(p, st.Size())
+			if tf = t.adopt(p, dev, ino); tf == nil {
+				tf = &tfile{path: p, dev: dev, ino: ino, lastGrowth: now, fp: readFingerprint(p, st.Size())}
+				if t.firstScan && !t.known[p] && t.cfg.StartAt == "end" {
+					tf.offset = st.Size()
+					tf.skipping = !endsWithNewline(p, st.Size())
+				}
 			}
 			t.files[p] = tf
+			changed = true
 		}
-		t.read(tf, now)
 	}
 	for p, tf := range t.files {
 		if !seen[p] {
 			// Gone (renamed away without a successor yet, deleted, or
 			// excluded now): drain what the open handle still has.
 			t.retire(tf, now)
+			changed = true
 		}
+	}
+	t.firstScan = false
+	return changed
+}
+
+// readAll reads every file to its end and drops drained ones whose grace
+// has passed.
+func (t *tailer) readAll() {
+	now := t.now()
+	for _, tf := range t.files {
+		t.read(tf, now)
 	}
 	kept := t.drain[:0]
 	for _, tf := range t.drain {
@@ -147,10 +170,46 @@ func (t *tailer) poll() {
 		kept = append(kept, tf)
 	}
 	t.drain = kept
-	t.firstScan = false
+}
+
+// adopt returns a tracked file with this identity that now shows up at p
+// (renamed from another watched path, or a rotated file that the paths
+// also match): the same file, read on from its offset rather than again.
+func (t *tailer) adopt(p string, dev, ino uint64) *tfile {
+	same := func(tf *tfile) bool { return tf.dev == dev && tf.ino == ino && t.matchesFP(p, tf.fp) }
+	for i, tf := range t.drain {
+		if same(tf) {
+			t.drain = append(t.drain[:i], t.drain[i+1:]...)
+			tf.path, tf.draining = p, false
+			return tf
+		}
+	}
+	for q, tf := range t.files {
+		if q != p && same(tf) {
+			delete(t.files, q)
+			tf.path = p
+			return tf
+		}
+	}
+	return nil
+}
+
+func readFingerprint(path string, size int64) []byte {
+	if size <= 0 {
+		return nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	fp := make([]byte, min(size, fingerprintLen))
+	n, _ := f.ReadAt(fp, 0)
+	return fp[:n]
 }
 
 func (t *tailer) retire(tf *tfile, now time.Time) {
+	t.log.Info("log file rotated away; reading it to its end", "path", tf.path, "offset", tf.offset)
 	delete(t.files, tf.path)
 	tf.draining = true
 	tf.lastGrowth = now
@@ -212,6 +271,7 @@ func (t *tailer) read(tf *tfile, now time.Time) {
 	size := st.Size()
 	if size < tf.offset || !t.sameStart(tf) {
 		// Truncated in place (copytruncate), possibly already regrown.
+		t.log.Info("log file truncated; reading it from the start", "path", tf.path, "offset", tf.offset, "size", size)
 		t.c.mu.Lock()
 		t.c.truncations++
 		t.c.mu.Unlock()
