@@ -11,7 +11,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 CONFIG      ?= examples/vigil.yml
 FUZZTIME    ?= 15s
 
-.PHONY: all build run test lint bench bench-peer bench-db bench-invoice fuzz clean
+.PHONY: all build run test lint bench bench-peer bench-db bench-invoice bench-logscan fuzz clean
 
 all: build
 
@@ -46,6 +46,7 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./...
 	$(MAKE) bench-peer
 	$(MAKE) bench-invoice
+	$(MAKE) bench-logscan
 
 # Side by side with peers in the same run (Debian packages
 # prometheus-node-exporter and prometheus-blackbox-exporter): /metrics
@@ -70,8 +71,16 @@ bench-db:
 bench-invoice:
 	$(GO) test -run '^$$' -bench 'InvoiceQR|DecodeQR256' -benchmem -count 6 ./probes/invoice/
 
+# logscan end to end (vigil once over a 1,000,000-line log, 20 patterns,
+# 5% matching) side by side with mtail -one_shot running the equivalent
+# program and grep -cE, alternating RUNS times; lines per CPU-second.
+# Needs Debian's mtail.
+bench-logscan:
+	RUNS=$${RUNS:-3} $(GO) test -tags peerbench -run TestPeerLogscanThroughput -count 1 -v -timeout 30m ./probes/logscan/ | grep -E 'lines|ok|FAIL'
+
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) ./agent/config
+	$(GO) test -run '^$$' -fuzz FuzzMatcher -fuzztime $(FUZZTIME) ./probes/logscan
 	$(GO) test -run '^$$' -fuzz FuzzParsePayload -fuzztime $(FUZZTIME) ./probes/invoice/einvoice
 
 clean:

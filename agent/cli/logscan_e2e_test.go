@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -282,4 +283,51 @@ func tortureRound(round int) int {
 		return n
 	}
 	return round % 3
+}
+
+// TestLogscanPermissionDenied: an unreadable log is reported with its path
+// (log_unreadable) while the readable one is still counted. As root the
+// agent runs as nobody, since root reads everything.
+func TestLogscanPermissionDenied(t *testing.T) {
+	dir := t.TempDir()
+	os.Chmod(filepath.Dir(dir), 0o755) // the test's own temp root
+	os.Chmod(dir, 0o755)
+	secret := filepath.Join(dir, "secret.log")
+	open := filepath.Join(dir, "open.log")
+	os.WriteFile(secret, []byte("seq=1\n"), 0o600)
+	os.WriteFile(open, []byte("seq=1\nseq=2\n"), 0o644)
+	cfg := writeConfig(t, dir, "vigil.yml", fmt.Sprintf(`
+checks:
+  - name: logs
+    type: logscan
+    logscan:
+      paths: [%q]
+      start_at: beginning
+      patterns: [{name: seq, regex: 'seq=\d+'}]
+`, filepath.Join(dir, "*.log")))
+	os.Chmod(cfg, 0o644)
+	cmd := exec.Command(vigilBin, "once", "--config.file", cfg)
+	if os.Geteuid() == 0 {
+		os.Chmod(filepath.Dir(vigilBin), 0o755)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	} else {
+		os.Chmod(secret, 0)
+	}
+	out, _ := cmd.CombinedOutput()
+	if !regexp.MustCompile(`log_unreadable`).Match(out) || !regexp.MustCompile(`cannot read .*secret\.log: .*permission denied`).Match(out) {
+		t.Fatalf("output:\n%s", out)
+	}
+	if cmd.ProcessState.ExitCode() != 1 {
+		t.Fatalf("exit code %d", cmd.ProcessState.ExitCode())
+	}
+	// -v shows the evaluation, including the lines counted from open.log.
+	cmd = exec.Command(vigilBin, "once", "--config.file", cfg, "-o", "json")
+	cmd.SysProcAttr = &syscall.SysProcAttr{}
+	if os.Geteuid() == 0 {
+		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: 65534, Gid: 65534}
+	}
+	out, _ = cmd.CombinedOutput()
+	if !regexp.MustCompile(`"unreadable"`).Match(out) {
+		t.Fatalf("json output lacks the unreadable diagnostics:\n%s", out)
+	}
 }

@@ -110,3 +110,37 @@ func BenchmarkWritePrometheus10k(b *testing.B) {
 	}
 	b.ReportMetric(float64(series), "series")
 }
+
+type fakeCollector []probes.Value
+
+func (f fakeCollector) Collect() []probes.Value { return f }
+
+func TestCollector(t *testing.T) {
+	e := New()
+	e.SetCollector(Check{Name: "b-logs", Type: "logscan"}, fakeCollector{
+		{Name: "vigil_log_lines_total", Value: 12, Counter: true},
+		{Name: "vigil_log_matches_total", Labels: []probes.Label{{Name: "pattern", Value: "err"}}, Value: 3, Counter: true},
+		{Name: "vigil_log_last_match_timestamp_seconds", Value: 1.5e9 + 0.25},
+	})
+	e.SetCollector(Check{Name: "a-logs", Type: "logscan", Labels: map[string]string{"team": "ops"}}, fakeCollector{
+		{Name: "vigil_log_lines_total", Value: 7, Counter: true},
+	})
+	var b strings.Builder
+	e.WritePrometheus(&b)
+	out := b.String()
+	for _, want := range []string{
+		"# TYPE vigil_log_lines_total counter\nvigil_log_lines_total{check=\"a-logs\",type=\"logscan\",team=\"ops\"} 7\nvigil_log_lines_total{check=\"b-logs\",type=\"logscan\"} 12\n",
+		"# TYPE vigil_log_matches_total counter\nvigil_log_matches_total{check=\"b-logs\",type=\"logscan\",pattern=\"err\"} 3\n",
+		"# TYPE vigil_log_last_match_timestamp_seconds gauge\nvigil_log_last_match_timestamp_seconds{check=\"b-logs\",type=\"logscan\"} 1.50000000025e+09\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("missing\n%s\nin\n%s", want, out)
+		}
+	}
+	e.RemoveCollector("b-logs")
+	b.Reset()
+	e.WritePrometheus(&b)
+	if strings.Contains(b.String(), "b-logs") {
+		t.Error("removed collector still exported")
+	}
+}

@@ -448,3 +448,55 @@ func TestAbandonedProbeFreesSlot(t *testing.T) {
 		t.Fatal("an abandoned probe kept the only concurrency slot")
 	}
 }
+
+// streamer is a streaming prober: Run counts its starts and can panic once.
+type streamer struct {
+	starts, stops atomic.Int32
+	panicFirst    bool
+}
+
+func (s *streamer) Probe(context.Context, *slog.Logger) probes.Result { return probes.Result{Success: true} }
+
+func (s *streamer) Run(ctx context.Context, _ *slog.Logger) {
+	n := s.starts.Add(1)
+	if s.panicFirst && n == 1 {
+		panic("reader broke")
+	}
+	<-ctx.Done()
+	s.stops.Add(1)
+}
+
+func TestStreamingRunner(t *testing.T) {
+	var started, stopped atomic.Int32
+	st := &streamer{panicFirst: true}
+	opts := Options{MaxConcurrency: 2, RestartDelay: 20 * time.Millisecond,
+		OnStart: func(*Job) { started.Add(1) }, OnStop: func(*Job) { stopped.Add(1) }}
+	s := New(opts)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { s.Run(ctx); close(done) }()
+	job := Job{Name: "logs", Type: "logscan", Interval: time.Hour, Recheck: time.Hour, Timeout: time.Second, Fingerprint: "a", Prober: st}
+	if err := s.Update(ctx, []Job{job}); err != nil {
+		t.Fatal(err)
+	}
+	// The panic is recovered and Run started again.
+	waitFor(t, 2*time.Second, "restart after panic", func() bool { return st.starts.Load() == 2 })
+	// An unchanged job keeps its runner; a changed one is stopped, then started afresh.
+	s.Update(ctx, []Job{job})
+	if started.Load() != 1 || st.starts.Load() != 2 {
+		t.Fatalf("unchanged job restarted: OnStart %d, Run starts %d", started.Load(), st.starts.Load())
+	}
+	st2 := &streamer{}
+	job2 := job
+	job2.Fingerprint, job2.Prober = "b", st2
+	s.Update(ctx, []Job{job2})
+	if st.stops.Load() != 1 || stopped.Load() != 1 || started.Load() != 2 {
+		t.Fatalf("changed job: old stops %d, OnStop %d, OnStart %d", st.stops.Load(), stopped.Load(), started.Load())
+	}
+	waitFor(t, time.Second, "new runner", func() bool { return st2.starts.Load() == 1 })
+	cancel()
+	<-done
+	if st2.stops.Load() != 1 || stopped.Load() != 2 {
+		t.Fatalf("shutdown: stops %d, OnStop %d", st2.stops.Load(), stopped.Load())
+	}
+}
