@@ -455,7 +455,9 @@ type streamer struct {
 	panicFirst    bool
 }
 
-func (s *streamer) Probe(context.Context, *slog.Logger) probes.Result { return probes.Result{Success: true} }
+func (s *streamer) Probe(context.Context, *slog.Logger) probes.Result {
+	return probes.Result{Success: true}
+}
 
 func (s *streamer) Run(ctx context.Context, _ *slog.Logger) {
 	n := s.starts.Add(1)
