@@ -58,7 +58,9 @@ type tailer struct {
 }
 
 func newTailer(cfg *Config, m *matcher, c *counters, log *slog.Logger) *tailer {
-	size := max(256<<10, cfg.MaxLineBytes+1)
+	// 64 KiB reads are already few syscalls per megabyte; the buffer lives as
+	// long as the check, so it stays small unless lines may be longer.
+	size := max(64<<10, cfg.MaxLineBytes+1)
 	return &tailer{cfg: cfg, log: log, m: m, c: c, buf: make([]byte, size), files: map[string]*tfile{},
 		known: map[string]bool{}, firstScan: true, errs: map[string]string{}, now: time.Now}
 }
