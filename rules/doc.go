@@ -1,5 +1,7 @@
-// Package rules will hold the in-agent alert rule engine: Prometheus rule
-// files evaluated with the PromQL engine over the agent's own series, and
-// the alert state machine. The agent's /metrics output is its input
-// (DESIGN.md §2), so every series name it uses is listed in README.md.
+// Package rules evaluates Prometheus rule files inside the agent: the agent
+// scrapes its own /metrics into an in-memory sample store (Prometheus XOR
+// chunks), the Prometheus PromQL engine runs recording and alerting rules
+// over it, and an alert state machine decides what fires. The store also
+// answers the Prometheus query API, so Grafana can use an agent as a data
+// source.
 package rules

@@ -36,8 +36,11 @@ func DefaultYAML() []byte { return append([]byte(nil), defaultYAML...) }
 
 // Config is the whole agent config.
 type Config struct {
-	Global Global  `yaml:"global" json:"global"`
-	Checks []Check `yaml:"-" json:"checks"` // decoded by decodeCheck
+	Global Global `yaml:"global" json:"global"`
+	// RuleFiles are globs of Prometheus rule files (relative to the config
+	// file's directory when not absolute).
+	RuleFiles []string `yaml:"rule_files" json:"rule_files,omitempty"`
+	Checks    []Check  `yaml:"-" json:"checks"` // decoded by decodeCheck
 
 	// File is where the config came from (DefaultFile for the embedded one).
 	File string `yaml:"-" json:"-"`
@@ -61,6 +64,11 @@ type Global struct {
 	MaxConcurrency int `yaml:"max_concurrency" json:"max_concurrency"`
 	// Labels are attached to everything the agent sends out (alerts, pages).
 	Labels map[string]string `yaml:"labels" json:"labels,omitempty"`
+	// EvaluationInterval is how often the agent scrapes its own metrics into
+	// its sample store and the default interval of rule groups.
+	EvaluationInterval model.Duration `yaml:"evaluation_interval" json:"evaluation_interval"`
+	// SampleRetention is how long the sample store keeps samples.
+	SampleRetention model.Duration `yaml:"sample_retention" json:"sample_retention"`
 }
 
 // Check is one configured check. Interval, Timeout and RecheckInterval are
@@ -137,6 +145,9 @@ func defaults() Config {
 		RecheckInterval: model.Duration(30 * time.Second),
 		StartupSplay:    model.Duration(10 * time.Second),
 		MaxConcurrency:  16,
+
+		EvaluationInterval: model.Duration(30 * time.Second),
+		SampleRetention:    model.Duration(24 * time.Hour),
 	}}
 }
 
@@ -378,6 +389,12 @@ func (d *decoder) validateGlobal(root *yaml.Node, g *Global) {
 	}
 	if g.MaxConcurrency < 1 {
 		d.errorf(at("max_concurrency"), "global.max_concurrency", "must be at least 1")
+	}
+	if g.EvaluationInterval < model.Duration(time.Second) {
+		d.errorf(at("evaluation_interval"), "global.evaluation_interval", "must be at least 1s")
+	}
+	if g.SampleRetention < model.Duration(5*time.Minute) || g.SampleRetention < 2*g.EvaluationInterval {
+		d.errorf(at("sample_retention"), "global.sample_retention", "must be at least 5m and two evaluation intervals")
 	}
 	var labelsNode *yaml.Node
 	if gn != nil {

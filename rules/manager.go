@@ -1,0 +1,290 @@
+package rules
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/model/rulefmt"
+	"github.com/prometheus/prometheus/promql"
+	"github.com/prometheus/prometheus/promql/parser"
+)
+
+// Options configure a Manager.
+type Options struct {
+	Store  *Store
+	Engine *promql.Engine
+	// Scrape refreshes the store with the agent's current metrics before
+	// a group is evaluated.
+	Scrape func(time.Time)
+	// DefaultInterval is the interval of groups that set none.
+	DefaultInterval time.Duration
+	ExternalLabels  map[string]string
+	ExternalURL     string
+	Notifier        Notifier
+	// ResendDelay is how often a firing alert is sent again (default 1m).
+	ResendDelay time.Duration
+	Logger      *slog.Logger
+}
+
+// Group is a rule group as loaded from a file.
+type Group struct {
+	Name     string
+	File     string
+	Interval time.Duration
+	Limit    int
+	Rules    []any // *AlertingRule or *RecordingRule
+
+	mu       sync.Mutex
+	lastEval time.Time
+	evalD    time.Duration
+}
+
+// Manager evaluates rule groups over the store.
+type Manager struct {
+	opts Options
+	mu   sync.RWMutex
+	// groups by file and name.
+	groups map[string]*Group
+	// wake restarts the loops after an update.
+	update chan struct{}
+}
+
+// NewManager returns a manager without groups.
+func NewManager(opts Options) *Manager {
+	if opts.ResendDelay <= 0 {
+		opts.ResendDelay = time.Minute
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Notifier == nil {
+		opts.Notifier = LogNotifier{Logger: opts.Logger}
+	}
+	return &Manager{opts: opts, groups: map[string]*Group{}, update: make(chan struct{}, 1)}
+}
+
+var ruleParser = parser.NewParser(parser.Options{})
+
+// LoadFiles parses rule files (globs, relative to baseDir) into groups
+// without touching the running ones. Every problem is returned.
+func LoadFiles(baseDir string, patterns []string, defaultInterval time.Duration, external map[string]string, externalURL string, log *slog.Logger) ([]*Group, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	var files []string
+	for _, p := range patterns {
+		if !filepath.IsAbs(p) {
+			p = filepath.Join(baseDir, p)
+		}
+		m, err := filepath.Glob(p)
+		if err != nil {
+			return nil, fmt.Errorf("rule_files %q: %w", p, err)
+		}
+		files = append(files, m...)
+	}
+	sort.Strings(files)
+	var groups []*Group
+	var errs []error
+	for _, f := range files {
+		rgs, perrs := rulefmt.ParseFile(f, false, model.UTF8Validation, ruleParser, log)
+		if len(perrs) > 0 {
+			errs = append(errs, perrs...)
+			continue
+		}
+		for _, rg := range rgs.Groups {
+			g := &Group{Name: rg.Name, File: f, Interval: time.Duration(rg.Interval), Limit: rg.Limit}
+			if g.Interval == 0 {
+				g.Interval = defaultInterval
+			}
+			for _, r := range rg.Rules {
+				expr, err := ruleParser.ParseExpr(r.Expr)
+				if err != nil {
+					errs = append(errs, fmt.Errorf("%s: group %q: %w", f, rg.Name, err))
+					continue
+				}
+				lbls := labels.FromMap(mergeMaps(rg.Labels, r.Labels))
+				if r.Record != "" {
+					g.Rules = append(g.Rules, &RecordingRule{name: r.Record, expr: expr, labels: lbls})
+					continue
+				}
+				g.Rules = append(g.Rules, &AlertingRule{name: r.Alert, expr: expr, holdDuration: time.Duration(r.For),
+					keepFiringFor: time.Duration(r.KeepFiringFor), labels: lbls, annotations: labels.FromMap(r.Annotations),
+					external: external, externalURL: externalURL, log: log, active: map[uint64]*Alert{}})
+			}
+			groups = append(groups, g)
+		}
+	}
+	return groups, errors.Join(errs...)
+}
+
+func mergeMaps(a, b map[string]string) map[string]string {
+	out := map[string]string{}
+	for k, v := range a {
+		out[k] = v
+	}
+	for k, v := range b {
+		out[k] = v
+	}
+	return out
+}
+
+// key identifies a rule across reloads: unchanged rules keep their alerts.
+func ruleKey(g *Group, r any) string {
+	switch r := r.(type) {
+	case *AlertingRule:
+		return fmt.Sprintf("%s|%s|alert|%s|%s|%s|%s|%s|%s", g.File, g.Name, r.name, r.expr, r.holdDuration, r.keepFiringFor, r.labels, r.annotations)
+	case *RecordingRule:
+		return fmt.Sprintf("%s|%s|record|%s|%s|%s", g.File, g.Name, r.name, r.expr, r.labels)
+	}
+	return ""
+}
+
+// Update replaces the groups; alerting rules unchanged by the reload keep
+// their active alerts (so `for` timers continue).
+func (m *Manager) Update(groups []*Group) {
+	m.mu.Lock()
+	old := map[string]*AlertingRule{}
+	for _, g := range m.groups {
+		for _, r := range g.Rules {
+			if a, ok := r.(*AlertingRule); ok {
+				old[ruleKey(g, a)] = a
+			}
+		}
+	}
+	m.groups = map[string]*Group{}
+	for _, g := range groups {
+		for _, r := range g.Rules {
+			if a, ok := r.(*AlertingRule); ok {
+				if prev := old[ruleKey(g, a)]; prev != nil {
+					prev.mu.Lock()
+					a.active = prev.active
+					prev.mu.Unlock()
+				}
+			}
+		}
+		m.groups[g.File+"\xff"+g.Name] = g
+	}
+	m.mu.Unlock()
+	select {
+	case m.update <- struct{}{}:
+	default:
+	}
+}
+
+// Groups returns the current groups, sorted by file and name.
+func (m *Manager) Groups() []*Group {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	out := make([]*Group, 0, len(m.groups))
+	for _, g := range m.groups {
+		out = append(out, g)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].File != out[j].File {
+			return out[i].File < out[j].File
+		}
+		return out[i].Name < out[j].Name
+	})
+	return out
+}
+
+// Run evaluates every group on its interval until ctx ends.
+func (m *Manager) Run(ctx context.Context) {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		now := time.Now()
+		for _, g := range m.Groups() {
+			g.mu.Lock()
+			due := g.lastEval.IsZero() || now.Sub(g.lastEval) >= g.Interval
+			g.mu.Unlock()
+			if due {
+				m.EvalGroup(ctx, g, now)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		case <-m.update:
+		}
+	}
+}
+
+func (m *Manager) query(ctx context.Context, q string, ts time.Time) (promql.Vector, error) {
+	qry, err := m.opts.Engine.NewInstantQuery(ctx, m.opts.Store, nil, q, ts)
+	if err != nil {
+		return nil, err
+	}
+	defer qry.Close()
+	res := qry.Exec(ctx)
+	if res.Err != nil {
+		return nil, res.Err
+	}
+	switch v := res.Value.(type) {
+	case promql.Vector:
+		return v, nil
+	case promql.Scalar:
+		return promql.Vector{promql.Sample{T: v.T, F: v.V}}, nil
+	default:
+		return nil, fmt.Errorf("rule result is not a vector or scalar")
+	}
+}
+
+// EvalGroup evaluates one group at ts: its rules in order, each seeing the
+// results of the ones before.
+func (m *Manager) EvalGroup(ctx context.Context, g *Group, ts time.Time) {
+	start := time.Now()
+	if m.opts.Scrape != nil {
+		m.opts.Scrape(ts)
+	}
+	var send []*Alert
+	for _, r := range g.Rules {
+		var vec promql.Vector
+		var err error
+		switch r := r.(type) {
+		case *RecordingRule:
+			vec, err = r.Eval(ctx, ts, m.query)
+		case *AlertingRule:
+			vec, err = r.Eval(ctx, ts, m.query)
+			if err == nil {
+				send = append(send, r.toSend(ts, m.opts.ResendDelay)...)
+			}
+		}
+		if err != nil {
+			m.opts.Logger.Warn("rule evaluation failed", "group", g.Name, "file", g.File, "err", err)
+			continue
+		}
+		for _, s := range vec {
+			m.opts.Store.Append(s.Metric, ts.UnixMilli(), s.F)
+		}
+	}
+	if len(send) > 0 {
+		m.opts.Notifier.Send(send)
+	}
+	g.mu.Lock()
+	g.lastEval, g.evalD = ts, time.Since(start)
+	g.mu.Unlock()
+}
+
+// LogNotifier logs alerts; the stand-in until a real notifier is set.
+type LogNotifier struct{ Logger *slog.Logger }
+
+// Send logs each alert.
+func (n LogNotifier) Send(alerts []*Alert) {
+	for _, a := range alerts {
+		state := a.State.String()
+		if a.State == StateInactive {
+			state = "resolved"
+		}
+		n.Logger.Info("alert", "state", state, "alertname", a.Labels.Get(labels.AlertName), "labels", a.Labels.String(), "value", a.Value)
+	}
+}

@@ -1,0 +1,205 @@
+package rules
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/prometheus/model/labels"
+)
+
+type recorder struct {
+	mu   sync.Mutex
+	sent []Alert
+}
+
+func (r *recorder) Send(as []*Alert) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, a := range as {
+		r.sent = append(r.sent, *a)
+	}
+}
+
+func (r *recorder) states() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for _, a := range r.sent {
+		out = append(out, a.State.String())
+	}
+	return out
+}
+
+const testRules = `
+groups:
+  - name: checks
+    interval: 30s
+    labels: {team: ops}
+    rules:
+      - record: check:failing
+        expr: vigil_check_success == bool 0
+      - alert: CheckFailing
+        expr: vigil_check_success == 0
+        for: 1m
+        keep_firing_for: 1m
+        labels: {severity: page}
+        annotations:
+          summary: "{{ $labels.check }} fails (value {{ $value }}, env {{ $externalLabels.env }})"
+`
+
+func setup(t *testing.T, rulesYAML string) (*Manager, *Store, *recorder, func(v float64)) {
+	t.Helper()
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "r.yml"), []byte(rulesYAML), 0o644)
+	st := NewStore()
+	value := 1.0
+	var mu sync.Mutex
+	rec := &recorder{}
+	m := NewManager(Options{Store: st, Engine: newEngine(), Notifier: rec, ResendDelay: time.Minute,
+		ExternalLabels: map[string]string{"env": "prod"},
+		Scrape: func(ts time.Time) {
+			mu.Lock()
+			defer mu.Unlock()
+			st.Append(labels.FromStrings("__name__", "vigil_check_success", "check", "db", "type", "postgres"), ts.UnixMilli(), value)
+		}})
+	groups, err := LoadFiles(dir, []string{"*.yml"}, time.Minute, map[string]string{"env": "prod"}, "http://agent:9877", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Update(groups)
+	return m, st, rec, func(v float64) { mu.Lock(); value = v; mu.Unlock() }
+}
+
+func alertState(m *Manager) (string, *Alert) {
+	for _, g := range m.Groups() {
+		for _, r := range g.Rules {
+			if a, ok := r.(*AlertingRule); ok {
+				for _, al := range a.Alerts() {
+					return al.State.String(), &al
+				}
+			}
+		}
+	}
+	return "none", nil
+}
+
+func TestAlertLifecycle(t *testing.T) {
+	m, st, rec, set := setup(t, testRules)
+	g := m.Groups()[0]
+	t0 := time.Unix(1_800_000_000, 0)
+	step := func(i int) time.Time { return t0.Add(time.Duration(i) * 30 * time.Second) }
+	eval := func(i int) string {
+		m.EvalGroup(context.Background(), g, step(i))
+		s, _ := alertState(m)
+		return s
+	}
+	if s := eval(0); s != "none" {
+		t.Fatalf("healthy: %s", s)
+	}
+	set(0)
+	if s := eval(1); s != "pending" {
+		t.Fatalf("t1: %s", s)
+	}
+	if s := eval(2); s != "pending" {
+		t.Fatalf("t2 (30s < for 1m): %s", s)
+	}
+	if s := eval(3); s != "firing" {
+		t.Fatalf("t3 (for reached): %s", s)
+	}
+	_, a := alertState(m)
+	if got := a.Annotations.Get("summary"); got != "db fails (value 0, env prod)" {
+		t.Fatalf("summary %q", got)
+	}
+	if a.Labels.Get("team") != "ops" || a.Labels.Get("severity") != "page" || a.Labels.Get("alertname") != "CheckFailing" || a.Labels.Has("__name__") {
+		t.Fatalf("labels %s", a.Labels)
+	}
+	// The recording rule and ALERTS are in the store.
+	if v := instant(t, st, `check:failing{team="ops"}`, step(3)); len(v) != 1 || v[0].F != 1 {
+		t.Fatalf("recording rule: %v", v)
+	}
+	if v := instant(t, st, `ALERTS{alertname="CheckFailing",alertstate="firing"}`, step(3)); len(v) != 1 {
+		t.Fatalf("ALERTS: %v", v)
+	}
+	if v := instant(t, st, `ALERTS_FOR_STATE{alertname="CheckFailing"}`, step(3)); len(v) != 1 || v[0].F != float64(step(1).Unix()) {
+		t.Fatalf("ALERTS_FOR_STATE: %v", v)
+	}
+	// Clears: kept firing for keep_firing_for (1m), then resolved.
+	set(1)
+	if s := eval(4); s != "firing" {
+		t.Fatalf("keep_firing_for: %s", s)
+	}
+	if s := eval(5); s != "firing" {
+		t.Fatalf("keep_firing_for, 30s: %s", s)
+	}
+	if s := eval(6); s != "inactive" {
+		t.Fatalf("resolved: %s", s)
+	}
+	if s := eval(6 + 31); s != "none" {
+		t.Fatalf("resolved alerts are kept 15m, then dropped: %s", s)
+	}
+	// Sent: firing at t3, again after the 1m resend delay (t5), resolved at t6.
+	if got := rec.states(); strings.Join(got, ",") != "firing,firing,inactive" {
+		t.Fatalf("sent %v", got)
+	}
+}
+
+func TestFlappingNeverFires(t *testing.T) {
+	m, _, rec, set := setup(t, testRules)
+	g := m.Groups()[0]
+	t0 := time.Unix(1_800_000_000, 0)
+	for i := 0; i < 10; i++ {
+		set(float64(i % 2))
+		m.EvalGroup(context.Background(), g, t0.Add(time.Duration(i)*30*time.Second))
+		if s, _ := alertState(m); s == "firing" {
+			t.Fatalf("fired at step %d", i)
+		}
+	}
+	if len(rec.states()) != 0 {
+		t.Fatalf("sent %v", rec.states())
+	}
+}
+
+func TestReloadKeepsState(t *testing.T) {
+	m, _, _, set := setup(t, testRules)
+	t0 := time.Unix(1_800_000_000, 0)
+	set(0)
+	m.EvalGroup(context.Background(), m.Groups()[0], t0)
+	if s, _ := alertState(m); s != "pending" {
+		t.Fatal(s)
+	}
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "r.yml"), []byte(testRules), 0o644)
+	groups, _ := LoadFiles(dir, []string{"*.yml"}, time.Minute, map[string]string{"env": "prod"}, "", nil)
+	for _, g := range groups {
+		g.File = m.Groups()[0].File // same file, as a reload of the same path
+	}
+	m.Update(groups)
+	m.EvalGroup(context.Background(), m.Groups()[0], t0.Add(time.Minute))
+	if s, a := alertState(m); s != "firing" || !a.ActiveAt.Equal(t0) {
+		t.Fatalf("unchanged rule after reload: %s", s)
+	}
+	// A changed rule starts afresh.
+	os.WriteFile(filepath.Join(dir, "r.yml"), []byte(strings.ReplaceAll(testRules, "for: 1m", "for: 2m")), 0o644)
+	groups, _ = LoadFiles(dir, []string{"*.yml"}, time.Minute, nil, "", nil)
+	for _, g := range groups {
+		g.File = m.Groups()[0].File
+	}
+	m.Update(groups)
+	if s, _ := alertState(m); s != "none" {
+		t.Fatalf("changed rule kept state: %s", s)
+	}
+}
+
+func TestLoadErrors(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "bad.yml"), []byte("groups:\n  - name: x\n    rules:\n      - alert: A\n        expr: rate(foo[5m]\n"), 0o644)
+	if _, err := LoadFiles(dir, []string{"*.yml"}, time.Minute, nil, "", nil); err == nil {
+		t.Fatal("bad expression accepted")
+	}
+}
+
