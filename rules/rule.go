@@ -213,4 +213,3 @@ func (r *AlertingRule) toSend(ts time.Time, resendDelay time.Duration) []*Alert 
 	}
 	return out
 }
-

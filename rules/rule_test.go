@@ -202,4 +202,3 @@ func TestLoadErrors(t *testing.T) {
 		t.Fatal("bad expression accepted")
 	}
 }
-
