@@ -48,6 +48,7 @@ type Agent struct {
 	exporter *metrics.Exporter
 	sched    *scheduler.Scheduler
 	store    *store.Store
+	rules    *ruleEngine
 	ready    atomic.Bool
 	reloadMu sync.Mutex
 
@@ -71,6 +72,10 @@ func New(ctx context.Context, opts Options) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
+	groups, err := LoadRules(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("%s: rule_files: %w", cfg.File, err)
+	}
 	st, err := store.Open(ctx, opts.StoragePath, store.Options{Retention: opts.Retention, Logger: opts.Logger})
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
@@ -83,6 +88,8 @@ func New(ctx context.Context, opts Options) (*Agent, error) {
 		last:     map[string]probes.Result{},
 	}
 	a.setConfig(cfg, jobs)
+	a.rules = newRuleEngine(a)
+	a.rules.apply(cfg, groups)
 	a.sched = scheduler.New(scheduler.Options{
 		MaxConcurrency: cfg.Global.MaxConcurrency,
 		Logger:         opts.Logger,
@@ -122,6 +129,8 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err := a.sched.Update(ctx, jobs); err != nil {
 		return fmt.Errorf("start checks: %w", err)
 	}
+
+	go a.rules.run(ctx)
 
 	srv := &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	srvErr := make(chan error, 1)
@@ -203,6 +212,11 @@ func (a *Agent) Reload(ctx context.Context) error {
 		a.recordReload(false)
 		return err
 	}
+	groups, err := LoadRules(cfg)
+	if err != nil {
+		a.recordReload(false)
+		return fmt.Errorf("%s: rule_files: %w", cfg.File, err)
+	}
 	a.mu.RLock()
 	old, oldConcurrency := a.jobs, a.cfg.Global.MaxConcurrency
 	a.mu.RUnlock()
@@ -211,6 +225,7 @@ func (a *Agent) Reload(ctx context.Context) error {
 	}
 	// Swap first so results of the new jobs find their labels.
 	a.setConfig(cfg, jobs)
+	a.rules.apply(cfg, groups)
 	if err := a.sched.Update(ctx, jobs); err != nil {
 		return fmt.Errorf("apply config: %w", err)
 	}

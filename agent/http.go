@@ -56,6 +56,7 @@ func (a *Agent) Handler() http.Handler {
 	mux.HandleFunc("GET /api/v1/checks", a.handleChecks)
 	mux.HandleFunc("GET /api/v1/checks/{name}", a.handleCheck)
 	mux.Handle("POST /api/v1/checks/{name}/run", loopbackOnly(http.HandlerFunc(a.handleRun)))
+	a.promRoutes(mux)
 	return mux
 }
 

@@ -256,6 +256,18 @@ func (a *agentProc) get(t *testing.T, path string) string {
 	return string(b)
 }
 
+// getAny returns a body whatever the status (API errors are JSON too).
+func (a *agentProc) getAny(t *testing.T, path string) string {
+	t.Helper()
+	resp, err := http.Get(a.url + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
 // waitMetric polls /metrics until a line matches re.
 func (a *agentProc) waitMetric(t *testing.T, re string) string {
 	t.Helper()

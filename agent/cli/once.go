@@ -194,6 +194,19 @@ func checkConfig(stdout, stderr io.Writer, files []string) int {
 			code = ExitFailed
 			continue
 		}
+		groups, err := agent.LoadRules(cfg)
+		if err != nil {
+			fmt.Fprintf(stderr, "%s: FAILED: rule_files: %v\n", f, err)
+			code = ExitFailed
+			continue
+		}
+		if len(groups) > 0 {
+			n := 0
+			for _, g := range groups {
+				n += len(g.Rules)
+			}
+			fmt.Fprintf(stdout, "%s: %d rule group(s), %d rule(s)\n", f, len(groups), n)
+		}
 		fmt.Fprintf(stdout, "%s: OK: %d check(s), default interval %s, recheck %s\n", f, len(cfg.Checks), cfg.Global.Interval, cfg.Global.RecheckInterval)
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "  CHECK\tTYPE\tINTERVAL\tTIMEOUT\tRECHECK\tLABELS")

@@ -1,0 +1,141 @@
+package cli_test
+
+import (
+	"encoding/json"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+)
+
+const rulesConfig = `
+global:
+  startup_splay: 0s
+  evaluation_interval: 1s
+rule_files: [rules/*.yml]
+checks:
+  - name: impossible-disk
+    type: host
+    recheck_interval: 1h
+    host: {cpu_sample: 100ms, cpu_max: 1, memory_max: 1, disk_free_min: 1, inodes_free_min: 0}
+`
+
+const rulesFile = `
+groups:
+  - name: vigil
+    interval: 1s
+    rules:
+      - record: vigil:checks_failing:count
+        expr: count(vigil_check_success == 0)
+      - alert: VigilCheckFailing
+        expr: vigil_check_success == 0
+        for: 2s
+        labels: {severity: page}
+        annotations:
+          summary: "{{ $labels.check }} fails with {{ $value }}"
+`
+
+// TestRulesAndQueryAPI runs the agent with a rule file and reads it through
+// the Prometheus HTTP API shapes Grafana and alert tools use.
+func TestRulesAndQueryAPI(t *testing.T) {
+	dir := t.TempDir()
+	cfg := writeConfig(t, dir, "vigil.yml", rulesConfig)
+	if err := os.Mkdir(filepath.Join(dir, "rules"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeConfig(t, filepath.Join(dir, "rules"), "vigil.yml", rulesFile)
+	a := startAgent(t, "--config.file", cfg, "--storage.path", filepath.Join(dir, "vigil.db"))
+
+	type resp struct {
+		Status, ErrorType, Error string
+		Data                     json.RawMessage
+	}
+	get := func(path string) resp {
+		var r resp
+		if err := json.Unmarshal([]byte(a.getAny(t, path)), &r); err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		return r
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	var alerts struct {
+		Alerts []struct {
+			Labels      map[string]string
+			Annotations map[string]string
+			State       string
+			Value       string
+		}
+	}
+	for time.Now().Before(deadline) {
+		json.Unmarshal(get("/api/v1/alerts").Data, &alerts)
+		if len(alerts.Alerts) == 1 && alerts.Alerts[0].State == "firing" {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if len(alerts.Alerts) != 1 || alerts.Alerts[0].State != "firing" {
+		t.Fatalf("alerts: %+v", alerts)
+	}
+	al := alerts.Alerts[0]
+	if al.Labels["alertname"] != "VigilCheckFailing" || al.Labels["check"] != "impossible-disk" || al.Labels["severity"] != "page" ||
+		al.Annotations["summary"] != "impossible-disk fails with 0" {
+		t.Fatalf("alert %+v", al)
+	}
+
+	var vec struct {
+		ResultType string
+		Result     []struct {
+			Metric map[string]string
+			Value  [2]any
+		}
+	}
+	r := get("/api/v1/query?query=" + url.QueryEscape(`vigil:checks_failing:count`))
+	json.Unmarshal(r.Data, &vec)
+	if r.Status != "success" || vec.ResultType != "vector" || len(vec.Result) != 1 || vec.Result[0].Value[1] != "1" {
+		t.Fatalf("recording rule query: %+v %s", r, r.Data)
+	}
+	now := time.Now().Unix()
+	r = get("/api/v1/query_range?query=vigil_check_success&start=" + strconv.FormatInt(now-5, 10) + "&end=" + strconv.FormatInt(now, 10) + "&step=1")
+	var mat struct {
+		ResultType string
+		Result     []struct {
+			Metric map[string]string
+			Values [][2]any
+		}
+	}
+	json.Unmarshal(r.Data, &mat)
+	if mat.ResultType != "matrix" || len(mat.Result) != 1 || len(mat.Result[0].Values) < 3 {
+		t.Fatalf("range query: %s", r.Data)
+	}
+	r = get("/api/v1/query?query=" + url.QueryEscape("rate(foo["))
+	if r.Status != "error" || r.ErrorType != "bad_data" {
+		t.Fatalf("bad query: %+v", r)
+	}
+	r = get("/api/v1/series?match[]=" + url.QueryEscape(`ALERTS{alertstate="firing"}`))
+	var series []map[string]string
+	json.Unmarshal(r.Data, &series)
+	if len(series) != 1 || series[0]["alertname"] != "VigilCheckFailing" {
+		t.Fatalf("series: %s", r.Data)
+	}
+	r = get("/api/v1/label/check/values")
+	var vals []string
+	json.Unmarshal(r.Data, &vals)
+	if len(vals) != 1 || vals[0] != "impossible-disk" {
+		t.Fatalf("label values: %s", r.Data)
+	}
+	r = get("/api/v1/rules?type=alert")
+	var rules struct {
+		Groups []struct {
+			Name  string
+			Rules []struct {
+				Name, State, Health, Type string
+			}
+		}
+	}
+	json.Unmarshal(r.Data, &rules)
+	if len(rules.Groups) != 1 || len(rules.Groups[0].Rules) != 1 || rules.Groups[0].Rules[0].State != "firing" || rules.Groups[0].Rules[0].Health != "ok" {
+		t.Fatalf("rules: %s", r.Data)
+	}
+}
