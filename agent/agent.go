@@ -52,11 +52,16 @@ type Agent struct {
 	ready    atomic.Bool
 	reloadMu sync.Mutex
 
-	mu     sync.RWMutex
-	cfg    *config.Config
-	checks map[string]config.Check
-	jobs   []scheduler.Job
-	last   map[string]probes.Result
+	mu sync.RWMutex
+	// started, ranSinceStart and warm tell the rule engine when the checks
+	// have produced data since start (checksWarm).
+	started       time.Time
+	ranSinceStart map[string]bool
+	warm          atomic.Bool
+	cfg           *config.Config
+	checks        map[string]config.Check
+	jobs          []scheduler.Job
+	last          map[string]probes.Result
 }
 
 // New loads the config, builds every check and opens the store. A config
@@ -86,6 +91,9 @@ func New(ctx context.Context, opts Options) (*Agent, error) {
 		exporter: metrics.New(),
 		store:    st,
 		last:     map[string]probes.Result{},
+
+		started:       time.Now(),
+		ranSinceStart: map[string]bool{},
 	}
 	a.setConfig(cfg, jobs)
 	a.rules = newRuleEngine(a)
@@ -292,6 +300,7 @@ func (a *Agent) onResult(job *scheduler.Job, r probes.Result) {
 	a.mu.Lock()
 	labels := a.checks[job.Name].Labels
 	a.last[job.Name] = r
+	a.ranSinceStart[job.Name] = true
 	a.mu.Unlock()
 	a.exporter.Observe(metrics.Check{Name: job.Name, Type: job.Type, Labels: labels}, r)
 	a.store.Record(store.Record{Check: job.Name, Type: job.Type, Result: r})

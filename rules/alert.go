@@ -63,3 +63,15 @@ func (a *Alert) needsSending(ts time.Time, resendDelay time.Duration) bool {
 type Notifier interface {
 	Send(alerts []*Alert)
 }
+
+// ParseState reads State.String's output.
+func ParseState(s string) State {
+	switch s {
+	case "pending":
+		return StatePending
+	case "firing":
+		return StateFiring
+	default:
+		return StateInactive
+	}
+}

@@ -31,7 +31,21 @@ type Options struct {
 	Notifier        Notifier
 	// ResendDelay is how often a firing alert is sent again (default 1m).
 	ResendDelay time.Duration
-	Logger      *slog.Logger
+	// State persists alerts so a restart keeps `for` timers and does not
+	// page again; nil keeps them in memory only.
+	State StateStore
+	// Ready holds back rule evaluation until the inputs are there (the
+	// agent's checks have run since start), so restored alerts are not
+	// resolved by the empty store of a fresh start. Nil means always.
+	Ready  func() bool
+	Logger *slog.Logger
+}
+
+// StateStore persists alert state by rule key.
+type StateStore interface {
+	SaveAlerts(ctx context.Context, ruleKey string, alerts []Alert) error
+	LoadAlerts(ctx context.Context) (map[string][]Alert, error)
+	KeepRules(ctx context.Context, keys []string) error
 }
 
 // Group is a rule group as loaded from a file.
@@ -55,6 +69,10 @@ type Manager struct {
 	groups map[string]*Group
 	// wake restarts the loops after an update.
 	update chan struct{}
+	// restored is the persisted state read at the first Update, handed to
+	// the rules it belongs to once.
+	restored map[string][]Alert
+	loaded   bool
 }
 
 // NewManager returns a manager without groups.
@@ -150,6 +168,14 @@ func ruleKey(g *Group, r any) string {
 // Update replaces the groups; alerting rules unchanged by the reload keep
 // their active alerts (so `for` timers continue).
 func (m *Manager) Update(groups []*Group) {
+	if m.opts.State != nil && !m.loaded {
+		m.loaded = true
+		rs, err := m.opts.State.LoadAlerts(context.Background())
+		if err != nil {
+			m.opts.Logger.Error("alert state not restored", "err", err)
+		}
+		m.restored = rs
+	}
 	m.mu.Lock()
 	old := map[string]*AlertingRule{}
 	for _, g := range m.groups {
@@ -160,19 +186,38 @@ func (m *Manager) Update(groups []*Group) {
 		}
 	}
 	m.groups = map[string]*Group{}
+	var keys []string
 	for _, g := range groups {
 		for _, r := range g.Rules {
-			if a, ok := r.(*AlertingRule); ok {
-				if prev := old[ruleKey(g, a)]; prev != nil {
-					prev.mu.Lock()
-					a.active = prev.active
-					prev.mu.Unlock()
+			a, ok := r.(*AlertingRule)
+			if !ok {
+				continue
+			}
+			a.key = ruleKey(g, a)
+			keys = append(keys, a.key)
+			if prev := old[a.key]; prev != nil {
+				prev.mu.Lock()
+				a.active, a.saved = prev.active, prev.saved
+				prev.mu.Unlock()
+				continue
+			}
+			if rs, ok := m.restored[a.key]; ok {
+				for i := range rs {
+					al := rs[i]
+					a.active[al.Labels.Hash()] = &al
 				}
+				delete(m.restored, a.key)
+				m.opts.Logger.Info("alert state restored", "alert", a.name, "alerts", len(rs))
 			}
 		}
 		m.groups[g.File+"\xff"+g.Name] = g
 	}
 	m.mu.Unlock()
+	if m.opts.State != nil {
+		if err := m.opts.State.KeepRules(context.Background(), keys); err != nil {
+			m.opts.Logger.Error("alert state of removed rules not dropped", "err", err)
+		}
+	}
 	select {
 	case m.update <- struct{}{}:
 	default:
@@ -202,7 +247,11 @@ func (m *Manager) Run(ctx context.Context) {
 	defer tick.Stop()
 	for {
 		now := time.Now()
+		ready := m.opts.Ready == nil || m.opts.Ready()
 		for _, g := range m.Groups() {
+			if !ready {
+				break
+			}
 			g.mu.Lock()
 			due := g.lastEval.IsZero() || now.Sub(g.lastEval) >= g.Interval
 			g.mu.Unlock()
@@ -257,6 +306,7 @@ func (m *Manager) EvalGroup(ctx context.Context, g *Group, ts time.Time) {
 			vec, err = r.Eval(ctx, ts, m.query)
 			if err == nil {
 				send = append(send, r.toSend(ts, m.opts.ResendDelay)...)
+				m.persist(ctx, r)
 			}
 		}
 		if err != nil {
@@ -273,6 +323,39 @@ func (m *Manager) EvalGroup(ctx context.Context, g *Group, ts time.Time) {
 	g.mu.Lock()
 	g.lastEval, g.evalD = ts, time.Since(start)
 	g.mu.Unlock()
+}
+
+// persist saves a rule's alerts when they changed since the last save.
+func (m *Manager) persist(ctx context.Context, r *AlertingRule) {
+	if m.opts.State == nil {
+		return
+	}
+	alerts := r.Alerts()
+	sig := signature(alerts)
+	r.mu.Lock()
+	same := sig == r.saved
+	r.mu.Unlock()
+	if same {
+		return
+	}
+	if err := m.opts.State.SaveAlerts(ctx, r.key, alerts); err != nil {
+		m.opts.Logger.Error("alert state not saved", "alert", r.name, "err", err)
+		return
+	}
+	r.mu.Lock()
+	r.saved = sig
+	r.mu.Unlock()
+}
+
+// signature changes whenever anything persisted about the alerts does.
+func signature(as []Alert) string {
+	parts := make([]string, 0, len(as))
+	for _, a := range as {
+		parts = append(parts, fmt.Sprintf("%d|%s|%d|%d|%d|%d|%d|%s", a.Labels.Hash(), a.State, a.ActiveAt.UnixNano(),
+			a.FiredAt.UnixNano(), a.ResolvedAt.UnixNano(), a.LastSentAt.UnixNano(), a.KeepFiringSince.UnixNano(), a.Annotations))
+	}
+	sort.Strings(parts)
+	return fmt.Sprint(parts)
 }
 
 // LogNotifier logs alerts; the stand-in until a real notifier is set.

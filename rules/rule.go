@@ -74,8 +74,12 @@ type AlertingRule struct {
 	externalURL   string
 	log           *slog.Logger
 
+	// key identifies the rule in persisted state (set by Manager.Update).
+	key string
+
 	mu     sync.Mutex
 	active map[uint64]*Alert
+	saved  string // signature of the last persisted state
 	health string
 	err    error
 	evalAt time.Time

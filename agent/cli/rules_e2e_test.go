@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -106,7 +107,7 @@ func TestRulesAndQueryAPI(t *testing.T) {
 		}
 	}
 	json.Unmarshal(r.Data, &mat)
-	if mat.ResultType != "matrix" || len(mat.Result) != 1 || len(mat.Result[0].Values) < 3 {
+	if mat.ResultType != "matrix" || len(mat.Result) != 1 || len(mat.Result[0].Values) < 2 {
 		t.Fatalf("range query: %s", r.Data)
 	}
 	r = get("/api/v1/query?query=" + url.QueryEscape("rate(foo["))
@@ -125,6 +126,38 @@ func TestRulesAndQueryAPI(t *testing.T) {
 	if len(vals) != 1 || vals[0] != "impossible-disk" {
 		t.Fatalf("label values: %s", r.Data)
 	}
+	// A restart keeps the alert's state: firing at once, same activeAt,
+	// and no second page before the resend delay (1m).
+	var before struct {
+		Alerts []struct{ ActiveAt string }
+	}
+	json.Unmarshal(get("/api/v1/alerts").Data, &before)
+	kill9(t, a)
+	a = startAgent(t, "--config.file", cfg, "--storage.path", filepath.Join(dir, "vigil.db"))
+	var after struct {
+		Alerts []struct{ State, ActiveAt string }
+	}
+	deadline = time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		json.Unmarshal(get("/api/v1/alerts").Data, &after)
+		if len(after.Alerts) == 1 {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	sameTime := func(a, b string) bool {
+		ta, _ := time.Parse(time.RFC3339Nano, a)
+		tb, _ := time.Parse(time.RFC3339Nano, b)
+		return ta.Truncate(time.Millisecond).Equal(tb.Truncate(time.Millisecond))
+	}
+	if len(after.Alerts) != 1 || after.Alerts[0].State != "firing" || !sameTime(after.Alerts[0].ActiveAt, before.Alerts[0].ActiveAt) {
+		t.Fatalf("after restart: %+v (before %+v)", after, before)
+	}
+	time.Sleep(2 * time.Second)
+	if strings.Contains(a.logs.String(), "msg=alert ") {
+		t.Fatalf("paged again after the restart:\n%s", a.logs.String())
+	}
+
 	r = get("/api/v1/rules?type=alert")
 	var rules struct {
 		Groups []struct {
