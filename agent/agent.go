@@ -302,7 +302,7 @@ func (a *Agent) onResult(job *scheduler.Job, r probes.Result) {
 	a.last[job.Name] = r
 	a.ranSinceStart[job.Name] = true
 	a.mu.Unlock()
-	a.exporter.Observe(metrics.Check{Name: job.Name, Type: job.Type, Labels: labels}, r)
+	a.exporter.Observe(metrics.Check{Name: job.Name, Type: job.Type, Labels: labels, Interval: job.Interval}, r)
 	a.store.Record(store.Record{Check: job.Name, Type: job.Type, Result: r})
 	if !r.Success {
 		a.log.Warn("check failed", "check", job.Name, "type", job.Type, "reason", string(r.Reason), "msg", r.Message, "duration", r.Duration)

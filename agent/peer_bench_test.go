@@ -112,6 +112,8 @@ func exampleConfig(t *testing.T) string {
 		t.Fatal(err)
 	}
 	cfg := string(b)
+	rulesDir, _ := filepath.Abs("../examples/rules")
+	cfg = strings.ReplaceAll(cfg, "rules/*.rules.yml", filepath.Join(rulesDir, "*.rules.yml"))
 	for i, role := range []string{"gateway", "primary", "standby", "upstream"} {
 		cfg = strings.ReplaceAll(cfg, "http://127.0.0.1:848"+strconv.Itoa(i), d.URL[role])
 	}

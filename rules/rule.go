@@ -40,7 +40,7 @@ func (r *RecordingRule) Eval(ctx context.Context, ts time.Time, query queryFunc)
 		lb := labels.NewBuilder(labels.EmptyLabels())
 		for i := range vec {
 			lb.Reset(vec[i].Metric)
-			lb.Set(labels.MetricName, r.name)
+			lb.Set(model.MetricNameLabel, r.name)
 			r.labels.Range(func(l labels.Label) { lb.Set(l.Name, l.Value) })
 			vec[i].Metric = lb.Labels()
 		}
@@ -108,7 +108,7 @@ func (r *AlertingRule) Eval(ctx context.Context, ts time.Time, query queryFunc) 
 		data := template.AlertTemplateData(smpl.Metric.Map(), r.external, r.externalURL, smpl)
 		expand := func(text string) string { return r.expand(ctx, text, data, ts, query) }
 		lb.Reset(smpl.Metric)
-		lb.Del(labels.MetricName)
+		lb.Del(model.MetricNameLabel)
 		r.labels.Range(func(l labels.Label) { lb.Set(l.Name, expand(l.Value)) })
 		lb.Set(labels.AlertName, r.name)
 		lset := lb.Labels()
@@ -178,11 +178,11 @@ func (r *AlertingRule) expand(ctx context.Context, text string, data any, ts tim
 // series are the ALERTS and ALERTS_FOR_STATE samples of an active alert.
 func (r *AlertingRule) series(a *Alert, ts time.Time) promql.Vector {
 	lb := labels.NewBuilder(a.Labels)
-	lb.Set(labels.MetricName, "ALERTS")
+	lb.Set(model.MetricNameLabel, "ALERTS")
 	lb.Set("alertstate", a.State.String())
 	alerts := promql.Sample{Metric: lb.Labels(), T: ts.UnixMilli(), F: 1}
 	lb = labels.NewBuilder(a.Labels)
-	lb.Set(labels.MetricName, "ALERTS_FOR_STATE")
+	lb.Set(model.MetricNameLabel, "ALERTS_FOR_STATE")
 	forState := promql.Sample{Metric: lb.Labels(), T: ts.UnixMilli(), F: float64(a.ActiveAt.Unix())}
 	return promql.Vector{alerts, forState}
 }

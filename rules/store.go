@@ -6,7 +6,6 @@ import (
 	"slices"
 	"sort"
 	"sync"
-	"time"
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/value"
@@ -231,6 +230,3 @@ func (c *chunkSeriesSet) Next() bool                        { c.i++; return c.i 
 func (c *chunkSeriesSet) At() storage.ChunkSeries           { return c.list[c.i] }
 func (c *chunkSeriesSet) Err() error                        { return nil }
 func (c *chunkSeriesSet) Warnings() annotations.Annotations { return nil }
-
-// ms converts a time to Prometheus milliseconds.
-func ms(t time.Time) int64 { return t.UnixMilli() }

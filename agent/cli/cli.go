@@ -23,6 +23,7 @@ import (
 
 	"github.com/vigil-project/vigil/agent"
 	"github.com/vigil-project/vigil/agent/config"
+	"github.com/vigil-project/vigil/rules"
 
 	// Every check family registers itself.
 	_ "github.com/vigil-project/vigil/probes/all"
@@ -104,6 +105,18 @@ Examples:
   vigil check-config /etc/vigil/*.yml`)
 	checkFiles := checkCmd.Arg("file", "Config files to check.").Required().ExistingFiles()
 
+	rulesCmd := app.Command("rules", "Check and unit-test Prometheus rule files (like promtool).")
+	rulesCheckCmd := rulesCmd.Command("check", `Parse rule files and report every problem; exit 1 on any.
+
+Examples:
+  vigil rules check examples/rules/vigil.rules.yml`)
+	rulesCheckFiles := rulesCheckCmd.Arg("file", "Rule files.").Required().ExistingFiles()
+	rulesTestCmd := rulesCmd.Command("test", `Run rule unit tests written for promtool test rules; exit 1 if any fails.
+
+Examples:
+  vigil rules test examples/rules/vigil.rules.test.yml`)
+	rulesTestFiles := rulesTestCmd.Arg("file", "Test files (promtool format).").Required().ExistingFiles()
+
 	versionCmd := app.Command("version", `Print the version, revision and build details.
 
 Examples:
@@ -132,6 +145,13 @@ Examples:
 		return once(ctx, stdout, stderr, log, onceOptions{file: *onceConfig, only: *onceChecks, output: *onceOutput, verbose: *onceVerbose})
 	case checkCmd.FullCommand():
 		return checkConfig(stdout, stderr, *checkFiles)
+	case rulesCheckCmd.FullCommand():
+		return checkRules(stdout, stderr, *rulesCheckFiles)
+	case rulesTestCmd.FullCommand():
+		if !rules.TestFiles(stdout, stderr, *rulesTestFiles...) {
+			return ExitFailed
+		}
+		return ExitOK
 	case versionCmd.FullCommand():
 		fmt.Fprintln(stdout, version.Print("vigil"))
 	}

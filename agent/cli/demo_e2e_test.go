@@ -76,6 +76,8 @@ func TestDemoEndToEnd(t *testing.T) {
 	cfg = strings.Replace(cfg, "startup_splay: 10s", "startup_splay: 0s", 1)
 	cfg = strings.ReplaceAll(cfg, "grace: 30s", "grace: 1s")
 	cfg = strings.ReplaceAll(cfg, "data/demo/invoice-service.log", filepath.Join(dir, "invoice.log"))
+	rulesDir, _ := filepath.Abs("../../examples/rules")
+	cfg = strings.ReplaceAll(cfg, "rules/*.rules.yml", filepath.Join(rulesDir, "*.rules.yml"))
 	a := startAgent(t, "--config.file", writeConfig(t, dir, "vigil.yml", cfg), "--storage.path", filepath.Join(dir, "vigil.db"))
 
 	for _, c := range []string{`invoice_qr",type="invoice_qr`, `invoice_sync_primary",type="invoice_sync`, `invoice_sync_standby",type="invoice_sync`} {
@@ -100,6 +102,15 @@ func TestDemoEndToEnd(t *testing.T) {
 		t.Fatalf("wrong amount: %s %s", reason, msg)
 	}
 	a.waitMetric(t, `vigil_check_failure_info\{check="invoice_qr",type="invoice_qr",team="invoicing",reason="qr_mismatch"\} 1`)
+	// The shipped rules see it at their next evaluation (every 30s):
+	// InvoiceQRFailing is pending (for: 1m).
+	deadline := time.Now().Add(45 * time.Second)
+	for !strings.Contains(a.getAny(t, "/api/v1/alerts"), `"alertname":"InvoiceQRFailing"`) && time.Now().Before(deadline) {
+		time.Sleep(200 * time.Millisecond)
+	}
+	if body := a.getAny(t, "/api/v1/alerts"); !strings.Contains(body, `"alertname":"InvoiceQRFailing"`) {
+		t.Fatalf("no InvoiceQRFailing alert: %s", body)
+	}
 	// Failing over to the standby brings the check back.
 	httpDo(t, "POST", url(10)+"/admin/switch", `{"active":"standby"}`)
 	if reason, msg := runCheck("invoice_qr"); reason != "" {

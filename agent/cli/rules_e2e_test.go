@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -170,5 +171,44 @@ func TestRulesAndQueryAPI(t *testing.T) {
 	json.Unmarshal(r.Data, &rules)
 	if len(rules.Groups) != 1 || len(rules.Groups[0].Rules) != 1 || rules.Groups[0].Rules[0].State != "firing" || rules.Groups[0].Rules[0].Health != "ok" {
 		t.Fatalf("rules: %s", r.Data)
+	}
+}
+
+// TestShippedRules: the shipped rules parse, and their unit tests pass
+// under vigil rules test and, where installed, under the real promtool.
+func TestShippedRules(t *testing.T) {
+	stdout, stderr, code := run(t, "rules", "check", "../../examples/rules/vigil.rules.yml")
+	if code != 0 || !strings.Contains(stdout, "SUCCESS: 11 rules found") {
+		t.Fatalf("rules check: %d\n%s%s", code, stdout, stderr)
+	}
+	stdout, stderr, code = run(t, "rules", "test", "../../examples/rules/vigil.rules.test.yml")
+	if code != 0 || !strings.Contains(stdout, "SUCCESS") {
+		t.Fatalf("rules test: %d\n%s%s", code, stdout, stderr)
+	}
+	stdout, stderr, code = run(t, "rules", "test", "testdata/rules/failing.test.yml")
+	if code != 1 || !strings.Contains(stderr, "FAILED") || !strings.Contains(stderr, "alertname: InvoiceQRFailing, time: 5m") ||
+		!strings.Contains(stderr, `expr: "vigil_check_success", time: 1m`) {
+		t.Fatalf("failing test file: exit %d\n%s%s", code, stdout, stderr)
+	}
+
+	promtool, err := exec.LookPath("promtool")
+	if err != nil {
+		if os.Getenv("VIGIL_REQUIRE_INTEGRATION") != "" {
+			t.Fatal("promtool not installed (Debian package prometheus)")
+		}
+		t.Skip("promtool not installed (Debian package prometheus)")
+	}
+	for _, args := range [][]string{
+		{"check", "rules", "../../examples/rules/vigil.rules.yml"},
+		{"test", "rules", "../../examples/rules/vigil.rules.test.yml"},
+	} {
+		out, err := exec.Command(promtool, args...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("promtool %v: %v\n%s", args, err, out)
+		}
+	}
+	// promtool agrees that the failing file fails.
+	if out, err := exec.Command(promtool, "test", "rules", "testdata/rules/failing.test.yml").CombinedOutput(); err == nil {
+		t.Fatalf("promtool passed the failing file:\n%s", out)
 	}
 }

@@ -23,6 +23,9 @@ type Check struct {
 	Name, Type string
 	// Labels are the check's configured labels, added to all its series.
 	Labels map[string]string
+	// Interval is the check's configured interval (for dead-man's-switch
+	// rules: a check that has not run for twice its interval).
+	Interval time.Duration
 }
 
 // Exporter holds the agent's series.
@@ -152,6 +155,9 @@ func (e *Exporter) Observe(c Check, r probes.Result) {
 	gauge(st.static, "vigil_check_duration_seconds", r.Duration.Seconds())
 	gauge(st.static, "vigil_check_last_run_timestamp_seconds", float64(r.Start.UnixNano())/float64(time.Second))
 	gauge(st.static, "vigil_check_consecutive_failures", float64(st.consecutive))
+	if c.Interval > 0 {
+		gauge(st.static, "vigil_check_interval_seconds", c.Interval.Seconds())
+	}
 	// Both result series exist from the first run so rate() sees the first increment.
 	for _, res := range []string{"success", "failure"} {
 		series := seriesName("vigil_check_runs_total", base, []probes.Label{{Name: "result", Value: res}})
