@@ -7,6 +7,7 @@ import (
 	"sort"
 	"sync"
 
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/value"
 	"github.com/prometheus/prometheus/storage"
@@ -23,6 +24,9 @@ const samplesPerChunk = 120
 type Store struct {
 	mu     sync.RWMutex
 	series map[uint64][]*memSeries // by label hash; a slice for collisions
+	// byName indexes series by metric name: nearly every selector names
+	// its metric, so a query touches only those series.
+	byName map[string][]*memSeries
 	count  int
 }
 
@@ -40,7 +44,7 @@ var _ storage.Queryable = (*Store)(nil)
 
 // NewStore returns an empty store.
 func NewStore() *Store {
-	return &Store{series: map[uint64][]*memSeries{}}
+	return &Store{series: map[uint64][]*memSeries{}, byName: map[string][]*memSeries{}}
 }
 
 // Append adds a sample (t in milliseconds). Samples at or before the
@@ -73,6 +77,8 @@ func (s *Store) getOrCreate(lset labels.Labels) *memSeries {
 	}
 	ms := &memSeries{lset: lset.Copy()}
 	s.series[h] = append(s.series[h], ms)
+	name := ms.lset.Get(model.MetricNameLabel)
+	s.byName[name] = append(s.byName[name], ms)
 	s.count++
 	return ms
 }
@@ -97,6 +103,7 @@ func (s *Store) Truncate(mint int64) {
 			ms.closed = ms.closed[i:]
 			if len(ms.closed) == 0 && ms.lastT < mint {
 				s.count--
+				s.unindex(ms)
 				continue
 			}
 			kept = append(kept, ms)
@@ -105,6 +112,40 @@ func (s *Store) Truncate(mint int64) {
 			delete(s.series, h)
 		} else {
 			s.series[h] = kept
+		}
+	}
+}
+
+func (s *Store) unindex(ms *memSeries) {
+	name := ms.lset.Get(model.MetricNameLabel)
+	list := s.byName[name]
+	for i, x := range list {
+		if x == ms {
+			list = append(list[:i], list[i+1:]...)
+			break
+		}
+	}
+	if len(list) == 0 {
+		delete(s.byName, name)
+	} else {
+		s.byName[name] = list
+	}
+}
+
+// candidates are the series a selector can match: those of its metric
+// name when it names one, else all.
+func (s *Store) candidates(ms []*labels.Matcher, visit func(*memSeries)) {
+	for _, m := range ms {
+		if m.Name == model.MetricNameLabel && m.Type == labels.MatchEqual {
+			for _, x := range s.byName[m.Value] {
+				visit(x)
+			}
+			return
+		}
+	}
+	for _, list := range s.series {
+		for _, x := range list {
+			visit(x)
 		}
 	}
 }
@@ -146,29 +187,27 @@ func (q *querier) matching(ms ...*labels.Matcher) []storage.ChunkSeries {
 	q.s.mu.RLock()
 	defer q.s.mu.RUnlock()
 	var out []storage.ChunkSeries
-	for _, list := range q.s.series {
-		for _, m := range list {
-			if !matches(m.lset, ms) {
-				continue
-			}
-			var metas []chunks.Meta
-			for _, c := range m.closed {
-				if c.MaxTime >= q.mint && c.MinTime <= q.maxt {
-					metas = append(metas, c)
-				}
-			}
-			if m.head != nil && m.lastT >= q.mint && m.hmin <= q.maxt {
-				head, _ := chunkenc.FromData(chunkenc.EncXOR, slices.Clone(m.head.Bytes()))
-				metas = append(metas, chunks.Meta{Chunk: head, MinTime: m.hmin, MaxTime: m.lastT})
-			}
-			if len(metas) == 0 {
-				continue
-			}
-			out = append(out, &storage.ChunkSeriesEntry{Lset: m.lset, ChunkIteratorFn: func(chunks.Iterator) chunks.Iterator {
-				return storage.NewListChunkSeriesIterator(metas...)
-			}})
+	q.s.candidates(ms, func(m *memSeries) {
+		if !matches(m.lset, ms) {
+			return
 		}
-	}
+		var metas []chunks.Meta
+		for _, c := range m.closed {
+			if c.MaxTime >= q.mint && c.MinTime <= q.maxt {
+				metas = append(metas, c)
+			}
+		}
+		if m.head != nil && m.lastT >= q.mint && m.hmin <= q.maxt {
+			head, _ := chunkenc.FromData(chunkenc.EncXOR, slices.Clone(m.head.Bytes()))
+			metas = append(metas, chunks.Meta{Chunk: head, MinTime: m.hmin, MaxTime: m.lastT})
+		}
+		if len(metas) == 0 {
+			return
+		}
+		out = append(out, &storage.ChunkSeriesEntry{Lset: m.lset, ChunkIteratorFn: func(chunks.Iterator) chunks.Iterator {
+			return storage.NewListChunkSeriesIterator(metas...)
+		}})
+	})
 	return out
 }
 
