@@ -309,6 +309,19 @@ func (m *Manager) EvalGroup(ctx context.Context, g *Group, ts time.Time) {
 				m.persist(ctx, r)
 			}
 		}
+		if err == nil && g.Limit > 0 {
+			// As in Prometheus: a rule producing more series (or alerts,
+			// two series each) than the group's limit fails as a whole.
+			n := len(vec)
+			if _, ok := r.(*AlertingRule); ok {
+				n /= 2
+			}
+			if n > g.Limit {
+				err = fmt.Errorf("exceeded limit of %d with %d series", g.Limit, n)
+				setErr(r, err)
+				vec = nil
+			}
+		}
 		if err != nil {
 			m.opts.Logger.Warn("rule evaluation failed", "group", g.Name, "file", g.File, "err", err)
 			continue
@@ -323,6 +336,19 @@ func (m *Manager) EvalGroup(ctx context.Context, g *Group, ts time.Time) {
 	g.mu.Lock()
 	g.lastEval, g.evalD = ts, time.Since(start)
 	g.mu.Unlock()
+}
+
+func setErr(r any, err error) {
+	switch r := r.(type) {
+	case *AlertingRule:
+		r.mu.Lock()
+		r.err, r.health = err, "err"
+		r.mu.Unlock()
+	case *RecordingRule:
+		r.mu.Lock()
+		r.err, r.health = err, "err"
+		r.mu.Unlock()
+	}
 }
 
 // persist saves a rule's alerts when they changed since the last save.

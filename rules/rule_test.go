@@ -202,3 +202,93 @@ func TestLoadErrors(t *testing.T) {
 		t.Fatal("bad expression accepted")
 	}
 }
+
+// memState is an in-memory StateStore.
+type memState struct {
+	mu sync.Mutex
+	m  map[string][]Alert
+}
+
+func (s *memState) SaveAlerts(_ context.Context, key string, as []Alert) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.m[key] = append([]Alert(nil), as...)
+	return nil
+}
+
+func (s *memState) LoadAlerts(context.Context) (map[string][]Alert, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[string][]Alert{}
+	for k, v := range s.m {
+		out[k] = append([]Alert(nil), v...)
+	}
+	return out, nil
+}
+
+func (s *memState) KeepRules(_ context.Context, keys []string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	keep := map[string]bool{}
+	for _, k := range keys {
+		keep[k] = true
+	}
+	for k := range s.m {
+		if !keep[k] {
+			delete(s.m, k)
+		}
+	}
+	return nil
+}
+
+// A restart in the middle of pending keeps the `for` timer: the alert
+// fires when `for` has passed since it first became active, not since
+// the restart.
+func TestRestartDuringPending(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "r.yml"), []byte(testRules), 0o644)
+	state := &memState{m: map[string][]Alert{}}
+	t0 := time.Unix(1_800_000_000, 0)
+	newManager := func() (*Manager, *Store) {
+		st := NewStore()
+		m := NewManager(Options{Store: st, Engine: newEngine(), Notifier: &recorder{}, State: state,
+			Scrape: func(ts time.Time) {
+				st.Append(labels.FromStrings("__name__", "vigil_check_success", "check", "db", "type", "postgres"), ts.UnixMilli(), 0)
+			}})
+		groups, err := LoadFiles(dir, []string{"*.yml"}, time.Minute, nil, "", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.Update(groups)
+		return m, st
+	}
+	m1, _ := newManager()
+	m1.EvalGroup(context.Background(), m1.Groups()[0], t0)
+	m1.EvalGroup(context.Background(), m1.Groups()[0], t0.Add(30*time.Second))
+	if s, _ := alertState(m1); s != "pending" {
+		t.Fatalf("before restart: %s", s)
+	}
+	// "Restart": a new manager over the same state.
+	m2, _ := newManager()
+	if s, a := alertState(m2); s != "pending" || !a.ActiveAt.Equal(t0) {
+		t.Fatalf("restored: %s", s)
+	}
+	m2.EvalGroup(context.Background(), m2.Groups()[0], t0.Add(60*time.Second))
+	if s, _ := alertState(m2); s != "firing" {
+		t.Fatalf("for is counted from before the restart: %s", s)
+	}
+}
+
+func TestGroupLimit(t *testing.T) {
+	rules := strings.Replace(testRules, "    interval: 30s\n", "    interval: 30s\n    limit: 0\n", 1)
+	m, _, _, set := setup(t, strings.Replace(rules, "limit: 0", "limit: 1", 1))
+	set(0)
+	g := m.Groups()[0]
+	// Two series now match: over the limit of 1.
+	m.opts.Store.Append(labels.FromStrings("__name__", "vigil_check_success", "check", "cache", "type", "redis"), time.Unix(1_800_000_000, 0).UnixMilli(), 0)
+	m.EvalGroup(context.Background(), g, time.Unix(1_800_000_000, 0))
+	info := g.Info()
+	if info.Rules[1].Health != "err" || !strings.Contains(info.Rules[1].LastError, "exceeded limit of 1") {
+		t.Fatalf("%+v", info.Rules[1])
+	}
+}
