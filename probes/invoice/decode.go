@@ -13,6 +13,7 @@ import (
 	"github.com/makiuchi-d/gozxing"
 	"github.com/makiuchi-d/gozxing/qrcode"
 	"github.com/pdfcpu/pdfcpu/pkg/api"
+	"github.com/pdfcpu/pdfcpu/pkg/pdfcpu"
 	"github.com/pdfcpu/pdfcpu/pkg/pdfcpu/model"
 )
 
@@ -87,7 +88,7 @@ func QRFromPDF(pdf []byte) (payload string, images int, err error) {
 		found = s
 		return nil
 	}
-	if err := api.ExtractImages(bytes.NewReader(pdf), nil, digest, pdfConfig()); err != nil {
+	if err := extractImages(pdf, digest); err != nil {
 		return "", images, fmt.Errorf("read PDF: %w", err)
 	}
 	switch {
@@ -98,6 +99,43 @@ func QRFromPDF(pdf []byte) (payload string, images int, err error) {
 	default:
 		return "", images, fmt.Errorf("none of %d images is a readable QR code (last: %v)", images, lastErr)
 	}
+}
+
+// extractImages reads the PDF and hands every page's images to digest. It
+// skips pdfcpu's full validation (ReadValidateAndOptimize): a probe only
+// needs the images, and validation is most of the library's code and time.
+func extractImages(pdf []byte, digest func(model.Image, bool, int) error) (err error) {
+	// pdfcpu reports some malformed input by panicking (its fault package);
+	// outside its API wrappers that must become an error here.
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("malformed PDF: %v", r)
+		}
+	}()
+	conf := pdfConfig()
+	conf.Cmd = model.EXTRACTIMAGES
+	ctx, err := api.ReadContext(bytes.NewReader(pdf), conf)
+	if err != nil {
+		return err
+	}
+	if err := ctx.EnsurePageCount(); err != nil {
+		return err
+	}
+	if err := api.OptimizeContext(ctx); err != nil {
+		return err
+	}
+	for p := 1; p <= ctx.PageCount; p++ {
+		imgs, err := pdfcpu.ExtractPageImages(ctx, p, false)
+		if err != nil {
+			return err
+		}
+		for _, img := range imgs {
+			if err := digest(img, false, 0); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 func readAll(img model.Image) ([]byte, error) {

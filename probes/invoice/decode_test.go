@@ -188,3 +188,12 @@ func BenchmarkDecodeQR256(b *testing.B) {
 		}
 	}
 }
+
+// FuzzQRFromPDF: malformed PDFs are errors, never panics.
+func FuzzQRFromPDF(f *testing.F) {
+	f.Add([]byte("%PDF-1.4 garbage"))
+	f.Add(pdfWith(f, qrImage(f, samplePayload, 64)))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		QRFromPDF(b)
+	})
+}
