@@ -44,7 +44,8 @@ Examples:
   vigil run --config.file=examples/vigil.yml     # the daemon on :9877
   vigil once                                     # run every check now, print a table
   vigil once --check host -o json                # one check, JSON for scripts
-  vigil check-config /etc/vigil/vigil.yml        # validate a config file`
+  vigil check-config /etc/vigil/vigil.yml        # validate a config file
+  vigil rules test examples/rules/*.test.yml     # rule unit tests (promtool format)`
 
 type exitCode int
 
