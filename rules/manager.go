@@ -318,7 +318,7 @@ func (m *Manager) EvalGroup(ctx context.Context, g *Group, ts time.Time) {
 			}
 			if n > g.Limit {
 				err = fmt.Errorf("exceeded limit of %d with %d series", g.Limit, n)
-				setErr(r, err)
+				r.(interface{ fail(error) }).fail(err)
 				vec = nil
 			}
 		}
@@ -336,19 +336,6 @@ func (m *Manager) EvalGroup(ctx context.Context, g *Group, ts time.Time) {
 	g.mu.Lock()
 	g.lastEval, g.evalD = ts, time.Since(start)
 	g.mu.Unlock()
-}
-
-func setErr(r any, err error) {
-	switch r := r.(type) {
-	case *AlertingRule:
-		r.mu.Lock()
-		r.err, r.health = err, "err"
-		r.mu.Unlock()
-	case *RecordingRule:
-		r.mu.Lock()
-		r.err, r.health = err, "err"
-		r.mu.Unlock()
-	}
 }
 
 // persist saves a rule's alerts when they changed since the last save.

@@ -19,17 +19,34 @@ import (
 // queryFunc runs an instant query.
 type queryFunc func(ctx context.Context, q string, ts time.Time) (promql.Vector, error)
 
-// RecordingRule stores an expression's result as a new series.
-type RecordingRule struct {
-	name   string
-	expr   parser.Expr
-	labels labels.Labels
-
+// status is what every rule reports about its last evaluation; its mutex
+// also guards an alerting rule's alerts.
+type status struct {
 	mu     sync.Mutex
 	health string
 	err    error
 	evalAt time.Time
 	evalD  time.Duration
+}
+
+func (s *status) lastErr() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err
+}
+
+func (s *status) fail(err error) {
+	s.mu.Lock()
+	s.err, s.health = err, "err"
+	s.mu.Unlock()
+}
+
+// RecordingRule stores an expression's result as a new series.
+type RecordingRule struct {
+	name   string
+	expr   parser.Expr
+	labels labels.Labels
+	status
 }
 
 // Eval runs the rule and returns the samples to append.
@@ -77,13 +94,9 @@ type AlertingRule struct {
 	// key identifies the rule in persisted state (set by Manager.Update).
 	key string
 
-	mu     sync.Mutex
+	status
 	active map[uint64]*Alert
 	saved  string // signature of the last persisted state
-	health string
-	err    error
-	evalAt time.Time
-	evalD  time.Duration
 }
 
 // Eval evaluates the rule at ts and updates its alerts (Prometheus'

@@ -273,19 +273,7 @@ type discardNotifier struct{}
 
 func (discardNotifier) Send([]*Alert) {}
 
-func ruleErr(r any) error {
-	switch r := r.(type) {
-	case *AlertingRule:
-		r.mu.Lock()
-		defer r.mu.Unlock()
-		return r.err
-	case *RecordingRule:
-		r.mu.Lock()
-		defer r.mu.Unlock()
-		return r.err
-	}
-	return nil
-}
+func ruleErr(r any) error { return r.(interface{ lastErr() error }).lastErr() }
 
 func ruleName(r any) string {
 	switch r := r.(type) {
