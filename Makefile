@@ -11,7 +11,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 CONFIG      ?= examples/vigil.yml
 FUZZTIME    ?= 15s
 
-.PHONY: all build run test lint bench bench-peer bench-db bench-invoice bench-logscan fuzz clean
+.PHONY: all build run test lint bench bench-peer bench-db bench-invoice bench-logscan bench-notify fuzz clean
 
 all: build
 
@@ -47,6 +47,7 @@ bench:
 	$(MAKE) bench-peer
 	$(MAKE) bench-invoice
 	$(MAKE) bench-logscan
+	$(MAKE) bench-notify
 
 # Side by side with peers in the same run (Debian packages
 # prometheus-node-exporter and prometheus-blackbox-exporter): /metrics
@@ -75,6 +76,11 @@ bench-invoice:
 # 5% matching) side by side with mtail -one_shot running the equivalent
 # program and grep -cE, alternating RUNS times; lines per CPU-second.
 # Needs Debian's mtail.
+# 10,000 alerts through routing and the outbox to a local receiver, and the
+# same burst through Debian's Alertmanager (BENCHMARKS.md).
+bench-notify:
+	RUNS=$${RUNS:-3} $(GO) test -tags peerbench -run TestPeerPagingBurst -count 1 -v -timeout 30m ./agent/notify/ | grep -E 'alerts delivered|ok|FAIL'
+
 bench-logscan:
 	RUNS=$${RUNS:-3} $(GO) test -tags peerbench -run TestPeerLogscanThroughput -count 1 -v -timeout 30m ./probes/logscan/ | grep -E 'lines|ok|FAIL'
 

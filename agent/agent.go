@@ -23,6 +23,7 @@ import (
 
 	"github.com/vigil-project/vigil/agent/config"
 	"github.com/vigil-project/vigil/agent/metrics"
+	"github.com/vigil-project/vigil/agent/runbook"
 	"github.com/vigil-project/vigil/agent/scheduler"
 	"github.com/vigil-project/vigil/agent/store"
 	"github.com/vigil-project/vigil/probes"
@@ -49,6 +50,9 @@ type Agent struct {
 	sched    *scheduler.Scheduler
 	store    *store.Store
 	rules    *ruleEngine
+	pager    *pager
+	runbooks *runbook.Manager
+	locker   interface{ Close() error }
 	ready    atomic.Bool
 	reloadMu sync.Mutex
 
@@ -96,6 +100,27 @@ func New(ctx context.Context, opts Options) (*Agent, error) {
 		ranSinceStart: map[string]bool{},
 	}
 	a.setConfig(cfg, jobs)
+	if a.pager, err = newPager(ctx, a, cfg); err != nil {
+		st.Close()
+		return nil, err
+	}
+	a.exporter.AddWriter(a.pager.outbox.WritePrometheus)
+	a.exporter.Counter("vigil_notify_drill_dropped_total")
+	rbs, err := LoadRunbooks(cfg)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	locker, state, err := newRunbookBackend(ctx, cfg, st)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	a.locker = locker
+	a.runbooks = runbook.NewManager(runbook.Options{Journal: st, Locker: locker, State: state, Env: runbookEnv(a), Logger: a.log})
+	a.runbooks.SetRunbooks(rbs)
+	a.exporter.AddWriter(a.runbooks.WritePrometheus)
+	a.pager.onAlerts = a.runbooks.OnAlerts
 	a.rules = newRuleEngine(a)
 	a.rules.apply(cfg, groups)
 	a.sched = scheduler.New(scheduler.Options{
@@ -138,6 +163,19 @@ func (a *Agent) Run(ctx context.Context) error {
 		return fmt.Errorf("start checks: %w", err)
 	}
 
+	if err := a.pager.start(ctx); err != nil {
+		return err
+	}
+	if err := a.runbooks.Start(ctx); err != nil {
+		return fmt.Errorf("start runbooks: %w", err)
+	}
+	defer func() {
+		cancel()
+		a.runbooks.Wait()
+		// Frees this agent's locks at once (etcd: revokes the session).
+		a.locker.Close()
+	}()
+	defer func() { cancel(); a.pager.outbox.Wait() }()
 	go a.rules.run(ctx)
 
 	srv := &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 10 * time.Second}
@@ -236,6 +274,16 @@ func (a *Agent) Reload(ctx context.Context) error {
 		a.recordReload(false)
 		return fmt.Errorf("%s: rule_files: %w", cfg.File, err)
 	}
+	plan, err := buildPagerPlan(cfg, a.externalURL(cfg))
+	if err != nil {
+		a.recordReload(false)
+		return fmt.Errorf("%s: %w", cfg.File, err)
+	}
+	rbs, err := LoadRunbooks(cfg)
+	if err != nil {
+		a.recordReload(false)
+		return err
+	}
 	a.mu.RLock()
 	old, oldConcurrency := a.jobs, a.cfg.Global.MaxConcurrency
 	a.mu.RUnlock()
@@ -245,6 +293,8 @@ func (a *Agent) Reload(ctx context.Context) error {
 	// Swap first so results of the new jobs find their labels.
 	a.setConfig(cfg, jobs)
 	a.rules.apply(cfg, groups)
+	a.pager.apply(plan)
+	a.runbooks.SetRunbooks(rbs)
 	if err := a.sched.Update(ctx, jobs); err != nil {
 		return fmt.Errorf("apply config: %w", err)
 	}
@@ -311,9 +361,14 @@ func (a *Agent) onResult(job *scheduler.Job, r probes.Result) {
 	a.mu.Lock()
 	labels := a.checks[job.Name].Labels
 	a.last[job.Name] = r
-	a.ranSinceStart[job.Name] = true
 	a.mu.Unlock()
 	a.exporter.Observe(metrics.Check{Name: job.Name, Type: job.Type, Labels: labels, Interval: job.Interval}, r)
+	// Only now may the rules treat the check as warm: marking it before the
+	// exporter has the result lets a restarted agent evaluate an empty
+	// series, resolve a restored firing alert and page it again.
+	a.mu.Lock()
+	a.ranSinceStart[job.Name] = true
+	a.mu.Unlock()
 	a.store.Record(store.Record{Check: job.Name, Type: job.Type, Result: r})
 	if !r.Success {
 		a.log.Warn("check failed", "check", job.Name, "type", job.Type, "reason", string(r.Reason), "msg", r.Message, "duration", r.Duration)

@@ -57,6 +57,8 @@ func (a *Agent) Handler() http.Handler {
 	mux.HandleFunc("GET /api/v1/checks/{name}", a.handleCheck)
 	mux.Handle("POST /api/v1/checks/{name}/run", loopbackOnly(http.HandlerFunc(a.handleRun)))
 	a.promRoutes(mux)
+	a.notifyRoutes(mux)
+	a.runbookRoutes(mux)
 	return mux
 }
 

@@ -116,6 +116,7 @@ func exampleConfig(t *testing.T) string {
 	cfg = strings.ReplaceAll(cfg, "rules/*.rules.yml", filepath.Join(rulesDir, "*.rules.yml"))
 	for i, role := range []string{"gateway", "primary", "standby", "upstream"} {
 		cfg = strings.ReplaceAll(cfg, "http://127.0.0.1:848"+strconv.Itoa(i), d.URL[role])
+		cfg = strings.ReplaceAll(cfg, "http://127.0.0.1:849"+strconv.Itoa(i), d.AdminURL[role])
 	}
 	p := filepath.Join(t.TempDir(), "vigil.yml")
 	if err := os.WriteFile(p, []byte(cfg), 0o644); err != nil {

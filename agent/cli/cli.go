@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strings"
 	"syscall"
 	"time"
 
@@ -118,6 +119,64 @@ Examples:
   vigil rules test examples/rules/vigil.rules.test.yml`)
 	rulesTestFiles := rulesTestCmd.Arg("file", "Test files (promtool format).").Required().ExistingFiles()
 
+	silenceCmd := app.Command("silence", "Mute alerts for a while through a running agent's API (time-bounded, with author and comment).")
+	agentURL := silenceCmd.Flag("agent.url", "Address of the running agent's API.").Default("http://127.0.0.1:9877").String()
+	silenceAddCmd := silenceCmd.Command("add", `Add a silence for alerts matching every matcher.
+
+Examples:
+  vigil silence add 'check="invoice-qr"' --duration=2h --comment="issuer maintenance, ticket OPS-123"
+  vigil silence add 'alertname=~"Invoice.*"' 'site="sh"' -d 30m -c "failover drill" --author=li.wei`)
+	silenceMatchers := silenceAddCmd.Arg("matcher", `Label matchers: name="value", name!="value", name=~"regex", name!~"regex".`).Required().Strings()
+	silenceDuration := silenceAddCmd.Flag("duration", "How long the silence lasts (at most 30d).").Short('d').Default("1h").Duration()
+	silenceAuthor := silenceAddCmd.Flag("author", "Who creates the silence (default: $USER).").Short('a').Default(os.Getenv("USER")).String()
+	silenceComment := silenceAddCmd.Flag("comment", "Why (required).").Short('c').Required().String()
+	silenceListCmd := silenceCmd.Command("list", `List active and pending silences.
+
+Examples:
+  vigil silence list
+  vigil silence list --all          # with silences expired in the last day`)
+	silenceAll := silenceListCmd.Flag("all", "Include recently expired silences.").Bool()
+	silenceExpireCmd := silenceCmd.Command("expire", `End silences now.
+
+Examples:
+  vigil silence expire 3f9c0a1b2c3d4e5f`)
+	silenceIDs := silenceExpireCmd.Arg("id", "Silence IDs.").Required().Strings()
+
+	rbCmd := app.Command("runbook", "Runbooks through a running agent's API: runs, timelines, manual triggers, approvals, aborts, cooldown acks, pause.")
+	rbURL := rbCmd.Flag("agent.url", "Address of the running agent's API.").Default("http://127.0.0.1:9877").String()
+	rbBy := rbCmd.Flag("by", "Who you are, recorded in the journal (default: $USER).").Default(os.Getenv("USER")).String()
+	rbRunsCmd := rbCmd.Command("runs", `List runs, newest first.
+
+Examples:
+  vigil runbook runs
+  vigil runbook runs --state=waiting_approval`)
+	rbRunsState := rbRunsCmd.Flag("state", "Only runs in this state (running, waiting_approval, blocked, interrupted, succeeded, failed, rolled_back, ...).").String()
+	rbRunsLimit := rbRunsCmd.Flag("limit", "How many.").Default("50").Int()
+	rbShowCmd := rbCmd.Command("show", `Show a run's timeline: every step attempt with its rendered inputs, output and duration.
+
+Examples:
+  vigil runbook show 20261123T090337-3f9c0a1b2c3d`)
+	rbShowID := rbShowCmd.Arg("id", "Run ID.").Required().String()
+	rbTriggerCmd := rbCmd.Command("trigger", `Run a runbook now with the given labels (as if an alert carried them).
+
+Examples:
+  vigil runbook trigger invoice-failover platform=e-invoice check=invoice_qr
+  vigil runbook trigger invoice-failover --mode=dry_run      # record the rendered plan, run nothing`)
+	rbTriggerName := rbTriggerCmd.Arg("runbook", "Runbook name.").Required().String()
+	rbTriggerLabels := rbTriggerCmd.Arg("label", "name=value labels.").Strings()
+	rbTriggerMode := rbTriggerCmd.Flag("mode", "Override the runbook's mode.").Enum("enforce", "approve", "dry_run")
+	rbApproveCmd := rbCmd.Command("approve", "Approve a run waiting for a person.\n\nExamples:\n  vigil runbook approve RUN_ID --by=li.wei")
+	rbApproveID := rbApproveCmd.Arg("id", "Run ID.").Required().String()
+	rbRejectCmd := rbCmd.Command("reject", "Reject a run waiting for a person.\n\nExamples:\n  vigil runbook reject RUN_ID")
+	rbRejectID := rbRejectCmd.Arg("id", "Run ID.").Required().String()
+	rbAbortCmd := rbCmd.Command("abort", "Stop a run before its next step.\n\nExamples:\n  vigil runbook abort RUN_ID")
+	rbAbortID := rbAbortCmd.Arg("id", "Run ID.").Required().String()
+	rbAckCmd := rbCmd.Command("ack", "End a runbook's cooldown for a target so the next trigger runs.\n\nExamples:\n  vigil runbook ack invoice-failover e-invoice")
+	rbAckName := rbAckCmd.Arg("runbook", "Runbook name.").Required().String()
+	rbAckTarget := rbAckCmd.Arg("target", "Target (default: the runbook name).").String()
+	rbPauseCmd := rbCmd.Command("pause", "Stop every runbook from starting (runs in progress continue).\n\nExamples:\n  vigil runbook pause --by=li.wei")
+	rbResumeCmd := rbCmd.Command("resume", "Let runbooks start again.\n\nExamples:\n  vigil runbook resume")
+
 	versionCmd := app.Command("version", `Print the version, revision and build details.
 
 Examples:
@@ -153,6 +212,47 @@ Examples:
 			return ExitFailed
 		}
 		return ExitOK
+	case silenceAddCmd.FullCommand():
+		author := *silenceAuthor
+		if author == "" {
+			author = "unknown"
+		}
+		return silenceAdd(ctx, stdout, stderr, *agentURL, *silenceMatchers, *silenceDuration, author, *silenceComment)
+	case silenceListCmd.FullCommand():
+		return silenceList(ctx, stdout, stderr, *agentURL, *silenceAll)
+	case silenceExpireCmd.FullCommand():
+		return silenceExpire(ctx, stdout, stderr, *agentURL, *silenceIDs)
+	case rbRunsCmd.FullCommand(), rbShowCmd.FullCommand(), rbTriggerCmd.FullCommand(), rbApproveCmd.FullCommand(), rbRejectCmd.FullCommand(),
+		rbAbortCmd.FullCommand(), rbAckCmd.FullCommand(), rbPauseCmd.FullCommand(), rbResumeCmd.FullCommand():
+		by := *rbBy
+		if by == "" {
+			by = "unknown"
+		}
+		rc := runbookCmd{agentURL: strings.TrimSuffix(*rbURL, "/"), by: by, stdout: stdout, stderr: stderr}
+		switch cmd {
+		case rbRunsCmd.FullCommand():
+			return rc.runs(ctx, *rbRunsState, *rbRunsLimit)
+		case rbShowCmd.FullCommand():
+			return rc.show(ctx, *rbShowID)
+		case rbTriggerCmd.FullCommand():
+			lbls, err := parseLabels(*rbTriggerLabels)
+			if err != nil {
+				return rc.fail("trigger", err)
+			}
+			return rc.post(ctx, "trigger", "/api/v1/runbooks/"+*rbTriggerName+"/trigger", map[string]any{"labels": lbls, "mode": *rbTriggerMode})
+		case rbApproveCmd.FullCommand():
+			return rc.post(ctx, "approve", "/api/v1/runbooks/runs/"+*rbApproveID+"/approve", map[string]any{})
+		case rbRejectCmd.FullCommand():
+			return rc.post(ctx, "reject", "/api/v1/runbooks/runs/"+*rbRejectID+"/reject", map[string]any{})
+		case rbAbortCmd.FullCommand():
+			return rc.post(ctx, "abort", "/api/v1/runbooks/runs/"+*rbAbortID+"/abort", map[string]any{})
+		case rbAckCmd.FullCommand():
+			return rc.post(ctx, "ack", "/api/v1/runbooks/"+*rbAckName+"/ack", map[string]any{"target": *rbAckTarget})
+		case rbPauseCmd.FullCommand():
+			return rc.post(ctx, "pause", "/api/v1/runbooks/pause", map[string]any{})
+		default:
+			return rc.post(ctx, "resume", "/api/v1/runbooks/resume", map[string]any{})
+		}
 	case versionCmd.FullCommand():
 		fmt.Fprintln(stdout, version.Print("vigil"))
 	}

@@ -72,6 +72,7 @@ func TestDemoEndToEnd(t *testing.T) {
 	cfg := string(example)
 	for off := 0; off < 4; off++ {
 		cfg = strings.ReplaceAll(cfg, "127.0.0.1:848"+strconv.Itoa(off), "127.0.0.1:"+strconv.Itoa(base+off))
+		cfg = strings.ReplaceAll(cfg, "127.0.0.1:849"+strconv.Itoa(off), "127.0.0.1:"+strconv.Itoa(base+10+off))
 	}
 	cfg = strings.Replace(cfg, "startup_splay: 10s", "startup_splay: 0s", 1)
 	cfg = strings.ReplaceAll(cfg, "grace: 30s", "grace: 1s")

@@ -207,6 +207,28 @@ func checkConfig(stdout, stderr io.Writer, files []string) int {
 			}
 			fmt.Fprintf(stdout, "%s: %d rule group(s), %d rule(s)\n", f, len(groups), n)
 		}
+		rbs, err := agent.LoadRunbooks(cfg)
+		if err != nil {
+			fmt.Fprintf(stderr, "%s: FAILED: %v\n", f, err)
+			code = ExitFailed
+			continue
+		}
+		if len(rbs) > 0 {
+			names := make([]string, len(rbs))
+			for i, rb := range rbs {
+				names[i] = rb.Name + " (" + string(rb.Mode) + ")"
+			}
+			fmt.Fprintf(stdout, "%s: %d runbook(s): %s\n", f, len(rbs), strings.Join(names, ", "))
+		}
+		paging, err := agent.CheckPaging(cfg)
+		if err != nil {
+			fmt.Fprintf(stderr, "%s: FAILED: %v\n", f, err)
+			code = ExitFailed
+			continue
+		}
+		if paging != "" {
+			fmt.Fprintf(stdout, "%s: %s\n", f, paging)
+		}
 		fmt.Fprintf(stdout, "%s: OK: %d check(s), default interval %s, recheck %s\n", f, len(cfg.Checks), cfg.Global.Interval, cfg.Global.RecheckInterval)
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "  CHECK\tTYPE\tINTERVAL\tTIMEOUT\tRECHECK\tLABELS")

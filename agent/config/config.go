@@ -41,6 +41,14 @@ type Config struct {
 	// file's directory when not absolute).
 	RuleFiles []string `yaml:"rule_files" json:"rule_files,omitempty"`
 	Checks    []Check  `yaml:"-" json:"checks"` // decoded by decodeCheck
+	// Notify configures paging.
+	Notify Notify `yaml:"notify" json:"notify"`
+	// Runbooks are globs of runbook files (relative to the config file's
+	// directory when not absolute).
+	Runbooks []string `yaml:"runbooks" json:"runbooks,omitempty"`
+	// RunbookLock says where runbook locks, cooldowns and the pause switch
+	// live: this agent's store (local) or etcd, shared by a fleet.
+	RunbookLock RunbookLock `yaml:"runbook_lock" json:"runbook_lock"`
 
 	// File is where the config came from (DefaultFile for the embedded one).
 	File string `yaml:"-" json:"-"`
@@ -139,7 +147,7 @@ func walkSecrets(v reflect.Value, fn func(probes.Secret)) {
 }
 
 func defaults() Config {
-	return Config{Global: Global{
+	return Config{Notify: defaultNotify(), RunbookLock: RunbookLock{Backend: "local"}, Global: Global{
 		Interval:        model.Duration(time.Hour),
 		Timeout:         model.Duration(30 * time.Second),
 		RecheckInterval: model.Duration(30 * time.Second),
@@ -207,6 +215,8 @@ func Parse(file string, data []byte) (*Config, error) {
 	}
 	d.validateGlobal(root, &cfg.Global)
 	d.validateChecks(checkNodes, cfg.Checks)
+	d.validateNotify(root, &cfg.Notify)
+	d.validateRunbookLock(root, &cfg.RunbookLock)
 
 	if len(d.errs) > 0 {
 		sortErrors(d.errs)

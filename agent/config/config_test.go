@@ -54,6 +54,17 @@ func TestInvalid(t *testing.T) {
 			`:8:14: checks[0].timeout: cannot unmarshal !!seq into string`,
 			`:10:16: checks[0].host.cpu_max: expected a number, got "high"`,
 		}},
+		{"invalid-notify.yml", []string{
+			`:4:7: notify.alertmanagers[0].url: must be an http(s) URL like http://alertmanager:9093`,
+			`:6:5: notify.route.receiver: unknown receiver "oncal" (configured: oncall, oncall, empty)`,
+			`:7:5: notify.route.group_interval: must be greater than 0`,
+			`:9:20: notify.route.routes[0].matchers[0]: bad matcher "severity=critical": want name="value" (or !=, =~, !~)`,
+			`:12:7: notify.inhibit_rules[0].source_matchers: is required`,
+			`:13:3: notify.drill_receiver: unknown receiver "drills"`,
+			`:17:11: notify.receivers[0].webhook_configs[0].url: set exactly one of url and url_secret`,
+			`:18:7: notify.receivers[1].name: duplicate receiver name "oncall"`,
+			`:21:7: notify.receivers[2]: receiver "empty" has no integrations (webhook_configs, pagerduty_configs, ...)`,
+		}},
 		{"invalid-duplicate-name.yml", []string{
 			`:6:11: checks[2].name: duplicate check name "host" (first defined at line 2)`,
 		}},
@@ -206,6 +217,16 @@ func TestExampleConfigs(t *testing.T) {
 	// The database example takes its DSNs from the environment.
 	for _, v := range []string{"INVOICE_PG_DSN", "INVOICE_MYSQL_DSN", "INVOICE_REDIS_DSN", "INVOICE_API_TOKEN", "TAX_API_TOKEN"} {
 		t.Setenv(v, "set-by-test")
+	}
+	// The paging example's robots check the shape of their addresses.
+	for k, v := range map[string]string{
+		"ONCALL_PD_KEY": "R0UTINGKEY", "OPS_DINGTALK_SECRET": "SEC0", "OPS_FEISHU_SECRET": "s", "SMTP_PASSWORD": "p",
+		"OPS_DINGTALK_URL": "https://oapi.dingtalk.com/robot/send?access_token=T",
+		"OPS_WECOM_URL":    "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=K",
+		"OPS_FEISHU_URL":   "https://open.feishu.cn/open-apis/bot/v2/hook/H",
+		"OPS_SLACK_URL":    "https://hooks.slack.com/services/T/B/X",
+	} {
+		t.Setenv(k, v)
 	}
 	files, _ := filepath.Glob("../../examples/*.yml")
 	files = append(files, "testdata/valid-all-types.yml")

@@ -305,3 +305,21 @@ func (e *Exporter) Gauge(name string, v float64, labels ...probes.Label) {
 	}
 	e.set.GetOrCreateGauge(series, nil).Set(v)
 }
+
+// Inc adds one to an agent-level counter such as
+// vigil_notify_drill_dropped_total.
+func (e *Exporter) Inc(name string, labels ...probes.Label) {
+	series := name
+	if len(labels) > 0 {
+		series = seriesName(name, nil, labels)
+	}
+	e.set.GetOrCreateCounter(series).Inc()
+}
+
+// Counter creates an agent-level counter at zero so it is exported before
+// its first increment.
+func (e *Exporter) Counter(name string) { e.set.GetOrCreateCounter(name) }
+
+// AddWriter adds series written by another component (the outbox) to every
+// scrape.
+func (e *Exporter) AddWriter(w func(io.Writer)) { e.set.RegisterMetricsWriter(w) }

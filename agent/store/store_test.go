@@ -629,3 +629,41 @@ func BenchmarkHistory(b *testing.B) {
 		}
 	}
 }
+
+func TestRunbookJournal(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, filepath.Join(t.TempDir(), "v.db"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	now := time.UnixMilli(time.Now().UnixMilli())
+	if err := s.CreateRun(ctx, RunRow{ID: "r1", Runbook: "invoice-failover", Target: "e-invoice", Trigger: "alert InvoiceQRFailing", Labels: `{"a":"b"}`,
+		Mode: "enforce", State: "running", CreatedAt: now}, RunEvent{At: now, Kind: "created"}); err != nil {
+		t.Fatal(err)
+	}
+	s.AddRunEvent(ctx, "r1", RunEvent{At: now, Kind: "step_start", Phase: "step", Step: 0, Name: "switch", Attempt: 1, Detail: `{"url":"x"}`})
+	s.UpdateRun(ctx, "r1", "succeeded", "", 7, now.Add(time.Second), &RunEvent{At: now.Add(time.Second), Kind: "finished", Took: 1500 * time.Millisecond})
+	r, evs, err := s.Run(ctx, "r1")
+	if err != nil || r.State != "succeeded" || r.Fencing != 7 || !r.FinishedAt.Equal(now.Add(time.Second)) || len(evs) != 3 ||
+		evs[1].Seq != 2 || evs[1].Name != "switch" || evs[2].Took != 1500*time.Millisecond {
+		t.Fatalf("run %+v events %+v err %v", r, evs, err)
+	}
+	if _, _, err := s.Run(ctx, "nope"); !errors.Is(err, ErrNoRun) {
+		t.Errorf("unknown run: %v", err)
+	}
+	if runs, _ := s.Runs(ctx, 10, "running"); len(runs) != 0 {
+		t.Errorf("running runs: %+v", runs)
+	}
+	if runs, _ := s.Runs(ctx, 10); len(runs) != 1 {
+		t.Errorf("runs: %+v", runs)
+	}
+	s.RunbookStatePut(ctx, "cooldown/x", "2026")
+	if v, ok, _ := s.RunbookStateGet(ctx, "cooldown/x"); !ok || v != "2026" {
+		t.Errorf("state %q %v", v, ok)
+	}
+	s.RunbookStatePut(ctx, "cooldown/x", "")
+	if _, ok, _ := s.RunbookStateGet(ctx, "cooldown/x"); ok {
+		t.Error("state not deleted")
+	}
+}

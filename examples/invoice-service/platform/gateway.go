@@ -20,6 +20,7 @@ type Gateway struct {
 	active   string
 	faults   faultSet
 	proxy    *httputil.ReverseProxy
+	pages    pagerInbox
 }
 
 // NewGateway routes to backends (name → base URL), starting with active.
@@ -28,6 +29,7 @@ func NewGateway(backends map[string]string, active string, log *slog.Logger) (*G
 		log = slog.Default()
 	}
 	g := &Gateway{log: log.With("role", "gateway"), backends: map[string]*url.URL{}, active: active}
+	g.pages.log = g.log.With("listener", "admin")
 	for name, raw := range backends {
 		u, err := url.Parse(raw)
 		if err != nil || u.Host == "" {
@@ -62,11 +64,13 @@ func (g *Gateway) Handler() http.Handler {
 	return accessLog(g.log, g.faults.middleware(g.proxy))
 }
 
-// AdminHandler serves the switch and faults; it belongs on a loopback listener.
+// AdminHandler serves the switch, faults and the demo pager inbox
+// (/admin/pages); it belongs on a loopback listener.
 func (g *Gateway) AdminHandler() http.Handler {
 	mux := http.NewServeMux()
 	g.faults.adminRoutes(mux)
 	mux.HandleFunc("GET /admin/active", g.handleActive)
+	g.pages.routes(mux)
 	mux.HandleFunc("POST /admin/switch", func(w http.ResponseWriter, r *http.Request) {
 		var body struct {
 			Active string `json:"active"`

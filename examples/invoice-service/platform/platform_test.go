@@ -276,3 +276,25 @@ func TestPostgresStorage(t *testing.T) {
 	waitVerify(t, d, a.Number, "issued")
 	waitVerify(t, d, b.Number, "issued")
 }
+
+// TestPagerInbox: the demo's stand-in pager accepts webhook notifications
+// and lists them; garbage is refused.
+func TestPagerInbox(t *testing.T) {
+	d, _ := startDemo(t, DemoOptions{})
+	page := `{"version":"4","status":"firing","receiver":"oncall","alerts":[{"labels":{"alertname":"InvoiceQRFailing"}}]}`
+	if st := call(t, "POST", d.AdminURL["gateway"]+"/admin/pages", page, nil); st != 200 {
+		t.Fatal(st)
+	}
+	if st := call(t, "POST", d.AdminURL["gateway"]+"/admin/pages", `not json`, nil); st != 400 {
+		t.Fatalf("garbage accepted: %d", st)
+	}
+	var got struct {
+		Pages []struct {
+			Payload struct{ Status, Receiver string }
+		}
+	}
+	call(t, "GET", d.AdminURL["gateway"]+"/admin/pages", "", &got)
+	if len(got.Pages) != 1 || got.Pages[0].Payload.Status != "firing" || got.Pages[0].Payload.Receiver != "oncall" {
+		t.Fatalf("pages: %+v", got)
+	}
+}

@@ -1,0 +1,113 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// agentClient talks to a running agent's API.
+type agentClient struct {
+	base string
+	http *http.Client
+}
+
+func newAgentClient(base string) *agentClient {
+	return &agentClient{base: strings.TrimSuffix(base, "/"), http: &http.Client{Timeout: 30 * time.Second}}
+}
+
+// do sends a request and decodes a JSON answer into out; API errors come
+// back as {"error": "..."}.
+func (c *agentClient) do(ctx context.Context, method, path string, body, out any) error {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("agent at %s: %w", c.base, err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
+	if resp.StatusCode/100 != 2 {
+		var e struct{ Error string }
+		if json.Unmarshal(data, &e) == nil && e.Error != "" {
+			return fmt.Errorf("%s", e.Error)
+		}
+		return fmt.Errorf("agent answered %s", resp.Status)
+	}
+	if out != nil {
+		return json.Unmarshal(data, out)
+	}
+	return nil
+}
+
+type silenceView struct {
+	ID        string    `json:"id"`
+	Matchers  []string  `json:"matchers"`
+	StartsAt  time.Time `json:"startsAt"`
+	EndsAt    time.Time `json:"endsAt"`
+	CreatedBy string    `json:"createdBy"`
+	Comment   string    `json:"comment"`
+	Status    string    `json:"status"`
+}
+
+func silenceAdd(ctx context.Context, stdout, stderr io.Writer, agentURL string, matchers []string, duration time.Duration, author, comment string) int {
+	var s silenceView
+	err := newAgentClient(agentURL).do(ctx, http.MethodPost, "/api/v1/silences", map[string]any{
+		"matchers": matchers, "duration": duration.String(), "createdBy": author, "comment": comment,
+	}, &s)
+	if err != nil {
+		fmt.Fprintf(stderr, "vigil silence add: %v\n", err)
+		return ExitFailed
+	}
+	fmt.Fprintf(stdout, "%s\tsilences %s until %s\n", s.ID, strings.Join(s.Matchers, ", "), s.EndsAt.Local().Format(time.RFC3339))
+	return ExitOK
+}
+
+func silenceList(ctx context.Context, stdout, stderr io.Writer, agentURL string, all bool) int {
+	var resp struct{ Silences []silenceView }
+	if err := newAgentClient(agentURL).do(ctx, http.MethodGet, "/api/v1/silences", nil, &resp); err != nil {
+		fmt.Fprintf(stderr, "vigil silence list: %v\n", err)
+		return ExitFailed
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tSTATUS\tMATCHERS\tSTARTS\tENDS\tCREATED BY\tCOMMENT")
+	for _, s := range resp.Silences {
+		if s.Status == "expired" && !all {
+			continue
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.ID, s.Status, strings.Join(s.Matchers, ", "),
+			s.StartsAt.Local().Format("2006-01-02 15:04"), s.EndsAt.Local().Format("2006-01-02 15:04"), s.CreatedBy, s.Comment)
+	}
+	tw.Flush()
+	return ExitOK
+}
+
+func silenceExpire(ctx context.Context, stdout, stderr io.Writer, agentURL string, ids []string) int {
+	code := ExitOK
+	for _, id := range ids {
+		if err := newAgentClient(agentURL).do(ctx, http.MethodDelete, "/api/v1/silences/"+id, nil, nil); err != nil {
+			fmt.Fprintf(stderr, "vigil silence expire %s: %v\n", id, err)
+			code = ExitFailed
+			continue
+		}
+		fmt.Fprintf(stdout, "%s\texpired\n", id)
+	}
+	return code
+}

@@ -1,0 +1,536 @@
+// Package outbox delivers notifications at least once: every notification
+// is committed to the store before the first attempt, a worker per
+// delivery target sends with retries (exponential backoff with jitter,
+// Retry-After honoured), per-target concurrency and rate limits, records
+// success only after the receiver acknowledged, and resumes pending items
+// after a restart. Items of one order key (an alert group, an Alertmanager
+// peer) go out strictly in order, so "resolved" never overtakes "firing".
+// Items still failing after MaxAge, or failing permanently, are
+// dead-lettered and counted.
+package outbox
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"sort"
+	"sync"
+	"time"
+
+	vm "github.com/VictoriaMetrics/metrics"
+	"golang.org/x/time/rate"
+
+	"github.com/vigil-project/vigil/agent/notify"
+	"github.com/vigil-project/vigil/agent/store"
+)
+
+// Store is the outbox's persistence (agent/store implements it).
+type Store interface {
+	Enqueue(ctx context.Context, items []*store.OutboxItem) error
+	UpdateOutbox(ctx context.Context, items []store.OutboxItem) error
+	PendingOutbox(ctx context.Context) ([]*store.OutboxItem, error)
+}
+
+// Target is one place notifications are delivered to: an integration of a
+// receiver ("oncall/pagerduty[0]") or an Alertmanager peer.
+type Target struct {
+	Name     string
+	Receiver string
+	// Integration is the kind ("pagerduty", "alertmanager", ...), a label
+	// on the metrics.
+	Integration string
+	Notifier    notify.Notifier
+	// Concurrency bounds parallel sends (default 1).
+	Concurrency int
+	// Rate limits sends per second (0: unlimited) with Burst.
+	Rate  float64
+	Burst int
+}
+
+// Options configures the outbox.
+type Options struct {
+	Store  Store
+	Logger *slog.Logger
+	// Timeout of one delivery attempt.
+	Timeout time.Duration
+	// MinBackoff and MaxBackoff bound the exponential retry delay.
+	MinBackoff, MaxBackoff time.Duration
+	// MaxAge is how long an item is retried before it is dead-lettered.
+	MaxAge time.Duration
+	Now    func() time.Time
+}
+
+// Defaults.
+const (
+	DefaultTimeout    = 10 * time.Second
+	DefaultMinBackoff = time.Second
+	DefaultMaxBackoff = 5 * time.Minute
+	DefaultMaxAge     = 24 * time.Hour
+)
+
+// Outbox queues and delivers notifications.
+type Outbox struct {
+	opts    Options
+	metrics *vm.Set
+
+	mu      sync.Mutex
+	targets map[string]*worker
+	ctx     context.Context
+	wg      sync.WaitGroup
+
+	// records carries attempt outcomes to the recorder, which commits them
+	// in batches, in the order they happened.
+	records  chan store.OutboxItem
+	recDone  chan struct{}
+	closeRec sync.Once
+}
+
+type worker struct {
+	o       *Outbox
+	target  Target
+	limiter *rate.Limiter
+	wake    chan struct{}
+
+	mu    sync.Mutex
+	queue []*store.OutboxItem // pending, id order
+	busy  map[string]bool     // order keys being sent
+	slots int                 // free concurrency slots
+	stop  chan struct{}
+	gone  bool // removed by a reload: drains nothing, keeps items on disk
+}
+
+// New returns an outbox; call Start to load pending items and deliver.
+func New(opts Options) *Outbox {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = DefaultTimeout
+	}
+	if opts.MinBackoff <= 0 {
+		opts.MinBackoff = DefaultMinBackoff
+	}
+	if opts.MaxBackoff <= 0 {
+		opts.MaxBackoff = DefaultMaxBackoff
+	}
+	if opts.MaxAge <= 0 {
+		opts.MaxAge = DefaultMaxAge
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	return &Outbox{opts: opts, metrics: vm.NewSet(), targets: map[string]*worker{}, records: make(chan store.OutboxItem, 1024), recDone: make(chan struct{})}
+}
+
+// WritePrometheus writes the outbox's metrics.
+func (o *Outbox) WritePrometheus(w io.Writer) { o.metrics.WritePrometheus(w) }
+
+// Start loads pending items (those a previous run left, including any that
+// were being sent when it died) and starts a worker per target. Items for
+// targets that no longer exist stay on disk until the target returns.
+func (o *Outbox) Start(ctx context.Context, targets []Target) error {
+	pending, err := o.opts.Store.PendingOutbox(ctx)
+	if err != nil {
+		return err
+	}
+	o.mu.Lock()
+	o.ctx = ctx
+	o.mu.Unlock()
+	go o.recorder()
+	// New workers load their pending items themselves (SetTargets).
+	o.SetTargets(targets)
+	known := map[string]bool{}
+	for _, t := range targets {
+		known[t.Name] = true
+	}
+	orphans := map[string]int{}
+	for _, it := range pending {
+		if !known[it.Target] {
+			orphans[it.Target]++
+		}
+	}
+	for name, n := range orphans {
+		o.opts.Logger.Warn("pending notifications for a target no longer configured stay queued", "target", name, "items", n)
+	}
+	return nil
+}
+
+// SetTargets replaces the delivery targets (config reload). A target whose
+// settings are unchanged keeps its worker and queue.
+func (o *Outbox) SetTargets(targets []Target) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	next := map[string]*worker{}
+	for _, t := range targets {
+		if t.Concurrency < 1 {
+			t.Concurrency = 1
+		}
+		if old := o.targets[t.Name]; old != nil {
+			old.mu.Lock()
+			old.slots += t.Concurrency - old.target.Concurrency
+			old.target = t
+			old.limiter = newLimiter(t)
+			old.mu.Unlock()
+			next[t.Name] = old
+			delete(o.targets, t.Name)
+			continue
+		}
+		w := &worker{o: o, target: t, limiter: newLimiter(t), wake: make(chan struct{}, 1), busy: map[string]bool{},
+			slots: t.Concurrency, stop: make(chan struct{})}
+		next[t.Name] = w
+		o.registerMetrics(t)
+		if o.ctx != nil {
+			// A target added by a reload picks up what an earlier config
+			// left queued for it.
+			if pending, err := o.opts.Store.PendingOutbox(o.ctx); err == nil {
+				for _, it := range pending {
+					if it.Target == t.Name {
+						w.queue = append(w.queue, it)
+					}
+				}
+			} else {
+				o.opts.Logger.Error("load pending notifications", "target", t.Name, "err", err)
+			}
+			o.wg.Add(1)
+			go w.run(o.ctx)
+			w.poke()
+		}
+	}
+	for _, w := range o.targets {
+		w.mu.Lock()
+		w.gone = true
+		w.mu.Unlock()
+		close(w.stop)
+	}
+	o.targets = next
+}
+
+// Wait blocks until every worker and delivery has stopped (after ctx
+// ended) and their outcomes are recorded.
+func (o *Outbox) Wait() {
+	o.wg.Wait()
+	o.mu.Lock()
+	started := o.ctx != nil
+	o.mu.Unlock()
+	if started {
+		o.closeRec.Do(func() { close(o.records) })
+		<-o.recDone
+	}
+}
+
+// recorder commits attempt outcomes: whatever has queued up goes in one
+// transaction, so a burst costs a commit per batch rather than per item.
+// An outcome not yet committed when the process dies leaves its item
+// pending: it is sent again after the restart (at-least-once), and since
+// batches commit in order, an item is never recorded before an earlier
+// item of its order key.
+func (o *Outbox) recorder() {
+	defer close(o.recDone)
+	for first := range o.records {
+		batch := []store.OutboxItem{first}
+	more:
+		for len(batch) < 512 {
+			select {
+			case it, ok := <-o.records:
+				if !ok {
+					break more
+				}
+				batch = append(batch, it)
+			default:
+				break more
+			}
+		}
+		if err := o.opts.Store.UpdateOutbox(context.Background(), batch); err != nil {
+			o.opts.Logger.Error("record notification outcomes; those items stay pending and are sent again after a restart", "items", len(batch), "err", err)
+		}
+	}
+}
+
+func newLimiter(t Target) *rate.Limiter {
+	if t.Rate <= 0 {
+		return rate.NewLimiter(rate.Inf, 0)
+	}
+	return rate.NewLimiter(rate.Limit(t.Rate), max(t.Burst, 1))
+}
+
+// Enqueue commits one item per target for the message and wakes the
+// workers. orderKey orders items that must not overtake each other.
+func (o *Outbox) Enqueue(ctx context.Context, m *notify.Message, orderKey string, targets []string) error {
+	items, err := o.items(m, orderKey, targets)
+	if err != nil || len(items) == 0 {
+		return err
+	}
+	if err := o.opts.Store.Enqueue(ctx, items); err != nil {
+		return err
+	}
+	o.Accept(items)
+	return nil
+}
+
+// Items builds the rows for a message without storing them, for callers
+// that commit them in their own transaction (then call Accept).
+func (o *Outbox) Items(m *notify.Message, orderKey string, targets []string) ([]*store.OutboxItem, error) {
+	return o.items(m, orderKey, targets)
+}
+
+func (o *Outbox) items(m *notify.Message, orderKey string, targets []string) ([]*store.OutboxItem, error) {
+	payload, err := json.Marshal(m)
+	if err != nil {
+		return nil, fmt.Errorf("encode notification: %w", err)
+	}
+	now := o.opts.Now()
+	items := make([]*store.OutboxItem, 0, len(targets))
+	for _, t := range targets {
+		items = append(items, &store.OutboxItem{Target: t, OrderKey: orderKey, Payload: payload, CreatedAt: now, NextAt: now})
+	}
+	return items, nil
+}
+
+// Accept hands committed items to their workers.
+func (o *Outbox) Accept(items []*store.OutboxItem) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	touched := map[*worker]bool{}
+	for _, it := range items {
+		w := o.targets[it.Target]
+		if w == nil {
+			continue
+		}
+		w.mu.Lock()
+		w.queue = append(w.queue, it)
+		w.mu.Unlock()
+		touched[w] = true
+	}
+	for w := range touched {
+		w.poke()
+	}
+}
+
+func (w *worker) poke() {
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+// run picks ready items: the first pending item of each order key, due,
+// while slots are free; the rest wait their turn.
+func (w *worker) run(ctx context.Context) {
+	defer w.o.wg.Done()
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		now := w.o.opts.Now()
+		picked, next := w.pick(now)
+		for _, it := range picked {
+			w.o.wg.Add(1)
+			go func() {
+				defer w.o.wg.Done()
+				w.deliver(ctx, it)
+			}()
+		}
+		wait := time.Minute
+		if !next.IsZero() {
+			wait = max(next.Sub(now), time.Millisecond)
+		}
+		timer.Reset(wait)
+		select {
+		case <-ctx.Done():
+			return
+		case <-w.stop:
+			return
+		case <-w.wake:
+		case <-timer.C:
+		}
+	}
+}
+
+func (w *worker) pick(now time.Time) (picked []*store.OutboxItem, next time.Time) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	seen := map[string]bool{}
+	for _, it := range w.queue {
+		if seen[it.OrderKey] {
+			continue
+		}
+		seen[it.OrderKey] = true
+		if w.busy[it.OrderKey] {
+			continue
+		}
+		if it.NextAt.After(now) {
+			if next.IsZero() || it.NextAt.Before(next) {
+				next = it.NextAt
+			}
+			continue
+		}
+		if w.slots == 0 {
+			break
+		}
+		w.slots--
+		w.busy[it.OrderKey] = true
+		picked = append(picked, it)
+	}
+	return picked, next
+}
+
+func (w *worker) deliver(ctx context.Context, it *store.OutboxItem) {
+	w.mu.Lock()
+	t, limiter := w.target, w.limiter
+	w.mu.Unlock()
+	err := limiter.Wait(ctx)
+	var m notify.Message
+	if err == nil {
+		if err = json.Unmarshal(it.Payload, &m); err != nil {
+			err = notify.Permanent(fmt.Errorf("decode queued notification: %w", err))
+		}
+	}
+	if err == nil {
+		actx, cancel := context.WithTimeout(ctx, w.o.opts.Timeout)
+		start := time.Now()
+		err = safeNotify(actx, t.Notifier, &m)
+		cancel()
+		if err == nil {
+			w.o.metrics.GetOrCreateHistogram(fmt.Sprintf(`vigil_notify_attempt_duration_seconds{receiver=%q,integration=%q}`, t.Receiver, t.Integration)).UpdateDuration(start)
+		}
+	}
+	if ctx.Err() != nil {
+		// Shutting down: the item stays pending on disk and goes out after
+		// the restart.
+		w.release(it, false)
+		return
+	}
+	now := w.o.opts.Now()
+	it.Attempts++
+	switch {
+	case err == nil:
+		it.State, it.DoneAt, it.LastError = store.OutboxSent, now, ""
+		w.o.metrics.GetOrCreateCounter(series("vigil_notify_sent_total", t)).Inc()
+		w.o.metrics.GetOrCreateHistogram(series("vigil_notify_delivery_latency_seconds", t)).Update(now.Sub(it.CreatedAt).Seconds())
+	case notify.IsPermanent(err) || now.Sub(it.CreatedAt) >= w.o.opts.MaxAge:
+		it.State, it.DoneAt, it.LastError = store.OutboxDead, now, err.Error()
+		w.o.metrics.GetOrCreateCounter(series("vigil_notify_failed_total", t)).Inc()
+		w.o.metrics.GetOrCreateCounter(series("vigil_notify_dead_letter_total", t)).Inc()
+		w.o.opts.Logger.Error("notification dead-lettered", "target", t.Name, "id", it.ID, "attempts", it.Attempts, "err", err)
+	default:
+		it.NextAt, it.LastError = now.Add(w.o.backoff(it.Attempts, err)), err.Error()
+		w.o.metrics.GetOrCreateCounter(series("vigil_notify_failed_total", t)).Inc()
+		w.o.metrics.GetOrCreateCounter(series("vigil_notify_retried_total", t)).Inc()
+		w.o.opts.Logger.Warn("notification failed, will retry", "target", t.Name, "id", it.ID, "attempt", it.Attempts, "retry_at", it.NextAt.Format(time.RFC3339), "err", err)
+	}
+	w.o.records <- *it
+	w.release(it, it.State != store.OutboxPending)
+}
+
+func series(name string, t Target) string {
+	return fmt.Sprintf(`%s{receiver=%q,integration=%q}`, name, t.Receiver, t.Integration)
+}
+
+// release frees the item's slot and order key; done items leave the queue.
+func (w *worker) release(it *store.OutboxItem, done bool) {
+	w.mu.Lock()
+	w.slots++
+	delete(w.busy, it.OrderKey)
+	if done {
+		for i, q := range w.queue {
+			if q == it {
+				w.queue = append(w.queue[:i], w.queue[i+1:]...)
+				break
+			}
+		}
+	}
+	w.mu.Unlock()
+	w.poke()
+}
+
+// safeNotify turns a panicking integration into a failed attempt.
+func safeNotify(ctx context.Context, n notify.Notifier, m *notify.Message) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("integration panicked: %v", r)
+		}
+	}()
+	return n.Notify(ctx, m)
+}
+
+// backoff is exponential from MinBackoff, capped at MaxBackoff, with full
+// jitter in its upper half; a receiver's Retry-After wins when longer.
+func (o *Outbox) backoff(attempt int, err error) time.Duration {
+	d := o.opts.MinBackoff
+	for i := 1; i < attempt && d < o.opts.MaxBackoff; i++ {
+		d *= 2
+	}
+	d = min(d, o.opts.MaxBackoff)
+	d = d/2 + rand.N(d/2+1)
+	var ra *notify.RetryAfterError
+	if errors.As(err, &ra) && ra.After > d {
+		d = min(ra.After, o.opts.MaxBackoff)
+	}
+	return d
+}
+
+// registerMetrics creates a target's series up front (zero until used) so
+// rules see them from the start.
+func (o *Outbox) registerMetrics(t Target) {
+	lb := fmt.Sprintf(`{receiver=%q,integration=%q}`, t.Receiver, t.Integration)
+	for _, name := range []string{"vigil_notify_sent_total", "vigil_notify_failed_total", "vigil_notify_retried_total", "vigil_notify_dead_letter_total"} {
+		o.metrics.GetOrCreateCounter(name + lb)
+	}
+	name := t.Name
+	o.metrics.GetOrCreateGauge(`vigil_notify_queue_length`+lb, func() float64 {
+		n, _ := o.queueStats(name)
+		return float64(n)
+	})
+	o.metrics.GetOrCreateGauge(`vigil_notify_oldest_pending_seconds`+lb, func() float64 {
+		_, oldest := o.queueStats(name)
+		if oldest.IsZero() {
+			return 0
+		}
+		return o.opts.Now().Sub(oldest).Seconds()
+	})
+}
+
+func (o *Outbox) queueStats(target string) (int, time.Time) {
+	o.mu.Lock()
+	w := o.targets[target]
+	o.mu.Unlock()
+	if w == nil {
+		return 0, time.Time{}
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var oldest time.Time
+	for _, it := range w.queue {
+		if oldest.IsZero() || it.CreatedAt.Before(oldest) {
+			oldest = it.CreatedAt
+		}
+	}
+	return len(w.queue), oldest
+}
+
+// Stats is a target's queue for the API.
+type Stats struct {
+	Target  string    `json:"target"`
+	Pending int       `json:"pending"`
+	Oldest  time.Time `json:"oldest,omitzero"`
+}
+
+// Queues returns every target's queue length and oldest item.
+func (o *Outbox) Queues() []Stats {
+	o.mu.Lock()
+	names := make([]string, 0, len(o.targets))
+	for n := range o.targets {
+		names = append(names, n)
+	}
+	o.mu.Unlock()
+	sort.Strings(names)
+	out := make([]Stats, 0, len(names))
+	for _, n := range names {
+		c, oldest := o.queueStats(n)
+		out = append(out, Stats{Target: n, Pending: c, Oldest: oldest})
+	}
+	return out
+}

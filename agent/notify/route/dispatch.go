@@ -1,0 +1,372 @@
+package route
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"log/slog"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/vigil-project/vigil/agent/notify"
+)
+
+// LogEntry is the last notification sent for an alert group (Alertmanager's
+// notification log). Kept in the store, it stops a restarted agent from
+// paging again for alerts it already paged for.
+type LogEntry struct {
+	FiringHash, ResolvedHash string
+	SentAt                   time.Time
+}
+
+// Notification is one message the dispatcher hands over, with the log
+// entry to record with it.
+type Notification struct {
+	Message *notify.Message
+	Entry   LogEntry
+}
+
+// Sink takes the dispatcher's notifications: Deliver must make every
+// message durable (queue it in the outbox) together with its log entry, all
+// or nothing — one transaction for everything due at once, so a burst of
+// alerts does not cost a commit each.
+type Sink interface {
+	Deliver(ctx context.Context, batch []Notification) error
+	LastSent(ctx context.Context, receiver, groupKey string) (LogEntry, bool, error)
+}
+
+// Options configures a Dispatcher.
+type Options struct {
+	Route    *Route
+	Inhibit  []*Inhibitor
+	Silences *Silences
+	Sink     Sink
+	// SendResolved reports whether a receiver wants resolved notifications.
+	SendResolved func(receiver string) bool
+	// DrillReceiver takes alerts labelled drill="true"; when empty they are
+	// dropped (counted and logged), so a drill never pages the real on-call.
+	DrillReceiver string
+	ExternalURL   string
+	Logger        *slog.Logger
+	Now           func() time.Time
+	// OnDrop is called for each drill alert dropped for want of a drill
+	// receiver (metrics).
+	OnDrop func()
+}
+
+// Dispatcher groups alerts by route and group labels and hands each group
+// to the sink when its timers say so.
+type Dispatcher struct {
+	opts  Options
+	drill *Route
+
+	mu     sync.Mutex
+	groups map[string]*group
+	// active holds every alert the dispatcher knows, by fingerprint, for
+	// inhibition.
+	active map[string]notify.Alert
+	wake   chan struct{}
+}
+
+type group struct {
+	route    *Route
+	key      string
+	labels   map[string]string
+	alerts   map[string]notify.Alert
+	next     time.Time // next flush
+	flushed  bool      // first notification done (group_wait over)
+	changed  bool
+	inflight bool
+}
+
+// NewDispatcher builds a dispatcher.
+func NewDispatcher(opts Options) *Dispatcher {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.SendResolved == nil {
+		opts.SendResolved = func(string) bool { return true }
+	}
+	d := &Dispatcher{opts: opts, groups: map[string]*group{}, active: map[string]notify.Alert{}, wake: make(chan struct{}, 1)}
+	if opts.DrillReceiver != "" {
+		r := *opts.Route
+		r.Receiver, r.Key, r.Routes, r.Matchers = opts.DrillReceiver, "{drill}", nil, nil
+		d.drill = &r
+	}
+	return d
+}
+
+// Put adds or updates alerts (firing or resolved).
+func (d *Dispatcher) Put(alerts []notify.Alert) {
+	now := d.opts.Now()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, a := range alerts {
+		if a.Fingerprint == "" {
+			a.Fingerprint = notify.Fingerprint(a.Labels)
+		}
+		if a.Resolved(now) {
+			delete(d.active, a.Fingerprint)
+		} else {
+			d.active[a.Fingerprint] = a
+		}
+		var routes []*Route
+		if a.Labels["drill"] == "true" {
+			if d.drill == nil {
+				d.opts.Logger.Info("drill alert not sent: no drill receiver configured", "alertname", a.Labels["alertname"])
+				if d.opts.OnDrop != nil {
+					d.opts.OnDrop()
+				}
+				continue
+			}
+			routes = []*Route{d.drill}
+		} else {
+			routes = d.opts.Route.Match(a.Labels)
+		}
+		for _, r := range routes {
+			gl := r.GroupLabels(a.Labels)
+			key := r.Receiver + "\x00" + r.GroupKey(gl)
+			g := d.groups[key]
+			if g == nil {
+				// A resolved alert may open a group too: the log decides at
+				// flush whether the receiver was paged for it.
+				g = &group{route: r, key: r.GroupKey(gl), labels: gl, alerts: map[string]notify.Alert{}, next: now.Add(r.GroupWait)}
+				d.groups[key] = g
+			}
+			old, seen := g.alerts[a.Fingerprint]
+			if !seen || old.Resolved(now) != a.Resolved(now) || !mapsEqual(old.Annotations, a.Annotations) {
+				g.changed = true
+			}
+			g.alerts[a.Fingerprint] = a
+		}
+	}
+	select {
+	case d.wake <- struct{}{}:
+	default:
+	}
+}
+
+func mapsEqual(a, b map[string]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if b[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// Run flushes groups as they fall due until ctx ends.
+func (d *Dispatcher) Run(ctx context.Context) {
+	t := time.NewTimer(time.Second)
+	defer t.Stop()
+	for {
+		next := d.FlushDue(ctx)
+		wait := time.Second
+		if !next.IsZero() {
+			wait = max(min(time.Until(next), time.Second), 10*time.Millisecond)
+		}
+		t.Reset(wait)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-d.wake:
+		}
+	}
+}
+
+// FlushDue flushes every group whose time has come and returns the
+// earliest next flush.
+func (d *Dispatcher) FlushDue(ctx context.Context) time.Time {
+	now := d.opts.Now()
+	d.mu.Lock()
+	var due []*group
+	for _, g := range d.groups {
+		if !g.inflight && !g.next.After(now) {
+			g.inflight = true
+			due = append(due, g)
+		}
+	}
+	d.mu.Unlock()
+	sort.Slice(due, func(i, j int) bool { return due[i].key < due[j].key })
+	// Chunks bound a transaction, so the first pages of a burst go out
+	// while the rest are still being queued.
+	for len(due) > 0 {
+		n := min(len(due), flushChunk)
+		d.flushChunk(ctx, due[:n], now)
+		due = due[n:]
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var earliest time.Time
+	for _, g := range d.groups {
+		if earliest.IsZero() || g.next.Before(earliest) {
+			earliest = g.next
+		}
+	}
+	return earliest
+}
+
+// flushChunk is the most groups whose notifications share a transaction.
+const flushChunk = 256
+
+func (d *Dispatcher) flushChunk(ctx context.Context, due []*group, now time.Time) {
+	var batch []Notification
+	var ok []*group
+	for _, g := range due {
+		n, err := d.prepare(ctx, g, now)
+		if err != nil {
+			d.opts.Logger.Error("read notification log", "receiver", g.route.Receiver, "err", err)
+			d.retryLater([]*group{g}, now)
+			continue
+		}
+		if n != nil {
+			batch = append(batch, *n)
+		}
+		ok = append(ok, g)
+	}
+	if len(batch) > 0 {
+		if err := d.opts.Sink.Deliver(ctx, batch); err != nil {
+			d.opts.Logger.Error("queue notifications", "notifications", len(batch), "err", err)
+			d.retryLater(ok, now)
+			return
+		}
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, g := range ok {
+		g.inflight, g.flushed, g.changed = false, true, false
+		g.next = now.Add(g.route.GroupInterval)
+		for fp, a := range g.alerts {
+			if a.Resolved(now) {
+				delete(g.alerts, fp)
+			}
+		}
+		if len(g.alerts) == 0 {
+			delete(d.groups, g.route.Receiver+"\x00"+g.key)
+		}
+	}
+}
+
+// prepare decides whether a due group needs a notification now and builds it.
+func (d *Dispatcher) prepare(ctx context.Context, g *group, now time.Time) (*Notification, error) {
+	d.mu.Lock()
+	var firing, resolved []notify.Alert
+	for _, a := range g.alerts {
+		if d.mutedLocked(a, now) {
+			continue
+		}
+		if a.Resolved(now) {
+			resolved = append(resolved, a)
+		} else {
+			firing = append(firing, a)
+		}
+	}
+	receiver, rt := g.route.Receiver, g.route
+	d.mu.Unlock()
+
+	sendResolved := d.opts.SendResolved(receiver)
+	entry := LogEntry{FiringHash: hashAlerts(firing), ResolvedHash: hashAlerts(resolved), SentAt: now}
+	last, ok, err := d.opts.Sink.LastSent(ctx, receiver, g.key)
+	if err != nil {
+		return nil, err
+	}
+	if !needsUpdate(entry, last, ok, len(firing), len(resolved), sendResolved, rt.RepeatInterval, now) {
+		return nil, nil
+	}
+	alerts := firing
+	if sendResolved {
+		alerts = append(alerts, resolved...)
+	}
+	sort.Slice(alerts, func(i, j int) bool { return alerts[i].Fingerprint < alerts[j].Fingerprint })
+	m := &notify.Message{Receiver: receiver, GroupKey: g.key, GroupLabels: g.labels, Alerts: alerts,
+		ExternalURL: d.opts.ExternalURL, Created: now}
+	return &Notification{Message: m, Entry: entry}, nil
+}
+
+func (d *Dispatcher) retryLater(gs []*group, now time.Time) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, g := range gs {
+		g.inflight = false
+		g.next = now.Add(10 * time.Second)
+	}
+}
+
+// needsUpdate is Alertmanager's rule: notify when the set of firing alerts
+// changed, when alerts resolved that the receiver was told about (and it
+// wants resolved notifications), or when the same alerts still fire after
+// repeat_interval.
+func needsUpdate(cur, last LogEntry, hasLast bool, nFiring, nResolved int, sendResolved bool, repeat time.Duration, now time.Time) bool {
+	if !hasLast {
+		return nFiring > 0
+	}
+	if cur.FiringHash != last.FiringHash {
+		if nFiring == 0 {
+			// Everything resolved: tell the receiver if it wants to know
+			// and was told they fired.
+			return sendResolved && last.FiringHash != "" && nResolved > 0
+		}
+		return true
+	}
+	if nFiring == 0 {
+		return false
+	}
+	if sendResolved && nResolved > 0 && cur.ResolvedHash != last.ResolvedHash {
+		return true
+	}
+	return now.Sub(last.SentAt) >= repeat
+}
+
+func hashAlerts(as []notify.Alert) string {
+	if len(as) == 0 {
+		return ""
+	}
+	fps := make([]string, len(as))
+	for i, a := range as {
+		fps[i] = a.Fingerprint
+	}
+	sort.Strings(fps)
+	sum := sha256.Sum256([]byte(strings.Join(fps, ",")))
+	return hex.EncodeToString(sum[:16])
+}
+
+// Muted reports why an alert is not sent: the silences matching it and
+// whether an inhibit rule mutes it.
+func (d *Dispatcher) Muted(lbls map[string]string) (silencedBy []string, inhibited bool) {
+	now := d.opts.Now()
+	if d.opts.Silences != nil {
+		silencedBy = d.opts.Silences.Silenced(lbls, now)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return silencedBy, d.inhibitedLocked(lbls, notify.Fingerprint(lbls))
+}
+
+func (d *Dispatcher) mutedLocked(a notify.Alert, now time.Time) bool {
+	if d.opts.Silences != nil && len(d.opts.Silences.Silenced(a.Labels, now)) > 0 {
+		return true
+	}
+	// A resolved alert is still sent as resolved even if something else
+	// fires now: the receiver was told it fired.
+	return !a.Resolved(now) && d.inhibitedLocked(a.Labels, a.Fingerprint)
+}
+
+func (d *Dispatcher) inhibitedLocked(lbls map[string]string, fp string) bool {
+	for _, in := range d.opts.Inhibit {
+		for sfp, src := range d.active {
+			if in.inhibits(src.Labels, lbls, sfp, fp) {
+				return true
+			}
+		}
+	}
+	return false
+}

@@ -1,0 +1,74 @@
+package route
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/prometheus/prometheus/model/labels"
+
+	"github.com/vigil-project/vigil/probes"
+)
+
+// InhibitConfig mutes alerts matching TargetMatchers while an alert
+// matching SourceMatchers fires with the same values of Equal — e.g. no
+// "invoice QR failing" page while "database down" fires for the same host.
+type InhibitConfig struct {
+	SourceMatchers Matchers `yaml:"source_matchers" json:"source_matchers"`
+	TargetMatchers Matchers `yaml:"target_matchers" json:"target_matchers"`
+	Equal          []string `yaml:"equal" json:"equal,omitempty"`
+}
+
+// Validate checks one rule.
+func (c *InhibitConfig) Validate() error {
+	var errs []error
+	if len(c.SourceMatchers) == 0 {
+		errs = append(errs, probes.FieldErrorf("source_matchers", "is required"))
+	}
+	if len(c.TargetMatchers) == 0 {
+		errs = append(errs, probes.FieldErrorf("target_matchers", "is required"))
+	}
+	for i, s := range c.SourceMatchers {
+		if _, err := ParseMatcher(s); err != nil {
+			errs = append(errs, probes.FieldErrorf(fmt.Sprintf("source_matchers.%d", i), "%v", err))
+		}
+	}
+	for i, s := range c.TargetMatchers {
+		if _, err := ParseMatcher(s); err != nil {
+			errs = append(errs, probes.FieldErrorf(fmt.Sprintf("target_matchers.%d", i), "%v", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Inhibitor is a compiled inhibit rule.
+type Inhibitor struct {
+	source, target []*labels.Matcher
+	equal          []string
+}
+
+// Compile builds the rule; call Validate first.
+func (c *InhibitConfig) Compile() (*Inhibitor, error) {
+	src, err := c.SourceMatchers.Parse()
+	if err != nil {
+		return nil, err
+	}
+	tgt, err := c.TargetMatchers.Parse()
+	if err != nil {
+		return nil, err
+	}
+	return &Inhibitor{source: src, target: tgt, equal: c.Equal}, nil
+}
+
+// inhibits reports whether the firing alert src mutes target. An alert
+// never inhibits itself (Alertmanager's rule for alerts matching both sides).
+func (in *Inhibitor) inhibits(src, target map[string]string, srcFP, targetFP string) bool {
+	if srcFP == targetFP || !Matches(in.target, target) || !Matches(in.source, src) {
+		return false
+	}
+	for _, name := range in.equal {
+		if src[name] != target[name] {
+			return false
+		}
+	}
+	return true
+}

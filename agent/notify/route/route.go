@@ -1,0 +1,242 @@
+// Package route decides who gets paged: a route tree by label matchers
+// (Alertmanager's model, for deployments without one), inhibition and
+// silences, and the dispatcher that groups alerts and times notifications
+// (group_wait, group_interval, repeat_interval).
+package route
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/promql/parser"
+
+	"github.com/vigil-project/vigil/probes"
+)
+
+// Matchers are label matchers written as in Alertmanager and PromQL:
+// `severity="critical"`, `check=~"invoice-.*"`, `env!="test"`.
+type Matchers []string
+
+// Parse compiles the matchers.
+func (ms Matchers) Parse() ([]*labels.Matcher, error) {
+	var out []*labels.Matcher
+	for _, s := range ms {
+		m, err := ParseMatcher(s)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
+
+var matcherParser = parser.NewParser(parser.Options{})
+
+// ParseMatcher compiles one matcher.
+func ParseMatcher(s string) (*labels.Matcher, error) {
+	sel, err := matcherParser.ParseMetricSelector("{" + s + "}")
+	if err != nil || len(sel) != 1 {
+		return nil, fmt.Errorf("bad matcher %q: want name=\"value\" (or !=, =~, !~)", s)
+	}
+	return sel[0], nil
+}
+
+// Matches reports whether every matcher matches lbls.
+func Matches(ms []*labels.Matcher, lbls map[string]string) bool {
+	for _, m := range ms {
+		if !m.Matches(lbls[m.Name]) {
+			return false
+		}
+	}
+	return true
+}
+
+// Config is one node of the route tree. Children inherit unset fields.
+type Config struct {
+	Receiver string   `yaml:"receiver" json:"receiver,omitempty"`
+	Matchers Matchers `yaml:"matchers" json:"matchers,omitempty"`
+	// GroupBy lists the labels that split alerts into notifications; "..."
+	// groups by every label (one notification per alert).
+	GroupBy        []string        `yaml:"group_by" json:"group_by,omitempty"`
+	GroupWait      *model.Duration `yaml:"group_wait" json:"group_wait,omitempty"`
+	GroupInterval  *model.Duration `yaml:"group_interval" json:"group_interval,omitempty"`
+	RepeatInterval *model.Duration `yaml:"repeat_interval" json:"repeat_interval,omitempty"`
+	Continue       bool            `yaml:"continue" json:"continue,omitempty"`
+	Routes         []Config        `yaml:"routes" json:"routes,omitempty"`
+}
+
+// Defaults of the root route, as in Alertmanager.
+const (
+	DefaultGroupWait      = 30 * time.Second
+	DefaultGroupInterval  = 5 * time.Minute
+	DefaultRepeatInterval = 4 * time.Hour
+)
+
+// Route is a compiled node.
+type Route struct {
+	Receiver       string
+	Matchers       []*labels.Matcher
+	GroupBy        []string
+	GroupByAll     bool
+	GroupWait      time.Duration
+	GroupInterval  time.Duration
+	RepeatInterval time.Duration
+	Continue       bool
+	Routes         []*Route
+	// Key identifies the node in the tree (its path), for group keys.
+	Key string
+}
+
+// Validate checks a tree: every node's matchers parse, receivers exist,
+// durations are positive. receivers lists the configured receiver names.
+func (c *Config) Validate(receivers []string) error {
+	return c.validate("", receivers, true)
+}
+
+func (c *Config) validate(path string, receivers []string, root bool) error {
+	var errs []error
+	at := func(f string) string {
+		if path == "" {
+			return f
+		}
+		return path + "." + f
+	}
+	if root && c.Receiver == "" {
+		errs = append(errs, probes.FieldErrorf(at("receiver"), "the root route needs a receiver"))
+	}
+	if root && len(c.Matchers) > 0 {
+		errs = append(errs, probes.FieldErrorf(at("matchers"), "the root route matches every alert; put matchers on child routes"))
+	}
+	if c.Receiver != "" && !slices.Contains(receivers, c.Receiver) {
+		errs = append(errs, probes.FieldErrorf(at("receiver"), "unknown receiver %q (configured: %s)", c.Receiver, strings.Join(receivers, ", ")))
+	}
+	for i, s := range c.Matchers {
+		if _, err := ParseMatcher(s); err != nil {
+			errs = append(errs, probes.FieldErrorf(at(fmt.Sprintf("matchers.%d", i)), "%v", err))
+		}
+	}
+	for _, d := range []struct {
+		name string
+		v    *model.Duration
+	}{{"group_wait", c.GroupWait}, {"group_interval", c.GroupInterval}, {"repeat_interval", c.RepeatInterval}} {
+		if d.v != nil && *d.v <= 0 && d.name != "group_wait" {
+			errs = append(errs, probes.FieldErrorf(at(d.name), "must be greater than 0"))
+		}
+		if d.v != nil && *d.v < 0 {
+			errs = append(errs, probes.FieldErrorf(at(d.name), "must not be negative"))
+		}
+	}
+	if slices.Contains(c.GroupBy, "...") && len(c.GroupBy) > 1 {
+		errs = append(errs, probes.FieldErrorf(at("group_by"), `"..." groups by every label and cannot be combined with names`))
+	}
+	for i := range c.Routes {
+		if err := c.Routes[i].validate(at(fmt.Sprintf("routes.%d", i)), receivers, false); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Compile builds the tree; call Validate first.
+func (c *Config) Compile() (*Route, error) {
+	root := &Route{GroupWait: DefaultGroupWait, GroupInterval: DefaultGroupInterval, RepeatInterval: DefaultRepeatInterval}
+	return c.compile(root, "{}")
+}
+
+func (c *Config) compile(parent *Route, key string) (*Route, error) {
+	r := &Route{Receiver: parent.Receiver, GroupBy: parent.GroupBy, GroupByAll: parent.GroupByAll, GroupWait: parent.GroupWait,
+		GroupInterval: parent.GroupInterval, RepeatInterval: parent.RepeatInterval, Continue: c.Continue, Key: key}
+	if c.Receiver != "" {
+		r.Receiver = c.Receiver
+	}
+	if c.GroupBy != nil {
+		r.GroupByAll = slices.Contains(c.GroupBy, "...")
+		r.GroupBy = nil
+		if !r.GroupByAll {
+			r.GroupBy = slices.Clone(c.GroupBy)
+			sort.Strings(r.GroupBy)
+		}
+	}
+	if c.GroupWait != nil {
+		r.GroupWait = time.Duration(*c.GroupWait)
+	}
+	if c.GroupInterval != nil {
+		r.GroupInterval = time.Duration(*c.GroupInterval)
+	}
+	if c.RepeatInterval != nil {
+		r.RepeatInterval = time.Duration(*c.RepeatInterval)
+	}
+	ms, err := c.Matchers.Parse()
+	if err != nil {
+		return nil, err
+	}
+	r.Matchers = ms
+	for i := range c.Routes {
+		child, err := c.Routes[i].compile(r, fmt.Sprintf("%s/%d%s", key, i, matcherKey(c.Routes[i].Matchers)))
+		if err != nil {
+			return nil, err
+		}
+		r.Routes = append(r.Routes, child)
+	}
+	return r, nil
+}
+
+func matcherKey(ms Matchers) string { return "{" + strings.Join(ms, ",") + "}" }
+
+// Match returns the routes an alert goes to: the deepest matching nodes,
+// depth first, stopping at the first match on each level unless that
+// route says continue — Alertmanager's semantics.
+func (r *Route) Match(lbls map[string]string) []*Route {
+	if !Matches(r.Matchers, lbls) {
+		return nil
+	}
+	var all []*Route
+	for _, child := range r.Routes {
+		matches := child.Match(lbls)
+		all = append(all, matches...)
+		if len(matches) > 0 && !child.Continue {
+			break
+		}
+	}
+	if len(all) == 0 {
+		all = append(all, r)
+	}
+	return all
+}
+
+// GroupLabels are the labels of lbls that this route groups by.
+func (r *Route) GroupLabels(lbls map[string]string) map[string]string {
+	out := map[string]string{}
+	if r.GroupByAll {
+		for k, v := range lbls {
+			out[k] = v
+		}
+		return out
+	}
+	for _, name := range r.GroupBy {
+		if v, ok := lbls[name]; ok {
+			out[name] = v
+		}
+	}
+	return out
+}
+
+// GroupKey identifies an alert group: the route and its group labels.
+func (r *Route) GroupKey(groupLabels map[string]string) string {
+	keys := make([]string, 0, len(groupLabels))
+	for k := range groupLabels {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s=%q", k, groupLabels[k])
+	}
+	return r.Key + ":{" + strings.Join(parts, ", ") + "}"
+}

@@ -1,0 +1,459 @@
+package runbook
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	vm "github.com/VictoriaMetrics/metrics"
+	"github.com/prometheus/prometheus/model/labels"
+
+	"github.com/vigil-project/vigil/agent/notify"
+	"github.com/vigil-project/vigil/agent/notify/route"
+	"github.com/vigil-project/vigil/agent/runbook/lock"
+	"github.com/vigil-project/vigil/agent/store"
+)
+
+// The lock and state backends (local, etcd) live in agent/runbook/lock.
+type (
+	// Locker takes the one-run-at-a-time lock of a runbook and target.
+	Locker = lock.Locker
+	// Lease is a held lock with its fencing token.
+	Lease = lock.Lease
+	// State keeps cooldowns, acknowledgements and the pause switch.
+	State = lock.State
+)
+
+// ErrLocked means another run (on this agent or another) holds the lock.
+var ErrLocked = lock.ErrHeld
+
+// JournalStore is the agent store's journal.
+type JournalStore interface {
+	CreateRun(ctx context.Context, r store.RunRow, first store.RunEvent) error
+	UpdateRun(ctx context.Context, id, state, errMsg string, fencing int64, finished time.Time, ev *store.RunEvent) error
+	AddRunEvent(ctx context.Context, id string, ev store.RunEvent) error
+	Runs(ctx context.Context, limit int, states ...string) ([]store.RunRow, error)
+	Run(ctx context.Context, id string) (store.RunRow, []store.RunEvent, error)
+}
+
+// Run states besides the results.
+const (
+	StateRunning          = "running"
+	StateWaitingApproval  = "waiting_approval"
+	StateBlocked          = "blocked"
+	StateInterrupted      = "interrupted"
+	StateRejected         = "rejected"
+	StateApprovalTimedOut = "approval_timed_out"
+)
+
+// Options configures a Manager.
+type Options struct {
+	Journal JournalStore
+	Locker  Locker
+	State   State
+	// Env builds the step environment (HTTP client, checks, pager).
+	Env    Env
+	Logger *slog.Logger
+	Now    func() time.Time
+}
+
+// Manager triggers runbooks from alerts and by hand, and runs them.
+type Manager struct {
+	opts    Options
+	metrics *vm.Set
+
+	mu        sync.Mutex
+	runbooks  map[string]*Runbook
+	active    map[string]*activeRun // by run ID
+	triggered map[string]bool       // runbook + alert fingerprint, until the alert resolves
+	wg        sync.WaitGroup
+	ctx       context.Context
+}
+
+type activeRun struct {
+	cancel   context.CancelFunc
+	approval chan approval
+}
+
+type approval struct {
+	ok bool
+	by string
+}
+
+// NewManager returns a manager; Start begins accepting triggers.
+func NewManager(opts Options) *Manager {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	m := &Manager{opts: opts, metrics: vm.NewSet(), runbooks: map[string]*Runbook{}, active: map[string]*activeRun{}, triggered: map[string]bool{}}
+	m.metrics.NewGauge("vigil_runbook_running", func() float64 {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		return float64(len(m.active))
+	})
+	return m
+}
+
+// WritePrometheus writes the runbook metrics.
+func (m *Manager) WritePrometheus(w io.Writer) {
+	m.metrics.WritePrometheus(w)
+}
+
+// SetRunbooks replaces the loaded runbooks (config reload); runs in
+// progress continue with the definition they started with.
+func (m *Manager) SetRunbooks(rbs []*Runbook) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.runbooks = map[string]*Runbook{}
+	for _, rb := range rbs {
+		m.runbooks[rb.Name] = rb
+		for _, r := range []string{ResultSucceeded, ResultFailed, ResultRolledBack, ResultPreconditionFailed, ResultAborted, ResultLockLost, ResultDryRun, StateBlocked, StateRejected, StateApprovalTimedOut} {
+			m.metrics.GetOrCreateCounter(fmt.Sprintf(`vigil_runbook_runs_total{runbook=%q,result=%q}`, rb.Name, r))
+		}
+	}
+}
+
+// Runbooks lists the loaded runbooks by name.
+func (m *Manager) Runbooks() []*Runbook {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]*Runbook, 0, len(m.runbooks))
+	for _, rb := range m.runbooks {
+		out = append(out, rb)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// Start marks runs a previous process left unfinished as interrupted —
+// never resumed blindly — and accepts triggers until ctx ends.
+func (m *Manager) Start(ctx context.Context) error {
+	m.mu.Lock()
+	m.ctx = ctx
+	m.mu.Unlock()
+	runs, err := m.opts.Journal.Runs(ctx, 1000, StateRunning, StateWaitingApproval)
+	if err != nil {
+		return err
+	}
+	now := m.opts.Now()
+	for _, r := range runs {
+		msg := "the agent stopped during this run; its steps are not re-run automatically (the runbook is not resumable): check the target and re-trigger by hand"
+		if rb := m.runbook(r.Runbook); rb != nil && rb.Resumable {
+			msg = "the agent stopped during this run; resumable runbooks are not resumed by this version yet: re-trigger by hand"
+		}
+		if err := m.opts.Journal.UpdateRun(ctx, r.ID, StateInterrupted, msg, r.Fencing, now, &store.RunEvent{At: now, Kind: "interrupted", Error: msg}); err != nil {
+			return err
+		}
+		m.opts.Logger.Warn("runbook run interrupted by a restart", "run", r.ID, "runbook", r.Runbook, "target", r.Target)
+	}
+	return nil
+}
+
+// Wait blocks until every run started has finished (after ctx ended).
+func (m *Manager) Wait() { m.wg.Wait() }
+
+func (m *Manager) runbook(name string) *Runbook {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.runbooks[name]
+}
+
+// OnAlerts starts the runbooks whose trigger matches a firing alert, once
+// per alert until it resolves.
+func (m *Manager) OnAlerts(alerts []notify.Alert) {
+	now := m.opts.Now()
+	for _, a := range alerts {
+		for _, rb := range m.Runbooks() {
+			if rb.Trigger.Alert == "" || rb.Trigger.Alert != a.Labels[labels.AlertName] {
+				continue
+			}
+			ms, err := rb.Trigger.Matchers.Parse()
+			if err != nil || !route.Matches(ms, a.Labels) {
+				continue
+			}
+			key := rb.Name + "\x00" + notify.Fingerprint(a.Labels)
+			m.mu.Lock()
+			seen := m.triggered[key]
+			if a.Resolved(now) {
+				delete(m.triggered, key)
+			} else {
+				m.triggered[key] = true
+			}
+			m.mu.Unlock()
+			if a.Resolved(now) {
+				if seen && rb.OnResolve != "" {
+					if _, err := m.Trigger(context.Background(), rb.OnResolve, a.Labels, a.Annotations, "resolved "+rb.Trigger.Alert, Approve); err != nil {
+						m.opts.Logger.Error("on_resolve runbook not started", "runbook", rb.OnResolve, "err", err)
+					}
+				}
+				continue
+			}
+			if seen {
+				continue
+			}
+			if _, err := m.Trigger(context.Background(), rb.Name, a.Labels, a.Annotations, "alert "+rb.Trigger.Alert, ""); err != nil {
+				m.opts.Logger.Error("runbook not started", "runbook", rb.Name, "err", err)
+			}
+		}
+	}
+}
+
+// ErrUnknownRunbook is returned for a name that is not loaded.
+var ErrUnknownRunbook = errors.New("no such runbook")
+
+// Trigger starts a run (or records why it is blocked) and returns its ID.
+// mode overrides the runbook's mode when not empty (on_resolve runs in
+// approve mode by default).
+func (m *Manager) Trigger(ctx context.Context, name string, lbls, annotations map[string]string, by string, mode Mode) (string, error) {
+	rb := m.runbook(name)
+	if rb == nil {
+		return "", fmt.Errorf("%w %q", ErrUnknownRunbook, name)
+	}
+	if mode == "" {
+		mode = rb.Mode
+	}
+	m.mu.Lock()
+	runCtx := m.ctx
+	m.mu.Unlock()
+	if runCtx == nil {
+		return "", errors.New("runbooks are not started")
+	}
+	id := newID()
+	d := Data{Labels: lbls, Annotations: annotations, Runbook: rb.Name, Run: id}
+	target := rb.Name
+	if rb.Target != "" {
+		t, err := render(ctxText, rb.Target, d)
+		if err != nil {
+			return "", fmt.Errorf("target: %w", err)
+		}
+		target = t
+	}
+	d.Target = target
+	key := rb.Name + "/" + target
+	now := m.opts.Now()
+	lj, _ := json.Marshal(lbls)
+	row := store.RunRow{ID: id, Runbook: rb.Name, Target: target, Trigger: by, Labels: string(lj), Mode: string(mode), CreatedAt: now}
+
+	block := func(reason string) (string, error) {
+		row.State, row.Error, row.FinishedAt = StateBlocked, reason, now
+		m.count(rb.Name, StateBlocked)
+		m.metrics.GetOrCreateCounter(fmt.Sprintf(`vigil_runbook_blocked_total{runbook=%q}`, rb.Name)).Inc()
+		m.opts.Logger.Warn("runbook trigger blocked", "runbook", rb.Name, "target", target, "reason", reason)
+		return id, m.opts.Journal.CreateRun(ctx, row, store.RunEvent{At: now, Kind: "blocked", Error: reason})
+	}
+	if mode != DryRun {
+		if paused, pby, err := m.opts.State.Paused(ctx); err != nil {
+			return "", err
+		} else if paused {
+			return block("runbooks are paused by " + pby + " (vigil runbook resume)")
+		}
+		if until, err := m.opts.State.CooldownUntil(ctx, key); err != nil {
+			return "", err
+		} else if until.After(now) {
+			return block(fmt.Sprintf("cooldown until %s after the last run (vigil runbook ack %s %s)", until.UTC().Format(time.RFC3339), rb.Name, target))
+		}
+	}
+	var lease Lease
+	if mode != DryRun {
+		l, err := m.opts.Locker.TryAcquire(ctx, key)
+		if errors.Is(err, ErrLocked) {
+			return block("another run of this runbook for this target is active")
+		}
+		if err != nil {
+			return "", fmt.Errorf("lock: %w", err)
+		}
+		lease = l
+		row.Fencing = l.Token()
+	}
+	row.State = StateRunning
+	if mode == Approve {
+		row.State = StateWaitingApproval
+	}
+	if err := m.opts.Journal.CreateRun(ctx, row, store.RunEvent{At: now, Kind: "created", Detail: by}); err != nil {
+		if lease != nil {
+			lease.Release(context.Background())
+		}
+		return "", err
+	}
+	rctx, cancel := context.WithCancel(runCtx)
+	ar := &activeRun{cancel: cancel, approval: make(chan approval, 1)}
+	m.mu.Lock()
+	m.active[id] = ar
+	m.mu.Unlock()
+	m.wg.Add(1)
+	go m.run(rctx, rb, mode, row, key, d, lease, ar)
+	return id, nil
+}
+
+func (m *Manager) run(ctx context.Context, rb *Runbook, mode Mode, row store.RunRow, key string, d Data, lease Lease, ar *activeRun) {
+	defer m.wg.Done()
+	defer ar.cancel()
+	defer func() {
+		m.mu.Lock()
+		delete(m.active, row.ID)
+		m.mu.Unlock()
+		if lease != nil {
+			lease.Release(context.Background())
+		}
+	}()
+	var lost <-chan struct{}
+	if lease != nil {
+		lost = lease.Lost()
+	}
+	finish := func(state string, err error) {
+		msg := ""
+		if err != nil {
+			msg = err.Error()
+		}
+		now := m.opts.Now()
+		if uerr := m.opts.Journal.UpdateRun(context.WithoutCancel(ctx), row.ID, state, msg, row.Fencing, now, &store.RunEvent{At: now, Kind: "finished", Detail: state, Error: msg}); uerr != nil {
+			m.opts.Logger.Error("runbook journal", "run", row.ID, "err", uerr)
+		}
+		m.count(rb.Name, state)
+		lvl := slog.LevelInfo
+		if state != ResultSucceeded && state != ResultDryRun {
+			lvl = slog.LevelWarn
+		}
+		m.opts.Logger.Log(ctx, lvl, "runbook run finished", "run", row.ID, "runbook", rb.Name, "target", row.Target, "result", state, "err", msg)
+	}
+	if mode == Approve {
+		t := time.NewTimer(time.Duration(rb.ApprovalTimeout))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			finish(ResultAborted, ctx.Err())
+			return
+		case <-t.C:
+			finish(StateApprovalTimedOut, fmt.Errorf("nobody approved within %s", rb.ApprovalTimeout))
+			return
+		case a := <-ar.approval:
+			t.Stop()
+			now := m.opts.Now()
+			if !a.ok {
+				m.opts.Journal.AddRunEvent(context.WithoutCancel(ctx), row.ID, store.RunEvent{At: now, Kind: "rejected", Detail: a.by})
+				finish(StateRejected, fmt.Errorf("rejected by %s", a.by))
+				return
+			}
+			m.opts.Journal.UpdateRun(context.WithoutCancel(ctx), row.ID, StateRunning, "", row.Fencing, time.Time{}, &store.RunEvent{At: now, Kind: "approved", Detail: a.by})
+		}
+	}
+	env := m.opts.Env
+	env.RunID, env.Fencing = row.ID, row.Fencing
+	env.Approved = func(ctx context.Context) (bool, error) {
+		select {
+		case <-ctx.Done():
+			return false, fmt.Errorf("no approval: %w", ctx.Err())
+		case a := <-ar.approval:
+			m.opts.Journal.AddRunEvent(context.WithoutCancel(ctx), row.ID, store.RunEvent{At: m.opts.Now(), Kind: map[bool]string{true: "approved", false: "rejected"}[a.ok], Detail: a.by})
+			return a.ok, nil
+		}
+	}
+	result, err := Execute(ctx, rb, d, env, journal{m: m, id: row.ID}, lost)
+	if result != ResultDryRun && result != ResultPreconditionFailed && rb.Cooldown > 0 {
+		if cerr := m.opts.State.SetCooldown(context.WithoutCancel(ctx), key, m.opts.Now().Add(time.Duration(rb.Cooldown))); cerr != nil {
+			m.opts.Logger.Error("runbook cooldown not recorded", "runbook", rb.Name, "err", cerr)
+		}
+	}
+	finish(result, err)
+}
+
+func (m *Manager) count(runbook, result string) {
+	m.metrics.GetOrCreateCounter(fmt.Sprintf(`vigil_runbook_runs_total{runbook=%q,result=%q}`, runbook, result)).Inc()
+}
+
+// journal writes a run's step transitions to the store.
+type journal struct {
+	m  *Manager
+	id string
+}
+
+func (j journal) StepStarted(ctx context.Context, phase string, i, attempt int, r RenderedStep, planned bool) error {
+	detail, _ := json.Marshal(r)
+	kind := "step_start"
+	if planned {
+		kind = "planned"
+	}
+	return j.m.opts.Journal.AddRunEvent(context.WithoutCancel(ctx), j.id, store.RunEvent{At: j.m.opts.Now(), Kind: kind, Phase: phase, Step: i, Name: r.Name, Attempt: attempt, Detail: string(detail)})
+}
+
+func (j journal) StepFinished(ctx context.Context, phase string, i, attempt int, out Outcome, err error, took time.Duration) error {
+	detail, _ := json.Marshal(out)
+	ev := store.RunEvent{At: j.m.opts.Now(), Kind: "step_end", Phase: phase, Step: i, Attempt: attempt, Detail: string(detail), Took: took}
+	if err != nil {
+		ev.Error = err.Error()
+	}
+	j.m.metrics.GetOrCreateSummary(fmt.Sprintf(`vigil_runbook_step_duration_seconds{phase=%q}`, phase)).Update(took.Seconds())
+	return j.m.opts.Journal.AddRunEvent(context.WithoutCancel(ctx), j.id, ev)
+}
+
+// ErrNotActive is returned when a run is not waiting for what was asked.
+var ErrNotActive = errors.New("run is not active")
+
+// Approve answers a run waiting for approval (before its first step or at
+// an approve step).
+func (m *Manager) Approve(id, by string, ok bool) error {
+	m.mu.Lock()
+	ar := m.active[id]
+	m.mu.Unlock()
+	if ar == nil {
+		return ErrNotActive
+	}
+	select {
+	case ar.approval <- approval{ok: ok, by: by}:
+		return nil
+	default:
+		return errors.New("an answer is already pending for this run")
+	}
+}
+
+// Abort stops a run before its next step (the current step's context is
+// cancelled).
+func (m *Manager) Abort(ctx context.Context, id, by string) error {
+	m.mu.Lock()
+	ar := m.active[id]
+	m.mu.Unlock()
+	if ar == nil {
+		return ErrNotActive
+	}
+	if err := m.opts.Journal.AddRunEvent(ctx, id, store.RunEvent{At: m.opts.Now(), Kind: "aborted", Detail: by}); err != nil {
+		return err
+	}
+	ar.cancel()
+	return nil
+}
+
+// Ack clears the cooldown of a runbook and target.
+func (m *Manager) Ack(ctx context.Context, name, target, by string) error {
+	if m.runbook(name) == nil {
+		return fmt.Errorf("%w %q", ErrUnknownRunbook, name)
+	}
+	if target == "" {
+		target = name
+	}
+	return m.opts.State.Ack(ctx, name+"/"+target, by)
+}
+
+// Pause stops new runs everywhere that shares the state; Resume allows them.
+func (m *Manager) Pause(ctx context.Context, paused bool, by string) error {
+	return m.opts.State.SetPaused(ctx, paused, by)
+}
+
+func newID() string {
+	b := make([]byte, 6)
+	rand.Read(b)
+	return time.Now().UTC().Format("20060102T150405") + "-" + hex.EncodeToString(b)
+}
+
+// State returns the manager's state backend (pause status for the API).
+func (m *Manager) State() State { return m.opts.State }

@@ -1,0 +1,210 @@
+package runbook
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Checker runs a configured check now (the agent's scheduler).
+type Checker interface {
+	RunCheck(ctx context.Context, name string) (success bool, reason, message string, err error)
+}
+
+// Pager sends a runbook's message through a paging receiver.
+type Pager interface {
+	NotifyReceiver(ctx context.Context, receiver, title, message string) error
+}
+
+// Env is what steps reach the world through.
+type Env struct {
+	HTTP    *http.Client
+	Checker Checker
+	Pager   Pager
+	// Approved blocks until the run is approved (true) or rejected, or ctx ends.
+	Approved func(ctx context.Context) (bool, error)
+	// Fencing is the lock's fencing token for this run.
+	Fencing int64
+	// RunID keys idempotency headers.
+	RunID string
+}
+
+// Outcome is what one attempt of a step produced, for the journal.
+type Outcome struct {
+	Output string `json:"output,omitempty"`
+	Status int    `json:"status,omitempty"`
+}
+
+// execute runs one attempt of a rendered step within ctx.
+func execute(ctx context.Context, s *Step, r RenderedStep, env Env) (Outcome, error) {
+	switch {
+	case s.HTTP != nil:
+		return doHTTP(ctx, s.HTTP, r, env)
+	case s.Exec != nil:
+		return doExec(ctx, s.Exec, r)
+	case s.Check != nil:
+		return doCheck(ctx, s.Check, env)
+	case s.Wait != nil:
+		t := time.NewTimer(time.Duration(*s.Wait))
+		defer t.Stop()
+		select {
+		case <-ctx.Done():
+			return Outcome{}, ctx.Err()
+		case <-t.C:
+			return Outcome{}, nil
+		}
+	case s.Notify != nil:
+		if env.Pager == nil {
+			return Outcome{}, errors.New("no paging receivers configured")
+		}
+		return Outcome{}, env.Pager.NotifyReceiver(ctx, s.Notify.Receiver, "runbook: "+s.Name, r.Message)
+	case s.Approve != nil:
+		if env.Approved == nil {
+			return Outcome{}, errors.New("approvals are not available")
+		}
+		ok, err := env.Approved(ctx)
+		if err != nil {
+			return Outcome{}, err
+		}
+		if !ok {
+			return Outcome{}, errors.New("rejected")
+		}
+		return Outcome{Output: "approved"}, nil
+	}
+	return Outcome{}, fmt.Errorf("step %q has no kind", s.Name)
+}
+
+func doHTTP(ctx context.Context, h *HTTPStep, r RenderedStep, env Env) (Outcome, error) {
+	var body io.Reader
+	if r.Body != "" {
+		body = strings.NewReader(r.Body)
+	}
+	req, err := http.NewRequestWithContext(ctx, h.Method, r.URL, body)
+	if err != nil {
+		return Outcome{}, fmt.Errorf("build request: %w", err)
+	}
+	for k, v := range r.Headers {
+		req.Header.Set(k, v)
+	}
+	if r.Body != "" && req.Header.Get("Content-Type") == "" {
+		if json := strings.TrimSpace(r.Body); strings.HasPrefix(json, "{") || strings.HasPrefix(json, "[") {
+			req.Header.Set("Content-Type", "application/json")
+		}
+	}
+	if h.IdempotencyKey {
+		req.Header.Set("Idempotency-Key", env.RunID+"-"+r.Name)
+	}
+	if env.Fencing > 0 {
+		req.Header.Set(h.FencingHeader, strconv.FormatInt(env.Fencing, 10))
+	}
+	client := env.HTTP
+	if client == nil {
+		client = http.DefaultClient
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return Outcome{}, err
+	}
+	defer resp.Body.Close()
+	out, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
+	o := Outcome{Status: resp.StatusCode, Output: strings.TrimSpace(string(out))}
+	if !slices.Contains(h.ExpectStatus, resp.StatusCode) {
+		return o, fmt.Errorf("status %d, expected %v", resp.StatusCode, h.ExpectStatus)
+	}
+	return o, nil
+}
+
+// boundedBuffer keeps the first max bytes written and counts the rest.
+type boundedBuffer struct {
+	buf     bytes.Buffer
+	max     int
+	dropped int
+}
+
+func (b *boundedBuffer) Write(p []byte) (int, error) {
+	room := b.max - b.buf.Len()
+	if room > 0 {
+		b.buf.Write(p[:min(room, len(p))])
+	}
+	if len(p) > room {
+		b.dropped += len(p) - max(room, 0)
+	}
+	return len(p), nil
+}
+
+func (b *boundedBuffer) String() string {
+	if b.dropped > 0 {
+		return fmt.Sprintf("%s\n… %d more bytes not kept", b.buf.String(), b.dropped)
+	}
+	return b.buf.String()
+}
+
+func doExec(ctx context.Context, e *ExecStep, r RenderedStep) (Outcome, error) {
+	// An argv list, never a shell: label values are single arguments.
+	cmd := exec.CommandContext(ctx, r.Argv[0], r.Argv[1:]...)
+	cmd.Dir = e.Dir
+	cmd.Env = append(os.Environ(), r.Env...)
+	out := &boundedBuffer{max: e.MaxOutput}
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.WaitDelay = time.Second
+	err := cmd.Run()
+	o := Outcome{Output: strings.TrimSpace(out.String())}
+	if cmd.ProcessState != nil {
+		o.Status = cmd.ProcessState.ExitCode()
+	}
+	if err != nil {
+		return o, fmt.Errorf("%s: %w", r.Argv[0], err)
+	}
+	return o, nil
+}
+
+// doCheck runs the check until it passed Successes times in a row, within
+// Within (or once).
+func doCheck(ctx context.Context, c *CheckStep, env Env) (Outcome, error) {
+	if env.Checker == nil {
+		return Outcome{}, errors.New("checks are not available")
+	}
+	if c.Within > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, time.Duration(c.Within))
+		defer cancel()
+	}
+	streak, runs := 0, 0
+	var last string
+	for {
+		ok, reason, msg, err := env.Checker.RunCheck(ctx, c.Name)
+		runs++
+		switch {
+		case err != nil:
+			return Outcome{Output: last}, fmt.Errorf("run check %s: %w", c.Name, err)
+		case ok:
+			streak++
+			last = fmt.Sprintf("%s passed (%d/%d in a row, %d runs)", c.Name, streak, c.Successes, runs)
+		default:
+			streak = 0
+			last = fmt.Sprintf("%s failed: %s: %s", c.Name, reason, msg)
+		}
+		if streak >= c.Successes {
+			return Outcome{Output: last}, nil
+		}
+		if c.Successes <= 1 {
+			return Outcome{Output: last}, errors.New(last)
+		}
+		t := time.NewTimer(time.Duration(c.Interval))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return Outcome{Output: last}, fmt.Errorf("%s did not pass %d times in a row within %s: %s", c.Name, c.Successes, c.Within, last)
+		case <-t.C:
+		}
+	}
+}

@@ -1,0 +1,114 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"sort"
+	"time"
+
+	"github.com/prometheus/prometheus/model/labels"
+
+	"github.com/vigil-project/vigil/agent/config"
+	"github.com/vigil-project/vigil/agent/notify"
+	"github.com/vigil-project/vigil/agent/runbook"
+)
+
+// LoadRunbooks reads the config's runbook files. Names must be unique, and
+// the checks and receivers their steps name must be configured.
+func LoadRunbooks(cfg *config.Config) ([]*runbook.Runbook, error) {
+	if len(cfg.Runbooks) == 0 {
+		return nil, nil
+	}
+	base := "."
+	if cfg.File != config.DefaultFile {
+		base = filepath.Dir(cfg.File)
+	}
+	var files []string
+	for _, g := range cfg.Runbooks {
+		if !filepath.IsAbs(g) {
+			g = filepath.Join(base, g)
+		}
+		m, err := filepath.Glob(g)
+		if err != nil {
+			return nil, fmt.Errorf("runbooks: bad glob %q: %w", g, err)
+		}
+		files = append(files, m...)
+	}
+	sort.Strings(files)
+	checks := map[string]bool{}
+	for _, c := range cfg.Checks {
+		checks[c.Name] = true
+	}
+	receivers := map[string]bool{}
+	for _, r := range cfg.Notify.Receivers {
+		receivers[r.Name] = true
+	}
+	byName := map[string]string{}
+	var out []*runbook.Runbook
+	for _, f := range files {
+		rb, err := runbook.Load(f)
+		if err != nil {
+			return nil, err
+		}
+		if prev, dup := byName[rb.Name]; dup {
+			return nil, fmt.Errorf("%s: runbook %q is also defined in %s", f, rb.Name, prev)
+		}
+		byName[rb.Name] = f
+		for _, list := range [][]runbook.Step{rb.Preconditions, rb.Steps, rb.Rollback} {
+			for _, s := range list {
+				if s.Check != nil && !checks[s.Check.Name] {
+					return nil, fmt.Errorf("%s: step %q runs check %q, which is not configured", f, s.Name, s.Check.Name)
+				}
+				if s.Notify != nil && !receivers[s.Notify.Receiver] {
+					return nil, fmt.Errorf("%s: step %q notifies receiver %q, which is not configured", f, s.Name, s.Notify.Receiver)
+				}
+			}
+		}
+		out = append(out, rb)
+	}
+	for _, rb := range out {
+		if rb.OnResolve != "" {
+			if _, ok := byName[rb.OnResolve]; !ok {
+				return nil, fmt.Errorf("%s: on_resolve names runbook %q, which is not loaded", rb.File, rb.OnResolve)
+			}
+		}
+	}
+	return out, nil
+}
+
+// runbookChecker runs checks for runbook steps through the scheduler.
+type runbookChecker struct{ a *Agent }
+
+func (c runbookChecker) RunCheck(ctx context.Context, name string) (bool, string, string, error) {
+	r, err := c.a.sched.RunNow(ctx, name)
+	if err != nil {
+		return false, "", "", err
+	}
+	return r.Success, string(r.Reason), r.Message, nil
+}
+
+// runbookPager sends a runbook's notify step to a receiver through the
+// outbox, as an alert named RunbookNotification.
+type runbookPager struct{ p *pager }
+
+func (rp runbookPager) NotifyReceiver(ctx context.Context, receiver, title, message string) error {
+	rp.p.mu.RLock()
+	plan := rp.p.plan
+	rp.p.mu.RUnlock()
+	targets := plan.receivers[receiver]
+	if len(targets) == 0 {
+		return fmt.Errorf("receiver %q is not configured", receiver)
+	}
+	now := time.Now()
+	lbls := map[string]string{labels.AlertName: "RunbookNotification", "receiver": receiver}
+	a := notify.Alert{Labels: lbls, Annotations: map[string]string{"summary": title, "description": message},
+		StartsAt: now, EndsAt: now.Add(time.Minute), Fingerprint: notify.Fingerprint(lbls)}
+	m := &notify.Message{Receiver: receiver, GroupKey: "{runbook}:" + title, Alerts: []notify.Alert{a}, ExternalURL: plan.externalURL, Created: now}
+	return rp.p.outbox.Enqueue(ctx, m, receiver+"\x00"+m.GroupKey, targets)
+}
+
+func runbookEnv(a *Agent) runbook.Env {
+	return runbook.Env{HTTP: &http.Client{}, Checker: runbookChecker{a}, Pager: runbookPager{a.pager}}
+}
