@@ -111,7 +111,7 @@ func New(ctx context.Context, opts Options) (*Agent, error) {
 		st.Close()
 		return nil, err
 	}
-	locker, state, err := newRunbookBackend(ctx, cfg, st)
+	locker, state, err := newRunbookBackend(ctx, cfg, st, a.log)
 	if err != nil {
 		st.Close()
 		return nil, err

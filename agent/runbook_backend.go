@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/vigil-project/vigil/agent/config"
@@ -24,7 +25,7 @@ func (kv storeKV) Put(ctx context.Context, key, value string) error {
 // newRunbookBackend builds the runbook lock and state backend: the agent's
 // store, or etcd shared by a fleet (locks on a session with a TTL, fencing
 // tokens from etcd revisions, cooldowns and the pause switch in etcd).
-func newRunbookBackend(ctx context.Context, cfg *config.Config, st *store.Store) (lock.Locker, lock.State, error) {
+func newRunbookBackend(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.Logger) (lock.Locker, lock.State, error) {
 	switch cfg.RunbookLock.Backend {
 	case "etcd":
 		e := cfg.RunbookLock.Etcd
@@ -39,7 +40,7 @@ func newRunbookBackend(ctx context.Context, cfg *config.Config, st *store.Store)
 		cctx, cancel := context.WithTimeout(ctx, time.Duration(e.DialTimeout)+5*time.Second)
 		defer cancel()
 		l, s, err := lock.NewEtcd(cctx, lock.EtcdConfig{Endpoints: e.Endpoints, Prefix: e.Prefix, TTL: time.Duration(e.TTL),
-			DialTimeout: time.Duration(e.DialTimeout), Username: e.Username, Password: password.Reveal()})
+			DialTimeout: time.Duration(e.DialTimeout), Username: e.Username, Password: password.Reveal(), Logger: log})
 		if err != nil {
 			return nil, nil, fmt.Errorf("runbook_lock: etcd: %w", err)
 		}

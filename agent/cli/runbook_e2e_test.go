@@ -70,20 +70,32 @@ type e2eRun struct {
 // waitRun waits for a run of the runbook to reach a final state.
 func waitRun(t *testing.T, a *agentProc, runbook string, timeout time.Duration) e2eRun {
 	t.Helper()
+	return waitRunWhere(t, a, runbook, "a finished run", timeout, func(r e2eRun) bool {
+		return r.State != "running" && r.State != "waiting_approval"
+	})
+}
+
+// waitRunWhere waits for a run of the runbook (with its timeline) for
+// which ok holds.
+func waitRunWhere(t *testing.T, a *agentProc, runbook, what string, timeout time.Duration, ok func(e2eRun) bool) e2eRun {
+	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
 		var resp struct{ Runs []e2eRun }
 		json.Unmarshal([]byte(a.getAny(t, "/api/v1/runbooks/runs")), &resp)
 		for _, r := range resp.Runs {
-			if r.Runbook == runbook && r.State != "running" && r.State != "waiting_approval" {
-				var full e2eRun
-				json.Unmarshal([]byte(a.get(t, "/api/v1/runbooks/runs/"+r.ID)), &full)
+			if r.Runbook != runbook {
+				continue
+			}
+			var full e2eRun
+			json.Unmarshal([]byte(a.getAny(t, "/api/v1/runbooks/runs/"+r.ID)), &full)
+			if ok(full) {
 				return full
 			}
 		}
-		time.Sleep(250 * time.Millisecond)
+		time.Sleep(200 * time.Millisecond)
 	}
-	t.Fatalf("no finished %s run within %s: %s", runbook, timeout, a.getAny(t, "/api/v1/runbooks/runs"))
+	t.Fatalf("no %s run with %s within %s: %s", runbook, what, timeout, a.getAny(t, "/api/v1/runbooks/runs"))
 	return e2eRun{}
 }
 

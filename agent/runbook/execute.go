@@ -31,12 +31,36 @@ type Journal interface {
 // step whose start was not recorded must not run.
 var ErrJournal = errors.New("journal")
 
+// Position is where a run stands: a phase ("precondition", "step",
+// "rollback") and a step index in it.
+type Position struct {
+	Phase string
+	Index int
+}
+
+// ExecOptions says how to execute a run.
+type ExecOptions struct {
+	// Mode is the run's mode (a manual trigger may ask for a dry run of an
+	// enforce runbook); empty means the runbook's own.
+	Mode Mode
+	// Lost is closed when the run's lock is lost (another agent may now
+	// act): the run stops before its next step.
+	Lost <-chan struct{}
+	// From resumes an interrupted run of a resumable runbook at this step
+	// (preconditions are skipped when it is past them); zero starts at the
+	// first precondition.
+	From Position
+}
+
 // Execute runs a runbook's phases for one trigger: preconditions, steps,
-// and rollback when a step says so. lost is closed when the run's lock is
-// lost (another agent may now act): the run stops before its next step. It
-// returns the run's result and the error that decided it.
-func Execute(ctx context.Context, rb *Runbook, d Data, env Env, j Journal, lost <-chan struct{}) (string, error) {
-	if rb.Mode == DryRun {
+// and rollback when a step says so. It returns the run's result and the
+// error that decided it.
+func Execute(ctx context.Context, rb *Runbook, d Data, env Env, j Journal, o ExecOptions) (string, error) {
+	mode := o.Mode
+	if mode == "" {
+		mode = rb.Mode
+	}
+	if mode == DryRun {
 		for _, ph := range []struct {
 			name  string
 			steps []Step
@@ -53,13 +77,31 @@ func Execute(ctx context.Context, rb *Runbook, d Data, env Env, j Journal, lost 
 		}
 		return ResultDryRun, nil
 	}
-	for i := range rb.Preconditions {
-		if err := runStep(ctx, "precondition", i, &rb.Preconditions[i], d, env, j, lost); err != nil {
-			return resultOf(ctx, err, ResultPreconditionFailed), err
+	lost := o.Lost
+	rollback := func(from int, cause error) (string, error) {
+		for k := from; k < len(rb.Rollback); k++ {
+			// Every rollback step is tried; the first failure is kept.
+			if rerr := runStep(ctx, "rollback", k, &rb.Rollback[k], d, env, j, lost); rerr != nil {
+				return resultOf(ctx, rerr, ResultFailed), fmt.Errorf("%v; rollback failed: %w", cause, rerr)
+			}
+		}
+		return ResultRolledBack, cause
+	}
+	first := 0
+	switch o.From.Phase {
+	case "rollback":
+		return rollback(o.From.Index, errors.New("a step failed before the agent restarted; the rollback was resumed"))
+	case "step":
+		first = o.From.Index
+	default:
+		for i := range rb.Preconditions {
+			if err := runStep(ctx, "precondition", i, &rb.Preconditions[i], d, env, j, lost); err != nil {
+				return resultOf(ctx, err, ResultPreconditionFailed), err
+			}
 		}
 	}
 	var firstErr error
-	for i := range rb.Steps {
+	for i := first; i < len(rb.Steps); i++ {
 		s := &rb.Steps[i]
 		err := runStep(ctx, "step", i, s, d, env, j, lost)
 		if err == nil {
@@ -75,13 +117,7 @@ func Execute(ctx context.Context, rb *Runbook, d Data, env Env, j Journal, lost 
 			}
 			continue
 		case Rollback:
-			for k := range rb.Rollback {
-				// Every rollback step is tried; the first failure is kept.
-				if rerr := runStep(ctx, "rollback", k, &rb.Rollback[k], d, env, j, lost); rerr != nil {
-					return resultOf(ctx, rerr, ResultFailed), fmt.Errorf("%v; rollback failed: %w", err, rerr)
-				}
-			}
-			return ResultRolledBack, err
+			return rollback(0, err)
 		default:
 			return ResultFailed, err
 		}

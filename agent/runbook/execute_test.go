@@ -148,7 +148,7 @@ func TestExecuteFailover(t *testing.T) {
 			env := Env{Checker: &fakeChecker{results: tc.checks}, RunID: "run1", Fencing: 42,
 				Pager: pagerFunc(func(_ context.Context, r, _, m string) error { paged = append(paged, r+": "+m); return nil })}
 			j := &memJournal{}
-			res, err := Execute(context.Background(), rb, alert, env, j, nil)
+			res, err := Execute(context.Background(), rb, alert, env, j, ExecOptions{})
 			if res != tc.wantResult {
 				t.Errorf("result %s (%v), want %s", res, err, tc.wantResult)
 			}
@@ -181,13 +181,13 @@ func TestExecuteLockLostAndAbort(t *testing.T) {
 	rb := failoverRunbook(t, srv.URL)
 	lost := make(chan struct{})
 	close(lost)
-	res, err := Execute(context.Background(), rb, Data{}, Env{Checker: &fakeChecker{results: map[string][]bool{"invoice_sync_standby": {true}}}}, &memJournal{}, lost)
+	res, err := Execute(context.Background(), rb, Data{}, Env{Checker: &fakeChecker{results: map[string][]bool{"invoice_sync_standby": {true}}}}, &memJournal{}, ExecOptions{Lost: lost})
 	if res != ResultLockLost || len(gw.headers) != 0 {
 		t.Errorf("lost lock: %s %v, %d calls", res, err, len(gw.headers))
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if res, _ := Execute(ctx, rb, Data{}, Env{}, &memJournal{}, nil); res != ResultAborted {
+	if res, _ := Execute(ctx, rb, Data{}, Env{}, &memJournal{}, ExecOptions{}); res != ResultAborted {
 		t.Errorf("aborted: %s", res)
 	}
 }
@@ -215,7 +215,7 @@ steps:
 	}
 	start := time.Now()
 	j := &memJournal{}
-	res, err := Execute(context.Background(), rb, d, Env{}, j, nil)
+	res, err := Execute(context.Background(), rb, d, Env{}, j, ExecOptions{})
 	if res != ResultFailed || time.Since(start) > 3*time.Second || !strings.Contains(fmt.Sprint(err), "exit status 3") {
 		t.Errorf("result %s %v after %s", res, err, time.Since(start))
 	}

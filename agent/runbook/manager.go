@@ -10,6 +10,8 @@ import (
 	"io"
 	"log/slog"
 	"sort"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -70,10 +72,13 @@ type Manager struct {
 	opts    Options
 	metrics *vm.Set
 
-	mu        sync.Mutex
-	runbooks  map[string]*Runbook
-	active    map[string]*activeRun // by run ID
-	triggered map[string]bool       // runbook + alert fingerprint, until the alert resolves
+	mu       sync.Mutex
+	runbooks map[string]*Runbook
+	active   map[string]*activeRun // by run ID
+	// triggered maps runbook + alert fingerprint to the StartsAt (unix ms)
+	// of the incident a run was started for, until the alert resolves;
+	// seeded from the journal at start so a restart does not act twice.
+	triggered map[string]int64
 	wg        sync.WaitGroup
 	ctx       context.Context
 }
@@ -96,7 +101,7 @@ func NewManager(opts Options) *Manager {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	m := &Manager{opts: opts, metrics: vm.NewSet(), runbooks: map[string]*Runbook{}, active: map[string]*activeRun{}, triggered: map[string]bool{}}
+	m := &Manager{opts: opts, metrics: vm.NewSet(), runbooks: map[string]*Runbook{}, active: map[string]*activeRun{}, triggered: map[string]int64{}}
 	m.metrics.NewGauge("vigil_runbook_running", func() float64 {
 		m.mu.Lock()
 		defer m.mu.Unlock()
@@ -118,7 +123,7 @@ func (m *Manager) SetRunbooks(rbs []*Runbook) {
 	m.runbooks = map[string]*Runbook{}
 	for _, rb := range rbs {
 		m.runbooks[rb.Name] = rb
-		for _, r := range []string{ResultSucceeded, ResultFailed, ResultRolledBack, ResultPreconditionFailed, ResultAborted, ResultLockLost, ResultDryRun, StateBlocked, StateRejected, StateApprovalTimedOut} {
+		for _, r := range []string{ResultSucceeded, ResultFailed, ResultRolledBack, ResultPreconditionFailed, ResultAborted, ResultLockLost, ResultDryRun, StateBlocked, StateRejected, StateApprovalTimedOut, StateInterrupted} {
 			m.metrics.GetOrCreateCounter(fmt.Sprintf(`vigil_runbook_runs_total{runbook=%q,result=%q}`, rb.Name, r))
 		}
 	}
@@ -136,11 +141,28 @@ func (m *Manager) Runbooks() []*Runbook {
 	return out
 }
 
-// Start marks runs a previous process left unfinished as interrupted —
-// never resumed blindly — and accepts triggers until ctx ends.
+// Start deals with the runs a previous process left unfinished — marked
+// interrupted, never resumed blindly; resumed at the step in flight only
+// when the runbook declares its steps idempotent (resumable: true) — and
+// accepts triggers until ctx ends.
 func (m *Manager) Start(ctx context.Context) error {
 	m.mu.Lock()
 	m.ctx = ctx
+	m.mu.Unlock()
+	recent, err := m.opts.Journal.Runs(ctx, 1000)
+	if err != nil {
+		return err
+	}
+	m.mu.Lock()
+	for _, r := range recent { // newest first: the first per key wins
+		fp, ms, ok := parseAlertID(r.Alert)
+		if !ok {
+			continue
+		}
+		if _, seen := m.triggered[r.Runbook+"\x00"+fp]; !seen {
+			m.triggered[r.Runbook+"\x00"+fp] = ms
+		}
+	}
 	m.mu.Unlock()
 	runs, err := m.opts.Journal.Runs(ctx, 1000, StateRunning, StateWaitingApproval)
 	if err != nil {
@@ -150,14 +172,98 @@ func (m *Manager) Start(ctx context.Context) error {
 	for _, r := range runs {
 		msg := "the agent stopped during this run; its steps are not re-run automatically (the runbook is not resumable): check the target and re-trigger by hand"
 		if rb := m.runbook(r.Runbook); rb != nil && rb.Resumable {
-			msg = "the agent stopped during this run; resumable runbooks are not resumed by this version yet: re-trigger by hand"
+			err := m.resume(ctx, rb, r)
+			if err == nil {
+				continue
+			}
+			msg = "the agent stopped during this run and it could not be resumed: " + err.Error()
 		}
 		if err := m.opts.Journal.UpdateRun(ctx, r.ID, StateInterrupted, msg, r.Fencing, now, &store.RunEvent{At: now, Kind: "interrupted", Error: msg}); err != nil {
 			return err
 		}
+		m.count(r.Runbook, StateInterrupted)
 		m.opts.Logger.Warn("runbook run interrupted by a restart", "run", r.ID, "runbook", r.Runbook, "target", r.Target)
 	}
 	return nil
+}
+
+// resume continues an unfinished run of a resumable runbook at the step
+// that was in flight (it runs again: the runbook says its steps are
+// idempotent), under a new lock and fencing token.
+func (m *Manager) resume(ctx context.Context, rb *Runbook, r store.RunRow) error {
+	_, evs, err := m.opts.Journal.Run(ctx, r.ID)
+	if err != nil {
+		return err
+	}
+	pos, approved := resumePoint(evs)
+	if pos.Phase == "step" && pos.Index > len(rb.Steps) || pos.Phase == "rollback" && pos.Index > len(rb.Rollback) {
+		return fmt.Errorf("the runbook changed: it has no %s %d any more", pos.Phase, pos.Index+1)
+	}
+	var lbls map[string]string
+	if err := json.Unmarshal([]byte(r.Labels), &lbls); err != nil {
+		return fmt.Errorf("labels: %w", err)
+	}
+	mode := Mode(r.Mode)
+	key := rb.Name + "/" + r.Target
+	lease, err := m.opts.Locker.TryAcquire(ctx, key)
+	if err != nil {
+		return fmt.Errorf("lock: %w", err)
+	}
+	state := StateRunning
+	if mode == Approve && !approved {
+		state = StateWaitingApproval
+	}
+	r.Fencing = lease.Token()
+	now := m.opts.Now()
+	detail := "from the start"
+	if pos.Phase != "" {
+		detail = fmt.Sprintf("from %s %d", pos.Phase, pos.Index+1)
+	}
+	if err := m.opts.Journal.UpdateRun(ctx, r.ID, state, "", r.Fencing, time.Time{}, &store.RunEvent{At: now, Kind: "resumed", Phase: pos.Phase, Step: pos.Index, Detail: detail}); err != nil {
+		lease.Release(context.WithoutCancel(ctx))
+		return err
+	}
+	m.opts.Logger.Warn("runbook run resumed after a restart", "run", r.ID, "runbook", r.Runbook, "target", r.Target, "at", detail)
+	d := Data{Labels: lbls, Runbook: rb.Name, Run: r.ID, Target: r.Target}
+	m.start(ctx, rb, runStart{row: r, mode: mode, key: key, data: d, lease: lease, from: pos, approved: approved || mode != Approve})
+	return nil
+}
+
+// resumePoint reads a run's timeline: the step in flight when it stopped
+// (or the one after the last finished step), and whether it was approved.
+func resumePoint(evs []store.RunEvent) (Position, bool) {
+	var pos Position
+	approved := false
+	for _, ev := range evs {
+		switch ev.Kind {
+		case "approved":
+			approved = true
+		case "step_start":
+			pos = Position{Phase: ev.Phase, Index: ev.Step}
+		case "step_end":
+			pos = Position{Phase: ev.Phase, Index: ev.Step}
+			if ev.Error == "" {
+				pos.Index++
+			}
+		}
+	}
+	if pos.Phase == "precondition" {
+		pos = Position{} // preconditions are checks: all run again
+	}
+	return pos, approved
+}
+
+func alertID(fp string, startsAt time.Time) string {
+	return fp + "@" + strconv.FormatInt(startsAt.UnixMilli(), 10)
+}
+
+func parseAlertID(s string) (string, int64, bool) {
+	fp, ms, ok := strings.Cut(s, "@")
+	if !ok {
+		return "", 0, false
+	}
+	n, err := strconv.ParseInt(ms, 10, 64)
+	return fp, n, err == nil
 }
 
 // Wait blocks until every run started has finished (after ctx ended).
@@ -170,7 +276,7 @@ func (m *Manager) runbook(name string) *Runbook {
 }
 
 // OnAlerts starts the runbooks whose trigger matches a firing alert, once
-// per alert until it resolves.
+// per alert incident (its StartsAt) until it resolves.
 func (m *Manager) OnAlerts(alerts []notify.Alert) {
 	now := m.opts.Now()
 	for _, a := range alerts {
@@ -182,27 +288,33 @@ func (m *Manager) OnAlerts(alerts []notify.Alert) {
 			if err != nil || !route.Matches(ms, a.Labels) {
 				continue
 			}
-			key := rb.Name + "\x00" + notify.Fingerprint(a.Labels)
+			fp := notify.Fingerprint(a.Labels)
+			key := rb.Name + "\x00" + fp
 			m.mu.Lock()
-			seen := m.triggered[key]
-			if a.Resolved(now) {
+			prev, seen := m.triggered[key]
+			resolved := a.Resolved(now)
+			if resolved {
 				delete(m.triggered, key)
 			} else {
-				m.triggered[key] = true
+				m.triggered[key] = a.StartsAt.UnixMilli()
 			}
 			m.mu.Unlock()
-			if a.Resolved(now) {
+			if resolved {
 				if seen && rb.OnResolve != "" {
-					if _, err := m.Trigger(context.Background(), rb.OnResolve, a.Labels, a.Annotations, "resolved "+rb.Trigger.Alert, Approve); err != nil {
+					mode := Approve // failback waits for a person unless the runbook only plans
+					if fb := m.runbook(rb.OnResolve); fb != nil && fb.Mode == DryRun {
+						mode = DryRun
+					}
+					if _, err := m.Trigger(context.Background(), rb.OnResolve, a.Labels, a.Annotations, "resolved "+rb.Trigger.Alert, mode); err != nil {
 						m.opts.Logger.Error("on_resolve runbook not started", "runbook", rb.OnResolve, "err", err)
 					}
 				}
 				continue
 			}
-			if seen {
+			if seen && prev == a.StartsAt.UnixMilli() {
 				continue
 			}
-			if _, err := m.Trigger(context.Background(), rb.Name, a.Labels, a.Annotations, "alert "+rb.Trigger.Alert, ""); err != nil {
+			if _, err := m.trigger(context.Background(), rb.Name, a.Labels, a.Annotations, "alert "+rb.Trigger.Alert, "", alertID(fp, a.StartsAt)); err != nil {
 				m.opts.Logger.Error("runbook not started", "runbook", rb.Name, "err", err)
 			}
 		}
@@ -216,6 +328,12 @@ var ErrUnknownRunbook = errors.New("no such runbook")
 // mode overrides the runbook's mode when not empty (on_resolve runs in
 // approve mode by default).
 func (m *Manager) Trigger(ctx context.Context, name string, lbls, annotations map[string]string, by string, mode Mode) (string, error) {
+	return m.trigger(ctx, name, lbls, annotations, by, mode, "")
+}
+
+// trigger is Trigger with the triggering alert's identity (alertID),
+// recorded so a restart does not run the runbook again for it.
+func (m *Manager) trigger(ctx context.Context, name string, lbls, annotations map[string]string, by string, mode Mode, alert string) (string, error) {
 	rb := m.runbook(name)
 	if rb == nil {
 		return "", fmt.Errorf("%w %q", ErrUnknownRunbook, name)
@@ -243,7 +361,7 @@ func (m *Manager) Trigger(ctx context.Context, name string, lbls, annotations ma
 	key := rb.Name + "/" + target
 	now := m.opts.Now()
 	lj, _ := json.Marshal(lbls)
-	row := store.RunRow{ID: id, Runbook: rb.Name, Target: target, Trigger: by, Labels: string(lj), Mode: string(mode), CreatedAt: now}
+	row := store.RunRow{ID: id, Runbook: rb.Name, Target: target, Trigger: by, Labels: string(lj), Alert: alert, Mode: string(mode), CreatedAt: now}
 
 	block := func(reason string) (string, error) {
 		row.State, row.Error, row.FinishedAt = StateBlocked, reason, now
@@ -286,17 +404,33 @@ func (m *Manager) Trigger(ctx context.Context, name string, lbls, annotations ma
 		}
 		return "", err
 	}
-	rctx, cancel := context.WithCancel(runCtx)
-	ar := &activeRun{cancel: cancel, approval: make(chan approval, 1)}
-	m.mu.Lock()
-	m.active[id] = ar
-	m.mu.Unlock()
-	m.wg.Add(1)
-	go m.run(rctx, rb, mode, row, key, d, lease, ar)
+	m.start(runCtx, rb, runStart{row: row, mode: mode, key: key, data: d, lease: lease, approved: mode != Approve})
 	return id, nil
 }
 
-func (m *Manager) run(ctx context.Context, rb *Runbook, mode Mode, row store.RunRow, key string, d Data, lease Lease, ar *activeRun) {
+// runStart is what a run goroutine needs.
+type runStart struct {
+	row      store.RunRow
+	mode     Mode
+	key      string // lock and cooldown key: runbook/target
+	data     Data
+	lease    Lease // nil for dry runs
+	from     Position
+	approved bool // false: wait for a person before the first step
+}
+
+func (m *Manager) start(ctx context.Context, rb *Runbook, rs runStart) {
+	rctx, cancel := context.WithCancel(ctx)
+	ar := &activeRun{cancel: cancel, approval: make(chan approval, 1)}
+	m.mu.Lock()
+	m.active[rs.row.ID] = ar
+	m.mu.Unlock()
+	m.wg.Add(1)
+	go m.run(rctx, rb, rs, ar)
+}
+
+func (m *Manager) run(ctx context.Context, rb *Runbook, rs runStart, ar *activeRun) {
+	row, key, lease := rs.row, rs.key, rs.lease
 	defer m.wg.Done()
 	defer ar.cancel()
 	defer func() {
@@ -327,7 +461,7 @@ func (m *Manager) run(ctx context.Context, rb *Runbook, mode Mode, row store.Run
 		}
 		m.opts.Logger.Log(ctx, lvl, "runbook run finished", "run", row.ID, "runbook", rb.Name, "target", row.Target, "result", state, "err", msg)
 	}
-	if mode == Approve {
+	if !rs.approved {
 		t := time.NewTimer(time.Duration(rb.ApprovalTimeout))
 		select {
 		case <-ctx.Done():
@@ -359,7 +493,11 @@ func (m *Manager) run(ctx context.Context, rb *Runbook, mode Mode, row store.Run
 			return a.ok, nil
 		}
 	}
-	result, err := Execute(ctx, rb, d, env, journal{m: m, id: row.ID}, lost)
+	mode := rs.mode
+	if mode == Approve {
+		mode = Enforce // approved: run the steps
+	}
+	result, err := Execute(ctx, rb, rs.data, env, journal{m: m, id: row.ID}, ExecOptions{Mode: mode, Lost: lost, From: rs.from})
 	if result != ResultDryRun && result != ResultPreconditionFailed && rb.Cooldown > 0 {
 		if cerr := m.opts.State.SetCooldown(context.WithoutCancel(ctx), key, m.opts.Now().Add(time.Duration(rb.Cooldown))); cerr != nil {
 			m.opts.Logger.Error("runbook cooldown not recorded", "runbook", rb.Name, "err", cerr)

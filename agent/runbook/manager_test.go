@@ -2,6 +2,8 @@ package runbook
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
@@ -90,20 +92,28 @@ func newTestManager(t *testing.T, checks map[string][]bool) (*Manager, *store.St
 	}
 	t.Cleanup(func() { st.Close() })
 	gw := &gateway{}
+	m, cancel := startManager(t, st, gw, func(rb *Runbook) { rb.Steps[1].Check.Within = 300_000_000 }, checks)
+	return m, st, gw, cancel
+}
+
+// startManager starts a manager over st with the failover runbook pointed
+// at gw (edited by edit) and the given check results.
+func startManager(t *testing.T, st *store.Store, gw *gateway, edit func(*Runbook), checks map[string][]bool) (*Manager, context.CancelFunc) {
+	t.Helper()
 	srv := httptest.NewServer(gw)
 	t.Cleanup(srv.Close)
 	locks := newMemLocks()
 	m := NewManager(Options{Journal: st, Locker: locks, State: locks, Env: Env{Checker: &fakeChecker{results: checks},
 		Pager: pagerFunc(func(context.Context, string, string, string) error { return nil })}})
 	rb := failoverRunbook(t, srv.URL)
-	rb.Steps[1].Check.Within = 300_000_000
+	edit(rb)
 	m.SetRunbooks([]*Runbook{rb})
 	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(func() { cancel(); m.Wait() })
 	if err := m.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { cancel(); m.Wait() })
-	return m, st, gw, cancel
+	return m, cancel
 }
 
 func firingAlert() notify.Alert {
@@ -227,28 +237,149 @@ func TestApprovalAndPause(t *testing.T) {
 	}
 }
 
-// TestRestartMarksInterrupted: a run left "running" by a dead process is
-// marked interrupted at start and nothing is re-executed.
-func TestRestartMarksInterrupted(t *testing.T) {
+// restartManager is a manager started over an existing store, as after a
+// kill -9: the failover runbook pointed at gw, resumable or not.
+func restartManager(t *testing.T, st *store.Store, gw *gateway, resumable bool, checks map[string][]bool) *Manager {
+	t.Helper()
+	m, _ := startManager(t, st, gw, func(rb *Runbook) { rb.Resumable = resumable }, checks)
+	return m
+}
+
+// leftRunning writes the journal of a run that a killed agent left in the
+// middle of step 2 (the gateway already switched), for alert a.
+func leftRunning(t *testing.T, a notify.Alert) *store.Store {
+	t.Helper()
 	st, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "v.db"), store.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer st.Close()
-	now := time.Now()
-	st.CreateRun(context.Background(), store.RunRow{ID: "old", Runbook: "invoice-failover", Target: "t", Trigger: "alert", Labels: "{}", Mode: "enforce", State: StateRunning, CreatedAt: now},
-		store.RunEvent{At: now, Kind: "created"})
-	gw := &gateway{}
-	locks := newMemLocks()
-	m := NewManager(Options{Journal: st, Locker: locks, State: locks})
-	ctx, cancel := context.WithCancel(context.Background())
-	defer func() { cancel(); m.Wait() }()
-	if err := m.Start(ctx); err != nil {
+	t.Cleanup(func() { st.Close() })
+	ctx, now := context.Background(), time.Now()
+	lj, _ := json.Marshal(a.Labels)
+	if err := st.CreateRun(ctx, store.RunRow{ID: "old", Runbook: "invoice-failover", Target: "e-invoice", Trigger: "alert InvoiceQRFailing",
+		Labels: string(lj), Alert: alertID(notify.Fingerprint(a.Labels), a.StartsAt), Mode: "enforce", State: StateRunning, Fencing: 7, CreatedAt: now},
+		store.RunEvent{At: now, Kind: "created"}); err != nil {
 		t.Fatal(err)
 	}
+	for _, ev := range []store.RunEvent{
+		{Kind: "step_start", Phase: "precondition", Step: 0, Attempt: 1}, {Kind: "step_end", Phase: "precondition", Step: 0, Attempt: 1},
+		{Kind: "step_start", Phase: "step", Step: 0, Attempt: 1}, {Kind: "step_end", Phase: "step", Step: 0, Attempt: 1},
+		{Kind: "step_start", Phase: "step", Step: 1, Attempt: 1},
+	} {
+		ev.At = now
+		if err := st.AddRunEvent(ctx, "old", ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return st
+}
+
+func kinds(evs []store.RunEvent) string {
+	var out []string
+	for _, e := range evs {
+		k := e.Kind
+		if e.Phase != "" {
+			k += fmt.Sprintf(":%s%d", e.Phase, e.Step)
+		}
+		out = append(out, k)
+	}
+	return strings.Join(out, ",")
+}
+
+// TestRestartMarksInterrupted: a run left "running" by a dead process is
+// marked interrupted at start, nothing is re-executed, and the alert that
+// started it (still firing, re-sent by the restored rule state) does not
+// start it again; a new incident of the same alert does.
+func TestRestartMarksInterrupted(t *testing.T) {
+	a := firingAlert()
+	st := leftRunning(t, a)
+	gw := &gateway{}
+	m := restartManager(t, st, gw, false, map[string][]bool{"invoice_sync_standby": {true}, "invoice_qr": {true}})
 	r, evs, _ := st.Run(context.Background(), "old")
-	if r.State != StateInterrupted || evs[len(evs)-1].Kind != "interrupted" || len(gw.headers) != 0 {
-		t.Errorf("after restart: %+v %+v", r, evs)
+	if r.State != StateInterrupted || evs[len(evs)-1].Kind != "interrupted" || !strings.Contains(r.Error, "not resumable") {
+		t.Errorf("after restart: %+v %s", r, kinds(evs))
+	}
+	m.OnAlerts([]notify.Alert{a})
+	if runs := latestRuns(t, st); len(runs) != 1 {
+		t.Fatalf("the restored alert started the runbook again: %+v", runs)
+	}
+	gw.mu.Lock()
+	n := len(gw.headers)
+	gw.mu.Unlock()
+	if n != 0 {
+		t.Errorf("%d requests reached the gateway after the restart", n)
+	}
+	next := a
+	next.StartsAt = a.StartsAt.Add(time.Hour)
+	m.OnAlerts([]notify.Alert{next})
+	if runs := latestRuns(t, st); len(runs) != 2 || runs[0].Alert == runs[1].Alert {
+		t.Fatalf("a new incident did not start a run: %+v", runs)
+	}
+}
+
+// TestRestartResumesResumable: a resumable runbook's run continues at the
+// step in flight under a new lock and fencing token; finished steps are not
+// run again.
+func TestRestartResumesResumable(t *testing.T) {
+	st := leftRunning(t, firingAlert())
+	gw := &gateway{}
+	restartManager(t, st, gw, true, map[string][]bool{"invoice_sync_standby": {true}, "invoice_qr": {true}})
+	r := waitState(t, st, "old", ResultSucceeded)
+	_, evs, _ := st.Run(context.Background(), "old")
+	want := "created,step_start:precondition0,step_end:precondition0,step_start:step0,step_end:step0,step_start:step1," +
+		"resumed:step1,step_start:step1,step_end:step1,step_start:step2,step_end:step2,finished"
+	if got := kinds(evs); got != want {
+		t.Errorf("timeline\n got %s\nwant %s", got, want)
+	}
+	gw.mu.Lock()
+	defer gw.mu.Unlock()
+	if len(gw.headers) != 0 || r.Fencing == 7 || r.Fencing == 0 {
+		t.Errorf("gateway called %d times after the restart (switch already done); fencing %d", len(gw.headers), r.Fencing)
+	}
+}
+
+func TestResumePoint(t *testing.T) {
+	ev := func(kind, phase string, step int, errMsg string) store.RunEvent {
+		return store.RunEvent{Kind: kind, Phase: phase, Step: step, Error: errMsg}
+	}
+	for _, tc := range []struct {
+		name     string
+		evs      []store.RunEvent
+		want     Position
+		approved bool
+	}{
+		{"nothing ran", []store.RunEvent{ev("created", "", -1, "")}, Position{}, false},
+		{"in a precondition", []store.RunEvent{ev("step_start", "precondition", 0, "")}, Position{}, false},
+		{"preconditions done", []store.RunEvent{ev("step_end", "precondition", 0, "")}, Position{}, false},
+		{"approved, step in flight", []store.RunEvent{ev("approved", "", -1, ""), ev("step_start", "step", 2, "")}, Position{"step", 2}, true},
+		{"after a finished step", []store.RunEvent{ev("step_end", "step", 1, "")}, Position{"step", 2}, false},
+		{"after a failed attempt", []store.RunEvent{ev("step_end", "step", 1, "503")}, Position{"step", 1}, false},
+		{"in the rollback", []store.RunEvent{ev("step_end", "step", 1, "503"), ev("step_start", "rollback", 0, "")}, Position{"rollback", 0}, false},
+	} {
+		got, approved := resumePoint(tc.evs)
+		if got != tc.want || approved != tc.approved {
+			t.Errorf("%s: %+v %v, want %+v %v", tc.name, got, approved, tc.want, tc.approved)
+		}
+	}
+}
+
+// TestManualDryRunOfEnforceRunbook: a dry run asked for by hand renders
+// every step and touches nothing, even though the runbook enforces.
+func TestManualDryRunOfEnforceRunbook(t *testing.T) {
+	m, st, gw, _ := newTestManager(t, map[string][]bool{"invoice_sync_standby": {true}, "invoice_qr": {true}})
+	id, err := m.Trigger(context.Background(), "invoice-failover", firingAlert().Labels, nil, "manual", DryRun)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := waitState(t, st, id, ResultDryRun)
+	_, evs, _ := st.Run(context.Background(), id)
+	if got := kinds(evs); got != "created,planned:precondition0,planned:step0,planned:step1,planned:step2,planned:rollback0,finished" || r.Fencing != 0 {
+		t.Errorf("dry run timeline %s, fencing %d", got, r.Fencing)
+	}
+	gw.mu.Lock()
+	defer gw.mu.Unlock()
+	if len(gw.headers) != 0 {
+		t.Errorf("dry run sent %d requests", len(gw.headers))
 	}
 }
 

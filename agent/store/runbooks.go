@@ -12,9 +12,13 @@ import (
 type RunRow struct {
 	ID, Runbook, Target, Trigger string
 	Labels                       string // JSON object
-	Mode, State, Error           string
-	Fencing                      int64
-	CreatedAt, FinishedAt        time.Time
+	// Alert identifies the triggering alert incident ("fingerprint@startsAt
+	// in ms"), so a restarted agent does not run a runbook again for an
+	// alert it already acted on; empty for manual runs.
+	Alert                 string
+	Mode, State, Error    string
+	Fencing               int64
+	CreatedAt, FinishedAt time.Time
 }
 
 // RunEvent is one transition of a run.
@@ -38,8 +42,8 @@ func (s *Store) CreateRun(ctx context.Context, r RunRow, first RunEvent) error {
 		return fmt.Errorf("create run: %w", err)
 	}
 	defer tx.Rollback()
-	if _, err := tx.ExecContext(ctx, `INSERT INTO runbook_runs (id, runbook, target, trigger, labels, mode, state, error, fencing, created_at, finished_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, r.ID, r.Runbook, r.Target, r.Trigger, r.Labels, r.Mode, r.State, r.Error, r.Fencing,
+	if _, err := tx.ExecContext(ctx, `INSERT INTO runbook_runs (id, runbook, target, trigger, labels, alert, mode, state, error, fencing, created_at, finished_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, r.ID, r.Runbook, r.Target, r.Trigger, r.Labels, r.Alert, r.Mode, r.State, r.Error, r.Fencing,
 		r.CreatedAt.UnixMilli(), ms(r.FinishedAt)); err != nil {
 		return fmt.Errorf("create run: %w", err)
 	}
@@ -101,12 +105,12 @@ func addEvent(ctx context.Context, tx *sql.Tx, id string, ev RunEvent) error {
 	return nil
 }
 
-const runCols = `id, runbook, target, trigger, labels, mode, state, error, fencing, created_at, finished_at`
+const runCols = `id, runbook, target, trigger, labels, alert, mode, state, error, fencing, created_at, finished_at`
 
 func scanRun(sc interface{ Scan(...any) error }) (RunRow, error) {
 	var r RunRow
 	var created, finished int64
-	err := sc.Scan(&r.ID, &r.Runbook, &r.Target, &r.Trigger, &r.Labels, &r.Mode, &r.State, &r.Error, &r.Fencing, &created, &finished)
+	err := sc.Scan(&r.ID, &r.Runbook, &r.Target, &r.Trigger, &r.Labels, &r.Alert, &r.Mode, &r.State, &r.Error, &r.Fencing, &created, &finished)
 	r.CreatedAt, r.FinishedAt = time.UnixMilli(created), fromMS(finished)
 	return r, err
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"net/url"
 	"strings"
@@ -32,6 +33,8 @@ type EtcdConfig struct {
 	Username    string
 	Password    string
 	TLS         *tls.Config
+	// Logger receives the etcd client's warnings and errors; nil drops them.
+	Logger *slog.Logger
 }
 
 // Defaults of EtcdConfig.
@@ -93,6 +96,7 @@ func NewEtcd(ctx context.Context, cfg EtcdConfig) (Locker, State, error) {
 		Username:    cfg.Username,
 		Password:    cfg.Password,
 		TLS:         cfg.TLS,
+		Logger:      zapToSlog(cfg.Logger),
 	})
 	if err != nil {
 		return nil, nil, fmt.Errorf("etcd: connect to %s: %w", strings.Join(cfg.Endpoints, ","), err)

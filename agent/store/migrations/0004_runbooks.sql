@@ -7,6 +7,7 @@ CREATE TABLE runbook_runs (
     target      TEXT    NOT NULL,
     trigger     TEXT    NOT NULL, -- "alert AlertName" or "manual by <who>"
     labels      TEXT    NOT NULL, -- JSON object
+    alert       TEXT    NOT NULL DEFAULT '', -- "<fingerprint>@<startsAt ms>" of the triggering alert
     mode        TEXT    NOT NULL,
     state       TEXT    NOT NULL, -- waiting_approval | running | blocked | interrupted | a result
     error       TEXT    NOT NULL DEFAULT '',
