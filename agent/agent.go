@@ -52,6 +52,7 @@ type Agent struct {
 	rules    *ruleEngine
 	pager    *pager
 	runbooks *runbook.Manager
+	drills   *drills
 	locker   interface{ Close() error }
 	ready    atomic.Bool
 	reloadMu sync.Mutex
@@ -121,12 +122,20 @@ func New(ctx context.Context, opts Options) (*Agent, error) {
 	a.runbooks.SetRunbooks(rbs)
 	a.exporter.AddWriter(a.runbooks.WritePrometheus)
 	a.pager.onAlerts = a.runbooks.OnAlerts
+	drs, err := LoadDrills(cfg)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	a.drills = newDrills(a, drs)
+	a.exporter.AddWriter(a.drills.metrics.WritePrometheus)
 	a.rules = newRuleEngine(a)
 	a.rules.apply(cfg, groups)
 	a.sched = scheduler.New(scheduler.Options{
 		MaxConcurrency: cfg.Global.MaxConcurrency,
 		Logger:         opts.Logger,
 		OnResult:       a.onResult,
+		Override:       a.drills.override,
 		OnStart:        a.onStart,
 		OnStop:         a.onStop,
 	})
@@ -176,6 +185,13 @@ func (a *Agent) Run(ctx context.Context) error {
 		a.locker.Close()
 	}()
 	defer func() { cancel(); a.pager.outbox.Wait() }()
+	// A drill's rollback always runs: at shutdown it is waited for, and a
+	// drill a dead agent left running is rolled back now.
+	defer func() { cancel(); a.drills.wg.Wait() }()
+	a.drills.mu.Lock()
+	a.drills.ctx = ctx
+	a.drills.mu.Unlock()
+	a.drills.wg.Go(func() { a.drills.recover(ctx) })
 	go a.rules.run(ctx)
 
 	srv := &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 10 * time.Second}
@@ -284,6 +300,11 @@ func (a *Agent) Reload(ctx context.Context) error {
 		a.recordReload(false)
 		return err
 	}
+	drs, err := LoadDrills(cfg)
+	if err != nil {
+		a.recordReload(false)
+		return err
+	}
 	a.mu.RLock()
 	old, oldConcurrency := a.jobs, a.cfg.Global.MaxConcurrency
 	a.mu.RUnlock()
@@ -295,6 +316,7 @@ func (a *Agent) Reload(ctx context.Context) error {
 	a.rules.apply(cfg, groups)
 	a.pager.apply(plan)
 	a.runbooks.SetRunbooks(rbs)
+	a.drills.set(drs)
 	if err := a.sched.Update(ctx, jobs); err != nil {
 		return fmt.Errorf("apply config: %w", err)
 	}
@@ -369,6 +391,7 @@ func (a *Agent) onResult(job *scheduler.Job, r probes.Result) {
 	a.mu.Lock()
 	a.ranSinceStart[job.Name] = true
 	a.mu.Unlock()
+	a.drills.onResult(job.Name, r)
 	a.store.Record(store.Record{Check: job.Name, Type: job.Type, Result: r})
 	if !r.Success {
 		a.log.Warn("check failed", "check", job.Name, "type", job.Type, "reason", string(r.Reason), "msg", r.Message, "duration", r.Duration)

@@ -59,6 +59,7 @@ func (a *Agent) Handler() http.Handler {
 	a.promRoutes(mux)
 	a.notifyRoutes(mux)
 	a.runbookRoutes(mux)
+	a.drillRoutes(mux)
 	return mux
 }
 

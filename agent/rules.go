@@ -36,7 +36,7 @@ func newRuleEngine(a *Agent) *ruleEngine {
 	}
 	re.scraper = rules.NewScraper(re.store, a.exporter.WritePrometheus)
 	re.manager = rules.NewManager(rules.Options{Store: re.store, Engine: re.engine, Scrape: re.scrape, Logger: a.log,
-		State: alertState{st: a.store}, Ready: a.checksWarm, Notifier: a.pager})
+		State: alertState{st: a.store}, Ready: a.checksWarm, Notifier: a.pager, Relabel: a.drills.relabel})
 	return re
 }
 

@@ -21,22 +21,10 @@ func LoadRunbooks(cfg *config.Config) ([]*runbook.Runbook, error) {
 	if len(cfg.Runbooks) == 0 {
 		return nil, nil
 	}
-	base := "."
-	if cfg.File != config.DefaultFile {
-		base = filepath.Dir(cfg.File)
+	files, err := expandGlobs(cfg, "runbooks", cfg.Runbooks)
+	if err != nil {
+		return nil, err
 	}
-	var files []string
-	for _, g := range cfg.Runbooks {
-		if !filepath.IsAbs(g) {
-			g = filepath.Join(base, g)
-		}
-		m, err := filepath.Glob(g)
-		if err != nil {
-			return nil, fmt.Errorf("runbooks: bad glob %q: %w", g, err)
-		}
-		files = append(files, m...)
-	}
-	sort.Strings(files)
 	checks := map[string]bool{}
 	for _, c := range cfg.Checks {
 		checks[c.Name] = true
@@ -78,6 +66,28 @@ func LoadRunbooks(cfg *config.Config) ([]*runbook.Runbook, error) {
 	return out, nil
 }
 
+// expandGlobs expands a config's file globs (relative to the config file),
+// sorted.
+func expandGlobs(cfg *config.Config, key string, globs []string) ([]string, error) {
+	base := "."
+	if cfg.File != config.DefaultFile {
+		base = filepath.Dir(cfg.File)
+	}
+	var files []string
+	for _, g := range globs {
+		if !filepath.IsAbs(g) {
+			g = filepath.Join(base, g)
+		}
+		m, err := filepath.Glob(g)
+		if err != nil {
+			return nil, fmt.Errorf("%s: bad glob %q: %w", key, g, err)
+		}
+		files = append(files, m...)
+	}
+	sort.Strings(files)
+	return files, nil
+}
+
 // runbookChecker runs checks for runbook steps through the scheduler.
 type runbookChecker struct{ a *Agent }
 
@@ -94,19 +104,40 @@ func (c runbookChecker) RunCheck(ctx context.Context, name string) (bool, string
 type runbookPager struct{ p *pager }
 
 func (rp runbookPager) NotifyReceiver(ctx context.Context, receiver, title, message string) error {
+	return rp.send(ctx, receiver, receiver, title, message, nil)
+}
+
+// NotifyDrill sends a drill's runbook message to the drill receiver, never
+// to the receiver the step names; without a drill receiver it is dropped
+// and counted, as drill alerts are.
+func (rp runbookPager) NotifyDrill(ctx context.Context, drillID, receiver, title, message string) error {
+	rp.p.mu.RLock()
+	to := rp.p.plan.drill
+	rp.p.mu.RUnlock()
+	if to == "" {
+		rp.p.a.exporter.Inc("vigil_notify_drill_dropped_total")
+		return nil
+	}
+	return rp.send(ctx, to, receiver, title, message, map[string]string{"drill": "true", "drill_id": drillID})
+}
+
+func (rp runbookPager) send(ctx context.Context, to, receiver, title, message string, extra map[string]string) error {
 	rp.p.mu.RLock()
 	plan := rp.p.plan
 	rp.p.mu.RUnlock()
-	targets := plan.receivers[receiver]
+	targets := plan.receivers[to]
 	if len(targets) == 0 {
-		return fmt.Errorf("receiver %q is not configured", receiver)
+		return fmt.Errorf("receiver %q is not configured", to)
 	}
 	now := time.Now()
 	lbls := map[string]string{labels.AlertName: "RunbookNotification", "receiver": receiver}
+	for k, v := range extra {
+		lbls[k] = v
+	}
 	a := notify.Alert{Labels: lbls, Annotations: map[string]string{"summary": title, "description": message},
 		StartsAt: now, EndsAt: now.Add(time.Minute), Fingerprint: notify.Fingerprint(lbls)}
-	m := &notify.Message{Receiver: receiver, GroupKey: "{runbook}:" + title, Alerts: []notify.Alert{a}, ExternalURL: plan.externalURL, Created: now}
-	return rp.p.outbox.Enqueue(ctx, m, receiver+"\x00"+m.GroupKey, targets)
+	m := &notify.Message{Receiver: to, GroupKey: "{runbook}:" + title, Alerts: []notify.Alert{a}, ExternalURL: plan.externalURL, Created: now}
+	return rp.p.outbox.Enqueue(ctx, m, to+"\x00"+m.GroupKey, targets)
 }
 
 func runbookEnv(a *Agent) runbook.Env {

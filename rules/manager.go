@@ -37,8 +37,12 @@ type Options struct {
 	// Ready holds back rule evaluation until the inputs are there (the
 	// agent's checks have run since start), so restored alerts are not
 	// resolved by the empty store of a fresh start. Nil means always.
-	Ready  func() bool
-	Logger *slog.Logger
+	Ready func() bool
+	// Relabel, when set, may add labels to an alert's label set before its
+	// identity is taken (the agent marks the alerts a drill causes with
+	// drill="true" and the drill's id); nil leaves them as they are.
+	Relabel func(labels.Labels) labels.Labels
+	Logger  *slog.Logger
 }
 
 // StateStore persists alert state by rule key.
@@ -194,6 +198,7 @@ func (m *Manager) Update(groups []*Group) {
 				continue
 			}
 			a.key = ruleKey(g, a)
+			a.relabel = m.opts.Relabel
 			keys = append(keys, a.key)
 			if prev := old[a.key]; prev != nil {
 				prev.mu.Lock()

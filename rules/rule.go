@@ -93,6 +93,8 @@ type AlertingRule struct {
 
 	// key identifies the rule in persisted state (set by Manager.Update).
 	key string
+	// relabel is the manager's Options.Relabel.
+	relabel func(labels.Labels) labels.Labels
 
 	status
 	active map[uint64]*Alert
@@ -125,6 +127,9 @@ func (r *AlertingRule) Eval(ctx context.Context, ts time.Time, query queryFunc) 
 		r.labels.Range(func(l labels.Label) { lb.Set(l.Name, expand(l.Value)) })
 		lb.Set(labels.AlertName, r.name)
 		lset := lb.Labels()
+		if r.relabel != nil {
+			lset = r.relabel(lset)
+		}
 		ab := labels.NewBuilder(labels.EmptyLabels())
 		r.annotations.Range(func(l labels.Label) { ab.Set(l.Name, expand(l.Value)) })
 		annotations := ab.Labels()

@@ -177,6 +177,24 @@ Examples:
 	rbPauseCmd := rbCmd.Command("pause", "Stop every runbook from starting (runs in progress continue).\n\nExamples:\n  vigil runbook pause --by=li.wei")
 	rbResumeCmd := rbCmd.Command("resume", "Let runbooks start again.\n\nExamples:\n  vigil runbook resume")
 
+	drCmd := app.Command("drill", "Incident drills through a running agent's API: run one with live progress, list, show reports, history percentiles.")
+	drURL := drCmd.Flag("agent.url", "Address of the running agent's API.").Default("http://127.0.0.1:9877").String()
+	drBy := drCmd.Flag("by", "Who runs the drill, recorded with it (default: $USER).").Default(os.Getenv("USER")).String()
+	drRunCmd := drCmd.Command("run", `Run a drill: steady state, inject the fault, measure detect, page, failover and
+recover from real events, roll back (always, also on Ctrl-C), report. Exits 0
+when every objective passed and the steady state came back.
+
+Examples:
+  vigil drill run examples/drills/invoice-qr-failover.yml
+  vigil drill run invoice-qr-failover     # a drill the agent loaded (drills: in its config)`)
+	drRunFile := drRunCmd.Arg("drill", "Drill file, or the name of a loaded drill.").Required().String()
+	drListCmd := drCmd.Command("list", "List the loaded drills, the running one and recent runs.\n\nExamples:\n  vigil drill list")
+	drShowCmd := drCmd.Command("show", "Show a drill run's report (Markdown; --json for JSON).\n\nExamples:\n  vigil drill show DRILL_RUN_ID")
+	drShowID := drShowCmd.Arg("id", "Drill run ID.").Required().String()
+	drShowJSON := drShowCmd.Flag("json", "Print the JSON report.").Bool()
+	drHistoryCmd := drCmd.Command("history", "p50, p90 and max of each measure across past drill runs.\n\nExamples:\n  vigil drill history invoice-qr-failover")
+	drHistoryName := drHistoryCmd.Arg("drill", "Drill name (default: all).").String()
+
 	versionCmd := app.Command("version", `Print the version, revision and build details.
 
 Examples:
@@ -252,6 +270,22 @@ Examples:
 			return rc.post(ctx, "pause", "/api/v1/runbooks/pause", map[string]any{})
 		default:
 			return rc.post(ctx, "resume", "/api/v1/runbooks/resume", map[string]any{})
+		}
+	case drRunCmd.FullCommand(), drListCmd.FullCommand(), drShowCmd.FullCommand(), drHistoryCmd.FullCommand():
+		by := *drBy
+		if by == "" {
+			by = "unknown"
+		}
+		dc := drillCmd{agentURL: strings.TrimSuffix(*drURL, "/"), by: by, stdout: stdout, stderr: stderr}
+		switch cmd {
+		case drRunCmd.FullCommand():
+			return dc.run(ctx, *drRunFile)
+		case drListCmd.FullCommand():
+			return dc.list(ctx)
+		case drShowCmd.FullCommand():
+			return dc.show(ctx, *drShowID, *drShowJSON)
+		default:
+			return dc.history(ctx, *drHistoryName)
 		}
 	case versionCmd.FullCommand():
 		fmt.Fprintln(stdout, version.Print("vigil"))

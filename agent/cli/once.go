@@ -220,6 +220,19 @@ func checkConfig(stdout, stderr io.Writer, files []string) int {
 			}
 			fmt.Fprintf(stdout, "%s: %d runbook(s): %s\n", f, len(rbs), strings.Join(names, ", "))
 		}
+		drs, err := agent.LoadDrills(cfg)
+		if err != nil {
+			fmt.Fprintf(stderr, "%s: FAILED: %v\n", f, err)
+			code = ExitFailed
+			continue
+		}
+		if len(drs) > 0 {
+			names := make([]string, len(drs))
+			for i, d := range drs {
+				names[i] = d.Name
+			}
+			fmt.Fprintf(stdout, "%s: %d drill(s): %s\n", f, len(drs), strings.Join(names, ", "))
+		}
 		paging, err := agent.CheckPaging(cfg)
 		if err != nil {
 			fmt.Fprintf(stderr, "%s: FAILED: %v\n", f, err)

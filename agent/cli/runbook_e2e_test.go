@@ -16,9 +16,17 @@ import (
 // demoWithRunbooks starts the demo platform and an agent with
 // examples/vigil.yml, the shipped rules (faster: `for` of 2s, evaluation
 // every second) and the shipped runbooks, all pointed at the test's ports.
-func demoWithRunbooks(t *testing.T) (a *agentProc, url func(int) string) {
+func demoWithRunbooks(t *testing.T, edits ...func(string) string) (a *agentProc, url func(int) string) {
+	a, url, _ = demoDir(t, edits...)
+	return a, url
+}
+
+// demoDir is demoWithRunbooks that also returns the directory holding the
+// agent's config, store, rules, runbooks and drills (examples/drills with
+// the test's ports); edits change the agent's config.
+func demoDir(t *testing.T, edits ...func(string) string) (a *agentProc, url func(int) string, dir string) {
 	t.Helper()
-	dir := t.TempDir()
+	dir = t.TempDir()
 	base := demoPorts(t)
 	demo := exec.Command(demoBin, "--log.file", filepath.Join(dir, "invoice.log"), "demo", "--base-port", strconv.Itoa(base), "--data.dir", filepath.Join(dir, "demo"))
 	demo.Stderr = io.Discard
@@ -46,6 +54,7 @@ func demoWithRunbooks(t *testing.T) (a *agentProc, url func(int) string) {
 	copyDir("../../examples/runbooks", filepath.Join(dir, "runbooks"), func(s string) string {
 		return strings.ReplaceAll(ports(s), "wait: 10s", "wait: 1s")
 	})
+	copyDir("../../examples/drills", filepath.Join(dir, "drills"), ports)
 	example, _ := os.ReadFile("../../examples/vigil.yml")
 	cfg := ports(string(example))
 	cfg = strings.Replace(cfg, "startup_splay: 10s", "startup_splay: 0s", 1)
@@ -53,8 +62,21 @@ func demoWithRunbooks(t *testing.T) (a *agentProc, url func(int) string) {
 	cfg = strings.ReplaceAll(cfg, "grace: 30s", "grace: 1s")
 	cfg = strings.ReplaceAll(cfg, "group_wait: 30s", "group_wait: 1s")
 	cfg = strings.ReplaceAll(cfg, "data/demo/invoice-service.log", filepath.Join(dir, "invoice.log"))
+	cfg = strings.ReplaceAll(cfg, "data/demo/primary.db", filepath.Join(dir, "demo", "primary.db"))
+	for _, edit := range edits {
+		cfg = edit(cfg)
+	}
+	// The database check needs the file the demo creates.
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if _, err := os.Stat(filepath.Join(dir, "demo", "primary.db")); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the demo did not create its database")
+		}
+	}
 	a = startAgent(t, "--config.file", writeConfig(t, dir, "vigil.yml", cfg), "--storage.path", filepath.Join(dir, "vigil.db"))
-	return a, url
+	return a, url, dir
 }
 
 var forRE = regexp.MustCompile(`for: \d+m`)

@@ -25,36 +25,46 @@ func newAgentClient(base string) *agentClient {
 // do sends a request and decodes a JSON answer into out; API errors come
 // back as {"error": "..."}.
 func (c *agentClient) do(ctx context.Context, method, path string, body, out any) error {
+	data, err := c.send(ctx, method, path, body)
+	if err != nil || out == nil {
+		return err
+	}
+	return json.Unmarshal(data, out)
+}
+
+// raw GETs a path and returns the body as it is.
+func (c *agentClient) raw(ctx context.Context, path string) ([]byte, error) {
+	return c.send(ctx, http.MethodGet, path, nil)
+}
+
+func (c *agentClient) send(ctx context.Context, method, path string, body any) ([]byte, error) {
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		rd = bytes.NewReader(b)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return fmt.Errorf("agent at %s: %w", c.base, err)
+		return nil, fmt.Errorf("agent at %s: %w", c.base, err)
 	}
 	defer resp.Body.Close()
 	data, _ := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
 	if resp.StatusCode/100 != 2 {
 		var e struct{ Error string }
 		if json.Unmarshal(data, &e) == nil && e.Error != "" {
-			return fmt.Errorf("%s", e.Error)
+			return nil, fmt.Errorf("%s", e.Error)
 		}
-		return fmt.Errorf("agent answered %s", resp.Status)
+		return nil, fmt.Errorf("agent answered %s", resp.Status)
 	}
-	if out != nil {
-		return json.Unmarshal(data, out)
-	}
-	return nil
+	return data, nil
 }
 
 type silenceView struct {

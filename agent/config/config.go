@@ -49,6 +49,12 @@ type Config struct {
 	// RunbookLock says where runbook locks, cooldowns and the pause switch
 	// live: this agent's store (local) or etcd, shared by a fleet.
 	RunbookLock RunbookLock `yaml:"runbook_lock" json:"runbook_lock"`
+	// Drills are globs of drill files (relative to the config file's
+	// directory when not absolute).
+	Drills []string `yaml:"drills" json:"drills,omitempty"`
+	// DrillReportsDir is where drill reports are written as Markdown and
+	// JSON (default: drill-reports beside the store).
+	DrillReportsDir string `yaml:"drill_reports_dir" json:"drill_reports_dir,omitempty"`
 
 	// File is where the config came from (DefaultFile for the embedded one).
 	File string `yaml:"-" json:"-"`

@@ -376,7 +376,7 @@ func (m *Manager) trigger(ctx context.Context, name string, lbls, annotations ma
 		} else if paused {
 			return block("runbooks are paused by " + pby + " (vigil runbook resume)")
 		}
-		if until, err := m.opts.State.CooldownUntil(ctx, key); err != nil {
+		if until, err := m.opts.State.CooldownUntil(ctx, cooldownKey(key, lbls)); err != nil {
 			return "", err
 		} else if until.After(now) {
 			return block(fmt.Sprintf("cooldown until %s after the last run (vigil runbook ack %s %s)", until.UTC().Format(time.RFC3339), rb.Name, target))
@@ -484,6 +484,9 @@ func (m *Manager) run(ctx context.Context, rb *Runbook, rs runStart, ar *activeR
 	}
 	env := m.opts.Env
 	env.RunID, env.Fencing = row.ID, row.Fencing
+	if id, ok := DrillOf(rs.data.Labels); ok && env.Pager != nil {
+		env.Pager = drillPager{p: env.Pager, id: id}
+	}
 	env.Approved = func(ctx context.Context) (bool, error) {
 		select {
 		case <-ctx.Done():
@@ -499,7 +502,7 @@ func (m *Manager) run(ctx context.Context, rb *Runbook, rs runStart, ar *activeR
 	}
 	result, err := Execute(ctx, rb, rs.data, env, journal{m: m, id: row.ID}, ExecOptions{Mode: mode, Lost: lost, From: rs.from})
 	if result != ResultDryRun && result != ResultPreconditionFailed && rb.Cooldown > 0 {
-		if cerr := m.opts.State.SetCooldown(context.WithoutCancel(ctx), key, m.opts.Now().Add(time.Duration(rb.Cooldown))); cerr != nil {
+		if cerr := m.opts.State.SetCooldown(context.WithoutCancel(ctx), cooldownKey(key, rs.data.Labels), m.opts.Now().Add(time.Duration(rb.Cooldown))); cerr != nil {
 			m.opts.Logger.Error("runbook cooldown not recorded", "runbook", rb.Name, "err", cerr)
 		}
 	}
@@ -586,6 +589,28 @@ func (m *Manager) Ack(ctx context.Context, name, target, by string) error {
 func (m *Manager) Pause(ctx context.Context, paused bool, by string) error {
 	return m.opts.State.SetPaused(ctx, paused, by)
 }
+
+// DrillOf reports whether labels mark something a drill caused
+// (drill="true"), and the drill's id.
+func DrillOf(lbls map[string]string) (string, bool) {
+	if lbls["drill"] != "true" {
+		return "", false
+	}
+	return lbls["drill_id"], true
+}
+
+// cooldownKey keeps drills' cooldowns apart from real incidents': a drill
+// run must not block the failover of a real outage right after it (the
+// lock is shared: a drill never runs beside a real run on one target).
+func cooldownKey(key string, lbls map[string]string) string {
+	if _, ok := DrillOf(lbls); ok {
+		return key + "#drill"
+	}
+	return key
+}
+
+// NewID returns a sortable unique id (runs, drills).
+func NewID() string { return newID() }
 
 func newID() string {
 	b := make([]byte, 6)

@@ -384,3 +384,47 @@ func TestManualDryRunOfEnforceRunbook(t *testing.T) {
 }
 
 func (m *memLocks) Close() error { return nil }
+
+// TestDrillRunsKeepApart: a run caused by a drill alert sends its notify
+// step through the drill route, and its cooldown does not block the
+// failover of a real incident right after the drill.
+func TestDrillRunsKeepApart(t *testing.T) {
+	st, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "v.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	checks := map[string][]bool{"invoice_sync_standby": {true}, "invoice_qr": {true}}
+	m, _ := startManager(t, st, &gateway{}, func(*Runbook) {}, checks)
+	var mu sync.Mutex
+	var sent []string
+	m.opts.Env.Pager = drillAwarePager{func(s string) { mu.Lock(); sent = append(sent, s); mu.Unlock() }}
+	drill := firingAlert()
+	drill.Labels["drill"], drill.Labels["drill_id"] = "true", "d-1"
+	m.OnAlerts([]notify.Alert{drill})
+	waitState(t, st, latestRuns(t, st)[0].ID, ResultSucceeded)
+	real := firingAlert()
+	m.OnAlerts([]notify.Alert{real})
+	runs := latestRuns(t, st)
+	if len(runs) != 2 || runs[0].State == StateBlocked {
+		t.Fatalf("the drill's cooldown blocked a real incident: %+v", runs)
+	}
+	waitState(t, st, runs[0].ID, ResultSucceeded)
+	mu.Lock()
+	defer mu.Unlock()
+	if strings.Join(sent, ",") != "drill d-1 oncall,real oncall" {
+		t.Errorf("notifications: %v", sent)
+	}
+}
+
+type drillAwarePager struct{ record func(string) }
+
+func (p drillAwarePager) NotifyReceiver(_ context.Context, receiver, _, _ string) error {
+	p.record("real " + receiver)
+	return nil
+}
+
+func (p drillAwarePager) NotifyDrill(_ context.Context, id, receiver, _, _ string) error {
+	p.record("drill " + id + " " + receiver)
+	return nil
+}

@@ -374,6 +374,20 @@ func (s *Step) validate(list string) []fieldErr {
 	return errs
 }
 
+// ValidateStep applies a step's defaults and returns its problems, each
+// "field: message" relative to the step (drills' actions are steps too).
+func ValidateStep(s *Step, list string) []string {
+	var out []string
+	for _, e := range s.validate(list) {
+		out = append(out, e.field+": "+e.msg)
+	}
+	return out
+}
+
+// LineOf finds the line of a dotted key path ("steps.2.http") in a parsed
+// YAML document (0 when absent).
+func LineOf(doc *yaml.Node, path string) int { return lineOf(doc, path) }
+
 // lineOf finds the line of a dotted key path in the document (0 when absent).
 func lineOf(doc *yaml.Node, path string) int {
 	n := doc

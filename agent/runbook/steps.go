@@ -25,6 +25,27 @@ type Pager interface {
 	NotifyReceiver(ctx context.Context, receiver, title, message string) error
 }
 
+// DrillPager is implemented by pagers that can send a drill run's message
+// where drills go (the drill route) instead of the named receiver.
+type DrillPager interface {
+	NotifyDrill(ctx context.Context, drillID, receiver, title, message string) error
+}
+
+// drillPager sends every message of a run a drill caused through the drill
+// route: a drill never reaches the real on-call receiver by default.
+type drillPager struct {
+	p  Pager
+	id string
+}
+
+func (d drillPager) NotifyReceiver(ctx context.Context, receiver, title, message string) error {
+	dp, ok := d.p.(DrillPager)
+	if !ok {
+		return fmt.Errorf("not sent to %q: a drill's run does not page real receivers", receiver)
+	}
+	return dp.NotifyDrill(ctx, d.id, receiver, title, message)
+}
+
 // Env is what steps reach the world through.
 type Env struct {
 	HTTP    *http.Client

@@ -55,6 +55,10 @@ type Options struct {
 	// applying an update. The agent registers live collectors here, so the
 	// prober scraped is the one running.
 	OnStart, OnStop func(job *Job)
+	// Override, when set, may answer for a check without running its probe
+	// (a drill's simulated failure: the target is not touched); ok=false
+	// runs the probe as usual.
+	Override func(job *Job) (res probes.Result, ok bool)
 	// RestartDelay is the pause before a streaming Run that returned or
 	// panicked while its check still runs is started again (default 5s).
 	RestartDelay time.Duration
@@ -328,6 +332,11 @@ func SplayOffset(name string, splay, interval time.Duration) time.Duration {
 // It returns false when ctx ended before a result worth reporting.
 func (s *Scheduler) execute(ctx context.Context, r *runner) (probes.Result, bool) {
 	job := &r.job
+	if s.opts.Override != nil {
+		if res, ok := s.opts.Override(job); ok {
+			return s.finish(job, time.Now(), res), ctx.Err() == nil
+		}
+	}
 	if r.abandoned != nil {
 		select {
 		case <-r.abandoned:

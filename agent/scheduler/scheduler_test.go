@@ -502,3 +502,32 @@ func TestStreamingRunner(t *testing.T) {
 		t.Fatalf("shutdown: stops %d, OnStop %d", st2.stops.Load(), stopped.Load())
 	}
 }
+
+// TestOverride: an override answers for a check without running its probe
+// (a drill's simulated failure), for scheduled runs and RunNow alike, and
+// the probe runs again once the override lets go.
+func TestOverride(t *testing.T) {
+	c := newCollector()
+	var probed atomic.Int32
+	p := probes.ProberFunc(func(context.Context, *slog.Logger) probes.Result {
+		probed.Add(1)
+		return probes.Result{Success: true}
+	})
+	var simulate atomic.Bool
+	simulate.Store(true)
+	override := func(j *Job) (probes.Result, bool) {
+		if simulate.Load() && j.Name == "db" {
+			return probes.Failf(probes.ReasonConnectionRefused, "simulated by a drill"), true
+		}
+		return probes.Result{}, false
+	}
+	s := start(t, Options{MaxConcurrency: 2, OnResult: c.onResult, Override: override},
+		Job{Name: "db", Interval: 20 * time.Millisecond, Recheck: 20 * time.Millisecond, Timeout: time.Second, Prober: p})
+	waitFor(t, 2*time.Second, "two simulated runs", func() bool { return len(c.get("db")) >= 2 })
+	r, err := s.RunNow(context.Background(), "db")
+	if err != nil || r.Success || r.Reason != probes.ReasonConnectionRefused || probed.Load() != 0 {
+		t.Fatalf("simulated run: %+v %v, probe ran %d times", r, err, probed.Load())
+	}
+	simulate.Store(false)
+	waitFor(t, 2*time.Second, "a real run after the override", func() bool { return probed.Load() > 0 })
+}
