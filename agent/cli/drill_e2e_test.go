@@ -203,3 +203,40 @@ rollback:
 		t.Errorf("invoice-db after the drill: %s", body)
 	}
 }
+
+// TestDrillUpstreamNetworkLoss runs the shipped upstream-network-loss
+// drill: nftables drops the packets to the demo's tax platform, the TCP
+// check times out, UpstreamUnreachable pages the drill receiver, the
+// rollback deletes the drill's nft table and the checks pass again.
+func TestDrillUpstreamNetworkLoss(t *testing.T) {
+	if err := exec.Command("nft", "list", "tables").Run(); err != nil {
+		if os.Getenv("VIGIL_REQUIRE_INTEGRATION") != "" {
+			t.Fatalf("nftables not usable (apt-get install nftables; needs CAP_NET_ADMIN): %v", err)
+		}
+		t.Skipf("nftables not usable here: %v", err)
+	}
+	t.Cleanup(func() { exec.Command("nft", "delete", "table", "inet", "vigil_drill").Run() })
+	a, url, dir := demoDir(t, fastChecks)
+	// The drill names the demo's upstream port; point it at this test's.
+	file := filepath.Join(dir, "drills", "upstream-network-loss.yml")
+	b, _ := os.ReadFile(file)
+	os.WriteFile(file, []byte(strings.ReplaceAll(string(b), "'8483'", "'"+strings.TrimPrefix(url(3), "http://127.0.0.1:")+"'")), 0o644)
+	out, errOut, code := run(t, "drill", "run", "--agent.url", a.url, file)
+	if code != 0 {
+		t.Fatalf("drill run: exit %d\n%s%s\nagent:\n%s", code, out, errOut, a.logs.String())
+	}
+	rep := latestDrill(t, a)
+	detected := ""
+	for _, m := range rep.Marks {
+		if m.Name == "first_failed_check" {
+			detected = m.Detail
+		}
+	}
+	if rep.State != "passed" || !strings.Contains(detected, "timeout") || rep.at("page_delivered").IsZero() ||
+		rep.at("check_passing_again").Before(rep.at("fault_removed")) {
+		t.Errorf("report %+v\n%s", rep, out)
+	}
+	if err := exec.Command("nft", "list", "table", "inet", "vigil_drill").Run(); err == nil {
+		t.Error("the rollback left the drill's nft table behind")
+	}
+}
