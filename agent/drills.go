@@ -18,6 +18,7 @@ import (
 
 	"github.com/vigil-project/vigil/agent/config"
 	"github.com/vigil-project/vigil/agent/drill"
+	"github.com/vigil-project/vigil/agent/notify"
 	"github.com/vigil-project/vigil/agent/runbook"
 	"github.com/vigil-project/vigil/agent/scheduler"
 	"github.com/vigil-project/vigil/agent/store"
@@ -333,8 +334,27 @@ func (d *drills) env() drill.Env {
 			}
 			return out
 		},
-		Pages: func(ctx context.Context, id string, since time.Time) ([]store.Delivery, error) {
-			return a.store.Delivered(ctx, `"drill_id":"`+id+`"`, since)
+		Pages: func(ctx context.Context, id string, since time.Time) ([]drill.Page, error) {
+			ds, err := a.store.Delivered(ctx, `"drill_id":"`+id+`"`, since)
+			var out []drill.Page
+			for _, d := range ds {
+				var m notify.Message
+				if json.Unmarshal(d.Payload, &m) != nil {
+					continue
+				}
+				p := drill.Page{Target: d.Target, DoneAt: d.DoneAt, Status: "resolved"}
+				for _, al := range m.Alerts {
+					if al.Labels["drill_id"] != id {
+						continue
+					}
+					p.Alerts = append(p.Alerts, al.Labels[labels.AlertName])
+					if !al.Resolved(d.DoneAt) {
+						p.Status = "firing"
+					}
+				}
+				out = append(out, p)
+			}
+			return out, err
 		},
 		Runs: func(ctx context.Context, id string, since time.Time) ([]drill.RunInfo, error) {
 			rows, err := a.store.Runs(ctx, 200)

@@ -110,13 +110,15 @@ func (f *fakeAgent) env() Env {
 			return []AlertInfo{{Labels: map[string]string{"alertname": "InvoiceQRFailing", "drill_id": "d1"}, State: "firing",
 				ActiveAt: f.t0.Add(20 * time.Millisecond), FiredAt: f.t0.Add(40 * time.Millisecond)}}
 		},
-		Pages: func(context.Context, string, time.Time) ([]store.Delivery, error) {
+		Pages: func(context.Context, string, time.Time) ([]Page, error) {
 			f.mu.Lock()
 			defer f.mu.Unlock()
 			if f.t0.IsZero() || time.Since(f.t0) < 50*time.Millisecond {
 				return nil, nil
 			}
-			return []store.Delivery{{Target: "drills/webhook[0]", DoneAt: f.t0.Add(50 * time.Millisecond)}}, nil
+			// A runbook's message first: it is not the page.
+			return []Page{{Target: "drills/webhook[0]", DoneAt: f.t0.Add(30 * time.Millisecond), Status: "firing", Alerts: []string{"RunbookNotification"}},
+				{Target: "drills/webhook[0]", DoneAt: f.t0.Add(50 * time.Millisecond), Status: "firing", Alerts: []string{"InvoiceQRFailing"}}}, nil
 		},
 		Runs: func(context.Context, string, time.Time) ([]RunInfo, error) {
 			f.mu.Lock()

@@ -8,7 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/vigil-project/vigil/agent/store"
 )
 
 // Report is a drill run's outcome: the timeline of milestones, the
@@ -27,7 +26,7 @@ type Report struct {
 	Objectives []ObjectiveResult  `json:"objectives,omitempty"`
 	Actions    []ActionResult     `json:"actions,omitempty"`
 	Runbooks   []RunbookRun       `json:"runbook_runs,omitempty"`
-	Pages      []store.Delivery   `json:"pages,omitempty"`
+	Pages      []Page             `json:"pages,omitempty"`
 	Problems   []string           `json:"problems,omitempty"`
 }
 
@@ -36,6 +35,21 @@ type Mark struct {
 	Name   string    `json:"name"`
 	At     time.Time `json:"at"`
 	Detail string    `json:"detail,omitempty"`
+}
+
+// Page is a notification about the drill that the outbox delivered.
+type Page struct {
+	Target string    `json:"target"`
+	DoneAt time.Time `json:"delivered_at"`
+	Status string    `json:"status"` // firing | resolved
+	// Alerts names the drill's alerts in it; a runbook's notify step is
+	// "RunbookNotification" and does not count as the page.
+	Alerts []string `json:"alerts"`
+}
+
+// isPage: the notification carries an alert, not only a runbook message.
+func (p Page) isPage() bool {
+	return slices.ContainsFunc(p.Alerts, func(a string) bool { return a != "RunbookNotification" }) && p.Status == "firing"
 }
 
 // ObjectiveResult is one objective against its measure.
@@ -160,7 +174,7 @@ func (r Report) Markdown() string {
 		b.WriteString("None.\n")
 	}
 	for _, p := range r.Pages {
-		fmt.Fprintf(&b, "- %s to %s\n", p.DoneAt.UTC().Format("15:04:05.000"), p.Target)
+		fmt.Fprintf(&b, "- %s to %s: %s %s\n", p.DoneAt.UTC().Format("15:04:05.000"), p.Target, p.Status, strings.Join(p.Alerts, ", "))
 	}
 	if len(r.Problems) > 0 {
 		b.WriteString("\n## What went wrong\n\n")

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -80,7 +81,7 @@ type Env struct {
 	Alerts func() []AlertInfo
 	// Pages lists notifications delivered since the time that carry the
 	// drill's id; Runs the runbook runs the drill caused.
-	Pages func(ctx context.Context, drillID string, since time.Time) ([]store.Delivery, error)
+	Pages func(ctx context.Context, drillID string, since time.Time) ([]Page, error)
 	Runs  func(ctx context.Context, drillID string, since time.Time) ([]RunInfo, error)
 	// Query evaluates a PromQL expression now and returns how many
 	// samples it produced.
@@ -398,7 +399,9 @@ func (r *Run) poll(ctx context.Context) {
 			r.problem("reading pages: %v", err)
 		}
 		for _, p := range pages {
-			r.mark(MarkPaged, p.DoneAt, p.Target)
+			if p.isPage() {
+				r.mark(MarkPaged, p.DoneAt, p.Target+": "+strings.Join(p.Alerts, ", "))
+			}
 		}
 		r.update(func(rep *Report) { rep.Pages = pages })
 	}

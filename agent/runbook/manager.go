@@ -376,7 +376,12 @@ func (m *Manager) trigger(ctx context.Context, name string, lbls, annotations ma
 		} else if paused {
 			return block("runbooks are paused by " + pby + " (vigil runbook resume)")
 		}
-		if until, err := m.opts.State.CooldownUntil(ctx, cooldownKey(key, lbls)); err != nil {
+		if _, drill := DrillOf(lbls); drill {
+			// No cooldown for a drill's runs: each drill is its own incident
+			// (its own drill_id), run once per drill alert; drills repeated
+			// to collect percentiles must not block each other or leave a
+			// cooldown that blocks the failover of a real outage after them.
+		} else if until, err := m.opts.State.CooldownUntil(ctx, key); err != nil {
 			return "", err
 		} else if until.After(now) {
 			return block(fmt.Sprintf("cooldown until %s after the last run (vigil runbook ack %s %s)", until.UTC().Format(time.RFC3339), rb.Name, target))
@@ -501,8 +506,9 @@ func (m *Manager) run(ctx context.Context, rb *Runbook, rs runStart, ar *activeR
 		mode = Enforce // approved: run the steps
 	}
 	result, err := Execute(ctx, rb, rs.data, env, journal{m: m, id: row.ID}, ExecOptions{Mode: mode, Lost: lost, From: rs.from})
-	if result != ResultDryRun && result != ResultPreconditionFailed && rb.Cooldown > 0 {
-		if cerr := m.opts.State.SetCooldown(context.WithoutCancel(ctx), cooldownKey(key, rs.data.Labels), m.opts.Now().Add(time.Duration(rb.Cooldown))); cerr != nil {
+	_, drill := DrillOf(rs.data.Labels)
+	if result != ResultDryRun && result != ResultPreconditionFailed && rb.Cooldown > 0 && !drill {
+		if cerr := m.opts.State.SetCooldown(context.WithoutCancel(ctx), key, m.opts.Now().Add(time.Duration(rb.Cooldown))); cerr != nil {
 			m.opts.Logger.Error("runbook cooldown not recorded", "runbook", rb.Name, "err", cerr)
 		}
 	}
@@ -597,16 +603,6 @@ func DrillOf(lbls map[string]string) (string, bool) {
 		return "", false
 	}
 	return lbls["drill_id"], true
-}
-
-// cooldownKey keeps drills' cooldowns apart from real incidents': a drill
-// run must not block the failover of a real outage right after it (the
-// lock is shared: a drill never runs beside a real run on one target).
-func cooldownKey(key string, lbls map[string]string) string {
-	if _, ok := DrillOf(lbls); ok {
-		return key + "#drill"
-	}
-	return key
 }
 
 // NewID returns a sortable unique id (runs, drills).

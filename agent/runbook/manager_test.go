@@ -386,8 +386,8 @@ func TestManualDryRunOfEnforceRunbook(t *testing.T) {
 func (m *memLocks) Close() error { return nil }
 
 // TestDrillRunsKeepApart: a run caused by a drill alert sends its notify
-// step through the drill route, and its cooldown does not block the
-// failover of a real incident right after the drill.
+// step through the drill route and leaves no cooldown: neither the next
+// drill nor the failover of a real incident right after it is blocked.
 func TestDrillRunsKeepApart(t *testing.T) {
 	st, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "v.db"), store.Options{})
 	if err != nil {
@@ -403,16 +403,20 @@ func TestDrillRunsKeepApart(t *testing.T) {
 	drill.Labels["drill"], drill.Labels["drill_id"] = "true", "d-1"
 	m.OnAlerts([]notify.Alert{drill})
 	waitState(t, st, latestRuns(t, st)[0].ID, ResultSucceeded)
+	again := firingAlert()
+	again.Labels["drill"], again.Labels["drill_id"] = "true", "d-2"
+	m.OnAlerts([]notify.Alert{again})
+	waitState(t, st, latestRuns(t, st)[0].ID, ResultSucceeded)
 	real := firingAlert()
 	m.OnAlerts([]notify.Alert{real})
 	runs := latestRuns(t, st)
-	if len(runs) != 2 || runs[0].State == StateBlocked {
+	if len(runs) != 3 || runs[0].State == StateBlocked {
 		t.Fatalf("the drill's cooldown blocked a real incident: %+v", runs)
 	}
 	waitState(t, st, runs[0].ID, ResultSucceeded)
 	mu.Lock()
 	defer mu.Unlock()
-	if strings.Join(sent, ",") != "drill d-1 oncall,real oncall" {
+	if strings.Join(sent, ",") != "drill d-1 oncall,drill d-2 oncall,real oncall" {
 		t.Errorf("notifications: %v", sent)
 	}
 }

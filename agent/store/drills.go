@@ -81,14 +81,15 @@ func (s *Store) DrillRun(ctx context.Context, id string) (DrillRow, error) {
 
 // Delivery is a notification the outbox delivered.
 type Delivery struct {
-	Target string
-	DoneAt time.Time
+	Target  string
+	DoneAt  time.Time
+	Payload []byte // JSON notify.Message
 }
 
 // Delivered lists notifications delivered since the time whose payload
 // contains the string (a drill finds its pages by its id), oldest first.
 func (s *Store) Delivered(ctx context.Context, contains string, since time.Time) ([]Delivery, error) {
-	rows, err := s.w.QueryContext(ctx, `SELECT target, done_at FROM outbox WHERE state = 'sent' AND created_at >= ? AND instr(payload, ?) > 0 ORDER BY done_at`,
+	rows, err := s.w.QueryContext(ctx, `SELECT target, done_at, payload FROM outbox WHERE state = 'sent' AND created_at >= ? AND instr(payload, ?) > 0 ORDER BY done_at`,
 		since.UnixMilli(), contains)
 	if err != nil {
 		return nil, fmt.Errorf("delivered notifications: %w", err)
@@ -98,7 +99,7 @@ func (s *Store) Delivered(ctx context.Context, contains string, since time.Time)
 	for rows.Next() {
 		var d Delivery
 		var done int64
-		if err := rows.Scan(&d.Target, &done); err != nil {
+		if err := rows.Scan(&d.Target, &done, &d.Payload); err != nil {
 			return nil, fmt.Errorf("delivered notifications: %w", err)
 		}
 		d.DoneAt = time.UnixMilli(done)
