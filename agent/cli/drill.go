@@ -115,7 +115,6 @@ func (c drillCmd) summary(rep drill.Report) {
 	fmt.Fprintf(c.stdout, "report: vigil drill show %s\n", rep.ID)
 }
 
-
 func (c drillCmd) list(ctx context.Context) int {
 	var resp struct {
 		Drills []struct {

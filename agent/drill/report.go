@@ -7,7 +7,6 @@ import (
 	"sort"
 	"strings"
 	"time"
-
 )
 
 // Report is a drill run's outcome: the timeline of milestones, the
