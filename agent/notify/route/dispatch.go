@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"log/slog"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -96,6 +97,12 @@ func NewDispatcher(opts Options) *Dispatcher {
 	if opts.DrillReceiver != "" {
 		r := *opts.Route
 		r.Receiver, r.Key, r.Routes, r.Matchers = opts.DrillReceiver, "{drill}", nil, nil
+		// Each drill is its own incident: its alerts form their own groups
+		// (a fresh group_wait), not updates of the last drill's group held
+		// back by group_interval.
+		if !r.GroupByAll && !slices.Contains(r.GroupBy, "drill_id") {
+			r.GroupBy = append(slices.Clone(r.GroupBy), "drill_id")
+		}
 		d.drill = &r
 	}
 	return d

@@ -310,6 +310,23 @@ func TestDrillRouting(t *testing.T) {
 	}
 }
 
+// TestDrillGroupsPerDrill: a second drill's alert is its own group, paged
+// after group_wait, not held back by the first drill's group_interval.
+func TestDrillGroupsPerDrill(t *testing.T) {
+	c := &clock{t: time.Unix(1_700_000_000, 0)}
+	s := &memSink{}
+	d := newTestDispatcher(t, c, s, Options{DrillReceiver: "drills"})
+	d.Put([]notify.Alert{firing("InvoiceQRFailing", "drill", "true", "drill_id", "d1")})
+	c.add(time.Minute)
+	d.FlushDue(context.Background())
+	d.Put([]notify.Alert{firing("InvoiceQRFailing", "drill", "true", "drill_id", "d2")})
+	c.add(time.Minute) // past group_wait, well inside group_interval
+	d.FlushDue(context.Background())
+	if got := strings.Join(s.statuses(), " "); got != "drills:firing:1 drills:firing:1" {
+		t.Errorf("sent %q, want one page per drill", got)
+	}
+}
+
 // fakeSilenceStore keeps silences in memory.
 type fakeSilenceStore struct{ rows map[string]store.Silence }
 
