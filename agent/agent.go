@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -55,6 +56,7 @@ type Agent struct {
 	drills   *drills
 	locker   interface{ Close() error }
 	ready    atomic.Bool
+	trim     heapTrimmer
 	reloadMu sync.Mutex
 
 	mu sync.RWMutex
@@ -264,6 +266,47 @@ func (a *Agent) releaseAfterStartup(ctx context.Context) {
 	}
 }
 
+// heapTrimDelay is how long after the last check result the agent hands
+// the heap those runs left free back to the OS; heapTrimMinInterval bounds
+// how often it does (each trim is a forced GC).
+const (
+	heapTrimDelay       = time.Second
+	heapTrimMinInterval = 30 * time.Second
+)
+
+// heapTrimmer returns free heap to the OS once a burst of check runs is
+// over. A run of invoice_qr decodes a PNG and a PDF (several MB of
+// short-lived images); after the next GC those pages are free but stay
+// resident: the background scavenger only releases what exceeds 110% of the
+// heap goal, so an idle agent keeps them until the next burst.
+type heapTrimmer struct {
+	mu    sync.Mutex
+	timer *time.Timer
+	last  time.Time
+}
+
+func (t *heapTrimmer) kick() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.timer == nil {
+		t.timer = time.AfterFunc(heapTrimDelay, t.fire)
+		return
+	}
+	t.timer.Reset(heapTrimDelay)
+}
+
+func (t *heapTrimmer) fire() {
+	t.mu.Lock()
+	if wait := heapTrimMinInterval - time.Since(t.last); wait > 0 {
+		t.timer.Reset(wait)
+		t.mu.Unlock()
+		return
+	}
+	t.last = time.Now()
+	t.mu.Unlock()
+	debug.FreeOSMemory()
+}
+
 func (a *Agent) closeStore() {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -393,6 +436,7 @@ func (a *Agent) onResult(job *scheduler.Job, r probes.Result) {
 	a.mu.Unlock()
 	a.drills.onResult(job.Name, r)
 	a.store.Record(store.Record{Check: job.Name, Type: job.Type, Result: r})
+	a.trim.kick()
 	if !r.Success {
 		a.log.Warn("check failed", "check", job.Name, "type", job.Type, "reason", string(r.Reason), "msg", r.Message, "duration", r.Duration)
 	} else {

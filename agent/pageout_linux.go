@@ -36,6 +36,7 @@ func releaseStartupPages() (before, after int64, err error) {
 		return 0, 0, err
 	}
 	before = rss()
+	writeBack(exe)
 	sc := bufio.NewScanner(bytes.NewReader(maps))
 	for sc.Scan() {
 		// address perms offset dev inode path
@@ -59,6 +60,27 @@ func releaseStartupPages() (before, after int64, err error) {
 		}
 	}
 	return before, rss(), sc.Err()
+}
+
+// writeBack waits until the executable's dirty page-cache pages are on
+// disk. A binary started right after it was written (`make build && make
+// run`, an upgrade, the peer benchmark) still has most of its pages dirty
+// 30 s later: the kernel writes them back only after dirty_expire (30 s).
+// MADV_PAGEOUT cannot drop a dirty page from the page cache, so those pages
+// stay cached, and every later fault maps them back together with the rest
+// of its fault-around window (64 KiB): measured side by side, the same
+// binary idled at 27.9 MiB (file 18.5, read-only data 11.3 resident) when
+// freshly copied and 20.5 MiB (file 11.0, read-only data 3.7) when synced
+// first. On a binary installed long ago nothing is dirty and this returns
+// at once; it writes data pages only (no metadata, no cache flush).
+func writeBack(exe string) {
+	f, err := os.Open(exe)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	_ = unix.SyncFileRange(int(f.Fd()), 0, 0,
+		unix.SYNC_FILE_RANGE_WAIT_BEFORE|unix.SYNC_FILE_RANGE_WRITE|unix.SYNC_FILE_RANGE_WAIT_AFTER)
 }
 
 // rss reads VmRSS of this process in bytes (0 if unknown).

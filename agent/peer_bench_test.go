@@ -8,7 +8,9 @@ package agent_test
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -102,7 +104,8 @@ type proc struct {
 func exampleConfig(t *testing.T) string {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	d, err := platform.StartDemo(ctx, platform.DemoOptions{DataDir: t.TempDir(), Logger: slog.New(slog.DiscardHandler)})
+	data := t.TempDir()
+	d, err := platform.StartDemo(ctx, platform.DemoOptions{DataDir: data, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,11 +115,17 @@ func exampleConfig(t *testing.T) string {
 		t.Fatal(err)
 	}
 	cfg := string(b)
-	rulesDir, _ := filepath.Abs("../examples/rules")
-	cfg = strings.ReplaceAll(cfg, "rules/*.rules.yml", filepath.Join(rulesDir, "*.rules.yml"))
+	// Everything the example loads (rules, runbooks, drills) is loaded here
+	// too, and its checks reach the demo started above.
+	examples, _ := filepath.Abs("../examples")
+	for _, glob := range []string{"rules/*.rules.yml", "runbooks/*.yml", "drills/*.yml"} {
+		cfg = strings.ReplaceAll(cfg, "  - "+glob, "  - "+filepath.Join(examples, glob))
+	}
+	cfg = strings.ReplaceAll(cfg, "data/demo/primary.db", filepath.Join(data, "primary.db"))
 	for i, role := range []string{"gateway", "primary", "standby", "upstream"} {
 		cfg = strings.ReplaceAll(cfg, "http://127.0.0.1:848"+strconv.Itoa(i), d.URL[role])
 		cfg = strings.ReplaceAll(cfg, "http://127.0.0.1:849"+strconv.Itoa(i), d.AdminURL[role])
+		cfg = strings.ReplaceAll(cfg, "address: 127.0.0.1:848"+strconv.Itoa(i), "address: "+strings.TrimPrefix(d.URL[role], "http://"))
 	}
 	p := filepath.Join(t.TempDir(), "vigil.yml")
 	if err := os.WriteFile(p, []byte(cfg), 0o644); err != nil {
@@ -183,6 +192,34 @@ func TestPeerIdleRSS(t *testing.T) {
 			}
 		}
 		time.Sleep(time.Second)
+	}
+	// The measured agent is the example's: runbooks and drills loaded,
+	// every check passing against the demo.
+	if resp, err := http.Get(procs[0].url + "/api/v1/checks"); err == nil {
+		var body struct {
+			Checks []struct {
+				Name string
+				Last *struct{ Success bool } `json:"last_result"`
+			}
+		}
+		json.NewDecoder(resp.Body).Decode(&body)
+		resp.Body.Close()
+		for _, c := range body.Checks {
+			if c.Last == nil || !c.Last.Success {
+				t.Errorf("check %s is not passing in the measured agent", c.Name)
+			}
+		}
+	}
+	for path, want := range map[string]string{"/api/v1/runbooks": "invoice-failover", "/api/v1/drills": "invoice-qr-failover"} {
+		resp, err := http.Get(procs[0].url + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if !strings.Contains(string(b), want) {
+			t.Errorf("%s: the measured agent did not load %s", path, want)
+		}
 	}
 	samples := map[string][]float64{}
 	for range 10 {

@@ -240,3 +240,34 @@ func TestDrillUpstreamNetworkLoss(t *testing.T) {
 		t.Error("the rollback left the drill's nft table behind")
 	}
 }
+
+// TestShippedDrillsPass runs the other shipped drills against the demo
+// with fast checks: invoice-sync-dropped (the resync runbook repairs what
+// the sync dropped) and database-unreachable (simulated inside the agent).
+func TestShippedDrillsPass(t *testing.T) {
+	for _, tc := range []struct {
+		drill, failover string
+		paged           bool
+	}{
+		{"invoice-sync-dropped", "invoice-resync", false}, // paged or not: the resync races group_wait
+		{"database-unreachable", "", true},
+	} {
+		t.Run(tc.drill, func(t *testing.T) {
+			a, _, dir := demoDir(t, fastChecks, func(cfg string) string {
+				return strings.ReplaceAll(cfg, "interval: 5m", "interval: 5s")
+			})
+			out, errOut, code := run(t, "drill", "run", "--agent.url", a.url, filepath.Join(dir, "drills", tc.drill+".yml"))
+			if code != 0 {
+				t.Fatalf("drill run: exit %d\n%s%s\nagent:\n%s", code, out, errOut, a.logs.String())
+			}
+			rep := latestDrill(t, a)
+			if rep.State != "passed" || tc.paged && rep.at("page_delivered").IsZero() || rep.at("steady_state_restored").IsZero() {
+				t.Errorf("report %+v", rep)
+			}
+			if tc.failover != "" && (len(rep.Runbooks) != 1 || rep.Runbooks[0].Runbook != tc.failover || rep.Runbooks[0].State != "succeeded") {
+				t.Errorf("runbook runs %+v", rep.Runbooks)
+			}
+			t.Logf("measures: %v", rep.Measures)
+		})
+	}
+}

@@ -104,6 +104,7 @@ type Run struct {
 	failedAt map[string]time.Time // scoped check → first failure after T0
 	lastOK   map[string]bool      // scoped check → its latest result passed
 	stop     string               // a stop condition's reason, once met
+	alerting bool                 // a drill alert is pending or firing (last poll)
 }
 
 // NewRun prepares a run of d with the given id.
@@ -251,18 +252,22 @@ func (r *Run) steadyBefore(ctx context.Context) bool {
 	return true
 }
 
+// inject runs the inject actions. T0 is when the first one starts: a
+// fault made of several actions (a fault, then traffic, then a wait) can
+// be noticed before the last is done, and a detection must never come out
+// earlier than the fault.
 func (r *Run) inject(ctx context.Context) error {
+	t0 := time.Now()
+	r.mu.Lock()
+	r.t0 = t0
+	r.mu.Unlock()
 	for i := range r.Drill.Inject {
 		a := &r.Drill.Inject[i]
 		if err := r.action(ctx, "inject", i, a); err != nil {
 			return fmt.Errorf("inject %q failed: %w", a.Name, err)
 		}
 	}
-	t0 := time.Now()
-	r.mu.Lock()
-	r.t0 = t0
-	r.mu.Unlock()
-	r.mark(MarkInjected, t0, "")
+	r.mark(MarkInjected, t0, fmt.Sprintf("%d action(s) done in %s", len(r.Drill.Inject), time.Since(t0).Round(time.Millisecond)))
 	return nil
 }
 
@@ -337,18 +342,21 @@ func stopping(ctx context.Context) bool {
 	return ctx.Err() != nil && errors.Is(context.Cause(ctx), context.Canceled)
 }
 
-// done: the page is out when the drill expects one, and then: for a
-// failover drill, the checks pass again; for one without failover (the
-// checks can only recover once the fault is removed), the fault was
-// detected — the rollback then ends it and recovery is measured after.
+// done: for a failover drill, the checks pass again and the page is out
+// — or can no longer come, the drill's alerts having resolved before their
+// group was due (the runbook was faster than group_wait); for a drill
+// without failover (its checks recover only once the fault is removed),
+// the fault was detected and, when the drill expects a page, paged — the
+// rollback then ends it and recovery is measured after.
 func (r *Run) done() bool {
-	if r.Drill.Objectives.PageWithin > 0 && !r.has(MarkPaged) {
-		return false
-	}
+	paged := r.Drill.Objectives.PageWithin == 0 || r.has(MarkPaged)
 	if r.Drill.Objectives.FailoverWithin > 0 || r.Drill.FailoverStep != "" {
-		return r.has(MarkPassing)
+		r.mu.Lock()
+		alerting := r.alerting
+		r.mu.Unlock()
+		return r.has(MarkPassing) && (paged || !alerting)
 	}
-	return r.has(MarkFirstFailure)
+	return r.has(MarkFirstFailure) && paged
 }
 
 func (r *Run) stopReason(ctx context.Context) string {
@@ -379,10 +387,17 @@ func (r *Run) stopReason(ctx context.Context) string {
 // poll reads alerts, pages and runbook runs carrying the drill's id.
 func (r *Run) poll(ctx context.Context) {
 	if r.env.Alerts != nil {
+		alerting := false
+		defer func() {
+			r.mu.Lock()
+			r.alerting = alerting
+			r.mu.Unlock()
+		}()
 		for _, a := range r.env.Alerts() {
 			if a.Labels["drill_id"] != r.ID {
 				continue
 			}
+			alerting = alerting || a.State == "pending" || a.State == "firing"
 			name := a.Labels["alertname"]
 			if !a.ActiveAt.IsZero() {
 				r.mark(MarkPending, a.ActiveAt, name)

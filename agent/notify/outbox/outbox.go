@@ -83,8 +83,10 @@ type Outbox struct {
 	wg      sync.WaitGroup
 
 	// records carries attempt outcomes to the recorder, which commits them
-	// in batches, in the order they happened.
-	records  chan store.OutboxItem
+	// in batches, in the order they happened. Pointers to copies: a buffer
+	// of 1,024 items by value was 176 KiB of live heap in every agent, paging
+	// or not, which the GC's heap goal then grew by half again.
+	records  chan *store.OutboxItem
 	recDone  chan struct{}
 	closeRec sync.Once
 }
@@ -123,7 +125,7 @@ func New(opts Options) *Outbox {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Outbox{opts: opts, metrics: vm.NewSet(), targets: map[string]*worker{}, records: make(chan store.OutboxItem, 1024), recDone: make(chan struct{})}
+	return &Outbox{opts: opts, metrics: vm.NewSet(), targets: map[string]*worker{}, records: make(chan *store.OutboxItem, 1024), recDone: make(chan struct{})}
 }
 
 // WritePrometheus writes the outbox's metrics.
@@ -231,7 +233,7 @@ func (o *Outbox) Wait() {
 func (o *Outbox) recorder() {
 	defer close(o.recDone)
 	for first := range o.records {
-		batch := []store.OutboxItem{first}
+		batch := []store.OutboxItem{*first}
 	more:
 		for len(batch) < 512 {
 			select {
@@ -239,7 +241,7 @@ func (o *Outbox) recorder() {
 				if !ok {
 					break more
 				}
-				batch = append(batch, it)
+				batch = append(batch, *it)
 			default:
 				break more
 			}
@@ -421,7 +423,8 @@ func (w *worker) deliver(ctx context.Context, it *store.OutboxItem) {
 		w.o.metrics.GetOrCreateCounter(series("vigil_notify_retried_total", t)).Inc()
 		w.o.opts.Logger.Warn("notification failed, will retry", "target", t.Name, "id", it.ID, "attempt", it.Attempts, "retry_at", it.NextAt.Format(time.RFC3339), "err", err)
 	}
-	w.o.records <- *it
+	rec := *it // the outcome as of now; the worker goes on using it
+	w.o.records <- &rec
 	w.release(it, it.State != store.OutboxPending)
 }
 
