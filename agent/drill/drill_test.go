@@ -128,7 +128,7 @@ func (f *fakeAgent) env() Env {
 			}
 			f.switched = true
 			at := f.t0.Add(55 * time.Millisecond)
-			return []RunInfo{{Row: store.RunRow{ID: "r1", Runbook: "invoice-failover", State: "running", CreatedAt: at},
+			return []RunInfo{{Row: store.RunRow{ID: "r1", Runbook: "invoice-failover", State: "succeeded", CreatedAt: at},
 				Events: []store.RunEvent{{Kind: "step_start", Phase: "step", Step: 0, Name: "switch", At: at}, {Kind: "step_end", Phase: "step", Step: 0, At: at}}}}, nil
 		},
 	}

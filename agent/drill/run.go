@@ -232,6 +232,7 @@ func (r *Run) Execute(ctx context.Context) Report {
 		r.problem("the agent stopped during the drill: the rollback ran, the steady state was not verified")
 	} else {
 		r.steadyAfter(rctx)
+		r.settleRunbooks(rctx)
 	}
 	return r.finish(aborted)
 }
@@ -475,6 +476,27 @@ func (r *Run) rollback(ctx context.Context) {
 		r.env.Unsimulate(r.ID)
 	}
 	r.mark(MarkRemoved, time.Now(), "")
+}
+
+// settleRunbooks waits (within the steady-state timeout) for the runbook
+// runs the drill caused to finish, so the report says how they ended.
+func (r *Run) settleRunbooks(ctx context.Context) {
+	deadline := time.Now().Add(time.Duration(r.Drill.SteadyState.Timeout))
+	for {
+		r.poll(ctx)
+		busy := false
+		for _, rr := range r.Report().Runbooks {
+			busy = busy || rr.State == "running" || rr.State == "waiting_approval"
+		}
+		if !busy {
+			return
+		}
+		if time.Now().After(deadline) {
+			r.problem("runbook runs still running after %s", time.Duration(r.Drill.SteadyState.Timeout))
+			return
+		}
+		time.Sleep(max(r.env.Tick, 250*time.Millisecond))
+	}
 }
 
 // RollbackOnly runs the drill's rollback (and ends its simulations) for a
