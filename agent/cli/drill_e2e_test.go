@@ -13,8 +13,11 @@ import (
 )
 
 // fastChecks runs the demo's minutely checks every 5s (timeout 5s) and
-// rechecks failures every 2s, so a drill's milestones come in seconds.
+// rechecks failures every 2s, so a drill's milestones come in seconds; the
+// page goes out as the alert fires (group_wait 0s), not racing the
+// failover that resolves it.
 func fastChecks(cfg string) string {
+	cfg = strings.ReplaceAll(cfg, "group_wait: 1s", "group_wait: 0s")
 	cfg = strings.ReplaceAll(cfg, "interval: 1m", "interval: 5s")
 	cfg = strings.Replace(cfg, "timeout: 30s ", "timeout: 5s ", 1)
 	return strings.Replace(cfg, "recheck_interval: 30s", "recheck_interval: 2s", 1)
