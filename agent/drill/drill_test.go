@@ -257,3 +257,51 @@ func TestSteadyStateNotMet(t *testing.T) {
 }
 
 func TestMain(m *testing.M) { os.Exit(m.Run()) }
+
+// TestRecoverNeedsEveryFailedCheck: a drill check that failed and is not
+// among the steady-state checks is run again after the rollback, so the
+// drill sees it pass ("check passing again" needs every failed check).
+func TestRecoverNeedsEveryFailedCheck(t *testing.T) {
+	fa := &fakeAgent{}
+	srv := httptest.NewServer(fa)
+	defer srv.Close()
+	d, err := Parse("t.yml", []byte(`name: net
+hypothesis: h
+checks: [tcp, sync]
+steady_state: {checks: [tcp], timeout: 2s}
+inject:
+  - http: {method: POST, url: `+srv.URL+`/faults}
+duration: 1s
+rollback:
+  - http: {method: DELETE, url: `+srv.URL+`/faults}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := fa.env()
+	env.Alerts, env.Pages, env.Runs = nil, nil, nil
+	var r *Run
+	env.RunCheck = func(_ context.Context, name string) (probes.Result, error) {
+		fa.mu.Lock()
+		ok := !fa.fault
+		fa.mu.Unlock()
+		res := probes.Result{Success: ok, Start: time.Now()}
+		if !ok {
+			res.Reason = probes.ReasonTimeout
+		}
+		r.OnResult(name, res)
+		return res, nil
+	}
+	r = NewRun("d1", d, env)
+	go func() {
+		for !r.has(MarkInjected) {
+			time.Sleep(5 * time.Millisecond)
+		}
+		env.RunCheck(context.Background(), "sync") // fails during the fault; not a steady-state check
+		env.RunCheck(context.Background(), "tcp")
+	}()
+	rep := r.Execute(context.Background())
+	if rep.at(MarkPassing).IsZero() {
+		t.Errorf("recovery not seen: %+v", rep.Marks)
+	}
+}

@@ -510,10 +510,21 @@ func (r *Run) RollbackOnly(ctx context.Context) []string {
 // between (recoveries and resolved pages are part of the drill).
 func (r *Run) steadyAfter(ctx context.Context) {
 	deadline := time.Now().Add(time.Duration(r.Drill.SteadyState.Timeout))
+	// The steady-state checks, and every drill check that failed: the
+	// drill has recovered only when those pass again too.
+	checks := slices.Clone(r.Drill.SteadyState.Checks)
+	r.mu.Lock()
+	for c := range r.failedAt {
+		if !slices.Contains(checks, c) {
+			checks = append(checks, c)
+		}
+	}
+	r.mu.Unlock()
+	slices.Sort(checks[len(r.Drill.SteadyState.Checks):])
 	var last string
 	for {
 		ok := true
-		for _, c := range r.Drill.SteadyState.Checks {
+		for _, c := range checks {
 			res, err := r.env.RunCheck(ctx, c)
 			if err != nil || !res.Success {
 				ok = false
