@@ -124,3 +124,51 @@ func TestDeployPrometheus(t *testing.T) {
 		}
 	}
 }
+
+// TestCentralRulesMatchAgentRules: the central Prometheus rules pass
+// `promtool check rules` and hold every alert the agents evaluate, with the
+// same expression (aggregations also keep instance), `for` and labels.
+func TestCentralRulesMatchAgentRules(t *testing.T) {
+	type rule struct {
+		Alert, Expr, For string
+		Labels           map[string]string
+	}
+	load := func(path string) map[string]rule {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var f struct{ Groups []struct{ Rules []rule } }
+		if err := yaml.Unmarshal(b, &f); err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]rule{}
+		for _, g := range f.Groups {
+			for _, r := range g.Rules {
+				out[r.Alert] = r
+			}
+		}
+		return out
+	}
+	agent, central := load("../../examples/rules/vigil.rules.yml"), load("../../dashboards/vigil-central.rules.yml")
+	for name, a := range agent {
+		c, ok := central[name]
+		want := strings.ReplaceAll(a.Expr, "sum by (check)", "sum by (instance, check)")
+		switch {
+		case !ok:
+			t.Errorf("%s: missing from the central rules", name)
+		case c.Expr != want || c.For != a.For || c.Labels["severity"] != a.Labels["severity"]:
+			t.Errorf("%s differs:\n central %+v\n agent   %+v", name, c, a)
+		}
+	}
+	if _, ok := central["VigilAgentDown"]; !ok {
+		t.Error("no VigilAgentDown in the central rules")
+	}
+	if promtool, err := exec.LookPath("promtool"); err == nil {
+		if out, err := exec.Command(promtool, "check", "rules", "../../dashboards/vigil-central.rules.yml").CombinedOutput(); err != nil {
+			t.Errorf("promtool check rules: %v\n%s", err, out)
+		}
+	} else if os.Getenv("VIGIL_REQUIRE_INTEGRATION") != "" {
+		t.Fatal("promtool not installed (apt-get install prometheus)")
+	}
+}
