@@ -41,6 +41,9 @@ type Options struct {
 	Logger    *slog.Logger
 	// Web holds the listen addresses and the exporter-toolkit web config file.
 	Web *web.FlagConfig
+	// PublicRead serves read-only pages, the read API and /metrics without
+	// a user even when the web config sets basic_auth_users.
+	PublicRead bool
 }
 
 // Agent is a vigil daemon.
@@ -55,6 +58,9 @@ type Agent struct {
 	runbooks *runbook.Manager
 	drills   *drills
 	locker   interface{ Close() error }
+	web      *webConfig
+	csrf     csrfKey
+	ui       *uiState
 	ready    atomic.Bool
 	trim     heapTrimmer
 	reloadMu sync.Mutex
@@ -88,6 +94,14 @@ func New(ctx context.Context, opts Options) (*Agent, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: rule_files: %w", cfg.File, err)
 	}
+	webFile := ""
+	if opts.Web != nil && opts.Web.WebConfigFile != nil {
+		webFile = *opts.Web.WebConfigFile
+	}
+	wc, err := loadWebConfig(webFile, opts.Logger)
+	if err != nil {
+		return nil, err
+	}
 	st, err := store.Open(ctx, opts.StoragePath, store.Options{Retention: opts.Retention, Logger: opts.Logger})
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
@@ -97,6 +111,9 @@ func New(ctx context.Context, opts Options) (*Agent, error) {
 		log:      opts.Logger,
 		exporter: metrics.New(),
 		store:    st,
+		web:      wc,
+		csrf:     newCSRFKey(),
+		ui:       newUIState(),
 		last:     map[string]probes.Result{},
 
 		started:       time.Now(),
@@ -198,7 +215,7 @@ func (a *Agent) Run(ctx context.Context) error {
 
 	srv := &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	srvErr := make(chan error, 1)
-	go func() { srvErr <- web.ListenAndServe(srv, a.opts.Web, a.log) }()
+	go func() { srvErr <- serveWeb(ctx, srv, a.opts.Web, a.web, a.log) }()
 
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)

@@ -12,13 +12,13 @@ import (
 	"github.com/vigil-project/vigil/agent/store"
 )
 
-func (a *Agent) drillRoutes(mux *http.ServeMux) {
-	mux.HandleFunc("GET /api/v1/drills", a.handleDrills)
-	mux.HandleFunc("GET /api/v1/drills/runs", a.handleDrillRuns)
-	mux.HandleFunc("GET /api/v1/drills/runs/{id}", a.handleDrillRun)
-	mux.HandleFunc("GET /api/v1/drills/history", a.handleDrillHistory)
-	mux.Handle("POST /api/v1/drills/run", loopbackOnly(http.HandlerFunc(a.handleDrillStart)))
-	mux.Handle("POST /api/v1/drills/runs/{id}/abort", loopbackOnly(http.HandlerFunc(a.handleDrillAbort)))
+func (a *Agent) drillRoutes(rt *router) {
+	rt.read("GET /api/v1/drills", a.handleDrills)
+	rt.read("GET /api/v1/drills/runs", a.handleDrillRuns)
+	rt.read("GET /api/v1/drills/runs/{id}", a.handleDrillRun)
+	rt.read("GET /api/v1/drills/history", a.handleDrillHistory)
+	rt.write("POST /api/v1/drills/run", a.handleDrillStart)
+	rt.write("POST /api/v1/drills/runs/{id}/abort", a.handleDrillAbort)
 }
 
 type drillView struct {
@@ -121,6 +121,7 @@ func (a *Agent) handleDrillStart(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, apiError{"bad request: " + err.Error()})
 		return
 	}
+	req.By = withUser(r, req.By)
 	if req.By == "" {
 		writeJSON(w, http.StatusBadRequest, apiError{`say who you are: {"by": "name"}`})
 		return

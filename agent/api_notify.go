@@ -12,11 +12,11 @@ import (
 	"github.com/vigil-project/vigil/agent/notify/route"
 )
 
-func (a *Agent) notifyRoutes(mux *http.ServeMux) {
-	mux.HandleFunc("GET /api/v1/silences", a.handleSilences)
-	mux.Handle("POST /api/v1/silences", loopbackOnly(http.HandlerFunc(a.handleAddSilence)))
-	mux.Handle("DELETE /api/v1/silences/{id}", loopbackOnly(http.HandlerFunc(a.handleExpireSilence)))
-	mux.HandleFunc("GET /api/v1/notifications", a.handleNotifications)
+func (a *Agent) notifyRoutes(rt *router) {
+	rt.read("GET /api/v1/silences", a.handleSilences)
+	rt.write("POST /api/v1/silences", a.handleAddSilence)
+	rt.write("DELETE /api/v1/silences/{id}", a.handleExpireSilence)
+	rt.read("GET /api/v1/notifications", a.handleNotifications)
 }
 
 func (a *Agent) handleSilences(w http.ResponseWriter, _ *http.Request) {
@@ -42,6 +42,7 @@ func (a *Agent) handleAddSilence(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, apiError{"bad silence: " + err.Error()})
 		return
 	}
+	req.CreatedBy = withUser(r, req.CreatedBy)
 	if req.Duration != "" {
 		d, err := time.ParseDuration(req.Duration)
 		if err != nil || d <= 0 {

@@ -39,16 +39,16 @@ func promErr(w http.ResponseWriter, status int, typ string, err error) {
 	json.NewEncoder(w).Encode(promResponse{Status: "error", ErrorType: typ, Error: err.Error()})
 }
 
-func (a *Agent) promRoutes(mux *http.ServeMux) {
+func (a *Agent) promRoutes(rt *router) {
 	for _, m := range []string{"GET", "POST"} {
-		mux.HandleFunc(m+" /api/v1/query", a.handleQuery)
-		mux.HandleFunc(m+" /api/v1/query_range", a.handleQueryRange)
-		mux.HandleFunc(m+" /api/v1/series", a.handleSeries)
-		mux.HandleFunc(m+" /api/v1/labels", a.handleLabels)
+		rt.read(m+" /api/v1/query", a.handleQuery)
+		rt.read(m+" /api/v1/query_range", a.handleQueryRange)
+		rt.read(m+" /api/v1/series", a.handleSeries)
+		rt.read(m+" /api/v1/labels", a.handleLabels)
 	}
-	mux.HandleFunc("GET /api/v1/label/{name}/values", a.handleLabelValues)
-	mux.HandleFunc("GET /api/v1/rules", a.handleRules)
-	mux.HandleFunc("GET /api/v1/alerts", a.handleAlerts)
+	rt.read("GET /api/v1/label/{name}/values", a.handleLabelValues)
+	rt.read("GET /api/v1/rules", a.handleRules)
+	rt.read("GET /api/v1/alerts", a.handleAlerts)
 }
 
 // parseTime accepts RFC 3339 or Unix seconds, as Prometheus does.

@@ -13,17 +13,17 @@ import (
 	"github.com/vigil-project/vigil/agent/store"
 )
 
-func (a *Agent) runbookRoutes(mux *http.ServeMux) {
-	mux.HandleFunc("GET /api/v1/runbooks", a.handleRunbooks)
-	mux.HandleFunc("GET /api/v1/runbooks/runs", a.handleRuns)
-	mux.HandleFunc("GET /api/v1/runbooks/runs/{id}", a.handleRun1)
-	mux.Handle("POST /api/v1/runbooks/{name}/trigger", loopbackOnly(http.HandlerFunc(a.handleTrigger)))
-	mux.Handle("POST /api/v1/runbooks/{name}/ack", loopbackOnly(http.HandlerFunc(a.handleAck)))
-	mux.Handle("POST /api/v1/runbooks/runs/{id}/approve", loopbackOnly(http.HandlerFunc(a.handleApprove(true))))
-	mux.Handle("POST /api/v1/runbooks/runs/{id}/reject", loopbackOnly(http.HandlerFunc(a.handleApprove(false))))
-	mux.Handle("POST /api/v1/runbooks/runs/{id}/abort", loopbackOnly(http.HandlerFunc(a.handleAbort)))
-	mux.Handle("POST /api/v1/runbooks/pause", loopbackOnly(http.HandlerFunc(a.handlePause(true))))
-	mux.Handle("POST /api/v1/runbooks/resume", loopbackOnly(http.HandlerFunc(a.handlePause(false))))
+func (a *Agent) runbookRoutes(rt *router) {
+	rt.read("GET /api/v1/runbooks", a.handleRunbooks)
+	rt.read("GET /api/v1/runbooks/runs", a.handleRuns)
+	rt.read("GET /api/v1/runbooks/runs/{id}", a.handleRun1)
+	rt.write("POST /api/v1/runbooks/{name}/trigger", a.handleTrigger)
+	rt.write("POST /api/v1/runbooks/{name}/ack", a.handleAck)
+	rt.write("POST /api/v1/runbooks/runs/{id}/approve", a.handleApprove(true))
+	rt.write("POST /api/v1/runbooks/runs/{id}/reject", a.handleApprove(false))
+	rt.write("POST /api/v1/runbooks/runs/{id}/abort", a.handleAbort)
+	rt.write("POST /api/v1/runbooks/pause", a.handlePause(true))
+	rt.write("POST /api/v1/runbooks/resume", a.handlePause(false))
 }
 
 type runView struct {
@@ -134,11 +134,26 @@ func readAction(w http.ResponseWriter, r *http.Request) (actionRequest, bool) {
 			return req, false
 		}
 	}
+	req.By = withUser(r, req.By)
 	if req.By == "" {
 		writeJSON(w, http.StatusBadRequest, apiError{`say who you are: {"by": "name"}`})
 		return req, false
 	}
 	return req, true
+}
+
+// withUser is the "by" recorded for a call: the authenticated user wins
+// over the name in the body, which is kept beside it when it differs.
+func withUser(r *http.Request, by string) string {
+	user := requestUser(r.Context())
+	switch {
+	case user == "" || by == user:
+		return by
+	case by == "":
+		return user
+	default:
+		return user + " (as " + by + ")"
+	}
 }
 
 func (a *Agent) handleTrigger(w http.ResponseWriter, r *http.Request) {

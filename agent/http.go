@@ -4,14 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"net"
 	"net/http"
 	"sort"
 	"strconv"
 	"time"
-
-	"github.com/prometheus/common/version"
-	"github.com/prometheus/exporter-toolkit/web"
 
 	"github.com/vigil-project/vigil/agent/scheduler"
 )
@@ -19,62 +15,38 @@ import (
 // historyLimit is how many past runs /api/v1/checks shows per check.
 const historyLimit = 20
 
-// Handler returns the agent's HTTP routes.
+// Handler returns the agent's HTTP routes behind the security layer.
 func (a *Agent) Handler() http.Handler {
-	mux := http.NewServeMux()
-	landing, err := web.NewLandingPage(web.LandingConfig{
-		Name:        "vigil",
-		Description: "Health-probe and observability agent: host, database, invoice, network and log checks",
-		Version:     version.Info(),
-		Links: []web.LandingLinks{
-			{Address: "/metrics", Text: "Metrics"},
-			{Address: "/api/v1/checks", Text: "Checks (JSON)"},
-			{Address: "/-/healthy", Text: "Health"},
-			{Address: "/-/ready", Text: "Readiness"},
-		},
-	})
-	if err != nil {
-		// The landing page is built from constants; failing here is a bug.
-		panic(err)
-	}
-	mux.Handle("GET /{$}", landing)
-	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
+	return a.secure(a.router().mux)
+}
+
+// router builds the route table: every route with its access level.
+func (a *Agent) router() *router {
+	rt := &router{a: a, mux: http.NewServeMux()}
+	rt.read("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
 		a.exporter.WritePrometheus(w)
 	})
-	mux.HandleFunc("GET /-/healthy", func(w http.ResponseWriter, r *http.Request) {
+	rt.open("GET /-/healthy", func(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte("Healthy\n"))
 	})
-	mux.HandleFunc("GET /-/ready", func(w http.ResponseWriter, r *http.Request) {
+	rt.open("GET /-/ready", func(w http.ResponseWriter, r *http.Request) {
 		if !a.ready.Load() {
 			http.Error(w, "Not ready", http.StatusServiceUnavailable)
 			return
 		}
 		w.Write([]byte("Ready\n"))
 	})
-	mux.Handle("POST /-/reload", loopbackOnly(http.HandlerFunc(a.handleReload)))
-	mux.HandleFunc("GET /api/v1/checks", a.handleChecks)
-	mux.HandleFunc("GET /api/v1/checks/{name}", a.handleCheck)
-	mux.Handle("POST /api/v1/checks/{name}/run", loopbackOnly(http.HandlerFunc(a.handleRun)))
-	a.promRoutes(mux)
-	a.notifyRoutes(mux)
-	a.runbookRoutes(mux)
-	a.drillRoutes(mux)
-	return mux
-}
-
-// loopbackOnly refuses state-changing calls from other hosts until the
-// API has authentication of its own.
-func loopbackOnly(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		host, _, err := net.SplitHostPort(r.RemoteAddr)
-		ip := net.ParseIP(host)
-		if err != nil || ip == nil || !ip.IsLoopback() {
-			writeJSON(w, http.StatusForbidden, apiError{"this endpoint only accepts requests from localhost"})
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
+	rt.write("POST /-/reload", a.handleReload)
+	rt.read("GET /api/v1/checks", a.handleChecks)
+	rt.read("GET /api/v1/checks/{name}", a.handleCheck)
+	rt.write("POST /api/v1/checks/{name}/run", a.handleRun)
+	a.promRoutes(rt)
+	a.notifyRoutes(rt)
+	a.runbookRoutes(rt)
+	a.drillRoutes(rt)
+	a.uiRoutes(rt)
+	return rt
 }
 
 type apiError struct {

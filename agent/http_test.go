@@ -42,7 +42,7 @@ func TestHTTP(t *testing.T) {
 		status                     int
 		body                       string
 	}{
-		{"landing page", "GET", "/", "", 200, `href="/metrics"`},
+		{"status page", "GET", "/", "", 200, `href="/metrics"`},
 		{"unknown path", "GET", "/nope", "", 404, ""},
 		{"healthy", "GET", "/-/healthy", "", 200, "Healthy"},
 		{"not ready before Run", "GET", "/-/ready", "", 503, "Not ready"},
@@ -51,8 +51,8 @@ func TestHTTP(t *testing.T) {
 		{"check", "GET", "/api/v1/checks/host", "", 200, `"cpu_sample": "10ms"`},
 		{"unknown check", "GET", "/api/v1/checks/nope", "", 404, `no check named \"nope\"`},
 		{"bad limit", "GET", "/api/v1/checks/host?limit=0", "", 400, "limit must be"},
-		{"reload from another host", "POST", "/-/reload", "192.0.2.7:4000", 403, "only accepts requests from localhost"},
-		{"run from another host", "POST", "/api/v1/checks/host/run", "[2001:db8::1]:4000", 403, "only accepts requests from localhost"},
+		{"reload from another host", "POST", "/-/reload", "192.0.2.7:4000", 403, "only accepted from localhost"},
+		{"run from another host", "POST", "/api/v1/checks/host/run", "[2001:db8::1]:4000", 403, "only accepted from localhost"},
 		{"reload from loopback", "POST", "/-/reload", "127.0.0.1:4000", 200, "reloaded"},
 		{"reload from ipv6 loopback", "POST", "/-/reload", "[::1]:4000", 200, "reloaded"},
 		{"GET on reload", "GET", "/-/reload", "127.0.0.1:4000", 405, ""},

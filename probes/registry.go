@@ -27,10 +27,31 @@ type Options struct {
 	StateDir string
 }
 
+// Step is the item of the operations checklist a family's checks answer;
+// the status page groups checks by it.
+type Step string
+
+// The checklist, in the order the operations documents list it.
+const (
+	StepHost     Step = "host"     // CPU, memory, disk
+	StepDatabase Step = "database" // invoice data stored and read back
+	StepInvoice  Step = "invoice"  // an e-invoice with a correct QR code
+	StepNetwork  Step = "network"  // reachability of the tax authority
+	StepLogs     Step = "logs"     // system and interface-call logs
+	StepSync     Step = "sync"     // local invoices against the upstream system
+)
+
+// Steps lists the checklist steps in order.
+func Steps() []Step {
+	return []Step{StepHost, StepDatabase, StepInvoice, StepNetwork, StepLogs, StepSync}
+}
+
 // Family is one check type.
 type Family struct {
 	// Type is the name used in config (`type: host`).
 	Type string
+	// Step is the checklist item the family's checks belong to.
+	Step Step
 	// NewConfig returns a pointer to a config struct with defaults applied.
 	NewConfig func() Config
 	// New builds a prober from a validated config returned by NewConfig.
@@ -45,7 +66,7 @@ var registry = struct {
 // Register adds a family. It is meant for init(); a duplicate or incomplete
 // registration is a programming error and panics.
 func Register(f Family) {
-	if f.Type == "" || f.NewConfig == nil || f.New == nil {
+	if f.Type == "" || f.Step == "" || f.NewConfig == nil || f.New == nil {
 		panic(fmt.Sprintf("probes: incomplete family registration %q", f.Type))
 	}
 	registry.Lock()

@@ -84,6 +84,7 @@ Examples:
   kill -HUP $(pidof vigil)                       # reload the config (or POST /-/reload)`)
 	runConfig := runCmd.Flag("config.file", "Config file; without it the embedded default (host checks) is used.").PlaceHolder("FILE").String()
 	webFlags := kingpinflag.AddFlags(runCmd, ":9877")
+	publicRead := runCmd.Flag("web.public-read", "With basic_auth_users in the web config: still serve the status page, the read-only API and /metrics without a password. State-changing calls always need a user (without users they are accepted from localhost only).").Bool()
 	storagePath := runCmd.Flag("storage.path", "SQLite file for check history and agent state.").Default("./data/vigil.db").String()
 	retention := model.Duration(0)
 	runCmd.Flag("storage.retention", "How long check history is kept.").Default("7d").SetValue(&retention)
@@ -218,6 +219,7 @@ Examples:
 			Retention:   time.Duration(retention),
 			Logger:      log,
 			Web:         webFlags,
+			PublicRead:  *publicRead,
 		})
 	case onceCmd.FullCommand():
 		return once(ctx, stdout, stderr, log, onceOptions{file: *onceConfig, only: *onceChecks, output: *onceOutput, verbose: *onceVerbose})

@@ -30,6 +30,7 @@ func (c *dummyConfig) Validate() error { return nil }
 func init() {
 	probes.Register(probes.Family{
 		Type:      "dummy",
+		Step:      probes.StepHost,
 		NewConfig: func() probes.Config { return &dummyConfig{} },
 		New: func(probes.Config, probes.Options) (probes.Prober, error) {
 			return nil, errors.New("dummy checks do not run")

@@ -17,7 +17,7 @@ import (
 
 func init() {
 	probes.Register(probes.Family{
-		Type: "mysql",
+		Type: "mysql", Step: probes.StepDatabase,
 		NewConfig: func() probes.Config {
 			return &MySQLConfig{Common: defaultCommon(), CanaryTable: "vigil_canary"}
 		},

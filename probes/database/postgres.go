@@ -16,7 +16,7 @@ import (
 
 func init() {
 	probes.Register(probes.Family{
-		Type: "postgres",
+		Type: "postgres", Step: probes.StepDatabase,
 		NewConfig: func() probes.Config {
 			return &PostgresConfig{Common: defaultCommon(), CanaryTable: "vigil_canary"}
 		},

@@ -26,7 +26,7 @@ func (quietLogger) Printf(context.Context, string, ...any) {}
 func init() {
 	redis.SetLogger(quietLogger{})
 	probes.Register(probes.Family{
-		Type: "redis",
+		Type: "redis", Step: probes.StepDatabase,
 		NewConfig: func() probes.Config {
 			return &RedisConfig{Common: defaultCommon(), CanaryKeyPrefix: "vigil:canary:", CanaryTTL: model.Duration(time.Minute)}
 		},

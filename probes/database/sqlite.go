@@ -19,7 +19,7 @@ import (
 
 func init() {
 	probes.Register(probes.Family{
-		Type: "sqlite",
+		Type: "sqlite", Step: probes.StepDatabase,
 		NewConfig: func() probes.Config {
 			return &SQLiteConfig{Common: defaultCommon(), CanaryTable: "vigil_canary", BusyTimeout: model.Duration(5 * time.Second)}
 		},

@@ -24,7 +24,7 @@ import (
 
 func init() {
 	probes.Register(probes.Family{
-		Type:      "host",
+		Type: "host", Step: probes.StepHost,
 		NewConfig: func() probes.Config { return defaultConfig() },
 		New:       newProber,
 	})

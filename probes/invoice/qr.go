@@ -17,7 +17,7 @@ import (
 )
 
 func init() {
-	probes.Register(probes.Family{Type: "invoice_qr", NewConfig: func() probes.Config { return defaultQRConfig() }, New: newQR})
+	probes.Register(probes.Family{Type: "invoice_qr", Step: probes.StepInvoice, NewConfig: func() probes.Config { return defaultQRConfig() }, New: newQR})
 }
 
 // Party is a seller or buyer of the probe invoice.

@@ -27,7 +27,7 @@ import (
 )
 
 func init() {
-	probes.Register(probes.Family{Type: "invoice_sync", NewConfig: func() probes.Config { return defaultSyncConfig() }, New: newSync})
+	probes.Register(probes.Family{Type: "invoice_sync", Step: probes.StepSync, NewConfig: func() probes.Config { return defaultSyncConfig() }, New: newSync})
 }
 
 // SyncConfig is the `invoice_sync:` section of a check.

@@ -20,7 +20,7 @@ import (
 )
 
 func init() {
-	probes.Register(probes.Family{Type: "logscan", NewConfig: func() probes.Config { return defaultConfig() }, New: newLogscan})
+	probes.Register(probes.Family{Type: "logscan", Step: probes.StepLogs, NewConfig: func() probes.Config { return defaultConfig() }, New: newLogscan})
 }
 
 // Logscan is the check.

@@ -18,7 +18,7 @@ import (
 
 func init() {
 	probes.Register(probes.Family{
-		Type: "dns",
+		Type: "dns", Step: probes.StepNetwork,
 		NewConfig: func() probes.Config {
 			return &DNSConfig{QueryType: "A", Transport: "udp", ValidRcodes: []string{"NOERROR"}, RecursionDesired: true}
 		},

@@ -26,7 +26,7 @@ import (
 
 func init() {
 	probes.Register(probes.Family{
-		Type:      "http",
+		Type: "http", Step: probes.StepNetwork,
 		NewConfig: func() probes.Config { return defaultHTTPConfig() },
 		New:       newHTTP,
 	})

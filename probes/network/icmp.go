@@ -18,7 +18,7 @@ import (
 
 func init() {
 	probes.Register(probes.Family{
-		Type: "icmp",
+		Type: "icmp", Step: probes.StepNetwork,
 		NewConfig: func() probes.Config {
 			return &ICMPConfig{
 				Count: 3, Interval: model.Duration(200 * time.Millisecond), PacketSize: 56, TTL: 64,

@@ -20,7 +20,7 @@ import (
 
 func init() {
 	probes.Register(probes.Family{
-		Type:      "tcp",
+		Type: "tcp", Step: probes.StepNetwork,
 		NewConfig: func() probes.Config { return &TCPConfig{TracerouteOnFailure: true} },
 		New:       newTCP,
 	})

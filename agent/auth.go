@@ -1,0 +1,177 @@
+package agent
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"net"
+	"net/http"
+	"strings"
+)
+
+// access is what a route needs from its caller.
+type access int
+
+const (
+	// accessOpen routes answer anyone: health and readiness for probes and
+	// load balancers; they reveal nothing.
+	accessOpen access = iota
+	// accessRead routes show state. With basic_auth_users configured they
+	// need a user unless --web.public-read is set.
+	accessRead
+	// accessWrite routes change state (run a check, reload, approve,
+	// abort, silence, drill). With users configured they need one; without,
+	// only loopback clients may call them.
+	accessWrite
+)
+
+func (l access) String() string {
+	return [...]string{"open", "read", "write"}[l]
+}
+
+// routeEntry is one entry of the agent's route table; the auth tests walk it.
+type routeEntry struct {
+	pattern string
+	access  access
+}
+
+// router registers handlers with their access level.
+type router struct {
+	a      *Agent
+	mux    *http.ServeMux
+	routes []routeEntry
+}
+
+func (rt *router) handle(level access, pattern string, h http.Handler) {
+	rt.routes = append(rt.routes, routeEntry{pattern, level})
+	rt.mux.Handle(pattern, rt.a.guard(level, h))
+}
+
+func (rt *router) open(pattern string, h http.HandlerFunc)  { rt.handle(accessOpen, pattern, h) }
+func (rt *router) read(pattern string, h http.HandlerFunc)  { rt.handle(accessRead, pattern, h) }
+func (rt *router) write(pattern string, h http.HandlerFunc) { rt.handle(accessWrite, pattern, h) }
+
+type userKey struct{}
+
+// requestUser is the authenticated user of the request, "" without one.
+func requestUser(ctx context.Context) string {
+	u, _ := ctx.Value(userKey{}).(string)
+	return u
+}
+
+// actor names who made a request for journals and logs: the authenticated
+// user, or the loopback client when no users are configured.
+func actor(r *http.Request) string {
+	if u := requestUser(r.Context()); u != "" {
+		return u
+	}
+	host, _, _ := net.SplitHostPort(r.RemoteAddr)
+	return "web@" + host
+}
+
+// guard enforces a route's access level.
+func (a *Agent) guard(level access, next http.Handler) http.Handler {
+	if level == accessOpen {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, _ := a.web.current()
+		users := len(c.Users) > 0
+		user, res := a.web.authenticate(c, r)
+		switch {
+		case res == authBad:
+			// Wrong credentials are refused even where none are needed:
+			// a client that thinks it is logged in should learn it is not.
+			unauthorized(w)
+			return
+		case level == accessRead && users && !a.opts.PublicRead && res != authOK:
+			unauthorized(w)
+			return
+		case level == accessWrite && users && res != authOK:
+			unauthorized(w)
+			return
+		case level == accessWrite && !users && !isLoopback(r):
+			writeJSON(w, http.StatusForbidden, apiError{"state-changing calls are only accepted from localhost unless " +
+				"basic_auth_users are set in the web config file (--web.config.file)"})
+			return
+		}
+		if user != "" {
+			r = r.WithContext(context.WithValue(r.Context(), userKey{}, user))
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func unauthorized(w http.ResponseWriter) {
+	w.Header().Set("WWW-Authenticate", `Basic realm="vigil", charset="UTF-8"`)
+	writeJSON(w, http.StatusUnauthorized, apiError{http.StatusText(http.StatusUnauthorized)})
+}
+
+// isLoopback is true for a client on this host. Proxy headers are not
+// trusted: behind a local reverse proxy every client looks local, so such
+// setups must configure users.
+func isLoopback(r *http.Request) bool {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	ip := net.ParseIP(host)
+	return err == nil && ip != nil && ip.IsLoopback()
+}
+
+// contentSecurityPolicy allows the page's own scripts, styles and images
+// only: no inline script, no CDN, no framing.
+const contentSecurityPolicy = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
+	"connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+
+// secure wraps the whole handler: security headers (the web config's
+// http_server_config.headers are applied after and win), its rate limit,
+// and cross-origin protection for every unsafe method (Sec-Fetch-Site and
+// Origin checks: a page on another site cannot make a logged-in browser
+// post here).
+func (a *Agent) secure(next http.Handler) http.Handler {
+	cop := http.NewCrossOriginProtection()
+	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		a.log.Warn("cross-origin request refused", "method", r.Method, "path", r.URL.Path, "origin", r.Header.Get("Origin"))
+		writeJSON(w, http.StatusForbidden, apiError{"cross-origin request refused"})
+	}))
+	protected := cop.Handler(next)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("Referrer-Policy", "same-origin")
+		h.Set("Cross-Origin-Opener-Policy", "same-origin")
+		h.Set("Content-Security-Policy", contentSecurityPolicy)
+		c, limiter := a.web.current()
+		for k, v := range c.HTTPConfig.Header {
+			h.Set(k, v)
+		}
+		if limiter != nil && !limiter.Allow() {
+			http.Error(w, http.StatusText(http.StatusTooManyRequests), http.StatusTooManyRequests)
+			return
+		}
+		protected.ServeHTTP(w, r)
+	})
+}
+
+// csrfKey signs the form tokens of this agent process.
+type csrfKey []byte
+
+func newCSRFKey() csrfKey {
+	k := make([]byte, 32)
+	rand.Read(k)
+	return k
+}
+
+// token is the form token for a user ("" without auth): an HMAC, so it
+// needs no server-side state, and bound to the user, so a token read by an
+// anonymous viewer of public pages is worth nothing to a logged-in user.
+func (k csrfKey) token(user string) string {
+	m := hmac.New(sha256.New, k)
+	m.Write([]byte("vigil-form\x00" + user))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+func (k csrfKey) valid(user, tok string) bool {
+	return tok != "" && hmac.Equal([]byte(k.token(user)), []byte(strings.TrimSpace(tok)))
+}

@@ -1,0 +1,277 @@
+package agent
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"golang.org/x/crypto/bcrypt"
+)
+
+// newAuthAgent is newTestAgent with a web config file holding one user
+// (ops / s3cret), or none when users is false.
+func newAuthAgent(t *testing.T, users, publicRead bool) *Agent {
+	t.Helper()
+	a := newTestAgent(t)
+	path := ""
+	if users {
+		hash, err := bcrypt.GenerateFromPassword([]byte("s3cret"), bcrypt.MinCost)
+		if err != nil {
+			t.Fatal(err)
+		}
+		path = filepath.Join(t.TempDir(), "web.yml")
+		if err := os.WriteFile(path, []byte("basic_auth_users:\n  ops: "+string(hash)+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wc, err := loadWebConfig(path, a.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.web, a.opts.PublicRead = wc, publicRead
+	return a
+}
+
+// requestFor builds a request for a route pattern with its wildcards
+// filled in.
+func requestFor(t *testing.T, pattern string) *http.Request {
+	t.Helper()
+	method, path, _ := strings.Cut(pattern, " ")
+	path = strings.NewReplacer("{$}", "", "{name}", "host", "{id}", "no-such-id", "{action}", "approve").Replace(path)
+	if strings.HasSuffix(path, "/") && path != "/" {
+		path += "vigil.css"
+	}
+	var req *http.Request
+	if strings.HasPrefix(path, "/ui/") {
+		req = httptest.NewRequest(method, path, strings.NewReader(""))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	} else {
+		req = httptest.NewRequest(method, path, nil)
+	}
+	return req
+}
+
+// TestAuthMatrix calls every route of the agent (the route table itself,
+// so a new route cannot be missed) as each kind of client, under each auth
+// setup, and checks the guard's verdict.
+func TestAuthMatrix(t *testing.T) {
+	type client struct {
+		name       string
+		remote     string
+		user, pass string
+	}
+	clients := []client{
+		{"loopback, no credentials", "127.0.0.1:40000", "", ""},
+		{"non-loopback, no credentials", "192.0.2.10:40000", "", ""},
+		{"wrong password", "127.0.0.1:40000", "ops", "wrong"},
+		{"unknown user", "127.0.0.1:40000", "root", "s3cret"},
+		{"right password, non-loopback", "192.0.2.10:40000", "ops", "s3cret"},
+	}
+	setups := []struct {
+		name              string
+		users, publicRead bool
+	}{
+		{"no auth configured", false, false},
+		{"basic auth", true, false},
+		{"basic auth, public read", true, true},
+	}
+	// want says whether the guard lets the call through, or which status it
+	// answers instead.
+	want := func(users, publicRead bool, c client, level access) int {
+		authed := c.user == "ops" && c.pass == "s3cret"
+		sent := c.user != ""
+		switch {
+		case level == accessOpen:
+			return 0
+		case !users:
+			// Credentials are ignored when no users are configured.
+			if level == accessWrite && !strings.HasPrefix(c.remote, "127.") {
+				return http.StatusForbidden
+			}
+			return 0
+		case sent && !authed:
+			return http.StatusUnauthorized
+		case level == accessRead && (authed || publicRead):
+			return 0
+		case level == accessWrite && authed:
+			return 0
+		}
+		return http.StatusUnauthorized
+	}
+	for _, s := range setups {
+		t.Run(s.name, func(t *testing.T) {
+			a := newAuthAgent(t, s.users, s.publicRead)
+			rt := a.router()
+			h := a.secure(rt.mux)
+			if len(rt.routes) < 40 {
+				t.Fatalf("route table has %d routes; the matrix would miss some", len(rt.routes))
+			}
+			for _, r := range rt.routes {
+				// Classification, independently of the table: anything but
+				// GET changes state, except Prometheus' read API over POST.
+				readPost := strings.HasPrefix(r.pattern, "POST /api/v1/query") || r.pattern == "POST /api/v1/series" || r.pattern == "POST /api/v1/labels"
+				if method, _, _ := strings.Cut(r.pattern, " "); method != "GET" && !readPost && r.access != accessWrite {
+					t.Errorf("%s is %s; a state-changing route must be write", r.pattern, r.access)
+				}
+				for _, c := range clients {
+					req := requestFor(t, r.pattern)
+					req.RemoteAddr = c.remote
+					if c.user != "" {
+						req.SetBasicAuth(c.user, c.pass)
+					}
+					if strings.HasPrefix(req.URL.Path, "/ui/") {
+						user := ""
+						if c.user == "ops" && c.pass == "s3cret" && s.users {
+							user = "ops"
+						}
+						req.Body = http.NoBody
+						req = withForm(req, url.Values{"csrf": {a.csrf.token(user)}})
+					}
+					rec := httptest.NewRecorder()
+					h.ServeHTTP(rec, req)
+					expect := want(s.users, s.publicRead, c, r.access)
+					got := rec.Code
+					blocked := got == http.StatusUnauthorized || (got == http.StatusForbidden && strings.Contains(rec.Body.String(), "only accepted from localhost"))
+					switch {
+					case expect == 0 && blocked:
+						t.Errorf("%s [%s] as %s: %d %s, want it let through", r.pattern, r.access, c.name, got, firstLine(rec.Body.String()))
+					case expect != 0 && got != expect:
+						t.Errorf("%s [%s] as %s: %d, want %d", r.pattern, r.access, c.name, got, expect)
+					case expect == http.StatusUnauthorized && !strings.HasPrefix(rec.Header().Get("WWW-Authenticate"), "Basic"):
+						t.Errorf("%s as %s: 401 without a Basic challenge", r.pattern, c.name)
+					}
+				}
+			}
+		})
+	}
+}
+
+func withForm(req *http.Request, form url.Values) *http.Request {
+	r := req.Clone(context.Background())
+	r.Body = http.NoBody
+	body := form.Encode()
+	r.Body = readCloser{strings.NewReader(body)}
+	r.ContentLength = int64(len(body))
+	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	return r
+}
+
+type readCloser struct{ *strings.Reader }
+
+func (readCloser) Close() error { return nil }
+
+func firstLine(s string) string {
+	s, _, _ = strings.Cut(strings.TrimSpace(s), "\n")
+	return s
+}
+
+// TestFormProtection: a form post needs the page's token for the same user,
+// and no browser may post from another site, password or not.
+func TestFormProtection(t *testing.T) {
+	a := newAuthAgent(t, true, true)
+	h := a.Handler()
+	post := func(token string, header map[string]string) int {
+		req := withForm(httptest.NewRequest("POST", "/ui/checks/host/run", nil), url.Values{"csrf": {token}})
+		req.RemoteAddr = "192.0.2.10:40000"
+		req.SetBasicAuth("ops", "s3cret")
+		for k, v := range header {
+			req.Header.Set(k, v)
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return rec.Code
+	}
+	tests := []struct {
+		name   string
+		token  string
+		header map[string]string
+		want   int
+	}{
+		{"token of the user", a.csrf.token("ops"), nil, http.StatusSeeOther},
+		{"same-origin browser", a.csrf.token("ops"), map[string]string{"Sec-Fetch-Site": "same-origin"}, http.StatusSeeOther},
+		{"no token", "", nil, http.StatusForbidden},
+		{"anonymous viewer's token", a.csrf.token(""), nil, http.StatusForbidden},
+		{"forged token", "AAAA", nil, http.StatusForbidden},
+		{"cross-site browser", a.csrf.token("ops"), map[string]string{"Sec-Fetch-Site": "cross-site"}, http.StatusForbidden},
+		{"foreign origin", a.csrf.token("ops"), map[string]string{"Origin": "https://evil.example"}, http.StatusForbidden},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := post(tt.token, tt.header); got != tt.want {
+				t.Errorf("%d, want %d", got, tt.want)
+			}
+		})
+	}
+	// The API is protected the same way against cross-site posts.
+	req := httptest.NewRequest("POST", "/-/reload", nil)
+	req.SetBasicAuth("ops", "s3cret")
+	req.Header.Set("Sec-Fetch-Site", "cross-site")
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	if rec.Code != http.StatusForbidden {
+		t.Errorf("cross-site API post: %d, want 403", rec.Code)
+	}
+}
+
+func TestSecurityHeaders(t *testing.T) {
+	a := newAuthAgent(t, false, false)
+	// Headers from the web config file are applied too, and win.
+	path := filepath.Join(t.TempDir(), "web.yml")
+	os.WriteFile(path, []byte("http_server_config:\n  headers:\n    Strict-Transport-Security: max-age=31536000\n    X-Frame-Options: sameorigin\n"), 0o600)
+	wc, err := loadWebConfig(path, a.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.web = wc
+	h := a.Handler()
+	for _, p := range []string{"/", "/metrics", "/api/v1/checks", "/nope", "/static/vigil.js"} {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", p, nil))
+		hd := rec.Header()
+		for k, v := range map[string]string{
+			"X-Content-Type-Options":    "nosniff",
+			"X-Frame-Options":           "sameorigin",
+			"Referrer-Policy":           "same-origin",
+			"Strict-Transport-Security": "max-age=31536000",
+		} {
+			if hd.Get(k) != v {
+				t.Errorf("%s: %s = %q, want %q", p, k, hd.Get(k), v)
+			}
+		}
+		if csp := hd.Get("Content-Security-Policy"); !strings.Contains(csp, "script-src 'self'") || strings.Contains(csp, "unsafe-inline") {
+			t.Errorf("%s: CSP %q", p, csp)
+		}
+	}
+}
+
+// TestWebConfigErrors: a bad web config file is refused at start with the
+// file named, and a file broken while running keeps the last good one.
+func TestWebConfigErrors(t *testing.T) {
+	dir := t.TempDir()
+	for name, body := range map[string]string{
+		"unknown key":     "basic_auth_user:\n  ops: x\n",
+		"not bcrypt":      "basic_auth_users:\n  ops: plaintext\n",
+		"missing cert":    "tls_server_config:\n  cert_file: nope.crt\n  key_file: nope.key\n",
+		"not yaml at all": "basic_auth_users: [\n",
+	} {
+		p := filepath.Join(dir, strings.ReplaceAll(name, " ", "-")+".yml")
+		os.WriteFile(p, []byte(body), 0o600)
+		_, err := loadWebConfig(p, nil)
+		if err == nil || !strings.Contains(err.Error(), p) {
+			t.Errorf("%s: %v, want an error naming %s", name, err, p)
+		}
+	}
+	a := newAuthAgent(t, true, false)
+	if err := os.WriteFile(a.web.path, []byte("basic_auth_users: [\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, _ := a.web.current()
+	if len(c.Users) != 1 {
+		t.Fatalf("broken web config replaced the running one: %d users", len(c.Users))
+	}
+}

@@ -1,0 +1,251 @@
+// Package ui renders the agent's status page: server-side Go templates and
+// a little plain JavaScript, all embedded in the binary (no CDN), in
+// Chinese and English. The agent package owns the handlers and the data;
+// this package owns the templates, the translations and the helpers they
+// use.
+package ui
+
+import (
+	"bytes"
+	"embed"
+	"encoding/json"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"math"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/text/language"
+)
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+//go:embed static
+var staticFS embed.FS
+
+// Page is what every template gets.
+type Page struct {
+	Lang  string // "en" or "zh"
+	Title string
+	// Nav is the active section: overview, alerts, runbooks, drills.
+	Nav string
+	// User is the authenticated user; AuthEnabled says users are configured.
+	User        string
+	AuthEnabled bool
+	// CSRF is the form token for this user.
+	CSRF string
+	// Path is the request path with its query, for the language links.
+	Path string
+	// Flash is a one-line notice after a form post (already translated or
+	// a message from the agent).
+	Flash string
+	Now   time.Time
+	Data  any
+}
+
+// Pages renders the templates; they are parsed at the first request, so an
+// agent nobody looks at does not hold them.
+type Pages struct {
+	once  sync.Once
+	pages map[string]*template.Template
+	err   error
+}
+
+// New returns the page renderer.
+func New() *Pages { return &Pages{} }
+
+// Names of the page templates (templates/<name>.html).
+var pageNames = []string{"overview", "check", "alerts", "runbooks", "run", "drills", "drill", "error"}
+
+func (p *Pages) parse() {
+	p.pages = map[string]*template.Template{}
+	for _, name := range pageNames {
+		t, err := template.New(name).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/"+name+".html")
+		if err != nil {
+			p.err = fmt.Errorf("parse template %s: %w", name, err)
+			return
+		}
+		p.pages[name] = t
+	}
+}
+
+// Render writes a page. Pages are never cached: they show live state.
+func (p *Pages) Render(w http.ResponseWriter, status int, name string, page Page) error {
+	p.once.Do(p.parse)
+	if p.err != nil {
+		return p.err
+	}
+	t, ok := p.pages[name]
+	if !ok {
+		return fmt.Errorf("no page template %q", name)
+	}
+	var buf bytes.Buffer
+	if err := t.ExecuteTemplate(&buf, "layout", page); err != nil {
+		return fmt.Errorf("render %s: %w", name, err)
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, err := w.Write(buf.Bytes())
+	return err
+}
+
+// Static serves the embedded CSS and JavaScript under /static/.
+func Static() http.Handler {
+	sub, _ := fs.Sub(staticFS, "static")
+	files := http.FileServerFS(sub)
+	return http.StripPrefix("/static/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "public, max-age=3600")
+		files.ServeHTTP(w, r)
+	}))
+}
+
+// langCookie remembers the language chosen with ?lang=.
+const langCookie = "vigil_lang"
+
+var langMatcher = language.NewMatcher([]language.Tag{language.English, language.Chinese})
+
+// Lang picks the page language: ?lang= (remembered in a cookie), then the
+// cookie, then the browser's Accept-Language (Chinese when it asks for it).
+func Lang(w http.ResponseWriter, r *http.Request) string {
+	if l := r.URL.Query().Get("lang"); l == "en" || l == "zh" {
+		http.SetCookie(w, &http.Cookie{Name: langCookie, Value: l, Path: "/", MaxAge: 365 * 24 * 3600,
+			HttpOnly: true, SameSite: http.SameSiteLaxMode})
+		return l
+	}
+	if c, err := r.Cookie(langCookie); err == nil && (c.Value == "en" || c.Value == "zh") {
+		return c.Value
+	}
+	tags, _, err := language.ParseAcceptLanguage(r.Header.Get("Accept-Language"))
+	if err != nil || len(tags) == 0 {
+		return "en"
+	}
+	_, idx, conf := langMatcher.Match(tags...)
+	if idx == 1 && conf != language.No {
+		return "zh"
+	}
+	return "en"
+}
+
+// T translates a message key; unknown keys fall back to English, then to
+// the key itself.
+func T(lang, key string) string {
+	if m, ok := messages[key]; ok {
+		if lang == "zh" && m.zh != "" {
+			return m.zh
+		}
+		if m.en != "" {
+			return m.en
+		}
+	}
+	return key
+}
+
+// Point is one run in a sparkline.
+type Point struct {
+	Seconds float64
+	OK      bool
+}
+
+// Sparkline draws durations as an inline SVG polyline, oldest first, with
+// failed runs as red dots. Inline SVG needs no script and passes the CSP.
+func Sparkline(points []Point, width, height int) template.HTML {
+	if len(points) == 0 {
+		return ""
+	}
+	max := 0.0
+	for _, p := range points {
+		max = math.Max(max, p.Seconds)
+	}
+	if max == 0 {
+		max = 1
+	}
+	step := float64(width-4) / math.Max(1, float64(len(points)-1))
+	var line, dots strings.Builder
+	for i, p := range points {
+		x := 2 + float64(i)*step
+		y := float64(height-3) - (p.Seconds/max)*float64(height-6)
+		fmt.Fprintf(&line, "%.1f,%.1f ", x, y)
+		if !p.OK {
+			fmt.Fprintf(&dots, `<circle cx="%.1f" cy="%.1f" r="2" class="spark-fail"/>`, x, y)
+		}
+	}
+	return template.HTML(fmt.Sprintf(`<svg class="spark" width="%d" height="%d" viewBox="0 0 %d %d" role="img" aria-label="duration history"><polyline points="%s" class="spark-line"/>%s</svg>`,
+		width, height, width, height, strings.TrimSpace(line.String()), dots.String()))
+}
+
+var funcs = template.FuncMap{
+	"t":     T,
+	"spark": Sparkline,
+	"ago": func(lang string, now, t time.Time) string {
+		if t.IsZero() {
+			return "—"
+		}
+		d := now.Sub(t).Round(time.Second)
+		if d < 0 {
+			d = 0
+		}
+		s := shortDuration(d)
+		if lang == "zh" {
+			return s + "前"
+		}
+		return s + " ago"
+	},
+	"secs": func(s float64) string {
+		switch {
+		case s == 0:
+			return "0"
+		case s < 1:
+			return fmt.Sprintf("%.1f ms", s*1000)
+		case s < 120:
+			return fmt.Sprintf("%.2f s", s)
+		}
+		return shortDuration(time.Duration(s * float64(time.Second)))
+	},
+	"ts": func(t time.Time) string {
+		if t.IsZero() {
+			return "—"
+		}
+		return t.Local().Format("2006-01-02 15:04:05")
+	},
+	"pretty": func(v any) string {
+		b, err := json.MarshalIndent(v, "", "  ")
+		if err != nil {
+			return fmt.Sprint(v)
+		}
+		return string(b)
+	},
+	"sortedKeys": func(m map[string]string) []string {
+		keys := make([]string, 0, len(m))
+		for k := range m {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		return keys
+	},
+	"join":     strings.Join,
+	"contains": strings.Contains,
+	"deref": func(f *float64) float64 {
+		if f == nil {
+			return math.NaN()
+		}
+		return *f
+	},
+}
+
+func shortDuration(d time.Duration) string {
+	switch {
+	case d < time.Minute:
+		return fmt.Sprintf("%ds", int(d.Seconds()))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm%02ds", int(d.Minutes()), int(d.Seconds())%60)
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh%02dm", int(d.Hours()), int(d.Minutes())%60)
+	}
+	return fmt.Sprintf("%dd%02dh", int(d.Hours())/24, int(d.Hours())%24)
+}

@@ -1,0 +1,564 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/url"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/vigil-project/vigil/agent/drill"
+	"github.com/vigil-project/vigil/agent/notify/route"
+	"github.com/vigil-project/vigil/agent/runbook"
+	"github.com/vigil-project/vigil/agent/store"
+	"github.com/vigil-project/vigil/agent/ui"
+	"github.com/vigil-project/vigil/probes"
+	"github.com/vigil-project/vigil/rules"
+)
+
+// The status page: server-rendered views of the same data the API serves.
+// Reads are accessRead; every form post is accessWrite and carries the
+// form token (csrfKey) besides the cross-origin check in secure.
+
+type uiState = ui.Pages
+
+func newUIState() *uiState { return ui.New() }
+
+// sparkRuns is how many past runs the overview's sparklines show.
+const sparkRuns = 30
+
+func (a *Agent) uiRoutes(rt *router) {
+	rt.read("GET /{$}", a.pageOverview)
+	rt.read("GET /checks/{name}", a.pageCheck)
+	rt.read("GET /alerts", a.pageAlerts)
+	rt.read("GET /runbooks", a.pageRunbooks)
+	rt.read("GET /runbooks/runs/{id}", a.pageRun)
+	rt.read("GET /drills", a.pageDrills)
+	rt.read("GET /drills/runs/{id}", a.pageDrill)
+	rt.read("GET /static/", ui.Static().ServeHTTP)
+	// Asks the browser for credentials (basic auth), then goes back.
+	rt.write("GET /login", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, safeNext(r.FormValue("next")), http.StatusSeeOther)
+	})
+	rt.write("POST /ui/reload", a.formReload)
+	rt.write("POST /ui/checks/{name}/run", a.formRunCheck)
+	rt.write("POST /ui/silences", a.formAddSilence)
+	rt.write("POST /ui/silences/{id}/expire", a.formExpireSilence)
+	rt.write("POST /ui/runbooks/runs/{id}/{action}", a.formRunAction)
+	rt.write("POST /ui/drills/run", a.formDrillRun)
+	rt.write("POST /ui/drills/runs/{id}/abort", a.formDrillAbort)
+}
+
+// page fills the parts every page shares.
+func (a *Agent) page(w http.ResponseWriter, r *http.Request, nav, title string, data any) ui.Page {
+	c, _ := a.web.current()
+	lang := ui.Lang(w, r)
+	user := requestUser(r.Context())
+	q := r.URL.Query()
+	q.Del("lang")
+	q.Del("flash")
+	path := r.URL.Path
+	if len(q) > 0 {
+		path += "?" + q.Encode()
+	}
+	flash := r.URL.Query().Get("flash")
+	if flash != "" {
+		flash = ui.T(lang, "flash."+flash)
+	}
+	return ui.Page{Lang: lang, Title: title, Nav: nav, User: user, AuthEnabled: len(c.Users) > 0, CSRF: a.csrf.token(user),
+		Path: path, Flash: flash, Now: time.Now(), Data: data}
+}
+
+func (a *Agent) render(w http.ResponseWriter, r *http.Request, status int, name string, p ui.Page) {
+	if err := a.ui.Render(w, status, name, p); err != nil {
+		a.log.Error("status page", "page", name, "err", err)
+		http.Error(w, "cannot render page", http.StatusInternalServerError)
+	}
+}
+
+func (a *Agent) pageError(w http.ResponseWriter, r *http.Request, status int, msg string) {
+	p := a.page(w, r, "", http.StatusText(status), map[string]any{"Status": status, "Message": msg})
+	a.render(w, r, status, "error", p)
+}
+
+// uiCheck is a check as the overview and the detail page show it.
+type uiCheck struct {
+	CheckView
+	Step   probes.Step
+	Points []ui.Point
+	// Alerts counts this check's firing alerts.
+	Alerts int
+}
+
+// uiStep is one item of the checklist with its checks.
+type uiStep struct {
+	Step    probes.Step
+	Checks  []uiCheck
+	Failing int
+}
+
+type overviewData struct {
+	Steps       []uiStep
+	Total       int
+	Failing     int
+	Firing      int
+	Pending     int
+	Approvals   int
+	ActiveDrill string
+	Paused      bool
+}
+
+func newUICheck(v CheckView) uiCheck {
+	c := uiCheck{CheckView: v}
+	if f, ok := probes.Lookup(v.Type); ok {
+		c.Step = f.Step
+	}
+	// History is newest first; sparklines read left to right.
+	for i := len(v.History) - 1; i >= 0; i-- {
+		h := v.History[i]
+		c.Points = append(c.Points, ui.Point{Seconds: h.DurationSeconds, OK: h.Success})
+	}
+	return c
+}
+
+func (a *Agent) pageOverview(w http.ResponseWriter, r *http.Request) {
+	views, err := a.checkViews(r.Context(), sparkRuns, "")
+	if err != nil {
+		a.pageError(w, r, http.StatusInternalServerError, err.Error())
+		return
+	}
+	alerts := a.uiAlerts(time.Now())
+	firingBy := map[string]int{}
+	d := overviewData{Total: len(views)}
+	for _, al := range alerts {
+		switch al.State {
+		case "firing":
+			d.Firing++
+			firingBy[al.Labels["check"]]++
+		case "pending":
+			d.Pending++
+		}
+	}
+	byStep := map[probes.Step][]uiCheck{}
+	for _, v := range views {
+		c := newUICheck(v)
+		c.Alerts = firingBy[v.Name]
+		byStep[c.Step] = append(byStep[c.Step], c)
+	}
+	for _, s := range probes.Steps() {
+		st := uiStep{Step: s, Checks: byStep[s]}
+		for _, c := range st.Checks {
+			if c.LastResult != nil && !c.LastResult.Success {
+				st.Failing++
+			}
+		}
+		d.Failing += st.Failing
+		d.Steps = append(d.Steps, st)
+	}
+	if runs, err := a.store.Runs(r.Context(), 100, runbook.StateWaitingApproval); err == nil {
+		d.Approvals = len(runs)
+	}
+	if run := a.drills.current(); run != nil {
+		d.ActiveDrill = run.Drill.Name
+	}
+	d.Paused, _, _ = a.runbooks.State().Paused(r.Context())
+	a.render(w, r, http.StatusOK, "overview", a.page(w, r, "overview", "", d))
+}
+
+type checkData struct {
+	Check   uiCheck
+	Reasons []reasonCount
+	Hops    []map[string]any
+	Diag    map[string]any
+}
+
+type reasonCount struct {
+	Reason string
+	Count  int
+	Last   time.Time
+}
+
+func (a *Agent) pageCheck(w http.ResponseWriter, r *http.Request) {
+	views, err := a.checkViews(r.Context(), 200, r.PathValue("name"))
+	switch {
+	case err != nil:
+		a.pageError(w, r, http.StatusInternalServerError, err.Error())
+		return
+	case len(views) == 0:
+		a.pageError(w, r, http.StatusNotFound, "no check named "+r.PathValue("name"))
+		return
+	}
+	d := checkData{Check: newUICheck(views[0])}
+	counts := map[string]*reasonCount{}
+	for _, h := range views[0].History {
+		if h.Success {
+			continue
+		}
+		rc := counts[h.Reason]
+		if rc == nil {
+			rc = &reasonCount{Reason: h.Reason, Last: h.Start}
+			counts[h.Reason] = rc
+		}
+		rc.Count++
+	}
+	for _, rc := range counts {
+		d.Reasons = append(d.Reasons, *rc)
+	}
+	sort.Slice(d.Reasons, func(i, j int) bool { return d.Reasons[i].Count > d.Reasons[j].Count })
+	if lr := views[0].LastResult; lr != nil && len(lr.Diagnostics) > 0 {
+		// Diagnostics are JSON-shaped; the traceroute gets a table, the
+		// rest is shown as it is.
+		d.Diag = map[string]any{}
+		for k, v := range lr.Diagnostics {
+			if k == "traceroute" {
+				b, _ := json.Marshal(v)
+				if json.Unmarshal(b, &d.Hops) == nil {
+					continue
+				}
+			}
+			d.Diag[k] = v
+		}
+	}
+	a.render(w, r, http.StatusOK, "check", a.page(w, r, "overview", views[0].Name, d))
+}
+
+// uiAlert is an active alert with the silences that mute it.
+type uiAlert struct {
+	Name        string
+	Labels      map[string]string
+	Annotations map[string]string
+	State       string
+	ActiveAt    time.Time
+	Value       float64
+	SilencedBy  []string
+	// SilenceLink prefills the silence form with the alert's identity.
+	SilenceLink string
+}
+
+func (a *Agent) uiAlerts(now time.Time) []uiAlert {
+	var out []uiAlert
+	for _, g := range a.rules.manager.Groups() {
+		for _, rl := range g.Rules {
+			ar, ok := rl.(*rules.AlertingRule)
+			if !ok {
+				continue
+			}
+			for _, al := range ar.Alerts() {
+				if al.State == rules.StateInactive {
+					continue
+				}
+				v := uiAlert{Name: al.Labels.Get("alertname"), Labels: al.Labels.Map(), Annotations: al.Annotations.Map(),
+					State: al.State.String(), ActiveAt: al.ActiveAt, Value: al.Value}
+				v.SilencedBy = a.pager.silences.Silenced(v.Labels, now)
+				q := url.Values{"matchers": {`alertname="` + v.Name + `"`}}
+				if c := v.Labels["check"]; c != "" {
+					q.Add("matchers", `check="`+c+`"`)
+				}
+				v.SilenceLink = "/alerts?" + q.Encode() + "#new-silence"
+				out = append(out, v)
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].State != out[j].State {
+			return out[i].State == "firing"
+		}
+		return out[i].ActiveAt.Before(out[j].ActiveAt)
+	})
+	return out
+}
+
+type alertsData struct {
+	Alerts   []uiAlert
+	Silences []route.Silence
+	// Matchers prefill the new-silence form.
+	Matchers string
+}
+
+func (a *Agent) pageAlerts(w http.ResponseWriter, r *http.Request) {
+	d := alertsData{Alerts: a.uiAlerts(time.Now()), Matchers: strings.Join(r.URL.Query()["matchers"], "\n")}
+	for _, s := range a.pager.silences.List() {
+		if s.Status != "expired" || time.Since(s.EndsAt) < 24*time.Hour {
+			d.Silences = append(d.Silences, s)
+		}
+	}
+	a.render(w, r, http.StatusOK, "alerts", a.page(w, r, "alerts", "", d))
+}
+
+type runbooksData struct {
+	Runbooks []*runbook.Runbook
+	Runs     []runView
+	Paused   bool
+	PausedBy string
+}
+
+func (a *Agent) pageRunbooks(w http.ResponseWriter, r *http.Request) {
+	d := runbooksData{Runbooks: a.runbooks.Runbooks()}
+	d.Paused, d.PausedBy, _ = a.runbooks.State().Paused(r.Context())
+	runs, err := a.store.Runs(r.Context(), 100)
+	if err != nil {
+		a.pageError(w, r, http.StatusInternalServerError, err.Error())
+		return
+	}
+	for _, run := range runs {
+		d.Runs = append(d.Runs, viewRun(run, nil))
+	}
+	a.render(w, r, http.StatusOK, "runbooks", a.page(w, r, "runbooks", "", d))
+}
+
+type runData struct {
+	Run runView
+	// Events is the timeline with details as text.
+	Events []runEvent
+}
+
+type runEvent struct {
+	eventView
+	DetailText string
+}
+
+func (a *Agent) pageRun(w http.ResponseWriter, r *http.Request) {
+	run, evs, err := a.store.Run(r.Context(), r.PathValue("id"))
+	switch {
+	case errors.Is(err, store.ErrNoRun):
+		a.pageError(w, r, http.StatusNotFound, err.Error())
+		return
+	case err != nil:
+		a.pageError(w, r, http.StatusInternalServerError, err.Error())
+		return
+	}
+	d := runData{Run: viewRun(run, evs)}
+	for _, e := range d.Run.Timeline {
+		re := runEvent{eventView: e}
+		if len(e.Detail) > 0 {
+			var v any
+			if json.Unmarshal(e.Detail, &v) == nil {
+				if s, ok := v.(string); ok {
+					re.DetailText = s
+				} else {
+					b, _ := json.MarshalIndent(v, "", "  ")
+					re.DetailText = string(b)
+				}
+			}
+		}
+		d.Events = append(d.Events, re)
+	}
+	a.render(w, r, http.StatusOK, "run", a.page(w, r, "runbooks", run.Runbook, d))
+}
+
+type drillsData struct {
+	Drills []drillView
+	Active *drill.Report
+	Runs   []drill.Report
+}
+
+func (a *Agent) pageDrills(w http.ResponseWriter, r *http.Request) {
+	var d drillsData
+	for _, dr := range a.drills.list() {
+		d.Drills = append(d.Drills, drillView{Name: dr.Name, File: dr.File, Hypothesis: dr.Hypothesis, Checks: dr.Checks,
+			Duration: dr.Duration.String(), Objectives: dr.Objectives})
+	}
+	if run := a.drills.current(); run != nil {
+		rep := run.Report()
+		d.Active = &rep
+	}
+	rows, err := a.store.DrillRuns(r.Context(), "", 50)
+	if err != nil {
+		a.pageError(w, r, http.StatusInternalServerError, err.Error())
+		return
+	}
+	for _, row := range rows {
+		d.Runs = append(d.Runs, a.drillReport(r, row))
+	}
+	a.render(w, r, http.StatusOK, "drills", a.page(w, r, "drills", "", d))
+}
+
+type drillData struct {
+	Report   drill.Report
+	Markdown string
+	Measures []measure
+}
+
+type measure struct {
+	Name    string
+	Seconds float64
+}
+
+func (a *Agent) pageDrill(w http.ResponseWriter, r *http.Request) {
+	row, err := a.store.DrillRun(r.Context(), r.PathValue("id"))
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		a.pageError(w, r, http.StatusNotFound, err.Error())
+		return
+	case err != nil:
+		a.pageError(w, r, http.StatusInternalServerError, err.Error())
+		return
+	}
+	rep := a.drillReport(r, row)
+	d := drillData{Report: rep, Markdown: rep.Markdown()}
+	for name, s := range rep.Measures {
+		d.Measures = append(d.Measures, measure{name, s})
+	}
+	sort.Slice(d.Measures, func(i, j int) bool { return d.Measures[i].Seconds < d.Measures[j].Seconds })
+	a.render(w, r, http.StatusOK, "drill", a.page(w, r, "drills", rep.Drill, d))
+}
+
+// Form posts. Each checks the form token, acts as the authenticated user
+// (or the loopback client), then redirects back (post/redirect/get).
+
+func (a *Agent) formOK(w http.ResponseWriter, r *http.Request) bool {
+	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	if err := r.ParseForm(); err != nil {
+		a.pageError(w, r, http.StatusBadRequest, "bad form: "+err.Error())
+		return false
+	}
+	if !a.csrf.valid(requestUser(r.Context()), r.PostForm.Get("csrf")) {
+		a.log.Warn("form post without a valid token refused", "path", r.URL.Path, "remote", r.RemoteAddr)
+		a.pageError(w, r, http.StatusForbidden, "the form token is missing or stale: reload the page and try again")
+		return false
+	}
+	return true
+}
+
+// safeNext keeps redirects on this site.
+func safeNext(next string) string {
+	if next == "" || !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") {
+		return "/"
+	}
+	return next
+}
+
+func back(w http.ResponseWriter, r *http.Request, to, flash string) {
+	u := safeNext(to)
+	if flash != "" {
+		sep := "?"
+		if strings.Contains(u, "?") {
+			sep = "&"
+		}
+		u += sep + "flash=" + url.QueryEscape(flash)
+	}
+	http.Redirect(w, r, u, http.StatusSeeOther)
+}
+
+func (a *Agent) formReload(w http.ResponseWriter, r *http.Request) {
+	if !a.formOK(w, r) {
+		return
+	}
+	if err := a.Reload(r.Context()); err != nil {
+		a.log.Error("reload failed; keeping the running config", "err", err, "by", actor(r))
+		a.pageError(w, r, http.StatusBadRequest, err.Error())
+		return
+	}
+	a.log.Info("config reloaded from the status page", "by", actor(r))
+	back(w, r, "/", "reloaded")
+}
+
+func (a *Agent) formRunCheck(w http.ResponseWriter, r *http.Request) {
+	if !a.formOK(w, r) {
+		return
+	}
+	name := r.PathValue("name")
+	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Minute)
+	defer cancel()
+	a.log.Info("check run requested", "check", name, "by", actor(r))
+	if _, err := a.sched.RunNow(ctx, name); err != nil {
+		a.pageError(w, r, http.StatusServiceUnavailable, err.Error())
+		return
+	}
+	back(w, r, "/checks/"+url.PathEscape(name), "ran")
+}
+
+func (a *Agent) formAddSilence(w http.ResponseWriter, r *http.Request) {
+	if !a.formOK(w, r) {
+		return
+	}
+	var matchers []string
+	for _, line := range strings.Split(r.PostForm.Get("matchers"), "\n") {
+		if line = strings.TrimSpace(line); line != "" {
+			matchers = append(matchers, line)
+		}
+	}
+	d, err := time.ParseDuration(r.PostForm.Get("duration"))
+	if err != nil || d <= 0 {
+		a.pageError(w, r, http.StatusBadRequest, "bad duration "+r.PostForm.Get("duration"))
+		return
+	}
+	now := time.Now()
+	s, err := a.pager.silences.Add(r.Context(), route.Silence{Matchers: matchers, StartsAt: now, EndsAt: now.Add(d),
+		CreatedBy: actor(r), Comment: r.PostForm.Get("comment")})
+	if err != nil {
+		a.pageError(w, r, http.StatusBadRequest, err.Error())
+		return
+	}
+	a.log.Info("silence added", "id", s.ID, "matchers", s.Matchers, "ends_at", s.EndsAt, "created_by", s.CreatedBy)
+	back(w, r, "/alerts", "silenced")
+}
+
+func (a *Agent) formExpireSilence(w http.ResponseWriter, r *http.Request) {
+	if !a.formOK(w, r) {
+		return
+	}
+	id := r.PathValue("id")
+	if err := a.pager.silences.Expire(r.Context(), id); err != nil {
+		a.pageError(w, r, http.StatusNotFound, err.Error())
+		return
+	}
+	a.log.Info("silence expired", "id", id, "by", actor(r))
+	back(w, r, "/alerts", "expired")
+}
+
+func (a *Agent) formRunAction(w http.ResponseWriter, r *http.Request) {
+	if !a.formOK(w, r) {
+		return
+	}
+	id, by := r.PathValue("id"), actor(r)
+	var err error
+	switch action := r.PathValue("action"); action {
+	case "approve", "reject":
+		err = a.runbooks.Approve(id, by, action == "approve")
+	case "abort":
+		err = a.runbooks.Abort(r.Context(), id, by)
+	default:
+		a.pageError(w, r, http.StatusNotFound, "unknown action "+action)
+		return
+	}
+	if err != nil {
+		a.pageError(w, r, http.StatusConflict, err.Error())
+		return
+	}
+	a.log.Info("runbook run "+r.PathValue("action")+" from the status page", "id", id, "by", by)
+	back(w, r, "/runbooks/runs/"+url.PathEscape(id), r.PathValue("action"))
+}
+
+func (a *Agent) formDrillRun(w http.ResponseWriter, r *http.Request) {
+	if !a.formOK(w, r) {
+		return
+	}
+	d := a.drills.byName(r.PostForm.Get("name"))
+	if d == nil {
+		a.pageError(w, r, http.StatusNotFound, "no drill named "+r.PostForm.Get("name")+" is loaded")
+		return
+	}
+	id, err := a.drills.start(d, actor(r))
+	if err != nil {
+		a.pageError(w, r, http.StatusConflict, err.Error())
+		return
+	}
+	back(w, r, "/drills/runs/"+url.PathEscape(id), "drill_started")
+}
+
+func (a *Agent) formDrillAbort(w http.ResponseWriter, r *http.Request) {
+	if !a.formOK(w, r) {
+		return
+	}
+	id := r.PathValue("id")
+	if err := a.drills.abort(id, actor(r)); err != nil {
+		a.pageError(w, r, http.StatusConflict, err.Error())
+		return
+	}
+	a.log.Warn("drill aborted", "id", id, "by", actor(r))
+	back(w, r, "/drills/runs/"+url.PathEscape(id), "drill_aborted")
+}

@@ -1,0 +1,115 @@
+package agent
+
+import (
+	"context"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"strings"
+	"testing"
+)
+
+// TestStatusPages renders each page against an agent with a passing and a
+// failing check.
+func TestStatusPages(t *testing.T) {
+	a := newTestAgent(t)
+	cfg := a.cfg.File
+	writeFile(t, cfg, `checks:
+  - name: host
+    type: host
+    host: {cpu_sample: 10ms, cpu_max: 1, memory_max: 1, disk_free_min: 0}
+  - name: impossible-disk
+    type: host
+    host: {cpu_sample: 10ms, cpu_max: 1, memory_max: 1, disk_free_min: 1}
+`)
+	if err := a.Reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []string{"host", "impossible-disk"} {
+		if _, err := a.sched.RunNow(context.Background(), c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := a.store.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	h := a.Handler()
+	get := func(path, lang string) (int, string) {
+		req := httptest.NewRequest("GET", path, nil)
+		if lang != "" {
+			req.Header.Set("Accept-Language", lang)
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return rec.Code, rec.Body.String()
+	}
+	tests := []struct {
+		path, lang string
+		status     int
+		want       []string
+	}{
+		{"/", "", 200, []string{`id="step-host"`, `data-check="impossible-disk" data-status="fail"`, `data-check="host" data-status="ok"`,
+			"disk_low", "<svg class=\"spark\"", "1. Host: CPU, memory, disk", "No checks configured for this step.", `name="csrf"`}},
+		{"/", "zh-CN,zh;q=0.9", 200, []string{"1. 服务器：CPU、内存、磁盘", "总览", `lang="zh-CN"`}},
+		{"/checks/impossible-disk", "", 200, []string{`id="last-failure"`, "disk_low", "Failure reasons in the history", "Run now", `data-key="violations"`}},
+		{"/checks/nope", "", 404, []string{"no check named nope"}},
+		{"/alerts", "", 200, []string{"No active alerts.", "New silence"}},
+		{"/alerts?matchers=" + url.QueryEscape(`alertname="X"`), "", 200, []string{`alertname=&#34;X&#34;</textarea>`}},
+		{"/runbooks", "", 200, []string{"No runbooks loaded.", "No runs yet."}},
+		{"/runbooks/runs/nope", "", 404, []string{"no such run"}},
+		{"/drills", "", 200, []string{"No drills loaded."}},
+		{"/drills/runs/nope", "", 404, []string{}},
+		{"/static/vigil.css", "", 200, []string{"@media (max-width: 640px)"}},
+		{"/static/vigil.js", "", 200, []string{"autorefresh"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.path+" "+tt.lang, func(t *testing.T) {
+			code, body := get(tt.path, tt.lang)
+			if code != tt.status {
+				t.Fatalf("%d, want %d: %s", code, tt.status, firstLine(body))
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(body, w) {
+					t.Errorf("page does not contain %q", w)
+				}
+			}
+			if strings.Contains(body, "<script>") || strings.Contains(body, "style=") || strings.Contains(body, "http://cdn") || strings.Contains(body, "https://") {
+				t.Errorf("inline script/style or an external asset in %s", tt.path)
+			}
+		})
+	}
+}
+
+// TestStatusPageRunCheck posts the run-now form as a browser would.
+func TestStatusPageRunCheck(t *testing.T) {
+	a := newTestAgent(t)
+	h := a.Handler()
+	req := withForm(httptest.NewRequest("POST", "/ui/checks/host/run", nil), url.Values{"csrf": {a.csrf.token("")}})
+	req.RemoteAddr = "127.0.0.1:1234"
+	req.Header.Set("Sec-Fetch-Site", "same-origin")
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	if rec.Code != 303 || rec.Header().Get("Location") != "/checks/host?flash=ran" {
+		t.Fatalf("%d %s", rec.Code, rec.Header().Get("Location"))
+	}
+	rec = httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/checks/host?flash=ran", nil))
+	if !strings.Contains(rec.Body.String(), "Check ran.") || !strings.Contains(rec.Body.String(), `class="history"`) {
+		t.Errorf("check page after run: %s", rec.Body.String())
+	}
+}
+
+func TestSafeNext(t *testing.T) {
+	for in, want := range map[string]string{"": "/", "/alerts": "/alerts", "//evil.example": "/", "https://evil.example": "/", `/\evil`: "/"} {
+		if got := safeNext(in); got != want {
+			t.Errorf("safeNext(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func writeFile(t *testing.T, path, body string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
