@@ -220,11 +220,15 @@ func serveWeb(ctx context.Context, srv *http.Server, flags *web.FlagConfig, wc *
 		}
 		srv.TLSConfig = tlsCfg
 	}
+	// Decided once: Serve sets up HTTP/2, which gives the server a
+	// TLSConfig of its own, so asking again from a second listener's
+	// goroutine would see one where none was configured.
+	useTLS := srv.TLSConfig != nil
 	var g errgroup.Group
 	for _, l := range listeners {
-		log.Info("listening", "address", l.Addr().String(), "tls", srv.TLSConfig != nil, "basic_auth_users", len(c.Users))
+		log.Info("listening", "address", l.Addr().String(), "tls", useTLS, "basic_auth_users", len(c.Users))
 		g.Go(func() error {
-			if srv.TLSConfig != nil {
+			if useTLS {
 				return srv.ServeTLS(l, "", "")
 			}
 			return srv.Serve(l)

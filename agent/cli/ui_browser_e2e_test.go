@@ -1,0 +1,423 @@
+package cli_test
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/cdproto/page"
+	"github.com/chromedp/chromedp"
+	"golang.org/x/crypto/bcrypt"
+)
+
+// chromium returns Debian's Chromium, skipping the test on a laptop without
+// it and failing under VIGIL_REQUIRE_INTEGRATION=1.
+func chromium(t *testing.T) string {
+	t.Helper()
+	for _, p := range []string{os.Getenv("VIGIL_CHROMIUM"), "/usr/bin/chromium", "/usr/bin/chromium-browser"} {
+		if p != "" {
+			if _, err := os.Stat(p); err == nil {
+				return p
+			}
+		}
+	}
+	if os.Getenv("VIGIL_REQUIRE_INTEGRATION") != "" {
+		t.Fatal("chromium is not installed (apt-get install chromium); .ci/run installs it")
+	}
+	t.Skip("chromium is not installed (apt-get install chromium)")
+	return ""
+}
+
+// artifactsDir is where the browser tests leave their screenshots:
+// $VIGIL_ARTIFACTS, or bin/test-artifacts/ui in the repository.
+func artifactsDir(t *testing.T) string {
+	t.Helper()
+	dir := os.Getenv("VIGIL_ARTIFACTS")
+	if dir == "" {
+		dir = "../../bin/test-artifacts"
+	}
+	dir = filepath.Join(dir, "ui")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	abs, _ := filepath.Abs(dir)
+	return abs
+}
+
+// authClient makes requests as a basic-auth user.
+type authClient struct {
+	base, user, pass string
+}
+
+func (c authClient) do(t *testing.T, method, path, body string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(method, c.base+path, strings.NewReader(body))
+	if c.user != "" {
+		req.SetBasicAuth(c.user, c.pass)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// demoAgent starts the demo platform and the agent with examples/vigil.yml
+// (ports moved, start-up splay and sync grace shortened) behind basic auth
+// (user ops, password vigil-ui-pass).
+func demoAgent(t *testing.T, extra ...string) (a *agentProc, c authClient, url func(int) string) {
+	t.Helper()
+	dir := t.TempDir()
+	base := demoPorts(t)
+	demo := exec.Command(demoBin, "--log.file", filepath.Join(dir, "invoice.log"), "demo", "--base-port", strconv.Itoa(base), "--data.dir", filepath.Join(dir, "demo"))
+	demo.Stderr = io.Discard
+	if err := demo.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { demo.Process.Kill(); demo.Wait() })
+	url = func(off int) string { return "http://127.0.0.1:" + strconv.Itoa(base+off) }
+
+	example, err := os.ReadFile("../../examples/vigil.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := string(example)
+	for off := 0; off < 4; off++ {
+		cfg = strings.ReplaceAll(cfg, "127.0.0.1:848"+strconv.Itoa(off), "127.0.0.1:"+strconv.Itoa(base+off))
+		cfg = strings.ReplaceAll(cfg, "127.0.0.1:849"+strconv.Itoa(off), "127.0.0.1:"+strconv.Itoa(base+10+off))
+	}
+	cfg = strings.Replace(cfg, "startup_splay: 10s", "startup_splay: 0s", 1)
+	cfg = strings.ReplaceAll(cfg, "grace: 30s", "grace: 1s")
+	cfg = strings.ReplaceAll(cfg, "data/demo/invoice-service.log", filepath.Join(dir, "invoice.log"))
+	cfg = strings.ReplaceAll(cfg, "data/demo/", filepath.Join(dir, "demo")+"/")
+	examples, _ := filepath.Abs("../../examples")
+	for _, sub := range []string{"rules/", "runbooks/", "drills/"} {
+		cfg = strings.ReplaceAll(cfg, " "+sub, " "+filepath.Join(examples, sub)+"/")
+		cfg = strings.ReplaceAll(cfg, "'"+sub, "'"+filepath.Join(examples, sub)+"/")
+		cfg = strings.ReplaceAll(cfg, `"`+sub, `"`+filepath.Join(examples, sub)+"/")
+	}
+	// The runbooks call the demo's admin API on its default ports.
+	rbDir := filepath.Join(dir, "runbooks")
+	os.MkdirAll(rbDir, 0o755)
+	for _, f := range []string{"invoice-failover.yml", "invoice-resync.yml"} {
+		b, err := os.ReadFile(filepath.Join(examples, "runbooks", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := string(b)
+		for off := 0; off < 4; off++ {
+			s = strings.ReplaceAll(s, "127.0.0.1:849"+strconv.Itoa(off), "127.0.0.1:"+strconv.Itoa(base+10+off))
+			s = strings.ReplaceAll(s, "127.0.0.1:848"+strconv.Itoa(off), "127.0.0.1:"+strconv.Itoa(base+off))
+		}
+		writeConfig(t, rbDir, f, s)
+	}
+	cfg = strings.ReplaceAll(cfg, filepath.Join(examples, "runbooks")+"/", rbDir+"/")
+
+	hash, err := bcrypt.GenerateFromPassword([]byte("vigil-ui-pass"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	webCfg := writeConfig(t, dir, "web.yml", "basic_auth_users:\n  ops: "+string(hash)+"\n")
+	args := append([]string{"--config.file", writeConfig(t, dir, "vigil.yml", cfg), "--storage.path", filepath.Join(dir, "vigil.db"),
+		"--web.config.file", webCfg}, extra...)
+	a = startAgent(t, args...)
+	c = authClient{base: a.url, user: "ops", pass: "vigil-ui-pass"}
+	// Wait until the invoice checks have run once.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		_, body := c.do(t, "GET", "/metrics", "")
+		if strings.Contains(body, `vigil_check_success{check="invoice_qr",type="invoice_qr",team="invoicing"} 1`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("invoice_qr never passed:\n%s", a.logs.String())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return a, c, url
+}
+
+// browser starts headless Chromium; every page it loads carries header.
+func browser(t *testing.T, header network.Headers) context.Context {
+	t.Helper()
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromium(t)),
+		chromedp.NoSandbox,
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1280, 1000),
+	)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	t.Cleanup(cancel)
+	alloc, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
+	t.Cleanup(cancelAlloc)
+	bctx, cancelBrowser := chromedp.NewContext(alloc)
+	t.Cleanup(cancelBrowser)
+	if err := chromedp.Do(bctx, chromedp.Navigate("about:blank")); err != nil {
+		t.Fatalf("start chromium: %v", err)
+	}
+	// Confirmation dialogs (approve, abort) are accepted, as a person would.
+	// The listener must not send commands itself.
+	if err := chromedp.Listen(bctx, func(ev any) {
+		if _, ok := ev.(*page.EventJavascriptDialogOpening); ok {
+			go chromedp.Call(bctx, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: true})
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := chromedp.Call(bctx, network.Enable, network.EnableParams{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := chromedp.Call(bctx, network.SetExtraHTTPHeaders, network.SetExtraHTTPHeadersParams{Headers: header}); err != nil {
+		t.Fatal(err)
+	}
+	return bctx
+}
+
+// count loads url and counts the elements matching selector.
+func count(ctx context.Context, url, selector string) (int, error) {
+	if err := chromedp.Do(ctx, chromedp.Navigate(url)); err != nil {
+		return 0, err
+	}
+	return chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll(`+strconv.Quote(selector)+`).length`))
+}
+
+func screenshot(t *testing.T, ctx context.Context, name string) {
+	t.Helper()
+	buf, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatalf("screenshot %s: %v", name, err)
+	}
+	p := filepath.Join(artifactsDir(t), name)
+	if err := os.WriteFile(p, buf, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("screenshot: %s", p)
+}
+
+// waitFor reloads path until selector matches (the page is server-rendered:
+// new state shows on the next load).
+func waitFor(t *testing.T, ctx context.Context, url, selector string, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		n, err := count(ctx, url, selector)
+		if err == nil && n > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			html, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.body.innerHTML`))
+			t.Fatalf("%s: no %s after %s (err %v):\n%s", url, selector, within, err, html)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+// TestStatusPageInBrowser drives the status page in headless Chromium
+// against the agent and the demo platform, behind basic auth: the overview
+// renders, an injected fault shows up after "Run now", a runbook waiting
+// for approval is approved with its button and fails over, the Chinese page
+// fits a phone screen. Screenshots go to bin/test-artifacts/ui.
+func TestStatusPageInBrowser(t *testing.T) {
+	chromium(t)
+	a, c, url := demoAgent(t)
+	auth := "Basic " + base64.StdEncoding.EncodeToString([]byte("ops:vigil-ui-pass"))
+	ctx := browser(t, network.Headers{"Authorization": auth, "Accept-Language": "en-US,en;q=0.9"})
+
+	// The overview, laid out as the checklist, all green.
+	waitFor(t, ctx, a.url+"/", `tr[data-check="invoice_qr"][data-status="ok"]`, 30*time.Second)
+	steps, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`Array.from(document.querySelectorAll("section.step")).map(s => s.id)`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Auto-refresh off for the rest of the test (the choice is remembered).
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.ID("autorefresh"))); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(steps, ",") != "step-host,step-database,step-invoice,step-network,step-logs,step-sync" {
+		t.Errorf("overview sections: %v", steps)
+	}
+	if sparks, _ := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll('tr[data-check="invoice_qr"] svg.spark').length`)); sparks != 1 {
+		t.Errorf("invoice_qr has %d sparklines", sparks)
+	}
+	screenshot(t, ctx, "01-overview.png")
+
+	// A fault on the primary issuer: the QR amount is wrong. Run the check
+	// from its page; the page shows the failure and its reason.
+	if st, body := httpDo(t, "POST", url(11)+"/admin/faults", `{"qr_wrong_amount":true}`); st/100 != 2 {
+		t.Fatalf("inject fault: %d %s", st, body)
+	}
+	if err := chromedp.Do(ctx,
+		chromedp.Navigate(a.url+"/checks/invoice_qr"),
+		chromedp.Click(chromedp.ID("run-now")),
+		chromedp.WaitVisible(chromedp.ID("last-failure")),
+	); err != nil {
+		t.Fatal(err)
+	}
+	failure, err := chromedp.Run(ctx, chromedp.Text(chromedp.ID("last-failure")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(failure, "qr_mismatch") || !strings.Contains(failure, "amount") {
+		t.Errorf("check page after the fault: %q", failure)
+	}
+	screenshot(t, ctx, "02-check-failed.png")
+	waitFor(t, ctx, a.url+"/", `tr[data-check="invoice_qr"][data-status="fail"]`, 10*time.Second)
+	screenshot(t, ctx, "03-overview-failing.png")
+
+	// A failover waiting for a person: approve it with the button.
+	st, body := c.do(t, "POST", "/api/v1/runbooks/invoice-failover/trigger",
+		`{"mode":"approve","labels":{"alertname":"InvoiceQRFailing","check":"invoice_qr","platform":"e-invoice"}}`)
+	if st != 200 {
+		t.Fatalf("trigger: %d %s", st, body)
+	}
+	var run struct{ ID, State string }
+	json.Unmarshal([]byte(body), &run)
+	runURL := a.url + "/runbooks/runs/" + run.ID
+	waitFor(t, ctx, runURL, `#run-state[data-state="waiting_approval"]`, 20*time.Second)
+	screenshot(t, ctx, "04-run-waiting-approval.png")
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.ID("approve")), chromedp.WaitVisible(chromedp.CSS(".flash"))); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, ctx, runURL, `#run-state[data-state="succeeded"]`, 90*time.Second)
+	screenshot(t, ctx, "05-run-succeeded.png")
+	_, body = c.do(t, "GET", "/api/v1/runbooks/runs/"+run.ID, "")
+	if !strings.Contains(body, `"kind": "approved"`) || !strings.Contains(body, `"detail": "ops"`) {
+		t.Errorf("journal does not record the approval by ops:\n%s", body)
+	}
+	// The failover was real: the gateway now answers from the standby.
+	resp, err := http.Get(url(0) + "/api/v1/invoices?limit=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.Header.Get("X-Issuer") != "standby" {
+		t.Errorf("gateway issuer after the approved failover: %q", resp.Header.Get("X-Issuer"))
+	}
+
+	// Alerts page and the drills page render with the demo's rules and drills.
+	waitFor(t, ctx, a.url+"/alerts", `#new-silence`, 5*time.Second)
+	screenshot(t, ctx, "06-alerts.png")
+	waitFor(t, ctx, a.url+"/drills", `form[action="/ui/drills/run"]`, 5*time.Second)
+	screenshot(t, ctx, "07-drills.png")
+
+	// Chinese, on a phone: nothing wider than the screen.
+	if err := chromedp.Do(ctx, chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile), chromedp.Navigate(a.url+"/?lang=zh")); err != nil {
+		t.Fatal(err)
+	}
+	nav, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`header nav a[href="/"]`)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fits, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.documentElement.scrollWidth <= window.innerWidth + 1`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if nav != "总览" {
+		t.Errorf("Chinese nav: %q", nav)
+	}
+	if !fits {
+		t.Error("the overview is wider than a phone screen")
+	}
+	screenshot(t, ctx, "08-overview-zh-phone.png")
+}
+
+// TestStatusPageAuthInBrowser: without credentials the browser gets the
+// basic-auth challenge, and with --web.public-read it sees the page but a
+// button needs a user.
+func TestStatusPageAuthInBrowser(t *testing.T) {
+	chromium(t)
+	a, _, _ := demoAgent(t, "--web.public-read")
+	ctx := browser(t, network.Headers{"Accept-Language": "en"})
+	resp, err := chromedp.Run(ctx, chromedp.NavigateResponse(a.url+"/checks/invoice_qr"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	login, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll("#login").length`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.Status != 200 || login != 1 {
+		t.Errorf("public read: status %d, sign-in link %d", resp.Status, login)
+	}
+	screenshot(t, ctx, "09-public-read-anonymous.png")
+	// The run-now button without a user: the agent answers the form post
+	// with a basic-auth challenge and runs nothing.
+	responses := chromedp.Events(ctx, network.ResponseReceived)
+	got := make(chan int64, 1)
+	go func() {
+		for ev, err := range responses {
+			if err != nil {
+				return
+			}
+			if ev.Type == network.ResourceTypeDocument && strings.Contains(ev.Response.URL, "/ui/checks/invoice_qr/run") {
+				got <- ev.Response.Status
+				return
+			}
+		}
+	}()
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.ID("run-now"))); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case st := <-got:
+		if st != http.StatusUnauthorized {
+			t.Errorf("anonymous form post: %d, want 401", st)
+		}
+	case <-time.After(15 * time.Second):
+		t.Error("no response to the anonymous form post")
+	}
+}
+
+// TestStateChangesFromAnotherHost runs the agent on every interface and
+// calls it through this host's non-loopback address: without users a state
+// change is refused there and accepted on loopback; with users the right
+// password is accepted from anywhere.
+func TestStateChangesFromAnotherHost(t *testing.T) {
+	ip := nonLoopbackIP(t)
+	dir := t.TempDir()
+	port := strings.TrimPrefix(freePort(t), "127.0.0.1:")
+	startAgent(t, "--web.listen-address", ":"+port, "--storage.path", filepath.Join(dir, "vigil.db"))
+	remote := "http://" + net.JoinHostPort(ip, port)
+	if st, body := httpDo(t, "POST", remote+"/-/reload", ""); st != http.StatusForbidden || !strings.Contains(body, "only accepted from localhost") {
+		t.Errorf("reload from %s without users: %d %s", ip, st, body)
+	}
+	if st, _ := httpDo(t, "GET", remote+"/api/v1/checks", ""); st != 200 {
+		t.Errorf("read from %s without users: %d", ip, st)
+	}
+	if st, body := httpDo(t, "POST", "http://127.0.0.1:"+port+"/-/reload", ""); st != 200 {
+		t.Errorf("reload from loopback: %d %s", st, body)
+	}
+}
+
+func nonLoopbackIP(t *testing.T) string {
+	t.Helper()
+	addrs, err := net.InterfaceAddrs()
+	if err == nil {
+		for _, ad := range addrs {
+			if n, ok := ad.(*net.IPNet); ok && !n.IP.IsLoopback() && n.IP.To4() != nil {
+				return n.IP.String()
+			}
+		}
+	}
+	if os.Getenv("VIGIL_REQUIRE_INTEGRATION") != "" {
+		t.Fatal("no non-loopback IPv4 address on this host")
+	}
+	t.Skip("no non-loopback IPv4 address on this host")
+	return ""
+}
