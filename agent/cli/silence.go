@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
+	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -14,12 +16,26 @@ import (
 
 // agentClient talks to a running agent's API.
 type agentClient struct {
-	base string
-	http *http.Client
+	base       string // without credentials: it appears in errors
+	user, pass string
+	http       *http.Client
 }
 
+// newAgentClient takes credentials from the URL (https://user:pass@host)
+// or from VIGIL_AGENT_USER and VIGIL_AGENT_PASSWORD, which keep the
+// password out of the process list.
 func newAgentClient(base string) *agentClient {
-	return &agentClient{base: strings.TrimSuffix(base, "/"), http: &http.Client{Timeout: 30 * time.Second}}
+	c := &agentClient{base: strings.TrimSuffix(base, "/"), http: &http.Client{Timeout: 30 * time.Second}}
+	if u, err := url.Parse(c.base); err == nil && u.User != nil {
+		c.user = u.User.Username()
+		c.pass, _ = u.User.Password()
+		u.User = nil
+		c.base = u.String()
+	}
+	if c.user == "" {
+		c.user, c.pass = os.Getenv("VIGIL_AGENT_USER"), os.Getenv("VIGIL_AGENT_PASSWORD")
+	}
+	return c
 }
 
 // do sends a request and decodes a JSON answer into out; API errors come
@@ -51,12 +67,21 @@ func (c *agentClient) send(ctx context.Context, method, path string, body any) (
 		return nil, err
 	}
 	req.Header.Set("Content-Type", "application/json")
+	if c.user != "" {
+		req.SetBasicAuth(c.user, c.pass)
+	}
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("agent at %s: %w", c.base, err)
 	}
 	defer resp.Body.Close()
 	data, _ := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
+	if resp.StatusCode == http.StatusUnauthorized {
+		if c.user == "" {
+			return nil, fmt.Errorf("agent at %s wants a user: set VIGIL_AGENT_USER and VIGIL_AGENT_PASSWORD", c.base)
+		}
+		return nil, fmt.Errorf("agent at %s refused user %q: wrong password or unknown user", c.base, c.user)
+	}
 	if resp.StatusCode/100 != 2 {
 		var e struct{ Error string }
 		if json.Unmarshal(data, &e) == nil && e.Error != "" {

@@ -276,6 +276,10 @@ func TestStatusPageInBrowser(t *testing.T) {
 	if !strings.Contains(failure, "qr_mismatch") || !strings.Contains(failure, "amount") {
 		t.Errorf("check page after the fault: %q", failure)
 	}
+	// The detail shows what the QR said against what the service said.
+	if n, _ := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll('pre[data-key="qr_decoded"], pre[data-key="qr_expected"]').length`)); n != 2 {
+		t.Errorf("check page shows %d of the QR decode diagnostics, want 2", n)
+	}
 	screenshot(t, ctx, "02-check-failed.png")
 	waitFor(t, ctx, a.url+"/", `tr[data-check="invoice_qr"][data-status="fail"]`, 10*time.Second)
 	screenshot(t, ctx, "03-overview-failing.png")

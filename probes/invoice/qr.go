@@ -225,6 +225,9 @@ type qrRun struct {
 	q       *QR
 	res     probes.Result
 	number  string
+	// What the QR codes said and what the service said they should say:
+	// the diagnostics of a qr_mismatch (a probe invoice, nothing secret).
+	decoded, pdfDecoded, expected string
 	service time.Duration // time spent waiting on the platform
 	local   time.Duration // decode, parse, validate
 }
@@ -267,6 +270,11 @@ func (q *QR) Probe(ctx context.Context, log *slog.Logger) probes.Result {
 	r.res.AddValue("vigil_invoice_qr_probe_seconds", r.local.Seconds())
 	if r.number != "" {
 		r.res.Diagnostics = map[string]any{"probe_invoice": r.number}
+		for k, v := range map[string]string{"qr_decoded": r.decoded, "pdf_qr_decoded": r.pdfDecoded, "qr_expected": r.expected} {
+			if v != "" {
+				r.res.Diagnostics[k] = v
+			}
+		}
 	}
 	r.res.Success, r.res.Reason, r.res.Message = reason == probes.ReasonNone, reason, msg
 	if r.res.Success {
@@ -302,6 +310,7 @@ func (r *qrRun) run(ctx context.Context) (probes.Reason, string) {
 	}
 	r.number = number
 	want, reason, msg := q.expected(issued)
+	r.expected = want.payload
 	if reason != probes.ReasonNone {
 		return reason, msg
 	}
@@ -323,6 +332,7 @@ func (r *qrRun) run(ctx context.Context) (probes.Reason, string) {
 	start = time.Now()
 	text, err := DecodeQRBytes(img.body)
 	r.phase("qr_decode", start, false)
+	r.decoded = text
 	if err != nil {
 		return probes.ReasonQRUnreadable, fmt.Sprintf("QR image of %s: %v", number, err)
 	}
@@ -338,6 +348,7 @@ func (r *qrRun) run(ctx context.Context) (probes.Reason, string) {
 		start = time.Now()
 		fromPDF, n, err := QRFromPDF(pdf.body)
 		r.phase("pdf_decode", start, false)
+		r.pdfDecoded = fromPDF
 		if err != nil {
 			return probes.ReasonPDFMissingQR, fmt.Sprintf("PDF of %s (%d bytes, %d images): %v", number, len(pdf.body), n, err)
 		}
