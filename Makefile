@@ -11,7 +11,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 CONFIG      ?= examples/vigil.yml
 FUZZTIME    ?= 15s
 
-.PHONY: all build run test lint bench bench-peer bench-db bench-invoice bench-logscan bench-notify fuzz clean
+.PHONY: all build run test lint bench bench-peer bench-db bench-invoice bench-logscan bench-notify bench-ui fuzz clean
 
 all: build
 
@@ -48,6 +48,14 @@ bench:
 	$(MAKE) bench-invoice
 	$(MAKE) bench-logscan
 	$(MAKE) bench-notify
+	$(MAKE) bench-ui
+
+# The status page: rendering the overview and a check's detail (10 checks
+# with full histories), then idle RSS beside node_exporter while a browser
+# tab reloads the overview every 15 s (VIEWER=1 in TestPeerIdleRSS).
+bench-ui:
+	$(GO) test -run '^$$' -bench StatusPage -benchtime 200x -count 6 ./agent/ | grep -E '^Bench|ok'
+	VIEWER=1 $(GO) test -tags peerbench -run 'TestPeerIdleRSS' -count 1 -v -timeout 30m ./agent/ | grep -E 'idle RSS|ok|FAIL'
 
 # Side by side with peers in the same run (Debian packages
 # prometheus-node-exporter and prometheus-blackbox-exporter): /metrics

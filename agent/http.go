@@ -87,17 +87,17 @@ func (a *Agent) checkViews(ctx context.Context, limit int, only string) ([]Check
 	}
 	a.mu.RUnlock()
 	for i := range views {
-		hist, err := a.store.History(ctx, views[i].Name, limit)
+		hist, err := a.store.Summaries(ctx, views[i].Name, limit)
 		if err != nil {
 			return nil, err
 		}
 		for _, rec := range hist {
 			views[i].History = append(views[i].History, HistoryEntry{
-				Start:           rec.Result.Start.UTC(),
-				Success:         rec.Result.Success,
-				Reason:          string(rec.Result.Reason),
-				Message:         rec.Result.Message,
-				DurationSeconds: rec.Result.Duration.Seconds(),
+				Start:           rec.Start.UTC(),
+				Success:         rec.Success,
+				Reason:          rec.Reason,
+				Message:         rec.Message,
+				DurationSeconds: rec.Duration.Seconds(),
 			})
 		}
 	}

@@ -184,11 +184,22 @@ func TestPeerIdleRSS(t *testing.T) {
 		defer func() { p.cmd.Process.Kill(); p.cmd.Wait() }()
 		waitReady(t, p.url+"/metrics", time.Now())
 	}
+	// VIEWER=1: a browser tab on the status page, reloading the overview
+	// and a check's detail every 15 s as its auto-refresh does.
+	viewer := os.Getenv("VIEWER") != ""
 	end := time.Now().Add(idle)
-	for time.Now().Before(end) {
+	for i := 0; time.Now().Before(end); i++ {
 		for _, p := range procs {
 			if resp, err := http.Get(p.url + "/metrics"); err == nil {
 				resp.Body.Close()
+			}
+		}
+		if viewer && i%15 == 0 {
+			for _, page := range []string{"/", "/checks/invoice_qr"} {
+				if resp, err := http.Get(procs[0].url + page); err == nil {
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
 			}
 		}
 		time.Sleep(time.Second)
@@ -232,8 +243,8 @@ func TestPeerIdleRSS(t *testing.T) {
 		time.Sleep(500 * time.Millisecond)
 	}
 	v, n := median(samples["vigil"]), median(samples["node_exporter"])
-	t.Logf("idle RSS after %s (median of 10 samples): vigil %.1f MiB (anon %.1f, file %.1f), node_exporter %.1f MiB (anon %.1f, file %.1f), ratio vigil/node_exporter %.2f",
-		idle, v, median(samples["vigil anon"]), median(samples["vigil file"]),
+	t.Logf("idle RSS after %s, status page viewer %v (median of 10 samples): vigil %.1f MiB (anon %.1f, file %.1f), node_exporter %.1f MiB (anon %.1f, file %.1f), ratio vigil/node_exporter %.2f",
+		idle, viewer, v, median(samples["vigil anon"]), median(samples["vigil file"]),
 		n, median(samples["node_exporter anon"]), median(samples["node_exporter file"]), v/n)
 }
 

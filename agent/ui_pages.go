@@ -77,6 +77,9 @@ func (a *Agent) render(w http.ResponseWriter, r *http.Request, status int, name 
 		a.log.Error("status page", "page", name, "err", err)
 		http.Error(w, "cannot render page", http.StatusInternalServerError)
 	}
+	// A page is a burst of short-lived allocations (store rows, the
+	// rendered HTML); hand the heap back once the viewer goes quiet.
+	a.trim.kick()
 }
 
 func (a *Agent) pageError(w http.ResponseWriter, r *http.Request, status int, msg string) {

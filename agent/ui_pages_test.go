@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"fmt"
 	"net/http/httptest"
 	"net/url"
 	"os"
@@ -111,5 +112,54 @@ func writeFile(t *testing.T, path, body string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// BenchmarkStatusPage renders the overview (store reads, 30-run
+// sparklines) and a check's detail (200 runs) for 10 checks with full
+// histories: what one browser tab costs the agent every 15 s.
+func BenchmarkStatusPage(b *testing.B) {
+	dir := b.TempDir()
+	var cfg strings.Builder
+	cfg.WriteString("checks:\n")
+	for i := range 10 {
+		fmt.Fprintf(&cfg, "  - name: host-%d\n    type: host\n    host: {cpu_sample: 1ms, cpu_max: 1, memory_max: 1, disk_free_min: 0}\n", i)
+	}
+	path := dir + "/vigil.yml"
+	os.WriteFile(path, []byte(cfg.String()), 0o644)
+	a, err := New(context.Background(), Options{ConfigFile: path, StoragePath: dir + "/vigil.db"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { a.sched.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done; a.closeStore() }()
+	if err := a.sched.Update(ctx, a.jobs); err != nil {
+		b.Fatal(err)
+	}
+	for range 200 {
+		for i := range 10 {
+			if _, err := a.sched.RunNow(ctx, fmt.Sprintf("host-%d", i)); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	a.store.Flush(ctx)
+	h := a.Handler()
+	for _, page := range []string{"/", "/checks/host-3"} {
+		b.Run(strings.TrimPrefix(strings.ReplaceAll(page, "/", "_"), "_"), func(b *testing.B) {
+			b.ReportAllocs()
+			var size int
+			for b.Loop() {
+				rec := httptest.NewRecorder()
+				h.ServeHTTP(rec, httptest.NewRequest("GET", page, nil))
+				if rec.Code != 200 {
+					b.Fatalf("%d", rec.Code)
+				}
+				size = rec.Body.Len()
+			}
+			b.ReportMetric(float64(size), "bytes/page")
+		})
 	}
 }

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"time"
 )
 
 const selectColumns = `check_name, check_type, started_at, duration_ns, success, reason, message, phases, vals, diagnostics`
@@ -18,6 +19,45 @@ func (s *Store) History(ctx context.Context, check string, limit int) ([]Record,
 	// rowid, so "started_at DESC, id DESC" needs no sort.
 	return s.query(ctx, `SELECT `+selectColumns+` FROM check_results
 		WHERE check_name = ? ORDER BY started_at DESC, id DESC LIMIT ?`, check, limit)
+}
+
+// Summary is a past run without its phases, values and diagnostics: what
+// history lists and sparklines need.
+type Summary struct {
+	Start    time.Time
+	Duration time.Duration
+	Success  bool
+	Reason   string
+	Message  string
+}
+
+// Summaries is History without the JSON columns: a status page refreshing
+// every few seconds reads 30 runs of every check, and decoding their values
+// cost ten times the rest.
+func (s *Store) Summaries(ctx context.Context, check string, limit int) ([]Summary, error) {
+	if limit <= 0 {
+		limit = -1
+	}
+	rows, err := s.r.QueryContext(ctx, `SELECT started_at, duration_ns, success, reason, message FROM check_results
+		WHERE check_name = ? ORDER BY started_at DESC, id DESC LIMIT ?`, check, limit)
+	if err != nil {
+		return nil, fmt.Errorf("query check history: %w", err)
+	}
+	defer rows.Close()
+	var out []Summary
+	for rows.Next() {
+		var startMS, durNS int64
+		var sm Summary
+		if err := rows.Scan(&startMS, &durNS, &sm.Success, &sm.Reason, &sm.Message); err != nil {
+			return nil, fmt.Errorf("read check history: %w", err)
+		}
+		sm.Start, sm.Duration = time.UnixMilli(startMS), time.Duration(durNS)
+		out = append(out, sm)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read check history: %w", err)
+	}
+	return out, nil
 }
 
 // Latest returns the newest result of every check in the store, keyed by
