@@ -137,11 +137,13 @@ func (a *Agent) pageOverview(w http.ResponseWriter, r *http.Request) {
 	firingBy := map[string]int{}
 	d := overviewData{Total: len(views)}
 	for _, al := range alerts {
-		switch al.State {
-		case "firing":
+		switch {
+		case len(al.SilencedBy) > 0:
+			// Someone already knows; the tiles count what needs attention.
+		case al.State == "firing":
 			d.Firing++
 			firingBy[al.Labels["check"]]++
-		case "pending":
+		case al.State == "pending":
 			d.Pending++
 		}
 	}

@@ -6,8 +6,14 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/vigil-project/vigil/agent/notify/route"
+	"github.com/vigil-project/vigil/probes"
+	"github.com/vigil-project/vigil/probes/network"
 )
 
 // TestStatusPages renders each page against an agent with a passing and a
@@ -161,5 +167,91 @@ func BenchmarkStatusPage(b *testing.B) {
 			}
 			b.ReportMetric(float64(size), "bytes/page")
 		})
+	}
+}
+
+// TestCheckPageDiagnostics: a traceroute becomes a table of hops, other
+// diagnostics are shown as they are.
+func TestCheckPageDiagnostics(t *testing.T) {
+	a := newTestAgent(t)
+	a.mu.Lock()
+	a.last["host"] = probes.Result{Success: false, Reason: probes.ReasonTimeout, Message: "no answer", Start: time.Now(),
+		Diagnostics: map[string]any{
+			"traceroute": []network.Hop{{TTL: 1, Addr: "10.0.0.1", RTTSeconds: 0.0012}, {TTL: 2}, {TTL: 3, Addr: "198.51.100.7", RTTSeconds: 0.03, Reached: true}},
+			"qr_decoded": "01,32,,24312000000136634917,0.01,20240514,,1DD6",
+		}}
+	a.mu.Unlock()
+	rec := httptest.NewRecorder()
+	a.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/checks/host", nil))
+	body := rec.Body.String()
+	for _, want := range []string{`<table class="hops">`, "<td>10.0.0.1</td><td>1.2 ms</td>", "<td>2</td><td>*</td>", "198.51.100.7",
+		`data-key="qr_decoded"`, "01,32,,24312000000136634917"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("check page lacks %q", want)
+		}
+	}
+	if strings.Contains(body, `data-key="traceroute"`) {
+		t.Error("the traceroute is shown raw as well as a table")
+	}
+}
+
+// TestAlertsPage: pending, firing and silenced alerts from the agent's own
+// rule engine, and the silence link prefilled with the alert's identity.
+func TestAlertsPage(t *testing.T) {
+	a := newTestAgent(t)
+	dir := filepath.Dir(a.cfg.File)
+	writeFile(t, filepath.Join(dir, "ui.rules.yml"), `groups:
+  - name: ui
+    rules:
+      - alert: HostCheckFailing
+        expr: vigil_check_success{check="impossible-disk"} == 0
+        annotations: {summary: "disk check fails"}
+      - alert: HostCheckSlow
+        expr: vigil_check_success{check="impossible-disk"} == 0
+        for: 1h
+      - alert: Muted
+        expr: vigil_check_success{check="impossible-disk"} == 0
+`)
+	writeFile(t, a.cfg.File, `rule_files: [ui.rules.yml]
+checks:
+  - name: impossible-disk
+    type: host
+    host: {cpu_sample: 10ms, cpu_max: 1, memory_max: 1, disk_free_min: 1}
+`)
+	ctx := context.Background()
+	if err := a.Reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.sched.RunNow(ctx, "impossible-disk"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.pager.silences.Add(ctx, route.Silence{Matchers: []string{`alertname="Muted"`}, StartsAt: time.Now(),
+		EndsAt: time.Now().Add(time.Hour), CreatedBy: "test", Comment: "muted in the test"}); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	a.rules.scrape(now)
+	for _, g := range a.rules.manager.Groups() {
+		a.rules.manager.EvalGroup(ctx, g, now)
+	}
+	rec := httptest.NewRecorder()
+	a.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/alerts", nil))
+	body := rec.Body.String()
+	for _, want := range []string{
+		`data-alert="HostCheckFailing" data-state="firing"`, "disk check fails",
+		`data-alert="HostCheckSlow" data-state="pending"`,
+		`data-alert="Muted" data-state="firing"`, `<span class="badge muted">silenced</span>`,
+		`/alerts?matchers=alertname%3D%22HostCheckFailing%22&amp;matchers=check%3D%22impossible-disk%22#new-silence`,
+		"muted in the test",
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("alerts page lacks %q", want)
+		}
+	}
+	// The overview counts them.
+	rec = httptest.NewRecorder()
+	a.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
+	if !strings.Contains(rec.Body.String(), "<b>1</b><span>alerts firing · 1 pending") {
+		t.Errorf("overview tiles: %s", rec.Body.String())
 	}
 }

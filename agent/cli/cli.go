@@ -76,11 +76,16 @@ func Run(args []string, stdout, stderr io.Writer) (code int) {
 	logCfg := &promslog.Config{Writer: stderr}
 	promslogflag.AddFlags(app, logCfg)
 
-	runCmd := app.Command("run", `Run the agent: schedule checks, serve /metrics and the API.
+	runCmd := app.Command("run", `Run the agent: schedule checks, serve the status page (/), /metrics and the API.
+
+State-changing calls (run a check, reload, approve, abort, silence, drill)
+need a user from --web.config.file's basic_auth_users; without users they are
+accepted from localhost only.
 
 Examples:
   vigil run                                      # embedded default config (host checks)
   vigil run --config.file=/etc/vigil/vigil.yml --web.listen-address=:9877
+  vigil run --web.config.file=web.yml --web.public-read   # TLS + users; pages and /metrics stay open
   kill -HUP $(pidof vigil)                       # reload the config (or POST /-/reload)`)
 	runConfig := runCmd.Flag("config.file", "Config file; without it the embedded default (host checks) is used.").PlaceHolder("FILE").String()
 	webFlags := kingpinflag.AddFlags(runCmd, ":9877")
@@ -121,7 +126,7 @@ Examples:
 	rulesTestFiles := rulesTestCmd.Arg("file", "Test files (promtool format).").Required().ExistingFiles()
 
 	silenceCmd := app.Command("silence", "Mute alerts for a while through a running agent's API (time-bounded, with author and comment).")
-	agentURL := silenceCmd.Flag("agent.url", "Address of the running agent's API.").Default("http://127.0.0.1:9877").String()
+	agentURL := silenceCmd.Flag("agent.url", "Address of the running agent's API. With users configured, log in with $VIGIL_AGENT_USER and $VIGIL_AGENT_PASSWORD.").Default("http://127.0.0.1:9877").String()
 	silenceAddCmd := silenceCmd.Command("add", `Add a silence for alerts matching every matcher.
 
 Examples:
@@ -144,7 +149,7 @@ Examples:
 	silenceIDs := silenceExpireCmd.Arg("id", "Silence IDs.").Required().Strings()
 
 	rbCmd := app.Command("runbook", "Runbooks through a running agent's API: runs, timelines, manual triggers, approvals, aborts, cooldown acks, pause.")
-	rbURL := rbCmd.Flag("agent.url", "Address of the running agent's API.").Default("http://127.0.0.1:9877").String()
+	rbURL := rbCmd.Flag("agent.url", "Address of the running agent's API. With users configured, log in with $VIGIL_AGENT_USER and $VIGIL_AGENT_PASSWORD.").Default("http://127.0.0.1:9877").String()
 	rbBy := rbCmd.Flag("by", "Who you are, recorded in the journal (default: $USER).").Default(os.Getenv("USER")).String()
 	rbRunsCmd := rbCmd.Command("runs", `List runs, newest first.
 
@@ -179,7 +184,7 @@ Examples:
 	rbResumeCmd := rbCmd.Command("resume", "Let runbooks start again.\n\nExamples:\n  vigil runbook resume")
 
 	drCmd := app.Command("drill", "Incident drills through a running agent's API: run one with live progress, list, show reports, history percentiles.")
-	drURL := drCmd.Flag("agent.url", "Address of the running agent's API.").Default("http://127.0.0.1:9877").String()
+	drURL := drCmd.Flag("agent.url", "Address of the running agent's API. With users configured, log in with $VIGIL_AGENT_USER and $VIGIL_AGENT_PASSWORD.").Default("http://127.0.0.1:9877").String()
 	drBy := drCmd.Flag("by", "Who runs the drill, recorded with it (default: $USER).").Default(os.Getenv("USER")).String()
 	drRunCmd := drCmd.Command("run", `Run a drill: steady state, inject the fault, measure detect, page, failover and
 recover from real events, roll back (always, also on Ctrl-C), report. Exits 0

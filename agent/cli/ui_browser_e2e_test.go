@@ -314,9 +314,29 @@ func TestStatusPageInBrowser(t *testing.T) {
 		t.Errorf("gateway issuer after the approved failover: %q", resp.Header.Get("X-Issuer"))
 	}
 
-	// Alerts page and the drills page render with the demo's rules and drills.
+	// A silence through the form, then expired with its button.
 	waitFor(t, ctx, a.url+"/alerts", `#new-silence`, 5*time.Second)
+	if err := chromedp.Do(ctx,
+		chromedp.SendKeys(chromedp.CSS(`textarea[name="matchers"]`), `check="invoice_qr"`),
+		chromedp.SetValue(chromedp.CSS(`input[name="duration"]`), "30m"),
+		chromedp.SendKeys(chromedp.CSS(`input[name="comment"]`), "UI test, ticket OPS-1"),
+		chromedp.Submit(chromedp.CSS(`input[name="comment"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`tr.silence`)),
+	); err != nil {
+		t.Fatal(err)
+	}
+	_, body = c.do(t, "GET", "/api/v1/silences", "")
+	if !strings.Contains(body, `"createdBy": "ops"`) || !strings.Contains(body, "OPS-1") {
+		t.Errorf("silence made in the page: %s", body)
+	}
 	screenshot(t, ctx, "06-alerts.png")
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`tr.silence button`)), chromedp.WaitVisible(chromedp.CSS(".flash"))); err != nil {
+		t.Fatal(err)
+	}
+	_, body = c.do(t, "GET", "/api/v1/silences", "")
+	if !strings.Contains(body, `"status": "expired"`) {
+		t.Errorf("silence not expired by its button: %s", body)
+	}
 	waitFor(t, ctx, a.url+"/drills", `form[action="/ui/drills/run"]`, 5*time.Second)
 	screenshot(t, ctx, "07-drills.png")
 
