@@ -222,14 +222,14 @@ func newQR(c probes.Config, _ probes.Options) (probes.Prober, error) {
 
 // qrRun is the state of one run.
 type qrRun struct {
-	q       *QR
-	res     probes.Result
-	number  string
+	q      *QR
+	res    probes.Result
+	number string
 	// What the QR codes said and what the service said they should say:
 	// the diagnostics of a qr_mismatch (a probe invoice, nothing secret).
 	decoded, pdfDecoded, expected string
-	service time.Duration // time spent waiting on the platform
-	local   time.Duration // decode, parse, validate
+	service                       time.Duration // time spent waiting on the platform
+	local                         time.Duration // decode, parse, validate
 }
 
 func (r *qrRun) phase(name string, start time.Time, service bool) {
