@@ -26,6 +26,18 @@ func demoWithRunbooks(t *testing.T, edits ...func(string) string) (a *agentProc,
 // the test's ports); edits change the agent's config.
 func demoDir(t *testing.T, edits ...func(string) string) (a *agentProc, url func(int) string, dir string) {
 	t.Helper()
+	return startDemoAgent(t, demoOptions{edits: edits})
+}
+
+// demoOptions change what startDemoAgent starts: edits change the agent's
+// config, runbookEdits the shipped runbooks, args are added to `vigil run`.
+type demoOptions struct {
+	edits, runbookEdits []func(string) string
+	args                []string
+}
+
+func startDemoAgent(t *testing.T, o demoOptions) (a *agentProc, url func(int) string, dir string) {
+	t.Helper()
 	dir = t.TempDir()
 	base := demoPorts(t)
 	demo := exec.Command(demoBin, "--log.file", filepath.Join(dir, "invoice.log"), "demo", "--base-port", strconv.Itoa(base), "--data.dir", filepath.Join(dir, "demo"))
@@ -52,7 +64,11 @@ func demoDir(t *testing.T, edits ...func(string) string) (a *agentProc, url func
 	}
 	copyDir("../../examples/rules", filepath.Join(dir, "rules"), func(s string) string { return forRE.ReplaceAllString(s, "for: 2s") })
 	copyDir("../../examples/runbooks", filepath.Join(dir, "runbooks"), func(s string) string {
-		return strings.ReplaceAll(ports(s), "wait: 10s", "wait: 1s")
+		s = strings.ReplaceAll(ports(s), "wait: 10s", "wait: 1s")
+		for _, edit := range o.runbookEdits {
+			s = edit(s)
+		}
+		return s
 	})
 	copyDir("../../examples/drills", filepath.Join(dir, "drills"), ports)
 	example, _ := os.ReadFile("../../examples/vigil.yml")
@@ -63,7 +79,7 @@ func demoDir(t *testing.T, edits ...func(string) string) (a *agentProc, url func
 	cfg = strings.ReplaceAll(cfg, "group_wait: 30s", "group_wait: 1s")
 	cfg = strings.ReplaceAll(cfg, "data/demo/invoice-service.log", filepath.Join(dir, "invoice.log"))
 	cfg = strings.ReplaceAll(cfg, "data/demo/primary.db", filepath.Join(dir, "demo", "primary.db"))
-	for _, edit := range edits {
+	for _, edit := range o.edits {
 		cfg = edit(cfg)
 	}
 	// The database check needs the file the demo creates.
@@ -75,7 +91,7 @@ func demoDir(t *testing.T, edits ...func(string) string) (a *agentProc, url func
 			t.Fatal("the demo did not create its database")
 		}
 	}
-	a = startAgent(t, "--config.file", writeConfig(t, dir, "vigil.yml", cfg), "--storage.path", filepath.Join(dir, "vigil.db"))
+	a = startAgent(t, append([]string{"--config.file", writeConfig(t, dir, "vigil.yml", cfg), "--storage.path", filepath.Join(dir, "vigil.db")}, o.args...)...)
 	return a, url, dir
 }
 

@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -76,65 +75,20 @@ func (c authClient) do(t *testing.T, method, path, body string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
-// demoAgent starts the demo platform and the agent with examples/vigil.yml
-// (ports moved, start-up splay and sync grace shortened) behind basic auth
-// (user ops, password vigil-ui-pass).
+// demoAgent is demoDir (the demo platform, the agent with the example
+// config and fast shipped rules) behind basic auth (user ops, password
+// vigil-ui-pass), with the failover runbook waiting for a person.
 func demoAgent(t *testing.T, extra ...string) (a *agentProc, c authClient, url func(int) string) {
 	t.Helper()
-	dir := t.TempDir()
-	base := demoPorts(t)
-	demo := exec.Command(demoBin, "--log.file", filepath.Join(dir, "invoice.log"), "demo", "--base-port", strconv.Itoa(base), "--data.dir", filepath.Join(dir, "demo"))
-	demo.Stderr = io.Discard
-	if err := demo.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { demo.Process.Kill(); demo.Wait() })
-	url = func(off int) string { return "http://127.0.0.1:" + strconv.Itoa(base+off) }
-
-	example, err := os.ReadFile("../../examples/vigil.yml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := string(example)
-	for off := 0; off < 4; off++ {
-		cfg = strings.ReplaceAll(cfg, "127.0.0.1:848"+strconv.Itoa(off), "127.0.0.1:"+strconv.Itoa(base+off))
-		cfg = strings.ReplaceAll(cfg, "127.0.0.1:849"+strconv.Itoa(off), "127.0.0.1:"+strconv.Itoa(base+10+off))
-	}
-	cfg = strings.Replace(cfg, "startup_splay: 10s", "startup_splay: 0s", 1)
-	cfg = strings.ReplaceAll(cfg, "grace: 30s", "grace: 1s")
-	cfg = strings.ReplaceAll(cfg, "data/demo/invoice-service.log", filepath.Join(dir, "invoice.log"))
-	cfg = strings.ReplaceAll(cfg, "data/demo/", filepath.Join(dir, "demo")+"/")
-	examples, _ := filepath.Abs("../../examples")
-	for _, sub := range []string{"rules/", "runbooks/", "drills/"} {
-		cfg = strings.ReplaceAll(cfg, " "+sub, " "+filepath.Join(examples, sub)+"/")
-		cfg = strings.ReplaceAll(cfg, "'"+sub, "'"+filepath.Join(examples, sub)+"/")
-		cfg = strings.ReplaceAll(cfg, `"`+sub, `"`+filepath.Join(examples, sub)+"/")
-	}
-	// The runbooks call the demo's admin API on its default ports.
-	rbDir := filepath.Join(dir, "runbooks")
-	os.MkdirAll(rbDir, 0o755)
-	for _, f := range []string{"invoice-failover.yml", "invoice-resync.yml"} {
-		b, err := os.ReadFile(filepath.Join(examples, "runbooks", f))
-		if err != nil {
-			t.Fatal(err)
-		}
-		s := string(b)
-		for off := 0; off < 4; off++ {
-			s = strings.ReplaceAll(s, "127.0.0.1:849"+strconv.Itoa(off), "127.0.0.1:"+strconv.Itoa(base+10+off))
-			s = strings.ReplaceAll(s, "127.0.0.1:848"+strconv.Itoa(off), "127.0.0.1:"+strconv.Itoa(base+off))
-		}
-		writeConfig(t, rbDir, f, s)
-	}
-	cfg = strings.ReplaceAll(cfg, filepath.Join(examples, "runbooks")+"/", rbDir+"/")
-
 	hash, err := bcrypt.GenerateFromPassword([]byte("vigil-ui-pass"), bcrypt.MinCost)
 	if err != nil {
 		t.Fatal(err)
 	}
-	webCfg := writeConfig(t, dir, "web.yml", "basic_auth_users:\n  ops: "+string(hash)+"\n")
-	args := append([]string{"--config.file", writeConfig(t, dir, "vigil.yml", cfg), "--storage.path", filepath.Join(dir, "vigil.db"),
-		"--web.config.file", webCfg}, extra...)
-	a = startAgent(t, args...)
+	webCfg := writeConfig(t, t.TempDir(), "web.yml", "basic_auth_users:\n  ops: "+string(hash)+"\n")
+	a, url, _ = startDemoAgent(t, demoOptions{
+		args:         append([]string{"--web.config.file", webCfg}, extra...),
+		runbookEdits: []func(string) string{func(s string) string { return strings.Replace(s, "mode: enforce", "mode: approve", 1) }},
+	})
 	c = authClient{base: a.url, user: "ops", pass: "vigil-ui-pass"}
 	// Wait until the invoice checks have run once.
 	deadline := time.Now().Add(30 * time.Second)
@@ -284,23 +238,34 @@ func TestStatusPageInBrowser(t *testing.T) {
 	waitFor(t, ctx, a.url+"/", `tr[data-check="invoice_qr"][data-status="fail"]`, 10*time.Second)
 	screenshot(t, ctx, "03-overview-failing.png")
 
-	// A failover waiting for a person: approve it with the button.
-	st, body := c.do(t, "POST", "/api/v1/runbooks/invoice-failover/trigger",
-		`{"mode":"approve","labels":{"alertname":"InvoiceQRFailing","check":"invoice_qr","platform":"e-invoice"}}`)
-	if st != 200 {
-		t.Fatalf("trigger: %d %s", st, body)
-	}
+	// The shipped rule InvoiceQRFailing fires (for: 2s here) and starts the
+	// failover, which waits for a person: approve it with the button.
 	var run struct{ ID, State string }
-	json.Unmarshal([]byte(body), &run)
+	deadline := time.Now().Add(60 * time.Second)
+	for run.ID == "" {
+		_, body := c.do(t, "GET", "/api/v1/runbooks/runs?state=waiting_approval", "")
+		var runs struct{ Runs []struct{ ID, State string } }
+		json.Unmarshal([]byte(body), &runs)
+		if len(runs.Runs) > 0 {
+			run = runs.Runs[0]
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no failover waiting for approval: %s\n%s", body, a.logs.String())
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	waitFor(t, ctx, a.url+"/alerts", `tr[data-alert="InvoiceQRFailing"][data-state="firing"]`, 30*time.Second)
+	screenshot(t, ctx, "04-alert-firing.png")
 	runURL := a.url + "/runbooks/runs/" + run.ID
 	waitFor(t, ctx, runURL, `#run-state[data-state="waiting_approval"]`, 20*time.Second)
-	screenshot(t, ctx, "04-run-waiting-approval.png")
+	screenshot(t, ctx, "05-run-waiting-approval.png")
 	if err := chromedp.Do(ctx, chromedp.Click(chromedp.ID("approve")), chromedp.WaitVisible(chromedp.CSS(".flash"))); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, ctx, runURL, `#run-state[data-state="succeeded"]`, 90*time.Second)
-	screenshot(t, ctx, "05-run-succeeded.png")
-	_, body = c.do(t, "GET", "/api/v1/runbooks/runs/"+run.ID, "")
+	screenshot(t, ctx, "06-run-succeeded.png")
+	_, body := c.do(t, "GET", "/api/v1/runbooks/runs/"+run.ID, "")
 	if !strings.Contains(body, `"kind": "approved"`) || !strings.Contains(body, `"detail": "ops"`) {
 		t.Errorf("journal does not record the approval by ops:\n%s", body)
 	}
@@ -329,7 +294,7 @@ func TestStatusPageInBrowser(t *testing.T) {
 	if !strings.Contains(body, `"createdBy": "ops"`) || !strings.Contains(body, "OPS-1") {
 		t.Errorf("silence made in the page: %s", body)
 	}
-	screenshot(t, ctx, "06-alerts.png")
+	screenshot(t, ctx, "07-silence.png")
 	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`tr.silence button`)), chromedp.WaitVisible(chromedp.CSS(".flash"))); err != nil {
 		t.Fatal(err)
 	}
@@ -338,7 +303,7 @@ func TestStatusPageInBrowser(t *testing.T) {
 		t.Errorf("silence not expired by its button: %s", body)
 	}
 	waitFor(t, ctx, a.url+"/drills", `form[action="/ui/drills/run"]`, 5*time.Second)
-	screenshot(t, ctx, "07-drills.png")
+	screenshot(t, ctx, "08-drills.png")
 
 	// Chinese, on a phone: nothing wider than the screen.
 	if err := chromedp.Do(ctx, chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile), chromedp.Navigate(a.url+"/?lang=zh")); err != nil {
@@ -358,7 +323,7 @@ func TestStatusPageInBrowser(t *testing.T) {
 	if !fits {
 		t.Error("the overview is wider than a phone screen")
 	}
-	screenshot(t, ctx, "08-overview-zh-phone.png")
+	screenshot(t, ctx, "09-overview-zh-phone.png")
 }
 
 // TestStatusPageAuthInBrowser: without credentials the browser gets the
@@ -379,7 +344,7 @@ func TestStatusPageAuthInBrowser(t *testing.T) {
 	if resp.Status != 200 || login != 1 {
 		t.Errorf("public read: status %d, sign-in link %d", resp.Status, login)
 	}
-	screenshot(t, ctx, "09-public-read-anonymous.png")
+	screenshot(t, ctx, "10-public-read-anonymous.png")
 	// The run-now button without a user: the agent answers the form post
 	// with a basic-auth challenge and runs nothing.
 	responses := chromedp.Events(ctx, network.ResponseReceived)
