@@ -153,8 +153,8 @@ func BenchmarkStatusPage(b *testing.B) {
 	}
 	a.store.Flush(ctx)
 	h := a.Handler()
-	for _, page := range []string{"/", "/checks/host-3"} {
-		b.Run(strings.TrimPrefix(strings.ReplaceAll(page, "/", "_"), "_"), func(b *testing.B) {
+	for name, page := range map[string]string{"overview": "/", "check": "/checks/host-3"} {
+		b.Run(name, func(b *testing.B) {
 			b.ReportAllocs()
 			var size int
 			for b.Loop() {
