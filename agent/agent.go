@@ -27,6 +27,7 @@ import (
 	"github.com/vigil-project/vigil/agent/runbook"
 	"github.com/vigil-project/vigil/agent/scheduler"
 	"github.com/vigil-project/vigil/agent/store"
+	"github.com/vigil-project/vigil/agent/ui"
 	"github.com/vigil-project/vigil/probes"
 )
 
@@ -60,7 +61,7 @@ type Agent struct {
 	locker   interface{ Close() error }
 	web      *webConfig
 	csrf     csrfKey
-	ui       *uiState
+	ui       *ui.Pages
 	ready    atomic.Bool
 	trim     heapTrimmer
 	reloadMu sync.Mutex
@@ -113,7 +114,7 @@ func New(ctx context.Context, opts Options) (*Agent, error) {
 		store:    st,
 		web:      wc,
 		csrf:     newCSRFKey(),
-		ui:       newUIState(),
+		ui:       ui.New(),
 		last:     map[string]probes.Result{},
 
 		started:       time.Now(),

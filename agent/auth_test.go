@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/crypto/bcrypt"
 )
@@ -270,8 +271,21 @@ func TestWebConfigErrors(t *testing.T) {
 	if err := os.WriteFile(a.web.path, []byte("basic_auth_users: [\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	a.web.checked = time.Time{} // look at the file now, not within the second
 	c, _ := a.web.current()
 	if len(c.Users) != 1 {
 		t.Fatalf("broken web config replaced the running one: %d users", len(c.Users))
+	}
+	// A valid edit takes effect without a restart: a second user.
+	hash, _ := bcrypt.GenerateFromPassword([]byte("second"), bcrypt.MinCost)
+	other, _ := bcrypt.GenerateFromPassword([]byte("s3cret"), bcrypt.MinCost)
+	os.WriteFile(a.web.path, []byte("basic_auth_users:\n  ops: "+string(other)+"\n  li.wei: "+string(hash)+"\n"), 0o600)
+	a.web.checked = time.Time{}
+	req := httptest.NewRequest("POST", "/-/reload", nil)
+	req.SetBasicAuth("li.wei", "second")
+	rec := httptest.NewRecorder()
+	a.Handler().ServeHTTP(rec, req)
+	if rec.Code != http.StatusOK {
+		t.Errorf("new user after editing the web config: %d %s", rec.Code, rec.Body)
 	}
 }

@@ -23,10 +23,6 @@ import (
 // Reads are accessRead; every form post is accessWrite and carries the
 // form token (csrfKey) besides the cross-origin check in secure.
 
-type uiState = ui.Pages
-
-func newUIState() *uiState { return ui.New() }
-
 // sparkRuns is how many past runs the overview's sparklines show.
 const sparkRuns = 30
 

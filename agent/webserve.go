@@ -40,6 +40,7 @@ type webConfig struct {
 
 	mu      sync.Mutex
 	stamp   fileStamp
+	checked time.Time // when the file was last stat'ed
 	cur     *web.Config
 	limiter *rate.Limiter
 
@@ -51,6 +52,10 @@ type fileStamp struct {
 	mod  time.Time
 	size int64
 }
+
+// webConfigRecheck is how often the file is looked at for changes: a
+// scrape or a page should not cost a stat each.
+const webConfigRecheck = time.Second
 
 // authCacheSize bounds the remembered (user, hash, password) verdicts.
 const authCacheSize = 256
@@ -106,9 +111,10 @@ func (wc *webConfig) reload() error {
 func (wc *webConfig) current() (*web.Config, *rate.Limiter) {
 	wc.mu.Lock()
 	defer wc.mu.Unlock()
-	if wc.path == "" {
-		return wc.cur, nil
+	if wc.path == "" || time.Since(wc.checked) < webConfigRecheck {
+		return wc.cur, wc.limiter
 	}
+	wc.checked = time.Now()
 	if st, err := os.Stat(wc.path); err == nil && (fileStamp{st.ModTime(), st.Size()}) != wc.stamp {
 		if err := wc.reload(); err != nil {
 			wc.stamp = fileStamp{st.ModTime(), st.Size()} // log once per change
