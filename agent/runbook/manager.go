@@ -436,15 +436,21 @@ func (m *Manager) start(ctx context.Context, rb *Runbook, rs runStart) {
 
 func (m *Manager) run(ctx context.Context, rb *Runbook, rs runStart, ar *activeRun) {
 	row, key, lease := rs.row, rs.key, rs.lease
+	// The lock goes before the run is journaled as finished: whoever sees
+	// the final state and triggers again must not find the lock still held
+	// (and be recorded as blocked by a run that is over).
+	release := sync.OnceFunc(func() {
+		if lease != nil {
+			lease.Release(context.Background())
+		}
+	})
 	defer m.wg.Done()
 	defer ar.cancel()
 	defer func() {
 		m.mu.Lock()
 		delete(m.active, row.ID)
 		m.mu.Unlock()
-		if lease != nil {
-			lease.Release(context.Background())
-		}
+		release()
 	}()
 	var lost <-chan struct{}
 	if lease != nil {
@@ -455,6 +461,7 @@ func (m *Manager) run(ctx context.Context, rb *Runbook, rs runStart, ar *activeR
 		if err != nil {
 			msg = err.Error()
 		}
+		release()
 		now := m.opts.Now()
 		if uerr := m.opts.Journal.UpdateRun(context.WithoutCancel(ctx), row.ID, state, msg, row.Fencing, now, &store.RunEvent{At: now, Kind: "finished", Detail: state, Error: msg}); uerr != nil {
 			m.opts.Logger.Error("runbook journal", "run", row.ID, "err", uerr)
