@@ -9,13 +9,16 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/coreos/go-systemd/v22/activation"
+	"github.com/mdlayher/vsock"
 	"github.com/prometheus/exporter-toolkit/web"
 	"go.yaml.in/yaml/v2"
 	"golang.org/x/crypto/bcrypt"
@@ -188,15 +191,12 @@ func serveWeb(ctx context.Context, srv *http.Server, flags *web.FlagConfig, wc *
 			return web.ErrNoListeners
 		}
 		for _, addr := range *flags.WebListenAddresses {
-			if strings.HasPrefix(addr, "vsock://") {
-				return fmt.Errorf("listen on %s: vsock addresses are not supported", addr)
-			}
-			l, err := (&net.ListenConfig{}).Listen(ctx, "tcp", addr)
+			l, err := listen(ctx, addr)
 			if err != nil {
 				for _, o := range listeners {
 					o.Close()
 				}
-				return err
+				return fmt.Errorf("listen on %s: %w", addr, err)
 			}
 			listeners = append(listeners, l)
 		}
@@ -241,4 +241,25 @@ func serveWeb(ctx context.Context, srv *http.Server, flags *web.FlagConfig, wc *
 		})
 	}
 	return g.Wait()
+}
+
+// listen opens a TCP address, or vsock://:PORT (a VM's host channel), as
+// exporter-toolkit does.
+func listen(ctx context.Context, addr string) (net.Listener, error) {
+	if !strings.HasPrefix(addr, "vsock://") {
+		return (&net.ListenConfig{}).Listen(ctx, "tcp", addr)
+	}
+	u, err := url.Parse(addr)
+	if err != nil {
+		return nil, err
+	}
+	_, portStr, err := net.SplitHostPort(u.Host)
+	if err != nil {
+		return nil, err
+	}
+	port, err := strconv.ParseUint(portStr, 10, 32)
+	if err != nil {
+		return nil, fmt.Errorf("vsock port: %w", err)
+	}
+	return vsock.Listen(uint32(port), nil)
 }
