@@ -124,7 +124,7 @@ func newUICheck(v CheckView) uiCheck {
 }
 
 func (a *Agent) pageOverview(w http.ResponseWriter, r *http.Request) {
-	views, err := a.checkViews(r.Context(), sparkRuns, "")
+	views, err := a.checkViews(r.Context(), sparkRuns, "", false)
 	if err != nil {
 		a.pageError(w, r, http.StatusInternalServerError, err.Error())
 		return
@@ -183,7 +183,7 @@ type reasonCount struct {
 }
 
 func (a *Agent) pageCheck(w http.ResponseWriter, r *http.Request) {
-	views, err := a.checkViews(r.Context(), 200, r.PathValue("name"))
+	views, err := a.checkViews(r.Context(), 200, r.PathValue("name"), false)
 	switch {
 	case err != nil:
 		a.pageError(w, r, http.StatusInternalServerError, err.Error())

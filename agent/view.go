@@ -90,7 +90,6 @@ func newCheckView(c config.Check) CheckView {
 		Timeout:         c.Timeout.String(),
 		RecheckInterval: c.RecheckInterval.String(),
 		Labels:          c.Labels,
-		Config:          specMap(c.Spec),
 		History:         []HistoryEntry{},
 	}
 }
