@@ -31,13 +31,18 @@ type drillView struct {
 	Stop       []drill.StopCondition `json:"stop_conditions,omitempty"`
 }
 
-func (a *Agent) handleDrills(w http.ResponseWriter, r *http.Request) {
+// drillViews lists the loaded drills for the API and the status page.
+func (a *Agent) drillViews() []drillView {
 	out := []drillView{}
 	for _, d := range a.drills.list() {
 		out = append(out, drillView{Name: d.Name, File: d.File, Hypothesis: d.Hypothesis, Checks: d.Checks,
 			Duration: d.Duration.String(), Objectives: d.Objectives, Stop: d.StopConditions})
 	}
-	resp := map[string]any{"drills": out}
+	return out
+}
+
+func (a *Agent) handleDrills(w http.ResponseWriter, r *http.Request) {
+	resp := map[string]any{"drills": a.drillViews()}
 	if run := a.drills.current(); run != nil {
 		resp["active"] = map[string]string{"id": run.ID, "drill": run.Drill.Name}
 	}

@@ -357,11 +357,7 @@ type drillsData struct {
 }
 
 func (a *Agent) pageDrills(w http.ResponseWriter, r *http.Request) {
-	var d drillsData
-	for _, dr := range a.drills.list() {
-		d.Drills = append(d.Drills, drillView{Name: dr.Name, File: dr.File, Hypothesis: dr.Hypothesis, Checks: dr.Checks,
-			Duration: dr.Duration.String(), Objectives: dr.Objectives})
-	}
+	d := drillsData{Drills: a.drillViews()}
 	if run := a.drills.current(); run != nil {
 		rep := run.Report()
 		d.Active = &rep
