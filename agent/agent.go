@@ -45,6 +45,10 @@ type Options struct {
 	// PublicRead serves read-only pages, the read API and /metrics without
 	// a user even when the web config sets basic_auth_users.
 	PublicRead bool
+	// AllowedHosts are Host names the agent answers to besides localhost,
+	// IP literals, its listen addresses and the machine's hostname
+	// ("*.example.com" for a whole domain); see hostAllowList.
+	AllowedHosts []string
 }
 
 // Agent is a vigil daemon.
@@ -60,6 +64,7 @@ type Agent struct {
 	drills   *drills
 	locker   interface{ Close() error }
 	web      *webConfig
+	hosts    *hostAllowList
 	csrf     csrfKey
 	ui       *ui.Pages
 	ready    atomic.Bool
@@ -113,6 +118,7 @@ func New(ctx context.Context, opts Options) (*Agent, error) {
 		exporter: metrics.New(),
 		store:    st,
 		web:      wc,
+		hosts:    newHostAllowList(listenAddresses(opts.Web), opts.AllowedHosts),
 		csrf:     newCSRFKey(),
 		ui:       ui.New(),
 		last:     map[string]probes.Result{},
@@ -126,7 +132,9 @@ func New(ctx context.Context, opts Options) (*Agent, error) {
 		return nil, err
 	}
 	a.exporter.AddWriter(a.pager.outbox.WritePrometheus)
+	a.exporter.AddWriter(st.WritePrometheus)
 	a.exporter.Counter("vigil_notify_drill_dropped_total")
+	a.exportRefused()
 	rbs, err := LoadRunbooks(cfg)
 	if err != nil {
 		st.Close()
@@ -213,6 +221,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.drills.mu.Unlock()
 	a.drills.wg.Go(func() { a.drills.recover(ctx) })
 	go a.rules.run(ctx)
+	var hostNames sync.WaitGroup
+	defer hostNames.Wait()
+	hostNames.Go(func() { a.hosts.learnDNSNames(ctx, a.log) })
 
 	srv := &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	srvErr := make(chan error, 1)

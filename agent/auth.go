@@ -6,9 +6,14 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"fmt"
 	"net"
 	"net/http"
 	"strings"
+
+	"golang.org/x/time/rate"
+
+	"github.com/vigil-project/vigil/probes"
 )
 
 // access is what a route needs from its caller.
@@ -84,15 +89,19 @@ func (a *Agent) guard(level access, next http.Handler) http.Handler {
 		case res == authBad:
 			// Wrong credentials are refused even where none are needed:
 			// a client that thinks it is logged in should learn it is not.
+			a.refused(refusedUnauthorized)
 			unauthorized(w)
 			return
 		case level == accessRead && users && !a.opts.PublicRead && res != authOK:
+			a.refused(refusedUnauthorized)
 			unauthorized(w)
 			return
 		case level == accessWrite && users && res != authOK:
+			a.refused(refusedUnauthorized)
 			unauthorized(w)
 			return
 		case level == accessWrite && !users && !isLoopback(r):
+			a.refused(refusedNotLoopback)
 			writeJSON(w, http.StatusForbidden, apiError{"state-changing calls are only accepted from localhost unless " +
 				"basic_auth_users are set in the web config file (--web.config.file)"})
 			return
@@ -109,6 +118,14 @@ func unauthorized(w http.ResponseWriter) {
 	writeJSON(w, http.StatusUnauthorized, apiError{http.StatusText(http.StatusUnauthorized)})
 }
 
+// hostOnly is a Host header without its port.
+func hostOnly(hostHeader string) string {
+	if h, _, err := net.SplitHostPort(hostHeader); err == nil {
+		return h
+	}
+	return hostHeader
+}
+
 // isLoopback is true for a client on this host. Proxy headers are not
 // trusted: behind a local reverse proxy every client looks local, so such
 // setups must configure users.
@@ -123,7 +140,34 @@ func isLoopback(r *http.Request) bool {
 const contentSecurityPolicy = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
 	"connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 
-// secure wraps the whole handler: security headers (the web config's
+// Why a request was refused: the reason label of
+// vigil_http_requests_refused_total.
+const (
+	refusedHost         = "host"         // Host header names no known host (DNS rebinding)
+	refusedCrossOrigin  = "cross_origin" // unsafe method from another site
+	refusedUnauthorized = "unauthorized" // missing or wrong credentials
+	refusedNotLoopback  = "not_loopback" // state change from another host without users configured
+	refusedCSRF         = "csrf"         // form post without a valid token
+	refusedRateLimited  = "rate_limited" // the web config's rate_limit
+)
+
+var refusedReasons = []string{refusedHost, refusedCrossOrigin, refusedUnauthorized, refusedNotLoopback, refusedCSRF, refusedRateLimited}
+
+// refused counts a refused request by reason.
+func (a *Agent) refused(reason string) {
+	a.exporter.Inc("vigil_http_requests_refused_total", probes.Label{Name: "reason", Value: reason})
+}
+
+// exportRefused creates every reason's series at zero, so rules and
+// dashboards see them before the first refusal.
+func (a *Agent) exportRefused() {
+	for _, r := range refusedReasons {
+		a.exporter.Counter("vigil_http_requests_refused_total", probes.Label{Name: "reason", Value: r})
+	}
+}
+
+// secure wraps the whole handler: the Host allow-list (every route but
+// health and readiness), security headers (the web config's
 // http_server_config.headers are applied after and win), its rate limit,
 // and cross-origin protection for every unsafe method (Sec-Fetch-Site and
 // Origin checks: a page on another site cannot make a logged-in browser
@@ -131,9 +175,12 @@ const contentSecurityPolicy = "default-src 'none'; script-src 'self'; style-src 
 func (a *Agent) secure(next http.Handler) http.Handler {
 	cop := http.NewCrossOriginProtection()
 	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		a.refused(refusedCrossOrigin)
 		a.log.Warn("cross-origin request refused", "method", r.Method, "path", r.URL.Path, "origin", r.Header.Get("Origin"))
 		writeJSON(w, http.StatusForbidden, apiError{"cross-origin request refused"})
 	}))
+	// Refusals are logged at most once a second: a rebinding page retries.
+	logLimit := rate.NewLimiter(1, 5)
 	protected := cop.Handler(next)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
@@ -146,7 +193,18 @@ func (a *Agent) secure(next http.Handler) http.Handler {
 		for k, v := range c.HTTPConfig.Header {
 			h.Set(k, v)
 		}
+		if !a.hosts.allowed(r.Host) && r.URL.Path != "/-/healthy" && r.URL.Path != "/-/ready" {
+			a.refused(refusedHost)
+			if logLimit.Allow() {
+				a.log.Warn("request for an unknown host refused (add the name with --web.allowed-host if it is this agent's)",
+					"host", r.Host, "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr)
+			}
+			writeJSON(w, http.StatusMisdirectedRequest, apiError{fmt.Sprintf("host %q is not a name this agent answers to; "+
+				"if it is, start the agent with --web.allowed-host=%s", r.Host, hostOnly(r.Host))})
+			return
+		}
 		if limiter != nil && !limiter.Allow() {
+			a.refused(refusedRateLimited)
 			http.Error(w, http.StatusText(http.StatusTooManyRequests), http.StatusTooManyRequests)
 			return
 		}

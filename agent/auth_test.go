@@ -61,17 +61,31 @@ func requestFor(t *testing.T, pattern string) *http.Request {
 // so a new route cannot be missed) as each kind of client, under each auth
 // setup, and checks the guard's verdict.
 func TestAuthMatrix(t *testing.T) {
+	// host is the Host header (with the Origin and Sec-Fetch-Site a
+	// browser would send for it on a same-origin request); "" is
+	// httptest's example.com, which newTestAgent allows.
 	type client struct {
 		name       string
 		remote     string
 		user, pass string
+		host       string
 	}
+	// The rebinding clients are a page in the operator's browser whose
+	// name now resolves to 127.0.0.1: loopback, same-origin by the
+	// browser's account, the attacker's name as Host.
+	const rebind = "rebind.example:9877"
 	clients := []client{
-		{"loopback, no credentials", "127.0.0.1:40000", "", ""},
-		{"non-loopback, no credentials", "192.0.2.10:40000", "", ""},
-		{"wrong password", "127.0.0.1:40000", "ops", "wrong"},
-		{"unknown user", "127.0.0.1:40000", "root", "s3cret"},
-		{"right password, non-loopback", "192.0.2.10:40000", "ops", "s3cret"},
+		{"loopback, no credentials", "127.0.0.1:40000", "", "", ""},
+		{"non-loopback, no credentials", "192.0.2.10:40000", "", "", ""},
+		{"wrong password", "127.0.0.1:40000", "ops", "wrong", ""},
+		{"unknown user", "127.0.0.1:40000", "root", "s3cret", ""},
+		{"right password, non-loopback", "192.0.2.10:40000", "ops", "s3cret", ""},
+		{"loopback as localhost", "127.0.0.1:40000", "", "", "localhost:9877"},
+		{"loopback by IP", "127.0.0.1:40000", "", "", "127.0.0.1:9877"},
+		{"loopback, IPv6", "[::1]:40000", "", "", "[::1]:9877"},
+		{"DNS rebinding, loopback", "127.0.0.1:40000", "", "", rebind},
+		{"DNS rebinding, right password", "127.0.0.1:40000", "ops", "s3cret", rebind},
+		{"unknown name, upper case", "192.0.2.10:40000", "ops", "s3cret", "EVIL.example"},
 	}
 	setups := []struct {
 		name              string
@@ -89,9 +103,11 @@ func TestAuthMatrix(t *testing.T) {
 		switch {
 		case level == accessOpen:
 			return 0
+		case c.host == rebind || strings.Contains(c.host, "example"):
+			return http.StatusMisdirectedRequest
 		case !users:
 			// Credentials are ignored when no users are configured.
-			if level == accessWrite && !strings.HasPrefix(c.remote, "127.") {
+			if level == accessWrite && !strings.HasPrefix(c.remote, "127.") && !strings.HasPrefix(c.remote, "[::1]") {
 				return http.StatusForbidden
 			}
 			return 0
@@ -122,6 +138,11 @@ func TestAuthMatrix(t *testing.T) {
 				for _, c := range clients {
 					req := requestFor(t, r.pattern)
 					req.RemoteAddr = c.remote
+					if c.host != "" {
+						req.Host = c.host
+						req.Header.Set("Origin", "http://"+c.host)
+						req.Header.Set("Sec-Fetch-Site", "same-origin")
+					}
 					if c.user != "" {
 						req.SetBasicAuth(c.user, c.pass)
 					}
@@ -137,7 +158,8 @@ func TestAuthMatrix(t *testing.T) {
 					h.ServeHTTP(rec, req)
 					expect := want(s.users, s.publicRead, c, r.access)
 					got := rec.Code
-					blocked := got == http.StatusUnauthorized || (got == http.StatusForbidden && strings.Contains(rec.Body.String(), "only accepted from localhost"))
+					blocked := got == http.StatusUnauthorized || got == http.StatusMisdirectedRequest ||
+						(got == http.StatusForbidden && strings.Contains(rec.Body.String(), "only accepted from localhost"))
 					switch {
 					case expect == 0 && blocked:
 						t.Errorf("%s [%s] as %s: %d %s, want it let through", r.pattern, r.access, c.name, got, firstLine(rec.Body.String()))

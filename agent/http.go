@@ -35,6 +35,13 @@ func (a *Agent) router() *router {
 			http.Error(w, "Not ready", http.StatusServiceUnavailable)
 			return
 		}
+		// A store that cannot be written loses history, alert state and
+		// the durability of pages: an orchestrator should know, though
+		// the agent keeps checking and paging from memory.
+		if err := a.store.WriteHealth(); err != nil {
+			http.Error(w, "Not ready: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
 		w.Write([]byte("Ready\n"))
 	})
 	rt.write("POST /-/reload", a.handleReload)

@@ -20,7 +20,8 @@ func newTestAgent(t *testing.T) *Agent {
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "vigil.yml")
 	os.WriteFile(cfg, []byte("checks:\n  - name: host\n    type: host\n    host: {cpu_sample: 10ms, cpu_max: 1, memory_max: 1, disk_free_min: 0}\n"), 0o644)
-	a, err := New(context.Background(), Options{ConfigFile: cfg, StoragePath: filepath.Join(dir, "vigil.db")})
+	// example.com is httptest.NewRequest's default Host.
+	a, err := New(context.Background(), Options{ConfigFile: cfg, StoragePath: filepath.Join(dir, "vigil.db"), AllowedHosts: []string{"example.com"}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/vigil-project/vigil/agent/drill"
 	"github.com/vigil-project/vigil/agent/notify/route"
@@ -413,6 +414,7 @@ func (a *Agent) formOK(w http.ResponseWriter, r *http.Request) bool {
 		return false
 	}
 	if !a.csrf.valid(requestUser(r.Context()), r.PostForm.Get("csrf")) {
+		a.refused(refusedCSRF)
 		a.log.Warn("form post without a valid token refused", "path", r.URL.Path, "remote", r.RemoteAddr)
 		a.pageError(w, r, http.StatusForbidden, "the form token is missing or stale: reload the page and try again")
 		return false
@@ -420,12 +422,28 @@ func (a *Agent) formOK(w http.ResponseWriter, r *http.Request) bool {
 	return true
 }
 
-// safeNext keeps redirects on this site.
+// safeNext keeps redirects on this site: only an absolute path on this
+// origin is followed, anything else goes to the overview. Browsers drop
+// tabs and newlines from URLs and read a backslash as a slash, so
+// "/\t/evil.example" or "/\\evil.example" would become the scheme-relative
+// "//evil.example": such characters are refused outright, and the result is
+// rebuilt from the parsed path and query, never passed through as given
+// (escaped again, so "/%09/x" stays a path on this site).
 func safeNext(next string) string {
-	if next == "" || !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") {
+	odd := func(r rune) bool { return r < 0x20 || r == 0x7f || r == '\\' || unicode.IsSpace(r) }
+	if next == "" || next[0] != '/' || strings.ContainsFunc(next, odd) {
 		return "/"
 	}
-	return next
+	u, err := url.Parse(next)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || u.Opaque != "" ||
+		!strings.HasPrefix(u.Path, "/") || strings.HasPrefix(u.Path, "//") || strings.HasPrefix(u.EscapedPath(), "//") {
+		return "/"
+	}
+	out := u.EscapedPath()
+	if u.RawQuery != "" {
+		out += "?" + u.RawQuery
+	}
+	return out
 }
 
 func back(w http.ResponseWriter, r *http.Request, to, flash string) {

@@ -90,6 +90,7 @@ Examples:
 	runConfig := runCmd.Flag("config.file", "Config file; without it the embedded default (host checks) is used.").PlaceHolder("FILE").String()
 	webFlags := kingpinflag.AddFlags(runCmd, ":9877")
 	publicRead := runCmd.Flag("web.public-read", "With basic_auth_users in the web config: still serve the status page, the read-only API and /metrics without a password. State-changing calls always need a user (without users they are accepted from localhost only).").Bool()
+	allowedHosts := runCmd.Flag("web.allowed-host", "A Host name the agent answers to besides localhost, IP addresses, its listen addresses and this machine's hostname (repeatable; *.example.com for a domain). Requests for other names are refused with 421: a page that rebinds its name to this machine cannot use the agent (SECURITY.md).").PlaceHolder("NAME").Strings()
 	storagePath := runCmd.Flag("storage.path", "SQLite file for check history and agent state.").Default("./data/vigil.db").String()
 	retention := model.Duration(0)
 	runCmd.Flag("storage.retention", "How long check history is kept.").Default("7d").SetValue(&retention)
@@ -201,6 +202,21 @@ Examples:
 	drHistoryCmd := drCmd.Command("history", "p50, p90 and max of each measure across past drill runs.\n\nExamples:\n  vigil drill history invoice-qr-failover")
 	drHistoryName := drHistoryCmd.Arg("drill", "Drill name (default: all).").String()
 
+	storeCmd := app.Command("store", "Examine or repair the agent's SQLite store (stop the agent first for recover).")
+	storeCheckCmd := storeCmd.Command("check", `Run SQLite's quick_check on the store; exit 0 if sound, 1 if damaged.
+
+Examples:
+  vigil store check --storage.path=/var/lib/vigil/vigil.db
+  vigil store check --full --storage.path=./data/vigil.db   # integrity_check: indexes too, slower`)
+	storeCheckPath := storeCheckCmd.Flag("storage.path", "SQLite file of the agent.").Default("./data/vigil.db").String()
+	storeCheckFull := storeCheckCmd.Flag("full", "Run integrity_check, which also compares indexes with their tables.").Bool()
+	storeRecoverCmd := storeCmd.Command("recover", `Move a damaged store aside (to FILE.damaged-TIME, kept) and start a new one with every row that can still be read.
+The agent refuses to start on a damaged store and names this command. Stop the agent first.
+
+Examples:
+  vigil store recover --storage.path=/var/lib/vigil/vigil.db`)
+	storeRecoverPath := storeRecoverCmd.Flag("storage.path", "SQLite file of the agent.").Default("./data/vigil.db").String()
+
 	versionCmd := app.Command("version", `Print the version, revision and build details.
 
 Examples:
@@ -219,12 +235,13 @@ Examples:
 	switch cmd {
 	case runCmd.FullCommand():
 		return runAgent(ctx, stderr, log, agent.Options{
-			ConfigFile:  *runConfig,
-			StoragePath: *storagePath,
-			Retention:   time.Duration(retention),
-			Logger:      log,
-			Web:         webFlags,
-			PublicRead:  *publicRead,
+			ConfigFile:   *runConfig,
+			StoragePath:  *storagePath,
+			Retention:    time.Duration(retention),
+			Logger:       log,
+			Web:          webFlags,
+			PublicRead:   *publicRead,
+			AllowedHosts: *allowedHosts,
 		})
 	case onceCmd.FullCommand():
 		return once(ctx, stdout, stderr, log, onceOptions{file: *onceConfig, only: *onceChecks, output: *onceOutput, verbose: *onceVerbose})
@@ -294,6 +311,10 @@ Examples:
 		default:
 			return dc.history(ctx, *drHistoryName)
 		}
+	case storeCheckCmd.FullCommand():
+		return storeCheck(ctx, stdout, stderr, *storeCheckPath, *storeCheckFull)
+	case storeRecoverCmd.FullCommand():
+		return storeRecover(ctx, stdout, stderr, *storeRecoverPath)
 	case versionCmd.FullCommand():
 		fmt.Fprintln(stdout, version.Print("vigil"))
 	}

@@ -318,7 +318,13 @@ func (e *Exporter) Inc(name string, labels ...probes.Label) {
 
 // Counter creates an agent-level counter at zero so it is exported before
 // its first increment.
-func (e *Exporter) Counter(name string) { e.set.GetOrCreateCounter(name) }
+func (e *Exporter) Counter(name string, labels ...probes.Label) {
+	series := name
+	if len(labels) > 0 {
+		series = seriesName(name, nil, labels)
+	}
+	e.set.GetOrCreateCounter(series)
+}
 
 // AddWriter adds series written by another component (the outbox) to every
 // scrape.
