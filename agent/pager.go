@@ -364,14 +364,19 @@ func (s *sink) Deliver(ctx context.Context, batch []route.Notification) error {
 			Entry: store.NotifyLogEntry{FiringHash: n.Entry.FiringHash, ResolvedHash: n.Entry.ResolvedHash, SentAt: n.Entry.SentAt}})
 		all = append(all, items...)
 	}
-	if err := s.p.a.store.EnqueueWithLog(ctx, rows); err != nil {
-		return err
-	}
+	// A store that cannot be written (full disk, damaged file) must not
+	// stop paging: the notifications and their log entries are kept in
+	// memory and delivered from there (AcceptUnsaved).
+	saveErr := s.p.a.store.EnqueueWithLog(ctx, rows)
 	s.mu.Lock()
 	for _, r := range rows {
 		s.log[r.Receiver+"\x00"+r.GroupKey] = r.Entry
 	}
 	s.mu.Unlock()
+	if saveErr != nil {
+		s.p.outbox.AcceptUnsaved(all, saveErr)
+		return nil
+	}
 	s.p.outbox.Accept(all)
 	return nil
 }

@@ -18,7 +18,8 @@ type AlertRow struct {
 }
 
 // SaveAlerts replaces the persisted alerts of one rule.
-func (s *Store) SaveAlerts(ctx context.Context, ruleKey string, rows []AlertRow) error {
+func (s *Store) SaveAlerts(ctx context.Context, ruleKey string, rows []AlertRow) (err error) {
+	defer func() { err = s.track(opAlerts, err) }()
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("save alerts: %w", err)
@@ -62,7 +63,8 @@ func (s *Store) LoadAlerts(ctx context.Context) (map[string][]AlertRow, error) {
 }
 
 // KeepAlertRules deletes the alerts of rules no longer configured.
-func (s *Store) KeepAlertRules(ctx context.Context, keys []string) error {
+func (s *Store) KeepAlertRules(ctx context.Context, keys []string) (err error) {
+	defer func() { err = s.track(opAlerts, err) }()
 	current, err := s.LoadAlerts(ctx)
 	if err != nil {
 		return err

@@ -17,7 +17,8 @@ type DrillRow struct {
 }
 
 // SaveDrillRun inserts or updates a drill run.
-func (s *Store) SaveDrillRun(ctx context.Context, r DrillRow) error {
+func (s *Store) SaveDrillRun(ctx context.Context, r DrillRow) (err error) {
+	defer func() { err = s.track(opDrills, err) }()
 	if _, err := s.w.ExecContext(ctx, `INSERT INTO drill_runs (id, drill, state, started_at, finished_at, spec, report) VALUES (?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (id) DO UPDATE SET state = excluded.state, finished_at = excluded.finished_at, report = excluded.report`,
 		r.ID, r.Drill, r.State, r.StartedAt.UnixMilli(), ms(r.FinishedAt), r.Spec, r.Report); err != nil {

@@ -20,6 +20,10 @@ type OutboxItem struct {
 	NextAt    time.Time
 	DoneAt    time.Time
 	LastError string
+	// Unsaved items live only in memory: writing them to the store failed
+	// (full disk, damaged file), so they are delivered from memory and
+	// lost if the agent stops before sending them.
+	Unsaved bool
 }
 
 // Outbox states.
@@ -32,7 +36,8 @@ const (
 // Enqueue writes items in one transaction and sets their IDs; it returns
 // only once they are committed, so a notification exists on disk before any
 // attempt to send it.
-func (s *Store) Enqueue(ctx context.Context, items []*OutboxItem) error {
+func (s *Store) Enqueue(ctx context.Context, items []*OutboxItem) (err error) {
+	defer func() { err = s.track(opOutbox, err) }()
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("enqueue: %w", err)
@@ -60,7 +65,8 @@ func (s *Store) Enqueue(ctx context.Context, items []*OutboxItem) error {
 }
 
 // UpdateOutbox records attempts' outcomes in one transaction, in order.
-func (s *Store) UpdateOutbox(ctx context.Context, items []OutboxItem) error {
+func (s *Store) UpdateOutbox(ctx context.Context, items []OutboxItem) (err error) {
+	defer func() { err = s.track(opOutbox, err) }()
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("update outbox: %w", err)
@@ -130,8 +136,9 @@ func (s *Store) outbox(ctx context.Context, where string, args ...any) ([]*Outbo
 }
 
 // PruneOutbox deletes delivered and dead items finished before t.
-func (s *Store) PruneOutbox(ctx context.Context, before time.Time) error {
-	_, err := s.w.ExecContext(ctx, `DELETE FROM outbox WHERE state != 'pending' AND done_at < ?`, before.UnixMilli())
+func (s *Store) PruneOutbox(ctx context.Context, before time.Time) (err error) {
+	defer func() { err = s.track(opOutbox, err) }()
+	_, err = s.w.ExecContext(ctx, `DELETE FROM outbox WHERE state != 'pending' AND done_at < ?`, before.UnixMilli())
 	if err != nil {
 		return fmt.Errorf("prune outbox: %w", err)
 	}
@@ -169,7 +176,8 @@ type LoggedItems struct {
 
 // EnqueueWithLog queues every notification's items and records their log
 // entries in one transaction: all happen or none.
-func (s *Store) EnqueueWithLog(ctx context.Context, batch []LoggedItems) error {
+func (s *Store) EnqueueWithLog(ctx context.Context, batch []LoggedItems) (err error) {
+	defer func() { err = s.track(opOutbox, err) }()
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("enqueue: %w", err)
@@ -240,8 +248,9 @@ type Silence struct {
 }
 
 // SaveSilence inserts or replaces a silence.
-func (s *Store) SaveSilence(ctx context.Context, sl Silence) error {
-	_, err := s.w.ExecContext(ctx, `INSERT INTO silences (id, matchers, starts_at, ends_at, created_by, comment, created_at, updated_at)
+func (s *Store) SaveSilence(ctx context.Context, sl Silence) (err error) {
+	defer func() { err = s.track(opSilences, err) }()
+	_, err = s.w.ExecContext(ctx, `INSERT INTO silences (id, matchers, starts_at, ends_at, created_by, comment, created_at, updated_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET matchers = excluded.matchers, starts_at = excluded.starts_at,
 		ends_at = excluded.ends_at, created_by = excluded.created_by, comment = excluded.comment, updated_at = excluded.updated_at`,
 		sl.ID, sl.Matchers, sl.StartsAt.UnixMilli(), sl.EndsAt.UnixMilli(), sl.CreatedBy, sl.Comment, sl.CreatedAt.UnixMilli(), sl.UpdatedAt.UnixMilli())

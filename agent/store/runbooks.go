@@ -36,7 +36,8 @@ type RunEvent struct {
 }
 
 // CreateRun inserts a run with its first event in one transaction.
-func (s *Store) CreateRun(ctx context.Context, r RunRow, first RunEvent) error {
+func (s *Store) CreateRun(ctx context.Context, r RunRow, first RunEvent) (err error) {
+	defer func() { err = s.track(opRunbooks, err) }()
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("create run: %w", err)
@@ -58,7 +59,8 @@ func (s *Store) CreateRun(ctx context.Context, r RunRow, first RunEvent) error {
 
 // UpdateRun sets a run's state (and error, fencing token, finish time) and
 // appends an event, in one transaction.
-func (s *Store) UpdateRun(ctx context.Context, id, state, errMsg string, fencing int64, finished time.Time, ev *RunEvent) error {
+func (s *Store) UpdateRun(ctx context.Context, id, state, errMsg string, fencing int64, finished time.Time, ev *RunEvent) (err error) {
+	defer func() { err = s.track(opRunbooks, err) }()
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("update run: %w", err)
@@ -81,7 +83,8 @@ func (s *Store) UpdateRun(ctx context.Context, id, state, errMsg string, fencing
 
 // AddRunEvent appends one event to a run's timeline; it returns once the
 // event is committed.
-func (s *Store) AddRunEvent(ctx context.Context, id string, ev RunEvent) error {
+func (s *Store) AddRunEvent(ctx context.Context, id string, ev RunEvent) (err error) {
+	defer func() { err = s.track(opRunbooks, err) }()
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("run event: %w", err)
@@ -196,8 +199,8 @@ func (s *Store) RunbookStateGet(ctx context.Context, key string) (string, bool, 
 }
 
 // RunbookStatePut sets a key; an empty value deletes it.
-func (s *Store) RunbookStatePut(ctx context.Context, key, value string) error {
-	var err error
+func (s *Store) RunbookStatePut(ctx context.Context, key, value string) (err error) {
+	defer func() { err = s.track(opRunbooks, err) }()
 	if value == "" {
 		_, err = s.w.ExecContext(ctx, `DELETE FROM runbook_state WHERE key = ?`, key)
 	} else {

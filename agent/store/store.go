@@ -117,6 +117,7 @@ type Store struct {
 	wg         sync.WaitGroup
 
 	written, dropped atomic.Uint64
+	health           writeHealth
 }
 
 // Open opens the database at path, creating it and its parent directories
@@ -169,12 +170,28 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxLifetime(0)
 	w.SetConnMaxIdleTime(0)
-	if err := checkJournalMode(ctx, w, opts.Logger); err != nil {
-		w.Close()
-		return nil, fmt.Errorf("open store %s: %w", path, err)
+	// A damaged page would let the agent start "ready" and then fail
+	// every write that touches it; quick_check finds it now, in time
+	// proportional to the file (about a second per few hundred MB).
+	problems, err := quickCheck(ctx, w, false)
+	if err == nil && len(problems) > 0 {
+		err = &DamagedError{Path: path, Detail: strings.Join(problems, "; ")}
 	}
-	if err := migrate(ctx, w, migs); err != nil {
+	if err == nil {
+		err = checkJournalMode(ctx, w, opts.Logger)
+	}
+	if err == nil {
+		err = migrate(ctx, w, migs)
+	}
+	if err != nil {
 		w.Close()
+		var de *DamagedError
+		if isCorrupt(err) {
+			de = &DamagedError{Path: path, Detail: err.Error()}
+		}
+		if de != nil || errors.As(err, &de) {
+			return nil, de
+		}
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
 

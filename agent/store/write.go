@@ -147,7 +147,8 @@ func (s *Store) writer() {
 	}
 }
 
-func (s *Store) insert(batch []row) error {
+func (s *Store) insert(batch []row) (err error) {
+	defer func() { err = s.track(opHistory, err) }()
 	ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
 	defer cancel()
 	tx, err := s.w.BeginTx(ctx, nil)
@@ -177,8 +178,8 @@ func (s *Store) insert(batch []row) error {
 // Prune deletes check results that started before olderThan and reports
 // how many. It deletes in chunks, each its own transaction, so a large
 // backlog does not hold the write lock for long.
-func (s *Store) Prune(ctx context.Context, olderThan time.Time) (int64, error) {
-	var total int64
+func (s *Store) Prune(ctx context.Context, olderThan time.Time) (total int64, err error) {
+	defer func() { err = s.track(opPrune, err) }()
 	for {
 		res, err := s.w.ExecContext(ctx, `DELETE FROM check_results WHERE id IN
 			(SELECT id FROM check_results WHERE started_at < ? LIMIT ?)`, olderThan.UnixMilli(), s.pruneChunk)

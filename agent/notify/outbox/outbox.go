@@ -19,6 +19,7 @@ import (
 	"math/rand/v2"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	vm "github.com/VictoriaMetrics/metrics"
@@ -89,6 +90,10 @@ type Outbox struct {
 	records  chan *store.OutboxItem
 	recDone  chan struct{}
 	closeRec sync.Once
+
+	// memoryID numbers unsaved items (negative, so they never collide
+	// with the store's row ids).
+	memoryID atomic.Int64
 }
 
 type worker struct {
@@ -233,7 +238,10 @@ func (o *Outbox) Wait() {
 func (o *Outbox) recorder() {
 	defer close(o.recDone)
 	for first := range o.records {
-		batch := []store.OutboxItem{*first}
+		batch := make([]store.OutboxItem, 0, 1)
+		if !first.Unsaved {
+			batch = append(batch, *first)
+		}
 	more:
 		for len(batch) < 512 {
 			select {
@@ -241,10 +249,15 @@ func (o *Outbox) recorder() {
 				if !ok {
 					break more
 				}
-				batch = append(batch, *it)
+				if !it.Unsaved {
+					batch = append(batch, *it)
+				}
 			default:
 				break more
 			}
+		}
+		if len(batch) == 0 {
+			continue
 		}
 		if err := o.opts.Store.UpdateOutbox(context.Background(), batch); err != nil {
 			o.opts.Logger.Error("record notification outcomes; those items stay pending and are sent again after a restart", "items", len(batch), "err", err)
@@ -267,10 +280,28 @@ func (o *Outbox) Enqueue(ctx context.Context, m *notify.Message, orderKey string
 		return err
 	}
 	if err := o.opts.Store.Enqueue(ctx, items); err != nil {
-		return err
+		o.AcceptUnsaved(items, err)
+		return nil
 	}
 	o.Accept(items)
 	return nil
+}
+
+// AcceptUnsaved hands items whose write to the store failed to their
+// workers anyway: a sick disk must not stop paging. They are delivered
+// from memory (at least once while the agent runs, lost if it stops
+// first) and counted in vigil_notify_unsaved_total; the store counts the
+// write error itself.
+func (o *Outbox) AcceptUnsaved(items []*store.OutboxItem, err error) {
+	for _, it := range items {
+		it.ID = o.memoryID.Add(-1)
+		it.State = store.OutboxPending
+		it.Unsaved = true
+	}
+	o.metrics.GetOrCreateCounter("vigil_notify_unsaved_total").Add(len(items))
+	o.opts.Logger.Error("could not save notifications; delivering them from memory (lost if the agent stops before they are sent)",
+		"items", len(items), "err", err)
+	o.Accept(items)
 }
 
 // Items builds the rows for a message without storing them, for callers
@@ -478,6 +509,7 @@ func (o *Outbox) backoff(attempt int, err error) time.Duration {
 // registerMetrics creates a target's series up front (zero until used) so
 // rules see them from the start.
 func (o *Outbox) registerMetrics(t Target) {
+	o.metrics.GetOrCreateCounter("vigil_notify_unsaved_total")
 	lb := fmt.Sprintf(`{receiver=%q,integration=%q}`, t.Receiver, t.Integration)
 	for _, name := range []string{"vigil_notify_sent_total", "vigil_notify_failed_total", "vigil_notify_retried_total", "vigil_notify_dead_letter_total"} {
 		o.metrics.GetOrCreateCounter(name + lb)

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -274,4 +275,73 @@ func TestReloadKeepsQueues(t *testing.T) {
 	up := &scripted{}
 	o.SetTargets([]Target{{Name: "t", Receiver: "r", Integration: "webhook", Notifier: up}})
 	waitUntil(t, "delivered after the target came back", func() bool { return len(up.acked()) == 1 })
+}
+
+// sickStore is a store whose writes fail, as on a full disk.
+type sickStore struct {
+	Store
+	sick atomic.Bool
+}
+
+func (s *sickStore) Enqueue(ctx context.Context, items []*store.OutboxItem) error {
+	if s.sick.Load() {
+		return errors.New("enqueue: database or disk is full (13)")
+	}
+	return s.Store.Enqueue(ctx, items)
+}
+
+func (s *sickStore) UpdateOutbox(ctx context.Context, items []store.OutboxItem) error {
+	if s.sick.Load() {
+		return errors.New("update outbox: database or disk is full (13)")
+	}
+	for _, it := range items {
+		if it.Unsaved || it.ID <= 0 {
+			return fmt.Errorf("recorder wrote an unsaved item %d", it.ID)
+		}
+	}
+	return s.Store.UpdateOutbox(ctx, items)
+}
+
+// TestSickStoreStillDelivers: when the store cannot be written, Enqueue
+// still delivers from memory, in order and with retries, counts the items,
+// and never writes unsaved items' outcomes back to the store.
+func TestSickStoreStillDelivers(t *testing.T) {
+	t.Parallel()
+	st := &sickStore{Store: openStore(t, filepath.Join(t.TempDir(), "v.db"))}
+	defer st.Store.(*store.Store).Close()
+	n := &scripted{answer: func(m *notify.Message, attempt int) error {
+		if attempt == 1 {
+			return errors.New("503") // retried from memory too
+		}
+		return nil
+	}}
+	o := New(fast(st))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer func() { cancel(); o.Wait() }()
+	if err := o.Start(ctx, []Target{{Name: "oncall/webhook[0]", Receiver: "oncall", Integration: "webhook", Notifier: n}}); err != nil {
+		t.Fatal(err)
+	}
+	st.sick.Store(true)
+	now := time.Now()
+	for _, resolved := range []bool{false, true} {
+		if err := o.Enqueue(ctx, msg("g", resolved, now), "g", []string{"oncall/webhook[0]"}); err != nil {
+			t.Fatalf("Enqueue with a sick store: %v", err)
+		}
+	}
+	waitUntil(t, "both delivered", func() bool { return len(n.acked()) == 2 })
+	if got := n.acked(); got[0] != "g/firing" || got[1] != "g/resolved" {
+		t.Errorf("order: %v", got)
+	}
+	waitUntil(t, "queue empty", func() bool { return o.Queues()[0].Pending == 0 })
+	var b strings.Builder
+	o.WritePrometheus(&b)
+	if !strings.Contains(b.String(), "vigil_notify_unsaved_total 2") {
+		t.Errorf("metrics:\n%s", b.String())
+	}
+	// Healthy again: the next item is saved as before.
+	st.sick.Store(false)
+	if err := o.Enqueue(ctx, msg("h", false, now), "h", []string{"oncall/webhook[0]"}); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "saved item delivered", func() bool { return len(n.acked()) == 3 })
 }
