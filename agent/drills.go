@@ -214,11 +214,14 @@ func (d *drills) start(dr *drill.Drill, by string) (string, error) {
 		return "", err
 	}
 	d.a.log.Info("drill started", "drill", dr.Name, "id", id, "by", by)
+	prog := &progress{d: d, row: row}
+	run.OnUpdate = prog.save
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()
 		defer cancel(nil)
 		rep := run.Execute(rctx)
+		prog.stop()
 		d.mu.Lock()
 		d.active = nil
 		clear(d.simulated)
@@ -285,21 +288,71 @@ func (d *drills) recover(ctx context.Context) {
 		d.a.log.Error("unfinished drills not checked", "err", err)
 		return
 	}
+	const why = "the agent stopped during this drill; its rollback ran at the next start"
 	for _, row := range rows {
+		// The report as last saved while the drill ran (the timeline up to
+		// the stop); the pages and runbook runs are read again from the
+		// outbox and the journal, which may have gone further.
+		var saved drill.Report
+		if row.Report != "" {
+			if err := json.Unmarshal([]byte(row.Report), &saved); err != nil {
+				d.a.log.Warn("saved report of an interrupted drill unreadable; rebuilding from the journal alone", "id", row.ID, "err", err)
+				saved = drill.Report{}
+			}
+		}
+		if saved.ID != row.ID {
+			saved = drill.Report{ID: row.ID, Drill: row.Drill, StartedAt: row.StartedAt}
+		}
+		var rep drill.Report
 		dr, err := drill.Parse(row.Drill+" (as run)", []byte(row.Spec))
-		rep := drill.Report{ID: row.ID, Drill: row.Drill, State: drill.StateInterrupted, StartedAt: row.StartedAt, FinishedAt: time.Now(),
-			Aborted: "the agent stopped during this drill; its rollback ran at the next start"}
 		if err != nil {
+			rep = saved
+			rep.State, rep.FinishedAt, rep.Aborted = drill.StateInterrupted, time.Now(), why
 			rep.Problems = append(rep.Problems, "rollback not run: the stored drill does not parse: "+err.Error())
 		} else {
-			rep.Hypothesis, rep.Checks = dr.Hypothesis, dr.Checks
-			r := drill.NewRun(row.ID, dr, d.env())
-			rep.Problems = append(rep.Problems, r.RollbackOnly(ctx)...)
-			rep.Actions = r.Report().Actions
+			rep = drill.Resume(row.ID, dr, d.env(), saved).Interrupted(ctx, why)
 		}
 		d.a.log.Warn("drill interrupted by a restart; rollback ran", "drill", row.Drill, "id", row.ID, "problems", rep.Problems)
 		d.finish(row, rep)
 	}
+}
+
+// progress saves a running drill's report whenever it changes, so a drill
+// the agent dies in keeps its timeline (recover rebuilds the rest from the
+// journal and the outbox). Once the final report is saved no late update
+// may overwrite it.
+type progress struct {
+	d   *drills
+	row store.DrillRow
+
+	mu   sync.Mutex
+	last string
+	done bool
+}
+
+func (p *progress) save(rep drill.Report) {
+	js, err := json.Marshal(rep)
+	if err != nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.done || string(js) == p.last {
+		return
+	}
+	p.last = string(js)
+	row := p.row
+	row.Report = p.last
+	if err := p.d.a.store.SaveDrillRun(context.Background(), row); err != nil {
+		p.d.a.log.Warn("drill progress not saved", "id", row.ID, "err", err)
+	}
+}
+
+// stop ends saving: the final report follows.
+func (p *progress) stop() {
+	p.mu.Lock()
+	p.done = true
+	p.mu.Unlock()
 }
 
 func (d *drills) env() drill.Env {

@@ -499,11 +499,28 @@ func (r *Run) settleRunbooks(ctx context.Context) {
 	}
 }
 
-// RollbackOnly runs the drill's rollback (and ends its simulations) for a
-// run a dead agent left behind; it returns the problems met.
-func (r *Run) RollbackOnly(ctx context.Context) []string {
+// Resume rebuilds a run a dead agent left behind from the report it last
+// saved (the zero Report when none was saved), for Interrupted.
+func Resume(id string, d *Drill, env Env, saved Report) *Run {
+	r := NewRun(id, d, env)
+	if saved.ID == id {
+		saved.State = StateRunning
+		r.rep = saved.clone()
+		r.t0 = saved.at(MarkInjected)
+	}
+	return r
+}
+
+// Interrupted finishes a resumed run: the rollback runs (it always does),
+// the pages and runbook runs the drill caused are read back from the
+// outbox and the runbook journal, and the report keeps the timeline and
+// the measures taken before the agent stopped, in state interrupted.
+func (r *Run) Interrupted(ctx context.Context, why string) Report {
 	r.rollback(ctx)
-	return r.Report().Problems
+	r.poll(ctx)
+	r.finish(why)
+	r.update(func(rep *Report) { rep.State = StateInterrupted })
+	return r.Report()
 }
 
 // steadyAfter waits for the steady state to come back, watching events in
