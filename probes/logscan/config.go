@@ -29,7 +29,10 @@ type Config struct {
 	// RotateGrace is how long a rotated-away or deleted file is still read
 	// after it stops growing, for writers that reopen late.
 	RotateGrace model.Duration `yaml:"rotate_grace"`
-	// CheckpointInterval is how often offsets and counters are saved.
+	// CheckpointInterval is how often offsets and counters are saved while
+	// lines arrive. They are also saved at once when files rotate, are
+	// truncated or come and go, and when a scrape would otherwise export
+	// counts not saved yet (see session.go).
 	CheckpointInterval model.Duration `yaml:"checkpoint_interval"`
 	// StateFile defaults to logscan-<check>.json next to the agent's store.
 	StateFile string `yaml:"state_file,omitempty"`

@@ -110,29 +110,93 @@ func labelValue(b []byte) string {
 	return s
 }
 
-// values returns the exported series (the agent adds check and type).
-func (c *counters) values(files int) []probes.Value {
+// counts is the counters at one moment: what a checkpoint saves and, once
+// saved, what is exported. The JSON names are the state file's.
+type counts struct {
+	Lines       uint64         `json:"lines"`
+	Bytes       uint64         `json:"bytes"`
+	Rotations   uint64         `json:"rotations"`
+	Truncations uint64         `json:"truncations"`
+	LongLines   uint64         `json:"long_lines"`
+	Patterns    []patternState `json:"patterns"`
+}
+
+type patternState struct {
+	Name      string        `json:"name"`
+	Labels    []string      `json:"labels,omitempty"`
+	Total     uint64        `json:"total"`
+	LastMatch float64       `json:"last_match,omitempty"`
+	Series    []seriesState `json:"series"`
+}
+
+type seriesState struct {
+	Values []string `json:"values,omitempty"`
+	Count  uint64   `json:"count"`
+}
+
+// counts copies the counters.
+func (c *counters) counts() counts {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	k := counts{Lines: c.lines, Bytes: c.bytes, Rotations: c.rotations, Truncations: c.truncations, LongLines: c.longLines}
+	for _, pc := range c.patterns {
+		ps := patternState{Name: pc.name, Labels: pc.labelNames, Total: pc.total, LastMatch: pc.lastMatch}
+		for _, s := range pc.series {
+			ps.Series = append(ps.Series, seriesState{Values: s.labels, Count: s.n})
+		}
+		k.Patterns = append(k.Patterns, ps)
+	}
+	return k
+}
+
+// load sets the counters from saved counts: the patterns that still exist
+// (same name and labels) continue, the others start from zero.
+func (c *counters) load(k counts) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.lines, c.bytes, c.rotations, c.truncations, c.longLines = k.Lines, k.Bytes, k.Rotations, k.Truncations, k.LongLines
+	for _, ps := range k.Patterns {
+		for i := range c.patterns {
+			pc := &c.patterns[i]
+			if pc.name != ps.Name || !equalStrings(pc.labelNames, ps.Labels) {
+				continue
+			}
+			pc.total, pc.lastMatch = ps.Total, ps.LastMatch
+			pc.series = map[string]*series{}
+			for _, s := range ps.Series {
+				pc.series[joinKey(s.Values)] = &series{labels: s.Values, n: s.Count}
+			}
+		}
+	}
+}
+
+// values returns the live counters as exported series.
+func (c *counters) values(files int) []probes.Value {
+	k := c.counts()
+	return k.values(files)
+}
+
+// values returns the exported series (the agent adds check and type).
+func (k *counts) values(files int) []probes.Value {
 	out := []probes.Value{
-		{Name: "vigil_log_lines_total", Value: float64(c.lines), Counter: true},
-		{Name: "vigil_log_bytes_read_total", Value: float64(c.bytes), Counter: true},
-		{Name: "vigil_log_rotations_total", Value: float64(c.rotations), Counter: true},
-		{Name: "vigil_log_truncations_total", Value: float64(c.truncations), Counter: true},
-		{Name: "vigil_log_long_lines_total", Value: float64(c.longLines), Counter: true},
+		{Name: "vigil_log_lines_total", Value: float64(k.Lines), Counter: true},
+		{Name: "vigil_log_bytes_read_total", Value: float64(k.Bytes), Counter: true},
+		{Name: "vigil_log_rotations_total", Value: float64(k.Rotations), Counter: true},
+		{Name: "vigil_log_truncations_total", Value: float64(k.Truncations), Counter: true},
+		{Name: "vigil_log_long_lines_total", Value: float64(k.LongLines), Counter: true},
 		{Name: "vigil_log_files", Value: float64(files)},
 	}
-	for _, pc := range c.patterns {
-		for _, s := range pc.series {
-			labels := []probes.Label{{Name: "pattern", Value: pc.name}}
-			for i, n := range pc.labelNames {
-				labels = append(labels, probes.Label{Name: n, Value: s.labels[i]})
+	for _, ps := range k.Patterns {
+		for _, s := range ps.Series {
+			labels := []probes.Label{{Name: "pattern", Value: ps.Name}}
+			for i, n := range ps.Labels {
+				labels = append(labels, probes.Label{Name: n, Value: s.Values[i]})
 			}
-			out = append(out, probes.Value{Name: "vigil_log_matches_total", Labels: labels, Value: float64(s.n), Counter: true})
+			out = append(out, probes.Value{Name: "vigil_log_matches_total", Labels: labels, Value: float64(s.Count), Counter: true})
 		}
-		if pc.lastMatch > 0 {
+		if ps.LastMatch > 0 {
 			out = append(out, probes.Value{Name: "vigil_log_last_match_timestamp_seconds",
-				Labels: []probes.Label{{Name: "pattern", Value: pc.name}}, Value: pc.lastMatch})
+				Labels: []probes.Label{{Name: "pattern", Value: ps.Name}}, Value: ps.LastMatch})
 		}
 	}
 	return out

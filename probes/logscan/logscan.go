@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/vigil-project/vigil/probes"
@@ -47,6 +48,17 @@ type Logscan struct {
 	// evaluated are the pattern totals at the last Probe, for thresholds.
 	evaluated []uint64
 	lines     uint64
+
+	// While Run keeps a checkpoint, the exported counters are the last
+	// saved ones (pub), never ahead of what a restart resumes from (see
+	// session.go). want counts the scrapes asking for fresh values, done
+	// is the last one a publication answered, pubCh is closed at each
+	// publication and kick wakes Run.
+	pub   *counts
+	want  atomic.Uint64
+	done  uint64
+	pubCh chan struct{}
+	kick  chan struct{}
 }
 
 var (
@@ -65,7 +77,8 @@ func newLogscan(c probes.Config, opts probes.Options) (probes.Prober, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	l := &Logscan{cfg: cfg, check: opts.CheckName, log: log, patterns: cfg.Patterns, c: newCounters(cfg.Patterns),
-		managed: opts.StateDir != "", ready: make(chan struct{})}
+		managed: opts.StateDir != "", ready: make(chan struct{}),
+		pubCh: make(chan struct{}), kick: make(chan struct{}, 1)}
 	switch {
 	case cfg.StateFile != "":
 		l.stateFile = cfg.StateFile
@@ -85,62 +98,28 @@ func newLogscan(c probes.Config, opts probes.Options) (probes.Prober, error) {
 
 // Run follows the files until ctx ends, checkpointing as it goes.
 func (l *Logscan) Run(ctx context.Context, log *slog.Logger) {
-	m, _, _ := newMatcher(l.patterns)
-	l.c.reset()
-	t := newTailer(l.cfg, m, l.c, log)
-	if l.stateFile != "" {
-		cp, ok, err := loadCheckpoint(l.stateFile)
-		if err != nil {
-			log.Error("logscan checkpoint not usable; starting afresh", "err", err)
-		}
-		if ok {
-			t.restore(cp)
-		}
-	}
-	totals, lines := l.c.totals()
-	l.mu.Lock()
-	l.running, l.evaluated, l.lines = true, totals, lines
-	l.mu.Unlock()
+	s := l.open(log)
+	l.setRunning(true)
 	defer func() {
-		l.mu.Lock()
-		l.running = false
-		l.mu.Unlock()
+		s.close()
+		l.setRunning(false)
 	}()
 
 	wake := watch(ctx, l.cfg, log)
 	poll := time.NewTicker(time.Duration(l.cfg.PollInterval))
 	defer poll.Stop()
-	// The first pass is saved at once: an agent that dies young must not
-	// leave its successor without a checkpoint, re-reading from start_at.
-	var lastSave time.Time
-	save := func() {
-		if l.stateFile == "" {
-			return
-		}
-		if err := saveCheckpoint(l.stateFile, t.snapshot()); err != nil {
-			log.Error("logscan checkpoint not saved", "err", err)
-		}
-	}
-	defer t.close()
-	defer save()
 	for {
-		if t.discover() {
-			save()
-		}
-		t.readAll()
-		l.publish(t)
+		s.pass()
+		l.publish(s.t)
 		l.once.Do(func() { close(l.ready) })
-		// Saves after discovery (above) do not postpone this one: progress
-		// is saved every interval however often files come and go.
-		if time.Since(lastSave) >= time.Duration(l.cfg.CheckpointInterval) {
-			save()
-			lastSave = time.Now()
-		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-poll.C:
 		case <-wake:
+		case <-l.kick:
+			// A scrape waits: read what is new first, so that it sees
+			// what was written before it.
 		}
 	}
 }
@@ -156,12 +135,38 @@ func (l *Logscan) publish(t *tailer) {
 	l.mu.Unlock()
 }
 
-// Collect returns the live counters.
+// Collect returns the counters to export. While Run keeps a checkpoint
+// these are the saved ones, never ahead of what a restart resumes from, so
+// they only go up across a kill -9; to show what has been counted, the
+// scrape asks Run to checkpoint it and waits (at most collectWait).
 func (l *Logscan) Collect() []probes.Value {
 	l.mu.Lock()
-	files := l.files
-	l.mu.Unlock()
-	return l.c.values(files)
+	defer l.mu.Unlock()
+	if !l.running {
+		return l.exported()
+	}
+	gen := l.want.Add(1)
+	timeout := time.NewTimer(collectWait)
+	defer timeout.Stop()
+	for l.running && l.done < gen {
+		ch := l.pubCh
+		l.mu.Unlock()
+		select {
+		case l.kick <- struct{}{}:
+		default:
+		}
+		timedOut := false
+		select {
+		case <-ch:
+		case <-timeout.C:
+			timedOut = true
+		}
+		l.mu.Lock()
+		if timedOut {
+			break
+		}
+	}
+	return l.exported()
 }
 
 // Probe evaluates the counts since the previous evaluation. Outside the

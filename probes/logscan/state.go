@@ -16,17 +16,13 @@ const stateVersion = 1
 
 // checkpoint is the state file: offsets and counters written together, so
 // after any restart (kill -9 included) counting resumes exactly where the
-// saved counters stopped.
+// saved counters stopped. The counters are embedded so that the file keeps
+// its flat format.
 type checkpoint struct {
-	Version     int            `json:"version"`
-	SavedAt     time.Time      `json:"saved_at"`
-	Files       []fileState    `json:"files"`
-	Lines       uint64         `json:"lines"`
-	Bytes       uint64         `json:"bytes"`
-	Rotations   uint64         `json:"rotations"`
-	Truncations uint64         `json:"truncations"`
-	LongLines   uint64         `json:"long_lines"`
-	Patterns    []patternState `json:"patterns"`
+	Version int         `json:"version"`
+	SavedAt time.Time   `json:"saved_at"`
+	Files   []fileState `json:"files"`
+	counts
 }
 
 type fileState struct {
@@ -39,21 +35,9 @@ type fileState struct {
 	Draining bool   `json:"draining,omitempty"`
 }
 
-type patternState struct {
-	Name      string        `json:"name"`
-	Labels    []string      `json:"labels,omitempty"`
-	Total     uint64        `json:"total"`
-	LastMatch float64       `json:"last_match,omitempty"`
-	Series    []seriesState `json:"series"`
-}
-
-type seriesState struct {
-	Values []string `json:"values,omitempty"`
-	Count  uint64   `json:"count"`
-}
-
-// snapshot captures files and counters consistently (the owner goroutine
-// calls it between reads).
+// snapshot captures files and counters consistently. Only the owner
+// goroutine calls it, between reads: every offset then covers exactly the
+// lines the counters include.
 func (t *tailer) snapshot() checkpoint {
 	cp := checkpoint{Version: stateVersion, SavedAt: t.now()}
 	add := func(tf *tfile) {
@@ -66,17 +50,7 @@ func (t *tailer) snapshot() checkpoint {
 	for _, tf := range t.drain {
 		add(tf)
 	}
-	c := t.c
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	cp.Lines, cp.Bytes, cp.Rotations, cp.Truncations, cp.LongLines = c.lines, c.bytes, c.rotations, c.truncations, c.longLines
-	for _, pc := range c.patterns {
-		ps := patternState{Name: pc.name, Labels: pc.labelNames, Total: pc.total, LastMatch: pc.lastMatch}
-		for _, s := range pc.series {
-			ps.Series = append(ps.Series, seriesState{Values: s.labels, Count: s.n})
-		}
-		cp.Patterns = append(cp.Patterns, ps)
-	}
+	cp.counts = t.c.counts()
 	return cp
 }
 
@@ -138,39 +112,37 @@ func loadCheckpoint(path string) (checkpoint, bool, error) {
 // restore resumes from a checkpoint: counters of patterns that still
 // exist, and every file found again by device, inode and fingerprint —
 // at its old path, or renamed within its directory while the agent was
-// down (rename rotation), in which case it is drained first.
+// down (rename rotation), in which case it is drained first. A file still
+// at its path with other content was truncated after the checkpoint
+// (copytruncate): it is read from its start, and the lines of the old
+// content past the checkpoint are read from the copy when it can be found.
 func (t *tailer) restore(cp checkpoint) {
 	c := t.c
-	c.mu.Lock()
-	c.lines, c.bytes, c.rotations, c.truncations, c.longLines = cp.Lines, cp.Bytes, cp.Rotations, cp.Truncations, cp.LongLines
-	for _, ps := range cp.Patterns {
-		for i := range c.patterns {
-			pc := &c.patterns[i]
-			if pc.name != ps.Name || !equalStrings(pc.labelNames, ps.Labels) {
-				continue
-			}
-			pc.total, pc.lastMatch = ps.Total, ps.LastMatch
-			pc.series = map[string]*series{}
-			for _, s := range ps.Series {
-				pc.series[joinKey(s.Values)] = &series{labels: s.Values, n: s.Count}
-			}
-		}
-	}
-	c.mu.Unlock()
+	c.load(cp.counts)
+	// Whatever restore finds differs from the file it came from until it
+	// is saved again.
+	t.dirty = true
 
 	now := t.now()
 	watched := map[string]bool{}
 	for _, p := range t.expand() {
 		watched[p] = true
 	}
+	var truncated []*tfile
 	for _, fsv := range cp.Files {
 		t.known[fsv.Path] = true
 		tf := &tfile{path: fsv.Path, dev: fsv.Dev, ino: fsv.Ino, fp: fsv.FP, offset: fsv.Offset, skipping: fsv.Skipping, lastGrowth: now}
 		if !fsv.Draining {
 			if st, err := os.Stat(fsv.Path); err == nil {
-				if dev, ino := fileID(st); dev == fsv.Dev && ino == fsv.Ino && t.matchesFP(fsv.Path, fsv.FP) {
-					t.files[fsv.Path] = tf
-					t.log.Info("log file resumed from the checkpoint", "path", fsv.Path, "offset", fsv.Offset)
+				if dev, ino := fileID(st); dev == fsv.Dev && ino == fsv.Ino {
+					if t.matchesFP(fsv.Path, fsv.FP) {
+						t.files[fsv.Path] = tf
+						t.log.Info("log file resumed from the checkpoint", "path", fsv.Path, "offset", fsv.Offset)
+						continue
+					}
+					// The copy is looked for once every checkpointed
+					// file is tracked, so that none is read twice.
+					truncated = append(truncated, tf)
 					continue
 				}
 			}
@@ -196,6 +168,14 @@ func (t *tailer) restore(cp checkpoint) {
 		}
 		t.log.Warn("log file from the checkpoint is gone; lines written to it after the last checkpoint were not counted",
 			"path", fsv.Path, "offset", fsv.Offset)
+	}
+	for _, tf := range truncated {
+		t.log.Info("log file truncated since the checkpoint; reading it from the start", "path", tf.path, "offset", tf.offset)
+		t.truncated(tf, now)
+		// Saved with the first bytes of the new content, so that a further
+		// truncation before the next checkpoint is noticed too.
+		tf.fp = readFingerprint(tf.path, fingerprintLen)
+		t.files[tf.path] = tf
 	}
 }
 

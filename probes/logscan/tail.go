@@ -32,6 +32,10 @@ type tfile struct {
 	draining   bool
 	lastGrowth time.Time
 	size       int64
+	// rescued: a copy of truncated content not read yet. Its lines exist
+	// nowhere else (the next rotation may rewrite or compress it), so they
+	// are saved as soon as they are counted.
+	rescued bool
 }
 
 // tailer finds and reads the files of one check. Only the goroutine that
@@ -55,6 +59,14 @@ type tailer struct {
 	// errs are the current per-path problems (permission denied), shown by Probe.
 	errs map[string]string
 	now  func() time.Time
+	// dirty: offsets, files or counters changed since the last checkpoint.
+	dirty bool
+	// progress, when set, is called between reads with the state
+	// consistent (every offset covers exactly what the counters include),
+	// so that the owner can checkpoint during a long read. urgent means a
+	// truncation was just handled: the lines read from the old content
+	// exist nowhere else in the file, so they must be saved now.
+	progress func(urgent bool)
 }
 
 func newTailer(cfg *Config, m *matcher, c *counters, log *slog.Logger) *tailer {
@@ -152,6 +164,9 @@ func (t *tailer) discover() (changed bool) {
 		}
 	}
 	t.firstScan = false
+	if changed {
+		t.dirty = true
+	}
 	return changed
 }
 
@@ -162,15 +177,29 @@ func (t *tailer) readAll() {
 	for _, tf := range t.files {
 		t.read(tf, now)
 	}
+	// By index: a truncation found while reading adds the copy of the old
+	// content here, to be read in this pass. The list is only compacted
+	// after reading, so a checkpoint taken during a read sees it whole.
+	for i := 0; i < len(t.drain); i++ {
+		tf := t.drain[i]
+		t.read(tf, now)
+		if tf.rescued {
+			tf.rescued = false
+			if t.progress != nil {
+				t.progress(true)
+			}
+		}
+	}
 	kept := t.drain[:0]
 	for _, tf := range t.drain {
-		t.read(tf, now)
 		if now.Sub(tf.lastGrowth) >= time.Duration(t.cfg.RotateGrace) {
 			t.finish(tf)
+			t.dirty = true
 			continue
 		}
 		kept = append(kept, tf)
 	}
+	clear(t.drain[len(kept):])
 	t.drain = kept
 }
 
@@ -271,13 +300,22 @@ func (t *tailer) read(tf *tfile, now time.Time) {
 		return
 	}
 	size := st.Size()
-	if size < tf.offset || !t.sameStart(tf) {
+	truncated := size < tf.offset || !t.sameStart(tf)
+	if truncated && tf.draining {
+		// A rotated file, or a copy being drained, rewritten in place
+		// (cp onto the previous copy): what it holds now is not this
+		// log's unread lines, and reading it again would count lines
+		// twice. It is dropped at the end of the pass.
+		t.log.Info("rotated log file rewritten while being read; leaving it", "path", tf.path, "offset", tf.offset)
+		tf.f.Close()
+		tf.f, tf.lastGrowth = nil, time.Time{}
+		return
+	}
+	if truncated {
 		// Truncated in place (copytruncate), possibly already regrown.
+		// What was not read of the old content is gone from this file.
 		t.log.Info("log file truncated; reading it from the start", "path", tf.path, "offset", tf.offset, "size", size)
-		t.c.mu.Lock()
-		t.c.truncations++
-		t.c.mu.Unlock()
-		tf.offset, tf.fp, tf.skipping = 0, nil, false
+		t.truncated(tf, now)
 	}
 	if size > tf.size {
 		tf.lastGrowth = now
@@ -287,7 +325,14 @@ func (t *tailer) read(tf *tfile, now time.Time) {
 		fp := make([]byte, min(size, fingerprintLen))
 		if n, _ := tf.f.ReadAt(fp, 0); n == len(fp) {
 			tf.fp = fp
+			t.dirty = true
 		}
+	}
+	if truncated && t.progress != nil {
+		// Saved before the new content is read: the counts of the old
+		// content become durable with offset 0 of the new one (and its
+		// first bytes, so that a restart notices a further truncation).
+		t.progress(true)
 	}
 	for tf.offset < size {
 		n, err := tf.f.ReadAt(t.buf, tf.offset)
@@ -305,7 +350,125 @@ func (t *tailer) read(tf *tfile, now time.Time) {
 		if used == 0 {
 			return // a partial last line: wait for its newline
 		}
+		t.dirty = true
+		if t.progress != nil {
+			t.progress(false)
+		}
 	}
+}
+
+// truncated restarts tf at the start of its new content and counts the
+// truncation. The old content past tf's offset is only left in the copy
+// copytruncate made, if any: that copy is drained from the same offset.
+func (t *tailer) truncated(tf *tfile, now time.Time) {
+	if cp := t.findCopy(tf, now); cp != nil {
+		t.log.Info("reading the rest of the truncated content from its copy", "path", cp.path, "offset", cp.offset, "of", tf.path)
+		t.drain = append(t.drain, cp)
+	}
+	t.c.mu.Lock()
+	t.c.truncations++
+	t.c.mu.Unlock()
+	tf.offset, tf.fp, tf.skipping = 0, nil, false
+	t.dirty = true
+}
+
+// findCopy returns, open and ready to drain from tf's offset, the copy of
+// tf's content from before a truncation: the one other regular file in its
+// directory that starts with tf's fingerprint, is at least as long as the
+// offset and has a line end just before it. Nil when the fingerprint is
+// unknown, when the copy holds nothing past the offset, or when several
+// files qualify: reading the wrong one would count lines that this log
+// never had.
+func (t *tailer) findCopy(tf *tfile, now time.Time) *tfile {
+	if len(tf.fp) == 0 {
+		return nil
+	}
+	dir := filepath.Dir(tf.path)
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil
+	}
+	var found []*tfile
+	for _, e := range entries {
+		if !e.Type().IsRegular() {
+			continue
+		}
+		info, err := e.Info()
+		if err != nil || info.Size() < tf.offset {
+			continue
+		}
+		dev, ino := fileID(info)
+		p := filepath.Join(dir, e.Name())
+		if (dev == tf.dev && ino == tf.ino) || t.reading(p, dev, ino) {
+			continue
+		}
+		if c := t.openCopy(p, dev, ino, tf); c != nil {
+			found = append(found, c)
+		}
+	}
+	if len(found) == 1 && found[0].size > found[0].offset {
+		found[0].lastGrowth = now
+		return found[0]
+	}
+	if len(found) > 1 {
+		t.log.Warn("several files could be the copy of the truncated log; lines written before the truncation and not yet read are not counted",
+			"path", tf.path, "candidates", len(found))
+	}
+	for _, c := range found {
+		c.f.Close()
+	}
+	return nil
+}
+
+// openCopy opens p if it holds tf's old content up to tf's offset.
+func (t *tailer) openCopy(p string, dev, ino uint64, tf *tfile) *tfile {
+	// Non-blocking: the entry may have been replaced by a FIFO since it
+	// was listed, and opening that must not hang the reader.
+	f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil
+	}
+	st, err := f.Stat()
+	if err != nil || !st.Mode().IsRegular() {
+		f.Close()
+		return nil
+	}
+	if d, i := fileID(st); d != dev || i != ino {
+		f.Close()
+		return nil
+	}
+	head := make([]byte, len(tf.fp))
+	n, _ := f.ReadAt(head, 0)
+	ok := n == len(head) && bytes.Equal(head, tf.fp)
+	if ok && tf.offset > 0 && !tf.skipping {
+		var b [1]byte
+		n, _ := f.ReadAt(b[:], tf.offset-1)
+		ok = n == 1 && b[0] == '\n'
+	}
+	if !ok {
+		f.Close()
+		return nil
+	}
+	return &tfile{path: p, dev: dev, ino: ino, fp: tf.fp, offset: tf.offset, skipping: tf.skipping, f: f,
+		draining: true, size: st.Size(), rescued: true}
+}
+
+// reading reports whether the file at p, with this identity, is already
+// being read: a watched file, or a drained one that still holds what it
+// held. A previous copy rewritten in place by the next rotation holds new
+// content: its old reader drops it (see read) and it can be drained anew.
+func (t *tailer) reading(p string, dev, ino uint64) bool {
+	for _, tf := range t.files {
+		if tf.dev == dev && tf.ino == ino {
+			return true
+		}
+	}
+	for _, tf := range t.drain {
+		if tf.dev == dev && tf.ino == ino && t.matchesFP(p, tf.fp) {
+			return true
+		}
+	}
+	return false
 }
 
 // sameStart reports whether the file still begins with its fingerprint.
