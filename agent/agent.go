@@ -28,6 +28,7 @@ import (
 	"github.com/vigil-project/vigil/agent/scheduler"
 	"github.com/vigil-project/vigil/agent/store"
 	"github.com/vigil-project/vigil/agent/ui"
+	"github.com/vigil-project/vigil/internal/redact"
 	"github.com/vigil-project/vigil/probes"
 )
 
@@ -65,6 +66,9 @@ type Agent struct {
 	locker   interface{ Close() error }
 	web      *webConfig
 	hosts    *hostAllowList
+	// secrets masks the config's secret values in what runbook and drill
+	// steps print; refreshed on reload.
+	secrets  *redact.Redactor
 	csrf     csrfKey
 	ui       *ui.Pages
 	ready    atomic.Bool
@@ -119,6 +123,7 @@ func New(ctx context.Context, opts Options) (*Agent, error) {
 		store:    st,
 		web:      wc,
 		hosts:    newHostAllowList(listenAddresses(opts.Web), opts.AllowedHosts),
+		secrets:  redact.New(config.SecretValues(cfg)),
 		csrf:     newCSRFKey(),
 		ui:       ui.New(),
 		last:     map[string]probes.Result{},
@@ -387,6 +392,7 @@ func (a *Agent) Reload(ctx context.Context) error {
 	a.setConfig(cfg, jobs)
 	a.rules.apply(cfg, groups)
 	a.pager.apply(plan)
+	a.secrets.Set(config.SecretValues(cfg))
 	a.runbooks.SetRunbooks(rbs)
 	a.drills.set(drs)
 	if err := a.sched.Update(ctx, jobs); err != nil {

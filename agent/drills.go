@@ -359,7 +359,7 @@ func (d *drills) env() drill.Env {
 	a := d.a
 	return drill.Env{
 		RunCheck: a.sched.RunNow,
-		Steps:    runbook.Env{HTTP: &http.Client{}},
+		Steps:    runbook.Env{HTTP: &http.Client{}, Redactor: a.secrets},
 		Simulate: func(id string, s drill.Simulate) {
 			d.mu.Lock()
 			defer d.mu.Unlock()

@@ -141,5 +141,5 @@ func (rp runbookPager) send(ctx context.Context, to, receiver, title, message st
 }
 
 func runbookEnv(a *Agent) runbook.Env {
-	return runbook.Env{HTTP: &http.Client{}, Checker: runbookChecker{a}, Pager: runbookPager{a.pager}}
+	return runbook.Env{HTTP: &http.Client{}, Checker: runbookChecker{a}, Pager: runbookPager{a.pager}, Redactor: a.secrets}
 }

@@ -117,18 +117,19 @@ func (c *Check) Fingerprint() string {
 	walkSecrets(reflect.ValueOf(c.Spec), func(s probes.Secret) {
 		h.Write([]byte{0})
 		h.Write([]byte(s.Reveal()))
-	})
+	}, nil)
 	return hex.EncodeToString(h.Sum(nil))
 }
 
 var secretType = reflect.TypeFor[probes.Secret]()
 
-// walkSecrets calls fn for every Secret inside v, in field order.
-func walkSecrets(v reflect.Value, fn func(probes.Secret)) {
+// walkSecrets calls fn for every Secret inside v, in field order, and
+// file (when not nil) for every *_file field that names a secret.
+func walkSecrets(v reflect.Value, fn func(probes.Secret), file func(path string)) {
 	switch v.Kind() {
 	case reflect.Pointer, reflect.Interface:
 		if !v.IsNil() {
-			walkSecrets(v.Elem(), fn)
+			walkSecrets(v.Elem(), fn, file)
 		}
 	case reflect.Struct:
 		if v.Type() == secretType {
@@ -136,18 +137,26 @@ func walkSecrets(v reflect.Value, fn func(probes.Secret)) {
 			return
 		}
 		for i := range v.NumField() {
-			if v.Type().Field(i).IsExported() {
-				walkSecrets(v.Field(i), fn)
+			f := v.Type().Field(i)
+			if !f.IsExported() {
+				continue
 			}
+			if file != nil && isSecretFileField(f) {
+				if path := v.Field(i).String(); path != "" {
+					file(path)
+				}
+				continue
+			}
+			walkSecrets(v.Field(i), fn, file)
 		}
 	case reflect.Slice, reflect.Array:
 		for i := range v.Len() {
-			walkSecrets(v.Index(i), fn)
+			walkSecrets(v.Index(i), fn, file)
 		}
 	case reflect.Map:
 		iter := v.MapRange()
 		for iter.Next() {
-			walkSecrets(iter.Value(), fn)
+			walkSecrets(iter.Value(), fn, file)
 		}
 	}
 }

@@ -170,8 +170,17 @@ func (m *Manager) Start(ctx context.Context) error {
 	}
 	now := m.opts.Now()
 	for _, r := range runs {
+		// A step's processes may have outlived the agent (a grandchild
+		// that Pdeathsig does not reach): they act outside any lock now,
+		// and a resumed step must not run beside them.
+		killed, orphanErr := killOrphans(r.ID)
+		if killed > 0 {
+			m.opts.Logger.Warn("killed processes a step of an interrupted run left running", "run", r.ID, "runbook", r.Runbook, "processes", killed)
+		}
 		msg := "the agent stopped during this run; its steps are not re-run automatically (the runbook is not resumable): check the target and re-trigger by hand"
-		if rb := m.runbook(r.Runbook); rb != nil && rb.Resumable {
+		if orphanErr != nil {
+			msg = "the agent stopped during this run and it is not resumed: " + orphanErr.Error()
+		} else if rb := m.runbook(r.Runbook); rb != nil && rb.Resumable {
 			err := m.resume(ctx, rb, r)
 			if err == nil {
 				continue

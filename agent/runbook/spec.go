@@ -23,6 +23,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/vigil-project/vigil/agent/notify/route"
+	"github.com/vigil-project/vigil/probes"
 )
 
 // Mode says how much a runbook may do on its own.
@@ -145,11 +146,45 @@ type HTTPStep struct {
 }
 
 // ExecStep runs a program with an argument list — never a shell string.
+// The program gets a minimal environment (see execEnv), never the agent's.
 type ExecStep struct {
 	Argv []string `yaml:"argv" json:"argv"`
 	Dir  string   `yaml:"dir" json:"dir,omitempty"`
 	// MaxOutput bounds the captured stdout+stderr (default 64 KiB).
 	MaxOutput int `yaml:"max_output" json:"max_output,omitempty"`
+	// Env adds variables with literal values.
+	Env map[string]string `yaml:"env" json:"env,omitempty"`
+	// SecretEnv passes secrets, each from an environment reference of the
+	// agent ("${PG_PASSWORD}") or a file ({file: /etc/vigil/pg.pass});
+	// never journaled, and their values are redacted from the output.
+	SecretEnv map[string]SecretRef `yaml:"secret_env" json:"secret_env,omitempty"`
+}
+
+// SecretRef is a secret_env value: "${NAME}" from the agent's environment,
+// or {file: PATH} (one trailing newline dropped). It marshals redacted.
+type SecretRef struct {
+	probes.Secret
+}
+
+func (s *SecretRef) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.MappingNode {
+		return s.Secret.UnmarshalYAML(n)
+	}
+	var f struct {
+		File string `yaml:"file"`
+	}
+	if len(n.Content) != 2 || n.Content[0].Value != "file" {
+		return errors.New("expected ${NAME} or {file: PATH}")
+	}
+	if err := n.Decode(&f); err != nil {
+		return err
+	}
+	v, err := probes.ReadSecretFile(f.File)
+	if err != nil {
+		return err
+	}
+	s.Secret = v
+	return nil
 }
 
 // CheckStep runs a configured check (now, or until it passed Successes
@@ -183,6 +218,9 @@ const (
 )
 
 var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{0,62}$`)
+
+// envNameRE is a portable environment variable name.
+var envNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
 // Error is a problem in a runbook file, with its position when known.
 type Error struct {
@@ -343,6 +381,19 @@ func (s *Step) validate(list string) []fieldErr {
 		}
 		if s.Exec.MaxOutput == 0 {
 			s.Exec.MaxOutput = DefaultMaxOutput
+		}
+		for k := range s.Exec.Env {
+			if !envNameRE.MatchString(k) || strings.HasPrefix(k, "VIGIL_") {
+				bad("exec.env."+k, "must be a variable name (letters, digits, _) not starting with VIGIL_")
+			}
+		}
+		for k := range s.Exec.SecretEnv {
+			if !envNameRE.MatchString(k) || strings.HasPrefix(k, "VIGIL_") {
+				bad("exec.secret_env."+k, "must be a variable name (letters, digits, _) not starting with VIGIL_")
+			}
+			if _, dup := s.Exec.Env[k]; dup {
+				bad("exec.secret_env."+k, "is also set under env")
+			}
 		}
 	case s.Check != nil:
 		if s.Check.Name == "" {

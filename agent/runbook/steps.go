@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
@@ -55,8 +53,17 @@ type Env struct {
 	Approved func(ctx context.Context) (bool, error)
 	// Fencing is the lock's fencing token for this run.
 	Fencing int64
-	// RunID keys idempotency headers.
+	// RunID keys idempotency headers, and marks exec steps' processes
+	// (VIGIL_RUN_ID) so a restarted agent can find what a dead one left.
 	RunID string
+	// Redactor masks known secret values in what steps print and in their
+	// errors, before the journal, the logs or the API see them.
+	Redactor Redactor
+}
+
+// Redactor masks secret values in text (internal/redact implements it).
+type Redactor interface {
+	Redact(s string) string
 }
 
 // Outcome is what one attempt of a step produced, for the journal.
@@ -65,13 +72,37 @@ type Outcome struct {
 	Status int    `json:"status,omitempty"`
 }
 
-// execute runs one attempt of a rendered step within ctx.
+// execute runs one attempt of a rendered step within ctx. What the step
+// produced is redacted before anyone records it.
 func execute(ctx context.Context, s *Step, r RenderedStep, env Env) (Outcome, error) {
+	out, err := executeKind(ctx, s, r, env)
+	if env.Redactor != nil {
+		out.Output = env.Redactor.Redact(out.Output)
+		if err != nil {
+			if red := env.Redactor.Redact(err.Error()); red != err.Error() {
+				err = redactedError{msg: red, err: err}
+			}
+		}
+	}
+	return out, err
+}
+
+// redactedError shows a redacted message and keeps the original for
+// errors.Is (a deadline, a cancellation).
+type redactedError struct {
+	msg string
+	err error
+}
+
+func (e redactedError) Error() string { return e.msg }
+func (e redactedError) Unwrap() error { return e.err }
+
+func executeKind(ctx context.Context, s *Step, r RenderedStep, env Env) (Outcome, error) {
 	switch {
 	case s.HTTP != nil:
 		return doHTTP(ctx, s.HTTP, r, env)
 	case s.Exec != nil:
-		return doExec(ctx, s.Exec, r)
+		return doExec(ctx, s.Exec, r, env)
 	case s.Check != nil:
 		return doCheck(ctx, s.Check, env)
 	case s.Wait != nil:
@@ -167,25 +198,6 @@ func (b *boundedBuffer) String() string {
 		return fmt.Sprintf("%s\n… %d more bytes not kept", b.buf.String(), b.dropped)
 	}
 	return b.buf.String()
-}
-
-func doExec(ctx context.Context, e *ExecStep, r RenderedStep) (Outcome, error) {
-	// An argv list, never a shell: label values are single arguments.
-	cmd := exec.CommandContext(ctx, r.Argv[0], r.Argv[1:]...)
-	cmd.Dir = e.Dir
-	cmd.Env = append(os.Environ(), r.Env...)
-	out := &boundedBuffer{max: e.MaxOutput}
-	cmd.Stdout, cmd.Stderr = out, out
-	cmd.WaitDelay = time.Second
-	err := cmd.Run()
-	o := Outcome{Output: strings.TrimSpace(out.String())}
-	if cmd.ProcessState != nil {
-		o.Status = cmd.ProcessState.ExitCode()
-	}
-	if err != nil {
-		return o, fmt.Errorf("%s: %w", r.Argv[0], err)
-	}
-	return o, nil
 }
 
 // doCheck runs the check until it passed Successes times in a row, within
