@@ -178,7 +178,7 @@ func TestRulesAndQueryAPI(t *testing.T) {
 // under vigil rules test and, where installed, under the real promtool.
 func TestShippedRules(t *testing.T) {
 	stdout, stderr, code := run(t, "rules", "check", "../../examples/rules/vigil.rules.yml")
-	if code != 0 || !strings.Contains(stdout, "SUCCESS: 13 rules found") {
+	if code != 0 || !strings.Contains(stdout, "SUCCESS: 14 rules found") {
 		t.Fatalf("rules check: %d\n%s%s", code, stdout, stderr)
 	}
 	stdout, stderr, code = run(t, "rules", "test", "../../examples/rules/vigil.rules.test.yml")
