@@ -516,6 +516,14 @@ func Resume(id string, d *Drill, env Env, saved Report) *Run {
 // outbox and the runbook journal, and the report keeps the timeline and
 // the measures taken before the agent stopped, in state interrupted.
 func (r *Run) Interrupted(ctx context.Context, why string) Report {
+	// An inject step's program died with the agent, but what it started
+	// may still be injecting the fault (it carries the drill's id in
+	// VIGIL_RUN_ID): it goes before the rollback removes the fault.
+	if n, err := runbook.KillLeftovers(r.ID); err != nil {
+		r.problem("processes an inject step left running could not be stopped: %v", err)
+	} else if n > 0 {
+		r.problem("killed %d process(es) an inject step left running when the agent stopped", n)
+	}
 	r.rollback(ctx)
 	r.poll(ctx)
 	r.finish(why)

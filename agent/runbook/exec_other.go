@@ -2,11 +2,16 @@
 
 package runbook
 
-import "os/exec"
+import (
+	"errors"
+	"os/exec"
+)
 
-// runInGroup runs cmd; process groups that die with the agent are
-// implemented on Linux only.
-func runInGroup(cmd *exec.Cmd) error { return cmd.Run() }
+// runInGroup runs cmd; process groups that die with the agent, and
+// records of them, are implemented on Linux only.
+func runInGroup(cmd *exec.Cmd, _ func(Process) error) error { return cmd.Run() }
 
-// killOrphans finds nothing outside Linux (no /proc environ to read).
-func killOrphans(string) (int, error) { return 0, nil }
+func sigkill(int) error { return errors.ErrUnsupported }
+
+// stop finds nothing outside Linux (no /proc to read).
+func (reaper) stop(string, []Process) (int, error) { return 0, nil }

@@ -42,7 +42,7 @@ steps:
 	if err != nil {
 		t.Fatal(err)
 	}
-	env := Env{RunID: "run-1", Redactor: redact.New([]string{"postgres://u:config-pw-3456@db/x", "agent-env-token-1234"})}
+	env := Env{RunID: "run-exec-env-test", Redactor: redact.New([]string{"postgres://u:config-pw-3456@db/x", "agent-env-token-1234"})}
 	d := Data{Labels: map[string]string{"check": "invoice_qr"}}
 	r, _ := rb.Steps[0].Render(d)
 	if strings.Contains(fmt.Sprint(r), "step-pw") || strings.Contains(fmt.Sprint(r), "file-pw") {
@@ -58,7 +58,7 @@ steps:
 		vars[k] = v
 	}
 	want := map[string]string{"PATH": os.Getenv("PATH"), "TZ": "Asia/Shanghai", "HOME": os.Getenv("HOME"), "PGHOST": "db1",
-		"VIGIL_ALERT_CHECK": "invoice_qr", "VIGIL_RUN_ID": "run-1", "PGPASSWORD": redact.Mask, "API_TOKEN": redact.Mask}
+		"VIGIL_ALERT_CHECK": "invoice_qr", "VIGIL_RUN_ID": "run-exec-env-test", "PGPASSWORD": redact.Mask, "API_TOKEN": redact.Mask}
 	if os.Getenv("HOME") == "" {
 		want["HOME"] = "/"
 	}
@@ -90,12 +90,13 @@ steps:
 func TestSecretEnvValidation(t *testing.T) {
 	t.Setenv("VIGIL_TEST_X", "x-value-1")
 	for name, tt := range map[string]struct{ yaml, want string }{
-		"inline secret":    {"secret_env: {A: hunter2}", "secrets cannot be written inline"},
+		"inline secret":    {"secret_env: {A: hunter2}", "x.yml:6: secret_env: secrets cannot be written inline"},
 		"bad name":         {"env: {'A-B': x}", "exec.env.A-B: must be a variable name"},
 		"reserved name":    {"env: {VIGIL_RUN_ID: x}", "exec.env.VIGIL_RUN_ID: must be a variable name"},
 		"both":             {"env: {A: x}\n      secret_env: {A: '${VIGIL_TEST_X}'}", "exec.secret_env.A: is also set under env"},
-		"missing file":     {"secret_env: {A: {file: /nonexistent/pw}}", "no such file"},
-		"unknown ref form": {"secret_env: {A: {path: /x}}", "expected ${NAME} or {file: PATH}"},
+		"missing file":     {"secret_env: {A: {file: /nonexistent/pw}}", "x.yml:6: secret_env: read secret file: open /nonexistent/pw: no such file"},
+		"unknown ref form": {"secret_env: {A: {path: /x}}", "x.yml:6: secret_env: expected ${NAME} or {file: PATH}"},
+		"extra key":        {"secret_env: {A: {file: /x, mode: 1}}", "x.yml:6: secret_env: expected ${NAME} or {file: PATH}"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := Parse("x.yml", []byte("name: x\ntrigger: {manual: true}\nsteps:\n  - exec:\n      argv: [true]\n      "+tt.yaml+"\n"))
@@ -110,7 +111,8 @@ func TestSecretEnvValidation(t *testing.T) {
 }
 
 // TestExecGroupKilled: a step's background processes do not outlive it,
-// whether it finishes, times out or is aborted.
+// whether it finishes, times out or is aborted, nor does one it detached
+// from its group (found by the run's marker).
 func TestExecGroupKilled(t *testing.T) {
 	t.Parallel()
 	for _, tt := range []struct {
@@ -120,6 +122,7 @@ func TestExecGroupKilled(t *testing.T) {
 	}{
 		{"finished, child left behind", `sleep 60 & echo $! > "$1"; exit 0`, 10 * time.Second},
 		{"timed out", `sleep 60 & echo $! > "$1"; wait`, 300 * time.Millisecond},
+		{"finished, detached child left behind", `setsid sleep 60 & echo $! > "$1"; exit 0`, 10 * time.Second},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
@@ -129,7 +132,7 @@ func TestExecGroupKilled(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), tt.timeout)
 			defer cancel()
 			start := time.Now()
-			execute(ctx, s, r, Env{})
+			execute(ctx, s, r, Env{RunID: "group-killed-" + strings.ReplaceAll(tt.name, " ", "-")})
 			if took := time.Since(start); took > 5*time.Second {
 				t.Errorf("the step took %s", took)
 			}

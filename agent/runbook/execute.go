@@ -27,6 +27,13 @@ type Journal interface {
 	StepFinished(ctx context.Context, phase string, index, attempt int, out Outcome, err error, took time.Duration) error
 }
 
+// ProcessJournal is implemented by journals that record the process group
+// each exec step starts, so that a restarted agent can find and kill what
+// a dead one's step left before it runs the step again.
+type ProcessJournal interface {
+	StepProcess(ctx context.Context, phase string, index, attempt int, p Process) error
+}
+
 // ErrJournal wraps a failure to write the journal: the run stops, since a
 // step whose start was not recorded must not run.
 var ErrJournal = errors.New("journal")
@@ -172,6 +179,10 @@ func runStep(ctx context.Context, phase string, i int, s *Step, d Data, env Env,
 		}
 		sctx, cancel := context.WithTimeout(ctx, timeout)
 		start := time.Now()
+		env := env
+		if pj, ok := j.(ProcessJournal); ok {
+			env.started = func(p Process) error { return pj.StepProcess(ctx, phase, i, attempt, p) }
+		}
 		out, err := execute(sctx, s, r, env)
 		if err != nil && sctx.Err() == context.DeadlineExceeded && ctx.Err() == nil {
 			err = fmt.Errorf("timed out after %s: %w", timeout, err)

@@ -22,6 +22,7 @@ import (
 	"github.com/vigil-project/vigil/agent/notify/route"
 	"github.com/vigil-project/vigil/agent/runbook/lock"
 	"github.com/vigil-project/vigil/agent/store"
+	"github.com/vigil-project/vigil/internal/redact"
 )
 
 // The lock and state backends (local, etcd) live in agent/runbook/lock.
@@ -81,6 +82,11 @@ type Manager struct {
 	triggered map[string]int64
 	wg        sync.WaitGroup
 	ctx       context.Context
+	// secrets masks the secret_env values of every loaded runbook in
+	// every run's output, besides what Env.Redactor knows.
+	secrets *redact.Redactor
+	// reap deals with the processes a dead agent's steps left.
+	reap reaper
 }
 
 type activeRun struct {
@@ -101,7 +107,8 @@ func NewManager(opts Options) *Manager {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	m := &Manager{opts: opts, metrics: vm.NewSet(), runbooks: map[string]*Runbook{}, active: map[string]*activeRun{}, triggered: map[string]int64{}}
+	m := &Manager{opts: opts, metrics: vm.NewSet(), runbooks: map[string]*Runbook{}, active: map[string]*activeRun{}, triggered: map[string]int64{},
+		secrets: redact.New(nil), reap: defaultReaper()}
 	m.metrics.NewGauge("vigil_runbook_running", func() float64 {
 		m.mu.Lock()
 		defer m.mu.Unlock()
@@ -118,6 +125,7 @@ func (m *Manager) WritePrometheus(w io.Writer) {
 // SetRunbooks replaces the loaded runbooks (config reload); runs in
 // progress continue with the definition they started with.
 func (m *Manager) SetRunbooks(rbs []*Runbook) {
+	m.secrets.Set(SecretValues(rbs))
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.runbooks = map[string]*Runbook{}
@@ -173,13 +181,13 @@ func (m *Manager) Start(ctx context.Context) error {
 		// A step's processes may have outlived the agent (a grandchild
 		// that Pdeathsig does not reach): they act outside any lock now,
 		// and a resumed step must not run beside them.
-		killed, orphanErr := killOrphans(r.ID)
+		killed, orphanErr := m.stopLeftovers(ctx, r.ID)
 		if killed > 0 {
 			m.opts.Logger.Warn("killed processes a step of an interrupted run left running", "run", r.ID, "runbook", r.Runbook, "processes", killed)
 		}
 		msg := "the agent stopped during this run; its steps are not re-run automatically (the runbook is not resumable): check the target and re-trigger by hand"
 		if orphanErr != nil {
-			msg = "the agent stopped during this run and it is not resumed: " + orphanErr.Error()
+			msg = "the agent stopped during this run and it is not resumed, so that no second copy of its step runs beside the first: " + orphanErr.Error() + "; kill them, check the target and re-trigger by hand"
 		} else if rb := m.runbook(r.Runbook); rb != nil && rb.Resumable {
 			err := m.resume(ctx, rb, r)
 			if err == nil {
@@ -194,6 +202,26 @@ func (m *Manager) Start(ctx context.Context) error {
 		m.opts.Logger.Warn("runbook run interrupted by a restart", "run", r.ID, "runbook", r.Runbook, "target", r.Target)
 	}
 	return nil
+}
+
+// stopLeftovers kills what the steps of an interrupted run left running:
+// the process groups its journal recorded and the processes carrying its
+// marker. An error means some could not be made to go.
+func (m *Manager) stopLeftovers(ctx context.Context, id string) (int, error) {
+	_, evs, err := m.opts.Journal.Run(ctx, id)
+	if err != nil {
+		// The marker still finds what kept its environment; a resume
+		// reads the journal again and fails on its own.
+		m.opts.Logger.Error("runbook journal unreadable: only marked processes are looked for", "run", id, "err", err)
+	}
+	var groups []Process
+	for _, ev := range evs {
+		var p Process
+		if ev.Kind == "process" && json.Unmarshal([]byte(ev.Detail), &p) == nil {
+			groups = append(groups, p)
+		}
+	}
+	return m.reap.stop(id, groups)
 }
 
 // resume continues an unfinished run of a resumable runbook at the step
@@ -505,6 +533,7 @@ func (m *Manager) run(ctx context.Context, rb *Runbook, rs runStart, ar *activeR
 	}
 	env := m.opts.Env
 	env.RunID, env.Fencing = row.ID, row.Fencing
+	env.Redactor = redactors{m.opts.Env.Redactor, m.secrets}
 	if id, ok := DrillOf(rs.data.Labels); ok && env.Pager != nil {
 		env.Pager = drillPager{p: env.Pager, id: id}
 	}
@@ -558,6 +587,14 @@ func (j journal) StepFinished(ctx context.Context, phase string, i, attempt int,
 	}
 	j.m.metrics.GetOrCreateSummary(fmt.Sprintf(`vigil_runbook_step_duration_seconds{phase=%q}`, phase)).Update(took.Seconds())
 	return j.m.opts.Journal.AddRunEvent(context.WithoutCancel(ctx), j.id, ev)
+}
+
+// StepProcess records the process group an exec step started, for
+// stopLeftovers after a restart.
+func (j journal) StepProcess(ctx context.Context, phase string, i, attempt int, p Process) error {
+	detail, _ := json.Marshal(p)
+	return j.m.opts.Journal.AddRunEvent(context.WithoutCancel(ctx), j.id, store.RunEvent{At: j.m.opts.Now(), Kind: "process", Phase: phase, Step: i, Attempt: attempt,
+		Detail: string(detail)})
 }
 
 // ErrNotActive is returned when a run is not waiting for what was asked.

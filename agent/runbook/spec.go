@@ -167,25 +167,39 @@ type SecretRef struct {
 }
 
 func (s *SecretRef) UnmarshalYAML(n *yaml.Node) error {
+	// yaml.v3 returns an unmarshaler's error as it is, without the
+	// position it gives its own: Parse reads the line from lineError.
 	if n.Kind != yaml.MappingNode {
-		return s.Secret.UnmarshalYAML(n)
+		if err := s.Secret.UnmarshalYAML(n); err != nil {
+			return lineError{line: n.Line, err: fmt.Errorf("secret_env: %w", err)}
+		}
+		return nil
 	}
 	var f struct {
 		File string `yaml:"file"`
 	}
 	if len(n.Content) != 2 || n.Content[0].Value != "file" {
-		return errors.New("expected ${NAME} or {file: PATH}")
+		return lineError{line: n.Line, err: errors.New("secret_env: expected ${NAME} or {file: PATH}")}
 	}
 	if err := n.Decode(&f); err != nil {
-		return err
+		return lineError{line: n.Line, err: fmt.Errorf("secret_env: %w", err)}
 	}
 	v, err := probes.ReadSecretFile(f.File)
 	if err != nil {
-		return err
+		return lineError{line: n.Line, err: fmt.Errorf("secret_env: %w", err)}
 	}
 	s.Secret = v
 	return nil
 }
+
+// lineError is a decoding error at a line of the file.
+type lineError struct {
+	line int
+	err  error
+}
+
+func (e lineError) Error() string { return e.err.Error() }
+func (e lineError) Unwrap() error { return e.err }
 
 // CheckStep runs a configured check (now, or until it passed Successes
 // times in a row within Within).
@@ -247,6 +261,10 @@ func Parse(file string, data []byte) (*Runbook, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(rb); err != nil {
+		var le lineError
+		if errors.As(err, &le) {
+			return nil, Error{File: file, Line: le.line, Msg: le.Error()}
+		}
 		return nil, Error{File: file, Msg: strings.TrimPrefix(err.Error(), "yaml: ")}
 	}
 	var errs []error

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Checker runs a configured check now (the agent's scheduler).
@@ -59,11 +60,28 @@ type Env struct {
 	// Redactor masks known secret values in what steps print and in their
 	// errors, before the journal, the logs or the API see them.
 	Redactor Redactor
+
+	// started records the process group an exec step started (set per
+	// attempt by runStep when the journal keeps processes), before the
+	// step is waited for: a restarted agent reads it to find that group.
+	started func(Process) error
 }
 
 // Redactor masks secret values in text (internal/redact implements it).
 type Redactor interface {
 	Redact(s string) string
+}
+
+// redactors masks with each of its non-nil redactors in turn.
+type redactors []Redactor
+
+func (rs redactors) Redact(s string) string {
+	for _, r := range rs {
+		if r != nil {
+			s = r.Redact(s)
+		}
+	}
+	return s
 }
 
 // Outcome is what one attempt of a step produced, for the journal.
@@ -167,23 +185,39 @@ func doHTTP(ctx context.Context, h *HTTPStep, r RenderedStep, env Env) (Outcome,
 		return Outcome{}, err
 	}
 	defer resp.Body.Close()
-	out, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
-	o := Outcome{Status: resp.StatusCode, Output: strings.TrimSpace(string(out))}
+	// Only what is kept is read: a large body is not drained to count it.
+	out := &boundedBuffer{max: maxHTTPOutput, uncounted: true}
+	io.Copy(out, io.LimitReader(resp.Body, maxHTTPOutput+redactSlack+1))
+	o := Outcome{Status: resp.StatusCode, Output: out.text(env.Redactor)}
 	if !slices.Contains(h.ExpectStatus, resp.StatusCode) {
 		return o, fmt.Errorf("status %d, expected %v", resp.StatusCode, h.ExpectStatus)
 	}
 	return o, nil
 }
 
-// boundedBuffer keeps the first max bytes written and counts the rest.
+// maxHTTPOutput bounds the response body an http step keeps.
+const maxHTTPOutput = 4 << 10
+
+// redactSlack is how far past its limit output is kept until it has been
+// redacted. Cutting first could split a secret at the limit and keep its
+// head, which no redactor would then recognise; a secret longer than this
+// that straddles the limit can still leave its head.
+const redactSlack = 4 << 10
+
+// boundedBuffer keeps the first max+redactSlack bytes written and counts
+// the rest. It is redacted as a whole (text), never per Write: a program
+// may print a secret in pieces.
 type boundedBuffer struct {
 	buf     bytes.Buffer
 	max     int
 	dropped int
+	// uncounted: the source was not read to its end, so the note on
+	// what was cut gives no number.
+	uncounted bool
 }
 
 func (b *boundedBuffer) Write(p []byte) (int, error) {
-	room := b.max - b.buf.Len()
+	room := b.max + redactSlack - b.buf.Len()
 	if room > 0 {
 		b.buf.Write(p[:min(room, len(p))])
 	}
@@ -193,11 +227,30 @@ func (b *boundedBuffer) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func (b *boundedBuffer) String() string {
-	if b.dropped > 0 {
-		return fmt.Sprintf("%s\n… %d more bytes not kept", b.buf.String(), b.dropped)
+// text returns the output trimmed, with every value red knows masked, and
+// only then cut to max bytes (at a character boundary), with a note of how
+// much was not kept.
+func (b *boundedBuffer) text(red Redactor) string {
+	s := strings.TrimSpace(b.buf.String())
+	if red != nil {
+		s = red.Redact(s)
 	}
-	return b.buf.String()
+	dropped := b.dropped
+	if len(s) > b.max {
+		cut := b.max
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut--
+		}
+		dropped += len(s) - cut
+		s = s[:cut]
+	}
+	switch {
+	case dropped > 0 && b.uncounted:
+		return s + "\n… more bytes not kept"
+	case dropped > 0:
+		return fmt.Sprintf("%s\n… %d more bytes not kept", s, dropped)
+	}
+	return s
 }
 
 // doCheck runs the check until it passed Successes times in a row, within
