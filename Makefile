@@ -92,10 +92,14 @@ bench-notify:
 bench-logscan:
 	RUNS=$${RUNS:-3} $(GO) test -tags peerbench -run TestPeerLogscanThroughput -count 1 -v -timeout 30m ./probes/logscan/ | grep -E 'lines|ok|FAIL'
 
+# -fuzzminimizetime for the invoice decoders: each input takes milliseconds,
+# so minimising a new one for the default 60s would use up a short -fuzztime.
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) ./agent/config
 	$(GO) test -run '^$$' -fuzz FuzzMatcher -fuzztime $(FUZZTIME) ./probes/logscan
 	$(GO) test -run '^$$' -fuzz FuzzParsePayload -fuzztime $(FUZZTIME) ./probes/invoice/einvoice
+	$(GO) test -run '^$$' -fuzz FuzzDecodeQRBytes -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./probes/invoice
+	$(GO) test -run '^$$' -fuzz FuzzQRFromPDF -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./probes/invoice
 
 clean:
 	rm -rf bin data

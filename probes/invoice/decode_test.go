@@ -193,6 +193,12 @@ func BenchmarkDecodeQR256(b *testing.B) {
 func FuzzQRFromPDF(f *testing.F) {
 	f.Add([]byte("%PDF-1.4 garbage"))
 	f.Add(pdfWith(f, qrImage(f, samplePayload, 64)))
+	// Size bombs, small as seeds: a huge declared image, a small image and
+	// a soft mask that inflate past their size (see bomb_test.go).
+	f.Add(pdfWithImage(45000, 45000, zeroZlib(f, 45001), ""))
+	f.Add(pdfWithImage(100, 100, zeroZlib(f, 1<<20), ""))
+	f.Add(pdfWithImage(100, 100, zeroZlib(f, 100*101), "/SMask 6 0 R",
+		pdfStream("/Subtype /Image /Width 100 /Height 100 /ColorSpace /DeviceGray /BitsPerComponent 8 /Filter /FlateDecode", zeroZlib(f, 1<<20))))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		QRFromPDF(b)
 	})
