@@ -75,10 +75,14 @@ func pngChunk(typ string, data []byte) []byte {
 }
 
 // greyPNG is a w×h 8-bit grey PNG around the given IDAT stream.
-func greyPNG(w, h int, idat []byte) []byte {
+func greyPNG(w, h int, idat []byte) []byte { return encodedPNG(w, h, 8, 0, idat) }
+
+// encodedPNG is a PNG of the given bit depth and colour type (0 grey, 6
+// RGBA) around a ready IDAT stream.
+func encodedPNG(w, h int, depth, colorType byte, idat []byte) []byte {
 	ihdr := binary.BigEndian.AppendUint32(nil, uint32(w))
 	ihdr = binary.BigEndian.AppendUint32(ihdr, uint32(h))
-	ihdr = append(ihdr, 8, 0, 0, 0, 0) // 8 bits, grey, deflate, no filter, no interlace
+	ihdr = append(ihdr, depth, colorType, 0, 0, 0) // deflate, no filter, no interlace
 	b := []byte("\x89PNG\r\n\x1a\n")
 	b = append(b, pngChunk("IHDR", ihdr)...)
 	b = append(b, pngChunk("IDAT", idat)...)
@@ -142,6 +146,10 @@ func bombCases() []bombCase {
 			"png image 15000x15000 (225 MP) exceeds the 16 MP limit"},
 		{"PNG 45000x45000 (2025 MP, 2.4 MB)", "png", func(t testing.TB) []byte { return pngBomb(t, 45000, 45000) },
 			"png image 45000x45000 (2025 MP) exceeds the 16 MP limit"},
+		// Under the pixel cap, but 8 bytes a pixel: 128 MB decoded.
+		{"PNG 4000x4000 16-bit RGBA (16 MP, 128 MB decoded)", "png", func(t testing.TB) []byte {
+			return encodedPNG(4000, 4000, 16, 6, zeroZlib(t, 4000*(1+4000*8)))
+		}, "png image 4000x4000 at 8 bytes a pixel needs 128 MB, over the 64 MB limit"},
 		{"PDF image declaring 45000x45000", "pdf", func(t testing.TB) []byte {
 			return pdfWithImage(45000, 45000, zeroZlib(t, 45001), "")
 		}, "image 45000x45000 (2025 MP) exceeds the 16 MP limit"},
@@ -209,6 +217,10 @@ func TestBombGeneratorsAreValid(t *testing.T) {
 	}
 	if r := img.Bounds(); r.Dx() != 2500 || r.Dy() != 1700 {
 		t.Fatalf("PNG bomb decodes to %v", r)
+	}
+	img, err = png.Decode(bytes.NewReader(encodedPNG(300, 200, 16, 6, zeroZlib(t, 200*(1+300*8)))))
+	if err != nil || img.Bounds().Dx() != 300 {
+		t.Fatalf("16-bit RGBA PNG does not decode: %v", err)
 	}
 	for _, n := range []int64{1000, 5<<20 + 12345} {
 		zr, err := zlib.NewReader(bytes.NewReader(zeroZlib(t, n)))

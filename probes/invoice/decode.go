@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"image"
+	"image/color"
 	_ "image/gif"  // QR images may come in any common format
 	_ "image/jpeg" //
 	_ "image/png"  //
@@ -113,6 +114,12 @@ func DecodeQRBytes(b []byte) (string, error) {
 	if err := checkPixels(cfg.Width, cfg.Height); err != nil {
 		return "", fmt.Errorf("%s %w", format, err)
 	}
+	// Pixels alone are not the cost: a 16-bit RGBA PNG holds 8 bytes a
+	// pixel, so 16 MP of it would be 128 MB.
+	if bpp := bytesPerPixel(cfg.ColorModel); int64(cfg.Width)*int64(cfg.Height)*int64(bpp) > maxImageBytes {
+		return "", limitErrorf("%s image %dx%d at %d bytes a pixel needs %d MB, over the %d MB limit", format, cfg.Width, cfg.Height, bpp,
+			int64(cfg.Width)*int64(cfg.Height)*int64(bpp)/1_000_000, maxImageBytes/1_000_000)
+	}
 	img, format, err := image.Decode(bytes.NewReader(b))
 	if err != nil {
 		return "", fmt.Errorf("not an image: %w", err)
@@ -122,6 +129,24 @@ func DecodeQRBytes(b []byte) (string, error) {
 		return "", fmt.Errorf("%s image %dx%d: %w", format, img.Bounds().Dx(), img.Bounds().Dy(), err)
 	}
 	return s, nil
+}
+
+// bytesPerPixel is what image.Decode allocates a pixel for a colour model.
+func bytesPerPixel(m color.Model) int {
+	switch m {
+	case color.GrayModel, color.AlphaModel:
+		return 1
+	case color.Gray16Model, color.Alpha16Model:
+		return 2
+	case color.YCbCrModel:
+		return 3
+	case color.RGBA64Model, color.NRGBA64Model:
+		return 8
+	}
+	if _, ok := m.(color.Palette); ok {
+		return 1
+	}
+	return 4
 }
 
 // errNoImages means the PDF holds no images at all.
