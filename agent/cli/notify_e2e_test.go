@@ -118,6 +118,22 @@ groups:
           runbook_url: "https://runbooks.example/target-down"
 `
 
+// oncallRoute pages every alert at once to one webhook receiver, oncall,
+// and repeats only after an hour: a test sees each page exactly once.
+func oncallRoute(url string) string {
+	return fmt.Sprintf(`  route:
+    receiver: oncall
+    group_by: [alertname]
+    group_wait: 0s
+    group_interval: 1s
+    repeat_interval: 1h
+  receivers:
+    - name: oncall
+      webhook_configs:
+        - url: %s
+`, url)
+}
+
 func pagingConfig(target, extra string) string {
 	return fmt.Sprintf(`
 global:
@@ -266,17 +282,7 @@ func TestPagerOutageAndKill9(t *testing.T) {
 	rcv.down.Store(true)
 	target, healthy := flipper(t)
 	writeConfig(t, dir, "rules.yml", pagingRules)
-	cfg := writeConfig(t, dir, "vigil.yml", pagingConfig(target.URL, fmt.Sprintf(`  route:
-    receiver: oncall
-    group_by: [alertname]
-    group_wait: 0s
-    group_interval: 1s
-    repeat_interval: 1h
-  receivers:
-    - name: oncall
-      webhook_configs:
-        - url: %s
-`, rcv.srv.URL)))
+	cfg := writeConfig(t, dir, "vigil.yml", pagingConfig(target.URL, oncallRoute(rcv.srv.URL)))
 	db := filepath.Join(dir, "vigil.db")
 	a := startAgent(t, "--config.file", cfg, "--storage.path", db)
 

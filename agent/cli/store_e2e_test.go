@@ -88,17 +88,7 @@ func TestFullDiskStillPages(t *testing.T) {
 		t.Fatal(err)
 	}
 	writeConfig(t, dir, "rules.yml", pagingRules)
-	cfg := pagingConfig(target.URL, fmt.Sprintf(`  route:
-    receiver: oncall
-    group_by: [alertname]
-    group_wait: 0s
-    group_interval: 1s
-    repeat_interval: 1h
-  receivers:
-    - name: oncall
-      webhook_configs:
-        - url: %s
-`, rcv.srv.URL))
+	cfg := pagingConfig(target.URL, oncallRoute(rcv.srv.URL))
 	cfg = strings.Replace(cfg, "rule_files: [rules.yml]", fmt.Sprintf("rule_files: [rules.yml, %q]", shipped), 1)
 	cfgPath := writeConfig(t, dir, "vigil.yml", cfg)
 	a := startAgent(t, "--config.file", cfgPath, "--storage.path", filepath.Join(disk, "vigil.db"))
