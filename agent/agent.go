@@ -8,12 +8,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
-	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -21,15 +21,26 @@ import (
 
 	"github.com/prometheus/common/version"
 	"github.com/prometheus/exporter-toolkit/web"
+	"github.com/prometheus/prometheus/model/labels"
+	"golang.org/x/sync/errgroup"
 
+	"github.com/vigil-project/vigil/agent/alerts"
+	"github.com/vigil-project/vigil/agent/checkstate"
 	"github.com/vigil-project/vigil/agent/config"
+	"github.com/vigil-project/vigil/agent/drill"
 	"github.com/vigil-project/vigil/agent/metrics"
+	"github.com/vigil-project/vigil/agent/notify"
+	"github.com/vigil-project/vigil/agent/paging"
+	"github.com/vigil-project/vigil/agent/ruleeval"
 	"github.com/vigil-project/vigil/agent/runbook"
+	"github.com/vigil-project/vigil/agent/runbook/lock"
 	"github.com/vigil-project/vigil/agent/scheduler"
 	"github.com/vigil-project/vigil/agent/store"
 	"github.com/vigil-project/vigil/agent/ui"
+	"github.com/vigil-project/vigil/internal/memtune"
 	"github.com/vigil-project/vigil/internal/redact"
 	"github.com/vigil-project/vigil/probes"
+	"github.com/vigil-project/vigil/rules"
 )
 
 // Options are the agent's dependencies and command-line settings.
@@ -57,12 +68,14 @@ type Agent struct {
 	opts     Options
 	log      *slog.Logger
 	exporter *metrics.Exporter
-	sched    *scheduler.Scheduler
 	store    *store.Store
-	rules    *ruleEngine
-	pager    *pager
+	state    *checkstate.State
+	sched    *scheduler.Scheduler
+	rules    *ruleeval.Evaluator
+	fanout   *alerts.Fanout
+	pager    *paging.Pager
 	runbooks *runbook.Manager
-	drills   *drills
+	drills   *drill.Orchestrator
 	locker   interface{ Close() error }
 	web      *webConfig
 	hosts    *hostAllowList
@@ -72,19 +85,40 @@ type Agent struct {
 	csrf     csrfKey
 	ui       *ui.Pages
 	ready    atomic.Bool
-	trim     heapTrimmer
+	trim     memtune.HeapTrimmer
 	reloadMu sync.Mutex
+}
 
-	mu sync.RWMutex
-	// started, ranSinceStart and warm tell the rule engine when the checks
-	// have produced data since start (checksWarm).
-	started       time.Time
-	ranSinceStart map[string]bool
-	warm          atomic.Bool
-	cfg           *config.Config
-	checks        map[string]config.Check
-	jobs          []scheduler.Job
-	last          map[string]probes.Result
+// loaded is everything one config builds before any of it is applied.
+type loaded struct {
+	cfg      *config.Config
+	jobs     []scheduler.Job
+	groups   []*rules.Group
+	plan     *paging.Plan
+	runbooks []*runbook.Runbook
+	drills   []*drill.Drill
+}
+
+// load reads the config and builds its parts; a bad part fails it whole.
+func (a *Agent) load() (*loaded, error) {
+	cfg, jobs, err := checkstate.LoadJobs(a.opts.ConfigFile, filepath.Dir(a.opts.StoragePath), a.log)
+	if err != nil {
+		return nil, err
+	}
+	l := &loaded{cfg: cfg, jobs: jobs}
+	if l.groups, err = ruleeval.Load(cfg); err != nil {
+		return nil, fmt.Errorf("%s: rule_files: %w", cfg.File, err)
+	}
+	if l.plan, err = paging.BuildPlan(cfg, paging.ExternalURL(cfg, listenAddresses(a.opts.Web))); err != nil {
+		return nil, fmt.Errorf("%s: %w", cfg.File, err)
+	}
+	if l.runbooks, err = LoadRunbooks(cfg); err != nil {
+		return nil, err
+	}
+	if l.drills, err = drill.LoadConfigured(cfg); err != nil {
+		return nil, err
+	}
+	return l, nil
 }
 
 // New loads the config, builds every check and opens the store. A config
@@ -96,166 +130,157 @@ func New(ctx context.Context, opts Options) (*Agent, error) {
 	if opts.Retention == 0 {
 		opts.Retention = 7 * 24 * time.Hour
 	}
-	cfg, jobs, err := LoadJobs(opts.ConfigFile, filepath.Dir(opts.StoragePath), opts.Logger)
+	a := &Agent{opts: opts, log: opts.Logger, exporter: metrics.New(), csrf: newCSRFKey(), ui: ui.New(),
+		hosts: newHostAllowList(listenAddresses(opts.Web), opts.AllowedHosts)}
+	l, err := a.load()
 	if err != nil {
 		return nil, err
-	}
-	groups, err := LoadRules(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("%s: rule_files: %w", cfg.File, err)
 	}
 	webFile := ""
 	if opts.Web != nil && opts.Web.WebConfigFile != nil {
 		webFile = *opts.Web.WebConfigFile
 	}
-	wc, err := loadWebConfig(webFile, opts.Logger)
-	if err != nil {
+	if a.web, err = loadWebConfig(webFile, opts.Logger); err != nil {
 		return nil, err
 	}
-	st, err := store.Open(ctx, opts.StoragePath, store.Options{Retention: opts.Retention, Logger: opts.Logger})
-	if err != nil {
+	if a.store, err = store.Open(ctx, opts.StoragePath, store.Options{Retention: opts.Retention, Logger: opts.Logger}); err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
-	a := &Agent{
-		opts:     opts,
-		log:      opts.Logger,
-		exporter: metrics.New(),
-		store:    st,
-		web:      wc,
-		hosts:    newHostAllowList(listenAddresses(opts.Web), opts.AllowedHosts),
-		secrets:  redact.New(config.SecretValues(cfg)),
-		csrf:     newCSRFKey(),
-		ui:       ui.New(),
-		last:     map[string]probes.Result{},
+	if err := a.wire(ctx, l); err != nil {
+		a.store.Close()
+		return nil, err
+	}
+	return a, nil
+}
 
-		started:       time.Now(),
-		ranSinceStart: map[string]bool{},
-	}
-	a.setConfig(cfg, jobs)
-	if a.pager, err = newPager(ctx, a, cfg); err != nil {
-		st.Close()
-		return nil, err
-	}
-	a.exporter.AddWriter(a.pager.outbox.WritePrometheus)
-	a.exporter.AddWriter(st.WritePrometheus)
-	a.exporter.Counter("vigil_notify_drill_dropped_total")
-	a.exportRefused()
-	rbs, err := LoadRunbooks(cfg)
-	if err != nil {
-		st.Close()
-		return nil, err
-	}
-	locker, state, err := newRunbookBackend(ctx, cfg, st, a.log)
-	if err != nil {
-		st.Close()
-		return nil, err
-	}
-	a.locker = locker
-	a.runbooks = runbook.NewManager(runbook.Options{Journal: st, Locker: locker, State: state, Env: runbookEnv(a), Logger: a.log})
-	a.runbooks.SetRunbooks(rbs)
-	a.exporter.AddWriter(a.runbooks.WritePrometheus)
-	a.pager.onAlerts = a.runbooks.OnAlerts
-	drs, err := LoadDrills(cfg)
-	if err != nil {
-		st.Close()
-		return nil, err
-	}
-	a.drills = newDrills(a, drs)
-	a.exporter.AddWriter(a.drills.metrics.WritePrometheus)
-	a.rules = newRuleEngine(a)
-	a.rules.apply(cfg, groups)
+// wire builds the subsystems around the open store.
+func (a *Agent) wire(ctx context.Context, l *loaded) error {
+	a.state = checkstate.New(l.cfg, l.jobs)
+	a.secrets = redact.New(config.SecretValues(l.cfg))
 	a.sched = scheduler.New(scheduler.Options{
-		MaxConcurrency: cfg.Global.MaxConcurrency,
-		Logger:         opts.Logger,
+		MaxConcurrency: l.cfg.Global.MaxConcurrency,
+		Logger:         a.log,
 		OnResult:       a.onResult,
-		Override:       a.drills.override,
+		Override:       func(j *scheduler.Job) (probes.Result, bool) { return a.drills.Override(j) },
 		OnStart:        a.onStart,
 		OnStop:         a.onStop,
 	})
+	var err error
+	drillDropped := func() { a.exporter.Inc("vigil_notify_drill_dropped_total") }
+	if a.pager, err = paging.New(ctx, paging.Options{Store: a.store, Logger: a.log, OnDrillDropped: drillDropped}, l.cfg, l.plan); err != nil {
+		return err
+	}
+	locker, lockState, err := lock.FromConfig(ctx, l.cfg, a.store, a.log)
+	if err != nil {
+		return err
+	}
+	a.locker = locker
+	a.runbooks = runbook.NewManager(runbook.Options{Journal: a.store, Locker: locker, State: lockState, Logger: a.log,
+		Env: runbook.Env{HTTP: &http.Client{}, Checker: runbookChecker{a.sched}, Pager: a.pager, Redactor: a.secrets}})
+	a.runbooks.SetRunbooks(l.runbooks)
+	a.fanout = alerts.New(alerts.Options{ExternalURL: a.pager.ExternalURL, ExternalLabels: a.state.ExternalLabels,
+		CheckInfo: a.state.CheckInfo, Logger: a.log},
+		alerts.Named{Name: "paging", Consumer: a.pager},
+		alerts.Named{Name: "runbooks", Consumer: alerts.ConsumerFunc(func(_ context.Context, as []notify.Alert) { a.runbooks.OnAlerts(as) })})
+	a.rules = ruleeval.New(ruleeval.Options{Metrics: a.exporter.WritePrometheus, State: a.store, Ready: a.state.Warm,
+		Notifier: a.fanout, Relabel: func(ls labels.Labels) labels.Labels { return a.drills.Relabel(ls) }, Logger: a.log})
+	a.drills = drill.NewOrchestrator(drill.OrchestratorOptions{Checks: a.sched, Alerts: a.rules, Query: a.rules,
+		Pages: a.store, Runs: a.store, Reports: a.store, KnownCheck: func(name string) bool { return a.state.Config().HasCheck(name) },
+		Steps: runbook.Env{HTTP: &http.Client{}, Redactor: a.secrets}, ReportsDir: a.reportsDir, Logger: a.log}, l.drills)
+	a.rules.Apply(l.cfg, l.groups)
+	for _, w := range []func(io.Writer){a.pager.WritePrometheus, a.store.WritePrometheus, a.runbooks.WritePrometheus,
+		a.drills.WritePrometheus, a.fanout.WritePrometheus} {
+		a.exporter.AddWriter(w)
+	}
+	a.exporter.Counter("vigil_notify_drill_dropped_total")
+	a.exportRefused()
 	// The API shows each check's last known result until it runs again.
-	latest, err := st.Latest(ctx)
+	latest, err := a.store.Latest(ctx)
 	if err != nil {
 		a.log.Warn("could not read last results from the store", "err", err)
 	}
+	last := make(map[string]probes.Result, len(latest))
 	for name, rec := range latest {
-		a.last[name] = rec.Result
+		last[name] = rec.Result
 	}
+	a.state.Restore(last)
 	a.exporter.Gauge("vigil_build_info", 1,
 		probes.Label{Name: "version", Value: version.Version},
 		probes.Label{Name: "revision", Value: version.GetRevision()},
 		probes.Label{Name: "goversion", Value: version.GoVersion})
 	a.exporter.Gauge("vigil_start_time_seconds", float64(time.Now().Unix()))
 	a.recordReload(true)
-	return a, nil
+	return nil
 }
 
-// Run starts the checks and the HTTP server and blocks until ctx is done,
-// then shuts down gracefully. SIGHUP reloads the config.
+// reportsDir is where drill reports are written: the config's
+// drill_reports_dir, or drill-reports beside the store.
+func (a *Agent) reportsDir() string {
+	if dir := a.state.Config().DrillReportsDir; dir != "" {
+		return dir
+	}
+	return filepath.Join(filepath.Dir(a.opts.StoragePath), "drill-reports")
+}
+
+// Run starts the checks, the subsystems and the HTTP server and blocks
+// until ctx is done, then shuts down gracefully: the server drains first,
+// then every subsystem stops and is waited for, and only then is the store
+// closed. SIGHUP reloads the config.
 func (a *Agent) Run(ctx context.Context) error {
 	defer a.closeStore()
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-
-	schedDone := make(chan struct{})
-	go func() { a.sched.Run(ctx); close(schedDone) }()
-	a.mu.RLock()
-	jobs := a.jobs
-	a.mu.RUnlock()
-	if err := a.sched.Update(ctx, jobs); err != nil {
+	subCtx, stopSubs := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopSubs()
+	g, subCtx := errgroup.WithContext(subCtx)
+	g.Go(func() error { a.sched.Run(subCtx); return nil })
+	if err := a.sched.Update(subCtx, a.state.Jobs()); err != nil {
+		stopSubs()
+		g.Wait()
 		return fmt.Errorf("start checks: %w", err)
 	}
-
-	if err := a.pager.start(ctx); err != nil {
-		return err
-	}
-	if err := a.runbooks.Start(ctx); err != nil {
+	if err := a.runbooks.Start(subCtx); err != nil {
+		stopSubs()
+		g.Wait()
 		return fmt.Errorf("start runbooks: %w", err)
 	}
-	defer func() {
-		cancel()
+	g.Go(func() error {
+		<-subCtx.Done()
 		a.runbooks.Wait()
 		// Frees this agent's locks at once (etcd: revokes the session).
-		a.locker.Close()
-	}()
-	defer func() { cancel(); a.pager.outbox.Wait() }()
+		return a.locker.Close()
+	})
+	g.Go(func() error { return a.pager.Run(subCtx) })
+	g.Go(func() error { return a.fanout.Run(subCtx) })
+	g.Go(func() error { return a.rules.Run(subCtx) })
 	// A drill's rollback always runs: at shutdown it is waited for, and a
 	// drill a dead agent left running is rolled back now.
-	defer func() { cancel(); a.drills.wg.Wait() }()
-	a.drills.mu.Lock()
-	a.drills.ctx = ctx
-	a.drills.mu.Unlock()
-	a.drills.wg.Go(func() { a.drills.recover(ctx) })
-	go a.rules.run(ctx)
-	var hostNames sync.WaitGroup
-	defer hostNames.Wait()
-	hostNames.Go(func() { a.hosts.learnDNSNames(ctx, a.log) })
+	g.Go(func() error { return a.drills.Run(subCtx) })
+	g.Go(func() error { a.hosts.learnDNSNames(subCtx, a.log); return nil })
+	g.Go(func() error { memtune.ReleasePages(subCtx, a.log); return nil })
+	g.Go(func() error { a.reloadOnHUP(subCtx); return nil })
+	g.Go(func() error {
+		defer stopSubs()
+		return a.serve(ctx, subCtx)
+	})
+	a.ready.Store(true)
+	a.log.Info("vigil started", "version", version.Version, "config", a.state.Config().File, "checks", len(a.state.Jobs()), "storage", a.opts.StoragePath)
+	err := g.Wait()
+	a.trim.Stop()
+	return err
+}
 
+// serve runs the HTTP server until ctx ends or a subsystem fails, then
+// drains it.
+func (a *Agent) serve(ctx, subCtx context.Context) error {
 	srv := &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	srvErr := make(chan error, 1)
-	go func() { srvErr <- serveWeb(ctx, srv, a.opts.Web, a.web, a.log) }()
-
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-
-	a.ready.Store(true)
-	go a.releaseAfterStartup(ctx)
-	a.log.Info("vigil started", "version", version.Version, "config", a.cfg.File, "checks", len(jobs), "storage", a.opts.StoragePath)
+	go func() { srvErr <- serveWeb(subCtx, srv, a.opts.Web, a.web, a.log) }()
 	var err error
-loop:
-	for {
-		select {
-		case <-ctx.Done():
-			break loop
-		case <-hup:
-			if rerr := a.Reload(ctx); rerr != nil {
-				a.log.Error("reload failed; keeping the running config", "err", rerr)
-			}
-		case serr := <-srvErr:
-			if !errors.Is(serr, http.ErrServerClosed) {
-				err = fmt.Errorf("http server: %w", serr)
-			}
-			break loop
+	select {
+	case <-ctx.Done():
+	case <-subCtx.Done():
+	case serr := <-srvErr:
+		if !errors.Is(serr, http.ErrServerClosed) {
+			err = fmt.Errorf("http server: %w", serr)
 		}
 	}
 	a.ready.Store(false)
@@ -265,80 +290,23 @@ loop:
 	if serr := srv.Shutdown(shutdownCtx); serr != nil {
 		a.log.Warn("http shutdown", "err", serr)
 	}
-	cancel()
-	<-schedDone
 	return err
 }
 
-// startupSettle is how long after start-up the agent lets go of the code
-// pages only start-up needed: long enough for the first runs of the checks
-// (start-up splay defaults to 10s).
-const startupSettle = 30 * time.Second
-
-// pageReleaseInterval is how often the agent hands back code pages again
-// after the start-up release. Checks that run hourly fault their code in
-// once an hour; without a periodic release it would stay resident for the
-// rest of the hour. Pages in steady use fault back in at once, which costs
-// a few milliseconds of minor faults per release.
-const pageReleaseInterval = 5 * time.Minute
-
-func (a *Agent) releaseAfterStartup(ctx context.Context) {
-	wait := startupSettle
+func (a *Agent) reloadOnHUP(ctx context.Context) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(wait):
+		case <-hup:
+			if err := a.Reload(ctx); err != nil {
+				a.log.Error("reload failed; keeping the running config", "err", err)
+			}
 		}
-		before, after, err := releaseStartupPages()
-		if err != nil {
-			a.log.Debug("could not release code pages", "err", err)
-			return
-		}
-		a.log.Debug("released code pages", "rss_before_bytes", before, "rss_after_bytes", after)
-		wait = pageReleaseInterval
 	}
-}
-
-// heapTrimDelay is how long after the last check result the agent hands
-// the heap those runs left free back to the OS; heapTrimMinInterval bounds
-// how often it does (each trim is a forced GC).
-const (
-	heapTrimDelay       = time.Second
-	heapTrimMinInterval = 30 * time.Second
-)
-
-// heapTrimmer returns free heap to the OS once a burst of check runs is
-// over. A run of invoice_qr decodes a PNG and a PDF (several MB of
-// short-lived images); after the next GC those pages are free but stay
-// resident: the background scavenger only releases what exceeds 110% of the
-// heap goal, so an idle agent keeps them until the next burst.
-type heapTrimmer struct {
-	mu    sync.Mutex
-	timer *time.Timer
-	last  time.Time
-}
-
-func (t *heapTrimmer) kick() {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.timer == nil {
-		t.timer = time.AfterFunc(heapTrimDelay, t.fire)
-		return
-	}
-	t.timer.Reset(heapTrimDelay)
-}
-
-func (t *heapTrimmer) fire() {
-	t.mu.Lock()
-	if wait := heapTrimMinInterval - time.Since(t.last); wait > 0 {
-		t.timer.Reset(wait)
-		t.mu.Unlock()
-		return
-	}
-	t.last = time.Now()
-	t.mu.Unlock()
-	debug.FreeOSMemory()
 }
 
 func (a *Agent) closeStore() {
@@ -357,77 +325,30 @@ func (a *Agent) closeStore() {
 func (a *Agent) Reload(ctx context.Context) error {
 	a.reloadMu.Lock()
 	defer a.reloadMu.Unlock()
-	cfg, jobs, err := LoadJobs(a.opts.ConfigFile, filepath.Dir(a.opts.StoragePath), a.log)
+	l, err := a.load()
 	if err != nil {
 		a.recordReload(false)
 		return err
 	}
-	groups, err := LoadRules(cfg)
-	if err != nil {
-		a.recordReload(false)
-		return fmt.Errorf("%s: rule_files: %w", cfg.File, err)
-	}
-	plan, err := buildPagerPlan(cfg, a.externalURL(cfg))
-	if err != nil {
-		a.recordReload(false)
-		return fmt.Errorf("%s: %w", cfg.File, err)
-	}
-	rbs, err := LoadRunbooks(cfg)
-	if err != nil {
-		a.recordReload(false)
-		return err
-	}
-	drs, err := LoadDrills(cfg)
-	if err != nil {
-		a.recordReload(false)
-		return err
-	}
-	a.mu.RLock()
-	old, oldConcurrency := a.jobs, a.cfg.Global.MaxConcurrency
-	a.mu.RUnlock()
-	if cfg.Global.MaxConcurrency != oldConcurrency {
-		a.log.Warn("global.max_concurrency changes take effect at restart", "running", oldConcurrency, "configured", cfg.Global.MaxConcurrency)
+	if running := a.state.Config().Global.MaxConcurrency; l.cfg.Global.MaxConcurrency != running {
+		a.log.Warn("global.max_concurrency changes take effect at restart", "running", running, "configured", l.cfg.Global.MaxConcurrency)
 	}
 	// Swap first so results of the new jobs find their labels.
-	a.setConfig(cfg, jobs)
-	a.rules.apply(cfg, groups)
-	a.pager.apply(plan)
-	a.secrets.Set(config.SecretValues(cfg))
-	a.runbooks.SetRunbooks(rbs)
-	a.drills.set(drs)
-	if err := a.sched.Update(ctx, jobs); err != nil {
+	stale := a.state.Set(l.cfg, l.jobs)
+	a.rules.Apply(l.cfg, l.groups)
+	a.pager.Apply(l.plan)
+	a.secrets.Set(config.SecretValues(l.cfg))
+	a.runbooks.SetRunbooks(l.runbooks)
+	a.drills.Set(l.drills)
+	if err := a.sched.Update(ctx, l.jobs); err != nil {
 		return fmt.Errorf("apply config: %w", err)
 	}
-	// Removed and changed checks lose their series (a changed type or label
-	// set would otherwise leave the old series behind); changed ones
-	// re-create theirs on their next run.
-	kept := map[string]string{}
-	for _, j := range jobs {
-		kept[j.Name] = j.Fingerprint
+	for _, name := range stale {
+		a.exporter.Forget(name)
 	}
-	a.mu.Lock()
-	for _, j := range old {
-		if fp, ok := kept[j.Name]; !ok || fp != j.Fingerprint {
-			a.exporter.Forget(j.Name)
-		}
-		if _, ok := kept[j.Name]; !ok {
-			delete(a.last, j.Name)
-		}
-	}
-	a.mu.Unlock()
 	a.recordReload(true)
-	a.log.Info("config reloaded", "config", cfg.File, "checks", len(jobs))
+	a.log.Info("config reloaded", "config", l.cfg.File, "checks", len(l.jobs))
 	return nil
-}
-
-func (a *Agent) setConfig(cfg *config.Config, jobs []scheduler.Job) {
-	checks := make(map[string]config.Check, len(cfg.Checks))
-	for _, c := range cfg.Checks {
-		checks[c.Name] = c
-	}
-	a.mu.Lock()
-	a.cfg, a.checks, a.jobs = cfg, checks, jobs
-	a.mu.Unlock()
 }
 
 func (a *Agent) recordReload(ok bool) {
@@ -441,14 +362,9 @@ func (a *Agent) recordReload(ok bool) {
 
 // onStart exports a streaming check's live values while its runner runs.
 func (a *Agent) onStart(job *scheduler.Job) {
-	col, ok := job.Prober.(probes.Collector)
-	if !ok {
-		return
+	if col, ok := job.Prober.(probes.Collector); ok {
+		a.exporter.SetCollector(metrics.Check{Name: job.Name, Type: job.Type, Labels: a.state.Labels(job.Name)}, col)
 	}
-	a.mu.RLock()
-	labels := a.checks[job.Name].Labels
-	a.mu.RUnlock()
-	a.exporter.SetCollector(metrics.Check{Name: job.Name, Type: job.Type, Labels: labels}, col)
 }
 
 func (a *Agent) onStop(job *scheduler.Job) {
@@ -458,20 +374,12 @@ func (a *Agent) onStop(job *scheduler.Job) {
 }
 
 func (a *Agent) onResult(job *scheduler.Job, r probes.Result) {
-	a.mu.Lock()
-	labels := a.checks[job.Name].Labels
-	a.last[job.Name] = r
-	a.mu.Unlock()
-	a.exporter.Observe(metrics.Check{Name: job.Name, Type: job.Type, Labels: labels, Interval: job.Interval}, r)
-	// Only now may the rules treat the check as warm: marking it before the
-	// exporter has the result lets a restarted agent evaluate an empty
-	// series, resolve a restored firing alert and page it again.
-	a.mu.Lock()
-	a.ranSinceStart[job.Name] = true
-	a.mu.Unlock()
-	a.drills.onResult(job.Name, r)
+	a.state.Record(job.Name, r)
+	a.exporter.Observe(metrics.Check{Name: job.Name, Type: job.Type, Labels: a.state.Labels(job.Name), Interval: job.Interval}, r)
+	a.state.MarkRan(job.Name)
+	a.drills.OnResult(job.Name, r)
 	a.store.Record(store.Record{Check: job.Name, Type: job.Type, Result: r})
-	a.trim.kick()
+	a.trim.Kick()
 	if !r.Success {
 		a.log.Warn("check failed", "check", job.Name, "type", job.Type, "reason", string(r.Reason), "msg", r.Message, "duration", r.Duration)
 	} else {

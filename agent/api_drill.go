@@ -34,7 +34,7 @@ type drillView struct {
 // drillViews lists the loaded drills for the API and the status page.
 func (a *Agent) drillViews() []drillView {
 	out := []drillView{}
-	for _, d := range a.drills.list() {
+	for _, d := range a.drills.List() {
 		out = append(out, drillView{Name: d.Name, File: d.File, Hypothesis: d.Hypothesis, Checks: d.Checks,
 			Duration: d.Duration.String(), Objectives: d.Objectives, Stop: d.StopConditions})
 	}
@@ -43,7 +43,7 @@ func (a *Agent) drillViews() []drillView {
 
 func (a *Agent) handleDrills(w http.ResponseWriter, r *http.Request) {
 	resp := map[string]any{"drills": a.drillViews()}
-	if run := a.drills.current(); run != nil {
+	if run := a.drills.Current(); run != nil {
 		resp["active"] = map[string]string{"id": run.ID, "drill": run.Drill.Name}
 	}
 	writeJSON(w, http.StatusOK, resp)
@@ -51,7 +51,7 @@ func (a *Agent) handleDrills(w http.ResponseWriter, r *http.Request) {
 
 // drillReport is a run's report: live while it runs, stored after.
 func (a *Agent) drillReport(r *http.Request, row store.DrillRow) drill.Report {
-	if run := a.drills.current(); run != nil && run.ID == row.ID {
+	if run := a.drills.Current(); run != nil && run.ID == row.ID {
 		return run.Report()
 	}
 	var rep drill.Report
@@ -145,7 +145,7 @@ func (a *Agent) handleDrillStart(w http.ResponseWriter, r *http.Request) {
 		}
 		d = parsed
 	case req.Name != "":
-		if d = a.drills.byName(req.Name); d == nil {
+		if d = a.drills.ByName(req.Name); d == nil {
 			writeJSON(w, http.StatusNotFound, apiError{"no drill named " + strconv.Quote(req.Name) + " is loaded"})
 			return
 		}
@@ -153,9 +153,9 @@ func (a *Agent) handleDrillStart(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, apiError{"name a loaded drill or send a drill file's source"})
 		return
 	}
-	id, err := a.drills.start(d, req.By)
+	id, err := a.drills.Start(d, req.By)
 	switch {
-	case errors.Is(err, ErrDrillActive):
+	case errors.Is(err, drill.ErrActive):
 		writeJSON(w, http.StatusConflict, apiError{err.Error()})
 	case err != nil:
 		writeJSON(w, http.StatusBadRequest, apiError{err.Error()})
@@ -169,7 +169,7 @@ func (a *Agent) handleDrillAbort(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if err := a.drills.abort(r.PathValue("id"), req.By); err != nil {
+	if err := a.drills.Abort(r.PathValue("id"), req.By); err != nil {
 		writeJSON(w, http.StatusConflict, apiError{err.Error()})
 		return
 	}

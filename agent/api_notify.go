@@ -20,7 +20,7 @@ func (a *Agent) notifyRoutes(rt *router) {
 }
 
 func (a *Agent) handleSilences(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]any{"silences": a.pager.silences.List()})
+	writeJSON(w, http.StatusOK, map[string]any{"silences": a.pager.Silences().List()})
 }
 
 // silenceRequest is the body of POST /api/v1/silences: either endsAt or a
@@ -55,7 +55,7 @@ func (a *Agent) handleAddSilence(w http.ResponseWriter, r *http.Request) {
 		}
 		req.EndsAt = start.Add(d)
 	}
-	s, err := a.pager.silences.Add(r.Context(), route.Silence{Matchers: req.Matchers, StartsAt: req.StartsAt, EndsAt: req.EndsAt,
+	s, err := a.pager.Silences().Add(r.Context(), route.Silence{Matchers: req.Matchers, StartsAt: req.StartsAt, EndsAt: req.EndsAt,
 		CreatedBy: req.CreatedBy, Comment: req.Comment})
 	if err != nil {
 		writeJSON(w, http.StatusBadRequest, apiError{err.Error()})
@@ -67,7 +67,7 @@ func (a *Agent) handleAddSilence(w http.ResponseWriter, r *http.Request) {
 
 func (a *Agent) handleExpireSilence(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	err := a.pager.silences.Expire(r.Context(), id)
+	err := a.pager.Silences().Expire(r.Context(), id)
 	switch {
 	case errors.Is(err, route.ErrNoSilence):
 		writeJSON(w, http.StatusNotFound, apiError{err.Error()})
@@ -123,5 +123,5 @@ func (a *Agent) handleNotifications(w http.ResponseWriter, r *http.Request) {
 		}
 		out = append(out, v)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"queues": a.pager.outbox.Queues(), "notifications": out})
+	writeJSON(w, http.StatusOK, map[string]any{"queues": a.pager.Queues(), "notifications": out})
 }

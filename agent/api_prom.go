@@ -79,7 +79,7 @@ func (a *Agent) handleQuery(w http.ResponseWriter, r *http.Request) {
 		promErr(w, http.StatusBadRequest, "bad_data", err)
 		return
 	}
-	q, err := a.rules.engine.NewInstantQuery(r.Context(), a.rules.store, nil, r.FormValue("query"), ts)
+	q, err := a.rules.Engine().NewInstantQuery(r.Context(), a.rules.Queryable(), nil, r.FormValue("query"), ts)
 	a.runQuery(w, r, q, err)
 }
 
@@ -98,7 +98,7 @@ func (a *Agent) handleQueryRange(w http.ResponseWriter, r *http.Request) {
 		promErr(w, http.StatusBadRequest, "bad_data", errors.New("invalid step or range (at most 11,000 points)"))
 		return
 	}
-	q, err := a.rules.engine.NewRangeQuery(r.Context(), a.rules.store, nil, r.FormValue("query"), start, end, step)
+	q, err := a.rules.Engine().NewRangeQuery(r.Context(), a.rules.Queryable(), nil, r.FormValue("query"), start, end, step)
 	a.runQuery(w, r, q, err)
 }
 
@@ -179,7 +179,7 @@ func (a *Agent) handleSeries(w http.ResponseWriter, r *http.Request) {
 		promErr(w, http.StatusBadRequest, "bad_data", err)
 		return
 	}
-	q, _ := a.rules.store.Querier(mint, maxt)
+	q, _ := a.rules.Queryable().Querier(mint, maxt)
 	defer q.Close()
 	seen := map[uint64]labels.Labels{}
 	for _, ms := range sets {
@@ -206,7 +206,7 @@ func (a *Agent) labelQuery(w http.ResponseWriter, r *http.Request, name string) 
 	if len(sets) == 0 {
 		sets = [][]*labels.Matcher{nil}
 	}
-	q, _ := a.rules.store.Querier(mint, maxt)
+	q, _ := a.rules.Queryable().Querier(mint, maxt)
 	defer q.Close()
 	seen := map[string]bool{}
 	for _, ms := range sets {
@@ -261,7 +261,7 @@ func toAlertJSON(as []rules.Alert) []alertJSON {
 
 func (a *Agent) handleAlerts(w http.ResponseWriter, _ *http.Request) {
 	var all []alertJSON
-	for _, g := range a.rules.manager.Groups() {
+	for _, g := range a.rules.Groups() {
 		for _, r := range g.Rules {
 			if ar, ok := r.(*rules.AlertingRule); ok {
 				all = append(all, toAlertJSON(ar.Alerts())...)
@@ -277,7 +277,7 @@ func (a *Agent) handleAlerts(w http.ResponseWriter, _ *http.Request) {
 func (a *Agent) handleRules(w http.ResponseWriter, r *http.Request) {
 	typ := r.FormValue("type") // "alert" or "record" filters, as in Prometheus
 	var groups []map[string]any
-	for _, g := range a.rules.manager.Groups() {
+	for _, g := range a.rules.Groups() {
 		info := g.Info()
 		var rs []map[string]any
 		for _, ri := range info.Rules {

@@ -82,9 +82,8 @@ func (a *Agent) handleReload(w http.ResponseWriter, r *http.Request) {
 // the status page does not: rendering it through YAML was a third of a
 // page's allocations).
 func (a *Agent) checkViews(ctx context.Context, limit int, only string, withConfig bool) ([]CheckView, error) {
-	a.mu.RLock()
 	var views []CheckView
-	for _, c := range a.cfg.Checks {
+	for _, c := range a.state.Checks() {
 		if only != "" && c.Name != only {
 			continue
 		}
@@ -92,13 +91,12 @@ func (a *Agent) checkViews(ctx context.Context, limit int, only string, withConf
 		if withConfig {
 			v.Config = specMap(c.Spec)
 		}
-		if r, ok := a.last[c.Name]; ok {
+		if r, ok := a.state.Last(c.Name); ok {
 			rv := NewResultView(r)
 			v.LastResult = &rv
 		}
 		views = append(views, v)
 	}
-	a.mu.RUnlock()
 	for i := range views {
 		hist, err := a.store.Summaries(ctx, views[i].Name, limit)
 		if err != nil {

@@ -29,7 +29,7 @@ func newTestAgent(t *testing.T) *Agent {
 	done := make(chan struct{})
 	go func() { a.sched.Run(ctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done; a.closeStore() })
-	if err := a.sched.Update(ctx, a.jobs); err != nil {
+	if err := a.sched.Update(ctx, a.state.Jobs()); err != nil {
 		t.Fatal(err)
 	}
 	return a

@@ -76,7 +76,7 @@ func (a *Agent) render(w http.ResponseWriter, r *http.Request, status int, name 
 	}
 	// A page is a burst of short-lived allocations (store rows, the
 	// rendered HTML); hand the heap back once the viewer goes quiet.
-	a.trim.kick()
+	a.trim.Kick()
 }
 
 func (a *Agent) pageError(w http.ResponseWriter, r *http.Request, status int, msg string) {
@@ -163,7 +163,7 @@ func (a *Agent) pageOverview(w http.ResponseWriter, r *http.Request) {
 	if runs, err := a.store.Runs(r.Context(), 100, runbook.StateWaitingApproval); err == nil {
 		d.Approvals = len(runs)
 	}
-	if run := a.drills.current(); run != nil {
+	if run := a.drills.Current(); run != nil {
 		d.ActiveDrill = run.Drill.Name
 	}
 	d.Paused, _, _ = a.runbooks.State().Paused(r.Context())
@@ -242,7 +242,7 @@ type uiAlert struct {
 
 func (a *Agent) uiAlerts(now time.Time) []uiAlert {
 	var out []uiAlert
-	for _, g := range a.rules.manager.Groups() {
+	for _, g := range a.rules.Groups() {
 		for _, rl := range g.Rules {
 			ar, ok := rl.(*rules.AlertingRule)
 			if !ok {
@@ -254,7 +254,7 @@ func (a *Agent) uiAlerts(now time.Time) []uiAlert {
 				}
 				v := uiAlert{Name: al.Labels.Get("alertname"), Labels: al.Labels.Map(), Annotations: al.Annotations.Map(),
 					State: al.State.String(), ActiveAt: al.ActiveAt, Value: al.Value}
-				v.SilencedBy = a.pager.silences.Silenced(v.Labels, now)
+				v.SilencedBy = a.pager.Silences().Silenced(v.Labels, now)
 				q := url.Values{"matchers": {`alertname="` + v.Name + `"`}}
 				if c := v.Labels["check"]; c != "" {
 					q.Add("matchers", `check="`+c+`"`)
@@ -282,7 +282,7 @@ type alertsData struct {
 
 func (a *Agent) pageAlerts(w http.ResponseWriter, r *http.Request) {
 	d := alertsData{Alerts: a.uiAlerts(time.Now()), Matchers: strings.Join(r.URL.Query()["matchers"], "\n")}
-	for _, s := range a.pager.silences.List() {
+	for _, s := range a.pager.Silences().List() {
 		if s.Status != "expired" || time.Since(s.EndsAt) < 24*time.Hour {
 			d.Silences = append(d.Silences, s)
 		}
@@ -359,7 +359,7 @@ type drillsData struct {
 
 func (a *Agent) pageDrills(w http.ResponseWriter, r *http.Request) {
 	d := drillsData{Drills: a.drillViews()}
-	if run := a.drills.current(); run != nil {
+	if run := a.drills.Current(); run != nil {
 		rep := run.Report()
 		d.Active = &rep
 	}
@@ -502,7 +502,7 @@ func (a *Agent) formAddSilence(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := time.Now()
-	s, err := a.pager.silences.Add(r.Context(), route.Silence{Matchers: matchers, StartsAt: now, EndsAt: now.Add(d),
+	s, err := a.pager.Silences().Add(r.Context(), route.Silence{Matchers: matchers, StartsAt: now, EndsAt: now.Add(d),
 		CreatedBy: actor(r), Comment: r.PostForm.Get("comment")})
 	if err != nil {
 		a.pageError(w, r, http.StatusBadRequest, err.Error())
@@ -517,7 +517,7 @@ func (a *Agent) formExpireSilence(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := r.PathValue("id")
-	if err := a.pager.silences.Expire(r.Context(), id); err != nil {
+	if err := a.pager.Silences().Expire(r.Context(), id); err != nil {
 		a.pageError(w, r, http.StatusNotFound, err.Error())
 		return
 	}
@@ -552,12 +552,12 @@ func (a *Agent) formDrillRun(w http.ResponseWriter, r *http.Request) {
 	if !a.formOK(w, r) {
 		return
 	}
-	d := a.drills.byName(r.PostForm.Get("name"))
+	d := a.drills.ByName(r.PostForm.Get("name"))
 	if d == nil {
 		a.pageError(w, r, http.StatusNotFound, "no drill named "+r.PostForm.Get("name")+" is loaded")
 		return
 	}
-	id, err := a.drills.start(d, actor(r))
+	id, err := a.drills.Start(d, actor(r))
 	if err != nil {
 		a.pageError(w, r, http.StatusConflict, err.Error())
 		return
@@ -570,7 +570,7 @@ func (a *Agent) formDrillAbort(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := r.PathValue("id")
-	if err := a.drills.abort(id, actor(r)); err != nil {
+	if err := a.drills.Abort(id, actor(r)); err != nil {
 		a.pageError(w, r, http.StatusConflict, err.Error())
 		return
 	}

@@ -20,7 +20,7 @@ import (
 // failing check.
 func TestStatusPages(t *testing.T) {
 	a := newTestAgent(t)
-	cfg := a.cfg.File
+	cfg := a.state.Config().File
 	writeFile(t, cfg, `checks:
   - name: host
     type: host
@@ -165,7 +165,7 @@ func BenchmarkStatusPage(b *testing.B) {
 	done := make(chan struct{})
 	go func() { a.sched.Run(ctx); close(done) }()
 	defer func() { cancel(); <-done; a.closeStore() }()
-	if err := a.sched.Update(ctx, a.jobs); err != nil {
+	if err := a.sched.Update(ctx, a.state.Jobs()); err != nil {
 		b.Fatal(err)
 	}
 	for range 200 {
@@ -198,13 +198,11 @@ func BenchmarkStatusPage(b *testing.B) {
 // diagnostics are shown as they are.
 func TestCheckPageDiagnostics(t *testing.T) {
 	a := newTestAgent(t)
-	a.mu.Lock()
-	a.last["host"] = probes.Result{Success: false, Reason: probes.ReasonTimeout, Message: "no answer", Start: time.Now(),
+	a.state.Record("host", probes.Result{Success: false, Reason: probes.ReasonTimeout, Message: "no answer", Start: time.Now(),
 		Diagnostics: map[string]any{
 			"traceroute": []network.Hop{{TTL: 1, Addr: "10.0.0.1", RTTSeconds: 0.0012}, {TTL: 2}, {TTL: 3, Addr: "198.51.100.7", RTTSeconds: 0.03, Reached: true}},
 			"qr_decoded": "01,32,,24312000000136634917,0.01,20240514,,1DD6",
-		}}
-	a.mu.Unlock()
+		}})
 	rec := httptest.NewRecorder()
 	a.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/checks/host", nil))
 	body := rec.Body.String()
@@ -223,7 +221,7 @@ func TestCheckPageDiagnostics(t *testing.T) {
 // rule engine, and the silence link prefilled with the alert's identity.
 func TestAlertsPage(t *testing.T) {
 	a := newTestAgent(t)
-	dir := filepath.Dir(a.cfg.File)
+	dir := filepath.Dir(a.state.Config().File)
 	writeFile(t, filepath.Join(dir, "ui.rules.yml"), `groups:
   - name: ui
     rules:
@@ -236,7 +234,7 @@ func TestAlertsPage(t *testing.T) {
       - alert: Muted
         expr: vigil_check_success{check="impossible-disk"} == 0
 `)
-	writeFile(t, a.cfg.File, `rule_files: [ui.rules.yml]
+	writeFile(t, a.state.Config().File, `rule_files: [ui.rules.yml]
 checks:
   - name: impossible-disk
     type: host
@@ -249,15 +247,12 @@ checks:
 	if _, err := a.sched.RunNow(ctx, "impossible-disk"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.pager.silences.Add(ctx, route.Silence{Matchers: []string{`alertname="Muted"`}, StartsAt: time.Now(),
+	if _, err := a.pager.Silences().Add(ctx, route.Silence{Matchers: []string{`alertname="Muted"`}, StartsAt: time.Now(),
 		EndsAt: time.Now().Add(time.Hour), CreatedBy: "test", Comment: "muted in the test"}); err != nil {
 		t.Fatal(err)
 	}
 	now := time.Now()
-	a.rules.scrape(now)
-	for _, g := range a.rules.manager.Groups() {
-		a.rules.manager.EvalGroup(ctx, g, now)
-	}
+	a.rules.EvalNow(ctx, now)
 	rec := httptest.NewRecorder()
 	a.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/alerts", nil))
 	body := rec.Body.String()

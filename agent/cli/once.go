@@ -15,7 +15,11 @@ import (
 	"time"
 
 	"github.com/vigil-project/vigil/agent"
+	"github.com/vigil-project/vigil/agent/checkstate"
 	"github.com/vigil-project/vigil/agent/config"
+	"github.com/vigil-project/vigil/agent/drill"
+	"github.com/vigil-project/vigil/agent/paging"
+	"github.com/vigil-project/vigil/agent/ruleeval"
 	"github.com/vigil-project/vigil/agent/scheduler"
 	"github.com/vigil-project/vigil/probes"
 )
@@ -34,7 +38,7 @@ type onceOptions struct {
 }
 
 func once(ctx context.Context, stdout, stderr io.Writer, log *slog.Logger, o onceOptions) int {
-	cfg, jobs, err := agent.LoadJobs(o.file, "", log)
+	cfg, jobs, err := checkstate.LoadJobs(o.file, "", log)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return ExitConfigError
@@ -189,12 +193,12 @@ func checkConfig(stdout, stderr io.Writer, files []string) int {
 		// Building the checks logs warnings worth seeing here, such as a
 		// logscan pattern without a required literal.
 		warn := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-		if _, err := agent.Jobs(cfg, "", warn.With("config", f)); err != nil {
+		if _, err := checkstate.Jobs(cfg, "", warn.With("config", f)); err != nil {
 			fmt.Fprintf(stderr, "%s: FAILED: %v\n", f, err)
 			code = ExitFailed
 			continue
 		}
-		groups, err := agent.LoadRules(cfg)
+		groups, err := ruleeval.Load(cfg)
 		if err != nil {
 			fmt.Fprintf(stderr, "%s: FAILED: rule_files: %v\n", f, err)
 			code = ExitFailed
@@ -220,7 +224,7 @@ func checkConfig(stdout, stderr io.Writer, files []string) int {
 			}
 			fmt.Fprintf(stdout, "%s: %d runbook(s): %s\n", f, len(rbs), strings.Join(names, ", "))
 		}
-		drs, err := agent.LoadDrills(cfg)
+		drs, err := drill.LoadConfigured(cfg)
 		if err != nil {
 			fmt.Fprintf(stderr, "%s: FAILED: %v\n", f, err)
 			code = ExitFailed
@@ -233,7 +237,7 @@ func checkConfig(stdout, stderr io.Writer, files []string) int {
 			}
 			fmt.Fprintf(stdout, "%s: %d drill(s): %s\n", f, len(drs), strings.Join(names, ", "))
 		}
-		paging, err := agent.CheckPaging(cfg)
+		paging, err := paging.Check(cfg)
 		if err != nil {
 			fmt.Fprintf(stderr, "%s: FAILED: %v\n", f, err)
 			code = ExitFailed

@@ -87,11 +87,11 @@ type Delivery struct {
 	Payload []byte // JSON notify.Message
 }
 
-// Delivered lists notifications delivered since the time whose payload
-// contains the string (a drill finds its pages by its id), oldest first.
-func (s *Store) Delivered(ctx context.Context, contains string, since time.Time) ([]Delivery, error) {
-	rows, err := s.w.QueryContext(ctx, `SELECT target, done_at, payload FROM outbox WHERE state = 'sent' AND created_at >= ? AND instr(payload, ?) > 0 ORDER BY done_at`,
-		since.UnixMilli(), contains)
+// Delivered lists notifications delivered since the time, oldest first.
+// A drill reads its pages from them by their decoded labels.
+func (s *Store) Delivered(ctx context.Context, since time.Time) ([]Delivery, error) {
+	rows, err := s.w.QueryContext(ctx, `SELECT target, done_at, payload FROM outbox WHERE state = 'sent' AND created_at >= ? ORDER BY done_at`,
+		since.UnixMilli())
 	if err != nil {
 		return nil, fmt.Errorf("delivered notifications: %w", err)
 	}

@@ -1,4 +1,4 @@
-package agent
+package checkstate
 
 import (
 	"strings"
@@ -8,7 +8,7 @@ import (
 )
 
 func TestDiagnosticLines(t *testing.T) {
-	got := diagnosticLines(map[string]any{
+	got := DiagnosticLines(map[string]any{
 		"traceroute": []network.Hop{{TTL: 1, Addr: "10.0.0.1", RTTSeconds: 0.0003}, {TTL: 2}},
 		"violations": []string{"disk_low: / 3% free"},
 		"note":       "replica lagging",

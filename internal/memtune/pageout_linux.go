@@ -1,4 +1,4 @@
-package agent
+package memtune
 
 import (
 	"bufio"
@@ -11,7 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// releaseStartupPages asks the kernel to drop the executable's resident
+// ReleaseStartupPages asks the kernel to drop the executable's resident
 // code and read-only data (MADV_PAGEOUT, Linux 5.4+). Start-up runs every
 // package initialiser, parses the config and migrates the store — code an
 // idle agent never needs again — and the kernel's fault-around maps the
@@ -26,7 +26,7 @@ import (
 // although an idle agent reads a few MiB of it (measured: read-only data
 // 10.3 MiB resident without, 3.3 MiB with; BENCHMARKS.md). Executable text
 // is read around regardless (the kernel ignores the hint for VM_EXEC).
-func releaseStartupPages() (before, after int64, err error) {
+func ReleaseStartupPages() (before, after int64, err error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return 0, 0, err

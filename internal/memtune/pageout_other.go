@@ -1,9 +1,9 @@
 //go:build !linux
 
-package agent
+package memtune
 
 import "errors"
 
-func releaseStartupPages() (before, after int64, err error) {
+func ReleaseStartupPages() (before, after int64, err error) {
 	return 0, 0, errors.New("not supported on this OS")
 }

@@ -1,0 +1,205 @@
+// Package checkstate holds the configured checks and what the agent knows
+// of them: the running config, the scheduler jobs built from it, and each
+// check's last result. The rule engine asks it whether the checks are warm,
+// pages read the state of the check an alert is about, the API and status
+// page read the config and last results.
+package checkstate
+
+import (
+	"fmt"
+	"reflect"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/vigil-project/vigil/agent/config"
+	"github.com/vigil-project/vigil/agent/notify"
+	"github.com/vigil-project/vigil/agent/scheduler"
+	"github.com/vigil-project/vigil/probes"
+)
+
+// State is safe for concurrent use.
+type State struct {
+	mu sync.RWMutex
+	// started, ranSinceStart and warm tell the rule engine when the checks
+	// have produced data since start (Warm).
+	started       time.Time
+	ranSinceStart map[string]bool
+	warm          atomic.Bool
+	cfg           *config.Config
+	checks        map[string]config.Check
+	jobs          []scheduler.Job
+	last          map[string]probes.Result
+}
+
+// New returns the state of a freshly started agent.
+func New(cfg *config.Config, jobs []scheduler.Job) *State {
+	s := &State{started: time.Now(), ranSinceStart: map[string]bool{}, last: map[string]probes.Result{}}
+	s.Set(cfg, jobs)
+	return s
+}
+
+// Set installs a (re)loaded config and its jobs. It returns the checks
+// whose series are stale: removed ones (their last result is forgotten)
+// and changed ones (a changed type or label set would otherwise leave the
+// old series behind; they re-create theirs on their next run).
+func (s *State) Set(cfg *config.Config, jobs []scheduler.Job) (stale []string) {
+	checks := make(map[string]config.Check, len(cfg.Checks))
+	for _, c := range cfg.Checks {
+		checks[c.Name] = c
+	}
+	kept := make(map[string]string, len(jobs))
+	for _, j := range jobs {
+		kept[j.Name] = j.Fingerprint
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, j := range s.jobs {
+		fp, ok := kept[j.Name]
+		if !ok || fp != j.Fingerprint {
+			stale = append(stale, j.Name)
+		}
+		if !ok {
+			delete(s.last, j.Name)
+		}
+	}
+	s.cfg, s.checks, s.jobs = cfg, checks, jobs
+	return stale
+}
+
+// Config is the running config.
+func (s *State) Config() *config.Config {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.cfg
+}
+
+// Checks are the running config's checks in config order.
+func (s *State) Checks() []config.Check {
+	return s.Config().Checks
+}
+
+// Jobs are the scheduler jobs of the running config.
+func (s *State) Jobs() []scheduler.Job {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.jobs
+}
+
+// Labels are a check's configured labels.
+func (s *State) Labels(name string) map[string]string {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.checks[name].Labels
+}
+
+// Last is a check's last result (from the store until it runs again).
+func (s *State) Last(name string) (probes.Result, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	r, ok := s.last[name]
+	return r, ok
+}
+
+// Restore seeds last results read from the store at start.
+func (s *State) Restore(last map[string]probes.Result) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for name, r := range last {
+		s.last[name] = r
+	}
+}
+
+// Record keeps a check's new result.
+func (s *State) Record(name string, r probes.Result) {
+	s.mu.Lock()
+	s.last[name] = r
+	s.mu.Unlock()
+}
+
+// MarkRan notes that a check's result has reached the exporter: only then
+// may the rules treat the check as warm. Marking it earlier lets a
+// restarted agent evaluate an empty series, resolve a restored firing
+// alert and page it again.
+func (s *State) MarkRan(name string) {
+	s.mu.Lock()
+	s.ranSinceStart[name] = true
+	s.mu.Unlock()
+}
+
+// Warm reports whether every check has run since the agent started (or the
+// warm-up has taken longer than start-up splay plus the longest timeout):
+// rules then see data, not the empty store of a fresh start.
+func (s *State) Warm() bool {
+	if s.warm.Load() {
+		return true
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	splay := time.Duration(s.cfg.Global.StartupSplay)
+	limit := splay + 5*time.Second
+	for _, j := range s.jobs {
+		limit = max(limit, splay+j.Timeout+5*time.Second)
+	}
+	if time.Since(s.started) <= limit {
+		for _, j := range s.jobs {
+			if !s.ranSinceStart[j.Name] {
+				return false
+			}
+		}
+	}
+	s.warm.Store(true)
+	return true
+}
+
+// ExternalLabels are the config's global labels.
+func (s *State) ExternalLabels() map[string]string {
+	return s.Config().Global.Labels
+}
+
+// CheckInfo is the last result of a configured check, for pages; nil for
+// a name that is not a configured check.
+func (s *State) CheckInfo(name string) *notify.CheckInfo {
+	if name == "" {
+		return nil
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	c, ok := s.checks[name]
+	if !ok {
+		return nil
+	}
+	r, ok := s.last[name]
+	if !ok {
+		return &notify.CheckInfo{Name: name, Type: c.Type}
+	}
+	return &notify.CheckInfo{Name: name, Type: c.Type, Success: r.Success, Reason: string(r.Reason), Message: notify.Truncate(r.Message, 500),
+		Diagnostics: DiagnosticLines(r.Diagnostics)}
+}
+
+// DiagnosticLines renders diagnostics one line each (hops one per line),
+// at most 40 lines.
+func DiagnosticLines(d map[string]any) []string {
+	keys := make([]string, 0, len(d))
+	for k := range d {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var out []string
+	for _, k := range keys {
+		// Lists (traceroute hops, violations) one element per line; hops
+		// print through their String method.
+		if v := reflect.ValueOf(d[k]); v.Kind() == reflect.Slice && v.Type().Elem().Kind() != reflect.Uint8 {
+			for i := range v.Len() {
+				out = append(out, fmt.Sprintf("%s: %v", k, v.Index(i).Interface()))
+			}
+			continue
+		}
+		out = append(out, fmt.Sprintf("%s: %v", k, d[k]))
+	}
+	if len(out) > 40 {
+		out = append(out[:40], fmt.Sprintf("… %d more lines", len(out)-40))
+	}
+	return out
+}

@@ -1,0 +1,172 @@
+// Package ruleeval runs the agent's Prometheus rules: it scrapes the
+// agent's own metrics into the in-memory sample store every evaluation
+// interval, evaluates the loaded rule groups with the PromQL engine, and
+// keeps alert state in the agent's store so a restart neither forgets `for`
+// timers nor pages again. Firing and resolved alerts go to the Notifier.
+package ruleeval
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/promql"
+	"github.com/prometheus/prometheus/storage"
+
+	"github.com/vigil-project/vigil/agent/config"
+	"github.com/vigil-project/vigil/rules"
+)
+
+// Options are the evaluator's dependencies.
+type Options struct {
+	// Metrics writes the agent's metrics in the text format (the
+	// exporter): the series rules read.
+	Metrics func(io.Writer)
+	// State persists alert state; nil keeps it in memory.
+	State AlertStore
+	// Ready holds back evaluation until the checks have run since start.
+	Ready func() bool
+	// Notifier receives firing and resolved alerts.
+	Notifier rules.Notifier
+	// Relabel may add labels to an alert before its identity is taken.
+	Relabel func(labels.Labels) labels.Labels
+	Logger  *slog.Logger
+}
+
+// Evaluator is the agent's rule side: its own metrics scraped into a
+// sample store, the PromQL engine, and the rule manager.
+type Evaluator struct {
+	store    *rules.Store
+	engine   *promql.Engine
+	manager  *rules.Manager
+	scrapeMu sync.Mutex
+	scraper  *rules.Scraper
+
+	mu        sync.Mutex
+	interval  time.Duration
+	retention time.Duration
+}
+
+// New builds an evaluator with no groups; Apply installs them.
+func New(opts Options) *Evaluator {
+	e := &Evaluator{
+		store:  rules.NewStore(),
+		engine: promql.NewEngine(promql.EngineOpts{MaxSamples: 50_000_000, Timeout: 2 * time.Minute, LookbackDelta: 5 * time.Minute}),
+	}
+	e.scraper = rules.NewScraper(e.store, opts.Metrics)
+	mo := rules.Options{Store: e.store, Engine: e.engine, Scrape: e.scrape, Logger: opts.Logger,
+		Ready: opts.Ready, Notifier: opts.Notifier, Relabel: opts.Relabel}
+	if opts.State != nil {
+		mo.State = alertState{st: opts.State}
+	}
+	e.manager = rules.NewManager(mo)
+	return e
+}
+
+// Load parses the config's rule files (relative to the config file).
+func Load(cfg *config.Config) ([]*rules.Group, error) {
+	if len(cfg.RuleFiles) == 0 {
+		return nil, nil
+	}
+	base := "."
+	if cfg.File != config.DefaultFile {
+		base = filepath.Dir(cfg.File)
+	}
+	return rules.LoadFiles(base, cfg.RuleFiles, time.Duration(cfg.Global.EvaluationInterval), cfg.Global.Labels, "", nil)
+}
+
+// Apply installs groups and the config's timing.
+func (e *Evaluator) Apply(cfg *config.Config, groups []*rules.Group) {
+	e.mu.Lock()
+	e.interval, e.retention = time.Duration(cfg.Global.EvaluationInterval), time.Duration(cfg.Global.SampleRetention)
+	e.mu.Unlock()
+	e.manager.Update(groups)
+}
+
+// scrape appends the agent's current metrics to the store.
+func (e *Evaluator) scrape(ts time.Time) {
+	e.scrapeMu.Lock()
+	defer e.scrapeMu.Unlock()
+	e.scraper.Scrape(ts)
+}
+
+// Run scrapes every evaluation interval (so queries see fresh data even
+// without rules), drops samples past the retention, and runs the groups,
+// until ctx is done; it returns once the rule manager has stopped, so no
+// evaluation writes alert state after it.
+func (e *Evaluator) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Go(func() { e.manager.Run(ctx) })
+	for {
+		e.mu.Lock()
+		interval, retention := e.interval, e.retention
+		e.mu.Unlock()
+		now := time.Now()
+		e.scrape(now)
+		e.store.Truncate(now.Add(-retention).UnixMilli())
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(interval):
+		}
+	}
+}
+
+// Engine is the PromQL engine.
+func (e *Evaluator) Engine() *promql.Engine { return e.engine }
+
+// Queryable is the sample store the rules read.
+func (e *Evaluator) Queryable() storage.Queryable { return e.store }
+
+// Groups are the loaded rule groups.
+func (e *Evaluator) Groups() []*rules.Group { return e.manager.Groups() }
+
+// ActiveAlerts are the pending and firing alerts of every alerting rule.
+func (e *Evaluator) ActiveAlerts() []rules.Alert {
+	var out []rules.Alert
+	for _, g := range e.manager.Groups() {
+		for _, r := range g.Rules {
+			if ar, ok := r.(*rules.AlertingRule); ok {
+				out = append(out, ar.Alerts()...)
+			}
+		}
+	}
+	return out
+}
+
+// Count runs an instant query now and returns the number of elements of
+// its result (a scalar counts as one).
+func (e *Evaluator) Count(ctx context.Context, expr string) (int, error) {
+	q, err := e.engine.NewInstantQuery(ctx, e.store, nil, expr, time.Now())
+	if err != nil {
+		return 0, err
+	}
+	defer q.Close()
+	res := q.Exec(ctx)
+	if res.Err != nil {
+		return 0, res.Err
+	}
+	switch v := res.Value.(type) {
+	case promql.Vector:
+		return len(v), nil
+	case promql.Scalar:
+		return 1, nil
+	case promql.Matrix:
+		return len(v), nil
+	}
+	return 0, nil
+}
+
+// EvalNow scrapes and evaluates every group once at ts, whatever their
+// interval (tests, and a status page that wants fresh alerts).
+func (e *Evaluator) EvalNow(ctx context.Context, ts time.Time) {
+	e.scrape(ts)
+	for _, g := range e.manager.Groups() {
+		e.manager.EvalGroup(ctx, g, ts)
+	}
+}

@@ -1,0 +1,97 @@
+// Package memtune keeps an idle agent small: it hands free heap back to the
+// OS after a burst of check runs and drops the code pages only start-up
+// needed. Both are measured in BENCHMARKS.md (idle RSS).
+package memtune
+
+import (
+	"context"
+	"log/slog"
+	"runtime/debug"
+	"sync"
+	"time"
+)
+
+// startupSettle is how long after start-up the agent lets go of the code
+// pages only start-up needed: long enough for the first runs of the checks
+// (start-up splay defaults to 10s).
+const startupSettle = 30 * time.Second
+
+// pageReleaseInterval is how often the agent hands back code pages again
+// after the start-up release. Checks that run hourly fault their code in
+// once an hour; without a periodic release it would stay resident for the
+// rest of the hour. Pages in steady use fault back in at once, which costs
+// a few milliseconds of minor faults per release.
+const pageReleaseInterval = 5 * time.Minute
+
+// ReleasePages releases code pages after start-up and then periodically
+// until ctx is done.
+func ReleasePages(ctx context.Context, log *slog.Logger) {
+	wait := startupSettle
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		before, after, err := ReleaseStartupPages()
+		if err != nil {
+			log.Debug("could not release code pages", "err", err)
+			return
+		}
+		log.Debug("released code pages", "rss_before_bytes", before, "rss_after_bytes", after)
+		wait = pageReleaseInterval
+	}
+}
+
+// heapTrimDelay is how long after the last check result the agent hands
+// the heap those runs left free back to the OS; heapTrimMinInterval bounds
+// how often it does (each trim is a forced GC).
+const (
+	heapTrimDelay       = time.Second
+	heapTrimMinInterval = 30 * time.Second
+)
+
+// HeapTrimmer returns free heap to the OS once a burst of check runs is
+// over. A run of invoice_qr decodes a PNG and a PDF (several MB of
+// short-lived images); after the next GC those pages are free but stay
+// resident: the background scavenger only releases what exceeds 110% of the
+// heap goal, so an idle agent keeps them until the next burst. The zero
+// value is ready to use.
+type HeapTrimmer struct {
+	mu    sync.Mutex
+	timer *time.Timer
+	last  time.Time
+}
+
+// Kick notes a burst of work: the trim follows heapTrimDelay after the last
+// kick.
+func (t *HeapTrimmer) Kick() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.timer == nil {
+		t.timer = time.AfterFunc(heapTrimDelay, t.fire)
+		return
+	}
+	t.timer.Reset(heapTrimDelay)
+}
+
+// Stop cancels a pending trim.
+func (t *HeapTrimmer) Stop() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.timer != nil {
+		t.timer.Stop()
+	}
+}
+
+func (t *HeapTrimmer) fire() {
+	t.mu.Lock()
+	if wait := heapTrimMinInterval - time.Since(t.last); wait > 0 {
+		t.timer.Reset(wait)
+		t.mu.Unlock()
+		return
+	}
+	t.last = time.Now()
+	t.mu.Unlock()
+	debug.FreeOSMemory()
+}
