@@ -205,4 +205,3 @@ func (q *queue) run(ctx context.Context) {
 		}
 	}
 }
-

@@ -236,35 +236,40 @@ func (p *Pager) Run(ctx context.Context) error {
 		return fmt.Errorf("start outbox: %w", err)
 	}
 	defer p.outbox.Wait()
-	var (
-		running *route.Dispatcher
-		stop    context.CancelFunc = func() {}
-		done    = make(chan struct{})
-	)
-	close(done)
+	var running *route.Dispatcher
+	stop := func() {}
 	for {
 		p.mu.RLock()
 		d := p.dispatcher
 		p.mu.RUnlock()
 		if d != running {
 			stop()
-			<-done
-			running, stop, done = d, func() {}, make(chan struct{})
-			if d == nil {
-				close(done)
-			} else {
-				dctx, cancel := context.WithCancel(ctx)
-				stop = cancel
-				go func() { defer close(done); d.Run(dctx) }()
-			}
+			running, stop = d, startDispatcher(ctx, d)
 		}
 		select {
 		case <-ctx.Done():
 			stop()
-			<-done
 			return nil
 		case <-p.changed:
 		}
+	}
+}
+
+// startDispatcher runs d until the returned stop is called, which returns
+// once d has stopped.
+func startDispatcher(ctx context.Context, d *route.Dispatcher) (stop func()) {
+	if d == nil {
+		return func() {}
+	}
+	dctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		d.Run(dctx)
+	}()
+	return func() {
+		cancel()
+		<-done
 	}
 }
 
