@@ -54,7 +54,7 @@ func LoadConfigured(cfg *config.Config) ([]*Drill, error) {
 // ErrActive is returned when a drill is asked for while one runs.
 var ErrActive = errors.New("a drill is already running on this agent")
 
-// errNotRunning is returned by Start before Run or after it returned.
+// errNotRunning is returned by Start once Run has returned.
 var errNotRunning = errors.New("the agent is not running")
 
 // errAborted is the cause of a drill cancelled through the API.
@@ -117,30 +117,18 @@ type OrchestratorOptions struct {
 type Orchestrator struct {
 	opts    OrchestratorOptions
 	metrics *vm.Set
-	starts  chan startRequest
-	// running is closed when Run starts, stopped when it returns.
-	running, stopped chan struct{}
+	wg      sync.WaitGroup
 
 	mu        sync.Mutex
 	loaded    []*Drill
 	active    *activeDrill
 	simulated map[string]Simulate // check → the active drill's simulated failure
+	closed    bool                // Run has returned
 }
 
 type activeDrill struct {
 	run    *Run
 	cancel context.CancelCauseFunc
-}
-
-type startRequest struct {
-	dr    *Drill
-	by    string
-	reply chan startReply
-}
-
-type startReply struct {
-	id  string
-	err error
 }
 
 // NewOrchestrator returns an orchestrator with the loaded drills; Run
@@ -149,8 +137,7 @@ func NewOrchestrator(opts OrchestratorOptions, loaded []*Drill) *Orchestrator {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	o := &Orchestrator{opts: opts, metrics: vm.NewSet(), simulated: map[string]Simulate{},
-		starts: make(chan startRequest), running: make(chan struct{}), stopped: make(chan struct{})}
+	o := &Orchestrator{opts: opts, metrics: vm.NewSet(), simulated: map[string]Simulate{}}
 	o.metrics.NewGauge("vigil_drill_active", func() float64 {
 		if o.Current() != nil {
 			return 1
@@ -247,53 +234,33 @@ func (o *Orchestrator) OnResult(check string, r probes.Result) {
 	}
 }
 
-// Run rolls back the drills a dead agent left running, then starts drills
-// asked for by Start until ctx is done. A drill's rollback always runs: Run
-// returns once the running drill has finished it.
+// Run rolls back the drills a dead agent left running, then waits until
+// ctx is done. A drill's rollback always runs: at the end Run aborts the
+// running drill and returns once it has finished its rollback; Start
+// refuses drills from then on.
 func (o *Orchestrator) Run(ctx context.Context) error {
-	var wg sync.WaitGroup
-	defer func() {
-		wg.Wait()
-		close(o.stopped)
-	}()
-	close(o.running)
 	o.recover(ctx)
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case req := <-o.starts:
-			id, err := o.start(ctx, &wg, req.dr, req.by)
-			req.reply <- startReply{id, err}
-		}
+	<-ctx.Done()
+	o.mu.Lock()
+	o.closed = true
+	if o.active != nil {
+		o.active.cancel(context.Cause(ctx))
 	}
+	o.mu.Unlock()
+	o.wg.Wait()
+	return nil
 }
 
 // Start runs dr in the background and returns its id.
 func (o *Orchestrator) Start(dr *Drill, by string) (string, error) {
-	select {
-	case <-o.running:
-	default:
-		return "", errNotRunning
-	}
-	req := startRequest{dr: dr, by: by, reply: make(chan startReply, 1)}
-	select {
-	case o.starts <- req:
-	case <-o.stopped:
-		return "", errNotRunning
-	}
-	rep := <-req.reply
-	return rep.id, rep.err
-}
-
-func (o *Orchestrator) start(ctx context.Context, wg *sync.WaitGroup, dr *Drill, by string) (string, error) {
-	if ctx.Err() != nil {
-		return "", errNotRunning
-	}
 	if err := dr.Validate(o.opts.KnownCheck); err != nil {
 		return "", err
 	}
 	o.mu.Lock()
+	if o.closed {
+		o.mu.Unlock()
+		return "", errNotRunning
+	}
 	if o.active != nil {
 		id := o.active.run.ID
 		o.mu.Unlock()
@@ -301,21 +268,26 @@ func (o *Orchestrator) start(ctx context.Context, wg *sync.WaitGroup, dr *Drill,
 	}
 	id := runbook.NewID()
 	run := NewRun(id, dr, o.env())
-	rctx, cancel := context.WithCancelCause(ctx)
+	// The drill outlives the request that started it; Run cancels it at
+	// shutdown.
+	rctx, cancel := context.WithCancelCause(context.Background())
 	o.active = &activeDrill{run: run, cancel: cancel}
+	o.wg.Add(1)
 	o.mu.Unlock()
 	row := store.DrillRow{ID: id, Drill: dr.Name, State: StateRunning, StartedAt: time.Now(), Spec: dr.Source}
-	if err := o.opts.Reports.SaveDrillRun(ctx, row); err != nil {
+	if err := o.opts.Reports.SaveDrillRun(rctx, row); err != nil {
 		o.mu.Lock()
 		o.active = nil
 		o.mu.Unlock()
 		cancel(nil)
+		o.wg.Done()
 		return "", err
 	}
 	o.opts.Logger.Info("drill started", "drill", dr.Name, "id", id, "by", by)
 	prog := &progress{o: o, row: row}
 	run.OnUpdate = prog.save
-	wg.Go(func() {
+	go func() {
+		defer o.wg.Done()
 		defer cancel(nil)
 		rep := run.Execute(rctx)
 		prog.stop()
@@ -324,7 +296,7 @@ func (o *Orchestrator) start(ctx context.Context, wg *sync.WaitGroup, dr *Drill,
 		clear(o.simulated)
 		o.mu.Unlock()
 		o.finish(row, rep)
-	})
+	}()
 	return id, nil
 }
 
@@ -376,6 +348,9 @@ func (o *Orchestrator) recover(ctx context.Context) {
 	}
 	const why = "the agent stopped during this drill; its rollback ran at the next start"
 	for _, row := range rows {
+		if run := o.Current(); run != nil && run.ID == row.ID {
+			continue // started since this agent did
+		}
 		// The report as last saved while the drill ran (the timeline up to
 		// the stop); the pages and runbook runs are read again from the
 		// outbox and the journal, which may have gone further.
