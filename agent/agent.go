@@ -275,10 +275,12 @@ func (a *Agent) serve(ctx, subCtx context.Context) error {
 	srvErr := make(chan error, 1)
 	go func() { srvErr <- serveWeb(subCtx, srv, a.opts.Web, a.web, a.log) }()
 	var err error
+	served := false
 	select {
 	case <-ctx.Done():
 	case <-subCtx.Done():
 	case serr := <-srvErr:
+		served = true
 		if !errors.Is(serr, http.ErrServerClosed) {
 			err = fmt.Errorf("http server: %w", serr)
 		}
@@ -289,6 +291,9 @@ func (a *Agent) serve(ctx, subCtx context.Context) error {
 	defer stop()
 	if serr := srv.Shutdown(shutdownCtx); serr != nil {
 		a.log.Warn("http shutdown", "err", serr)
+	}
+	if !served {
+		<-srvErr
 	}
 	return err
 }
