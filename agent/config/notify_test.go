@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/vigil-project/vigil/agent/notify"
 )
 
 // TestReceiversGolden pins how receivers render (JSON as an API or a
@@ -37,7 +39,30 @@ func TestReceiversGolden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := "# json\n" + string(js) + "\n# yaml\n" + string(ys) + "# integrations\n"
+	// YAML shows every registered kind, an empty list where a receiver has
+	// none. Those lines are checked against the registry and left out of
+	// the golden, so a new kind needs no new golden.
+	var yamlLines []string
+	empty := map[string]int{}
+	for _, line := range strings.SplitAfter(string(ys), "\n") {
+		if key, ok := strings.CutSuffix(strings.TrimSpace(line), ": []"); ok && strings.HasSuffix(key, "_configs") {
+			empty[key]++
+			continue
+		}
+		yamlLines = append(yamlLines, line)
+	}
+	for _, kind := range notify.Integrations() {
+		used := 0
+		for _, r := range cfg.Notify.Receivers {
+			if len(r.Configs[kind.Kind]) > 0 {
+				used++
+			}
+		}
+		if want := len(cfg.Notify.Receivers) - used; empty[kind.Key] != want {
+			t.Errorf("YAML shows %q as an empty list %d times, want %d", kind.Key, empty[kind.Key], want)
+		}
+	}
+	got := "# json\n" + string(js) + "\n# yaml\n" + strings.Join(yamlLines, "") + "# integrations\n"
 	for _, r := range cfg.Notify.Receivers {
 		for _, in := range r.Integrations() {
 			got += fmt.Sprintf("%s %s %T\n", in.Target(r.Name), in.Key, in.Config)

@@ -14,12 +14,19 @@ import (
 	"github.com/vigil-project/vigil/agent/notify"
 )
 
-// TestShippedKinds pins the shipped kinds in the order receivers list
-// their integrations (and the pager its targets).
+// TestShippedKinds pins the kinds vigil shipped before the registry, in
+// the order receivers list their integrations (and the pager its
+// targets); a kind added later takes its own place without editing this.
 func TestShippedKinds(t *testing.T) {
 	want := []string{"webhook", "dingtalk", "wecom", "feishu", "pagerduty", "slack", "email"}
-	if got := notify.Kinds(); !slices.Equal(got, want) {
-		t.Errorf("kinds = %q, want %q", got, want)
+	var got []string
+	for _, k := range notify.Kinds() {
+		if slices.Contains(want, k) {
+			got = append(got, k)
+		}
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("shipped kinds = %q, want %q", got, want)
 	}
 }
 
