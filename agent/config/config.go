@@ -154,9 +154,12 @@ func walkSecrets(v reflect.Value, fn func(probes.Secret), file func(path string)
 			walkSecrets(v.Index(i), fn, file)
 		}
 	case reflect.Map:
-		iter := v.MapRange()
-		for iter.Next() {
-			walkSecrets(iter.Value(), fn, file)
+		// In key order, so the walk is the same every time (a receiver's
+		// integrations are a map by kind).
+		keys := v.MapKeys()
+		sort.Slice(keys, func(i, j int) bool { return fmt.Sprint(keys[i]) < fmt.Sprint(keys[j]) })
+		for _, k := range keys {
+			walkSecrets(v.MapIndex(k), fn, file)
 		}
 	}
 }

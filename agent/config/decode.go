@@ -76,6 +76,12 @@ type extraKeys struct {
 	Names []string
 }
 
+// keyClaimer is a struct whose mapping holds keys that are not its fields
+// and that a registry decides (a receiver's `<kind>_configs` lists).
+type keyClaimer interface {
+	extraKeys(d *decoder, path string) extraKeys
+}
+
 func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 	if n.Kind == yaml.AliasNode {
 		n = n.Alias
@@ -99,7 +105,13 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 		}
 		d.decode(n, v.Elem(), path)
 	case reflect.Struct:
-		d.decodeStruct(n, v, path, extraKeys{})
+		var extra extraKeys
+		if v.CanAddr() {
+			if x, ok := v.Addr().Interface().(keyClaimer); ok {
+				extra = x.extraKeys(d, path)
+			}
+		}
+		d.decodeStruct(n, v, path, extra)
 	case reflect.Slice:
 		if n.Kind != yaml.SequenceNode {
 			d.errorf(n, path, "expected a list, got %s", kindName(n))

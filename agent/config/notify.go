@@ -1,25 +1,25 @@
 package config
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
+	"reflect"
 	"regexp"
 	"strings"
 
 	"github.com/prometheus/common/model"
 	"gopkg.in/yaml.v3"
 
+	"github.com/vigil-project/vigil/agent/notify"
 	"github.com/vigil-project/vigil/agent/notify/alertmanager"
-	"github.com/vigil-project/vigil/agent/notify/dingtalk"
-	"github.com/vigil-project/vigil/agent/notify/email"
-	"github.com/vigil-project/vigil/agent/notify/feishu"
-	"github.com/vigil-project/vigil/agent/notify/pagerduty"
 	"github.com/vigil-project/vigil/agent/notify/route"
-	"github.com/vigil-project/vigil/agent/notify/slack"
-	"github.com/vigil-project/vigil/agent/notify/webhook"
-	"github.com/vigil-project/vigil/agent/notify/wecom"
 	"github.com/vigil-project/vigil/probes"
+
+	// The receiver integrations are part of the config format: whoever
+	// parses a config gets all of them, as when Receiver named each.
+	_ "github.com/vigil-project/vigil/agent/notify/all"
 )
 
 // Notify is the paging section: Alertmanager peers that get every alert,
@@ -46,7 +46,9 @@ type Notify struct {
 	MaxBackoff model.Duration `yaml:"max_backoff" json:"max_backoff"`
 }
 
-// Receiver is a named set of integrations that a route pages.
+// Receiver is a named set of integrations that a route pages. Its
+// integrations are the `<kind>_configs` lists of the kinds registered with
+// agent/notify; each entry is decoded into the kind's own config.
 type Receiver struct {
 	Name string `yaml:"name" json:"name"`
 	// SendResolved: send a notification when the alerts resolve (default true).
@@ -58,42 +60,23 @@ type Receiver struct {
 	RateLimit float64 `yaml:"rate_limit" json:"rate_limit,omitempty"`
 	RateBurst int     `yaml:"rate_burst" json:"rate_burst,omitempty"`
 
-	WebhookConfigs   []webhook.Config   `yaml:"webhook_configs" json:"webhook_configs,omitempty"`
-	DingtalkConfigs  []dingtalk.Config  `yaml:"dingtalk_configs" json:"dingtalk_configs,omitempty"`
-	WecomConfigs     []wecom.Config     `yaml:"wecom_configs" json:"wecom_configs,omitempty"`
-	FeishuConfigs    []feishu.Config    `yaml:"feishu_configs" json:"feishu_configs,omitempty"`
-	PagerdutyConfigs []pagerduty.Config `yaml:"pagerduty_configs" json:"pagerduty_configs,omitempty"`
-	SlackConfigs     []slack.Config     `yaml:"slack_configs" json:"slack_configs,omitempty"`
-	EmailConfigs     []email.Config     `yaml:"email_configs" json:"email_configs,omitempty"`
+	// Configs holds each kind's list ("webhook" → the webhook_configs
+	// entries), every entry a pointer from the kind's NewConfig. It is
+	// decoded through the registry and rendered under the kinds' keys.
+	Configs map[string][]notify.Config `yaml:"-" json:"-"`
 }
 
 // WantsResolved reports the effective send_resolved.
 func (r *Receiver) WantsResolved() bool { return r.SendResolved == nil || *r.SendResolved }
 
-// Integrations lists the receiver's integrations as kind, index and config
-// (with Validate), in a fixed order.
+// Integrations lists the receiver's integrations as kind, index and config,
+// kinds in the registry's order (notify.Integrations), entries in file order.
 func (r *Receiver) Integrations() []Integration {
 	var out []Integration
-	for i := range r.WebhookConfigs {
-		out = append(out, Integration{Kind: "webhook", Key: "webhook_configs", Index: i, Config: &r.WebhookConfigs[i]})
-	}
-	for i := range r.DingtalkConfigs {
-		out = append(out, Integration{Kind: "dingtalk", Key: "dingtalk_configs", Index: i, Config: &r.DingtalkConfigs[i]})
-	}
-	for i := range r.WecomConfigs {
-		out = append(out, Integration{Kind: "wecom", Key: "wecom_configs", Index: i, Config: &r.WecomConfigs[i]})
-	}
-	for i := range r.FeishuConfigs {
-		out = append(out, Integration{Kind: "feishu", Key: "feishu_configs", Index: i, Config: &r.FeishuConfigs[i]})
-	}
-	for i := range r.PagerdutyConfigs {
-		out = append(out, Integration{Kind: "pagerduty", Key: "pagerduty_configs", Index: i, Config: &r.PagerdutyConfigs[i]})
-	}
-	for i := range r.SlackConfigs {
-		out = append(out, Integration{Kind: "slack", Key: "slack_configs", Index: i, Config: &r.SlackConfigs[i]})
-	}
-	for i := range r.EmailConfigs {
-		out = append(out, Integration{Kind: "email", Key: "email_configs", Index: i, Config: &r.EmailConfigs[i]})
+	for _, kind := range notify.Integrations() {
+		for i, c := range r.Configs[kind.Kind] {
+			out = append(out, Integration{Kind: kind.Kind, Key: kind.Key, Index: i, Config: c})
+		}
 	}
 	return out
 }
@@ -103,12 +86,99 @@ type Integration struct {
 	Kind   string
 	Key    string // the YAML list it came from
 	Index  int
-	Config interface{ Validate() error }
+	Config notify.Config
 }
 
 // Target names the integration as a delivery target: "oncall/webhook[0]".
 func (i Integration) Target(receiver string) string {
 	return fmt.Sprintf("%s/%s[%d]", receiver, i.Kind, i.Index)
+}
+
+// extraKeys claims the registered kinds' keys: each list is decoded
+// entry by entry into the kind's config, defaults first, strictly.
+func (r *Receiver) extraKeys(d *decoder, path string) extraKeys {
+	kinds := notify.Integrations()
+	names := make([]string, len(kinds))
+	for i, k := range kinds {
+		names[i] = k.Key
+	}
+	return extraKeys{Names: names, Claim: func(k, v *yaml.Node) bool {
+		kind, ok := notify.LookupKey(k.Value)
+		if !ok {
+			return false
+		}
+		if r.Configs == nil {
+			r.Configs = map[string][]notify.Config{}
+		}
+		r.Configs[kind.Kind] = d.decodeIntegrations(v, kind, joinPath(path, k.Value))
+		return true
+	}}
+}
+
+// decodeIntegrations decodes one `<kind>_configs` list, as a slice of the
+// kind's config struct would be decoded.
+func (d *decoder) decodeIntegrations(n *yaml.Node, kind notify.Integration, path string) []notify.Config {
+	if n.Kind == yaml.AliasNode {
+		n = n.Alias
+	}
+	if n.Tag == "!!null" {
+		return nil
+	}
+	if n.Kind != yaml.SequenceNode {
+		d.errorf(n, path, "expected a list, got %s", kindName(n))
+		return nil
+	}
+	out := make([]notify.Config, len(n.Content))
+	for i, item := range n.Content {
+		c := kind.NewConfig()
+		d.decode(item, reflect.ValueOf(c).Elem(), fmt.Sprintf("%s[%d]", path, i))
+		out[i] = c
+	}
+	return out
+}
+
+// receiverFields is Receiver without its methods, for rendering its own
+// fields before the integration lists.
+type receiverFields Receiver
+
+// MarshalJSON renders the receiver as it is written: its fields, then each
+// registered kind's non-empty list under the kind's key.
+func (r Receiver) MarshalJSON() ([]byte, error) {
+	b, err := json.Marshal(receiverFields(r))
+	if err != nil {
+		return nil, err
+	}
+	b = b[:len(b)-1] // the closing brace; "name" is always there before it
+	for _, kind := range notify.Integrations() {
+		cs := r.Configs[kind.Kind]
+		if len(cs) == 0 {
+			continue
+		}
+		key, _ := json.Marshal(kind.Key)
+		list, err := json.Marshal(cs)
+		if err != nil {
+			return nil, fmt.Errorf("receiver %q: %s: %w", r.Name, kind.Key, err)
+		}
+		b = append(append(append(append(b, ','), key...), ':'), list...)
+	}
+	return append(b, '}'), nil
+}
+
+// MarshalYAML renders the receiver's fields, then every registered kind's
+// list under its key (empty ones too, as yaml.v3 renders an empty slice).
+func (r Receiver) MarshalYAML() (any, error) {
+	var n yaml.Node
+	if err := n.Encode(receiverFields(r)); err != nil {
+		return nil, err
+	}
+	for _, kind := range notify.Integrations() {
+		var list yaml.Node
+		if err := list.Encode(r.Configs[kind.Kind]); err != nil {
+			return nil, fmt.Errorf("receiver %q: %s: %w", r.Name, kind.Key, err)
+		}
+		n.Content = append(n.Content, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: kind.Key}, &list)
+	}
+	return &n, nil
 }
 
 var indexRE = regexp.MustCompile(`\.(\d+)\b`)

@@ -1,8 +1,10 @@
 // Package notify holds what every paging integration shares: the alert and
 // message model (Alertmanager's), the Notifier interface, delivery error
-// classes that tell the outbox whether to retry, the HTTP helper, and the
-// default message templates. Integrations live in sub-packages, one each;
-// routing is in notify/route and durable delivery in notify/outbox.
+// classes that tell the outbox whether to retry, the HTTP helper, the
+// default message templates, and the registry of receiver integration
+// kinds. Integrations live in sub-packages, one each, and register from
+// init() (notify/all links them in); routing is in notify/route and
+// durable delivery in notify/outbox.
 package notify
 
 import (

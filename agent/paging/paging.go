@@ -24,15 +24,8 @@ import (
 	"github.com/vigil-project/vigil/agent/config"
 	"github.com/vigil-project/vigil/agent/notify"
 	"github.com/vigil-project/vigil/agent/notify/alertmanager"
-	"github.com/vigil-project/vigil/agent/notify/dingtalk"
-	"github.com/vigil-project/vigil/agent/notify/email"
-	"github.com/vigil-project/vigil/agent/notify/feishu"
 	"github.com/vigil-project/vigil/agent/notify/outbox"
-	"github.com/vigil-project/vigil/agent/notify/pagerduty"
 	"github.com/vigil-project/vigil/agent/notify/route"
-	"github.com/vigil-project/vigil/agent/notify/slack"
-	"github.com/vigil-project/vigil/agent/notify/webhook"
-	"github.com/vigil-project/vigil/agent/notify/wecom"
 	"github.com/vigil-project/vigil/agent/store"
 )
 
@@ -162,23 +155,7 @@ func BuildPlan(cfg *config.Config, externalURL string) (*Plan, error) {
 }
 
 func buildIntegration(in config.Integration, client *http.Client) (notify.Notifier, error) {
-	switch c := in.Config.(type) {
-	case *webhook.Config:
-		return webhook.New(*c, client), nil
-	case *dingtalk.Config:
-		return dingtalk.New(*c, client)
-	case *wecom.Config:
-		return wecom.New(*c, client)
-	case *feishu.Config:
-		return feishu.New(*c, client)
-	case *pagerduty.Config:
-		return pagerduty.New(*c, client)
-	case *slack.Config:
-		return slack.New(*c, client)
-	case *email.Config:
-		return email.New(*c)
-	}
-	return nil, fmt.Errorf("unknown integration %T", in.Config)
+	return notify.Build(in.Kind, in.Config, client)
 }
 
 // ExternalURL is notify.external_url or http://<host name>:<port of the

@@ -48,6 +48,28 @@ const (
 	errRateLimited = 410100 // 发送速度太快而限流 (newer name of the same limit)
 )
 
+func init() {
+	notify.Register(notify.Integration{
+		Kind: "dingtalk", Key: "dingtalk_configs", Order: 20,
+		NewConfig: func() notify.Config { return &Config{} },
+		New:       newIntegration,
+	})
+}
+
+// newIntegration is New as the registry calls it; a failure returns a nil
+// Notifier, not a nil *Notifier inside one.
+func newIntegration(c notify.Config, client *http.Client) (notify.Notifier, error) {
+	cfg, ok := c.(*Config)
+	if !ok {
+		return nil, fmt.Errorf("dingtalk: config of type %T", c)
+	}
+	n, err := New(*cfg, client)
+	if err != nil {
+		return nil, err
+	}
+	return n, nil
+}
+
 // Config is one dingtalk_configs entry.
 type Config struct {
 	// URL is the robot's webhook address,

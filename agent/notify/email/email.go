@@ -28,6 +28,7 @@ import (
 	"mime"
 	"mime/quotedprintable"
 	"net"
+	"net/http"
 	"net/mail"
 	"net/smtp"
 	"net/textproto"
@@ -83,6 +84,29 @@ type TLSConfig struct {
 	// InsecureSkipVerify accepts any certificate: the connection is
 	// encrypted but not authenticated.
 	InsecureSkipVerify bool `yaml:"insecure_skip_verify" json:"insecure_skip_verify,omitempty"`
+}
+
+func init() {
+	notify.Register(notify.Integration{
+		Kind: "email", Key: "email_configs", Order: 70,
+		NewConfig: func() notify.Config { return &Config{} },
+		New:       newIntegration,
+	})
+}
+
+// newIntegration is New as the registry calls it (a failure returns a nil
+// Notifier, not a nil *Notifier inside one). E-mail does not use the
+// HTTP client: it dials the smarthost itself, bounded by the attempt's ctx.
+func newIntegration(c notify.Config, _ *http.Client) (notify.Notifier, error) {
+	cfg, ok := c.(*Config)
+	if !ok {
+		return nil, fmt.Errorf("email: config of type %T", c)
+	}
+	n, err := New(*cfg)
+	if err != nil {
+		return nil, err
+	}
+	return n, nil
 }
 
 // Config is one email_configs entry.

@@ -80,8 +80,14 @@ type Outbox struct {
 
 	mu      sync.Mutex
 	targets map[string]*worker
-	ctx     context.Context
+	started bool
 	wg      sync.WaitGroup
+
+	// launches carries workers that SetTargets added after Start to the
+	// launcher, the goroutine Start runs with its ctx; launcherDone closes
+	// when it stops.
+	launches     chan launch
+	launcherDone chan struct{}
 
 	// records carries attempt outcomes to the recorder, which commits them
 	// in batches, in the order they happened. Pointers to copies: a buffer
@@ -94,6 +100,12 @@ type Outbox struct {
 	// memoryID numbers unsaved items (negative, so they never collide
 	// with the store's row ids).
 	memoryID atomic.Int64
+}
+
+// launch asks the launcher to start workers; done closes once they run.
+type launch struct {
+	workers []*worker
+	done    chan struct{}
 }
 
 type worker struct {
@@ -130,25 +142,29 @@ func New(opts Options) *Outbox {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Outbox{opts: opts, metrics: vm.NewSet(), targets: map[string]*worker{}, records: make(chan *store.OutboxItem, 1024), recDone: make(chan struct{})}
+	return &Outbox{opts: opts, metrics: vm.NewSet(), targets: map[string]*worker{}, records: make(chan *store.OutboxItem, 1024), recDone: make(chan struct{}),
+		launches: make(chan launch), launcherDone: make(chan struct{})}
 }
 
 // WritePrometheus writes the outbox's metrics.
 func (o *Outbox) WritePrometheus(w io.Writer) { o.metrics.WritePrometheus(w) }
 
 // Start loads pending items (those a previous run left, including any that
-// were being sent when it died) and starts a worker per target. Items for
-// targets that no longer exist stay on disk until the target returns.
+// were being sent when it died) and starts a worker per target; workers
+// and deliveries run until ctx ends. Items for targets that no longer
+// exist stay on disk until the target returns.
 func (o *Outbox) Start(ctx context.Context, targets []Target) error {
 	pending, err := o.opts.Store.PendingOutbox(ctx)
 	if err != nil {
 		return err
 	}
 	o.mu.Lock()
-	o.ctx = ctx
+	o.started = true
 	o.mu.Unlock()
 	go o.recorder()
-	// New workers load their pending items themselves (SetTargets).
+	o.wg.Add(1)
+	go o.launcher(ctx)
+	// New workers load their pending items as they start (SetTargets).
 	o.SetTargets(targets)
 	known := map[string]bool{}
 	for _, t := range targets {
@@ -167,11 +183,14 @@ func (o *Outbox) Start(ctx context.Context, targets []Target) error {
 }
 
 // SetTargets replaces the delivery targets (config reload). A target whose
-// settings are unchanged keeps its worker and queue.
+// settings are unchanged keeps its worker and queue. After Start, a new
+// target's worker is running, with what earlier configs left queued for
+// it, when SetTargets returns.
 func (o *Outbox) SetTargets(targets []Target) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	next := map[string]*worker{}
+	var added []*worker
 	for _, t := range targets {
 		if t.Concurrency < 1 {
 			t.Concurrency = 1
@@ -189,23 +208,8 @@ func (o *Outbox) SetTargets(targets []Target) {
 		w := &worker{o: o, target: t, limiter: newLimiter(t), wake: make(chan struct{}, 1), busy: map[string]bool{},
 			slots: t.Concurrency, stop: make(chan struct{})}
 		next[t.Name] = w
+		added = append(added, w)
 		o.registerMetrics(t)
-		if o.ctx != nil {
-			// A target added by a reload picks up what an earlier config
-			// left queued for it.
-			if pending, err := o.opts.Store.PendingOutbox(o.ctx); err == nil {
-				for _, it := range pending {
-					if it.Target == t.Name {
-						w.queue = append(w.queue, it)
-					}
-				}
-			} else {
-				o.opts.Logger.Error("load pending notifications", "target", t.Name, "err", err)
-			}
-			o.wg.Add(1)
-			go w.run(o.ctx)
-			w.poke()
-		}
 	}
 	for _, w := range o.targets {
 		w.mu.Lock()
@@ -214,6 +218,58 @@ func (o *Outbox) SetTargets(targets []Target) {
 		close(w.stop)
 	}
 	o.targets = next
+	if !o.started || len(added) == 0 {
+		return
+	}
+	// o.mu stays held until the workers run, so no item is accepted
+	// before their pending items are loaded (it would be queued twice).
+	l := launch{workers: added, done: make(chan struct{})}
+	select {
+	case o.launches <- l:
+		<-l.done
+	case <-o.launcherDone:
+		// Stopped: there is nothing left to deliver with.
+	}
+}
+
+// launcher starts the workers of targets that SetTargets adds, bound to
+// the ctx of Start, until it ends.
+func (o *Outbox) launcher(ctx context.Context) {
+	defer o.wg.Done()
+	defer close(o.launcherDone)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case l := <-o.launches:
+			o.startWorkers(ctx, l.workers)
+			close(l.done)
+		}
+	}
+}
+
+// startWorkers starts workers bound to ctx; each first picks up what an
+// earlier run or config left queued for its target (one read of the
+// store for all of them).
+func (o *Outbox) startWorkers(ctx context.Context, workers []*worker) {
+	pending, err := o.opts.Store.PendingOutbox(ctx)
+	if err != nil {
+		for _, w := range workers {
+			o.opts.Logger.Error("load pending notifications", "target", w.target.Name, "err", err)
+		}
+	}
+	byTarget := map[string][]*store.OutboxItem{}
+	for _, it := range pending {
+		byTarget[it.Target] = append(byTarget[it.Target], it)
+	}
+	for _, w := range workers {
+		w.mu.Lock()
+		w.queue = append(w.queue, byTarget[w.target.Name]...)
+		w.mu.Unlock()
+		o.wg.Add(1)
+		go w.run(ctx)
+		w.poke()
+	}
 }
 
 // Wait blocks until every worker and delivery has stopped (after ctx
@@ -221,7 +277,7 @@ func (o *Outbox) SetTargets(targets []Target) {
 func (o *Outbox) Wait() {
 	o.wg.Wait()
 	o.mu.Lock()
-	started := o.ctx != nil
+	started := o.started
 	o.mu.Unlock()
 	if started {
 		o.closeRec.Do(func() { close(o.records) })

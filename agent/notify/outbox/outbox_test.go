@@ -345,3 +345,43 @@ func TestSickStoreStillDelivers(t *testing.T) {
 	}
 	waitUntil(t, "saved item delivered", func() bool { return len(n.acked()) == 3 })
 }
+
+// TestReloadAfterStop: the outbox keeps no context of its own, so a
+// reload after Start's ctx ended returns at once and starts nothing; the
+// new target's items stay on disk for the next run.
+func TestReloadAfterStop(t *testing.T) {
+	st := openStore(t, filepath.Join(t.TempDir(), "v.db"))
+	defer st.Close()
+	o := New(fast(st))
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := o.Start(ctx, []Target{{Name: "t", Receiver: "r", Integration: "webhook", Notifier: &scripted{}}}); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	o.Wait()
+	if err := o.Enqueue(context.Background(), msg("g", false, time.Now()), "g", []string{"u"}); err != nil {
+		t.Fatal(err)
+	}
+	late := &scripted{}
+	done := make(chan struct{})
+	go func() {
+		o.SetTargets([]Target{{Name: "u", Receiver: "r", Integration: "webhook", Notifier: late}})
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("SetTargets after the outbox stopped does not return")
+	}
+	time.Sleep(20 * time.Millisecond)
+	if got := late.acked(); len(got) != 0 {
+		t.Errorf("a stopped outbox delivered %q", got)
+	}
+	pending, err := st.PendingOutbox(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pending) != 1 || pending[0].Target != "u" {
+		t.Errorf("pending = %+v, want the item for u", pending)
+	}
+}

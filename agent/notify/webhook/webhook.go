@@ -13,6 +13,23 @@ import (
 	"github.com/vigil-project/vigil/probes"
 )
 
+func init() {
+	notify.Register(notify.Integration{
+		Kind: "webhook", Key: "webhook_configs", Order: 10,
+		NewConfig: func() notify.Config { return &Config{} },
+		New:       newIntegration,
+	})
+}
+
+// newIntegration is New as the registry calls it.
+func newIntegration(c notify.Config, client *http.Client) (notify.Notifier, error) {
+	cfg, ok := c.(*Config)
+	if !ok {
+		return nil, fmt.Errorf("webhook: config of type %T", c)
+	}
+	return New(*cfg, client), nil
+}
+
 // Config is one webhook_configs entry.
 type Config struct {
 	// URL is the receiver's address; url_secret takes it from the

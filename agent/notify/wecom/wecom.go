@@ -48,6 +48,28 @@ const (
 // gets it too.
 var defaultBody = strings.TrimPrefix(notify.DefaultMarkdown, "### {{ template \"title\" . }}\n")
 
+func init() {
+	notify.Register(notify.Integration{
+		Kind: "wecom", Key: "wecom_configs", Order: 30,
+		NewConfig: func() notify.Config { return &Config{} },
+		New:       newIntegration,
+	})
+}
+
+// newIntegration is New as the registry calls it; a failure returns a nil
+// Notifier, not a nil *Notifier inside one.
+func newIntegration(c notify.Config, client *http.Client) (notify.Notifier, error) {
+	cfg, ok := c.(*Config)
+	if !ok {
+		return nil, fmt.Errorf("wecom: config of type %T", c)
+	}
+	n, err := New(*cfg, client)
+	if err != nil {
+		return nil, err
+	}
+	return n, nil
+}
+
 // Config is one wecom_configs entry.
 type Config struct {
 	// URL is the robot's webhook address,
