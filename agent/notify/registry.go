@@ -140,3 +140,23 @@ func (r *registry) list() []Integration {
 	})
 	return out
 }
+
+// Adapt turns a kind's typed constructor into Integration.New: the config
+// must be the *C its NewConfig returns, and a failed build returns a nil
+// Notifier, never a nil *N inside one.
+func Adapt[C any, P interface {
+	*C
+	Config
+}, N Notifier](build func(C, *http.Client) (N, error)) func(Config, *http.Client) (Notifier, error) {
+	return func(c Config, client *http.Client) (Notifier, error) {
+		cfg, ok := c.(P)
+		if !ok {
+			return nil, fmt.Errorf("config of type %T, want %T", c, P(nil))
+		}
+		n, err := build(*cfg, client)
+		if err != nil {
+			return nil, err
+		}
+		return n, nil
+	}
+}

@@ -2,6 +2,7 @@ package notify
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"slices"
 	"strings"
@@ -97,3 +98,33 @@ func TestBuildUnknownKind(t *testing.T) {
 		t.Errorf("Build of an unknown kind: %v", err)
 	}
 }
+
+type adaptConfig struct{ fail bool }
+
+func (*adaptConfig) Validate() error { return nil }
+
+type adaptNotifier struct{}
+
+func (*adaptNotifier) Notify(context.Context, *Message) error { return nil }
+
+func TestAdapt(t *testing.T) {
+	build := Adapt(func(c adaptConfig, _ *http.Client) (*adaptNotifier, error) {
+		if c.fail {
+			return nil, errors.New("bad config")
+		}
+		return &adaptNotifier{}, nil
+	})
+	if n, err := build(&adaptConfig{}, nil); err != nil || n == nil {
+		t.Errorf("build: %v, %v", n, err)
+	}
+	if n, err := build(&adaptConfig{fail: true}, nil); err == nil || n != nil {
+		t.Errorf("failed build returned %#v (want a nil Notifier), %v", n, err)
+	}
+	if _, err := build(&otherConfig{}, nil); err == nil || !strings.Contains(err.Error(), "want *notify.adaptConfig") {
+		t.Errorf("wrong config type: %v", err)
+	}
+}
+
+type otherConfig struct{}
+
+func (*otherConfig) Validate() error { return nil }

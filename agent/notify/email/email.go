@@ -90,23 +90,8 @@ func init() {
 	notify.Register(notify.Integration{
 		Kind: "email", Key: "email_configs", Order: 70,
 		NewConfig: func() notify.Config { return &Config{} },
-		New:       newIntegration,
+		New:       notify.Adapt(func(c Config, _ *http.Client) (*Notifier, error) { return New(c) }),
 	})
-}
-
-// newIntegration is New as the registry calls it (a failure returns a nil
-// Notifier, not a nil *Notifier inside one). E-mail does not use the
-// HTTP client: it dials the smarthost itself, bounded by the attempt's ctx.
-func newIntegration(c notify.Config, _ *http.Client) (notify.Notifier, error) {
-	cfg, ok := c.(*Config)
-	if !ok {
-		return nil, fmt.Errorf("email: config of type %T", c)
-	}
-	n, err := New(*cfg)
-	if err != nil {
-		return nil, err
-	}
-	return n, nil
 }
 
 // Config is one email_configs entry.

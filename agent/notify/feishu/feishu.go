@@ -54,22 +54,8 @@ func init() {
 	notify.Register(notify.Integration{
 		Kind: "feishu", Key: "feishu_configs", Order: 40,
 		NewConfig: func() notify.Config { return &Config{} },
-		New:       newIntegration,
+		New:       notify.Adapt(New),
 	})
-}
-
-// newIntegration is New as the registry calls it; a failure returns a nil
-// Notifier, not a nil *Notifier inside one.
-func newIntegration(c notify.Config, client *http.Client) (notify.Notifier, error) {
-	cfg, ok := c.(*Config)
-	if !ok {
-		return nil, fmt.Errorf("feishu: config of type %T", c)
-	}
-	n, err := New(*cfg, client)
-	if err != nil {
-		return nil, err
-	}
-	return n, nil
 }
 
 // Config is one feishu_configs entry.

@@ -84,22 +84,8 @@ func init() {
 	notify.Register(notify.Integration{
 		Kind: "pagerduty", Key: "pagerduty_configs", Order: 50,
 		NewConfig: func() notify.Config { return &Config{} },
-		New:       newIntegration,
+		New:       notify.Adapt(New),
 	})
-}
-
-// newIntegration is New as the registry calls it; a failure returns a nil
-// Notifier, not a nil *Notifier inside one.
-func newIntegration(c notify.Config, client *http.Client) (notify.Notifier, error) {
-	cfg, ok := c.(*Config)
-	if !ok {
-		return nil, fmt.Errorf("pagerduty: config of type %T", c)
-	}
-	n, err := New(*cfg, client)
-	if err != nil {
-		return nil, err
-	}
-	return n, nil
 }
 
 // Config is one pagerduty_configs entry.

@@ -53,22 +53,8 @@ func init() {
 	notify.Register(notify.Integration{
 		Kind: "slack", Key: "slack_configs", Order: 60,
 		NewConfig: func() notify.Config { return &Config{} },
-		New:       newIntegration,
+		New:       notify.Adapt(New),
 	})
-}
-
-// newIntegration is New as the registry calls it; a failure returns a nil
-// Notifier, not a nil *Notifier inside one.
-func newIntegration(c notify.Config, client *http.Client) (notify.Notifier, error) {
-	cfg, ok := c.(*Config)
-	if !ok {
-		return nil, fmt.Errorf("slack: config of type %T", c)
-	}
-	n, err := New(*cfg, client)
-	if err != nil {
-		return nil, err
-	}
-	return n, nil
 }
 
 // Config is one slack_configs entry.

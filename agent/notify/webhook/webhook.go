@@ -17,17 +17,8 @@ func init() {
 	notify.Register(notify.Integration{
 		Kind: "webhook", Key: "webhook_configs", Order: 10,
 		NewConfig: func() notify.Config { return &Config{} },
-		New:       newIntegration,
+		New:       notify.Adapt(func(c Config, h *http.Client) (*Notifier, error) { return New(c, h), nil }),
 	})
-}
-
-// newIntegration is New as the registry calls it.
-func newIntegration(c notify.Config, client *http.Client) (notify.Notifier, error) {
-	cfg, ok := c.(*Config)
-	if !ok {
-		return nil, fmt.Errorf("webhook: config of type %T", c)
-	}
-	return New(*cfg, client), nil
 }
 
 // Config is one webhook_configs entry.
