@@ -23,6 +23,8 @@ import (
 	"github.com/prometheus/prometheus/promql/parser"
 	"github.com/redis/go-redis/v9"
 	"gopkg.in/yaml.v3"
+
+	"github.com/vigil-project/vigil/internal/testenv"
 )
 
 // The files whose PromQL must parse and name only series vigil exports.
@@ -491,23 +493,13 @@ func exportedNames(body string) (samples, histograms map[string]bool) {
 	return samples, histograms
 }
 
-// dashboardNeeds skips the test when a real part it needs is absent, and
-// fails it instead under VIGIL_REQUIRE_INTEGRATION=1 (.ci/run sets it).
-func dashboardNeeds(t *testing.T, format string, args ...any) {
-	t.Helper()
-	if os.Getenv("VIGIL_REQUIRE_INTEGRATION") != "" {
-		t.Fatalf(format, args...)
-	}
-	t.Skipf(format, args...)
-}
-
 // startRedisReplica starts a private Redis primary and a replica of it and
 // waits until the replica's link is up; it returns the replica's address.
 func startRedisReplica(t *testing.T) string {
 	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
-		dashboardNeeds(t, "redis-server not installed (Debian package redis-server); the replication series need a replica")
+		testenv.Missing(t, "redis-server", "not installed (apt-get install redis-server); the replication series need a replica")
 	}
 	dir := t.TempDir()
 	start := func(name string, extra ...string) string {
@@ -578,16 +570,10 @@ func TestDashboardMetricsExported(t *testing.T) {
 		t.FailNow()
 	}
 
-	for _, addr := range []string{"127.0.0.1:5432", "127.0.0.1:3306", "127.0.0.1:6379"} {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err != nil {
-			dashboardNeeds(t, "%s not reachable (%v); .ci/run starts PostgreSQL, MariaDB and Redis", addr, err)
-		}
-		c.Close()
-	}
-	if os.Geteuid() != 0 {
-		dashboardNeeds(t, "the icmp check needs root or CAP_NET_RAW")
-	}
+	testenv.NeedService(t, "PostgreSQL", "127.0.0.1:5432")
+	testenv.NeedService(t, "MariaDB", "127.0.0.1:3306")
+	testenv.NeedService(t, "Redis", "127.0.0.1:6379")
+	testenv.NeedRoot(t, "the icmp check needs root or CAP_NET_RAW")
 	replica := startRedisReplica(t)
 	t.Setenv("VIGIL_DASH_PG_DSN", "postgres://postgres@127.0.0.1:5432/test?sslmode=disable")
 	t.Setenv("VIGIL_DASH_MYSQL_DSN", "root@tcp(127.0.0.1:3306)/test")

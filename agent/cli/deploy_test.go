@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/vigil-project/vigil/internal/testenv"
 )
 
 // TestDeploySystemdUnit: the shipped unit passes `systemd-analyze verify`
@@ -28,7 +30,7 @@ func TestDeploySystemdUnit(t *testing.T) {
 	}
 	sa, err := exec.LookPath("systemd-analyze")
 	if err != nil {
-		t.Skip("systemd-analyze not available; the unit is checked where it is")
+		testenv.SkipOptional(t, "systemd-analyze", "not available; the unit is checked where it is")
 	}
 	dir := t.TempDir()
 	path := filepath.Join(dir, "vigil.service")
@@ -99,13 +101,7 @@ func TestDeployKubernetes(t *testing.T) {
 // TestDeployPrometheus: the scrape config passes `promtool check config`
 // and the file_sd target files parse.
 func TestDeployPrometheus(t *testing.T) {
-	promtool, err := exec.LookPath("promtool")
-	if err != nil {
-		if os.Getenv("VIGIL_REQUIRE_INTEGRATION") != "" {
-			t.Fatal("promtool not installed (apt-get install prometheus)")
-		}
-		t.Skip("promtool not installed (apt-get install prometheus)")
-	}
+	promtool := testenv.NeedBinary(t, "promtool", "prometheus")
 	if out, err := exec.Command(promtool, "check", "config", "../../examples/deploy/prometheus/prometheus.yml").CombinedOutput(); err != nil {
 		t.Errorf("promtool check config: %v\n%s", err, out)
 	}
@@ -164,11 +160,9 @@ func TestCentralRulesMatchAgentRules(t *testing.T) {
 	if _, ok := central["VigilAgentDown"]; !ok {
 		t.Error("no VigilAgentDown in the central rules")
 	}
-	if promtool, err := exec.LookPath("promtool"); err == nil {
-		if out, err := exec.Command(promtool, "check", "rules", "../../dashboards/vigil-central.rules.yml").CombinedOutput(); err != nil {
-			t.Errorf("promtool check rules: %v\n%s", err, out)
-		}
-	} else if os.Getenv("VIGIL_REQUIRE_INTEGRATION") != "" {
-		t.Fatal("promtool not installed (apt-get install prometheus)")
+	// Last, so that without promtool everything above is still checked.
+	promtool := testenv.NeedBinary(t, "promtool", "prometheus")
+	if out, err := exec.Command(promtool, "check", "rules", "../../dashboards/vigil-central.rules.yml").CombinedOutput(); err != nil {
+		t.Errorf("promtool check rules: %v\n%s", err, out)
 	}
 }

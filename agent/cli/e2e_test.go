@@ -23,6 +23,7 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/vigil-project/vigil/internal/testenv"
 	"github.com/vigil-project/vigil/probes"
 )
 
@@ -559,9 +560,7 @@ func TestWebConfigBasicAuth(t *testing.T) {
 // TestNetworkChecksEndToEnd runs http (TLS) and icmp checks in the agent,
 // and a failing one whose traceroute must reach the API.
 func TestNetworkChecksEndToEnd(t *testing.T) {
-	if os.Geteuid() != 0 && os.Getenv("VIGIL_REQUIRE_INTEGRATION") == "" {
-		t.Skip("icmp and traceroute need root or CAP_NET_RAW")
-	}
+	testenv.NeedRoot(t, "icmp and traceroute need root or CAP_NET_RAW")
 	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprint(w, `{"status":"UP"}`)
 	}))
@@ -626,16 +625,9 @@ checks:
 // channel for it: logs at debug level, /metrics, the API, vigil once (table
 // and JSON) and check-config.
 func TestSecretsNeverShown(t *testing.T) {
-	for _, addr := range []string{"127.0.0.1:5432", "127.0.0.1:3306", "127.0.0.1:6379"} {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err != nil {
-			if os.Getenv("VIGIL_REQUIRE_INTEGRATION") != "" {
-				t.Fatalf("%s not reachable: %v", addr, err)
-			}
-			t.Skipf("%s not reachable (%v); .ci/run starts the databases", addr, err)
-		}
-		c.Close()
-	}
+	testenv.NeedService(t, "PostgreSQL", "127.0.0.1:5432")
+	testenv.NeedService(t, "MariaDB", "127.0.0.1:3306")
+	testenv.NeedService(t, "Redis", "127.0.0.1:6379")
 	const pw = "Zq7-vigil-SECRET-pw"
 	dir := t.TempDir()
 	closed := freePort(t)

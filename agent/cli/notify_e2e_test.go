@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/vigil-project/vigil/internal/testenv"
 )
 
 // receiver is a webhook receiver run by a test: it records every payload it
@@ -156,14 +158,7 @@ notify:
 
 func requireAlertmanager(t *testing.T) string {
 	t.Helper()
-	bin, err := exec.LookPath("prometheus-alertmanager")
-	if err != nil {
-		if os.Getenv("VIGIL_REQUIRE_INTEGRATION") != "" {
-			t.Fatal("prometheus-alertmanager not installed (apt-get install prometheus-alertmanager)")
-		}
-		t.Skip("prometheus-alertmanager not installed (apt-get install prometheus-alertmanager)")
-	}
-	return bin
+	return testenv.NeedBinary(t, "prometheus-alertmanager", "prometheus-alertmanager")
 }
 
 // TestAlertmanagerEndToEnd: vigil pushes to a real Alertmanager, which

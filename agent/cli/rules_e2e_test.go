@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/vigil-project/vigil/internal/testenv"
 )
 
 const rulesConfig = `
@@ -191,13 +193,7 @@ func TestShippedRules(t *testing.T) {
 		t.Fatalf("failing test file: exit %d\n%s%s", code, stdout, stderr)
 	}
 
-	promtool, err := exec.LookPath("promtool")
-	if err != nil {
-		if os.Getenv("VIGIL_REQUIRE_INTEGRATION") != "" {
-			t.Fatal("promtool not installed (Debian package prometheus)")
-		}
-		t.Skip("promtool not installed (Debian package prometheus)")
-	}
+	promtool := testenv.NeedBinary(t, "promtool", "prometheus")
 	for _, args := range [][]string{
 		{"check", "rules", "../../examples/rules/vigil.rules.yml"},
 		{"test", "rules", "../../examples/rules/vigil.rules.test.yml"},

@@ -18,6 +18,8 @@ import (
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/vigil-project/vigil/internal/testenv"
 )
 
 // chromium returns Debian's Chromium, skipping the test on a laptop without
@@ -31,10 +33,7 @@ func chromium(t *testing.T) string {
 			}
 		}
 	}
-	if os.Getenv("VIGIL_REQUIRE_INTEGRATION") != "" {
-		t.Fatal("chromium is not installed (apt-get install chromium); .ci/run installs it")
-	}
-	t.Skip("chromium is not installed (apt-get install chromium)")
+	testenv.Missing(t, "chromium", "not installed (apt-get install chromium, or VIGIL_CHROMIUM names the binary); .ci/run installs it")
 	return ""
 }
 
@@ -404,9 +403,6 @@ func nonLoopbackIP(t *testing.T) string {
 			}
 		}
 	}
-	if os.Getenv("VIGIL_REQUIRE_INTEGRATION") != "" {
-		t.Fatal("no non-loopback IPv4 address on this host")
-	}
-	t.Skip("no non-loopback IPv4 address on this host")
+	testenv.Missing(t, "a non-loopback IPv4 address", "none on this host")
 	return ""
 }

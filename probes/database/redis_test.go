@@ -9,6 +9,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/vigil-project/vigil/internal/testenv"
 	"github.com/vigil-project/vigil/probes"
 )
 
@@ -25,7 +26,7 @@ func redisConfig(t *testing.T, dsn string, mutate func(*RedisConfig)) *RedisConf
 }
 
 func TestRedis(t *testing.T) {
-	requireServer(t, "Redis", redisAddr)
+	testenv.NeedService(t, "Redis", redisAddr)
 	ctx := context.Background()
 	admin := redis.NewClient(&redis.Options{Addr: redisAddr})
 	defer admin.Close()
@@ -96,11 +97,8 @@ func TestRedis(t *testing.T) {
 // TestRedisReplication starts a real replica of the local Redis, then one
 // whose primary does not exist.
 func TestRedisReplication(t *testing.T) {
-	requireServer(t, "Redis", redisAddr)
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		t.Skip("redis-server not installed")
-	}
+	testenv.NeedService(t, "Redis", redisAddr)
+	bin := testenv.NeedBinary(t, "redis-server", "redis-server")
 	start := func(primary string) string {
 		port := strings.Split(closedPort(t), ":")[1]
 		host, pport, _ := strings.Cut(primary, ":")
