@@ -331,6 +331,7 @@ func shippedQueries(t *testing.T) (qs []promQuery, recorded map[string]bool) {
 // TestDashboardQueriesParse: every PromQL expression in the dashboards and
 // rule files parses with the Prometheus parser vigil uses.
 func TestDashboardQueriesParse(t *testing.T) {
+	t.Parallel()
 	qs, _ := shippedQueries(t)
 	u, errs := metricsUsed(qs)
 	for _, err := range errs {
@@ -346,6 +347,7 @@ func TestDashboardQueriesParse(t *testing.T) {
 // with every place Grafana keeps PromQL, and that a bad query is reported
 // with its file and panel.
 func TestDashboardQueryExtraction(t *testing.T) {
+	t.Parallel()
 	qs, err := dashboardQueries("testdata/dashboards/extract.json")
 	if err != nil {
 		t.Fatal(err)
@@ -393,6 +395,7 @@ func TestDashboardQueryExtraction(t *testing.T) {
 // TestDashboardJSON: each dashboard is valid JSON in the shape Grafana
 // imports, with its own uid and unique panel ids (rows' nested panels too).
 func TestDashboardJSON(t *testing.T) {
+	t.Parallel()
 	files, _ := filepath.Glob(dashboardGlob)
 	if len(files) == 0 {
 		t.Fatal("no dashboards")
@@ -561,6 +564,7 @@ func startDNS(t *testing.T) string {
 // rules use to be there, except names their recording rules create and the
 // series Prometheus makes itself (createdByPrometheus).
 func TestDashboardMetricsExported(t *testing.T) {
+	t.Parallel()
 	qs, recorded := shippedQueries(t)
 	uses, errs := metricsUsed(qs)
 	for _, err := range errs {
@@ -575,10 +579,12 @@ func TestDashboardMetricsExported(t *testing.T) {
 	testenv.NeedService(t, "Redis", "127.0.0.1:6379")
 	testenv.NeedRoot(t, "the icmp check needs root or CAP_NET_RAW")
 	replica := startRedisReplica(t)
-	t.Setenv("VIGIL_DASH_PG_DSN", "postgres://postgres@127.0.0.1:5432/test?sslmode=disable")
-	t.Setenv("VIGIL_DASH_MYSQL_DSN", "root@tcp(127.0.0.1:3306)/test")
-	t.Setenv("VIGIL_DASH_REDIS_DSN", "redis://127.0.0.1:6379/0")
-	t.Setenv("VIGIL_DASH_REDIS_REPLICA_DSN", "redis://"+replica+"/0")
+	env := []string{
+		"VIGIL_DASH_PG_DSN=postgres://postgres@127.0.0.1:5432/test?sslmode=disable",
+		"VIGIL_DASH_MYSQL_DSN=root@tcp(127.0.0.1:3306)/test",
+		"VIGIL_DASH_REDIS_DSN=redis://127.0.0.1:6379/0",
+		"VIGIL_DASH_REDIS_REPLICA_DSN=redis://" + replica + "/0",
+	}
 
 	api := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprint(w, `{"status":"UP"}`)
@@ -602,13 +608,13 @@ func TestDashboardMetricsExported(t *testing.T) {
 
 	// examples/vigil.yml with the shipped rules, runbooks and drills, fast
 	// checks (invoice-db every 5s for the drill), plus the checks above.
-	a, url, dir := demoDir(t, fastChecks, func(cfg string) string {
+	a, url, dir := startDemoAgent(t, demoOptions{env: env, edits: []func(string) string{fastChecks, func(cfg string) string {
 		cfg = strings.ReplaceAll(cfg, "interval: 5m", "interval: 5s")
 		if !strings.Contains(cfg, "\nchecks:\n") {
 			t.Fatal("examples/vigil.yml has no top-level checks:")
 		}
 		return strings.Replace(cfg, "\nchecks:\n", "\nchecks:\n"+extra.String(), 1)
-	})
+	}}})
 
 	// An invoice for invoice_sync to verify (verify latency series).
 	if st, body := httpDo(t, "POST", url(0)+"/api/v1/invoices", `{"seller":{"name":"S","tax_id":"91350100M000100Y43"},"buyer":{"name":"B","tax_id":"91440300708461136T"},"items":[{"name":"x","quantity":"1","unit_price":"10","tax_rate":"0.13"}]}`); st != 201 {

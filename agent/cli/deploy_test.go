@@ -18,6 +18,7 @@ import (
 // (with ExecStart pointed at the built binary) without a single warning,
 // and keeps its hardening.
 func TestDeploySystemdUnit(t *testing.T) {
+	t.Parallel()
 	unit, err := os.ReadFile("../../examples/deploy/systemd/vigil.service")
 	if err != nil {
 		t.Fatal(err)
@@ -45,6 +46,7 @@ func TestDeploySystemdUnit(t *testing.T) {
 // ConfigMap, DaemonSet and Service, its config passes `vigil check-config`
 // and the DaemonSet runs it unprivileged with only NET_RAW.
 func TestDeployKubernetes(t *testing.T) {
+	t.Parallel()
 	f, err := os.Open("../../examples/deploy/kubernetes/vigil.yaml")
 	if err != nil {
 		t.Fatal(err)
@@ -101,6 +103,7 @@ func TestDeployKubernetes(t *testing.T) {
 // TestDeployPrometheus: the scrape config passes `promtool check config`
 // and the file_sd target files parse.
 func TestDeployPrometheus(t *testing.T) {
+	t.Parallel()
 	promtool := testenv.NeedBinary(t, "promtool", "prometheus")
 	if out, err := exec.Command(promtool, "check", "config", "../../examples/deploy/prometheus/prometheus.yml").CombinedOutput(); err != nil {
 		t.Errorf("promtool check config: %v\n%s", err, out)
@@ -125,6 +128,7 @@ func TestDeployPrometheus(t *testing.T) {
 // `promtool check rules` and hold every alert the agents evaluate, with the
 // same expression (aggregations also keep instance), `for` and labels.
 func TestCentralRulesMatchAgentRules(t *testing.T) {
+	t.Parallel()
 	type rule struct {
 		Alert, Expr, For string
 		Labels           map[string]string

@@ -47,6 +47,7 @@ func startEtcd(t *testing.T) string {
 // shared etcd see the same alert; exactly one of them runs the runbook,
 // the others record the trigger as blocked (lock held or cooldown).
 func TestRunbookFleetRaceOnEtcd(t *testing.T) {
+	t.Parallel()
 	etcd := startEtcd(t)
 	var switches atomic.Int32
 	var token atomic.Value
