@@ -156,8 +156,15 @@ func TestPostgresAuth(t *testing.T) {
 		`GRANT CREATE ON SCHEMA public TO vigil_pw`,
 		`SELECT pg_reload_conf()`,
 	)
-	time.Sleep(200 * time.Millisecond) // the postmaster rereads hba asynchronously
-	r := run(t, "postgres", pgConfig(t, "postgres://vigil_pw:wrong-password-123@"+pgAddr+"/test?sslmode=disable", nil), 5*time.Second)
+	// The postmaster rereads hba asynchronously: until it has, loopback is
+	// trusted and the wrong password gets in.
+	var r probes.Result
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		r = run(t, "postgres", pgConfig(t, "postgres://vigil_pw:wrong-password-123@"+pgAddr+"/test?sslmode=disable", nil), 5*time.Second)
+		if r.Reason == probes.ReasonAuthFailed || time.Now().After(deadline) {
+			break
+		}
+	}
 	if r.Reason != probes.ReasonAuthFailed || strings.Contains(r.Message, "wrong-password-123") {
 		t.Errorf("wrong password: %q %s", r.Reason, r.Message)
 	}

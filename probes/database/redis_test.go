@@ -147,8 +147,14 @@ func TestRedisReplication(t *testing.T) {
 	}
 
 	orphan := start(closedPort(t))
-	time.Sleep(300 * time.Millisecond)
-	r = run(t, "redis", redisConfig(t, "redis://"+orphan+"/0", func(c *RedisConfig) { c.ReadOnly = true }), 5*time.Second)
+	// Until the new server listens and has tried its primary, the check
+	// sees something else (connection refused).
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		r = run(t, "redis", redisConfig(t, "redis://"+orphan+"/0", func(c *RedisConfig) { c.ReadOnly = true }), 5*time.Second)
+		if r.Reason == probes.ReasonReplicationLag || time.Now().After(deadline) {
+			break
+		}
+	}
 	if r.Reason != probes.ReasonReplicationLag || !strings.Contains(r.Message, "replication stopped: link to 127.0.0.1") {
 		t.Errorf("replica without a primary: %q %s", r.Reason, r.Message)
 	}
