@@ -23,6 +23,8 @@ import (
 	"github.com/prometheus/prometheus/promql/parser"
 	"github.com/redis/go-redis/v9"
 	"gopkg.in/yaml.v3"
+
+	"github.com/vigil-project/vigil/internal/testenv"
 )
 
 // The files whose PromQL must parse and name only series vigil exports.
@@ -329,6 +331,7 @@ func shippedQueries(t *testing.T) (qs []promQuery, recorded map[string]bool) {
 // TestDashboardQueriesParse: every PromQL expression in the dashboards and
 // rule files parses with the Prometheus parser vigil uses.
 func TestDashboardQueriesParse(t *testing.T) {
+	t.Parallel()
 	qs, _ := shippedQueries(t)
 	u, errs := metricsUsed(qs)
 	for _, err := range errs {
@@ -344,6 +347,7 @@ func TestDashboardQueriesParse(t *testing.T) {
 // with every place Grafana keeps PromQL, and that a bad query is reported
 // with its file and panel.
 func TestDashboardQueryExtraction(t *testing.T) {
+	t.Parallel()
 	qs, err := dashboardQueries("testdata/dashboards/extract.json")
 	if err != nil {
 		t.Fatal(err)
@@ -391,6 +395,7 @@ func TestDashboardQueryExtraction(t *testing.T) {
 // TestDashboardJSON: each dashboard is valid JSON in the shape Grafana
 // imports, with its own uid and unique panel ids (rows' nested panels too).
 func TestDashboardJSON(t *testing.T) {
+	t.Parallel()
 	files, _ := filepath.Glob(dashboardGlob)
 	if len(files) == 0 {
 		t.Fatal("no dashboards")
@@ -491,23 +496,13 @@ func exportedNames(body string) (samples, histograms map[string]bool) {
 	return samples, histograms
 }
 
-// dashboardNeeds skips the test when a real part it needs is absent, and
-// fails it instead under VIGIL_REQUIRE_INTEGRATION=1 (.ci/run sets it).
-func dashboardNeeds(t *testing.T, format string, args ...any) {
-	t.Helper()
-	if os.Getenv("VIGIL_REQUIRE_INTEGRATION") != "" {
-		t.Fatalf(format, args...)
-	}
-	t.Skipf(format, args...)
-}
-
 // startRedisReplica starts a private Redis primary and a replica of it and
 // waits until the replica's link is up; it returns the replica's address.
 func startRedisReplica(t *testing.T) string {
 	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
-		dashboardNeeds(t, "redis-server not installed (Debian package redis-server); the replication series need a replica")
+		testenv.Missing(t, "redis-server", "not installed (apt-get install redis-server); the replication series need a replica")
 	}
 	dir := t.TempDir()
 	start := func(name string, extra ...string) string {
@@ -569,6 +564,7 @@ func startDNS(t *testing.T) string {
 // rules use to be there, except names their recording rules create and the
 // series Prometheus makes itself (createdByPrometheus).
 func TestDashboardMetricsExported(t *testing.T) {
+	t.Parallel()
 	qs, recorded := shippedQueries(t)
 	uses, errs := metricsUsed(qs)
 	for _, err := range errs {
@@ -578,21 +574,17 @@ func TestDashboardMetricsExported(t *testing.T) {
 		t.FailNow()
 	}
 
-	for _, addr := range []string{"127.0.0.1:5432", "127.0.0.1:3306", "127.0.0.1:6379"} {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err != nil {
-			dashboardNeeds(t, "%s not reachable (%v); .ci/run starts PostgreSQL, MariaDB and Redis", addr, err)
-		}
-		c.Close()
-	}
-	if os.Geteuid() != 0 {
-		dashboardNeeds(t, "the icmp check needs root or CAP_NET_RAW")
-	}
+	testenv.NeedService(t, "PostgreSQL", "127.0.0.1:5432")
+	testenv.NeedService(t, "MariaDB", "127.0.0.1:3306")
+	testenv.NeedService(t, "Redis", "127.0.0.1:6379")
+	testenv.NeedRoot(t, "the icmp check needs root or CAP_NET_RAW")
 	replica := startRedisReplica(t)
-	t.Setenv("VIGIL_DASH_PG_DSN", "postgres://postgres@127.0.0.1:5432/test?sslmode=disable")
-	t.Setenv("VIGIL_DASH_MYSQL_DSN", "root@tcp(127.0.0.1:3306)/test")
-	t.Setenv("VIGIL_DASH_REDIS_DSN", "redis://127.0.0.1:6379/0")
-	t.Setenv("VIGIL_DASH_REDIS_REPLICA_DSN", "redis://"+replica+"/0")
+	env := []string{
+		"VIGIL_DASH_PG_DSN=postgres://postgres@127.0.0.1:5432/test?sslmode=disable",
+		"VIGIL_DASH_MYSQL_DSN=root@tcp(127.0.0.1:3306)/test",
+		"VIGIL_DASH_REDIS_DSN=redis://127.0.0.1:6379/0",
+		"VIGIL_DASH_REDIS_REPLICA_DSN=redis://" + replica + "/0",
+	}
 
 	api := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprint(w, `{"status":"UP"}`)
@@ -616,13 +608,13 @@ func TestDashboardMetricsExported(t *testing.T) {
 
 	// examples/vigil.yml with the shipped rules, runbooks and drills, fast
 	// checks (invoice-db every 5s for the drill), plus the checks above.
-	a, url, dir := demoDir(t, fastChecks, func(cfg string) string {
+	a, url, dir := startDemoAgent(t, demoOptions{env: env, edits: []func(string) string{fastChecks, func(cfg string) string {
 		cfg = strings.ReplaceAll(cfg, "interval: 5m", "interval: 5s")
 		if !strings.Contains(cfg, "\nchecks:\n") {
 			t.Fatal("examples/vigil.yml has no top-level checks:")
 		}
 		return strings.Replace(cfg, "\nchecks:\n", "\nchecks:\n"+extra.String(), 1)
-	})
+	}}})
 
 	// An invoice for invoice_sync to verify (verify latency series).
 	if st, body := httpDo(t, "POST", url(0)+"/api/v1/invoices", `{"seller":{"name":"S","tax_id":"91350100M000100Y43"},"buyer":{"name":"B","tax_id":"91440300708461136T"},"items":[{"name":"x","quantity":"1","unit_price":"10","tax_rate":"0.13"}]}`); st != 201 {

@@ -12,15 +12,32 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
 
-// demoPorts finds a base port with the 14 ports the demo uses free.
+// demoPortsTaken holds the base ports of the demos this process runs, so
+// that tests running in parallel never pick overlapping ranges.
+var demoPortsTaken = struct {
+	sync.Mutex
+	m map[int]bool
+}{m: map[int]bool{}}
+
+// demoPorts finds a base port with the 14 ports the demo uses free and
+// keeps it for the test. The ranges lie below 32768, where Linux's
+// ephemeral ports start: listeners on port 0 (freePort, httptest) and
+// outgoing connections of the tests running beside this one do not land
+// in them between this check and the demo's bind.
 func demoPorts(t *testing.T) int {
 	t.Helper()
+	demoPortsTaken.Lock()
+	defer demoPortsTaken.Unlock()
 	for try := 0; try < 50; try++ {
-		base := 20000 + rand.IntN(30000)
+		base := 20000 + 16*rand.IntN((32768-20000)/16)
+		if demoPortsTaken.m[base] {
+			continue
+		}
 		ok := true
 		for off := 0; off < 14 && ok; off++ {
 			l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(base+off))
@@ -31,6 +48,14 @@ func demoPorts(t *testing.T) int {
 			l.Close()
 		}
 		if ok {
+			demoPortsTaken.m[base] = true
+			// Registered before the demo's own cleanup, so it runs after
+			// the demo has stopped.
+			t.Cleanup(func() {
+				demoPortsTaken.Lock()
+				delete(demoPortsTaken.m, base)
+				demoPortsTaken.Unlock()
+			})
 			return base
 		}
 	}
@@ -55,6 +80,7 @@ func httpDo(t *testing.T, method, url, body string) (int, string) {
 // grace shortened); both invoice checks pass, injected faults make them
 // fail with the right reason, clearing them (and a resync) recovers.
 func TestDemoEndToEnd(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	base := demoPorts(t)
 	demo := exec.Command(demoBin, "--log.file", filepath.Join(dir, "invoice.log"), "demo", "--base-port", strconv.Itoa(base), "--data.dir", filepath.Join(dir, "demo"))

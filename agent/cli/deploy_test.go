@@ -10,12 +10,15 @@ import (
 	"testing"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/vigil-project/vigil/internal/testenv"
 )
 
 // TestDeploySystemdUnit: the shipped unit passes `systemd-analyze verify`
 // (with ExecStart pointed at the built binary) without a single warning,
 // and keeps its hardening.
 func TestDeploySystemdUnit(t *testing.T) {
+	t.Parallel()
 	unit, err := os.ReadFile("../../examples/deploy/systemd/vigil.service")
 	if err != nil {
 		t.Fatal(err)
@@ -28,7 +31,7 @@ func TestDeploySystemdUnit(t *testing.T) {
 	}
 	sa, err := exec.LookPath("systemd-analyze")
 	if err != nil {
-		t.Skip("systemd-analyze not available; the unit is checked where it is")
+		testenv.SkipOptional(t, "systemd-analyze", "not available; the unit is checked where it is")
 	}
 	dir := t.TempDir()
 	path := filepath.Join(dir, "vigil.service")
@@ -43,6 +46,7 @@ func TestDeploySystemdUnit(t *testing.T) {
 // ConfigMap, DaemonSet and Service, its config passes `vigil check-config`
 // and the DaemonSet runs it unprivileged with only NET_RAW.
 func TestDeployKubernetes(t *testing.T) {
+	t.Parallel()
 	f, err := os.Open("../../examples/deploy/kubernetes/vigil.yaml")
 	if err != nil {
 		t.Fatal(err)
@@ -99,13 +103,8 @@ func TestDeployKubernetes(t *testing.T) {
 // TestDeployPrometheus: the scrape config passes `promtool check config`
 // and the file_sd target files parse.
 func TestDeployPrometheus(t *testing.T) {
-	promtool, err := exec.LookPath("promtool")
-	if err != nil {
-		if os.Getenv("VIGIL_REQUIRE_INTEGRATION") != "" {
-			t.Fatal("promtool not installed (apt-get install prometheus)")
-		}
-		t.Skip("promtool not installed (apt-get install prometheus)")
-	}
+	t.Parallel()
+	promtool := testenv.NeedBinary(t, "promtool", "prometheus")
 	if out, err := exec.Command(promtool, "check", "config", "../../examples/deploy/prometheus/prometheus.yml").CombinedOutput(); err != nil {
 		t.Errorf("promtool check config: %v\n%s", err, out)
 	}
@@ -129,6 +128,7 @@ func TestDeployPrometheus(t *testing.T) {
 // `promtool check rules` and hold every alert the agents evaluate, with the
 // same expression (aggregations also keep instance), `for` and labels.
 func TestCentralRulesMatchAgentRules(t *testing.T) {
+	t.Parallel()
 	type rule struct {
 		Alert, Expr, For string
 		Labels           map[string]string
@@ -164,11 +164,9 @@ func TestCentralRulesMatchAgentRules(t *testing.T) {
 	if _, ok := central["VigilAgentDown"]; !ok {
 		t.Error("no VigilAgentDown in the central rules")
 	}
-	if promtool, err := exec.LookPath("promtool"); err == nil {
-		if out, err := exec.Command(promtool, "check", "rules", "../../dashboards/vigil-central.rules.yml").CombinedOutput(); err != nil {
-			t.Errorf("promtool check rules: %v\n%s", err, out)
-		}
-	} else if os.Getenv("VIGIL_REQUIRE_INTEGRATION") != "" {
-		t.Fatal("promtool not installed (apt-get install prometheus)")
+	// Last, so that without promtool everything above is still checked.
+	promtool := testenv.NeedBinary(t, "promtool", "prometheus")
+	if out, err := exec.Command(promtool, "check", "rules", "../../dashboards/vigil-central.rules.yml").CombinedOutput(); err != nil {
+		t.Errorf("promtool check rules: %v\n%s", err, out)
 	}
 }

@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/vigil-project/vigil/internal/testenv"
 )
 
 // fastChecks runs the demo's minutely checks every 5s (timeout 5s) and
@@ -63,6 +65,7 @@ func latestDrill(t *testing.T, a *agentProc) e2eReport {
 // the report is written and kept, the runbook run and the pages carry the
 // drill's marks, and nothing reaches the on-call receiver.
 func TestDrillInvoiceQRFailover(t *testing.T) {
+	t.Parallel()
 	a, url, dir := demoDir(t, fastChecks)
 	file := filepath.Join(dir, "drills", "invoice-qr-failover.yml")
 	out, errOut, code := run(t, "drill", "run", "--agent.url", a.url, "--by", "li.wei", file)
@@ -120,7 +123,10 @@ func TestDrillInvoiceQRFailover(t *testing.T) {
 	if _, body := httpDo(t, "GET", url(10)+"/admin/active", ""); !strings.Contains(body, "primary") {
 		t.Errorf("gateway after the rollback: %s", body)
 	}
-	time.Sleep(3 * time.Second) // the drill alert's resolved page
+	// Rules evaluated again after the rollback and nothing left to deliver:
+	// a page to on-call would be in the inbox by now.
+	a.waitEvaluations(t, 3)
+	a.waitQueuesEmpty(t)
 	_, pagesBody := httpDo(t, "GET", url(10)+"/admin/pages", "")
 	var inbox struct {
 		Pages []struct {
@@ -155,6 +161,7 @@ func TestDrillInvoiceQRFailover(t *testing.T) {
 // the agent, which rolls back (the simulated failure ends, the check
 // passes again).
 func TestDrillStopConditionAndCtrlC(t *testing.T) {
+	t.Parallel()
 	a, _, dir := demoDir(t, fastChecks)
 	stop := filepath.Join(dir, "stop.yml")
 	os.WriteFile(stop, []byte(`name: stop-early
@@ -213,11 +220,9 @@ rollback:
 // check times out, UpstreamUnreachable pages the drill receiver, the
 // rollback deletes the drill's nft table and the checks pass again.
 func TestDrillUpstreamNetworkLoss(t *testing.T) {
+	t.Parallel()
 	if err := exec.Command("nft", "list", "tables").Run(); err != nil {
-		if os.Getenv("VIGIL_REQUIRE_INTEGRATION") != "" {
-			t.Fatalf("nftables not usable (apt-get install nftables; needs CAP_NET_ADMIN): %v", err)
-		}
-		t.Skipf("nftables not usable here: %v", err)
+		testenv.Missingf(t, "nftables", "`nft list tables` fails here (apt-get install nftables; needs CAP_NET_ADMIN): %v", err)
 	}
 	t.Cleanup(func() { exec.Command("nft", "delete", "table", "inet", "vigil_drill").Run() })
 	a, url, dir := demoDir(t, fastChecks)
@@ -249,6 +254,7 @@ func TestDrillUpstreamNetworkLoss(t *testing.T) {
 // with fast checks: invoice-sync-dropped (the resync runbook repairs what
 // the sync dropped) and database-unreachable (simulated inside the agent).
 func TestShippedDrillsPass(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		drill, failover string
 		paged           bool
@@ -257,6 +263,7 @@ func TestShippedDrillsPass(t *testing.T) {
 		{"database-unreachable", "", true},
 	} {
 		t.Run(tc.drill, func(t *testing.T) {
+			t.Parallel()
 			a, _, dir := demoDir(t, fastChecks, func(cfg string) string {
 				return strings.ReplaceAll(cfg, "interval: 5m", "interval: 5s")
 			})

@@ -14,6 +14,7 @@ import (
 // next start the drill is rolled back and its report, state interrupted,
 // still has the timeline, the measures, the runbook run and the page.
 func TestDrillKill9KeepsReport(t *testing.T) {
+	t.Parallel()
 	a, url, dir := demoDir(t, fastChecks)
 	drillRun := exec.Command(vigilBin, "drill", "run", "--agent.url", a.url, "--by", "li.wei", filepath.Join(dir, "drills", "invoice-qr-failover.yml"))
 	if err := drillRun.Start(); err != nil {

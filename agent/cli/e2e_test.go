@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -23,6 +24,7 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/vigil-project/vigil/internal/testenv"
 	"github.com/vigil-project/vigil/probes"
 )
 
@@ -93,6 +95,7 @@ func run(t *testing.T, args ...string) (stdout, stderr string, code int) {
 }
 
 func TestOnce(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	cfg := writeConfig(t, dir, "vigil.yml", goodConfig)
 
@@ -142,6 +145,7 @@ func TestOnce(t *testing.T) {
 }
 
 func TestCheckConfigCommand(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	good := writeConfig(t, dir, "good.yml", goodConfig)
 	out, errOut, code := run(t, "check-config", good, "../../examples/vigil.yml")
@@ -162,6 +166,7 @@ func TestCheckConfigCommand(t *testing.T) {
 }
 
 func TestHelpAndVersion(t *testing.T) {
+	t.Parallel()
 	for _, args := range [][]string{{"--help"}, {"run", "--help"}, {"once", "--help"}, {"check-config", "--help"}, {"version", "--help"}} {
 		_, errOut, code := run(t, args...)
 		if code != 0 || !strings.Contains(errOut, "Examples:") {
@@ -213,33 +218,50 @@ func freePort(t *testing.T) string {
 
 func startAgent(t *testing.T, args ...string) *agentProc {
 	t.Helper()
-	addr := freePort(t)
-	logs := &syncBuffer{mu: make(chan struct{}, 1)}
-	cmd := exec.Command(vigilBin, append([]string{"run", "--web.listen-address", addr}, args...)...)
-	cmd.Stdout, cmd.Stderr = logs, logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	a := &agentProc{cmd: cmd, url: "http://" + addr, logs: logs}
-	t.Cleanup(func() {
+	return startAgentEnv(t, nil, args...)
+}
+
+// startAgentEnv is startAgent with env added to the agent's environment
+// (parallel tests cannot use t.Setenv). The port freePort found can be
+// taken by another test's connection before the agent binds it; the agent
+// then says so and exits, and is started again on another port.
+func startAgentEnv(t *testing.T, env []string, args ...string) *agentProc {
+	t.Helper()
+	for attempt := 1; ; attempt++ {
+		addr := freePort(t)
+		logs := &syncBuffer{mu: make(chan struct{}, 1)}
+		cmd := exec.Command(vigilBin, append([]string{"run", "--web.listen-address", addr}, args...)...)
+		if env != nil {
+			cmd.Env = append(os.Environ(), env...)
+		}
+		cmd.Stdout, cmd.Stderr = logs, logs
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		a := &agentProc{cmd: cmd, url: "http://" + addr, logs: logs}
+		t.Cleanup(func() {
+			cmd.Process.Kill()
+			cmd.Wait()
+			if t.Failed() {
+				t.Logf("agent log:\n%s", logs.String())
+			}
+		})
+		busy := false
+		for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline) && !busy; time.Sleep(50 * time.Millisecond) {
+			if resp, err := http.Get(a.url + "/-/ready"); err == nil {
+				resp.Body.Close()
+				if resp.StatusCode == 200 {
+					return a
+				}
+			}
+			busy = strings.Contains(logs.String(), "address already in use")
+		}
+		if !busy || attempt == 3 {
+			t.Fatalf("agent not ready (attempt %d):\n%s", attempt, logs.String())
+		}
 		cmd.Process.Kill()
 		cmd.Wait()
-		if t.Failed() {
-			t.Logf("agent log:\n%s", logs.String())
-		}
-	})
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
-		if resp, err := http.Get(a.url + "/-/ready"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return a
-			}
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
-	t.Fatalf("agent not ready after 20s:\n%s", logs.String())
-	return nil
 }
 
 func (a *agentProc) get(t *testing.T, path string) string {
@@ -285,6 +307,107 @@ func (a *agentProc) waitMetric(t *testing.T, re string) string {
 	return ""
 }
 
+// waitEvaluations waits until every rule group has been evaluated n more
+// times. An evaluation hands its alerts on (to the pager and the runbook
+// triggers, or the log) before it counts as done, so what the earlier of
+// those evaluations would send has been sent: a test asserts that nothing
+// was paged or triggered after this, not after a sleep.
+func (a *agentProc) waitEvaluations(t *testing.T, n int) {
+	t.Helper()
+	type groups struct {
+		Data struct {
+			Groups []struct {
+				Name, File     string
+				LastEvaluation time.Time
+			}
+		}
+	}
+	read := func() map[string]time.Time {
+		var g groups
+		if err := json.Unmarshal([]byte(a.get(t, "/api/v1/rules")), &g); err != nil {
+			t.Fatalf("/api/v1/rules: %v", err)
+		}
+		m := map[string]time.Time{}
+		for _, gr := range g.Data.Groups {
+			m[gr.File+" "+gr.Name] = gr.LastEvaluation
+		}
+		return m
+	}
+	last := read()
+	if len(last) == 0 {
+		t.Fatal("waitEvaluations: the agent has no rule groups")
+	}
+	seen := map[string]int{}
+	deadline := time.Now().Add(time.Duration(n)*5*time.Second + 10*time.Second)
+	for {
+		done := true
+		for name, at := range read() {
+			if at.After(last[name]) {
+				seen[name]++
+				last[name] = at
+			}
+			done = done && seen[name] >= n
+		}
+		if done {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("rule groups not evaluated %d more times: %v", n, seen)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+var (
+	runsRE    = regexp.MustCompile(`(?m)^vigil_check_runs_total\{[^}]*\} (\d+)`)
+	writtenRE = regexp.MustCompile(`(?m)^vigil_store_results_written_total (\d+)`)
+)
+
+// waitCommitted waits until the store has committed as many check results
+// as the checks have run so far.
+func (a *agentProc) waitCommitted(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		body := a.get(t, "/metrics")
+		runs := 0
+		for _, m := range runsRE.FindAllStringSubmatch(body, -1) {
+			n, _ := strconv.Atoi(m[1])
+			runs += n
+		}
+		written := -1
+		if m := writtenRE.FindStringSubmatch(body); m != nil {
+			written, _ = strconv.Atoi(m[1])
+		}
+		if runs > 0 && written >= runs {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d check results committed of %d runs after 15s", written, runs)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+var queuedRE = regexp.MustCompile(`(?m)^vigil_notify_queue_length\{[^}]*\} [1-9]`)
+
+// waitQueuesEmpty waits until no notification waits in the outbox: every
+// page queued so far has reached its receiver (or was dead-lettered).
+func (a *agentProc) waitQueuesEmpty(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		body := a.get(t, "/metrics")
+		if !queuedRE.MatchString(body) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("notifications still queued after 30s: %s", queuedRE.FindAllString(body, -1))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 func metricNames(body string) []string {
 	seen := map[string]bool{}
 	sc := bufio.NewScanner(strings.NewReader(body))
@@ -305,6 +428,7 @@ func metricNames(body string) []string {
 }
 
 func TestRunEndToEnd(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	cfg := writeConfig(t, dir, "vigil.yml", goodConfig)
 	db := filepath.Join(dir, "data", "vigil.db")
@@ -421,13 +545,14 @@ func TestRunEndToEnd(t *testing.T) {
 }
 
 func TestKill9KeepsHistory(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	cfg := writeConfig(t, dir, "vigil.yml", goodConfig)
 	db := filepath.Join(dir, "vigil.db")
 	a := startAgent(t, "--config.file", cfg, "--storage.path", db)
 	a.waitMetric(t, `vigil_check_runs_total\{check="host",type="host",result="success"\} 1`)
 	// Run-now a few times so there is more than the first result, then
-	// give the store's batch writer time to commit.
+	// wait until the store's batch writer has committed every result.
 	for range 3 {
 		resp, err := http.Post(a.url+"/api/v1/checks/host/run", "", nil)
 		if err != nil {
@@ -435,7 +560,7 @@ func TestKill9KeepsHistory(t *testing.T) {
 		}
 		resp.Body.Close()
 	}
-	time.Sleep(time.Second)
+	a.waitCommitted(t)
 	a.cmd.Process.Kill()
 	a.cmd.Wait()
 
@@ -450,6 +575,7 @@ func TestKill9KeepsHistory(t *testing.T) {
 }
 
 func TestDefaultConfigAndLandingPage(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	a := startAgent(t, "--storage.path", filepath.Join(dir, "vigil.db"))
 	if body := a.get(t, "/"); !strings.Contains(body, "/metrics") {
@@ -466,6 +592,7 @@ func TestDefaultConfigAndLandingPage(t *testing.T) {
 }
 
 func TestRunStartupErrors(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	bad := writeConfig(t, dir, "bad.yml", "checks:\n  - name: x\n    type: host\n    host: {cpu_max: 2}\n")
 	_, errOut, code := run(t, "run", "--config.file", bad, "--storage.path", filepath.Join(dir, "a.db"))
@@ -491,6 +618,7 @@ func TestRunStartupErrors(t *testing.T) {
 // TestREADMEInStep keeps the README's metric list and reason vocabulary in
 // step with what the agent exports.
 func TestREADMEInStep(t *testing.T) {
+	t.Parallel()
 	readme, err := os.ReadFile("../../README.md")
 	if err != nil {
 		t.Fatal(err)
@@ -513,6 +641,7 @@ func TestREADMEInStep(t *testing.T) {
 
 // TestWebConfigBasicAuth runs the agent behind exporter-toolkit basic auth.
 func TestWebConfigBasicAuth(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	hash, err := bcrypt.GenerateFromPassword([]byte("vigil-pass"), bcrypt.MinCost)
 	if err != nil {
@@ -559,9 +688,8 @@ func TestWebConfigBasicAuth(t *testing.T) {
 // TestNetworkChecksEndToEnd runs http (TLS) and icmp checks in the agent,
 // and a failing one whose traceroute must reach the API.
 func TestNetworkChecksEndToEnd(t *testing.T) {
-	if os.Geteuid() != 0 && os.Getenv("VIGIL_REQUIRE_INTEGRATION") == "" {
-		t.Skip("icmp and traceroute need root or CAP_NET_RAW")
-	}
+	t.Parallel()
+	testenv.NeedRoot(t, "icmp and traceroute need root or CAP_NET_RAW")
 	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprint(w, `{"status":"UP"}`)
 	}))
@@ -626,16 +754,10 @@ checks:
 // channel for it: logs at debug level, /metrics, the API, vigil once (table
 // and JSON) and check-config.
 func TestSecretsNeverShown(t *testing.T) {
-	for _, addr := range []string{"127.0.0.1:5432", "127.0.0.1:3306", "127.0.0.1:6379"} {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err != nil {
-			if os.Getenv("VIGIL_REQUIRE_INTEGRATION") != "" {
-				t.Fatalf("%s not reachable: %v", addr, err)
-			}
-			t.Skipf("%s not reachable (%v); .ci/run starts the databases", addr, err)
-		}
-		c.Close()
-	}
+	t.Parallel()
+	testenv.NeedService(t, "PostgreSQL", "127.0.0.1:5432")
+	testenv.NeedService(t, "MariaDB", "127.0.0.1:3306")
+	testenv.NeedService(t, "Redis", "127.0.0.1:6379")
 	const pw = "Zq7-vigil-SECRET-pw"
 	dir := t.TempDir()
 	closed := freePort(t)
@@ -676,30 +798,7 @@ checks:
 		t.Fatalf("vigil once did not run the checks:\n%s", outputs["once"])
 	}
 
-	addr := freePort(t)
-	logs := &syncBuffer{mu: make(chan struct{}, 1)}
-	cmd := exec.Command(vigilBin, "run", "--config.file", cfg, "--web.listen-address", addr,
-		"--storage.path", filepath.Join(dir, "vigil.db"), "--log.level", "debug")
-	cmd.Env = append(os.Environ(), env...)
-	cmd.Stdout, cmd.Stderr = logs, logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { cmd.Process.Kill(); cmd.Wait() }()
-	a := &agentProc{cmd: cmd, url: "http://" + addr, logs: logs}
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		if resp, err := http.Get(a.url + "/-/ready"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("agent not ready:\n%s", logs.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	a := startAgentEnv(t, env, "--config.file", cfg, "--storage.path", filepath.Join(dir, "vigil.db"), "--log.level", "debug")
 	a.waitMetric(t, `vigil_check_success\{check="pg-ok",type="postgres"\} 1`)
 	a.waitMetric(t, `vigil_check_failure_info\{check="redis-denied",type="redis",reason="auth_failed"\} 1`)
 	a.waitMetric(t, `vigil_check_failure_info\{check="mysql-denied",type="mysql",reason="auth_failed"\} 1`)
@@ -707,9 +806,14 @@ checks:
 	outputs["metrics"] = a.get(t, "/metrics")
 	outputs["api"] = a.get(t, "/api/v1/checks")
 	outputs["api check"] = a.get(t, "/api/v1/checks/pg-down")
-	cmd.Process.Signal(syscall.SIGHUP) // a reload logs the config again
-	time.Sleep(300 * time.Millisecond)
-	outputs["logs"] = logs.String()
+	a.cmd.Process.Signal(syscall.SIGHUP) // a reload logs the config again
+	// Its last line says it is done: everything it logged is in by then.
+	for deadline := time.Now().Add(15 * time.Second); !strings.Contains(a.logs.String(), `msg="config reloaded"`); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no reload after SIGHUP:\n%s", a.logs.String())
+		}
+	}
+	outputs["logs"] = a.logs.String()
 	if !strings.Contains(outputs["api"], `"dsn": "\u003csecret\u003e"`) && !strings.Contains(outputs["api"], `"dsn": "<secret>"`) {
 		t.Errorf("the API does not show the DSN redacted:\n%s", outputs["api"])
 	}

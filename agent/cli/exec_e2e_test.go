@@ -17,16 +17,19 @@ import (
 // logs, /metrics or (byte for byte, like `strings`) the store files; the
 // agent's unrelated environment never reaches the step.
 func TestExecStepSecretsNowhere(t *testing.T) {
+	t.Parallel()
 	const (
 		dbPW      = "Dsn-PW-e2e-4411"
 		hookToken = "HookTok-e2e-5522"
 		stepPW    = "StepPW-e2e-6633"
 		agentOnly = "AgentOnly-e2e-7744"
 	)
-	t.Setenv("VIGIL_E2E_DSN", "postgres://vigil:"+dbPW+"@"+freePort(t)+"/x?sslmode=disable")
-	t.Setenv("VIGIL_E2E_HOOK", "http://127.0.0.1:1/hook?token="+hookToken)
-	t.Setenv("VIGIL_E2E_STEP_PW", stepPW)
-	t.Setenv("VIGIL_E2E_UNRELATED", agentOnly)
+	env := []string{
+		"VIGIL_E2E_DSN=postgres://vigil:" + dbPW + "@" + freePort(t) + "/x?sslmode=disable",
+		"VIGIL_E2E_HOOK=http://127.0.0.1:1/hook?token=" + hookToken,
+		"VIGIL_E2E_STEP_PW=" + stepPW,
+		"VIGIL_E2E_UNRELATED=" + agentOnly,
+	}
 	dir := t.TempDir()
 	// What a careless script prints: the config's secrets, found on disk.
 	leak := writeConfig(t, dir, "leak.txt", "dsn password "+dbPW+", hook token "+hookToken+"\n")
@@ -60,7 +63,7 @@ notify:
         - url_secret: ${VIGIL_E2E_HOOK}
 `)
 	db := filepath.Join(dir, "vigil.db")
-	a := startAgent(t, "--config.file", cfg, "--storage.path", db, "--log.level", "debug")
+	a := startAgentEnv(t, env, "--config.file", cfg, "--storage.path", db, "--log.level", "debug")
 	out, errOut, code := run(t, "runbook", "trigger", "--agent.url", a.url, "--by", "test", "show-env")
 	if code != 0 {
 		t.Fatalf("trigger: %d %s %s", code, out, errOut)
@@ -105,6 +108,7 @@ notify:
 // agent kills the orphaned sleep by its run marker), and a resumable run
 // starts the step again only once the earlier copy is gone.
 func TestExecStepDiesWithAgent(t *testing.T) {
+	t.Parallel()
 	for _, resumable := range []bool{false, true} {
 		t.Run("resumable="+strconv.FormatBool(resumable), func(t *testing.T) {
 			t.Parallel()

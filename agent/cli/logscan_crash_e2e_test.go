@@ -139,6 +139,9 @@ func copyTruncateShifted(t *testing.T, path string, copies int) {
 // is down — and restarted. A scraper polling /metrics every 20 ms must
 // never see a logscan counter go down, and once the writer stops the
 // agent must have counted exactly the lines written, each once.
+//
+// Not parallel, like TestLogscanRotationTorture: its rounds are timed to
+// the agent's polling.
 func TestLogscanCopytruncateKill9(t *testing.T) {
 	seed := uint64(time.Now().UnixNano())
 	if s := os.Getenv("LOGSCAN_CRASH_SEED"); s != "" {

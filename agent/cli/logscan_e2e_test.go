@@ -188,6 +188,10 @@ func copyTruncate(t *testing.T, path string) {
 // the log and SIGKILLing the agent, then compares the agent's counts with
 // the lines written: exactly equal for rename and delete rotation, and
 // short by no more than the lines written in copytruncate's window.
+//
+// Not parallel: the copytruncate window allows the agent 500ms to read,
+// which holds when it does not share the CPUs with this package's other
+// agents (sequential tests run before the parallel ones start).
 func TestLogscanRotationTorture(t *testing.T) {
 	t.Run("rename and delete, with kill -9", func(t *testing.T) {
 		dir := t.TempDir()
@@ -290,6 +294,7 @@ func tortureRound(round int) int {
 // (log_unreadable) while the readable one is still counted. As root the
 // agent runs as nobody, since root reads everything.
 func TestLogscanPermissionDenied(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	os.Chmod(filepath.Dir(dir), 0o755) // the test's own temp root
 	os.Chmod(dir, 0o755)

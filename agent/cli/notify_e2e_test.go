@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/vigil-project/vigil/internal/testenv"
 )
 
 // receiver is a webhook receiver run by a test: it records every payload it
@@ -156,14 +158,7 @@ notify:
 
 func requireAlertmanager(t *testing.T) string {
 	t.Helper()
-	bin, err := exec.LookPath("prometheus-alertmanager")
-	if err != nil {
-		if os.Getenv("VIGIL_REQUIRE_INTEGRATION") != "" {
-			t.Fatal("prometheus-alertmanager not installed (apt-get install prometheus-alertmanager)")
-		}
-		t.Skip("prometheus-alertmanager not installed (apt-get install prometheus-alertmanager)")
-	}
-	return bin
+	return testenv.NeedBinary(t, "prometheus-alertmanager", "prometheus-alertmanager")
 }
 
 // TestAlertmanagerEndToEnd: vigil pushes to a real Alertmanager, which
@@ -171,6 +166,7 @@ func requireAlertmanager(t *testing.T) string {
 // straight to a receiver through vigil's own route. Firing and resolved
 // both flow through.
 func TestAlertmanagerEndToEnd(t *testing.T) {
+	t.Parallel()
 	amBin := requireAlertmanager(t)
 	dir := t.TempDir()
 	viaAM, direct := newReceiver(t), newReceiver(t)
@@ -277,6 +273,7 @@ func waitHTTP(t *testing.T, url string) {
 // receiver comes back: the page arrives exactly once, the restart does not
 // page again, and the resolved notification follows it in order.
 func TestPagerOutageAndKill9(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	rcv := newReceiver(t)
 	rcv.down.Store(true)
@@ -305,16 +302,20 @@ func TestPagerOutageAndKill9(t *testing.T) {
 	kill9(t, a)
 
 	a = startAgent(t, "--config.file", cfg, "--storage.path", db)
-	time.Sleep(2 * time.Second) // the restarted agent re-evaluates; it must not queue a second page
+	// The restarted agent re-evaluates; it must not queue a second page.
+	a.waitEvaluations(t, 2)
 	rcv.down.Store(false)
 	rcv.waitFor(t, "firing", 30*time.Second)
-	time.Sleep(3 * time.Second)
+	// Whatever was queued has been delivered once the outbox is empty.
+	a.waitQueuesEmpty(t)
 	if ps := rcv.payloads(); len(ps) != 1 {
 		t.Fatalf("after the outage: %d notifications, want exactly 1: %+v", len(ps), ps)
 	}
 	healthy.Store(true)
 	rcv.waitFor(t, "resolved", 30*time.Second)
-	time.Sleep(2 * time.Second)
+	// The resolved alert is evaluated and sent on again; nothing more goes out.
+	a.waitEvaluations(t, 2)
+	a.waitQueuesEmpty(t)
 	ps := rcv.payloads()
 	if len(ps) != 2 || ps[0].Status != "firing" || ps[1].Status != "resolved" || ps[0].GroupKey != ps[1].GroupKey {
 		t.Fatalf("want firing then resolved for one group, got %+v", ps)
@@ -327,6 +328,7 @@ func TestPagerOutageAndKill9(t *testing.T) {
 // drill="true" never reaches the on-call receiver when no drill receiver is
 // configured.
 func TestSilenceAndDrillRouting(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	rcv := newReceiver(t)
 	target, healthy := flipper(t)
@@ -354,7 +356,11 @@ func TestSilenceAndDrillRouting(t *testing.T) {
 	id := strings.Fields(out)[0]
 	healthy.Store(false)
 	a.waitMetric(t, `vigil_notify_drill_dropped_total [1-9]`)
-	time.Sleep(2 * time.Second)
+	// Both alerts were handed to the dispatcher by the evaluation that
+	// dropped the drill one; two more evaluations and an empty outbox: a
+	// page the silence let through would have reached the receiver.
+	a.waitEvaluations(t, 2)
+	a.waitQueuesEmpty(t)
 	if ps := rcv.payloads(); len(ps) != 0 {
 		t.Fatalf("silenced or drill alert paged: %+v", ps)
 	}
@@ -381,6 +387,8 @@ func TestSilenceAndDrillRouting(t *testing.T) {
 // TestPagingExampleConfig: examples/paging.yml, which uses every
 // integration, passes check-config with its secrets in the environment and
 // names the missing variable without one.
+//
+// Not parallel: it sets the secrets with t.Setenv for `vigil check-config`.
 func TestPagingExampleConfig(t *testing.T) {
 	env := map[string]string{
 		"ONCALL_PD_KEY": "R0UTINGKEY", "OPS_DINGTALK_SECRET": "SEC0", "OPS_FEISHU_SECRET": "s", "SMTP_PASSWORD": "p",

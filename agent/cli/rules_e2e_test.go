@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/vigil-project/vigil/internal/testenv"
 )
 
 const rulesConfig = `
@@ -42,6 +44,7 @@ groups:
 // TestRulesAndQueryAPI runs the agent with a rule file and reads it through
 // the Prometheus HTTP API shapes Grafana and alert tools use.
 func TestRulesAndQueryAPI(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	cfg := writeConfig(t, dir, "vigil.yml", rulesConfig)
 	if err := os.Mkdir(filepath.Join(dir, "rules"), 0o755); err != nil {
@@ -154,7 +157,9 @@ func TestRulesAndQueryAPI(t *testing.T) {
 	if len(after.Alerts) != 1 || after.Alerts[0].State != "firing" || !sameTime(after.Alerts[0].ActiveAt, before.Alerts[0].ActiveAt) {
 		t.Fatalf("after restart: %+v (before %+v)", after, before)
 	}
-	time.Sleep(2 * time.Second)
+	// Two evaluations of the restored alert after the restart: any page
+	// they made would be logged by now.
+	a.waitEvaluations(t, 2)
 	if strings.Contains(a.logs.String(), "msg=alert ") {
 		t.Fatalf("paged again after the restart:\n%s", a.logs.String())
 	}
@@ -177,6 +182,7 @@ func TestRulesAndQueryAPI(t *testing.T) {
 // TestShippedRules: the shipped rules parse, and their unit tests pass
 // under vigil rules test and, where installed, under the real promtool.
 func TestShippedRules(t *testing.T) {
+	t.Parallel()
 	stdout, stderr, code := run(t, "rules", "check", "../../examples/rules/vigil.rules.yml")
 	if code != 0 || !strings.Contains(stdout, "SUCCESS: 14 rules found") {
 		t.Fatalf("rules check: %d\n%s%s", code, stdout, stderr)
@@ -191,13 +197,7 @@ func TestShippedRules(t *testing.T) {
 		t.Fatalf("failing test file: exit %d\n%s%s", code, stdout, stderr)
 	}
 
-	promtool, err := exec.LookPath("promtool")
-	if err != nil {
-		if os.Getenv("VIGIL_REQUIRE_INTEGRATION") != "" {
-			t.Fatal("promtool not installed (Debian package prometheus)")
-		}
-		t.Skip("promtool not installed (Debian package prometheus)")
-	}
+	promtool := testenv.NeedBinary(t, "promtool", "prometheus")
 	for _, args := range [][]string{
 		{"check", "rules", "../../examples/rules/vigil.rules.yml"},
 		{"test", "rules", "../../examples/rules/vigil.rules.test.yml"},

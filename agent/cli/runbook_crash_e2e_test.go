@@ -93,11 +93,13 @@ func runByID(t *testing.T, a *agentProc, id string) e2eRun {
 // steps idempotent (resumable: true) continues at the step in flight and
 // finishes; the switch done before the kill is not repeated.
 func TestRunbookKill9MidRun(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name      string
 		resumable bool
 	}{{"not resumable", false}, {"resumable", true}} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			dir := t.TempDir()
 			target := newStepTarget(t)
 			cfg := crashRunbook(t, dir, target.URL, tc.resumable, "")
@@ -116,7 +118,11 @@ func TestRunbookKill9MidRun(t *testing.T) {
 					t.Fatalf("after the restart: %+v", r)
 				}
 				a.waitMetric(t, `vigil_runbook_runs_total\{runbook="failover",result="interrupted"\} 1`)
-				time.Sleep(8 * time.Second) // longer than the wait step; the alert keeps firing
+				// The alert keeps firing: two evaluations after the restart
+				// would have triggered a second run by now, and with no run
+				// in flight no step can come later.
+				a.waitEvaluations(t, 2)
+				a.waitMetric(t, `vigil_runbook_running 0`)
 				var resp struct{ Runs []e2eRun }
 				json.Unmarshal([]byte(a.get(t, "/api/v1/runbooks/runs")), &resp)
 				if len(resp.Runs) != 1 || target.count("/switch") != 1 || target.count("/after") != 0 {
@@ -151,6 +157,7 @@ func TestRunbookKill9MidRun(t *testing.T) {
 // than the TTL) while a run waits between steps: the run stops with
 // lock_lost before its next step.
 func TestRunbookEtcdSessionLost(t *testing.T) {
+	t.Parallel()
 	etcd := startEtcd(t)
 	dir := t.TempDir()
 	target := newStepTarget(t)

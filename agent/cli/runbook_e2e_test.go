@@ -30,10 +30,11 @@ func demoDir(t *testing.T, edits ...func(string) string) (a *agentProc, url func
 }
 
 // demoOptions change what startDemoAgent starts: edits change the agent's
-// config, runbookEdits the shipped runbooks, args are added to `vigil run`.
+// config, runbookEdits the shipped runbooks, args are added to `vigil run`
+// and env to its environment.
 type demoOptions struct {
 	edits, runbookEdits []func(string) string
-	args                []string
+	args, env           []string
 }
 
 func startDemoAgent(t *testing.T, o demoOptions) (a *agentProc, url func(int) string, dir string) {
@@ -91,7 +92,7 @@ func startDemoAgent(t *testing.T, o demoOptions) (a *agentProc, url func(int) st
 			t.Fatal("the demo did not create its database")
 		}
 	}
-	a = startAgent(t, append([]string{"--config.file", writeConfig(t, dir, "vigil.yml", cfg), "--storage.path", filepath.Join(dir, "vigil.db")}, o.args...)...)
+	a = startAgentEnv(t, o.env, append([]string{"--config.file", writeConfig(t, dir, "vigil.yml", cfg), "--storage.path", filepath.Join(dir, "vigil.db")}, o.args...)...)
 	return a, url, dir
 }
 
@@ -142,6 +143,7 @@ func waitRunWhere(t *testing.T, a *agentProc, runbook, what string, timeout time
 // pass three times and notifies; dropped syncs fire InvoicesMissingUpstream
 // and invoice-resync re-sends them and verifies. The journal has every step.
 func TestRunbooksEndToEnd(t *testing.T) {
+	t.Parallel()
 	a, url := demoWithRunbooks(t)
 	a.waitMetric(t, `vigil_check_success\{check="invoice_qr",type="invoice_qr",team="invoicing"\} 1`)
 

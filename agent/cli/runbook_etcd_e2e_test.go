@@ -13,18 +13,14 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/vigil-project/vigil/internal/testenv"
 )
 
 // startEtcd runs Debian's etcd (package etcd-server) on free local ports.
 func startEtcd(t *testing.T) string {
 	t.Helper()
-	bin, err := exec.LookPath("etcd")
-	if err != nil {
-		if os.Getenv("VIGIL_REQUIRE_INTEGRATION") != "" {
-			t.Fatal("etcd not installed (apt-get install etcd-server)")
-		}
-		t.Skip("etcd not installed (apt-get install etcd-server)")
-	}
+	bin := testenv.NeedBinary(t, "etcd", "etcd-server")
 	client, peer := "http://"+freePort(t), "http://"+freePort(t)
 	cmd := exec.Command(bin, "--data-dir", t.TempDir(), "--name", "default", "--listen-client-urls", client, "--advertise-client-urls", client,
 		"--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer, "--initial-cluster", "default="+peer)
@@ -51,6 +47,7 @@ func startEtcd(t *testing.T) string {
 // shared etcd see the same alert; exactly one of them runs the runbook,
 // the others record the trigger as blocked (lock held or cooldown).
 func TestRunbookFleetRaceOnEtcd(t *testing.T) {
+	t.Parallel()
 	etcd := startEtcd(t)
 	var switches atomic.Int32
 	var token atomic.Value

@@ -51,6 +51,7 @@ func selfSigned(t *testing.T, dir, name string) (certFile, keyFile string, pool 
 // exporter-toolkit web config file, on two listeners, and rotates the
 // certificate without a restart.
 func TestWebConfigTLS(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	_, _, pool := selfSigned(t, dir, "first")
 	hash, err := bcrypt.GenerateFromPassword([]byte("tls-pass"), bcrypt.MinCost)
@@ -119,6 +120,7 @@ func TestWebConfigTLS(t *testing.T) {
 // VIGIL_AGENT_USER/VIGIL_AGENT_PASSWORD or credentials in --agent.url, and
 // say what is wrong without them.
 func TestCLIWithAuth(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	hash, err := bcrypt.GenerateFromPassword([]byte("cli-pass"), bcrypt.MinCost)
 	if err != nil {

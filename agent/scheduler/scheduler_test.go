@@ -270,16 +270,20 @@ func TestRecheck(t *testing.T) {
 		return probes.Failf(probes.ReasonDiskLow, "disk low")
 	})
 	c := newCollector()
+	// clock runs on the recheck's rhythm beside r: its runs show the
+	// scheduler's timers firing, so r's absence is asserted after as many
+	// of them as would have brought several rechecks, not after a sleep.
 	start(t, Options{MaxConcurrency: 1, OnResult: c.onResult},
-		Job{Name: "r", Interval: time.Hour, Recheck: 20 * time.Millisecond, Timeout: time.Second, Prober: p})
+		Job{Name: "r", Interval: time.Hour, Recheck: 20 * time.Millisecond, Timeout: time.Second, Prober: p},
+		Job{Name: "clock", Interval: 20 * time.Millisecond, Timeout: time.Second, Prober: pass})
 	waitFor(t, 2*time.Second, "5 rechecks while failing", func() bool { return len(c.get("r")) >= 5 })
 	healthy.Store(true)
 	waitFor(t, 2*time.Second, "a passing run", func() bool {
 		runs := c.get("r")
 		return runs[len(runs)-1].Success
 	})
-	n := len(c.get("r"))
-	time.Sleep(150 * time.Millisecond)
+	n, ticks := len(c.get("r")), len(c.get("clock"))
+	waitFor(t, 5*time.Second, "8 more runs of the 20ms clock job", func() bool { return len(c.get("clock")) >= ticks+8 })
 	if got := len(c.get("r")); got != n {
 		t.Errorf("check ran %d more times after passing; want it back on its 1h interval", got-n)
 	}

@@ -15,20 +15,6 @@ import (
 
 var discard = slog.New(slog.DiscardHandler)
 
-// requireServer skips (locally) or fails (CI) when a real server is absent.
-func requireServer(t *testing.T, name, addr string) {
-	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, time.Second)
-	if err == nil {
-		c.Close()
-		return
-	}
-	if os.Getenv("VIGIL_REQUIRE_INTEGRATION") != "" {
-		t.Fatalf("%s not reachable on %s: %v (.ci/run starts it)", name, addr, err)
-	}
-	t.Skipf("%s not reachable on %s (%v); .ci/run starts it", name, addr, err)
-}
-
 // dsnFile writes a DSN where dsn_file can read it.
 func dsnFile(t *testing.T, dsn string) string {
 	t.Helper()

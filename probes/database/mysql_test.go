@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vigil-project/vigil/internal/testenv"
 	"github.com/vigil-project/vigil/probes"
 )
 
@@ -36,7 +37,7 @@ func myExec(t *testing.T, stmts ...string) {
 }
 
 func TestMySQL(t *testing.T) {
-	requireServer(t, "MariaDB", myAddr)
+	testenv.NeedService(t, "MariaDB", myAddr)
 	myExec(t,
 		"CREATE DATABASE IF NOT EXISTS vigil_test",
 		"DROP TABLE IF EXISTS vigil_test.invoices",

@@ -9,6 +9,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/vigil-project/vigil/internal/testenv"
 	"github.com/vigil-project/vigil/probes"
 )
 
@@ -25,7 +26,7 @@ func redisConfig(t *testing.T, dsn string, mutate func(*RedisConfig)) *RedisConf
 }
 
 func TestRedis(t *testing.T) {
-	requireServer(t, "Redis", redisAddr)
+	testenv.NeedService(t, "Redis", redisAddr)
 	ctx := context.Background()
 	admin := redis.NewClient(&redis.Options{Addr: redisAddr})
 	defer admin.Close()
@@ -96,11 +97,8 @@ func TestRedis(t *testing.T) {
 // TestRedisReplication starts a real replica of the local Redis, then one
 // whose primary does not exist.
 func TestRedisReplication(t *testing.T) {
-	requireServer(t, "Redis", redisAddr)
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		t.Skip("redis-server not installed")
-	}
+	testenv.NeedService(t, "Redis", redisAddr)
+	bin := testenv.NeedBinary(t, "redis-server", "redis-server")
 	start := func(primary string) string {
 		port := strings.Split(closedPort(t), ":")[1]
 		host, pport, _ := strings.Cut(primary, ":")
@@ -149,8 +147,14 @@ func TestRedisReplication(t *testing.T) {
 	}
 
 	orphan := start(closedPort(t))
-	time.Sleep(300 * time.Millisecond)
-	r = run(t, "redis", redisConfig(t, "redis://"+orphan+"/0", func(c *RedisConfig) { c.ReadOnly = true }), 5*time.Second)
+	// Until the new server listens and has tried its primary, the check
+	// sees something else (connection refused).
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		r = run(t, "redis", redisConfig(t, "redis://"+orphan+"/0", func(c *RedisConfig) { c.ReadOnly = true }), 5*time.Second)
+		if r.Reason == probes.ReasonReplicationLag || time.Now().After(deadline) {
+			break
+		}
+	}
 	if r.Reason != probes.ReasonReplicationLag || !strings.Contains(r.Message, "replication stopped: link to 127.0.0.1") {
 		t.Errorf("replica without a primary: %q %s", r.Reason, r.Message)
 	}

@@ -11,7 +11,6 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -19,6 +18,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/vigil-project/vigil/examples/invoice-service/platform"
+	"github.com/vigil-project/vigil/internal/testenv"
 	"github.com/vigil-project/vigil/probes"
 )
 
@@ -419,10 +419,7 @@ func TestInvoiceSyncFromPostgres(t *testing.T) {
 		err = adminDB.Ping()
 	}
 	if err != nil {
-		if os.Getenv("VIGIL_REQUIRE_INTEGRATION") != "" {
-			t.Fatalf("PostgreSQL on 127.0.0.1:5432: %v", err)
-		}
-		t.Skipf("PostgreSQL on 127.0.0.1:5432 not available: %v", err)
+		testenv.Missingf(t, "PostgreSQL", "not available on 127.0.0.1:5432: %v", err)
 	}
 	defer adminDB.Close()
 	adminDB.Exec(`DROP DATABASE IF EXISTS vigil_invoice_sync_test WITH (FORCE)`)

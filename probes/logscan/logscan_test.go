@@ -68,6 +68,34 @@ func value(l *Logscan, name string, labels ...string) float64 {
 	return -1
 }
 
+// waitReady waits for the check's first pass over its files.
+func waitReady(t *testing.T, l *Logscan) {
+	t.Helper()
+	select {
+	case <-l.ready:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no first pass over the files within 10s")
+	}
+}
+
+// waitSummary polls until the check's last pass describes its files as want.
+func waitSummary(t *testing.T, l *Logscan, want string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		l.mu.Lock()
+		got := l.summary
+		l.mu.Unlock()
+		if got == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("files: %q, want %q", got, want)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // waitFor polls until the series reaches want.
 func waitFor(t *testing.T, l *Logscan, want float64, name string, labels ...string) {
 	t.Helper()
@@ -134,7 +162,7 @@ func TestStartAtEnd(t *testing.T) {
 	l := newCheck(t, dir, func(c *Config) { c.StartAt = "end" })
 	stop := start(l)
 	defer stop()
-	time.Sleep(100 * time.Millisecond)
+	waitReady(t, l) // the file's end is taken at the first pass
 	appendFile(t, log, " rest\n"+lines(5, 8))
 	waitFor(t, l, 3, "vigil_log_lines_total")
 	waitFor(t, l, 3, "vigil_log_matches_total", "pattern=seq")
@@ -147,7 +175,7 @@ func TestStartAtEnd(t *testing.T) {
 	})
 	stop2 := start(l2)
 	defer stop2()
-	time.Sleep(100 * time.Millisecond)
+	waitReady(t, l2)
 	appendFile(t, filepath.Join(dir, "late.log"), lines(0, 4))
 	waitFor(t, l2, 4, "vigil_log_matches_total", "pattern=seq")
 }
@@ -195,8 +223,9 @@ func TestRotation(t *testing.T) {
 			want := map[string][2]float64{"rename": {1, 0}, "copytruncate": {0, 1}, "delete": {1, 0}, "rename, glob matching rotated names": {1, 0}}[kind]
 			if strings.Contains(kind, "glob") {
 				// The renamed file is still watched under its new name:
-				// the same file read on, not a new one read again.
-				time.Sleep(200 * time.Millisecond)
+				// the same file read on, not a new one read again. Once the
+				// glob has found it, nothing is left draining.
+				waitSummary(t, l, "2 files (0 rotated away, still draining)")
 				if v := value(l, "vigil_log_lines_total"); v != 200 {
 					t.Fatalf("lines %v after the rotated file was picked up by the glob", v)
 				}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vigil-project/vigil/internal/testenv"
 	"github.com/vigil-project/vigil/probes"
 )
 
@@ -32,20 +33,9 @@ const (
 func requireNetns(t *testing.T) {
 	t.Helper()
 	requireRawICMP(t)
-	for _, bin := range []string{"ip", "nft"} {
-		if _, err := exec.LookPath(bin); err != nil {
-			if os.Getenv("VIGIL_REQUIRE_INTEGRATION") != "" {
-				t.Fatalf("%s not installed (apt-get install iproute2 nftables)", bin)
-			}
-			t.Skipf("%s not installed (apt-get install iproute2 nftables); .ci/run installs it", bin)
-		}
-	}
-	if os.Geteuid() != 0 {
-		if os.Getenv("VIGIL_REQUIRE_INTEGRATION") != "" {
-			t.Fatal("network namespace tests need root")
-		}
-		t.Skip("network namespace tests need root")
-	}
+	testenv.NeedBinary(t, "ip", "iproute2")
+	testenv.NeedBinary(t, "nft", "nftables")
+	testenv.NeedRoot(t, "network namespace tests need root")
 }
 
 func (tp *topology) sh(args ...string) {

@@ -5,11 +5,11 @@ import (
 	"context"
 	"crypto/tls"
 	"net"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/vigil-project/vigil/internal/testenv"
 	"github.com/vigil-project/vigil/probes"
 	"github.com/vigil-project/vigil/probes/internal/tlsconfig"
 )
@@ -138,14 +138,7 @@ func TestTCPTLS(t *testing.T) {
 
 // TestTCPRedis speaks to the real Redis on this machine.
 func TestTCPRedis(t *testing.T) {
-	c, err := net.DialTimeout("tcp", "127.0.0.1:6379", time.Second)
-	if err != nil {
-		if os.Getenv("VIGIL_REQUIRE_INTEGRATION") != "" {
-			t.Fatalf("Redis not reachable on 127.0.0.1:6379: %v", err)
-		}
-		t.Skipf("Redis not reachable on 127.0.0.1:6379 (%v); .ci/run starts it", err)
-	}
-	c.Close()
+	testenv.NeedService(t, "Redis", "127.0.0.1:6379")
 	r := probeTCP(t, 2*time.Second, &TCPConfig{Address: "127.0.0.1:6379", QueryResponse: []QueryStep{
 		{Send: "PING\r\n", Expect: `^\+PONG$`},
 		{Send: "INFO server\r\n", Expect: `^redis_version:\d+\.`},

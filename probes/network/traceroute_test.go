@@ -3,13 +3,13 @@ package network
 import (
 	"context"
 	"net"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"golang.org/x/net/icmp"
 
+	"github.com/vigil-project/vigil/internal/testenv"
 	"github.com/vigil-project/vigil/probes"
 )
 
@@ -21,10 +21,7 @@ func requireRawICMP(t *testing.T) {
 		c.Close()
 		return
 	}
-	if os.Getenv("VIGIL_REQUIRE_INTEGRATION") != "" {
-		t.Fatalf("raw ICMP sockets needed (root or CAP_NET_RAW): %v", err)
-	}
-	t.Skipf("raw ICMP sockets not allowed here (%v): run as root or with CAP_NET_RAW", err)
+	testenv.Missingf(t, "raw ICMP sockets", "not allowed here (%v): run as root or with CAP_NET_RAW", err)
 }
 
 func TestTracerouteLoopback(t *testing.T) {

@@ -209,7 +209,16 @@ func TestResumeAfterRestart(t *testing.T) {
 	if got := strings.Join(up.acked(), " "); got != "g/firing g/resolved" {
 		t.Errorf("after restart: %s", got)
 	}
-	time.Sleep(50 * time.Millisecond)
+	// A duplicate would be queued until delivered: once the queue is
+	// empty, everything there was has reached the receiver.
+	waitUntil(t, "an empty queue", func() bool {
+		for _, q := range o.Queues() {
+			if q.Pending > 0 {
+				return false
+			}
+		}
+		return true
+	})
 	if len(up.acked()) != 2 {
 		t.Errorf("duplicates: %v", up.acked())
 	}

@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"os"
 	"os/exec"
 	"strings"
 	"sync"
@@ -21,6 +20,8 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/vigil-project/vigil/internal/testenv"
 )
 
 // testEtcd is a real etcd server owned by one test.
@@ -33,17 +34,10 @@ type testEtcd struct {
 // startEtcd runs the etcd binary (Debian package etcd-server) on random
 // local ports. Without it the test is skipped, unless
 // VIGIL_REQUIRE_INTEGRATION is set, as in CI, where skipping would hide a
-// broken setup.
+// broken setup (testenv).
 func startEtcd(t *testing.T) *testEtcd {
 	t.Helper()
-	bin, err := exec.LookPath("etcd")
-	if err != nil {
-		msg := "etcd binary not found (apt-get install etcd-server): " + err.Error()
-		if os.Getenv("VIGIL_REQUIRE_INTEGRATION") != "" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
+	bin := testenv.NeedBinary(t, "etcd", "etcd-server")
 	// Free ports can be taken between the probe and etcd's bind; retry.
 	var lastErr error
 	for range 3 {

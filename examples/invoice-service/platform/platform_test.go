@@ -9,12 +9,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/vigil-project/vigil/internal/testenv"
 	"github.com/vigil-project/vigil/probes/invoice/einvoice"
 )
 
@@ -248,10 +248,7 @@ func TestPostgresStorage(t *testing.T) {
 		err = admin.Ping()
 	}
 	if err != nil {
-		if os.Getenv("VIGIL_REQUIRE_INTEGRATION") != "" {
-			t.Fatalf("PostgreSQL on 127.0.0.1:5432: %v", err)
-		}
-		t.Skipf("PostgreSQL on 127.0.0.1:5432 not available: %v", err)
+		testenv.Missingf(t, "PostgreSQL", "not available on 127.0.0.1:5432: %v", err)
 	}
 	defer admin.Close()
 	admin.Exec(`DROP DATABASE IF EXISTS vigil_invoice_test`)
