@@ -6,7 +6,6 @@ package agent
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -15,12 +14,11 @@ import (
 	"os/signal"
 	"path/filepath"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/prometheus/common/version"
-	"github.com/prometheus/exporter-toolkit/web"
+	toolkit "github.com/prometheus/exporter-toolkit/web"
 	"github.com/prometheus/prometheus/model/labels"
 	"golang.org/x/sync/errgroup"
 
@@ -36,7 +34,7 @@ import (
 	"github.com/vigil-project/vigil/agent/runbook/lock"
 	"github.com/vigil-project/vigil/agent/scheduler"
 	"github.com/vigil-project/vigil/agent/store"
-	"github.com/vigil-project/vigil/agent/ui"
+	"github.com/vigil-project/vigil/agent/web"
 	"github.com/vigil-project/vigil/internal/memtune"
 	"github.com/vigil-project/vigil/internal/redact"
 	"github.com/vigil-project/vigil/probes"
@@ -53,7 +51,7 @@ type Options struct {
 	Retention time.Duration
 	Logger    *slog.Logger
 	// Web holds the listen addresses and the exporter-toolkit web config file.
-	Web *web.FlagConfig
+	Web *toolkit.FlagConfig
 	// PublicRead serves read-only pages, the read API and /metrics without
 	// a user even when the web config sets basic_auth_users.
 	PublicRead bool
@@ -77,14 +75,10 @@ type Agent struct {
 	runbooks *runbook.Manager
 	drills   *drill.Orchestrator
 	locker   interface{ Close() error }
-	web      *webConfig
-	hosts    *hostAllowList
+	web      *web.Server
 	// secrets masks the config's secret values in what runbook and drill
 	// steps print; refreshed on reload.
 	secrets  *redact.Redactor
-	csrf     csrfKey
-	ui       *ui.Pages
-	ready    atomic.Bool
 	trim     memtune.HeapTrimmer
 	reloadMu sync.Mutex
 }
@@ -109,7 +103,7 @@ func (a *Agent) load() (*loaded, error) {
 	if l.groups, err = ruleeval.Load(cfg); err != nil {
 		return nil, fmt.Errorf("%s: rule_files: %w", cfg.File, err)
 	}
-	if l.plan, err = paging.BuildPlan(cfg, paging.ExternalURL(cfg, listenAddresses(a.opts.Web))); err != nil {
+	if l.plan, err = paging.BuildPlan(cfg, paging.ExternalURL(cfg, web.ListenAddresses(a.opts.Web))); err != nil {
 		return nil, fmt.Errorf("%s: %w", cfg.File, err)
 	}
 	if l.runbooks, err = LoadRunbooks(cfg); err != nil {
@@ -130,17 +124,9 @@ func New(ctx context.Context, opts Options) (*Agent, error) {
 	if opts.Retention == 0 {
 		opts.Retention = 7 * 24 * time.Hour
 	}
-	a := &Agent{opts: opts, log: opts.Logger, exporter: metrics.New(), csrf: newCSRFKey(), ui: ui.New(),
-		hosts: newHostAllowList(listenAddresses(opts.Web), opts.AllowedHosts)}
+	a := &Agent{opts: opts, log: opts.Logger, exporter: metrics.New()}
 	l, err := a.load()
 	if err != nil {
-		return nil, err
-	}
-	webFile := ""
-	if opts.Web != nil && opts.Web.WebConfigFile != nil {
-		webFile = *opts.Web.WebConfigFile
-	}
-	if a.web, err = loadWebConfig(webFile, opts.Logger); err != nil {
 		return nil, err
 	}
 	if a.store, err = store.Open(ctx, opts.StoragePath, store.Options{Retention: opts.Retention, Logger: opts.Logger}); err != nil {
@@ -193,7 +179,11 @@ func (a *Agent) wire(ctx context.Context, l *loaded) error {
 		a.exporter.AddWriter(w)
 	}
 	a.exporter.Counter("vigil_notify_drill_dropped_total")
-	a.exportRefused()
+	if a.web, err = web.New(web.Options{Flags: a.opts.Web, PublicRead: a.opts.PublicRead, AllowedHosts: a.opts.AllowedHosts,
+		Logger: a.log, Metrics: a.exporter, Checks: a.state, Scheduler: a.sched, Rules: a.rules, Paging: a.pager,
+		Runbooks: a.runbooks, Drills: a.drills, Store: a.store, Trimmer: &a.trim, Reload: a.Reload}); err != nil {
+		return err
+	}
 	// The API shows each check's last known result until it runs again.
 	latest, err := a.store.Latest(ctx)
 	if err != nil {
@@ -254,47 +244,16 @@ func (a *Agent) Run(ctx context.Context) error {
 	// A drill's rollback always runs: at shutdown it is waited for, and a
 	// drill a dead agent left running is rolled back now.
 	g.Go(func() error { return a.drills.Run(subCtx) })
-	g.Go(func() error { a.hosts.learnDNSNames(subCtx, a.log); return nil })
 	g.Go(func() error { memtune.ReleasePages(subCtx, a.log); return nil })
 	g.Go(func() error { a.reloadOnHUP(subCtx); return nil })
 	g.Go(func() error {
 		defer stopSubs()
-		return a.serve(ctx, subCtx)
+		return a.web.Serve(ctx, subCtx)
 	})
-	a.ready.Store(true)
+	a.web.SetReady(true)
 	a.log.Info("vigil started", "version", version.Version, "config", a.state.Config().File, "checks", len(a.state.Jobs()), "storage", a.opts.StoragePath)
 	err := g.Wait()
 	a.trim.Stop()
-	return err
-}
-
-// serve runs the HTTP server until ctx ends or a subsystem fails, then
-// drains it.
-func (a *Agent) serve(ctx, subCtx context.Context) error {
-	srv := &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 10 * time.Second}
-	srvErr := make(chan error, 1)
-	go func() { srvErr <- serveWeb(subCtx, srv, a.opts.Web, a.web, a.log) }()
-	var err error
-	served := false
-	select {
-	case <-ctx.Done():
-	case <-subCtx.Done():
-	case serr := <-srvErr:
-		served = true
-		if !errors.Is(serr, http.ErrServerClosed) {
-			err = fmt.Errorf("http server: %w", serr)
-		}
-	}
-	a.ready.Store(false)
-	a.log.Info("shutting down")
-	shutdownCtx, stop := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer stop()
-	if serr := srv.Shutdown(shutdownCtx); serr != nil {
-		a.log.Warn("http shutdown", "err", serr)
-	}
-	if !served {
-		<-srvErr
-	}
 	return err
 }
 
@@ -391,3 +350,6 @@ func (a *Agent) onResult(job *scheduler.Job, r probes.Result) {
 		a.log.Debug("check passed", "check", job.Name, "type", job.Type, "duration", r.Duration)
 	}
 }
+
+// Handler is the agent's HTTP handler (routes behind the security layer).
+func (a *Agent) Handler() http.Handler { return a.web.Handler() }

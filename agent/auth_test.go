@@ -9,8 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
+	toolkit "github.com/prometheus/exporter-toolkit/web"
 	"golang.org/x/crypto/bcrypt"
 )
 
@@ -18,7 +18,6 @@ import (
 // (ops / s3cret), or none when users is false.
 func newAuthAgent(t *testing.T, users, publicRead bool) *Agent {
 	t.Helper()
-	a := newTestAgent(t)
 	path := ""
 	if users {
 		hash, err := bcrypt.GenerateFromPassword([]byte("s3cret"), bcrypt.MinCost)
@@ -30,12 +29,10 @@ func newAuthAgent(t *testing.T, users, publicRead bool) *Agent {
 			t.Fatal(err)
 		}
 	}
-	wc, err := loadWebConfig(path, a.log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a.web, a.opts.PublicRead = wc, publicRead
-	return a
+	return newTestAgentWith(t, func(o *Options) {
+		o.Web = &toolkit.FlagConfig{WebConfigFile: &path}
+		o.PublicRead = publicRead
+	})
 }
 
 // requestFor builds a request for a route pattern with its wildcards
@@ -97,25 +94,25 @@ func TestAuthMatrix(t *testing.T) {
 	}
 	// want says whether the guard lets the call through, or which status it
 	// answers instead.
-	want := func(users, publicRead bool, c client, level access) int {
+	want := func(users, publicRead bool, c client, level string) int {
 		authed := c.user == "ops" && c.pass == "s3cret"
 		sent := c.user != ""
 		switch {
-		case level == accessOpen:
+		case level == "open":
 			return 0
 		case c.host == rebind || strings.Contains(c.host, "example"):
 			return http.StatusMisdirectedRequest
 		case !users:
 			// Credentials are ignored when no users are configured.
-			if level == accessWrite && !strings.HasPrefix(c.remote, "127.") && !strings.HasPrefix(c.remote, "[::1]") {
+			if level == "write" && !strings.HasPrefix(c.remote, "127.") && !strings.HasPrefix(c.remote, "[::1]") {
 				return http.StatusForbidden
 			}
 			return 0
 		case sent && !authed:
 			return http.StatusUnauthorized
-		case level == accessRead && (authed || publicRead):
+		case level == "read" && (authed || publicRead):
 			return 0
-		case level == accessWrite && authed:
+		case level == "write" && authed:
 			return 0
 		}
 		return http.StatusUnauthorized
@@ -123,20 +120,20 @@ func TestAuthMatrix(t *testing.T) {
 	for _, s := range setups {
 		t.Run(s.name, func(t *testing.T) {
 			a := newAuthAgent(t, s.users, s.publicRead)
-			rt := a.router()
-			h := a.secure(rt.mux)
-			if len(rt.routes) < 40 {
-				t.Fatalf("route table has %d routes; the matrix would miss some", len(rt.routes))
+			routes := a.web.Routes()
+			h := a.Handler()
+			if len(routes) < 40 {
+				t.Fatalf("route table has %d routes; the matrix would miss some", len(routes))
 			}
-			for _, r := range rt.routes {
+			for _, r := range routes {
 				// Classification, independently of the table: anything but
 				// GET changes state, except Prometheus' read API over POST.
-				readPost := strings.HasPrefix(r.pattern, "POST /api/v1/query") || r.pattern == "POST /api/v1/series" || r.pattern == "POST /api/v1/labels"
-				if method, _, _ := strings.Cut(r.pattern, " "); method != "GET" && !readPost && r.access != accessWrite {
-					t.Errorf("%s is %s; a state-changing route must be write", r.pattern, r.access)
+				readPost := strings.HasPrefix(r.Pattern, "POST /api/v1/query") || r.Pattern == "POST /api/v1/series" || r.Pattern == "POST /api/v1/labels"
+				if method, _, _ := strings.Cut(r.Pattern, " "); method != "GET" && !readPost && r.Access != "write" {
+					t.Errorf("%s is %s; a state-changing route must be write", r.Pattern, r.Access)
 				}
 				for _, c := range clients {
-					req := requestFor(t, r.pattern)
+					req := requestFor(t, r.Pattern)
 					req.RemoteAddr = c.remote
 					if c.host != "" {
 						req.Host = c.host
@@ -152,21 +149,21 @@ func TestAuthMatrix(t *testing.T) {
 							user = "ops"
 						}
 						req.Body = http.NoBody
-						req = withForm(req, url.Values{"csrf": {a.csrf.token(user)}})
+						req = withForm(req, url.Values{"csrf": {a.web.FormToken(user)}})
 					}
 					rec := httptest.NewRecorder()
 					h.ServeHTTP(rec, req)
-					expect := want(s.users, s.publicRead, c, r.access)
+					expect := want(s.users, s.publicRead, c, r.Access)
 					got := rec.Code
 					blocked := got == http.StatusUnauthorized || got == http.StatusMisdirectedRequest ||
 						(got == http.StatusForbidden && strings.Contains(rec.Body.String(), "only accepted from localhost"))
 					switch {
 					case expect == 0 && blocked:
-						t.Errorf("%s [%s] as %s: %d %s, want it let through", r.pattern, r.access, c.name, got, firstLine(rec.Body.String()))
+						t.Errorf("%s [%s] as %s: %d %s, want it let through", r.Pattern, r.Access, c.name, got, firstLine(rec.Body.String()))
 					case expect != 0 && got != expect:
-						t.Errorf("%s [%s] as %s: %d, want %d", r.pattern, r.access, c.name, got, expect)
+						t.Errorf("%s [%s] as %s: %d, want %d", r.Pattern, r.Access, c.name, got, expect)
 					case expect == http.StatusUnauthorized && !strings.HasPrefix(rec.Header().Get("WWW-Authenticate"), "Basic"):
-						t.Errorf("%s as %s: 401 without a Basic challenge", r.pattern, c.name)
+						t.Errorf("%s as %s: 401 without a Basic challenge", r.Pattern, c.name)
 					}
 				}
 			}
@@ -215,13 +212,13 @@ func TestFormProtection(t *testing.T) {
 		header map[string]string
 		want   int
 	}{
-		{"token of the user", a.csrf.token("ops"), nil, http.StatusSeeOther},
-		{"same-origin browser", a.csrf.token("ops"), map[string]string{"Sec-Fetch-Site": "same-origin"}, http.StatusSeeOther},
+		{"token of the user", a.web.FormToken("ops"), nil, http.StatusSeeOther},
+		{"same-origin browser", a.web.FormToken("ops"), map[string]string{"Sec-Fetch-Site": "same-origin"}, http.StatusSeeOther},
 		{"no token", "", nil, http.StatusForbidden},
-		{"anonymous viewer's token", a.csrf.token(""), nil, http.StatusForbidden},
+		{"anonymous viewer's token", a.web.FormToken(""), nil, http.StatusForbidden},
 		{"forged token", "AAAA", nil, http.StatusForbidden},
-		{"cross-site browser", a.csrf.token("ops"), map[string]string{"Sec-Fetch-Site": "cross-site"}, http.StatusForbidden},
-		{"foreign origin", a.csrf.token("ops"), map[string]string{"Origin": "https://evil.example"}, http.StatusForbidden},
+		{"cross-site browser", a.web.FormToken("ops"), map[string]string{"Sec-Fetch-Site": "cross-site"}, http.StatusForbidden},
+		{"foreign origin", a.web.FormToken("ops"), map[string]string{"Origin": "https://evil.example"}, http.StatusForbidden},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -242,15 +239,10 @@ func TestFormProtection(t *testing.T) {
 }
 
 func TestSecurityHeaders(t *testing.T) {
-	a := newAuthAgent(t, false, false)
 	// Headers from the web config file are applied too, and win.
 	path := filepath.Join(t.TempDir(), "web.yml")
 	os.WriteFile(path, []byte("http_server_config:\n  headers:\n    Strict-Transport-Security: max-age=31536000\n    X-Frame-Options: sameorigin\n"), 0o600)
-	wc, err := loadWebConfig(path, a.log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a.web = wc
+	a := newTestAgentWith(t, func(o *Options) { o.Web = &toolkit.FlagConfig{WebConfigFile: &path} })
 	h := a.Handler()
 	for _, p := range []string{"/", "/metrics", "/api/v1/checks", "/nope", "/static/vigil.js"} {
 		rec := httptest.NewRecorder()
@@ -269,45 +261,5 @@ func TestSecurityHeaders(t *testing.T) {
 		if csp := hd.Get("Content-Security-Policy"); !strings.Contains(csp, "script-src 'self'") || strings.Contains(csp, "unsafe-inline") {
 			t.Errorf("%s: CSP %q", p, csp)
 		}
-	}
-}
-
-// TestWebConfigErrors: a bad web config file is refused at start with the
-// file named, and a file broken while running keeps the last good one.
-func TestWebConfigErrors(t *testing.T) {
-	dir := t.TempDir()
-	for name, body := range map[string]string{
-		"unknown key":     "basic_auth_user:\n  ops: x\n",
-		"not bcrypt":      "basic_auth_users:\n  ops: plaintext\n",
-		"missing cert":    "tls_server_config:\n  cert_file: nope.crt\n  key_file: nope.key\n",
-		"not yaml at all": "basic_auth_users: [\n",
-	} {
-		p := filepath.Join(dir, strings.ReplaceAll(name, " ", "-")+".yml")
-		os.WriteFile(p, []byte(body), 0o600)
-		_, err := loadWebConfig(p, nil)
-		if err == nil || !strings.Contains(err.Error(), p) {
-			t.Errorf("%s: %v, want an error naming %s", name, err, p)
-		}
-	}
-	a := newAuthAgent(t, true, false)
-	if err := os.WriteFile(a.web.path, []byte("basic_auth_users: [\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	a.web.checked = time.Time{} // look at the file now, not within the second
-	c, _ := a.web.current()
-	if len(c.Users) != 1 {
-		t.Fatalf("broken web config replaced the running one: %d users", len(c.Users))
-	}
-	// A valid edit takes effect without a restart: a second user.
-	hash, _ := bcrypt.GenerateFromPassword([]byte("second"), bcrypt.MinCost)
-	other, _ := bcrypt.GenerateFromPassword([]byte("s3cret"), bcrypt.MinCost)
-	os.WriteFile(a.web.path, []byte("basic_auth_users:\n  ops: "+string(other)+"\n  li.wei: "+string(hash)+"\n"), 0o600)
-	a.web.checked = time.Time{}
-	req := httptest.NewRequest("POST", "/-/reload", nil)
-	req.SetBasicAuth("li.wei", "second")
-	rec := httptest.NewRecorder()
-	a.Handler().ServeHTTP(rec, req)
-	if rec.Code != http.StatusOK {
-		t.Errorf("new user after editing the web config: %d %s", rec.Code, rec.Body)
 	}
 }

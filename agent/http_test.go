@@ -10,18 +10,26 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/vigil-project/vigil/agent/client"
 	_ "github.com/vigil-project/vigil/probes/all"
 )
 
 // newTestAgent returns an agent whose scheduler runs (so reloads and
 // run-now work) but whose HTTP server does not: tests call Handler directly.
-func newTestAgent(t *testing.T) *Agent {
+func newTestAgent(t *testing.T) *Agent { return newTestAgentWith(t, nil) }
+
+// newTestAgentWith is newTestAgent with its options adjusted by edit.
+func newTestAgentWith(t *testing.T, edit func(*Options)) *Agent {
 	t.Helper()
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "vigil.yml")
 	os.WriteFile(cfg, []byte("checks:\n  - name: host\n    type: host\n    host: {cpu_sample: 10ms, cpu_max: 1, memory_max: 1, disk_free_min: 0}\n"), 0o644)
 	// example.com is httptest.NewRequest's default Host.
-	a, err := New(context.Background(), Options{ConfigFile: cfg, StoragePath: filepath.Join(dir, "vigil.db"), AllowedHosts: []string{"example.com"}})
+	opts := Options{ConfigFile: cfg, StoragePath: filepath.Join(dir, "vigil.db"), AllowedHosts: []string{"example.com"}}
+	if edit != nil {
+		edit(&opts)
+	}
+	a, err := New(context.Background(), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +88,7 @@ func TestRunNowThroughAPI(t *testing.T) {
 	req.RemoteAddr = "127.0.0.1:5555"
 	rec := httptest.NewRecorder()
 	a.Handler().ServeHTTP(rec, req)
-	var res ResultView
+	var res client.ResultView
 	if err := json.Unmarshal(rec.Body.Bytes(), &res); err != nil || rec.Code != http.StatusOK {
 		t.Fatalf("%d %s", rec.Code, rec.Body)
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
 
 	"github.com/vigil-project/vigil/agent"
+	"github.com/vigil-project/vigil/agent/client"
 	"github.com/vigil-project/vigil/agent/config"
 	"github.com/vigil-project/vigil/rules"
 
@@ -281,19 +282,19 @@ Examples:
 			if err != nil {
 				return rc.fail("trigger", err)
 			}
-			return rc.post(ctx, "trigger", "/api/v1/runbooks/"+*rbTriggerName+"/trigger", map[string]any{"labels": lbls, "mode": *rbTriggerMode})
+			return rc.post(ctx, "trigger", "/api/v1/runbooks/"+*rbTriggerName+"/trigger", client.ActionRequest{Labels: lbls, Mode: *rbTriggerMode})
 		case rbApproveCmd.FullCommand():
-			return rc.post(ctx, "approve", "/api/v1/runbooks/runs/"+*rbApproveID+"/approve", map[string]any{})
+			return rc.post(ctx, "approve", "/api/v1/runbooks/runs/"+*rbApproveID+"/approve", client.ActionRequest{})
 		case rbRejectCmd.FullCommand():
-			return rc.post(ctx, "reject", "/api/v1/runbooks/runs/"+*rbRejectID+"/reject", map[string]any{})
+			return rc.post(ctx, "reject", "/api/v1/runbooks/runs/"+*rbRejectID+"/reject", client.ActionRequest{})
 		case rbAbortCmd.FullCommand():
-			return rc.post(ctx, "abort", "/api/v1/runbooks/runs/"+*rbAbortID+"/abort", map[string]any{})
+			return rc.post(ctx, "abort", "/api/v1/runbooks/runs/"+*rbAbortID+"/abort", client.ActionRequest{})
 		case rbAckCmd.FullCommand():
-			return rc.post(ctx, "ack", "/api/v1/runbooks/"+*rbAckName+"/ack", map[string]any{"target": *rbAckTarget})
+			return rc.post(ctx, "ack", "/api/v1/runbooks/"+*rbAckName+"/ack", client.ActionRequest{Target: *rbAckTarget})
 		case rbPauseCmd.FullCommand():
-			return rc.post(ctx, "pause", "/api/v1/runbooks/pause", map[string]any{})
+			return rc.post(ctx, "pause", "/api/v1/runbooks/pause", client.ActionRequest{})
 		default:
-			return rc.post(ctx, "resume", "/api/v1/runbooks/resume", map[string]any{})
+			return rc.post(ctx, "resume", "/api/v1/runbooks/resume", client.ActionRequest{})
 		}
 	case drRunCmd.FullCommand(), drListCmd.FullCommand(), drShowCmd.FullCommand(), drHistoryCmd.FullCommand():
 		by := *drBy

@@ -4,13 +4,12 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net/http"
-	"net/url"
 	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/vigil-project/vigil/agent/client"
 	"github.com/vigil-project/vigil/agent/drill"
 )
 
@@ -27,26 +26,26 @@ func (c drillCmd) fail(what string, err error) int {
 	return ExitFailed
 }
 
-func (c drillCmd) client() *agentClient { return newAgentClient(c.agentURL) }
+func (c drillCmd) client() *client.Client { return client.New(c.agentURL) }
 
 // run starts a drill (a file, or the name of one the agent loaded), shows
 // its milestones as they happen and waits for the report. Ctrl-C aborts
 // the drill: the agent runs its rollback, and this waits for it.
 func (c drillCmd) run(ctx context.Context, fileOrName string) int {
-	req := map[string]string{"by": c.by}
+	req := client.DrillStartRequest{By: c.by}
 	if data, err := os.ReadFile(fileOrName); err == nil {
 		if _, err := drill.Parse(fileOrName, data); err != nil {
 			fmt.Fprintln(c.stderr, err)
 			return ExitConfigError
 		}
-		req["source"], req["file"] = string(data), fileOrName
+		req.Source, req.File = string(data), fileOrName
 	} else if strings.ContainsAny(fileOrName, "/.") {
 		return c.fail("run", err)
 	} else {
-		req["name"] = fileOrName
+		req.Name = fileOrName
 	}
-	var started struct{ ID, Drill string }
-	if err := c.client().do(context.WithoutCancel(ctx), http.MethodPost, "/api/v1/drills/run", req, &started); err != nil {
+	started, err := c.client().StartDrill(context.WithoutCancel(ctx), req)
+	if err != nil {
 		return c.fail("run", err)
 	}
 	fmt.Fprintf(c.stdout, "drill %s started: %s (Ctrl-C aborts and rolls back)\n", started.Drill, started.ID)
@@ -54,7 +53,7 @@ func (c drillCmd) run(ctx context.Context, fileOrName string) int {
 	aborted := false
 	var rep drill.Report
 	for {
-		if err := c.client().do(context.WithoutCancel(ctx), http.MethodGet, "/api/v1/drills/runs/"+started.ID, nil, &rep); err != nil {
+		if rep, err = c.client().DrillRun(context.WithoutCancel(ctx), started.ID); err != nil {
 			return c.fail("run", err)
 		}
 		t0 := time.Time{}
@@ -82,7 +81,7 @@ func (c drillCmd) run(ctx context.Context, fileOrName string) int {
 			if !aborted {
 				aborted = true
 				fmt.Fprintln(c.stdout, "aborting: the agent runs the rollback…")
-				if err := c.client().do(context.WithoutCancel(ctx), http.MethodPost, "/api/v1/drills/runs/"+started.ID+"/abort", map[string]string{"by": c.by}, nil); err != nil {
+				if err := c.client().AbortDrill(context.WithoutCancel(ctx), started.ID, c.by); err != nil {
 					fmt.Fprintf(c.stderr, "vigil drill run: abort: %v\n", err)
 				}
 			}
@@ -116,14 +115,8 @@ func (c drillCmd) summary(rep drill.Report) {
 }
 
 func (c drillCmd) list(ctx context.Context) int {
-	var resp struct {
-		Drills []struct {
-			Name, File, Hypothesis, Duration string
-			Checks                           []string
-		}
-		Active *struct{ ID, Drill string }
-	}
-	if err := c.client().do(ctx, http.MethodGet, "/api/v1/drills", nil, &resp); err != nil {
+	resp, err := c.client().Drills(ctx)
+	if err != nil {
 		return c.fail("list", err)
 	}
 	w := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
@@ -135,15 +128,15 @@ func (c drillCmd) list(ctx context.Context) int {
 	if resp.Active != nil {
 		fmt.Fprintf(c.stdout, "running: %s (%s)\n", resp.Active.Drill, resp.Active.ID)
 	}
-	var runs struct{ Runs []drill.Report }
-	if err := c.client().do(ctx, http.MethodGet, "/api/v1/drills/runs?limit=10", nil, &runs); err != nil {
+	runs, err := c.client().DrillRuns(ctx, 10)
+	if err != nil {
 		return c.fail("list", err)
 	}
-	if len(runs.Runs) > 0 {
+	if len(runs) > 0 {
 		fmt.Fprintln(c.stdout, "\nrecent runs:")
 		w = tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(w, "ID\tDRILL\tSTATE\tSTARTED")
-		for _, r := range runs.Runs {
+		for _, r := range runs {
 			fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", r.ID, r.Drill, r.State, r.StartedAt.Local().Format(time.DateTime))
 		}
 		w.Flush()
@@ -152,11 +145,7 @@ func (c drillCmd) list(ctx context.Context) int {
 }
 
 func (c drillCmd) show(ctx context.Context, id string, asJSON bool) int {
-	path := "/api/v1/drills/runs/" + url.PathEscape(id)
-	if !asJSON {
-		path += "?format=markdown"
-	}
-	body, err := c.client().raw(ctx, path)
+	body, err := c.client().DrillReport(ctx, id, asJSON)
 	if err != nil {
 		return c.fail("show", err)
 	}
@@ -165,11 +154,8 @@ func (c drillCmd) show(ctx context.Context, id string, asJSON bool) int {
 }
 
 func (c drillCmd) history(ctx context.Context, name string) int {
-	var resp struct {
-		Runs     int
-		Measures []drill.Stats
-	}
-	if err := c.client().do(ctx, http.MethodGet, "/api/v1/drills/history?drill="+url.QueryEscape(name), nil, &resp); err != nil {
+	resp, err := c.client().DrillHistory(ctx, name)
+	if err != nil {
 		return c.fail("history", err)
 	}
 	what := "all drills"

@@ -16,6 +16,7 @@ import (
 
 	"github.com/vigil-project/vigil/agent"
 	"github.com/vigil-project/vigil/agent/checkstate"
+	"github.com/vigil-project/vigil/agent/client"
 	"github.com/vigil-project/vigil/agent/config"
 	"github.com/vigil-project/vigil/agent/drill"
 	"github.com/vigil-project/vigil/agent/paging"
@@ -25,9 +26,9 @@ import (
 )
 
 type onceCheck struct {
-	Name   string           `json:"name"`
-	Type   string           `json:"type"`
-	Result agent.ResultView `json:"result"`
+	Name   string            `json:"name"`
+	Type   string            `json:"type"`
+	Result client.ResultView `json:"result"`
 }
 
 type onceOptions struct {
@@ -82,7 +83,7 @@ func once(ctx context.Context, stdout, stderr io.Writer, log *slog.Logger, o onc
 			Checks  []onceCheck `json:"checks"`
 		}{Success: allOK, Checks: []onceCheck{}}
 		for i, j := range jobs {
-			out.Checks = append(out.Checks, onceCheck{Name: j.Name, Type: j.Type, Result: agent.NewResultView(results[i])})
+			out.Checks = append(out.Checks, onceCheck{Name: j.Name, Type: j.Type, Result: client.NewResultView(results[i])})
 		}
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")

@@ -5,37 +5,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net/http"
-	"net/url"
 	"strings"
 	"text/tabwriter"
 	"time"
-)
 
-type runView struct {
-	ID         string            `json:"id"`
-	Runbook    string            `json:"runbook"`
-	Target     string            `json:"target"`
-	Trigger    string            `json:"trigger"`
-	Labels     map[string]string `json:"labels"`
-	Mode       string            `json:"mode"`
-	State      string            `json:"state"`
-	Error      string            `json:"error"`
-	Fencing    int64             `json:"fencingToken"`
-	CreatedAt  time.Time         `json:"createdAt"`
-	FinishedAt time.Time         `json:"finishedAt"`
-	Timeline   []struct {
-		At      time.Time       `json:"at"`
-		Kind    string          `json:"kind"`
-		Phase   string          `json:"phase"`
-		Step    *int            `json:"step"`
-		Name    string          `json:"name"`
-		Attempt int             `json:"attempt"`
-		Detail  json.RawMessage `json:"detail"`
-		Error   string          `json:"error"`
-		TookMS  int64           `json:"tookMs"`
-	} `json:"timeline"`
-}
+	"github.com/vigil-project/vigil/agent/client"
+)
 
 // runbookCmd carries out `vigil runbook ...` against a running agent.
 type runbookCmd struct {
@@ -51,17 +26,13 @@ func (c runbookCmd) fail(what string, err error) int {
 }
 
 func (c runbookCmd) runs(ctx context.Context, state string, limit int) int {
-	var resp struct{ Runs []runView }
-	q := url.Values{"limit": {fmt.Sprint(limit)}}
-	if state != "" {
-		q.Set("state", state)
-	}
-	if err := newAgentClient(c.agentURL).do(ctx, http.MethodGet, "/api/v1/runbooks/runs?"+q.Encode(), nil, &resp); err != nil {
+	runs, err := client.New(c.agentURL).Runs(ctx, state, limit)
+	if err != nil {
 		return c.fail("runs", err)
 	}
 	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tRUNBOOK\tTARGET\tSTATE\tTRIGGER\tSTARTED\tERROR")
-	for _, r := range resp.Runs {
+	for _, r := range runs {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Runbook, r.Target, r.State, r.Trigger, r.CreatedAt.Local().Format("01-02 15:04:05"), oneLine(r.Error, 80))
 	}
 	tw.Flush()
@@ -77,8 +48,8 @@ func oneLine(s string, n int) string {
 }
 
 func (c runbookCmd) show(ctx context.Context, id string) int {
-	var r runView
-	if err := newAgentClient(c.agentURL).do(ctx, http.MethodGet, "/api/v1/runbooks/runs/"+url.PathEscape(id), nil, &r); err != nil {
+	r, err := client.New(c.agentURL).Run(ctx, id)
+	if err != nil {
 		return c.fail("show", err)
 	}
 	fmt.Fprintf(c.stdout, "run %s: %s for %s — %s\ntrigger: %s (mode %s, fencing token %d)\n", r.ID, r.Runbook, r.Target, r.State, r.Trigger, r.Mode, r.Fencing)
@@ -110,10 +81,10 @@ func (c runbookCmd) show(ctx context.Context, id string) int {
 	return ExitOK
 }
 
-func (c runbookCmd) post(ctx context.Context, what, path string, body map[string]any) int {
-	body["by"] = c.by
-	var out map[string]any
-	if err := newAgentClient(c.agentURL).do(ctx, http.MethodPost, path, body, &out); err != nil {
+func (c runbookCmd) post(ctx context.Context, what, path string, req client.ActionRequest) int {
+	req.By = c.by
+	out, err := client.New(c.agentURL).RunbookAction(ctx, path, req)
+	if err != nil {
 		return c.fail(what, err)
 	}
 	if id, ok := out["id"].(string); ok && what == "trigger" {

@@ -1,4 +1,4 @@
-package agent
+package web
 
 import (
 	"io"
@@ -8,6 +8,8 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/vigil-project/vigil/agent/metrics"
 )
 
 func TestHostAllowList(t *testing.T) {
@@ -52,10 +54,14 @@ func TestHostAllowList(t *testing.T) {
 // exec-capable route) is refused before any handler, counted by reason and
 // logged; health and readiness still answer whatever the Host.
 func TestHostRefusal(t *testing.T) {
-	a := newTestAgent(t)
 	var logs strings.Builder
-	a.log = newTextLogger(&logs)
-	h := a.Handler()
+	exp := metrics.New()
+	// No subsystems: a refused request must not reach any of them.
+	srv, err := New(Options{Metrics: exp, Logger: newTextLogger(&logs)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := srv.Handler()
 	for _, path := range []string{"/api/v1/drills/run", "/api/v1/silences", "/api/v1/runbooks/pause"} {
 		req := httptest.NewRequest("POST", path, strings.NewReader(`{"drill":"x"}`))
 		req.Host = "rebind.example:9877"
@@ -78,7 +84,7 @@ func TestHostRefusal(t *testing.T) {
 		}
 	}
 	var m strings.Builder
-	a.exporter.WritePrometheus(&m)
+	exp.WritePrometheus(&m)
 	if !strings.Contains(m.String(), `vigil_http_requests_refused_total{reason="host"} 3`) ||
 		!strings.Contains(m.String(), `vigil_http_requests_refused_total{reason="cross_origin"} 0`) {
 		t.Errorf("refusal counters:\n%s", grepLines(m.String(), "refused"))

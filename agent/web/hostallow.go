@@ -1,4 +1,4 @@
-package agent
+package web
 
 import (
 	"context"
@@ -155,8 +155,8 @@ func (h *hostAllowList) allowed(hostHeader string) bool {
 	return false
 }
 
-// listenAddresses are the configured --web.listen-address values.
-func listenAddresses(flags *web.FlagConfig) []string {
+// ListenAddresses are the configured --web.listen-address values.
+func ListenAddresses(flags *web.FlagConfig) []string {
 	if flags == nil || flags.WebListenAddresses == nil {
 		return nil
 	}

@@ -1,4 +1,4 @@
-package agent
+package web
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/vigil-project/vigil/agent/client"
 	"github.com/vigil-project/vigil/agent/drill"
 	"github.com/vigil-project/vigil/agent/notify/route"
 	"github.com/vigil-project/vigil/agent/runbook"
@@ -27,31 +28,31 @@ import (
 // sparkRuns is how many past runs the overview's sparklines show.
 const sparkRuns = 30
 
-func (a *Agent) uiRoutes(rt *router) {
-	rt.read("GET /{$}", a.pageOverview)
-	rt.read("GET /checks/{name}", a.pageCheck)
-	rt.read("GET /alerts", a.pageAlerts)
-	rt.read("GET /runbooks", a.pageRunbooks)
-	rt.read("GET /runbooks/runs/{id}", a.pageRun)
-	rt.read("GET /drills", a.pageDrills)
-	rt.read("GET /drills/runs/{id}", a.pageDrill)
+func (srv *Server) uiRoutes(rt *router) {
+	rt.read("GET /{$}", srv.pageOverview)
+	rt.read("GET /checks/{name}", srv.pageCheck)
+	rt.read("GET /alerts", srv.pageAlerts)
+	rt.read("GET /runbooks", srv.pageRunbooks)
+	rt.read("GET /runbooks/runs/{id}", srv.pageRun)
+	rt.read("GET /drills", srv.pageDrills)
+	rt.read("GET /drills/runs/{id}", srv.pageDrill)
 	rt.read("GET /static/", ui.Static().ServeHTTP)
 	// Asks the browser for credentials (basic auth), then goes back.
 	rt.write("GET /login", func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, safeNext(r.FormValue("next")), http.StatusSeeOther)
 	})
-	rt.write("POST /ui/reload", a.formReload)
-	rt.write("POST /ui/checks/{name}/run", a.formRunCheck)
-	rt.write("POST /ui/silences", a.formAddSilence)
-	rt.write("POST /ui/silences/{id}/expire", a.formExpireSilence)
-	rt.write("POST /ui/runbooks/runs/{id}/{action}", a.formRunAction)
-	rt.write("POST /ui/drills/run", a.formDrillRun)
-	rt.write("POST /ui/drills/runs/{id}/abort", a.formDrillAbort)
+	rt.write("POST /ui/reload", srv.formReload)
+	rt.write("POST /ui/checks/{name}/run", srv.formRunCheck)
+	rt.write("POST /ui/silences", srv.formAddSilence)
+	rt.write("POST /ui/silences/{id}/expire", srv.formExpireSilence)
+	rt.write("POST /ui/runbooks/runs/{id}/{action}", srv.formRunAction)
+	rt.write("POST /ui/drills/run", srv.formDrillRun)
+	rt.write("POST /ui/drills/runs/{id}/abort", srv.formDrillAbort)
 }
 
 // page fills the parts every page shares.
-func (a *Agent) page(w http.ResponseWriter, r *http.Request, nav, title string, data any) ui.Page {
-	c, _ := a.web.current()
+func (srv *Server) page(w http.ResponseWriter, r *http.Request, nav, title string, data any) ui.Page {
+	c, _ := srv.web.current()
 	lang := ui.Lang(w, r)
 	user := requestUser(r.Context())
 	q := r.URL.Query()
@@ -65,28 +66,28 @@ func (a *Agent) page(w http.ResponseWriter, r *http.Request, nav, title string, 
 	if flash != "" {
 		flash = ui.T(lang, "flash."+flash)
 	}
-	return ui.Page{Lang: lang, Title: title, Nav: nav, User: user, AuthEnabled: len(c.Users) > 0, CSRF: a.csrf.token(user),
+	return ui.Page{Lang: lang, Title: title, Nav: nav, User: user, AuthEnabled: len(c.Users) > 0, CSRF: srv.csrf.token(user),
 		Path: path, Flash: flash, Now: time.Now(), Data: data}
 }
 
-func (a *Agent) render(w http.ResponseWriter, r *http.Request, status int, name string, p ui.Page) {
-	if err := a.ui.Render(w, status, name, p); err != nil {
-		a.log.Error("status page", "page", name, "err", err)
+func (srv *Server) render(w http.ResponseWriter, r *http.Request, status int, name string, p ui.Page) {
+	if err := srv.ui.Render(w, status, name, p); err != nil {
+		srv.log.Error("status page", "page", name, "err", err)
 		http.Error(w, "cannot render page", http.StatusInternalServerError)
 	}
 	// A page is a burst of short-lived allocations (store rows, the
 	// rendered HTML); hand the heap back once the viewer goes quiet.
-	a.trim.Kick()
+	srv.trim.Kick()
 }
 
-func (a *Agent) pageError(w http.ResponseWriter, r *http.Request, status int, msg string) {
-	p := a.page(w, r, "", http.StatusText(status), map[string]any{"Status": status, "Message": msg})
-	a.render(w, r, status, "error", p)
+func (srv *Server) pageError(w http.ResponseWriter, r *http.Request, status int, msg string) {
+	p := srv.page(w, r, "", http.StatusText(status), map[string]any{"Status": status, "Message": msg})
+	srv.render(w, r, status, "error", p)
 }
 
 // uiCheck is a check as the overview and the detail page show it.
 type uiCheck struct {
-	CheckView
+	client.CheckView
 	Step   probes.Step
 	Points []ui.Point
 	// Alerts counts this check's firing alerts.
@@ -111,7 +112,7 @@ type overviewData struct {
 	Paused      bool
 }
 
-func newUICheck(v CheckView) uiCheck {
+func newUICheck(v client.CheckView) uiCheck {
 	c := uiCheck{CheckView: v}
 	if f, ok := probes.Lookup(v.Type); ok {
 		c.Step = f.Step
@@ -124,13 +125,13 @@ func newUICheck(v CheckView) uiCheck {
 	return c
 }
 
-func (a *Agent) pageOverview(w http.ResponseWriter, r *http.Request) {
-	views, err := a.checkViews(r.Context(), sparkRuns, "", false)
+func (srv *Server) pageOverview(w http.ResponseWriter, r *http.Request) {
+	views, err := srv.checkViews(r.Context(), sparkRuns, "", false)
 	if err != nil {
-		a.pageError(w, r, http.StatusInternalServerError, err.Error())
+		srv.pageError(w, r, http.StatusInternalServerError, err.Error())
 		return
 	}
-	alerts := a.uiAlerts(time.Now())
+	alerts := srv.uiAlerts(time.Now())
 	firingBy := map[string]int{}
 	d := overviewData{Total: len(views)}
 	for _, al := range alerts {
@@ -160,14 +161,14 @@ func (a *Agent) pageOverview(w http.ResponseWriter, r *http.Request) {
 		d.Failing += st.Failing
 		d.Steps = append(d.Steps, st)
 	}
-	if runs, err := a.store.Runs(r.Context(), 100, runbook.StateWaitingApproval); err == nil {
+	if runs, err := srv.store.Runs(r.Context(), 100, runbook.StateWaitingApproval); err == nil {
 		d.Approvals = len(runs)
 	}
-	if run := a.drills.Current(); run != nil {
+	if run := srv.drills.Current(); run != nil {
 		d.ActiveDrill = run.Drill.Name
 	}
-	d.Paused, _, _ = a.runbooks.State().Paused(r.Context())
-	a.render(w, r, http.StatusOK, "overview", a.page(w, r, "overview", "", d))
+	d.Paused, _, _ = srv.runbooks.State().Paused(r.Context())
+	srv.render(w, r, http.StatusOK, "overview", srv.page(w, r, "overview", "", d))
 }
 
 type checkData struct {
@@ -183,14 +184,14 @@ type reasonCount struct {
 	Last   time.Time
 }
 
-func (a *Agent) pageCheck(w http.ResponseWriter, r *http.Request) {
-	views, err := a.checkViews(r.Context(), 200, r.PathValue("name"), false)
+func (srv *Server) pageCheck(w http.ResponseWriter, r *http.Request) {
+	views, err := srv.checkViews(r.Context(), 200, r.PathValue("name"), false)
 	switch {
 	case err != nil:
-		a.pageError(w, r, http.StatusInternalServerError, err.Error())
+		srv.pageError(w, r, http.StatusInternalServerError, err.Error())
 		return
 	case len(views) == 0:
-		a.pageError(w, r, http.StatusNotFound, "no check named "+r.PathValue("name"))
+		srv.pageError(w, r, http.StatusNotFound, "no check named "+r.PathValue("name"))
 		return
 	}
 	d := checkData{Check: newUICheck(views[0])}
@@ -224,7 +225,7 @@ func (a *Agent) pageCheck(w http.ResponseWriter, r *http.Request) {
 			d.Diag[k] = v
 		}
 	}
-	a.render(w, r, http.StatusOK, "check", a.page(w, r, "overview", views[0].Name, d))
+	srv.render(w, r, http.StatusOK, "check", srv.page(w, r, "overview", views[0].Name, d))
 }
 
 // uiAlert is an active alert with the silences that mute it.
@@ -240,9 +241,9 @@ type uiAlert struct {
 	SilenceLink string
 }
 
-func (a *Agent) uiAlerts(now time.Time) []uiAlert {
+func (srv *Server) uiAlerts(now time.Time) []uiAlert {
 	var out []uiAlert
-	for _, g := range a.rules.Groups() {
+	for _, g := range srv.rules.Groups() {
 		for _, rl := range g.Rules {
 			ar, ok := rl.(*rules.AlertingRule)
 			if !ok {
@@ -254,7 +255,7 @@ func (a *Agent) uiAlerts(now time.Time) []uiAlert {
 				}
 				v := uiAlert{Name: al.Labels.Get("alertname"), Labels: al.Labels.Map(), Annotations: al.Annotations.Map(),
 					State: al.State.String(), ActiveAt: al.ActiveAt, Value: al.Value}
-				v.SilencedBy = a.pager.Silences().Silenced(v.Labels, now)
+				v.SilencedBy = srv.pager.Silences().Silenced(v.Labels, now)
 				q := url.Values{"matchers": {`alertname="` + v.Name + `"`}}
 				if c := v.Labels["check"]; c != "" {
 					q.Add("matchers", `check="`+c+`"`)
@@ -280,61 +281,61 @@ type alertsData struct {
 	Matchers string
 }
 
-func (a *Agent) pageAlerts(w http.ResponseWriter, r *http.Request) {
-	d := alertsData{Alerts: a.uiAlerts(time.Now()), Matchers: strings.Join(r.URL.Query()["matchers"], "\n")}
-	for _, s := range a.pager.Silences().List() {
+func (srv *Server) pageAlerts(w http.ResponseWriter, r *http.Request) {
+	d := alertsData{Alerts: srv.uiAlerts(time.Now()), Matchers: strings.Join(r.URL.Query()["matchers"], "\n")}
+	for _, s := range srv.pager.Silences().List() {
 		if s.Status != "expired" || time.Since(s.EndsAt) < 24*time.Hour {
 			d.Silences = append(d.Silences, s)
 		}
 	}
-	a.render(w, r, http.StatusOK, "alerts", a.page(w, r, "alerts", "", d))
+	srv.render(w, r, http.StatusOK, "alerts", srv.page(w, r, "alerts", "", d))
 }
 
 type runbooksData struct {
 	Runbooks []*runbook.Runbook
-	Runs     []runView
+	Runs     []client.Run
 	Paused   bool
 	PausedBy string
 }
 
-func (a *Agent) pageRunbooks(w http.ResponseWriter, r *http.Request) {
-	d := runbooksData{Runbooks: a.runbooks.Runbooks()}
-	d.Paused, d.PausedBy, _ = a.runbooks.State().Paused(r.Context())
-	runs, err := a.store.Runs(r.Context(), 100)
+func (srv *Server) pageRunbooks(w http.ResponseWriter, r *http.Request) {
+	d := runbooksData{Runbooks: srv.runbooks.Runbooks()}
+	d.Paused, d.PausedBy, _ = srv.runbooks.State().Paused(r.Context())
+	runs, err := srv.store.Runs(r.Context(), 100)
 	if err != nil {
-		a.pageError(w, r, http.StatusInternalServerError, err.Error())
+		srv.pageError(w, r, http.StatusInternalServerError, err.Error())
 		return
 	}
 	for _, run := range runs {
 		d.Runs = append(d.Runs, viewRun(run, nil))
 	}
-	a.render(w, r, http.StatusOK, "runbooks", a.page(w, r, "runbooks", "", d))
+	srv.render(w, r, http.StatusOK, "runbooks", srv.page(w, r, "runbooks", "", d))
 }
 
 type runData struct {
-	Run runView
+	Run client.Run
 	// Events is the timeline with details as text.
 	Events []runEvent
 }
 
 type runEvent struct {
-	eventView
+	client.Event
 	DetailText string
 }
 
-func (a *Agent) pageRun(w http.ResponseWriter, r *http.Request) {
-	run, evs, err := a.store.Run(r.Context(), r.PathValue("id"))
+func (srv *Server) pageRun(w http.ResponseWriter, r *http.Request) {
+	run, evs, err := srv.store.Run(r.Context(), r.PathValue("id"))
 	switch {
 	case errors.Is(err, store.ErrNoRun):
-		a.pageError(w, r, http.StatusNotFound, err.Error())
+		srv.pageError(w, r, http.StatusNotFound, err.Error())
 		return
 	case err != nil:
-		a.pageError(w, r, http.StatusInternalServerError, err.Error())
+		srv.pageError(w, r, http.StatusInternalServerError, err.Error())
 		return
 	}
 	d := runData{Run: viewRun(run, evs)}
 	for _, e := range d.Run.Timeline {
-		re := runEvent{eventView: e}
+		re := runEvent{Event: e}
 		if len(e.Detail) > 0 {
 			var v any
 			if json.Unmarshal(e.Detail, &v) == nil {
@@ -348,30 +349,30 @@ func (a *Agent) pageRun(w http.ResponseWriter, r *http.Request) {
 		}
 		d.Events = append(d.Events, re)
 	}
-	a.render(w, r, http.StatusOK, "run", a.page(w, r, "runbooks", run.Runbook, d))
+	srv.render(w, r, http.StatusOK, "run", srv.page(w, r, "runbooks", run.Runbook, d))
 }
 
 type drillsData struct {
-	Drills []drillView
+	Drills []client.Drill
 	Active *drill.Report
 	Runs   []drill.Report
 }
 
-func (a *Agent) pageDrills(w http.ResponseWriter, r *http.Request) {
-	d := drillsData{Drills: a.drillViews()}
-	if run := a.drills.Current(); run != nil {
+func (srv *Server) pageDrills(w http.ResponseWriter, r *http.Request) {
+	d := drillsData{Drills: srv.drillViews()}
+	if run := srv.drills.Current(); run != nil {
 		rep := run.Report()
 		d.Active = &rep
 	}
-	rows, err := a.store.DrillRuns(r.Context(), "", 50)
+	rows, err := srv.store.DrillRuns(r.Context(), "", 50)
 	if err != nil {
-		a.pageError(w, r, http.StatusInternalServerError, err.Error())
+		srv.pageError(w, r, http.StatusInternalServerError, err.Error())
 		return
 	}
 	for _, row := range rows {
-		d.Runs = append(d.Runs, a.drillReport(r, row))
+		d.Runs = append(d.Runs, srv.drillReport(r, row))
 	}
-	a.render(w, r, http.StatusOK, "drills", a.page(w, r, "drills", "", d))
+	srv.render(w, r, http.StatusOK, "drills", srv.page(w, r, "drills", "", d))
 }
 
 type drillData struct {
@@ -385,38 +386,38 @@ type measure struct {
 	Seconds float64
 }
 
-func (a *Agent) pageDrill(w http.ResponseWriter, r *http.Request) {
-	row, err := a.store.DrillRun(r.Context(), r.PathValue("id"))
+func (srv *Server) pageDrill(w http.ResponseWriter, r *http.Request) {
+	row, err := srv.store.DrillRun(r.Context(), r.PathValue("id"))
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		a.pageError(w, r, http.StatusNotFound, err.Error())
+		srv.pageError(w, r, http.StatusNotFound, err.Error())
 		return
 	case err != nil:
-		a.pageError(w, r, http.StatusInternalServerError, err.Error())
+		srv.pageError(w, r, http.StatusInternalServerError, err.Error())
 		return
 	}
-	rep := a.drillReport(r, row)
+	rep := srv.drillReport(r, row)
 	d := drillData{Report: rep, Markdown: rep.Markdown()}
 	for name, s := range rep.Measures {
 		d.Measures = append(d.Measures, measure{name, s})
 	}
 	sort.Slice(d.Measures, func(i, j int) bool { return d.Measures[i].Seconds < d.Measures[j].Seconds })
-	a.render(w, r, http.StatusOK, "drill", a.page(w, r, "drills", rep.Drill, d))
+	srv.render(w, r, http.StatusOK, "drill", srv.page(w, r, "drills", rep.Drill, d))
 }
 
 // Form posts. Each checks the form token, acts as the authenticated user
 // (or the loopback client), then redirects back (post/redirect/get).
 
-func (a *Agent) formOK(w http.ResponseWriter, r *http.Request) bool {
+func (srv *Server) formOK(w http.ResponseWriter, r *http.Request) bool {
 	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
 	if err := r.ParseForm(); err != nil {
-		a.pageError(w, r, http.StatusBadRequest, "bad form: "+err.Error())
+		srv.pageError(w, r, http.StatusBadRequest, "bad form: "+err.Error())
 		return false
 	}
-	if !a.csrf.valid(requestUser(r.Context()), r.PostForm.Get("csrf")) {
-		a.refused(refusedCSRF)
-		a.log.Warn("form post without a valid token refused", "path", r.URL.Path, "remote", r.RemoteAddr)
-		a.pageError(w, r, http.StatusForbidden, "the form token is missing or stale: reload the page and try again")
+	if !srv.csrf.valid(requestUser(r.Context()), r.PostForm.Get("csrf")) {
+		srv.refused(refusedCSRF)
+		srv.log.Warn("form post without a valid token refused", "path", r.URL.Path, "remote", r.RemoteAddr)
+		srv.pageError(w, r, http.StatusForbidden, "the form token is missing or stale: reload the page and try again")
 		return false
 	}
 	return true
@@ -458,36 +459,36 @@ func back(w http.ResponseWriter, r *http.Request, to, flash string) {
 	http.Redirect(w, r, u, http.StatusSeeOther)
 }
 
-func (a *Agent) formReload(w http.ResponseWriter, r *http.Request) {
-	if !a.formOK(w, r) {
+func (srv *Server) formReload(w http.ResponseWriter, r *http.Request) {
+	if !srv.formOK(w, r) {
 		return
 	}
-	if err := a.Reload(r.Context()); err != nil {
-		a.log.Error("reload failed; keeping the running config", "err", err, "by", actor(r))
-		a.pageError(w, r, http.StatusBadRequest, err.Error())
+	if err := srv.opts.Reload(r.Context()); err != nil {
+		srv.log.Error("reload failed; keeping the running config", "err", err, "by", actor(r))
+		srv.pageError(w, r, http.StatusBadRequest, err.Error())
 		return
 	}
-	a.log.Info("config reloaded from the status page", "by", actor(r))
+	srv.log.Info("config reloaded from the status page", "by", actor(r))
 	back(w, r, "/", "reloaded")
 }
 
-func (a *Agent) formRunCheck(w http.ResponseWriter, r *http.Request) {
-	if !a.formOK(w, r) {
+func (srv *Server) formRunCheck(w http.ResponseWriter, r *http.Request) {
+	if !srv.formOK(w, r) {
 		return
 	}
 	name := r.PathValue("name")
 	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Minute)
 	defer cancel()
-	a.log.Info("check run requested", "check", name, "by", actor(r))
-	if _, err := a.sched.RunNow(ctx, name); err != nil {
-		a.pageError(w, r, http.StatusServiceUnavailable, err.Error())
+	srv.log.Info("check run requested", "check", name, "by", actor(r))
+	if _, err := srv.sched.RunNow(ctx, name); err != nil {
+		srv.pageError(w, r, http.StatusServiceUnavailable, err.Error())
 		return
 	}
 	back(w, r, "/checks/"+url.PathEscape(name), "ran")
 }
 
-func (a *Agent) formAddSilence(w http.ResponseWriter, r *http.Request) {
-	if !a.formOK(w, r) {
+func (srv *Server) formAddSilence(w http.ResponseWriter, r *http.Request) {
+	if !srv.formOK(w, r) {
 		return
 	}
 	var matchers []string
@@ -498,82 +499,82 @@ func (a *Agent) formAddSilence(w http.ResponseWriter, r *http.Request) {
 	}
 	d, err := time.ParseDuration(r.PostForm.Get("duration"))
 	if err != nil || d <= 0 {
-		a.pageError(w, r, http.StatusBadRequest, "bad duration "+r.PostForm.Get("duration"))
+		srv.pageError(w, r, http.StatusBadRequest, "bad duration "+r.PostForm.Get("duration"))
 		return
 	}
 	now := time.Now()
-	s, err := a.pager.Silences().Add(r.Context(), route.Silence{Matchers: matchers, StartsAt: now, EndsAt: now.Add(d),
+	s, err := srv.pager.Silences().Add(r.Context(), route.Silence{Matchers: matchers, StartsAt: now, EndsAt: now.Add(d),
 		CreatedBy: actor(r), Comment: r.PostForm.Get("comment")})
 	if err != nil {
-		a.pageError(w, r, http.StatusBadRequest, err.Error())
+		srv.pageError(w, r, http.StatusBadRequest, err.Error())
 		return
 	}
-	a.log.Info("silence added", "id", s.ID, "matchers", s.Matchers, "ends_at", s.EndsAt, "created_by", s.CreatedBy)
+	srv.log.Info("silence added", "id", s.ID, "matchers", s.Matchers, "ends_at", s.EndsAt, "created_by", s.CreatedBy)
 	back(w, r, "/alerts", "silenced")
 }
 
-func (a *Agent) formExpireSilence(w http.ResponseWriter, r *http.Request) {
-	if !a.formOK(w, r) {
+func (srv *Server) formExpireSilence(w http.ResponseWriter, r *http.Request) {
+	if !srv.formOK(w, r) {
 		return
 	}
 	id := r.PathValue("id")
-	if err := a.pager.Silences().Expire(r.Context(), id); err != nil {
-		a.pageError(w, r, http.StatusNotFound, err.Error())
+	if err := srv.pager.Silences().Expire(r.Context(), id); err != nil {
+		srv.pageError(w, r, http.StatusNotFound, err.Error())
 		return
 	}
-	a.log.Info("silence expired", "id", id, "by", actor(r))
+	srv.log.Info("silence expired", "id", id, "by", actor(r))
 	back(w, r, "/alerts", "expired")
 }
 
-func (a *Agent) formRunAction(w http.ResponseWriter, r *http.Request) {
-	if !a.formOK(w, r) {
+func (srv *Server) formRunAction(w http.ResponseWriter, r *http.Request) {
+	if !srv.formOK(w, r) {
 		return
 	}
 	id, by := r.PathValue("id"), actor(r)
 	var err error
 	switch action := r.PathValue("action"); action {
 	case "approve", "reject":
-		err = a.runbooks.Approve(id, by, action == "approve")
+		err = srv.runbooks.Approve(id, by, action == "approve")
 	case "abort":
-		err = a.runbooks.Abort(r.Context(), id, by)
+		err = srv.runbooks.Abort(r.Context(), id, by)
 	default:
-		a.pageError(w, r, http.StatusNotFound, "unknown action "+action)
+		srv.pageError(w, r, http.StatusNotFound, "unknown action "+action)
 		return
 	}
 	if err != nil {
-		a.pageError(w, r, http.StatusConflict, err.Error())
+		srv.pageError(w, r, http.StatusConflict, err.Error())
 		return
 	}
-	a.log.Info("runbook run "+r.PathValue("action")+" from the status page", "id", id, "by", by)
+	srv.log.Info("runbook run "+r.PathValue("action")+" from the status page", "id", id, "by", by)
 	back(w, r, "/runbooks/runs/"+url.PathEscape(id), r.PathValue("action"))
 }
 
-func (a *Agent) formDrillRun(w http.ResponseWriter, r *http.Request) {
-	if !a.formOK(w, r) {
+func (srv *Server) formDrillRun(w http.ResponseWriter, r *http.Request) {
+	if !srv.formOK(w, r) {
 		return
 	}
-	d := a.drills.ByName(r.PostForm.Get("name"))
+	d := srv.drills.ByName(r.PostForm.Get("name"))
 	if d == nil {
-		a.pageError(w, r, http.StatusNotFound, "no drill named "+r.PostForm.Get("name")+" is loaded")
+		srv.pageError(w, r, http.StatusNotFound, "no drill named "+r.PostForm.Get("name")+" is loaded")
 		return
 	}
-	id, err := a.drills.Start(d, actor(r))
+	id, err := srv.drills.Start(d, actor(r))
 	if err != nil {
-		a.pageError(w, r, http.StatusConflict, err.Error())
+		srv.pageError(w, r, http.StatusConflict, err.Error())
 		return
 	}
 	back(w, r, "/drills/runs/"+url.PathEscape(id), "drill_started")
 }
 
-func (a *Agent) formDrillAbort(w http.ResponseWriter, r *http.Request) {
-	if !a.formOK(w, r) {
+func (srv *Server) formDrillAbort(w http.ResponseWriter, r *http.Request) {
+	if !srv.formOK(w, r) {
 		return
 	}
 	id := r.PathValue("id")
-	if err := a.drills.Abort(id, actor(r)); err != nil {
-		a.pageError(w, r, http.StatusConflict, err.Error())
+	if err := srv.drills.Abort(id, actor(r)); err != nil {
+		srv.pageError(w, r, http.StatusConflict, err.Error())
 		return
 	}
-	a.log.Warn("drill aborted", "id", id, "by", actor(r))
+	srv.log.Warn("drill aborted", "id", id, "by", actor(r))
 	back(w, r, "/drills/runs/"+url.PathEscape(id), "drill_aborted")
 }

@@ -1,4 +1,4 @@
-package agent
+package web
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/vigil-project/vigil/agent/client"
 	"github.com/vigil-project/vigil/probes"
 )
 
@@ -44,14 +45,14 @@ type routeEntry struct {
 
 // router registers handlers with their access level.
 type router struct {
-	a      *Agent
+	srv    *Server
 	mux    *http.ServeMux
 	routes []routeEntry
 }
 
 func (rt *router) handle(level access, pattern string, h http.Handler) {
 	rt.routes = append(rt.routes, routeEntry{pattern, level})
-	rt.mux.Handle(pattern, rt.a.guard(level, h))
+	rt.mux.Handle(pattern, rt.srv.guard(level, h))
 }
 
 func (rt *router) open(pattern string, h http.HandlerFunc)  { rt.handle(accessOpen, pattern, h) }
@@ -77,32 +78,32 @@ func actor(r *http.Request) string {
 }
 
 // guard enforces a route's access level.
-func (a *Agent) guard(level access, next http.Handler) http.Handler {
+func (srv *Server) guard(level access, next http.Handler) http.Handler {
 	if level == accessOpen {
 		return next
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, _ := a.web.current()
+		c, _ := srv.web.current()
 		users := len(c.Users) > 0
-		user, res := a.web.authenticate(c, r)
+		user, res := srv.web.authenticate(c, r)
 		switch {
 		case res == authBad:
 			// Wrong credentials are refused even where none are needed:
 			// a client that thinks it is logged in should learn it is not.
-			a.refused(refusedUnauthorized)
+			srv.refused(refusedUnauthorized)
 			unauthorized(w)
 			return
-		case level == accessRead && users && !a.opts.PublicRead && res != authOK:
-			a.refused(refusedUnauthorized)
+		case level == accessRead && users && !srv.opts.PublicRead && res != authOK:
+			srv.refused(refusedUnauthorized)
 			unauthorized(w)
 			return
 		case level == accessWrite && users && res != authOK:
-			a.refused(refusedUnauthorized)
+			srv.refused(refusedUnauthorized)
 			unauthorized(w)
 			return
 		case level == accessWrite && !users && !isLoopback(r):
-			a.refused(refusedNotLoopback)
-			writeJSON(w, http.StatusForbidden, apiError{"state-changing calls are only accepted from localhost unless " +
+			srv.refused(refusedNotLoopback)
+			writeJSON(w, http.StatusForbidden, client.Error{Error: "state-changing calls are only accepted from localhost unless " +
 				"basic_auth_users are set in the web config file (--web.config.file)"})
 			return
 		}
@@ -115,7 +116,7 @@ func (a *Agent) guard(level access, next http.Handler) http.Handler {
 
 func unauthorized(w http.ResponseWriter) {
 	w.Header().Set("WWW-Authenticate", `Basic realm="vigil", charset="UTF-8"`)
-	writeJSON(w, http.StatusUnauthorized, apiError{http.StatusText(http.StatusUnauthorized)})
+	writeJSON(w, http.StatusUnauthorized, client.Error{Error: http.StatusText(http.StatusUnauthorized)})
 }
 
 // hostOnly is a Host header without its port.
@@ -154,15 +155,15 @@ const (
 var refusedReasons = []string{refusedHost, refusedCrossOrigin, refusedUnauthorized, refusedNotLoopback, refusedCSRF, refusedRateLimited}
 
 // refused counts a refused request by reason.
-func (a *Agent) refused(reason string) {
-	a.exporter.Inc("vigil_http_requests_refused_total", probes.Label{Name: "reason", Value: reason})
+func (srv *Server) refused(reason string) {
+	srv.exporter.Inc("vigil_http_requests_refused_total", probes.Label{Name: "reason", Value: reason})
 }
 
 // exportRefused creates every reason's series at zero, so rules and
 // dashboards see them before the first refusal.
-func (a *Agent) exportRefused() {
+func (srv *Server) exportRefused() {
 	for _, r := range refusedReasons {
-		a.exporter.Counter("vigil_http_requests_refused_total", probes.Label{Name: "reason", Value: r})
+		srv.exporter.Counter("vigil_http_requests_refused_total", probes.Label{Name: "reason", Value: r})
 	}
 }
 
@@ -172,12 +173,12 @@ func (a *Agent) exportRefused() {
 // and cross-origin protection for every unsafe method (Sec-Fetch-Site and
 // Origin checks: a page on another site cannot make a logged-in browser
 // post here).
-func (a *Agent) secure(next http.Handler) http.Handler {
+func (srv *Server) secure(next http.Handler) http.Handler {
 	cop := http.NewCrossOriginProtection()
 	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		a.refused(refusedCrossOrigin)
-		a.log.Warn("cross-origin request refused", "method", r.Method, "path", r.URL.Path, "origin", r.Header.Get("Origin"))
-		writeJSON(w, http.StatusForbidden, apiError{"cross-origin request refused"})
+		srv.refused(refusedCrossOrigin)
+		srv.log.Warn("cross-origin request refused", "method", r.Method, "path", r.URL.Path, "origin", r.Header.Get("Origin"))
+		writeJSON(w, http.StatusForbidden, client.Error{Error: "cross-origin request refused"})
 	}))
 	// Refusals are logged at most once a second: a rebinding page retries.
 	logLimit := rate.NewLimiter(1, 5)
@@ -189,22 +190,22 @@ func (a *Agent) secure(next http.Handler) http.Handler {
 		h.Set("Referrer-Policy", "same-origin")
 		h.Set("Cross-Origin-Opener-Policy", "same-origin")
 		h.Set("Content-Security-Policy", contentSecurityPolicy)
-		c, limiter := a.web.current()
+		c, limiter := srv.web.current()
 		for k, v := range c.HTTPConfig.Header {
 			h.Set(k, v)
 		}
-		if !a.hosts.allowed(r.Host) && r.URL.Path != "/-/healthy" && r.URL.Path != "/-/ready" {
-			a.refused(refusedHost)
+		if !srv.hosts.allowed(r.Host) && r.URL.Path != "/-/healthy" && r.URL.Path != "/-/ready" {
+			srv.refused(refusedHost)
 			if logLimit.Allow() {
-				a.log.Warn("request for an unknown host refused (add the name with --web.allowed-host if it is this agent's)",
+				srv.log.Warn("request for an unknown host refused (add the name with --web.allowed-host if it is this agent's)",
 					"host", r.Host, "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr)
 			}
-			writeJSON(w, http.StatusMisdirectedRequest, apiError{fmt.Sprintf("host %q is not a name this agent answers to; "+
+			writeJSON(w, http.StatusMisdirectedRequest, client.Error{Error: fmt.Sprintf("host %q is not a name this agent answers to; "+
 				"if it is, start the agent with --web.allowed-host=%s", r.Host, hostOnly(r.Host))})
 			return
 		}
 		if limiter != nil && !limiter.Allow() {
-			a.refused(refusedRateLimited)
+			srv.refused(refusedRateLimited)
 			http.Error(w, http.StatusText(http.StatusTooManyRequests), http.StatusTooManyRequests)
 			return
 		}

@@ -1,4 +1,4 @@
-package agent
+package web
 
 import (
 	"context"
@@ -39,16 +39,16 @@ func promErr(w http.ResponseWriter, status int, typ string, err error) {
 	json.NewEncoder(w).Encode(promResponse{Status: "error", ErrorType: typ, Error: err.Error()})
 }
 
-func (a *Agent) promRoutes(rt *router) {
+func (srv *Server) promRoutes(rt *router) {
 	for _, m := range []string{"GET", "POST"} {
-		rt.read(m+" /api/v1/query", a.handleQuery)
-		rt.read(m+" /api/v1/query_range", a.handleQueryRange)
-		rt.read(m+" /api/v1/series", a.handleSeries)
-		rt.read(m+" /api/v1/labels", a.handleLabels)
+		rt.read(m+" /api/v1/query", srv.handleQuery)
+		rt.read(m+" /api/v1/query_range", srv.handleQueryRange)
+		rt.read(m+" /api/v1/series", srv.handleSeries)
+		rt.read(m+" /api/v1/labels", srv.handleLabels)
 	}
-	rt.read("GET /api/v1/label/{name}/values", a.handleLabelValues)
-	rt.read("GET /api/v1/rules", a.handleRules)
-	rt.read("GET /api/v1/alerts", a.handleAlerts)
+	rt.read("GET /api/v1/label/{name}/values", srv.handleLabelValues)
+	rt.read("GET /api/v1/rules", srv.handleRules)
+	rt.read("GET /api/v1/alerts", srv.handleAlerts)
 }
 
 // parseTime accepts RFC 3339 or Unix seconds, as Prometheus does.
@@ -73,17 +73,17 @@ func parseStep(s string) (time.Duration, error) {
 	return time.ParseDuration(s)
 }
 
-func (a *Agent) handleQuery(w http.ResponseWriter, r *http.Request) {
+func (srv *Server) handleQuery(w http.ResponseWriter, r *http.Request) {
 	ts, err := parseTime(r.FormValue("time"), time.Now())
 	if err != nil {
 		promErr(w, http.StatusBadRequest, "bad_data", err)
 		return
 	}
-	q, err := a.rules.Engine().NewInstantQuery(r.Context(), a.rules.Queryable(), nil, r.FormValue("query"), ts)
-	a.runQuery(w, r, q, err)
+	q, err := srv.rules.Engine().NewInstantQuery(r.Context(), srv.rules.Queryable(), nil, r.FormValue("query"), ts)
+	srv.runQuery(w, r, q, err)
 }
 
-func (a *Agent) handleQueryRange(w http.ResponseWriter, r *http.Request) {
+func (srv *Server) handleQueryRange(w http.ResponseWriter, r *http.Request) {
 	start, err1 := parseTime(r.FormValue("start"), time.Time{})
 	end, err2 := parseTime(r.FormValue("end"), time.Time{})
 	step, err3 := parseStep(r.FormValue("step"))
@@ -98,11 +98,11 @@ func (a *Agent) handleQueryRange(w http.ResponseWriter, r *http.Request) {
 		promErr(w, http.StatusBadRequest, "bad_data", errors.New("invalid step or range (at most 11,000 points)"))
 		return
 	}
-	q, err := a.rules.Engine().NewRangeQuery(r.Context(), a.rules.Queryable(), nil, r.FormValue("query"), start, end, step)
-	a.runQuery(w, r, q, err)
+	q, err := srv.rules.Engine().NewRangeQuery(r.Context(), srv.rules.Queryable(), nil, r.FormValue("query"), start, end, step)
+	srv.runQuery(w, r, q, err)
 }
 
-func (a *Agent) runQuery(w http.ResponseWriter, r *http.Request, q promql.Query, err error) {
+func (srv *Server) runQuery(w http.ResponseWriter, r *http.Request, q promql.Query, err error) {
 	if err != nil {
 		promErr(w, http.StatusBadRequest, "bad_data", err)
 		return
@@ -149,7 +149,7 @@ func (a *Agent) runQuery(w http.ResponseWriter, r *http.Request, q promql.Query,
 	promOK(w, data)
 }
 
-func (a *Agent) matchersAndRange(r *http.Request) ([][]*labels.Matcher, int64, int64, error) {
+func (srv *Server) matchersAndRange(r *http.Request) ([][]*labels.Matcher, int64, int64, error) {
 	r.ParseForm()
 	var sets [][]*labels.Matcher
 	for _, m := range r.Form["match[]"] {
@@ -170,8 +170,8 @@ func (a *Agent) matchersAndRange(r *http.Request) ([][]*labels.Matcher, int64, i
 	return sets, start.UnixMilli(), end.UnixMilli(), nil
 }
 
-func (a *Agent) handleSeries(w http.ResponseWriter, r *http.Request) {
-	sets, mint, maxt, err := a.matchersAndRange(r)
+func (srv *Server) handleSeries(w http.ResponseWriter, r *http.Request) {
+	sets, mint, maxt, err := srv.matchersAndRange(r)
 	if err == nil && len(sets) == 0 {
 		err = errors.New("no match[] parameter provided")
 	}
@@ -179,7 +179,7 @@ func (a *Agent) handleSeries(w http.ResponseWriter, r *http.Request) {
 		promErr(w, http.StatusBadRequest, "bad_data", err)
 		return
 	}
-	q, _ := a.rules.Queryable().Querier(mint, maxt)
+	q, _ := srv.rules.Queryable().Querier(mint, maxt)
 	defer q.Close()
 	seen := map[uint64]labels.Labels{}
 	for _, ms := range sets {
@@ -197,8 +197,8 @@ func (a *Agent) handleSeries(w http.ResponseWriter, r *http.Request) {
 	promOK(w, out)
 }
 
-func (a *Agent) labelQuery(w http.ResponseWriter, r *http.Request, name string) {
-	sets, mint, maxt, err := a.matchersAndRange(r)
+func (srv *Server) labelQuery(w http.ResponseWriter, r *http.Request, name string) {
+	sets, mint, maxt, err := srv.matchersAndRange(r)
 	if err != nil {
 		promErr(w, http.StatusBadRequest, "bad_data", err)
 		return
@@ -206,7 +206,7 @@ func (a *Agent) labelQuery(w http.ResponseWriter, r *http.Request, name string) 
 	if len(sets) == 0 {
 		sets = [][]*labels.Matcher{nil}
 	}
-	q, _ := a.rules.Queryable().Querier(mint, maxt)
+	q, _ := srv.rules.Queryable().Querier(mint, maxt)
 	defer q.Close()
 	seen := map[string]bool{}
 	for _, ms := range sets {
@@ -232,10 +232,10 @@ func (a *Agent) labelQuery(w http.ResponseWriter, r *http.Request, name string) 
 	promOK(w, out)
 }
 
-func (a *Agent) handleLabels(w http.ResponseWriter, r *http.Request) { a.labelQuery(w, r, "") }
+func (srv *Server) handleLabels(w http.ResponseWriter, r *http.Request) { srv.labelQuery(w, r, "") }
 
-func (a *Agent) handleLabelValues(w http.ResponseWriter, r *http.Request) {
-	a.labelQuery(w, r, r.PathValue("name"))
+func (srv *Server) handleLabelValues(w http.ResponseWriter, r *http.Request) {
+	srv.labelQuery(w, r, r.PathValue("name"))
 }
 
 type alertJSON struct {
@@ -259,9 +259,9 @@ func toAlertJSON(as []rules.Alert) []alertJSON {
 	return out
 }
 
-func (a *Agent) handleAlerts(w http.ResponseWriter, _ *http.Request) {
+func (srv *Server) handleAlerts(w http.ResponseWriter, _ *http.Request) {
 	var all []alertJSON
-	for _, g := range a.rules.Groups() {
+	for _, g := range srv.rules.Groups() {
 		for _, r := range g.Rules {
 			if ar, ok := r.(*rules.AlertingRule); ok {
 				all = append(all, toAlertJSON(ar.Alerts())...)
@@ -274,10 +274,10 @@ func (a *Agent) handleAlerts(w http.ResponseWriter, _ *http.Request) {
 	promOK(w, map[string]any{"alerts": all})
 }
 
-func (a *Agent) handleRules(w http.ResponseWriter, r *http.Request) {
+func (srv *Server) handleRules(w http.ResponseWriter, r *http.Request) {
 	typ := r.FormValue("type") // "alert" or "record" filters, as in Prometheus
 	var groups []map[string]any
-	for _, g := range a.rules.Groups() {
+	for _, g := range srv.rules.Groups() {
 		info := g.Info()
 		var rs []map[string]any
 		for _, ri := range info.Rules {

@@ -1,0 +1,198 @@
+// Package client is the typed client of a running agent's REST API and
+// the one definition of the API's types: the server encodes them, the CLI
+// decodes them.
+package client
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/vigil-project/vigil/agent/drill"
+	"github.com/vigil-project/vigil/probes"
+)
+
+// ResultView is the JSON form of a result, shared by the API and `vigil once -o json`.
+type ResultView struct {
+	Success         bool               `json:"success"`
+	Reason          string             `json:"reason,omitempty"`
+	Message         string             `json:"message,omitempty"`
+	Start           time.Time          `json:"start"`
+	DurationSeconds float64            `json:"duration_seconds"`
+	Phases          map[string]float64 `json:"phases_seconds,omitempty"`
+	Values          []ValueView        `json:"values,omitempty"`
+	Diagnostics     map[string]any     `json:"diagnostics,omitempty"`
+}
+
+// ValueView is one exported value.
+type ValueView struct {
+	Name   string            `json:"name"`
+	Labels map[string]string `json:"labels,omitempty"`
+	Value  float64           `json:"value"`
+}
+
+// NewResultView converts a result for JSON output.
+func NewResultView(r probes.Result) ResultView {
+	v := ResultView{
+		Success:         r.Success,
+		Reason:          string(r.Reason),
+		Message:         r.Message,
+		Start:           r.Start.UTC(),
+		DurationSeconds: r.Duration.Seconds(),
+		Diagnostics:     r.Diagnostics,
+	}
+	if len(r.Phases) > 0 {
+		v.Phases = make(map[string]float64, len(r.Phases))
+		for _, p := range r.Phases {
+			v.Phases[p.Name] = p.Duration.Seconds()
+		}
+	}
+	for _, val := range r.Values {
+		vv := ValueView{Name: val.Name, Value: val.Value}
+		if len(val.Labels) > 0 {
+			vv.Labels = make(map[string]string, len(val.Labels))
+			for _, l := range val.Labels {
+				vv.Labels[l.Name] = l.Value
+			}
+		}
+		v.Values = append(v.Values, vv)
+	}
+	return v
+}
+
+// HistoryEntry is one past run in a check's history.
+type HistoryEntry struct {
+	Start           time.Time `json:"start"`
+	Success         bool      `json:"success"`
+	Reason          string    `json:"reason,omitempty"`
+	Message         string    `json:"message,omitempty"`
+	DurationSeconds float64   `json:"duration_seconds"`
+}
+
+// CheckView is the API's view of one check.
+type CheckView struct {
+	Name            string            `json:"name"`
+	Type            string            `json:"type"`
+	Interval        string            `json:"interval"`
+	Timeout         string            `json:"timeout"`
+	RecheckInterval string            `json:"recheck_interval"`
+	Labels          map[string]string `json:"labels,omitempty"`
+	// Config is the type's section with defaults applied. It is rendered
+	// through the YAML tags, so secret fields show their redacted form.
+	Config     map[string]any `json:"config"`
+	LastResult *ResultView    `json:"last_result"`
+	History    []HistoryEntry `json:"history"`
+}
+
+// Run is a runbook run with its timeline (GET /api/v1/runbooks/runs/{id});
+// the list of runs leaves the timeline out.
+type Run struct {
+	ID         string            `json:"id"`
+	Runbook    string            `json:"runbook"`
+	Target     string            `json:"target"`
+	Trigger    string            `json:"trigger"`
+	Labels     map[string]string `json:"labels"`
+	Mode       string            `json:"mode"`
+	State      string            `json:"state"`
+	Error      string            `json:"error,omitempty"`
+	Fencing    int64             `json:"fencingToken,omitempty"`
+	CreatedAt  time.Time         `json:"createdAt"`
+	FinishedAt time.Time         `json:"finishedAt,omitzero"`
+	Timeline   []Event           `json:"timeline,omitempty"`
+}
+
+// Event is one entry of a run's journal.
+type Event struct {
+	At      time.Time       `json:"at"`
+	Kind    string          `json:"kind"`
+	Phase   string          `json:"phase,omitempty"`
+	Step    *int            `json:"step,omitempty"`
+	Name    string          `json:"name,omitempty"`
+	Attempt int             `json:"attempt,omitempty"`
+	Detail  json.RawMessage `json:"detail,omitempty"`
+	Error   string          `json:"error,omitempty"`
+	TookMS  int64           `json:"tookMs,omitempty"`
+}
+
+// ActionRequest is the body of state-changing runbook and drill calls.
+type ActionRequest struct {
+	By     string            `json:"by"`
+	Labels map[string]string `json:"labels"`
+	Target string            `json:"target"`
+	Mode   string            `json:"mode"`
+}
+
+// SilenceRequest is the body of POST /api/v1/silences: either endsAt or a
+// duration ("2h").
+type SilenceRequest struct {
+	Matchers  []string  `json:"matchers"`
+	StartsAt  time.Time `json:"startsAt"`
+	EndsAt    time.Time `json:"endsAt"`
+	Duration  string    `json:"duration"`
+	CreatedBy string    `json:"createdBy"`
+	Comment   string    `json:"comment"`
+}
+
+// Notification is one outbox item: what was sent where and how it went,
+// without the payload (GET /api/v1/notifications).
+type Notification struct {
+	ID        int64     `json:"id"`
+	Target    string    `json:"target"`
+	State     string    `json:"state"`
+	Status    string    `json:"status"`
+	Alerts    []string  `json:"alerts"`
+	Attempts  int       `json:"attempts"`
+	CreatedAt time.Time `json:"createdAt"`
+	NextAt    time.Time `json:"nextAttemptAt,omitzero"`
+	DoneAt    time.Time `json:"doneAt,omitzero"`
+	LastError string    `json:"lastError,omitempty"`
+}
+
+// Drill is a loaded drill (GET /api/v1/drills).
+type Drill struct {
+	Name       string                `json:"name"`
+	File       string                `json:"file"`
+	Hypothesis string                `json:"hypothesis"`
+	Checks     []string              `json:"checks"`
+	Duration   string                `json:"duration"`
+	Objectives drill.Objectives      `json:"objectives"`
+	Stop       []drill.StopCondition `json:"stop_conditions,omitempty"`
+}
+
+// ActiveDrill names the drill running on the agent.
+type ActiveDrill struct {
+	ID    string `json:"id"`
+	Drill string `json:"drill"`
+}
+
+// Drills is GET /api/v1/drills.
+type Drills struct {
+	Drills []Drill      `json:"drills"`
+	Active *ActiveDrill `json:"active,omitempty"`
+}
+
+// DrillStartRequest names a loaded drill, or carries a drill file's text.
+type DrillStartRequest struct {
+	By     string `json:"by"`
+	Name   string `json:"name"`
+	File   string `json:"file"`
+	Source string `json:"source"`
+}
+
+// DrillStarted answers POST /api/v1/drills/run.
+type DrillStarted struct {
+	ID      string    `json:"id"`
+	Drill   string    `json:"drill"`
+	Started time.Time `json:"started"`
+}
+
+// DrillHistory is GET /api/v1/drills/history.
+type DrillHistory struct {
+	Drill    string        `json:"drill"`
+	Runs     int           `json:"runs"`
+	Measures []drill.Stats `json:"measures"`
+}
+
+// Error is the body of every API error.
+type Error struct {
+	Error string `json:"error"`
+}

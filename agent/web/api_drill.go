@@ -1,0 +1,161 @@
+package web
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/vigil-project/vigil/agent/client"
+	"github.com/vigil-project/vigil/agent/drill"
+	"github.com/vigil-project/vigil/agent/store"
+)
+
+func (srv *Server) drillRoutes(rt *router) {
+	rt.read("GET /api/v1/drills", srv.handleDrills)
+	rt.read("GET /api/v1/drills/runs", srv.handleDrillRuns)
+	rt.read("GET /api/v1/drills/runs/{id}", srv.handleDrillRun)
+	rt.read("GET /api/v1/drills/history", srv.handleDrillHistory)
+	rt.write("POST /api/v1/drills/run", srv.handleDrillStart)
+	rt.write("POST /api/v1/drills/runs/{id}/abort", srv.handleDrillAbort)
+}
+
+// drillViews lists the loaded drills for the API and the status page.
+func (srv *Server) drillViews() []client.Drill {
+	out := []client.Drill{}
+	for _, d := range srv.drills.List() {
+		out = append(out, client.Drill{Name: d.Name, File: d.File, Hypothesis: d.Hypothesis, Checks: d.Checks,
+			Duration: d.Duration.String(), Objectives: d.Objectives, Stop: d.StopConditions})
+	}
+	return out
+}
+
+func (srv *Server) handleDrills(w http.ResponseWriter, r *http.Request) {
+	resp := map[string]any{"drills": srv.drillViews()}
+	if run := srv.drills.Current(); run != nil {
+		resp["active"] = map[string]string{"id": run.ID, "drill": run.Drill.Name}
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+// drillReport is a run's report: live while it runs, stored after.
+func (srv *Server) drillReport(r *http.Request, row store.DrillRow) drill.Report {
+	if run := srv.drills.Current(); run != nil && run.ID == row.ID {
+		return run.Report()
+	}
+	var rep drill.Report
+	if json.Unmarshal([]byte(row.Report), &rep) != nil {
+		rep = drill.Report{ID: row.ID, Drill: row.Drill, State: row.State, StartedAt: row.StartedAt}
+	}
+	return rep
+}
+
+func (srv *Server) handleDrillRuns(w http.ResponseWriter, r *http.Request) {
+	limit, _ := strconv.Atoi(r.FormValue("limit"))
+	if limit <= 0 || limit > 1000 {
+		limit = 50
+	}
+	rows, err := srv.store.DrillRuns(r.Context(), r.FormValue("drill"), limit)
+	if err != nil {
+		writeJSON(w, http.StatusInternalServerError, client.Error{Error: err.Error()})
+		return
+	}
+	out := []drill.Report{}
+	for _, row := range rows {
+		out = append(out, srv.drillReport(r, row))
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"runs": out})
+}
+
+func (srv *Server) handleDrillRun(w http.ResponseWriter, r *http.Request) {
+	row, err := srv.store.DrillRun(r.Context(), r.PathValue("id"))
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		writeJSON(w, http.StatusNotFound, client.Error{Error: err.Error()})
+	case err != nil:
+		writeJSON(w, http.StatusInternalServerError, client.Error{Error: err.Error()})
+	case r.FormValue("format") == "markdown":
+		w.Header().Set("Content-Type", "text/markdown; charset=utf-8")
+		io.WriteString(w, srv.drillReport(r, row).Markdown())
+	default:
+		writeJSON(w, http.StatusOK, srv.drillReport(r, row))
+	}
+}
+
+func (srv *Server) handleDrillHistory(w http.ResponseWriter, r *http.Request) {
+	rows, err := srv.store.DrillRuns(r.Context(), r.FormValue("drill"), 1000, drill.StatePassed, drill.StateFailed)
+	if err != nil {
+		writeJSON(w, http.StatusInternalServerError, client.Error{Error: err.Error()})
+		return
+	}
+	var reps []drill.Report
+	for _, row := range rows {
+		reps = append(reps, srv.drillReport(r, row))
+	}
+	stats := drill.History(reps)
+	if stats == nil {
+		stats = []drill.Stats{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"drill": r.FormValue("drill"), "runs": len(reps), "measures": stats})
+}
+
+func (srv *Server) handleDrillStart(w http.ResponseWriter, r *http.Request) {
+	var req client.DrillStartRequest
+	dec := json.NewDecoder(io.LimitReader(r.Body, 1<<20))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		writeJSON(w, http.StatusBadRequest, client.Error{Error: "bad request: " + err.Error()})
+		return
+	}
+	req.By = withUser(r, req.By)
+	if req.By == "" {
+		writeJSON(w, http.StatusBadRequest, client.Error{Error: `say who you are: {"by": "name"}`})
+		return
+	}
+	var d *drill.Drill
+	switch {
+	case req.Source != "":
+		file := req.File
+		if file == "" {
+			file = "drill"
+		}
+		parsed, err := drill.Parse(file, []byte(req.Source))
+		if err != nil {
+			writeJSON(w, http.StatusBadRequest, client.Error{Error: err.Error()})
+			return
+		}
+		d = parsed
+	case req.Name != "":
+		if d = srv.drills.ByName(req.Name); d == nil {
+			writeJSON(w, http.StatusNotFound, client.Error{Error: "no drill named " + strconv.Quote(req.Name) + " is loaded"})
+			return
+		}
+	default:
+		writeJSON(w, http.StatusBadRequest, client.Error{Error: "name a loaded drill or send a drill file's source"})
+		return
+	}
+	id, err := srv.drills.Start(d, req.By)
+	switch {
+	case errors.Is(err, drill.ErrActive):
+		writeJSON(w, http.StatusConflict, client.Error{Error: err.Error()})
+	case err != nil:
+		writeJSON(w, http.StatusBadRequest, client.Error{Error: err.Error()})
+	default:
+		writeJSON(w, http.StatusOK, map[string]any{"id": id, "drill": d.Name, "started": time.Now()})
+	}
+}
+
+func (srv *Server) handleDrillAbort(w http.ResponseWriter, r *http.Request) {
+	req, ok := readAction(w, r)
+	if !ok {
+		return
+	}
+	if err := srv.drills.Abort(r.PathValue("id"), req.By); err != nil {
+		writeJSON(w, http.StatusConflict, client.Error{Error: err.Error()})
+		return
+	}
+	srv.log.Warn("drill aborted", "id", r.PathValue("id"), "by", req.By)
+	writeJSON(w, http.StatusOK, map[string]string{"id": r.PathValue("id"), "status": "aborting: the rollback runs"})
+}

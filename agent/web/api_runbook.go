@@ -1,0 +1,206 @@
+package web
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+
+	"github.com/vigil-project/vigil/agent/client"
+	"github.com/vigil-project/vigil/agent/runbook"
+	"github.com/vigil-project/vigil/agent/store"
+)
+
+func (srv *Server) runbookRoutes(rt *router) {
+	rt.read("GET /api/v1/runbooks", srv.handleRunbooks)
+	rt.read("GET /api/v1/runbooks/runs", srv.handleRuns)
+	rt.read("GET /api/v1/runbooks/runs/{id}", srv.handleRun1)
+	rt.write("POST /api/v1/runbooks/{name}/trigger", srv.handleTrigger)
+	rt.write("POST /api/v1/runbooks/{name}/ack", srv.handleAck)
+	rt.write("POST /api/v1/runbooks/runs/{id}/approve", srv.handleApprove(true))
+	rt.write("POST /api/v1/runbooks/runs/{id}/reject", srv.handleApprove(false))
+	rt.write("POST /api/v1/runbooks/runs/{id}/abort", srv.handleAbort)
+	rt.write("POST /api/v1/runbooks/pause", srv.handlePause(true))
+	rt.write("POST /api/v1/runbooks/resume", srv.handlePause(false))
+}
+
+func viewRun(r store.RunRow, evs []store.RunEvent) client.Run {
+	v := client.Run{ID: r.ID, Runbook: r.Runbook, Target: r.Target, Trigger: r.Trigger, Mode: r.Mode, State: r.State, Error: r.Error,
+		Fencing: r.Fencing, CreatedAt: r.CreatedAt, FinishedAt: r.FinishedAt}
+	json.Unmarshal([]byte(r.Labels), &v.Labels)
+	for _, e := range evs {
+		ev := client.Event{At: e.At, Kind: e.Kind, Phase: e.Phase, Name: e.Name, Attempt: e.Attempt, Error: e.Error, TookMS: e.Took.Milliseconds()}
+		if e.Step >= 0 && e.Phase != "" {
+			s := e.Step
+			ev.Step = &s
+		}
+		if json.Valid([]byte(e.Detail)) {
+			ev.Detail = json.RawMessage(e.Detail)
+		} else if e.Detail != "" {
+			ev.Detail, _ = json.Marshal(e.Detail)
+		}
+		v.Timeline = append(v.Timeline, ev)
+	}
+	return v
+}
+
+func (srv *Server) handleRunbooks(w http.ResponseWriter, r *http.Request) {
+	paused, by, err := srv.runbooks.State().Paused(r.Context())
+	if err != nil {
+		writeJSON(w, http.StatusInternalServerError, client.Error{Error: err.Error()})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"paused": paused, "pausedBy": by, "runbooks": srv.runbooks.Runbooks()})
+}
+
+func (srv *Server) handleRuns(w http.ResponseWriter, r *http.Request) {
+	limit := 50
+	if n, err := strconv.Atoi(r.URL.Query().Get("limit")); err == nil && n > 0 && n <= 1000 {
+		limit = n
+	}
+	var states []string
+	if s := r.URL.Query().Get("state"); s != "" {
+		states = []string{s}
+	}
+	runs, err := srv.store.Runs(r.Context(), limit, states...)
+	if err != nil {
+		writeJSON(w, http.StatusInternalServerError, client.Error{Error: err.Error()})
+		return
+	}
+	out := make([]client.Run, 0, len(runs))
+	for _, run := range runs {
+		out = append(out, viewRun(run, nil))
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"runs": out})
+}
+
+func (srv *Server) handleRun1(w http.ResponseWriter, r *http.Request) {
+	run, evs, err := srv.store.Run(r.Context(), r.PathValue("id"))
+	switch {
+	case errors.Is(err, store.ErrNoRun):
+		writeJSON(w, http.StatusNotFound, client.Error{Error: err.Error()})
+	case err != nil:
+		writeJSON(w, http.StatusInternalServerError, client.Error{Error: err.Error()})
+	default:
+		writeJSON(w, http.StatusOK, viewRun(run, evs))
+	}
+}
+
+func readAction(w http.ResponseWriter, r *http.Request) (client.ActionRequest, bool) {
+	var req client.ActionRequest
+	body, _ := io.ReadAll(io.LimitReader(r.Body, 64<<10))
+	if len(body) > 0 {
+		dec := json.NewDecoder(bytesReader(body))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&req); err != nil {
+			writeJSON(w, http.StatusBadRequest, client.Error{Error: "bad request: " + err.Error()})
+			return req, false
+		}
+	}
+	req.By = withUser(r, req.By)
+	if req.By == "" {
+		writeJSON(w, http.StatusBadRequest, client.Error{Error: `say who you are: {"by": "name"}`})
+		return req, false
+	}
+	return req, true
+}
+
+// withUser is the "by" recorded for a call: the authenticated user wins
+// over the name in the body, which is kept beside it when it differs.
+func withUser(r *http.Request, by string) string {
+	user := requestUser(r.Context())
+	switch {
+	case user == "" || by == user:
+		return by
+	case by == "":
+		return user
+	default:
+		return user + " (as " + by + ")"
+	}
+}
+
+func (srv *Server) handleTrigger(w http.ResponseWriter, r *http.Request) {
+	req, ok := readAction(w, r)
+	if !ok {
+		return
+	}
+	mode := runbook.Mode(req.Mode)
+	switch mode {
+	case "", runbook.Enforce, runbook.Approve, runbook.DryRun:
+	default:
+		writeJSON(w, http.StatusBadRequest, client.Error{Error: "mode must be enforce, approve or dry_run"})
+		return
+	}
+	id, err := srv.runbooks.Trigger(r.Context(), r.PathValue("name"), req.Labels, nil, "manual by "+req.By, mode)
+	switch {
+	case errors.Is(err, runbook.ErrUnknownRunbook):
+		writeJSON(w, http.StatusNotFound, client.Error{Error: err.Error()})
+	case err != nil:
+		writeJSON(w, http.StatusInternalServerError, client.Error{Error: err.Error()})
+	default:
+		run, _, _ := srv.store.Run(r.Context(), id)
+		writeJSON(w, http.StatusOK, viewRun(run, nil))
+	}
+}
+
+func (srv *Server) handleAck(w http.ResponseWriter, r *http.Request) {
+	req, ok := readAction(w, r)
+	if !ok {
+		return
+	}
+	err := srv.runbooks.Ack(r.Context(), r.PathValue("name"), req.Target, req.By)
+	switch {
+	case errors.Is(err, runbook.ErrUnknownRunbook):
+		writeJSON(w, http.StatusNotFound, client.Error{Error: err.Error()})
+	case err != nil:
+		writeJSON(w, http.StatusInternalServerError, client.Error{Error: err.Error()})
+	default:
+		srv.log.Info("runbook cooldown acknowledged", "runbook", r.PathValue("name"), "target", req.Target, "by", req.By)
+		writeJSON(w, http.StatusOK, map[string]string{"status": "acknowledged"})
+	}
+}
+
+func (srv *Server) handleApprove(ok bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		req, valid := readAction(w, r)
+		if !valid {
+			return
+		}
+		if err := srv.runbooks.Approve(r.PathValue("id"), req.By, ok); err != nil {
+			writeJSON(w, http.StatusConflict, client.Error{Error: err.Error()})
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"id": r.PathValue("id"), "approved": ok})
+	}
+}
+
+func (srv *Server) handleAbort(w http.ResponseWriter, r *http.Request) {
+	req, ok := readAction(w, r)
+	if !ok {
+		return
+	}
+	if err := srv.runbooks.Abort(r.Context(), r.PathValue("id"), req.By); err != nil {
+		writeJSON(w, http.StatusConflict, client.Error{Error: err.Error()})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"id": r.PathValue("id"), "status": "aborting"})
+}
+
+func (srv *Server) handlePause(paused bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		req, ok := readAction(w, r)
+		if !ok {
+			return
+		}
+		if err := srv.runbooks.Pause(r.Context(), paused, req.By); err != nil {
+			writeJSON(w, http.StatusInternalServerError, client.Error{Error: err.Error()})
+			return
+		}
+		srv.log.Warn("runbooks paused state changed", "paused", paused, "by", req.By)
+		writeJSON(w, http.StatusOK, map[string]any{"paused": paused, "by": req.By})
+	}
+}
+
+func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }

@@ -1,0 +1,234 @@
+// Package web is the agent's HTTP side: the server (TCP, TLS and basic
+// auth from the exporter-toolkit web config file, vsock, systemd socket
+// activation), the Host allow-list against DNS rebinding, the access level
+// of every route (open, read, write), CSRF tokens and cross-origin
+// protection, and the routes themselves: /metrics, health and readiness,
+// the REST API, the Prometheus query API and the status pages. It reaches
+// the agent's subsystems only through the small interfaces below, which
+// the composition root (package agent) fills in.
+package web
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/exporter-toolkit/web"
+	"github.com/prometheus/prometheus/promql"
+	"github.com/prometheus/prometheus/storage"
+
+	"github.com/vigil-project/vigil/agent/config"
+	"github.com/vigil-project/vigil/agent/drill"
+	"github.com/vigil-project/vigil/agent/notify/outbox"
+	"github.com/vigil-project/vigil/agent/notify/route"
+	"github.com/vigil-project/vigil/agent/runbook"
+	"github.com/vigil-project/vigil/agent/store"
+	"github.com/vigil-project/vigil/agent/ui"
+	"github.com/vigil-project/vigil/probes"
+	"github.com/vigil-project/vigil/rules"
+)
+
+// Metrics is the exporter: /metrics and the refused-requests counter.
+type Metrics interface {
+	WritePrometheus(w io.Writer)
+	Inc(name string, labels ...probes.Label)
+	Counter(name string, labels ...probes.Label)
+}
+
+// Checks are the configured checks and their last results.
+type Checks interface {
+	Checks() []config.Check
+	Last(name string) (probes.Result, bool)
+}
+
+// Scheduler runs a check now.
+type Scheduler interface {
+	RunNow(ctx context.Context, name string) (probes.Result, error)
+}
+
+// Rules is the rule engine: the query API and the alerts page read it.
+type Rules interface {
+	Engine() *promql.Engine
+	Queryable() storage.Queryable
+	Groups() []*rules.Group
+}
+
+// Paging holds the silences and the delivery queues.
+type Paging interface {
+	Silences() *route.Silences
+	Queues() []outbox.Stats
+}
+
+// Runbooks are the runbook manager's actions.
+type Runbooks interface {
+	Runbooks() []*runbook.Runbook
+	State() runbook.State
+	Trigger(ctx context.Context, name string, lbls, annotations map[string]string, by string, mode runbook.Mode) (string, error)
+	Ack(ctx context.Context, name, target, by string) error
+	Approve(id, by string, ok bool) error
+	Abort(ctx context.Context, id, by string) error
+	Pause(ctx context.Context, paused bool, by string) error
+}
+
+// Drills is the drill orchestrator.
+type Drills interface {
+	List() []*drill.Drill
+	ByName(name string) *drill.Drill
+	Current() *drill.Run
+	Start(dr *drill.Drill, by string) (string, error)
+	Abort(id, by string) error
+}
+
+// Store is what the API reads from the agent's store.
+type Store interface {
+	Summaries(ctx context.Context, check string, limit int) ([]store.Summary, error)
+	WriteHealth() error
+	OutboxItems(ctx context.Context, state string, limit int) ([]*store.OutboxItem, error)
+	Runs(ctx context.Context, limit int, states ...string) ([]store.RunRow, error)
+	Run(ctx context.Context, id string) (store.RunRow, []store.RunEvent, error)
+	DrillRuns(ctx context.Context, drill string, limit int, states ...string) ([]store.DrillRow, error)
+	DrillRun(ctx context.Context, id string) (store.DrillRow, error)
+}
+
+// Trimmer is told when a burst of work (a page render) is over.
+type Trimmer interface{ Kick() }
+
+// Options are the server's settings and the subsystems it serves.
+type Options struct {
+	// Flags are the toolkit's listen addresses, systemd socket and web
+	// config file.
+	Flags *web.FlagConfig
+	// PublicRead serves read-only pages, the read API and /metrics without
+	// a user even when the web config sets basic_auth_users.
+	PublicRead bool
+	// AllowedHosts are Host names answered besides localhost, IP literals,
+	// the listen addresses and the machine's names ("*.example.com" for a
+	// whole domain).
+	AllowedHosts []string
+	Logger       *slog.Logger
+
+	Metrics   Metrics
+	Checks    Checks
+	Scheduler Scheduler
+	Rules     Rules
+	Paging    Paging
+	Runbooks  Runbooks
+	Drills    Drills
+	Store     Store
+	Trimmer   Trimmer
+	// Reload re-reads the agent's config (POST /-/reload).
+	Reload func(ctx context.Context) error
+}
+
+// Server serves the agent's routes. Readiness starts false (SetReady).
+type Server struct {
+	opts     Options
+	log      *slog.Logger
+	exporter Metrics
+	state    Checks
+	sched    Scheduler
+	rules    Rules
+	pager    Paging
+	runbooks Runbooks
+	drills   Drills
+	store    Store
+	trim     Trimmer
+	web      *webConfig
+	hosts    *hostAllowList
+	csrf     csrfKey
+	ui       *ui.Pages
+	ready    atomic.Bool
+}
+
+// New reads the web config file (a bad one is an error) and builds the
+// server; Serve starts it.
+func New(opts Options) (*Server, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	file := ""
+	if opts.Flags != nil && opts.Flags.WebConfigFile != nil {
+		file = *opts.Flags.WebConfigFile
+	}
+	wc, err := loadWebConfig(file, opts.Logger)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{opts: opts, log: opts.Logger, exporter: opts.Metrics, state: opts.Checks, sched: opts.Scheduler,
+		rules: opts.Rules, pager: opts.Paging, runbooks: opts.Runbooks, drills: opts.Drills, store: opts.Store,
+		trim: opts.Trimmer, web: wc, hosts: newHostAllowList(ListenAddresses(opts.Flags), opts.AllowedHosts),
+		csrf: newCSRFKey(), ui: ui.New()}
+	s.exportRefused()
+	return s, nil
+}
+
+// SetReady sets what /-/ready answers.
+func (srv *Server) SetReady(ready bool) { srv.ready.Store(ready) }
+
+// Serve listens and serves until ctx ends or stop is done (a subsystem
+// failed), then stops answering ready, drains the server for up to 10s and
+// returns once every listener has stopped. It also learns the machine's
+// DNS names for the Host allow-list meanwhile.
+func (srv *Server) Serve(ctx, stop context.Context) error {
+	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	learnCtx, cancelLearn := context.WithCancel(stop)
+	learned := make(chan struct{})
+	go func() {
+		defer close(learned)
+		srv.hosts.learnDNSNames(learnCtx, srv.log)
+	}()
+	defer func() {
+		cancelLearn()
+		<-learned
+	}()
+	srvErr := make(chan error, 1)
+	go func() { srvErr <- serveWeb(stop, hs, srv.opts.Flags, srv.web, srv.log) }()
+	var err error
+	served := false
+	select {
+	case <-ctx.Done():
+	case <-stop.Done():
+	case serr := <-srvErr:
+		served = true
+		if !errors.Is(serr, http.ErrServerClosed) {
+			err = fmt.Errorf("http server: %w", serr)
+		}
+	}
+	srv.SetReady(false)
+	srv.log.Info("shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if serr := hs.Shutdown(shutdownCtx); serr != nil {
+		srv.log.Warn("http shutdown", "err", serr)
+	}
+	if !served {
+		<-srvErr
+	}
+	return err
+}
+
+// Route is one entry of the route table.
+type Route struct {
+	// Pattern is the http.ServeMux pattern ("GET /api/v1/checks").
+	Pattern string
+	// Access is "open", "read" or "write".
+	Access string
+}
+
+// Routes lists every route with its access level (docs and tests read it).
+func (srv *Server) Routes() []Route {
+	var out []Route
+	for _, r := range srv.router().routes {
+		out = append(out, Route{Pattern: r.pattern, Access: r.access.String()})
+	}
+	return out
+}
+
+// FormToken is the CSRF token the status page's forms carry for a user
+// ("" without auth).
+func (srv *Server) FormToken(user string) string { return srv.csrf.token(user) }
