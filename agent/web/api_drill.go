@@ -11,15 +11,16 @@ import (
 	"github.com/vigil-project/vigil/agent/client"
 	"github.com/vigil-project/vigil/agent/drill"
 	"github.com/vigil-project/vigil/agent/store"
+	"github.com/vigil-project/vigil/agent/web/httpx"
 )
 
 func (srv *Server) drillRoutes(rt *router) {
-	rt.read("GET /api/v1/drills", srv.handleDrills)
-	rt.read("GET /api/v1/drills/runs", srv.handleDrillRuns)
-	rt.read("GET /api/v1/drills/runs/{id}", srv.handleDrillRun)
-	rt.read("GET /api/v1/drills/history", srv.handleDrillHistory)
-	rt.write("POST /api/v1/drills/run", srv.handleDrillStart)
-	rt.write("POST /api/v1/drills/runs/{id}/abort", srv.handleDrillAbort)
+	rt.Read("GET /api/v1/drills", srv.handleDrills)
+	rt.Read("GET /api/v1/drills/runs", srv.handleDrillRuns)
+	rt.Read("GET /api/v1/drills/runs/{id}", srv.handleDrillRun)
+	rt.Read("GET /api/v1/drills/history", srv.handleDrillHistory)
+	rt.Write("POST /api/v1/drills/run", srv.handleDrillStart)
+	rt.Write("POST /api/v1/drills/runs/{id}/abort", srv.handleDrillAbort)
 }
 
 // drillViews lists the loaded drills for the API and the status page.
@@ -37,7 +38,7 @@ func (srv *Server) handleDrills(w http.ResponseWriter, r *http.Request) {
 	if run := srv.drills.Current(); run != nil {
 		resp["active"] = map[string]string{"id": run.ID, "drill": run.Drill.Name}
 	}
-	writeJSON(w, http.StatusOK, resp)
+	httpx.WriteJSON(w, http.StatusOK, resp)
 }
 
 // drillReport is a run's report: live while it runs, stored after.
@@ -59,35 +60,35 @@ func (srv *Server) handleDrillRuns(w http.ResponseWriter, r *http.Request) {
 	}
 	rows, err := srv.store.DrillRuns(r.Context(), r.FormValue("drill"), limit)
 	if err != nil {
-		writeJSON(w, http.StatusInternalServerError, client.Error{Error: err.Error()})
+		httpx.WriteError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
 	out := []drill.Report{}
 	for _, row := range rows {
 		out = append(out, srv.drillReport(r, row))
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"runs": out})
+	httpx.WriteJSON(w, http.StatusOK, map[string]any{"runs": out})
 }
 
 func (srv *Server) handleDrillRun(w http.ResponseWriter, r *http.Request) {
 	row, err := srv.store.DrillRun(r.Context(), r.PathValue("id"))
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		writeJSON(w, http.StatusNotFound, client.Error{Error: err.Error()})
+		httpx.WriteError(w, http.StatusNotFound, err.Error())
 	case err != nil:
-		writeJSON(w, http.StatusInternalServerError, client.Error{Error: err.Error()})
+		httpx.WriteError(w, http.StatusInternalServerError, err.Error())
 	case r.FormValue("format") == "markdown":
 		w.Header().Set("Content-Type", "text/markdown; charset=utf-8")
 		io.WriteString(w, srv.drillReport(r, row).Markdown())
 	default:
-		writeJSON(w, http.StatusOK, srv.drillReport(r, row))
+		httpx.WriteJSON(w, http.StatusOK, srv.drillReport(r, row))
 	}
 }
 
 func (srv *Server) handleDrillHistory(w http.ResponseWriter, r *http.Request) {
 	rows, err := srv.store.DrillRuns(r.Context(), r.FormValue("drill"), 1000, drill.StatePassed, drill.StateFailed)
 	if err != nil {
-		writeJSON(w, http.StatusInternalServerError, client.Error{Error: err.Error()})
+		httpx.WriteError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
 	var reps []drill.Report
@@ -98,7 +99,7 @@ func (srv *Server) handleDrillHistory(w http.ResponseWriter, r *http.Request) {
 	if stats == nil {
 		stats = []drill.Stats{}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"drill": r.FormValue("drill"), "runs": len(reps), "measures": stats})
+	httpx.WriteJSON(w, http.StatusOK, map[string]any{"drill": r.FormValue("drill"), "runs": len(reps), "measures": stats})
 }
 
 func (srv *Server) handleDrillStart(w http.ResponseWriter, r *http.Request) {
@@ -106,12 +107,12 @@ func (srv *Server) handleDrillStart(w http.ResponseWriter, r *http.Request) {
 	dec := json.NewDecoder(io.LimitReader(r.Body, 1<<20))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
-		writeJSON(w, http.StatusBadRequest, client.Error{Error: "bad request: " + err.Error()})
+		httpx.WriteError(w, http.StatusBadRequest, "bad request: "+err.Error())
 		return
 	}
 	req.By = withUser(r, req.By)
 	if req.By == "" {
-		writeJSON(w, http.StatusBadRequest, client.Error{Error: `say who you are: {"by": "name"}`})
+		httpx.WriteError(w, http.StatusBadRequest, `say who you are: {"by": "name"}`)
 		return
 	}
 	var d *drill.Drill
@@ -123,27 +124,27 @@ func (srv *Server) handleDrillStart(w http.ResponseWriter, r *http.Request) {
 		}
 		parsed, err := drill.Parse(file, []byte(req.Source))
 		if err != nil {
-			writeJSON(w, http.StatusBadRequest, client.Error{Error: err.Error()})
+			httpx.WriteError(w, http.StatusBadRequest, err.Error())
 			return
 		}
 		d = parsed
 	case req.Name != "":
 		if d = srv.drills.ByName(req.Name); d == nil {
-			writeJSON(w, http.StatusNotFound, client.Error{Error: "no drill named " + strconv.Quote(req.Name) + " is loaded"})
+			httpx.WriteError(w, http.StatusNotFound, "no drill named "+strconv.Quote(req.Name)+" is loaded")
 			return
 		}
 	default:
-		writeJSON(w, http.StatusBadRequest, client.Error{Error: "name a loaded drill or send a drill file's source"})
+		httpx.WriteError(w, http.StatusBadRequest, "name a loaded drill or send a drill file's source")
 		return
 	}
 	id, err := srv.drills.Start(d, req.By)
 	switch {
 	case errors.Is(err, drill.ErrActive):
-		writeJSON(w, http.StatusConflict, client.Error{Error: err.Error()})
+		httpx.WriteError(w, http.StatusConflict, err.Error())
 	case err != nil:
-		writeJSON(w, http.StatusBadRequest, client.Error{Error: err.Error()})
+		httpx.WriteError(w, http.StatusBadRequest, err.Error())
 	default:
-		writeJSON(w, http.StatusOK, map[string]any{"id": id, "drill": d.Name, "started": time.Now()})
+		httpx.WriteJSON(w, http.StatusOK, map[string]any{"id": id, "drill": d.Name, "started": time.Now()})
 	}
 }
 
@@ -153,9 +154,9 @@ func (srv *Server) handleDrillAbort(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := srv.drills.Abort(r.PathValue("id"), req.By); err != nil {
-		writeJSON(w, http.StatusConflict, client.Error{Error: err.Error()})
+		httpx.WriteError(w, http.StatusConflict, err.Error())
 		return
 	}
 	srv.log.Warn("drill aborted", "id", r.PathValue("id"), "by", req.By)
-	writeJSON(w, http.StatusOK, map[string]string{"id": r.PathValue("id"), "status": "aborting: the rollback runs"})
+	httpx.WriteJSON(w, http.StatusOK, map[string]string{"id": r.PathValue("id"), "status": "aborting: the rollback runs"})
 }

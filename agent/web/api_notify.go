@@ -11,17 +11,18 @@ import (
 	"github.com/vigil-project/vigil/agent/client"
 	"github.com/vigil-project/vigil/agent/notify"
 	"github.com/vigil-project/vigil/agent/notify/route"
+	"github.com/vigil-project/vigil/agent/web/httpx"
 )
 
 func (srv *Server) notifyRoutes(rt *router) {
-	rt.read("GET /api/v1/silences", srv.handleSilences)
-	rt.write("POST /api/v1/silences", srv.handleAddSilence)
-	rt.write("DELETE /api/v1/silences/{id}", srv.handleExpireSilence)
-	rt.read("GET /api/v1/notifications", srv.handleNotifications)
+	rt.Read("GET /api/v1/silences", srv.handleSilences)
+	rt.Write("POST /api/v1/silences", srv.handleAddSilence)
+	rt.Write("DELETE /api/v1/silences/{id}", srv.handleExpireSilence)
+	rt.Read("GET /api/v1/notifications", srv.handleNotifications)
 }
 
 func (srv *Server) handleSilences(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]any{"silences": srv.pager.Silences().List()})
+	httpx.WriteJSON(w, http.StatusOK, map[string]any{"silences": srv.pager.Silences().List()})
 }
 
 func (srv *Server) handleAddSilence(w http.ResponseWriter, r *http.Request) {
@@ -29,14 +30,14 @@ func (srv *Server) handleAddSilence(w http.ResponseWriter, r *http.Request) {
 	dec := json.NewDecoder(io.LimitReader(r.Body, 64<<10))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
-		writeJSON(w, http.StatusBadRequest, client.Error{Error: "bad silence: " + err.Error()})
+		httpx.WriteError(w, http.StatusBadRequest, "bad silence: "+err.Error())
 		return
 	}
 	req.CreatedBy = withUser(r, req.CreatedBy)
 	if req.Duration != "" {
 		d, err := time.ParseDuration(req.Duration)
 		if err != nil || d <= 0 {
-			writeJSON(w, http.StatusBadRequest, client.Error{Error: "bad duration " + strconv.Quote(req.Duration)})
+			httpx.WriteError(w, http.StatusBadRequest, "bad duration "+strconv.Quote(req.Duration))
 			return
 		}
 		start := req.StartsAt
@@ -48,11 +49,11 @@ func (srv *Server) handleAddSilence(w http.ResponseWriter, r *http.Request) {
 	s, err := srv.pager.Silences().Add(r.Context(), route.Silence{Matchers: req.Matchers, StartsAt: req.StartsAt, EndsAt: req.EndsAt,
 		CreatedBy: req.CreatedBy, Comment: req.Comment})
 	if err != nil {
-		writeJSON(w, http.StatusBadRequest, client.Error{Error: err.Error()})
+		httpx.WriteError(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	srv.log.Info("silence added", "id", s.ID, "matchers", s.Matchers, "ends_at", s.EndsAt, "created_by", s.CreatedBy)
-	writeJSON(w, http.StatusOK, s)
+	httpx.WriteJSON(w, http.StatusOK, s)
 }
 
 func (srv *Server) handleExpireSilence(w http.ResponseWriter, r *http.Request) {
@@ -60,12 +61,12 @@ func (srv *Server) handleExpireSilence(w http.ResponseWriter, r *http.Request) {
 	err := srv.pager.Silences().Expire(r.Context(), id)
 	switch {
 	case errors.Is(err, route.ErrNoSilence):
-		writeJSON(w, http.StatusNotFound, client.Error{Error: err.Error()})
+		httpx.WriteError(w, http.StatusNotFound, err.Error())
 	case err != nil:
-		writeJSON(w, http.StatusInternalServerError, client.Error{Error: err.Error()})
+		httpx.WriteError(w, http.StatusInternalServerError, err.Error())
 	default:
 		srv.log.Info("silence expired", "id", id)
-		writeJSON(w, http.StatusOK, map[string]string{"id": id, "status": "expired"})
+		httpx.WriteJSON(w, http.StatusOK, map[string]string{"id": id, "status": "expired"})
 	}
 }
 
@@ -78,7 +79,7 @@ func (srv *Server) handleNotifications(w http.ResponseWriter, r *http.Request) {
 	}
 	items, err := srv.store.OutboxItems(r.Context(), r.URL.Query().Get("state"), limit)
 	if err != nil {
-		writeJSON(w, http.StatusInternalServerError, client.Error{Error: err.Error()})
+		httpx.WriteError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
 	out := make([]client.Notification, 0, len(items))
@@ -97,5 +98,5 @@ func (srv *Server) handleNotifications(w http.ResponseWriter, r *http.Request) {
 		}
 		out = append(out, v)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"queues": srv.pager.Queues(), "notifications": out})
+	httpx.WriteJSON(w, http.StatusOK, map[string]any{"queues": srv.pager.Queues(), "notifications": out})
 }

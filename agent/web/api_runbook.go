@@ -11,19 +11,20 @@ import (
 	"github.com/vigil-project/vigil/agent/client"
 	"github.com/vigil-project/vigil/agent/runbook"
 	"github.com/vigil-project/vigil/agent/store"
+	"github.com/vigil-project/vigil/agent/web/httpx"
 )
 
 func (srv *Server) runbookRoutes(rt *router) {
-	rt.read("GET /api/v1/runbooks", srv.handleRunbooks)
-	rt.read("GET /api/v1/runbooks/runs", srv.handleRuns)
-	rt.read("GET /api/v1/runbooks/runs/{id}", srv.handleRun1)
-	rt.write("POST /api/v1/runbooks/{name}/trigger", srv.handleTrigger)
-	rt.write("POST /api/v1/runbooks/{name}/ack", srv.handleAck)
-	rt.write("POST /api/v1/runbooks/runs/{id}/approve", srv.handleApprove(true))
-	rt.write("POST /api/v1/runbooks/runs/{id}/reject", srv.handleApprove(false))
-	rt.write("POST /api/v1/runbooks/runs/{id}/abort", srv.handleAbort)
-	rt.write("POST /api/v1/runbooks/pause", srv.handlePause(true))
-	rt.write("POST /api/v1/runbooks/resume", srv.handlePause(false))
+	rt.Read("GET /api/v1/runbooks", srv.handleRunbooks)
+	rt.Read("GET /api/v1/runbooks/runs", srv.handleRuns)
+	rt.Read("GET /api/v1/runbooks/runs/{id}", srv.handleRun1)
+	rt.Write("POST /api/v1/runbooks/{name}/trigger", srv.handleTrigger)
+	rt.Write("POST /api/v1/runbooks/{name}/ack", srv.handleAck)
+	rt.Write("POST /api/v1/runbooks/runs/{id}/approve", srv.handleApprove(true))
+	rt.Write("POST /api/v1/runbooks/runs/{id}/reject", srv.handleApprove(false))
+	rt.Write("POST /api/v1/runbooks/runs/{id}/abort", srv.handleAbort)
+	rt.Write("POST /api/v1/runbooks/pause", srv.handlePause(true))
+	rt.Write("POST /api/v1/runbooks/resume", srv.handlePause(false))
 }
 
 func viewRun(r store.RunRow, evs []store.RunEvent) client.Run {
@@ -49,10 +50,10 @@ func viewRun(r store.RunRow, evs []store.RunEvent) client.Run {
 func (srv *Server) handleRunbooks(w http.ResponseWriter, r *http.Request) {
 	paused, by, err := srv.runbooks.State().Paused(r.Context())
 	if err != nil {
-		writeJSON(w, http.StatusInternalServerError, client.Error{Error: err.Error()})
+		httpx.WriteError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"paused": paused, "pausedBy": by, "runbooks": srv.runbooks.Runbooks()})
+	httpx.WriteJSON(w, http.StatusOK, map[string]any{"paused": paused, "pausedBy": by, "runbooks": srv.runbooks.Runbooks()})
 }
 
 func (srv *Server) handleRuns(w http.ResponseWriter, r *http.Request) {
@@ -66,25 +67,25 @@ func (srv *Server) handleRuns(w http.ResponseWriter, r *http.Request) {
 	}
 	runs, err := srv.store.Runs(r.Context(), limit, states...)
 	if err != nil {
-		writeJSON(w, http.StatusInternalServerError, client.Error{Error: err.Error()})
+		httpx.WriteError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
 	out := make([]client.Run, 0, len(runs))
 	for _, run := range runs {
 		out = append(out, viewRun(run, nil))
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"runs": out})
+	httpx.WriteJSON(w, http.StatusOK, map[string]any{"runs": out})
 }
 
 func (srv *Server) handleRun1(w http.ResponseWriter, r *http.Request) {
 	run, evs, err := srv.store.Run(r.Context(), r.PathValue("id"))
 	switch {
 	case errors.Is(err, store.ErrNoRun):
-		writeJSON(w, http.StatusNotFound, client.Error{Error: err.Error()})
+		httpx.WriteError(w, http.StatusNotFound, err.Error())
 	case err != nil:
-		writeJSON(w, http.StatusInternalServerError, client.Error{Error: err.Error()})
+		httpx.WriteError(w, http.StatusInternalServerError, err.Error())
 	default:
-		writeJSON(w, http.StatusOK, viewRun(run, evs))
+		httpx.WriteJSON(w, http.StatusOK, viewRun(run, evs))
 	}
 }
 
@@ -95,13 +96,13 @@ func readAction(w http.ResponseWriter, r *http.Request) (client.ActionRequest, b
 		dec := json.NewDecoder(bytesReader(body))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&req); err != nil {
-			writeJSON(w, http.StatusBadRequest, client.Error{Error: "bad request: " + err.Error()})
+			httpx.WriteError(w, http.StatusBadRequest, "bad request: "+err.Error())
 			return req, false
 		}
 	}
 	req.By = withUser(r, req.By)
 	if req.By == "" {
-		writeJSON(w, http.StatusBadRequest, client.Error{Error: `say who you are: {"by": "name"}`})
+		httpx.WriteError(w, http.StatusBadRequest, `say who you are: {"by": "name"}`)
 		return req, false
 	}
 	return req, true
@@ -110,7 +111,7 @@ func readAction(w http.ResponseWriter, r *http.Request) (client.ActionRequest, b
 // withUser is the "by" recorded for a call: the authenticated user wins
 // over the name in the body, which is kept beside it when it differs.
 func withUser(r *http.Request, by string) string {
-	user := requestUser(r.Context())
+	user := httpx.User(r.Context())
 	switch {
 	case user == "" || by == user:
 		return by
@@ -130,18 +131,18 @@ func (srv *Server) handleTrigger(w http.ResponseWriter, r *http.Request) {
 	switch mode {
 	case "", runbook.Enforce, runbook.Approve, runbook.DryRun:
 	default:
-		writeJSON(w, http.StatusBadRequest, client.Error{Error: "mode must be enforce, approve or dry_run"})
+		httpx.WriteError(w, http.StatusBadRequest, "mode must be enforce, approve or dry_run")
 		return
 	}
 	id, err := srv.runbooks.Trigger(r.Context(), r.PathValue("name"), req.Labels, nil, "manual by "+req.By, mode)
 	switch {
 	case errors.Is(err, runbook.ErrUnknownRunbook):
-		writeJSON(w, http.StatusNotFound, client.Error{Error: err.Error()})
+		httpx.WriteError(w, http.StatusNotFound, err.Error())
 	case err != nil:
-		writeJSON(w, http.StatusInternalServerError, client.Error{Error: err.Error()})
+		httpx.WriteError(w, http.StatusInternalServerError, err.Error())
 	default:
 		run, _, _ := srv.store.Run(r.Context(), id)
-		writeJSON(w, http.StatusOK, viewRun(run, nil))
+		httpx.WriteJSON(w, http.StatusOK, viewRun(run, nil))
 	}
 }
 
@@ -153,12 +154,12 @@ func (srv *Server) handleAck(w http.ResponseWriter, r *http.Request) {
 	err := srv.runbooks.Ack(r.Context(), r.PathValue("name"), req.Target, req.By)
 	switch {
 	case errors.Is(err, runbook.ErrUnknownRunbook):
-		writeJSON(w, http.StatusNotFound, client.Error{Error: err.Error()})
+		httpx.WriteError(w, http.StatusNotFound, err.Error())
 	case err != nil:
-		writeJSON(w, http.StatusInternalServerError, client.Error{Error: err.Error()})
+		httpx.WriteError(w, http.StatusInternalServerError, err.Error())
 	default:
 		srv.log.Info("runbook cooldown acknowledged", "runbook", r.PathValue("name"), "target", req.Target, "by", req.By)
-		writeJSON(w, http.StatusOK, map[string]string{"status": "acknowledged"})
+		httpx.WriteJSON(w, http.StatusOK, map[string]string{"status": "acknowledged"})
 	}
 }
 
@@ -169,10 +170,10 @@ func (srv *Server) handleApprove(ok bool) http.HandlerFunc {
 			return
 		}
 		if err := srv.runbooks.Approve(r.PathValue("id"), req.By, ok); err != nil {
-			writeJSON(w, http.StatusConflict, client.Error{Error: err.Error()})
+			httpx.WriteError(w, http.StatusConflict, err.Error())
 			return
 		}
-		writeJSON(w, http.StatusOK, map[string]any{"id": r.PathValue("id"), "approved": ok})
+		httpx.WriteJSON(w, http.StatusOK, map[string]any{"id": r.PathValue("id"), "approved": ok})
 	}
 }
 
@@ -182,10 +183,10 @@ func (srv *Server) handleAbort(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := srv.runbooks.Abort(r.Context(), r.PathValue("id"), req.By); err != nil {
-		writeJSON(w, http.StatusConflict, client.Error{Error: err.Error()})
+		httpx.WriteError(w, http.StatusConflict, err.Error())
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"id": r.PathValue("id"), "status": "aborting"})
+	httpx.WriteJSON(w, http.StatusOK, map[string]string{"id": r.PathValue("id"), "status": "aborting"})
 }
 
 func (srv *Server) handlePause(paused bool) http.HandlerFunc {
@@ -195,11 +196,11 @@ func (srv *Server) handlePause(paused bool) http.HandlerFunc {
 			return
 		}
 		if err := srv.runbooks.Pause(r.Context(), paused, req.By); err != nil {
-			writeJSON(w, http.StatusInternalServerError, client.Error{Error: err.Error()})
+			httpx.WriteError(w, http.StatusInternalServerError, err.Error())
 			return
 		}
 		srv.log.Warn("runbooks paused state changed", "paused", paused, "by", req.By)
-		writeJSON(w, http.StatusOK, map[string]any{"paused": paused, "by": req.By})
+		httpx.WriteJSON(w, http.StatusOK, map[string]any{"paused": paused, "by": req.By})
 	}
 }
 

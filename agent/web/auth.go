@@ -1,7 +1,6 @@
 package web
 
 import (
-	"context"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -14,6 +13,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/vigil-project/vigil/agent/client"
+	"github.com/vigil-project/vigil/agent/web/httpx"
 	"github.com/vigil-project/vigil/probes"
 )
 
@@ -55,27 +55,9 @@ func (rt *router) handle(level access, pattern string, h http.Handler) {
 	rt.mux.Handle(pattern, rt.srv.guard(level, h))
 }
 
-func (rt *router) open(pattern string, h http.HandlerFunc)  { rt.handle(accessOpen, pattern, h) }
-func (rt *router) read(pattern string, h http.HandlerFunc)  { rt.handle(accessRead, pattern, h) }
-func (rt *router) write(pattern string, h http.HandlerFunc) { rt.handle(accessWrite, pattern, h) }
-
-type userKey struct{}
-
-// requestUser is the authenticated user of the request, "" without one.
-func requestUser(ctx context.Context) string {
-	u, _ := ctx.Value(userKey{}).(string)
-	return u
-}
-
-// actor names who made a request for journals and logs: the authenticated
-// user, or the loopback client when no users are configured.
-func actor(r *http.Request) string {
-	if u := requestUser(r.Context()); u != "" {
-		return u
-	}
-	host, _, _ := net.SplitHostPort(r.RemoteAddr)
-	return "web@" + host
-}
+func (rt *router) Open(pattern string, h http.HandlerFunc)  { rt.handle(accessOpen, pattern, h) }
+func (rt *router) Read(pattern string, h http.HandlerFunc)  { rt.handle(accessRead, pattern, h) }
+func (rt *router) Write(pattern string, h http.HandlerFunc) { rt.handle(accessWrite, pattern, h) }
 
 // guard enforces a route's access level.
 func (srv *Server) guard(level access, next http.Handler) http.Handler {
@@ -103,12 +85,12 @@ func (srv *Server) guard(level access, next http.Handler) http.Handler {
 			return
 		case level == accessWrite && !users && !isLoopback(r):
 			srv.refused(refusedNotLoopback)
-			writeJSON(w, http.StatusForbidden, client.Error{Error: "state-changing calls are only accepted from localhost unless " +
+			httpx.WriteJSON(w, http.StatusForbidden, client.Error{Error: "state-changing calls are only accepted from localhost unless " +
 				"basic_auth_users are set in the web config file (--web.config.file)"})
 			return
 		}
 		if user != "" {
-			r = r.WithContext(context.WithValue(r.Context(), userKey{}, user))
+			r = r.WithContext(httpx.WithUser(r.Context(), user))
 		}
 		next.ServeHTTP(w, r)
 	})
@@ -116,7 +98,7 @@ func (srv *Server) guard(level access, next http.Handler) http.Handler {
 
 func unauthorized(w http.ResponseWriter) {
 	w.Header().Set("WWW-Authenticate", `Basic realm="vigil", charset="UTF-8"`)
-	writeJSON(w, http.StatusUnauthorized, client.Error{Error: http.StatusText(http.StatusUnauthorized)})
+	httpx.WriteError(w, http.StatusUnauthorized, http.StatusText(http.StatusUnauthorized))
 }
 
 // hostOnly is a Host header without its port.
@@ -178,7 +160,7 @@ func (srv *Server) secure(next http.Handler) http.Handler {
 	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		srv.refused(refusedCrossOrigin)
 		srv.log.Warn("cross-origin request refused", "method", r.Method, "path", r.URL.Path, "origin", r.Header.Get("Origin"))
-		writeJSON(w, http.StatusForbidden, client.Error{Error: "cross-origin request refused"})
+		httpx.WriteError(w, http.StatusForbidden, "cross-origin request refused")
 	}))
 	// Refusals are logged at most once a second: a rebinding page retries.
 	logLimit := rate.NewLimiter(1, 5)
@@ -200,7 +182,7 @@ func (srv *Server) secure(next http.Handler) http.Handler {
 				srv.log.Warn("request for an unknown host refused (add the name with --web.allowed-host if it is this agent's)",
 					"host", r.Host, "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr)
 			}
-			writeJSON(w, http.StatusMisdirectedRequest, client.Error{Error: fmt.Sprintf("host %q is not a name this agent answers to; "+
+			httpx.WriteJSON(w, http.StatusMisdirectedRequest, client.Error{Error: fmt.Sprintf("host %q is not a name this agent answers to; "+
 				"if it is, start the agent with --web.allowed-host=%s", r.Host, hostOnly(r.Host))})
 			return
 		}

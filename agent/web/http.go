@@ -2,7 +2,6 @@ package web
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -13,6 +12,8 @@ import (
 	"github.com/vigil-project/vigil/agent/client"
 	"github.com/vigil-project/vigil/agent/config"
 	"github.com/vigil-project/vigil/agent/scheduler"
+	"github.com/vigil-project/vigil/agent/web/httpx"
+	"github.com/vigil-project/vigil/agent/web/promapi"
 	"github.com/vigil-project/vigil/probes"
 	"gopkg.in/yaml.v3"
 )
@@ -28,14 +29,14 @@ func (srv *Server) Handler() http.Handler {
 // router builds the route table: every route with its access level.
 func (srv *Server) router() *router {
 	rt := &router{srv: srv, mux: http.NewServeMux()}
-	rt.read("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
+	rt.Read("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
 		srv.exporter.WritePrometheus(w)
 	})
-	rt.open("GET /-/healthy", func(w http.ResponseWriter, r *http.Request) {
+	rt.Open("GET /-/healthy", func(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte("Healthy\n"))
 	})
-	rt.open("GET /-/ready", func(w http.ResponseWriter, r *http.Request) {
+	rt.Open("GET /-/ready", func(w http.ResponseWriter, r *http.Request) {
 		if !srv.ready.Load() {
 			http.Error(w, "Not ready", http.StatusServiceUnavailable)
 			return
@@ -49,11 +50,11 @@ func (srv *Server) router() *router {
 		}
 		w.Write([]byte("Ready\n"))
 	})
-	rt.write("POST /-/reload", srv.handleReload)
-	rt.read("GET /api/v1/checks", srv.handleChecks)
-	rt.read("GET /api/v1/checks/{name}", srv.handleCheck)
-	rt.write("POST /api/v1/checks/{name}/run", srv.handleRun)
-	srv.promRoutes(rt)
+	rt.Write("POST /-/reload", srv.handleReload)
+	rt.Read("GET /api/v1/checks", srv.handleChecks)
+	rt.Read("GET /api/v1/checks/{name}", srv.handleCheck)
+	rt.Write("POST /api/v1/checks/{name}/run", srv.handleRun)
+	promapi.New(srv.rules).Routes(rt)
 	srv.notifyRoutes(rt)
 	srv.runbookRoutes(rt)
 	srv.drillRoutes(rt)
@@ -61,21 +62,13 @@ func (srv *Server) router() *router {
 	return rt
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	enc.Encode(v)
-}
-
 func (srv *Server) handleReload(w http.ResponseWriter, r *http.Request) {
 	if err := srv.opts.Reload(r.Context()); err != nil {
 		srv.log.Error("reload failed; keeping the running config", "err", err)
-		writeJSON(w, http.StatusBadRequest, client.Error{Error: err.Error()})
+		httpx.WriteError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "reloaded"})
+	httpx.WriteJSON(w, http.StatusOK, map[string]string{"status": "reloaded"})
 }
 
 // checkViews returns the views of every check, or of the one named only.
@@ -120,13 +113,13 @@ func (srv *Server) checkViews(ctx context.Context, limit int, only string, withC
 func (srv *Server) handleChecks(w http.ResponseWriter, r *http.Request) {
 	views, err := srv.checkViews(r.Context(), historyLimit, "", true)
 	if err != nil {
-		writeJSON(w, http.StatusInternalServerError, client.Error{Error: err.Error()})
+		httpx.WriteError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
 	if views == nil {
 		views = []client.CheckView{}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"checks": views})
+	httpx.WriteJSON(w, http.StatusOK, map[string]any{"checks": views})
 }
 
 func (srv *Server) handleCheck(w http.ResponseWriter, r *http.Request) {
@@ -134,7 +127,7 @@ func (srv *Server) handleCheck(w http.ResponseWriter, r *http.Request) {
 	if s := r.URL.Query().Get("limit"); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 1 || n > 10000 {
-			writeJSON(w, http.StatusBadRequest, client.Error{Error: "limit must be an integer between 1 and 10000"})
+			httpx.WriteError(w, http.StatusBadRequest, "limit must be an integer between 1 and 10000")
 			return
 		}
 		limit = n
@@ -142,11 +135,11 @@ func (srv *Server) handleCheck(w http.ResponseWriter, r *http.Request) {
 	views, err := srv.checkViews(r.Context(), limit, r.PathValue("name"), true)
 	switch {
 	case err != nil:
-		writeJSON(w, http.StatusInternalServerError, client.Error{Error: err.Error()})
+		httpx.WriteError(w, http.StatusInternalServerError, err.Error())
 	case len(views) == 0:
-		writeJSON(w, http.StatusNotFound, client.Error{Error: "no check named " + strconv.Quote(r.PathValue("name"))})
+		httpx.WriteError(w, http.StatusNotFound, "no check named "+strconv.Quote(r.PathValue("name")))
 	default:
-		writeJSON(w, http.StatusOK, views[0])
+		httpx.WriteJSON(w, http.StatusOK, views[0])
 	}
 }
 
@@ -157,11 +150,11 @@ func (srv *Server) handleRun(w http.ResponseWriter, r *http.Request) {
 	res, err := srv.sched.RunNow(ctx, r.PathValue("name"))
 	switch {
 	case errors.Is(err, scheduler.ErrUnknownCheck):
-		writeJSON(w, http.StatusNotFound, client.Error{Error: err.Error()})
+		httpx.WriteError(w, http.StatusNotFound, err.Error())
 	case err != nil:
-		writeJSON(w, http.StatusServiceUnavailable, client.Error{Error: err.Error()})
+		httpx.WriteError(w, http.StatusServiceUnavailable, err.Error())
 	default:
-		writeJSON(w, http.StatusOK, client.NewResultView(res))
+		httpx.WriteJSON(w, http.StatusOK, client.NewResultView(res))
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/vigil-project/vigil/agent/runbook"
 	"github.com/vigil-project/vigil/agent/store"
 	"github.com/vigil-project/vigil/agent/ui"
+	"github.com/vigil-project/vigil/agent/web/httpx"
 	"github.com/vigil-project/vigil/probes"
 	"github.com/vigil-project/vigil/rules"
 )
@@ -29,32 +30,32 @@ import (
 const sparkRuns = 30
 
 func (srv *Server) uiRoutes(rt *router) {
-	rt.read("GET /{$}", srv.pageOverview)
-	rt.read("GET /checks/{name}", srv.pageCheck)
-	rt.read("GET /alerts", srv.pageAlerts)
-	rt.read("GET /runbooks", srv.pageRunbooks)
-	rt.read("GET /runbooks/runs/{id}", srv.pageRun)
-	rt.read("GET /drills", srv.pageDrills)
-	rt.read("GET /drills/runs/{id}", srv.pageDrill)
-	rt.read("GET /static/", ui.Static().ServeHTTP)
+	rt.Read("GET /{$}", srv.pageOverview)
+	rt.Read("GET /checks/{name}", srv.pageCheck)
+	rt.Read("GET /alerts", srv.pageAlerts)
+	rt.Read("GET /runbooks", srv.pageRunbooks)
+	rt.Read("GET /runbooks/runs/{id}", srv.pageRun)
+	rt.Read("GET /drills", srv.pageDrills)
+	rt.Read("GET /drills/runs/{id}", srv.pageDrill)
+	rt.Read("GET /static/", ui.Static().ServeHTTP)
 	// Asks the browser for credentials (basic auth), then goes back.
-	rt.write("GET /login", func(w http.ResponseWriter, r *http.Request) {
+	rt.Write("GET /login", func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, safeNext(r.FormValue("next")), http.StatusSeeOther)
 	})
-	rt.write("POST /ui/reload", srv.formReload)
-	rt.write("POST /ui/checks/{name}/run", srv.formRunCheck)
-	rt.write("POST /ui/silences", srv.formAddSilence)
-	rt.write("POST /ui/silences/{id}/expire", srv.formExpireSilence)
-	rt.write("POST /ui/runbooks/runs/{id}/{action}", srv.formRunAction)
-	rt.write("POST /ui/drills/run", srv.formDrillRun)
-	rt.write("POST /ui/drills/runs/{id}/abort", srv.formDrillAbort)
+	rt.Write("POST /ui/reload", srv.formReload)
+	rt.Write("POST /ui/checks/{name}/run", srv.formRunCheck)
+	rt.Write("POST /ui/silences", srv.formAddSilence)
+	rt.Write("POST /ui/silences/{id}/expire", srv.formExpireSilence)
+	rt.Write("POST /ui/runbooks/runs/{id}/{action}", srv.formRunAction)
+	rt.Write("POST /ui/drills/run", srv.formDrillRun)
+	rt.Write("POST /ui/drills/runs/{id}/abort", srv.formDrillAbort)
 }
 
 // page fills the parts every page shares.
 func (srv *Server) page(w http.ResponseWriter, r *http.Request, nav, title string, data any) ui.Page {
 	c, _ := srv.web.current()
 	lang := ui.Lang(w, r)
-	user := requestUser(r.Context())
+	user := httpx.User(r.Context())
 	q := r.URL.Query()
 	q.Del("lang")
 	q.Del("flash")
@@ -414,7 +415,7 @@ func (srv *Server) formOK(w http.ResponseWriter, r *http.Request) bool {
 		srv.pageError(w, r, http.StatusBadRequest, "bad form: "+err.Error())
 		return false
 	}
-	if !srv.csrf.valid(requestUser(r.Context()), r.PostForm.Get("csrf")) {
+	if !srv.csrf.valid(httpx.User(r.Context()), r.PostForm.Get("csrf")) {
 		srv.refused(refusedCSRF)
 		srv.log.Warn("form post without a valid token refused", "path", r.URL.Path, "remote", r.RemoteAddr)
 		srv.pageError(w, r, http.StatusForbidden, "the form token is missing or stale: reload the page and try again")
@@ -464,11 +465,11 @@ func (srv *Server) formReload(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := srv.opts.Reload(r.Context()); err != nil {
-		srv.log.Error("reload failed; keeping the running config", "err", err, "by", actor(r))
+		srv.log.Error("reload failed; keeping the running config", "err", err, "by", httpx.Actor(r))
 		srv.pageError(w, r, http.StatusBadRequest, err.Error())
 		return
 	}
-	srv.log.Info("config reloaded from the status page", "by", actor(r))
+	srv.log.Info("config reloaded from the status page", "by", httpx.Actor(r))
 	back(w, r, "/", "reloaded")
 }
 
@@ -479,7 +480,7 @@ func (srv *Server) formRunCheck(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
 	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Minute)
 	defer cancel()
-	srv.log.Info("check run requested", "check", name, "by", actor(r))
+	srv.log.Info("check run requested", "check", name, "by", httpx.Actor(r))
 	if _, err := srv.sched.RunNow(ctx, name); err != nil {
 		srv.pageError(w, r, http.StatusServiceUnavailable, err.Error())
 		return
@@ -504,7 +505,7 @@ func (srv *Server) formAddSilence(w http.ResponseWriter, r *http.Request) {
 	}
 	now := time.Now()
 	s, err := srv.pager.Silences().Add(r.Context(), route.Silence{Matchers: matchers, StartsAt: now, EndsAt: now.Add(d),
-		CreatedBy: actor(r), Comment: r.PostForm.Get("comment")})
+		CreatedBy: httpx.Actor(r), Comment: r.PostForm.Get("comment")})
 	if err != nil {
 		srv.pageError(w, r, http.StatusBadRequest, err.Error())
 		return
@@ -522,7 +523,7 @@ func (srv *Server) formExpireSilence(w http.ResponseWriter, r *http.Request) {
 		srv.pageError(w, r, http.StatusNotFound, err.Error())
 		return
 	}
-	srv.log.Info("silence expired", "id", id, "by", actor(r))
+	srv.log.Info("silence expired", "id", id, "by", httpx.Actor(r))
 	back(w, r, "/alerts", "expired")
 }
 
@@ -530,7 +531,7 @@ func (srv *Server) formRunAction(w http.ResponseWriter, r *http.Request) {
 	if !srv.formOK(w, r) {
 		return
 	}
-	id, by := r.PathValue("id"), actor(r)
+	id, by := r.PathValue("id"), httpx.Actor(r)
 	var err error
 	switch action := r.PathValue("action"); action {
 	case "approve", "reject":
@@ -558,7 +559,7 @@ func (srv *Server) formDrillRun(w http.ResponseWriter, r *http.Request) {
 		srv.pageError(w, r, http.StatusNotFound, "no drill named "+r.PostForm.Get("name")+" is loaded")
 		return
 	}
-	id, err := srv.drills.Start(d, actor(r))
+	id, err := srv.drills.Start(d, httpx.Actor(r))
 	if err != nil {
 		srv.pageError(w, r, http.StatusConflict, err.Error())
 		return
@@ -571,10 +572,10 @@ func (srv *Server) formDrillAbort(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := r.PathValue("id")
-	if err := srv.drills.Abort(id, actor(r)); err != nil {
+	if err := srv.drills.Abort(id, httpx.Actor(r)); err != nil {
 		srv.pageError(w, r, http.StatusConflict, err.Error())
 		return
 	}
-	srv.log.Warn("drill aborted", "id", id, "by", actor(r))
+	srv.log.Warn("drill aborted", "id", id, "by", httpx.Actor(r))
 	back(w, r, "/drills/runs/"+url.PathEscape(id), "drill_aborted")
 }

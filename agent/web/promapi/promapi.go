@@ -1,4 +1,8 @@
-package web
+// Package promapi serves the Prometheus HTTP API over the agent's own
+// sample store and rules: instant and range queries, series, labels,
+// rules and alerts, in Prometheus's response format, so Grafana and
+// promtool can query an agent directly.
+package promapi
 
 import (
 	"context"
@@ -15,6 +19,7 @@ import (
 	"github.com/prometheus/prometheus/promql/parser"
 	"github.com/prometheus/prometheus/storage"
 
+	"github.com/vigil-project/vigil/agent/web/httpx"
 	"github.com/vigil-project/vigil/rules"
 )
 
@@ -39,16 +44,30 @@ func promErr(w http.ResponseWriter, status int, typ string, err error) {
 	json.NewEncoder(w).Encode(promResponse{Status: "error", ErrorType: typ, Error: err.Error()})
 }
 
-func (srv *Server) promRoutes(rt *router) {
+// Rules is the rule engine the API reads.
+type Rules interface {
+	Engine() *promql.Engine
+	Queryable() storage.Queryable
+	Groups() []*rules.Group
+}
+
+// API serves the query API.
+type API struct{ rules Rules }
+
+// New returns the API over a rule engine.
+func New(r Rules) *API { return &API{rules: r} }
+
+// Routes registers the API's routes; all of them only read.
+func (api *API) Routes(rt httpx.Router) {
 	for _, m := range []string{"GET", "POST"} {
-		rt.read(m+" /api/v1/query", srv.handleQuery)
-		rt.read(m+" /api/v1/query_range", srv.handleQueryRange)
-		rt.read(m+" /api/v1/series", srv.handleSeries)
-		rt.read(m+" /api/v1/labels", srv.handleLabels)
+		rt.Read(m+" /api/v1/query", api.handleQuery)
+		rt.Read(m+" /api/v1/query_range", api.handleQueryRange)
+		rt.Read(m+" /api/v1/series", api.handleSeries)
+		rt.Read(m+" /api/v1/labels", api.handleLabels)
 	}
-	rt.read("GET /api/v1/label/{name}/values", srv.handleLabelValues)
-	rt.read("GET /api/v1/rules", srv.handleRules)
-	rt.read("GET /api/v1/alerts", srv.handleAlerts)
+	rt.Read("GET /api/v1/label/{name}/values", api.handleLabelValues)
+	rt.Read("GET /api/v1/rules", api.handleRules)
+	rt.Read("GET /api/v1/alerts", api.handleAlerts)
 }
 
 // parseTime accepts RFC 3339 or Unix seconds, as Prometheus does.
@@ -73,17 +92,17 @@ func parseStep(s string) (time.Duration, error) {
 	return time.ParseDuration(s)
 }
 
-func (srv *Server) handleQuery(w http.ResponseWriter, r *http.Request) {
+func (api *API) handleQuery(w http.ResponseWriter, r *http.Request) {
 	ts, err := parseTime(r.FormValue("time"), time.Now())
 	if err != nil {
 		promErr(w, http.StatusBadRequest, "bad_data", err)
 		return
 	}
-	q, err := srv.rules.Engine().NewInstantQuery(r.Context(), srv.rules.Queryable(), nil, r.FormValue("query"), ts)
-	srv.runQuery(w, r, q, err)
+	q, err := api.rules.Engine().NewInstantQuery(r.Context(), api.rules.Queryable(), nil, r.FormValue("query"), ts)
+	api.runQuery(w, r, q, err)
 }
 
-func (srv *Server) handleQueryRange(w http.ResponseWriter, r *http.Request) {
+func (api *API) handleQueryRange(w http.ResponseWriter, r *http.Request) {
 	start, err1 := parseTime(r.FormValue("start"), time.Time{})
 	end, err2 := parseTime(r.FormValue("end"), time.Time{})
 	step, err3 := parseStep(r.FormValue("step"))
@@ -98,11 +117,11 @@ func (srv *Server) handleQueryRange(w http.ResponseWriter, r *http.Request) {
 		promErr(w, http.StatusBadRequest, "bad_data", errors.New("invalid step or range (at most 11,000 points)"))
 		return
 	}
-	q, err := srv.rules.Engine().NewRangeQuery(r.Context(), srv.rules.Queryable(), nil, r.FormValue("query"), start, end, step)
-	srv.runQuery(w, r, q, err)
+	q, err := api.rules.Engine().NewRangeQuery(r.Context(), api.rules.Queryable(), nil, r.FormValue("query"), start, end, step)
+	api.runQuery(w, r, q, err)
 }
 
-func (srv *Server) runQuery(w http.ResponseWriter, r *http.Request, q promql.Query, err error) {
+func (api *API) runQuery(w http.ResponseWriter, r *http.Request, q promql.Query, err error) {
 	if err != nil {
 		promErr(w, http.StatusBadRequest, "bad_data", err)
 		return
@@ -149,7 +168,7 @@ func (srv *Server) runQuery(w http.ResponseWriter, r *http.Request, q promql.Que
 	promOK(w, data)
 }
 
-func (srv *Server) matchersAndRange(r *http.Request) ([][]*labels.Matcher, int64, int64, error) {
+func (api *API) matchersAndRange(r *http.Request) ([][]*labels.Matcher, int64, int64, error) {
 	r.ParseForm()
 	var sets [][]*labels.Matcher
 	for _, m := range r.Form["match[]"] {
@@ -170,8 +189,8 @@ func (srv *Server) matchersAndRange(r *http.Request) ([][]*labels.Matcher, int64
 	return sets, start.UnixMilli(), end.UnixMilli(), nil
 }
 
-func (srv *Server) handleSeries(w http.ResponseWriter, r *http.Request) {
-	sets, mint, maxt, err := srv.matchersAndRange(r)
+func (api *API) handleSeries(w http.ResponseWriter, r *http.Request) {
+	sets, mint, maxt, err := api.matchersAndRange(r)
 	if err == nil && len(sets) == 0 {
 		err = errors.New("no match[] parameter provided")
 	}
@@ -179,7 +198,7 @@ func (srv *Server) handleSeries(w http.ResponseWriter, r *http.Request) {
 		promErr(w, http.StatusBadRequest, "bad_data", err)
 		return
 	}
-	q, _ := srv.rules.Queryable().Querier(mint, maxt)
+	q, _ := api.rules.Queryable().Querier(mint, maxt)
 	defer q.Close()
 	seen := map[uint64]labels.Labels{}
 	for _, ms := range sets {
@@ -197,8 +216,8 @@ func (srv *Server) handleSeries(w http.ResponseWriter, r *http.Request) {
 	promOK(w, out)
 }
 
-func (srv *Server) labelQuery(w http.ResponseWriter, r *http.Request, name string) {
-	sets, mint, maxt, err := srv.matchersAndRange(r)
+func (api *API) labelQuery(w http.ResponseWriter, r *http.Request, name string) {
+	sets, mint, maxt, err := api.matchersAndRange(r)
 	if err != nil {
 		promErr(w, http.StatusBadRequest, "bad_data", err)
 		return
@@ -206,7 +225,7 @@ func (srv *Server) labelQuery(w http.ResponseWriter, r *http.Request, name strin
 	if len(sets) == 0 {
 		sets = [][]*labels.Matcher{nil}
 	}
-	q, _ := srv.rules.Queryable().Querier(mint, maxt)
+	q, _ := api.rules.Queryable().Querier(mint, maxt)
 	defer q.Close()
 	seen := map[string]bool{}
 	for _, ms := range sets {
@@ -232,10 +251,10 @@ func (srv *Server) labelQuery(w http.ResponseWriter, r *http.Request, name strin
 	promOK(w, out)
 }
 
-func (srv *Server) handleLabels(w http.ResponseWriter, r *http.Request) { srv.labelQuery(w, r, "") }
+func (api *API) handleLabels(w http.ResponseWriter, r *http.Request) { api.labelQuery(w, r, "") }
 
-func (srv *Server) handleLabelValues(w http.ResponseWriter, r *http.Request) {
-	srv.labelQuery(w, r, r.PathValue("name"))
+func (api *API) handleLabelValues(w http.ResponseWriter, r *http.Request) {
+	api.labelQuery(w, r, r.PathValue("name"))
 }
 
 type alertJSON struct {
@@ -259,9 +278,9 @@ func toAlertJSON(as []rules.Alert) []alertJSON {
 	return out
 }
 
-func (srv *Server) handleAlerts(w http.ResponseWriter, _ *http.Request) {
+func (api *API) handleAlerts(w http.ResponseWriter, _ *http.Request) {
 	var all []alertJSON
-	for _, g := range srv.rules.Groups() {
+	for _, g := range api.rules.Groups() {
 		for _, r := range g.Rules {
 			if ar, ok := r.(*rules.AlertingRule); ok {
 				all = append(all, toAlertJSON(ar.Alerts())...)
@@ -274,10 +293,10 @@ func (srv *Server) handleAlerts(w http.ResponseWriter, _ *http.Request) {
 	promOK(w, map[string]any{"alerts": all})
 }
 
-func (srv *Server) handleRules(w http.ResponseWriter, r *http.Request) {
+func (api *API) handleRules(w http.ResponseWriter, r *http.Request) {
 	typ := r.FormValue("type") // "alert" or "record" filters, as in Prometheus
 	var groups []map[string]any
-	for _, g := range srv.rules.Groups() {
+	for _, g := range api.rules.Groups() {
 		info := g.Info()
 		var rs []map[string]any
 		for _, ri := range info.Rules {
