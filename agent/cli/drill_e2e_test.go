@@ -6,11 +6,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/vigil-project/vigil/agent/drill"
 	"github.com/vigil-project/vigil/internal/testenv"
 )
 
@@ -127,6 +129,10 @@ func TestDrillInvoiceQRFailover(t *testing.T) {
 	// a page to on-call would be in the inbox by now.
 	a.waitEvaluations(t, 3)
 	a.waitQueuesEmpty(t)
+	drillSpec, err := drill.Load(file)
+	if err != nil {
+		t.Fatal(err)
+	}
 	_, pagesBody := httpDo(t, "GET", url(10)+"/admin/pages", "")
 	var inbox struct {
 		Pages []struct {
@@ -146,7 +152,10 @@ func TestDrillInvoiceQRFailover(t *testing.T) {
 					t.Errorf("a drill page went to %q: %v", p.Payload.Receiver, al.Labels)
 				}
 			}
-			if p.Payload.Receiver == "oncall" {
+			// Pages about the drill's own check must go the drill route;
+			// others (a busy CI machine's HostCPUHigh) are not the
+			// drill's to judge.
+			if p.Payload.Receiver == "oncall" && slices.Contains(drillSpec.Checks, al.Labels["check"]) {
 				t.Errorf("on-call was paged during the drill: %v", al.Labels)
 			}
 		}

@@ -204,15 +204,15 @@ func newCSRFKey() csrfKey {
 	return k
 }
 
-// token is the form token for a user ("" without auth): an HMAC, so it
+// Token is the form token for a user ("" without auth): an HMAC, so it
 // needs no server-side state, and bound to the user, so a token read by an
 // anonymous viewer of public pages is worth nothing to a logged-in user.
-func (k csrfKey) token(user string) string {
+func (k csrfKey) Token(user string) string {
 	m := hmac.New(sha256.New, k)
 	m.Write([]byte("vigil-form\x00" + user))
 	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
 }
 
-func (k csrfKey) valid(user, tok string) bool {
-	return tok != "" && hmac.Equal([]byte(k.token(user)), []byte(strings.TrimSpace(tok)))
+func (k csrfKey) Valid(user, tok string) bool {
+	return tok != "" && hmac.Equal([]byte(k.Token(user)), []byte(strings.TrimSpace(tok)))
 }

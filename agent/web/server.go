@@ -19,18 +19,11 @@ import (
 	"time"
 
 	"github.com/prometheus/exporter-toolkit/web"
-	"github.com/prometheus/prometheus/promql"
-	"github.com/prometheus/prometheus/storage"
 
-	"github.com/vigil-project/vigil/agent/config"
-	"github.com/vigil-project/vigil/agent/drill"
-	"github.com/vigil-project/vigil/agent/notify/outbox"
-	"github.com/vigil-project/vigil/agent/notify/route"
-	"github.com/vigil-project/vigil/agent/runbook"
-	"github.com/vigil-project/vigil/agent/store"
-	"github.com/vigil-project/vigil/agent/ui"
+	"github.com/vigil-project/vigil/agent/web/api"
+	"github.com/vigil-project/vigil/agent/web/promapi"
+	"github.com/vigil-project/vigil/agent/web/ui"
 	"github.com/vigil-project/vigil/probes"
-	"github.com/vigil-project/vigil/rules"
 )
 
 // Metrics is the exporter: /metrics and the refused-requests counter.
@@ -40,59 +33,12 @@ type Metrics interface {
 	Counter(name string, labels ...probes.Label)
 }
 
-// Checks are the configured checks and their last results.
-type Checks interface {
-	Checks() []config.Check
-	Last(name string) (probes.Result, bool)
-}
-
-// Scheduler runs a check now.
-type Scheduler interface {
-	RunNow(ctx context.Context, name string) (probes.Result, error)
-}
-
-// Rules is the rule engine: the query API and the alerts page read it.
-type Rules interface {
-	Engine() *promql.Engine
-	Queryable() storage.Queryable
-	Groups() []*rules.Group
-}
-
-// Paging holds the silences and the delivery queues.
-type Paging interface {
-	Silences() *route.Silences
-	Queues() []outbox.Stats
-}
-
-// Runbooks are the runbook manager's actions.
-type Runbooks interface {
-	Runbooks() []*runbook.Runbook
-	State() runbook.State
-	Trigger(ctx context.Context, name string, lbls, annotations map[string]string, by string, mode runbook.Mode) (string, error)
-	Ack(ctx context.Context, name, target, by string) error
-	Approve(id, by string, ok bool) error
-	Abort(ctx context.Context, id, by string) error
-	Pause(ctx context.Context, paused bool, by string) error
-}
-
-// Drills is the drill orchestrator.
-type Drills interface {
-	List() []*drill.Drill
-	ByName(name string) *drill.Drill
-	Current() *drill.Run
-	Start(dr *drill.Drill, by string) (string, error)
-	Abort(id, by string) error
-}
-
-// Store is what the API reads from the agent's store.
+// Store is what the server itself reads from the agent's store (the API
+// reads the rest).
 type Store interface {
-	Summaries(ctx context.Context, check string, limit int) ([]store.Summary, error)
+	api.Store
+	// WriteHealth is why writes fail, nil while they succeed (readiness).
 	WriteHealth() error
-	OutboxItems(ctx context.Context, state string, limit int) ([]*store.OutboxItem, error)
-	Runs(ctx context.Context, limit int, states ...string) ([]store.RunRow, error)
-	Run(ctx context.Context, id string) (store.RunRow, []store.RunEvent, error)
-	DrillRuns(ctx context.Context, drill string, limit int, states ...string) ([]store.DrillRow, error)
-	DrillRun(ctx context.Context, id string) (store.DrillRow, error)
 }
 
 // Trimmer is told when a burst of work (a page render) is over.
@@ -113,12 +59,12 @@ type Options struct {
 	Logger       *slog.Logger
 
 	Metrics   Metrics
-	Checks    Checks
-	Scheduler Scheduler
-	Rules     Rules
-	Paging    Paging
-	Runbooks  Runbooks
-	Drills    Drills
+	Checks    api.Checks
+	Scheduler api.Scheduler
+	Rules     promapi.Rules
+	Paging    api.Paging
+	Runbooks  api.Runbooks
+	Drills    api.Drills
 	Store     Store
 	Trimmer   Trimmer
 	// Reload re-reads the agent's config (POST /-/reload).
@@ -130,18 +76,19 @@ type Server struct {
 	opts     Options
 	log      *slog.Logger
 	exporter Metrics
-	state    Checks
-	sched    Scheduler
-	rules    Rules
-	pager    Paging
-	runbooks Runbooks
-	drills   Drills
+	api      *api.API
+	state    api.Checks
+	sched    api.Scheduler
+	rules    promapi.Rules
+	pager    api.Paging
+	runbooks api.Runbooks
+	drills   api.Drills
 	store    Store
 	trim     Trimmer
 	web      *webConfig
 	hosts    *hostAllowList
 	csrf     csrfKey
-	ui       *ui.Pages
+	site     *ui.Site
 	ready    atomic.Bool
 }
 
@@ -162,7 +109,13 @@ func New(opts Options) (*Server, error) {
 	s := &Server{opts: opts, log: opts.Logger, exporter: opts.Metrics, state: opts.Checks, sched: opts.Scheduler,
 		rules: opts.Rules, pager: opts.Paging, runbooks: opts.Runbooks, drills: opts.Drills, store: opts.Store,
 		trim: opts.Trimmer, web: wc, hosts: newHostAllowList(ListenAddresses(opts.Flags), opts.AllowedHosts),
-		csrf: newCSRFKey(), ui: ui.New()}
+		csrf: newCSRFKey()}
+	s.api = api.New(api.Options{Checks: opts.Checks, Scheduler: opts.Scheduler, Paging: opts.Paging, Runbooks: opts.Runbooks,
+		Drills: opts.Drills, Store: opts.Store, Reload: opts.Reload, Logger: opts.Logger})
+	s.site = ui.NewSite(ui.SiteOptions{API: s.api, Scheduler: opts.Scheduler, Paging: opts.Paging, Runbooks: opts.Runbooks,
+		Drills: opts.Drills, Store: opts.Store, Rules: opts.Rules, Trimmer: opts.Trimmer, Reload: opts.Reload,
+		AuthEnabled: func() bool { c, _ := s.web.current(); return len(c.Users) > 0 }, CSRF: s.csrf,
+		OnCSRFRefused: func() { s.refused(refusedCSRF) }, Logger: opts.Logger})
 	s.exportRefused()
 	return s, nil
 }
@@ -231,4 +184,4 @@ func (srv *Server) Routes() []Route {
 
 // FormToken is the CSRF token the status page's forms carry for a user
 // ("" without auth).
-func (srv *Server) FormToken(user string) string { return srv.csrf.token(user) }
+func (srv *Server) FormToken(user string) string { return srv.csrf.Token(user) }

@@ -1,4 +1,4 @@
-package web
+package api
 
 import (
 	"encoding/json"
@@ -14,36 +14,36 @@ import (
 	"github.com/vigil-project/vigil/agent/web/httpx"
 )
 
-func (srv *Server) drillRoutes(rt *router) {
-	rt.Read("GET /api/v1/drills", srv.handleDrills)
-	rt.Read("GET /api/v1/drills/runs", srv.handleDrillRuns)
-	rt.Read("GET /api/v1/drills/runs/{id}", srv.handleDrillRun)
-	rt.Read("GET /api/v1/drills/history", srv.handleDrillHistory)
-	rt.Write("POST /api/v1/drills/run", srv.handleDrillStart)
-	rt.Write("POST /api/v1/drills/runs/{id}/abort", srv.handleDrillAbort)
+func (api *API) drillRoutes(rt httpx.Router) {
+	rt.Read("GET /api/v1/drills", api.handleDrills)
+	rt.Read("GET /api/v1/drills/runs", api.handleDrillRuns)
+	rt.Read("GET /api/v1/drills/runs/{id}", api.handleDrillRun)
+	rt.Read("GET /api/v1/drills/history", api.handleDrillHistory)
+	rt.Write("POST /api/v1/drills/run", api.handleDrillStart)
+	rt.Write("POST /api/v1/drills/runs/{id}/abort", api.handleDrillAbort)
 }
 
 // drillViews lists the loaded drills for the API and the status page.
-func (srv *Server) drillViews() []client.Drill {
+func (api *API) DrillViews() []client.Drill {
 	out := []client.Drill{}
-	for _, d := range srv.drills.List() {
+	for _, d := range api.drills.List() {
 		out = append(out, client.Drill{Name: d.Name, File: d.File, Hypothesis: d.Hypothesis, Checks: d.Checks,
 			Duration: d.Duration.String(), Objectives: d.Objectives, Stop: d.StopConditions})
 	}
 	return out
 }
 
-func (srv *Server) handleDrills(w http.ResponseWriter, r *http.Request) {
-	resp := map[string]any{"drills": srv.drillViews()}
-	if run := srv.drills.Current(); run != nil {
+func (api *API) handleDrills(w http.ResponseWriter, r *http.Request) {
+	resp := map[string]any{"drills": api.DrillViews()}
+	if run := api.drills.Current(); run != nil {
 		resp["active"] = map[string]string{"id": run.ID, "drill": run.Drill.Name}
 	}
 	httpx.WriteJSON(w, http.StatusOK, resp)
 }
 
 // drillReport is a run's report: live while it runs, stored after.
-func (srv *Server) drillReport(r *http.Request, row store.DrillRow) drill.Report {
-	if run := srv.drills.Current(); run != nil && run.ID == row.ID {
+func (api *API) DrillReport(r *http.Request, row store.DrillRow) drill.Report {
+	if run := api.drills.Current(); run != nil && run.ID == row.ID {
 		return run.Report()
 	}
 	var rep drill.Report
@@ -53,25 +53,25 @@ func (srv *Server) drillReport(r *http.Request, row store.DrillRow) drill.Report
 	return rep
 }
 
-func (srv *Server) handleDrillRuns(w http.ResponseWriter, r *http.Request) {
+func (api *API) handleDrillRuns(w http.ResponseWriter, r *http.Request) {
 	limit, _ := strconv.Atoi(r.FormValue("limit"))
 	if limit <= 0 || limit > 1000 {
 		limit = 50
 	}
-	rows, err := srv.store.DrillRuns(r.Context(), r.FormValue("drill"), limit)
+	rows, err := api.store.DrillRuns(r.Context(), r.FormValue("drill"), limit)
 	if err != nil {
 		httpx.WriteError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
 	out := []drill.Report{}
 	for _, row := range rows {
-		out = append(out, srv.drillReport(r, row))
+		out = append(out, api.DrillReport(r, row))
 	}
 	httpx.WriteJSON(w, http.StatusOK, map[string]any{"runs": out})
 }
 
-func (srv *Server) handleDrillRun(w http.ResponseWriter, r *http.Request) {
-	row, err := srv.store.DrillRun(r.Context(), r.PathValue("id"))
+func (api *API) handleDrillRun(w http.ResponseWriter, r *http.Request) {
+	row, err := api.store.DrillRun(r.Context(), r.PathValue("id"))
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		httpx.WriteError(w, http.StatusNotFound, err.Error())
@@ -79,21 +79,21 @@ func (srv *Server) handleDrillRun(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteError(w, http.StatusInternalServerError, err.Error())
 	case r.FormValue("format") == "markdown":
 		w.Header().Set("Content-Type", "text/markdown; charset=utf-8")
-		io.WriteString(w, srv.drillReport(r, row).Markdown())
+		io.WriteString(w, api.DrillReport(r, row).Markdown())
 	default:
-		httpx.WriteJSON(w, http.StatusOK, srv.drillReport(r, row))
+		httpx.WriteJSON(w, http.StatusOK, api.DrillReport(r, row))
 	}
 }
 
-func (srv *Server) handleDrillHistory(w http.ResponseWriter, r *http.Request) {
-	rows, err := srv.store.DrillRuns(r.Context(), r.FormValue("drill"), 1000, drill.StatePassed, drill.StateFailed)
+func (api *API) handleDrillHistory(w http.ResponseWriter, r *http.Request) {
+	rows, err := api.store.DrillRuns(r.Context(), r.FormValue("drill"), 1000, drill.StatePassed, drill.StateFailed)
 	if err != nil {
 		httpx.WriteError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
 	var reps []drill.Report
 	for _, row := range rows {
-		reps = append(reps, srv.drillReport(r, row))
+		reps = append(reps, api.DrillReport(r, row))
 	}
 	stats := drill.History(reps)
 	if stats == nil {
@@ -102,7 +102,7 @@ func (srv *Server) handleDrillHistory(w http.ResponseWriter, r *http.Request) {
 	httpx.WriteJSON(w, http.StatusOK, map[string]any{"drill": r.FormValue("drill"), "runs": len(reps), "measures": stats})
 }
 
-func (srv *Server) handleDrillStart(w http.ResponseWriter, r *http.Request) {
+func (api *API) handleDrillStart(w http.ResponseWriter, r *http.Request) {
 	var req client.DrillStartRequest
 	dec := json.NewDecoder(io.LimitReader(r.Body, 1<<20))
 	dec.DisallowUnknownFields()
@@ -129,7 +129,7 @@ func (srv *Server) handleDrillStart(w http.ResponseWriter, r *http.Request) {
 		}
 		d = parsed
 	case req.Name != "":
-		if d = srv.drills.ByName(req.Name); d == nil {
+		if d = api.drills.ByName(req.Name); d == nil {
 			httpx.WriteError(w, http.StatusNotFound, "no drill named "+strconv.Quote(req.Name)+" is loaded")
 			return
 		}
@@ -137,7 +137,7 @@ func (srv *Server) handleDrillStart(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteError(w, http.StatusBadRequest, "name a loaded drill or send a drill file's source")
 		return
 	}
-	id, err := srv.drills.Start(d, req.By)
+	id, err := api.drills.Start(d, req.By)
 	switch {
 	case errors.Is(err, drill.ErrActive):
 		httpx.WriteError(w, http.StatusConflict, err.Error())
@@ -148,15 +148,15 @@ func (srv *Server) handleDrillStart(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func (srv *Server) handleDrillAbort(w http.ResponseWriter, r *http.Request) {
+func (api *API) handleDrillAbort(w http.ResponseWriter, r *http.Request) {
 	req, ok := readAction(w, r)
 	if !ok {
 		return
 	}
-	if err := srv.drills.Abort(r.PathValue("id"), req.By); err != nil {
+	if err := api.drills.Abort(r.PathValue("id"), req.By); err != nil {
 		httpx.WriteError(w, http.StatusConflict, err.Error())
 		return
 	}
-	srv.log.Warn("drill aborted", "id", r.PathValue("id"), "by", req.By)
+	api.log.Warn("drill aborted", "id", r.PathValue("id"), "by", req.By)
 	httpx.WriteJSON(w, http.StatusOK, map[string]string{"id": r.PathValue("id"), "status": "aborting: the rollback runs"})
 }

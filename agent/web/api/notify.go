@@ -1,4 +1,4 @@
-package web
+package api
 
 import (
 	"encoding/json"
@@ -14,18 +14,18 @@ import (
 	"github.com/vigil-project/vigil/agent/web/httpx"
 )
 
-func (srv *Server) notifyRoutes(rt *router) {
-	rt.Read("GET /api/v1/silences", srv.handleSilences)
-	rt.Write("POST /api/v1/silences", srv.handleAddSilence)
-	rt.Write("DELETE /api/v1/silences/{id}", srv.handleExpireSilence)
-	rt.Read("GET /api/v1/notifications", srv.handleNotifications)
+func (api *API) notifyRoutes(rt httpx.Router) {
+	rt.Read("GET /api/v1/silences", api.handleSilences)
+	rt.Write("POST /api/v1/silences", api.handleAddSilence)
+	rt.Write("DELETE /api/v1/silences/{id}", api.handleExpireSilence)
+	rt.Read("GET /api/v1/notifications", api.handleNotifications)
 }
 
-func (srv *Server) handleSilences(w http.ResponseWriter, _ *http.Request) {
-	httpx.WriteJSON(w, http.StatusOK, map[string]any{"silences": srv.pager.Silences().List()})
+func (api *API) handleSilences(w http.ResponseWriter, _ *http.Request) {
+	httpx.WriteJSON(w, http.StatusOK, map[string]any{"silences": api.pager.Silences().List()})
 }
 
-func (srv *Server) handleAddSilence(w http.ResponseWriter, r *http.Request) {
+func (api *API) handleAddSilence(w http.ResponseWriter, r *http.Request) {
 	var req client.SilenceRequest
 	dec := json.NewDecoder(io.LimitReader(r.Body, 64<<10))
 	dec.DisallowUnknownFields()
@@ -46,38 +46,38 @@ func (srv *Server) handleAddSilence(w http.ResponseWriter, r *http.Request) {
 		}
 		req.EndsAt = start.Add(d)
 	}
-	s, err := srv.pager.Silences().Add(r.Context(), route.Silence{Matchers: req.Matchers, StartsAt: req.StartsAt, EndsAt: req.EndsAt,
+	s, err := api.pager.Silences().Add(r.Context(), route.Silence{Matchers: req.Matchers, StartsAt: req.StartsAt, EndsAt: req.EndsAt,
 		CreatedBy: req.CreatedBy, Comment: req.Comment})
 	if err != nil {
 		httpx.WriteError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	srv.log.Info("silence added", "id", s.ID, "matchers", s.Matchers, "ends_at", s.EndsAt, "created_by", s.CreatedBy)
+	api.log.Info("silence added", "id", s.ID, "matchers", s.Matchers, "ends_at", s.EndsAt, "created_by", s.CreatedBy)
 	httpx.WriteJSON(w, http.StatusOK, s)
 }
 
-func (srv *Server) handleExpireSilence(w http.ResponseWriter, r *http.Request) {
+func (api *API) handleExpireSilence(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	err := srv.pager.Silences().Expire(r.Context(), id)
+	err := api.pager.Silences().Expire(r.Context(), id)
 	switch {
 	case errors.Is(err, route.ErrNoSilence):
 		httpx.WriteError(w, http.StatusNotFound, err.Error())
 	case err != nil:
 		httpx.WriteError(w, http.StatusInternalServerError, err.Error())
 	default:
-		srv.log.Info("silence expired", "id", id)
+		api.log.Info("silence expired", "id", id)
 		httpx.WriteJSON(w, http.StatusOK, map[string]string{"id": id, "status": "expired"})
 	}
 }
 
-func (srv *Server) handleNotifications(w http.ResponseWriter, r *http.Request) {
+func (api *API) handleNotifications(w http.ResponseWriter, r *http.Request) {
 	limit := 100
 	if s := r.URL.Query().Get("limit"); s != "" {
 		if n, err := strconv.Atoi(s); err == nil && n > 0 && n <= 1000 {
 			limit = n
 		}
 	}
-	items, err := srv.store.OutboxItems(r.Context(), r.URL.Query().Get("state"), limit)
+	items, err := api.store.OutboxItems(r.Context(), r.URL.Query().Get("state"), limit)
 	if err != nil {
 		httpx.WriteError(w, http.StatusInternalServerError, err.Error())
 		return
@@ -98,5 +98,5 @@ func (srv *Server) handleNotifications(w http.ResponseWriter, r *http.Request) {
 		}
 		out = append(out, v)
 	}
-	httpx.WriteJSON(w, http.StatusOK, map[string]any{"queues": srv.pager.Queues(), "notifications": out})
+	httpx.WriteJSON(w, http.StatusOK, map[string]any{"queues": api.pager.Queues(), "notifications": out})
 }

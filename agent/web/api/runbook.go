@@ -1,4 +1,4 @@
-package web
+package api
 
 import (
 	"bytes"
@@ -14,20 +14,20 @@ import (
 	"github.com/vigil-project/vigil/agent/web/httpx"
 )
 
-func (srv *Server) runbookRoutes(rt *router) {
-	rt.Read("GET /api/v1/runbooks", srv.handleRunbooks)
-	rt.Read("GET /api/v1/runbooks/runs", srv.handleRuns)
-	rt.Read("GET /api/v1/runbooks/runs/{id}", srv.handleRun1)
-	rt.Write("POST /api/v1/runbooks/{name}/trigger", srv.handleTrigger)
-	rt.Write("POST /api/v1/runbooks/{name}/ack", srv.handleAck)
-	rt.Write("POST /api/v1/runbooks/runs/{id}/approve", srv.handleApprove(true))
-	rt.Write("POST /api/v1/runbooks/runs/{id}/reject", srv.handleApprove(false))
-	rt.Write("POST /api/v1/runbooks/runs/{id}/abort", srv.handleAbort)
-	rt.Write("POST /api/v1/runbooks/pause", srv.handlePause(true))
-	rt.Write("POST /api/v1/runbooks/resume", srv.handlePause(false))
+func (api *API) runbookRoutes(rt httpx.Router) {
+	rt.Read("GET /api/v1/runbooks", api.handleRunbooks)
+	rt.Read("GET /api/v1/runbooks/runs", api.handleRuns)
+	rt.Read("GET /api/v1/runbooks/runs/{id}", api.handleRun1)
+	rt.Write("POST /api/v1/runbooks/{name}/trigger", api.handleTrigger)
+	rt.Write("POST /api/v1/runbooks/{name}/ack", api.handleAck)
+	rt.Write("POST /api/v1/runbooks/runs/{id}/approve", api.handleApprove(true))
+	rt.Write("POST /api/v1/runbooks/runs/{id}/reject", api.handleApprove(false))
+	rt.Write("POST /api/v1/runbooks/runs/{id}/abort", api.handleAbort)
+	rt.Write("POST /api/v1/runbooks/pause", api.handlePause(true))
+	rt.Write("POST /api/v1/runbooks/resume", api.handlePause(false))
 }
 
-func viewRun(r store.RunRow, evs []store.RunEvent) client.Run {
+func ViewRun(r store.RunRow, evs []store.RunEvent) client.Run {
 	v := client.Run{ID: r.ID, Runbook: r.Runbook, Target: r.Target, Trigger: r.Trigger, Mode: r.Mode, State: r.State, Error: r.Error,
 		Fencing: r.Fencing, CreatedAt: r.CreatedAt, FinishedAt: r.FinishedAt}
 	json.Unmarshal([]byte(r.Labels), &v.Labels)
@@ -47,16 +47,16 @@ func viewRun(r store.RunRow, evs []store.RunEvent) client.Run {
 	return v
 }
 
-func (srv *Server) handleRunbooks(w http.ResponseWriter, r *http.Request) {
-	paused, by, err := srv.runbooks.State().Paused(r.Context())
+func (api *API) handleRunbooks(w http.ResponseWriter, r *http.Request) {
+	paused, by, err := api.runbooks.State().Paused(r.Context())
 	if err != nil {
 		httpx.WriteError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
-	httpx.WriteJSON(w, http.StatusOK, map[string]any{"paused": paused, "pausedBy": by, "runbooks": srv.runbooks.Runbooks()})
+	httpx.WriteJSON(w, http.StatusOK, map[string]any{"paused": paused, "pausedBy": by, "runbooks": api.runbooks.Runbooks()})
 }
 
-func (srv *Server) handleRuns(w http.ResponseWriter, r *http.Request) {
+func (api *API) handleRuns(w http.ResponseWriter, r *http.Request) {
 	limit := 50
 	if n, err := strconv.Atoi(r.URL.Query().Get("limit")); err == nil && n > 0 && n <= 1000 {
 		limit = n
@@ -65,27 +65,27 @@ func (srv *Server) handleRuns(w http.ResponseWriter, r *http.Request) {
 	if s := r.URL.Query().Get("state"); s != "" {
 		states = []string{s}
 	}
-	runs, err := srv.store.Runs(r.Context(), limit, states...)
+	runs, err := api.store.Runs(r.Context(), limit, states...)
 	if err != nil {
 		httpx.WriteError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
 	out := make([]client.Run, 0, len(runs))
 	for _, run := range runs {
-		out = append(out, viewRun(run, nil))
+		out = append(out, ViewRun(run, nil))
 	}
 	httpx.WriteJSON(w, http.StatusOK, map[string]any{"runs": out})
 }
 
-func (srv *Server) handleRun1(w http.ResponseWriter, r *http.Request) {
-	run, evs, err := srv.store.Run(r.Context(), r.PathValue("id"))
+func (api *API) handleRun1(w http.ResponseWriter, r *http.Request) {
+	run, evs, err := api.store.Run(r.Context(), r.PathValue("id"))
 	switch {
 	case errors.Is(err, store.ErrNoRun):
 		httpx.WriteError(w, http.StatusNotFound, err.Error())
 	case err != nil:
 		httpx.WriteError(w, http.StatusInternalServerError, err.Error())
 	default:
-		httpx.WriteJSON(w, http.StatusOK, viewRun(run, evs))
+		httpx.WriteJSON(w, http.StatusOK, ViewRun(run, evs))
 	}
 }
 
@@ -122,7 +122,7 @@ func withUser(r *http.Request, by string) string {
 	}
 }
 
-func (srv *Server) handleTrigger(w http.ResponseWriter, r *http.Request) {
+func (api *API) handleTrigger(w http.ResponseWriter, r *http.Request) {
 	req, ok := readAction(w, r)
 	if !ok {
 		return
@@ -134,42 +134,42 @@ func (srv *Server) handleTrigger(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteError(w, http.StatusBadRequest, "mode must be enforce, approve or dry_run")
 		return
 	}
-	id, err := srv.runbooks.Trigger(r.Context(), r.PathValue("name"), req.Labels, nil, "manual by "+req.By, mode)
+	id, err := api.runbooks.Trigger(r.Context(), r.PathValue("name"), req.Labels, nil, "manual by "+req.By, mode)
 	switch {
 	case errors.Is(err, runbook.ErrUnknownRunbook):
 		httpx.WriteError(w, http.StatusNotFound, err.Error())
 	case err != nil:
 		httpx.WriteError(w, http.StatusInternalServerError, err.Error())
 	default:
-		run, _, _ := srv.store.Run(r.Context(), id)
-		httpx.WriteJSON(w, http.StatusOK, viewRun(run, nil))
+		run, _, _ := api.store.Run(r.Context(), id)
+		httpx.WriteJSON(w, http.StatusOK, ViewRun(run, nil))
 	}
 }
 
-func (srv *Server) handleAck(w http.ResponseWriter, r *http.Request) {
+func (api *API) handleAck(w http.ResponseWriter, r *http.Request) {
 	req, ok := readAction(w, r)
 	if !ok {
 		return
 	}
-	err := srv.runbooks.Ack(r.Context(), r.PathValue("name"), req.Target, req.By)
+	err := api.runbooks.Ack(r.Context(), r.PathValue("name"), req.Target, req.By)
 	switch {
 	case errors.Is(err, runbook.ErrUnknownRunbook):
 		httpx.WriteError(w, http.StatusNotFound, err.Error())
 	case err != nil:
 		httpx.WriteError(w, http.StatusInternalServerError, err.Error())
 	default:
-		srv.log.Info("runbook cooldown acknowledged", "runbook", r.PathValue("name"), "target", req.Target, "by", req.By)
+		api.log.Info("runbook cooldown acknowledged", "runbook", r.PathValue("name"), "target", req.Target, "by", req.By)
 		httpx.WriteJSON(w, http.StatusOK, map[string]string{"status": "acknowledged"})
 	}
 }
 
-func (srv *Server) handleApprove(ok bool) http.HandlerFunc {
+func (api *API) handleApprove(ok bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		req, valid := readAction(w, r)
 		if !valid {
 			return
 		}
-		if err := srv.runbooks.Approve(r.PathValue("id"), req.By, ok); err != nil {
+		if err := api.runbooks.Approve(r.PathValue("id"), req.By, ok); err != nil {
 			httpx.WriteError(w, http.StatusConflict, err.Error())
 			return
 		}
@@ -177,29 +177,29 @@ func (srv *Server) handleApprove(ok bool) http.HandlerFunc {
 	}
 }
 
-func (srv *Server) handleAbort(w http.ResponseWriter, r *http.Request) {
+func (api *API) handleAbort(w http.ResponseWriter, r *http.Request) {
 	req, ok := readAction(w, r)
 	if !ok {
 		return
 	}
-	if err := srv.runbooks.Abort(r.Context(), r.PathValue("id"), req.By); err != nil {
+	if err := api.runbooks.Abort(r.Context(), r.PathValue("id"), req.By); err != nil {
 		httpx.WriteError(w, http.StatusConflict, err.Error())
 		return
 	}
 	httpx.WriteJSON(w, http.StatusOK, map[string]string{"id": r.PathValue("id"), "status": "aborting"})
 }
 
-func (srv *Server) handlePause(paused bool) http.HandlerFunc {
+func (api *API) handlePause(paused bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		req, ok := readAction(w, r)
 		if !ok {
 			return
 		}
-		if err := srv.runbooks.Pause(r.Context(), paused, req.By); err != nil {
+		if err := api.runbooks.Pause(r.Context(), paused, req.By); err != nil {
 			httpx.WriteError(w, http.StatusInternalServerError, err.Error())
 			return
 		}
-		srv.log.Warn("runbooks paused state changed", "paused", paused, "by", req.By)
+		api.log.Warn("runbooks paused state changed", "paused", paused, "by", req.By)
 		httpx.WriteJSON(w, http.StatusOK, map[string]any{"paused": paused, "by": req.By})
 	}
 }

@@ -1,9 +1,10 @@
-package web
+package ui
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"sort"
@@ -16,7 +17,7 @@ import (
 	"github.com/vigil-project/vigil/agent/notify/route"
 	"github.com/vigil-project/vigil/agent/runbook"
 	"github.com/vigil-project/vigil/agent/store"
-	"github.com/vigil-project/vigil/agent/ui"
+	"github.com/vigil-project/vigil/agent/web/api"
 	"github.com/vigil-project/vigil/agent/web/httpx"
 	"github.com/vigil-project/vigil/probes"
 	"github.com/vigil-project/vigil/rules"
@@ -24,37 +25,96 @@ import (
 
 // The status page: server-rendered views of the same data the API serves.
 // Reads are accessRead; every form post is accessWrite and carries the
-// form token (csrfKey) besides the cross-origin check in secure.
+// form token (Options.CSRF) besides the web server's cross-origin check.
+
+// CSRF makes and checks the token every form carries, bound to the user.
+type CSRF interface {
+	Token(user string) string
+	Valid(user, token string) bool
+}
+
+// Rules lists the rule groups (the alerts page).
+type Rules interface {
+	Groups() []*rules.Group
+}
+
+// Trimmer is told when a burst of work (a page) is over.
+type Trimmer interface{ Kick() }
+
+// SiteOptions are what the pages read and the forms act on.
+type SiteOptions struct {
+	// API builds the views of checks, runs and drills.
+	API       *api.API
+	Scheduler api.Scheduler
+	Paging    api.Paging
+	Runbooks  api.Runbooks
+	Drills    api.Drills
+	Store     api.Store
+	Rules     Rules
+	Trimmer   Trimmer
+	// Reload re-reads the agent's config.
+	Reload func(ctx context.Context) error
+	// AuthEnabled reports whether the web config has users.
+	AuthEnabled func() bool
+	CSRF        CSRF
+	// OnCSRFRefused counts a form post refused for its token.
+	OnCSRFRefused func()
+	Logger        *slog.Logger
+}
+
+// Site is the status page: its pages and forms.
+type Site struct {
+	opts     SiteOptions
+	api      *api.API
+	pages    *Pages
+	sched    api.Scheduler
+	pager    api.Paging
+	runbooks api.Runbooks
+	drills   api.Drills
+	store    api.Store
+	rules    Rules
+	trim     Trimmer
+	log      *slog.Logger
+}
+
+// NewSite builds the status page.
+func NewSite(opts SiteOptions) *Site {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Site{opts: opts, api: opts.API, pages: New(), sched: opts.Scheduler, pager: opts.Paging, runbooks: opts.Runbooks,
+		drills: opts.Drills, store: opts.Store, rules: opts.Rules, trim: opts.Trimmer, log: opts.Logger}
+}
 
 // sparkRuns is how many past runs the overview's sparklines show.
 const sparkRuns = 30
 
-func (srv *Server) uiRoutes(rt *router) {
-	rt.Read("GET /{$}", srv.pageOverview)
-	rt.Read("GET /checks/{name}", srv.pageCheck)
-	rt.Read("GET /alerts", srv.pageAlerts)
-	rt.Read("GET /runbooks", srv.pageRunbooks)
-	rt.Read("GET /runbooks/runs/{id}", srv.pageRun)
-	rt.Read("GET /drills", srv.pageDrills)
-	rt.Read("GET /drills/runs/{id}", srv.pageDrill)
-	rt.Read("GET /static/", ui.Static().ServeHTTP)
+// Routes registers the pages (read) and the forms (write).
+func (site *Site) Routes(rt httpx.Router) {
+	rt.Read("GET /{$}", site.pageOverview)
+	rt.Read("GET /checks/{name}", site.pageCheck)
+	rt.Read("GET /alerts", site.pageAlerts)
+	rt.Read("GET /runbooks", site.pageRunbooks)
+	rt.Read("GET /runbooks/runs/{id}", site.pageRun)
+	rt.Read("GET /drills", site.pageDrills)
+	rt.Read("GET /drills/runs/{id}", site.pageDrill)
+	rt.Read("GET /static/", Static().ServeHTTP)
 	// Asks the browser for credentials (basic auth), then goes back.
 	rt.Write("GET /login", func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, safeNext(r.FormValue("next")), http.StatusSeeOther)
 	})
-	rt.Write("POST /ui/reload", srv.formReload)
-	rt.Write("POST /ui/checks/{name}/run", srv.formRunCheck)
-	rt.Write("POST /ui/silences", srv.formAddSilence)
-	rt.Write("POST /ui/silences/{id}/expire", srv.formExpireSilence)
-	rt.Write("POST /ui/runbooks/runs/{id}/{action}", srv.formRunAction)
-	rt.Write("POST /ui/drills/run", srv.formDrillRun)
-	rt.Write("POST /ui/drills/runs/{id}/abort", srv.formDrillAbort)
+	rt.Write("POST /ui/reload", site.formReload)
+	rt.Write("POST /ui/checks/{name}/run", site.formRunCheck)
+	rt.Write("POST /ui/silences", site.formAddSilence)
+	rt.Write("POST /ui/silences/{id}/expire", site.formExpireSilence)
+	rt.Write("POST /ui/runbooks/runs/{id}/{action}", site.formRunAction)
+	rt.Write("POST /ui/drills/run", site.formDrillRun)
+	rt.Write("POST /ui/drills/runs/{id}/abort", site.formDrillAbort)
 }
 
 // page fills the parts every page shares.
-func (srv *Server) page(w http.ResponseWriter, r *http.Request, nav, title string, data any) ui.Page {
-	c, _ := srv.web.current()
-	lang := ui.Lang(w, r)
+func (site *Site) page(w http.ResponseWriter, r *http.Request, nav, title string, data any) Page {
+	lang := Lang(w, r)
 	user := httpx.User(r.Context())
 	q := r.URL.Query()
 	q.Del("lang")
@@ -65,32 +125,32 @@ func (srv *Server) page(w http.ResponseWriter, r *http.Request, nav, title strin
 	}
 	flash := r.URL.Query().Get("flash")
 	if flash != "" {
-		flash = ui.T(lang, "flash."+flash)
+		flash = T(lang, "flash."+flash)
 	}
-	return ui.Page{Lang: lang, Title: title, Nav: nav, User: user, AuthEnabled: len(c.Users) > 0, CSRF: srv.csrf.token(user),
+	return Page{Lang: lang, Title: title, Nav: nav, User: user, AuthEnabled: site.opts.AuthEnabled(), CSRF: site.opts.CSRF.Token(user),
 		Path: path, Flash: flash, Now: time.Now(), Data: data}
 }
 
-func (srv *Server) render(w http.ResponseWriter, r *http.Request, status int, name string, p ui.Page) {
-	if err := srv.ui.Render(w, status, name, p); err != nil {
-		srv.log.Error("status page", "page", name, "err", err)
+func (site *Site) render(w http.ResponseWriter, r *http.Request, status int, name string, p Page) {
+	if err := site.pages.Render(w, status, name, p); err != nil {
+		site.log.Error("status page", "page", name, "err", err)
 		http.Error(w, "cannot render page", http.StatusInternalServerError)
 	}
 	// A page is a burst of short-lived allocations (store rows, the
 	// rendered HTML); hand the heap back once the viewer goes quiet.
-	srv.trim.Kick()
+	site.trim.Kick()
 }
 
-func (srv *Server) pageError(w http.ResponseWriter, r *http.Request, status int, msg string) {
-	p := srv.page(w, r, "", http.StatusText(status), map[string]any{"Status": status, "Message": msg})
-	srv.render(w, r, status, "error", p)
+func (site *Site) pageError(w http.ResponseWriter, r *http.Request, status int, msg string) {
+	p := site.page(w, r, "", http.StatusText(status), map[string]any{"Status": status, "Message": msg})
+	site.render(w, r, status, "error", p)
 }
 
 // uiCheck is a check as the overview and the detail page show it.
 type uiCheck struct {
 	client.CheckView
 	Step   probes.Step
-	Points []ui.Point
+	Points []Point
 	// Alerts counts this check's firing alerts.
 	Alerts int
 }
@@ -121,18 +181,18 @@ func newUICheck(v client.CheckView) uiCheck {
 	// History is newest first; sparklines read left to right.
 	for i := len(v.History) - 1; i >= 0; i-- {
 		h := v.History[i]
-		c.Points = append(c.Points, ui.Point{Seconds: h.DurationSeconds, OK: h.Success})
+		c.Points = append(c.Points, Point{Seconds: h.DurationSeconds, OK: h.Success})
 	}
 	return c
 }
 
-func (srv *Server) pageOverview(w http.ResponseWriter, r *http.Request) {
-	views, err := srv.checkViews(r.Context(), sparkRuns, "", false)
+func (site *Site) pageOverview(w http.ResponseWriter, r *http.Request) {
+	views, err := site.api.CheckViews(r.Context(), sparkRuns, "", false)
 	if err != nil {
-		srv.pageError(w, r, http.StatusInternalServerError, err.Error())
+		site.pageError(w, r, http.StatusInternalServerError, err.Error())
 		return
 	}
-	alerts := srv.uiAlerts(time.Now())
+	alerts := site.uiAlerts(time.Now())
 	firingBy := map[string]int{}
 	d := overviewData{Total: len(views)}
 	for _, al := range alerts {
@@ -162,14 +222,14 @@ func (srv *Server) pageOverview(w http.ResponseWriter, r *http.Request) {
 		d.Failing += st.Failing
 		d.Steps = append(d.Steps, st)
 	}
-	if runs, err := srv.store.Runs(r.Context(), 100, runbook.StateWaitingApproval); err == nil {
+	if runs, err := site.store.Runs(r.Context(), 100, runbook.StateWaitingApproval); err == nil {
 		d.Approvals = len(runs)
 	}
-	if run := srv.drills.Current(); run != nil {
+	if run := site.drills.Current(); run != nil {
 		d.ActiveDrill = run.Drill.Name
 	}
-	d.Paused, _, _ = srv.runbooks.State().Paused(r.Context())
-	srv.render(w, r, http.StatusOK, "overview", srv.page(w, r, "overview", "", d))
+	d.Paused, _, _ = site.runbooks.State().Paused(r.Context())
+	site.render(w, r, http.StatusOK, "overview", site.page(w, r, "overview", "", d))
 }
 
 type checkData struct {
@@ -185,14 +245,14 @@ type reasonCount struct {
 	Last   time.Time
 }
 
-func (srv *Server) pageCheck(w http.ResponseWriter, r *http.Request) {
-	views, err := srv.checkViews(r.Context(), 200, r.PathValue("name"), false)
+func (site *Site) pageCheck(w http.ResponseWriter, r *http.Request) {
+	views, err := site.api.CheckViews(r.Context(), 200, r.PathValue("name"), false)
 	switch {
 	case err != nil:
-		srv.pageError(w, r, http.StatusInternalServerError, err.Error())
+		site.pageError(w, r, http.StatusInternalServerError, err.Error())
 		return
 	case len(views) == 0:
-		srv.pageError(w, r, http.StatusNotFound, "no check named "+r.PathValue("name"))
+		site.pageError(w, r, http.StatusNotFound, "no check named "+r.PathValue("name"))
 		return
 	}
 	d := checkData{Check: newUICheck(views[0])}
@@ -226,7 +286,7 @@ func (srv *Server) pageCheck(w http.ResponseWriter, r *http.Request) {
 			d.Diag[k] = v
 		}
 	}
-	srv.render(w, r, http.StatusOK, "check", srv.page(w, r, "overview", views[0].Name, d))
+	site.render(w, r, http.StatusOK, "check", site.page(w, r, "overview", views[0].Name, d))
 }
 
 // uiAlert is an active alert with the silences that mute it.
@@ -242,9 +302,9 @@ type uiAlert struct {
 	SilenceLink string
 }
 
-func (srv *Server) uiAlerts(now time.Time) []uiAlert {
+func (site *Site) uiAlerts(now time.Time) []uiAlert {
 	var out []uiAlert
-	for _, g := range srv.rules.Groups() {
+	for _, g := range site.rules.Groups() {
 		for _, rl := range g.Rules {
 			ar, ok := rl.(*rules.AlertingRule)
 			if !ok {
@@ -256,7 +316,7 @@ func (srv *Server) uiAlerts(now time.Time) []uiAlert {
 				}
 				v := uiAlert{Name: al.Labels.Get("alertname"), Labels: al.Labels.Map(), Annotations: al.Annotations.Map(),
 					State: al.State.String(), ActiveAt: al.ActiveAt, Value: al.Value}
-				v.SilencedBy = srv.pager.Silences().Silenced(v.Labels, now)
+				v.SilencedBy = site.pager.Silences().Silenced(v.Labels, now)
 				q := url.Values{"matchers": {`alertname="` + v.Name + `"`}}
 				if c := v.Labels["check"]; c != "" {
 					q.Add("matchers", `check="`+c+`"`)
@@ -282,14 +342,14 @@ type alertsData struct {
 	Matchers string
 }
 
-func (srv *Server) pageAlerts(w http.ResponseWriter, r *http.Request) {
-	d := alertsData{Alerts: srv.uiAlerts(time.Now()), Matchers: strings.Join(r.URL.Query()["matchers"], "\n")}
-	for _, s := range srv.pager.Silences().List() {
+func (site *Site) pageAlerts(w http.ResponseWriter, r *http.Request) {
+	d := alertsData{Alerts: site.uiAlerts(time.Now()), Matchers: strings.Join(r.URL.Query()["matchers"], "\n")}
+	for _, s := range site.pager.Silences().List() {
 		if s.Status != "expired" || time.Since(s.EndsAt) < 24*time.Hour {
 			d.Silences = append(d.Silences, s)
 		}
 	}
-	srv.render(w, r, http.StatusOK, "alerts", srv.page(w, r, "alerts", "", d))
+	site.render(w, r, http.StatusOK, "alerts", site.page(w, r, "alerts", "", d))
 }
 
 type runbooksData struct {
@@ -299,18 +359,18 @@ type runbooksData struct {
 	PausedBy string
 }
 
-func (srv *Server) pageRunbooks(w http.ResponseWriter, r *http.Request) {
-	d := runbooksData{Runbooks: srv.runbooks.Runbooks()}
-	d.Paused, d.PausedBy, _ = srv.runbooks.State().Paused(r.Context())
-	runs, err := srv.store.Runs(r.Context(), 100)
+func (site *Site) pageRunbooks(w http.ResponseWriter, r *http.Request) {
+	d := runbooksData{Runbooks: site.runbooks.Runbooks()}
+	d.Paused, d.PausedBy, _ = site.runbooks.State().Paused(r.Context())
+	runs, err := site.store.Runs(r.Context(), 100)
 	if err != nil {
-		srv.pageError(w, r, http.StatusInternalServerError, err.Error())
+		site.pageError(w, r, http.StatusInternalServerError, err.Error())
 		return
 	}
 	for _, run := range runs {
-		d.Runs = append(d.Runs, viewRun(run, nil))
+		d.Runs = append(d.Runs, api.ViewRun(run, nil))
 	}
-	srv.render(w, r, http.StatusOK, "runbooks", srv.page(w, r, "runbooks", "", d))
+	site.render(w, r, http.StatusOK, "runbooks", site.page(w, r, "runbooks", "", d))
 }
 
 type runData struct {
@@ -324,17 +384,17 @@ type runEvent struct {
 	DetailText string
 }
 
-func (srv *Server) pageRun(w http.ResponseWriter, r *http.Request) {
-	run, evs, err := srv.store.Run(r.Context(), r.PathValue("id"))
+func (site *Site) pageRun(w http.ResponseWriter, r *http.Request) {
+	run, evs, err := site.store.Run(r.Context(), r.PathValue("id"))
 	switch {
 	case errors.Is(err, store.ErrNoRun):
-		srv.pageError(w, r, http.StatusNotFound, err.Error())
+		site.pageError(w, r, http.StatusNotFound, err.Error())
 		return
 	case err != nil:
-		srv.pageError(w, r, http.StatusInternalServerError, err.Error())
+		site.pageError(w, r, http.StatusInternalServerError, err.Error())
 		return
 	}
-	d := runData{Run: viewRun(run, evs)}
+	d := runData{Run: api.ViewRun(run, evs)}
 	for _, e := range d.Run.Timeline {
 		re := runEvent{Event: e}
 		if len(e.Detail) > 0 {
@@ -350,7 +410,7 @@ func (srv *Server) pageRun(w http.ResponseWriter, r *http.Request) {
 		}
 		d.Events = append(d.Events, re)
 	}
-	srv.render(w, r, http.StatusOK, "run", srv.page(w, r, "runbooks", run.Runbook, d))
+	site.render(w, r, http.StatusOK, "run", site.page(w, r, "runbooks", run.Runbook, d))
 }
 
 type drillsData struct {
@@ -359,21 +419,21 @@ type drillsData struct {
 	Runs   []drill.Report
 }
 
-func (srv *Server) pageDrills(w http.ResponseWriter, r *http.Request) {
-	d := drillsData{Drills: srv.drillViews()}
-	if run := srv.drills.Current(); run != nil {
+func (site *Site) pageDrills(w http.ResponseWriter, r *http.Request) {
+	d := drillsData{Drills: site.api.DrillViews()}
+	if run := site.drills.Current(); run != nil {
 		rep := run.Report()
 		d.Active = &rep
 	}
-	rows, err := srv.store.DrillRuns(r.Context(), "", 50)
+	rows, err := site.store.DrillRuns(r.Context(), "", 50)
 	if err != nil {
-		srv.pageError(w, r, http.StatusInternalServerError, err.Error())
+		site.pageError(w, r, http.StatusInternalServerError, err.Error())
 		return
 	}
 	for _, row := range rows {
-		d.Runs = append(d.Runs, srv.drillReport(r, row))
+		d.Runs = append(d.Runs, site.api.DrillReport(r, row))
 	}
-	srv.render(w, r, http.StatusOK, "drills", srv.page(w, r, "drills", "", d))
+	site.render(w, r, http.StatusOK, "drills", site.page(w, r, "drills", "", d))
 }
 
 type drillData struct {
@@ -387,38 +447,38 @@ type measure struct {
 	Seconds float64
 }
 
-func (srv *Server) pageDrill(w http.ResponseWriter, r *http.Request) {
-	row, err := srv.store.DrillRun(r.Context(), r.PathValue("id"))
+func (site *Site) pageDrill(w http.ResponseWriter, r *http.Request) {
+	row, err := site.store.DrillRun(r.Context(), r.PathValue("id"))
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		srv.pageError(w, r, http.StatusNotFound, err.Error())
+		site.pageError(w, r, http.StatusNotFound, err.Error())
 		return
 	case err != nil:
-		srv.pageError(w, r, http.StatusInternalServerError, err.Error())
+		site.pageError(w, r, http.StatusInternalServerError, err.Error())
 		return
 	}
-	rep := srv.drillReport(r, row)
+	rep := site.api.DrillReport(r, row)
 	d := drillData{Report: rep, Markdown: rep.Markdown()}
 	for name, s := range rep.Measures {
 		d.Measures = append(d.Measures, measure{name, s})
 	}
 	sort.Slice(d.Measures, func(i, j int) bool { return d.Measures[i].Seconds < d.Measures[j].Seconds })
-	srv.render(w, r, http.StatusOK, "drill", srv.page(w, r, "drills", rep.Drill, d))
+	site.render(w, r, http.StatusOK, "drill", site.page(w, r, "drills", rep.Drill, d))
 }
 
 // Form posts. Each checks the form token, acts as the authenticated user
 // (or the loopback client), then redirects back (post/redirect/get).
 
-func (srv *Server) formOK(w http.ResponseWriter, r *http.Request) bool {
+func (site *Site) formOK(w http.ResponseWriter, r *http.Request) bool {
 	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
 	if err := r.ParseForm(); err != nil {
-		srv.pageError(w, r, http.StatusBadRequest, "bad form: "+err.Error())
+		site.pageError(w, r, http.StatusBadRequest, "bad form: "+err.Error())
 		return false
 	}
-	if !srv.csrf.valid(httpx.User(r.Context()), r.PostForm.Get("csrf")) {
-		srv.refused(refusedCSRF)
-		srv.log.Warn("form post without a valid token refused", "path", r.URL.Path, "remote", r.RemoteAddr)
-		srv.pageError(w, r, http.StatusForbidden, "the form token is missing or stale: reload the page and try again")
+	if !site.opts.CSRF.Valid(httpx.User(r.Context()), r.PostForm.Get("csrf")) {
+		site.opts.OnCSRFRefused()
+		site.log.Warn("form post without a valid token refused", "path", r.URL.Path, "remote", r.RemoteAddr)
+		site.pageError(w, r, http.StatusForbidden, "the form token is missing or stale: reload the page and try again")
 		return false
 	}
 	return true
@@ -460,36 +520,36 @@ func back(w http.ResponseWriter, r *http.Request, to, flash string) {
 	http.Redirect(w, r, u, http.StatusSeeOther)
 }
 
-func (srv *Server) formReload(w http.ResponseWriter, r *http.Request) {
-	if !srv.formOK(w, r) {
+func (site *Site) formReload(w http.ResponseWriter, r *http.Request) {
+	if !site.formOK(w, r) {
 		return
 	}
-	if err := srv.opts.Reload(r.Context()); err != nil {
-		srv.log.Error("reload failed; keeping the running config", "err", err, "by", httpx.Actor(r))
-		srv.pageError(w, r, http.StatusBadRequest, err.Error())
+	if err := site.opts.Reload(r.Context()); err != nil {
+		site.log.Error("reload failed; keeping the running config", "err", err, "by", httpx.Actor(r))
+		site.pageError(w, r, http.StatusBadRequest, err.Error())
 		return
 	}
-	srv.log.Info("config reloaded from the status page", "by", httpx.Actor(r))
+	site.log.Info("config reloaded from the status page", "by", httpx.Actor(r))
 	back(w, r, "/", "reloaded")
 }
 
-func (srv *Server) formRunCheck(w http.ResponseWriter, r *http.Request) {
-	if !srv.formOK(w, r) {
+func (site *Site) formRunCheck(w http.ResponseWriter, r *http.Request) {
+	if !site.formOK(w, r) {
 		return
 	}
 	name := r.PathValue("name")
 	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Minute)
 	defer cancel()
-	srv.log.Info("check run requested", "check", name, "by", httpx.Actor(r))
-	if _, err := srv.sched.RunNow(ctx, name); err != nil {
-		srv.pageError(w, r, http.StatusServiceUnavailable, err.Error())
+	site.log.Info("check run requested", "check", name, "by", httpx.Actor(r))
+	if _, err := site.sched.RunNow(ctx, name); err != nil {
+		site.pageError(w, r, http.StatusServiceUnavailable, err.Error())
 		return
 	}
 	back(w, r, "/checks/"+url.PathEscape(name), "ran")
 }
 
-func (srv *Server) formAddSilence(w http.ResponseWriter, r *http.Request) {
-	if !srv.formOK(w, r) {
+func (site *Site) formAddSilence(w http.ResponseWriter, r *http.Request) {
+	if !site.formOK(w, r) {
 		return
 	}
 	var matchers []string
@@ -500,82 +560,82 @@ func (srv *Server) formAddSilence(w http.ResponseWriter, r *http.Request) {
 	}
 	d, err := time.ParseDuration(r.PostForm.Get("duration"))
 	if err != nil || d <= 0 {
-		srv.pageError(w, r, http.StatusBadRequest, "bad duration "+r.PostForm.Get("duration"))
+		site.pageError(w, r, http.StatusBadRequest, "bad duration "+r.PostForm.Get("duration"))
 		return
 	}
 	now := time.Now()
-	s, err := srv.pager.Silences().Add(r.Context(), route.Silence{Matchers: matchers, StartsAt: now, EndsAt: now.Add(d),
+	s, err := site.pager.Silences().Add(r.Context(), route.Silence{Matchers: matchers, StartsAt: now, EndsAt: now.Add(d),
 		CreatedBy: httpx.Actor(r), Comment: r.PostForm.Get("comment")})
 	if err != nil {
-		srv.pageError(w, r, http.StatusBadRequest, err.Error())
+		site.pageError(w, r, http.StatusBadRequest, err.Error())
 		return
 	}
-	srv.log.Info("silence added", "id", s.ID, "matchers", s.Matchers, "ends_at", s.EndsAt, "created_by", s.CreatedBy)
+	site.log.Info("silence added", "id", s.ID, "matchers", s.Matchers, "ends_at", s.EndsAt, "created_by", s.CreatedBy)
 	back(w, r, "/alerts", "silenced")
 }
 
-func (srv *Server) formExpireSilence(w http.ResponseWriter, r *http.Request) {
-	if !srv.formOK(w, r) {
+func (site *Site) formExpireSilence(w http.ResponseWriter, r *http.Request) {
+	if !site.formOK(w, r) {
 		return
 	}
 	id := r.PathValue("id")
-	if err := srv.pager.Silences().Expire(r.Context(), id); err != nil {
-		srv.pageError(w, r, http.StatusNotFound, err.Error())
+	if err := site.pager.Silences().Expire(r.Context(), id); err != nil {
+		site.pageError(w, r, http.StatusNotFound, err.Error())
 		return
 	}
-	srv.log.Info("silence expired", "id", id, "by", httpx.Actor(r))
+	site.log.Info("silence expired", "id", id, "by", httpx.Actor(r))
 	back(w, r, "/alerts", "expired")
 }
 
-func (srv *Server) formRunAction(w http.ResponseWriter, r *http.Request) {
-	if !srv.formOK(w, r) {
+func (site *Site) formRunAction(w http.ResponseWriter, r *http.Request) {
+	if !site.formOK(w, r) {
 		return
 	}
 	id, by := r.PathValue("id"), httpx.Actor(r)
 	var err error
 	switch action := r.PathValue("action"); action {
 	case "approve", "reject":
-		err = srv.runbooks.Approve(id, by, action == "approve")
+		err = site.runbooks.Approve(id, by, action == "approve")
 	case "abort":
-		err = srv.runbooks.Abort(r.Context(), id, by)
+		err = site.runbooks.Abort(r.Context(), id, by)
 	default:
-		srv.pageError(w, r, http.StatusNotFound, "unknown action "+action)
+		site.pageError(w, r, http.StatusNotFound, "unknown action "+action)
 		return
 	}
 	if err != nil {
-		srv.pageError(w, r, http.StatusConflict, err.Error())
+		site.pageError(w, r, http.StatusConflict, err.Error())
 		return
 	}
-	srv.log.Info("runbook run "+r.PathValue("action")+" from the status page", "id", id, "by", by)
+	site.log.Info("runbook run "+r.PathValue("action")+" from the status page", "id", id, "by", by)
 	back(w, r, "/runbooks/runs/"+url.PathEscape(id), r.PathValue("action"))
 }
 
-func (srv *Server) formDrillRun(w http.ResponseWriter, r *http.Request) {
-	if !srv.formOK(w, r) {
+func (site *Site) formDrillRun(w http.ResponseWriter, r *http.Request) {
+	if !site.formOK(w, r) {
 		return
 	}
-	d := srv.drills.ByName(r.PostForm.Get("name"))
+	d := site.drills.ByName(r.PostForm.Get("name"))
 	if d == nil {
-		srv.pageError(w, r, http.StatusNotFound, "no drill named "+r.PostForm.Get("name")+" is loaded")
+		site.pageError(w, r, http.StatusNotFound, "no drill named "+r.PostForm.Get("name")+" is loaded")
 		return
 	}
-	id, err := srv.drills.Start(d, httpx.Actor(r))
+	id, err := site.drills.Start(d, httpx.Actor(r))
 	if err != nil {
-		srv.pageError(w, r, http.StatusConflict, err.Error())
+		site.pageError(w, r, http.StatusConflict, err.Error())
 		return
 	}
 	back(w, r, "/drills/runs/"+url.PathEscape(id), "drill_started")
 }
 
-func (srv *Server) formDrillAbort(w http.ResponseWriter, r *http.Request) {
-	if !srv.formOK(w, r) {
+func (site *Site) formDrillAbort(w http.ResponseWriter, r *http.Request) {
+	if !site.formOK(w, r) {
 		return
 	}
 	id := r.PathValue("id")
-	if err := srv.drills.Abort(id, httpx.Actor(r)); err != nil {
-		srv.pageError(w, r, http.StatusConflict, err.Error())
+	if err := site.drills.Abort(id, httpx.Actor(r)); err != nil {
+		site.pageError(w, r, http.StatusConflict, err.Error())
 		return
 	}
-	srv.log.Warn("drill aborted", "id", id, "by", httpx.Actor(r))
+	site.log.Warn("drill aborted", "id", id, "by", httpx.Actor(r))
 	back(w, r, "/drills/runs/"+url.PathEscape(id), "drill_aborted")
 }

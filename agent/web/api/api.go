@@ -1,0 +1,112 @@
+// Package api serves the agent's REST API under /api/v1 and /-/reload:
+// checks and their history, run-now, silences and notifications, runbooks
+// and their runs, drills and their reports. The answers are the types of
+// package client. It also builds the views the status pages show (checks,
+// runs, drill reports), so both read the agent the same way.
+package api
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/vigil-project/vigil/agent/config"
+	"github.com/vigil-project/vigil/agent/drill"
+	"github.com/vigil-project/vigil/agent/notify/outbox"
+	"github.com/vigil-project/vigil/agent/notify/route"
+	"github.com/vigil-project/vigil/agent/runbook"
+	"github.com/vigil-project/vigil/agent/store"
+	"github.com/vigil-project/vigil/agent/web/httpx"
+	"github.com/vigil-project/vigil/probes"
+)
+
+// Checks are the configured checks and their last results.
+type Checks interface {
+	Checks() []config.Check
+	Last(name string) (probes.Result, bool)
+}
+
+// Scheduler runs a check now.
+type Scheduler interface {
+	RunNow(ctx context.Context, name string) (probes.Result, error)
+}
+
+// Paging holds the silences and the delivery queues.
+type Paging interface {
+	Silences() *route.Silences
+	Queues() []outbox.Stats
+}
+
+// Runbooks are the runbook manager's actions.
+type Runbooks interface {
+	Runbooks() []*runbook.Runbook
+	State() runbook.State
+	Trigger(ctx context.Context, name string, lbls, annotations map[string]string, by string, mode runbook.Mode) (string, error)
+	Ack(ctx context.Context, name, target, by string) error
+	Approve(id, by string, ok bool) error
+	Abort(ctx context.Context, id, by string) error
+	Pause(ctx context.Context, paused bool, by string) error
+}
+
+// Drills is the drill orchestrator.
+type Drills interface {
+	List() []*drill.Drill
+	ByName(name string) *drill.Drill
+	Current() *drill.Run
+	Start(dr *drill.Drill, by string) (string, error)
+	Abort(id, by string) error
+}
+
+// Store is what the API reads from the agent's store.
+type Store interface {
+	Summaries(ctx context.Context, check string, limit int) ([]store.Summary, error)
+	OutboxItems(ctx context.Context, state string, limit int) ([]*store.OutboxItem, error)
+	Runs(ctx context.Context, limit int, states ...string) ([]store.RunRow, error)
+	Run(ctx context.Context, id string) (store.RunRow, []store.RunEvent, error)
+	DrillRuns(ctx context.Context, drill string, limit int, states ...string) ([]store.DrillRow, error)
+	DrillRun(ctx context.Context, id string) (store.DrillRow, error)
+}
+
+// Options are the subsystems the API serves.
+type Options struct {
+	Checks    Checks
+	Scheduler Scheduler
+	Paging    Paging
+	Runbooks  Runbooks
+	Drills    Drills
+	Store     Store
+	// Reload re-reads the agent's config.
+	Reload func(ctx context.Context) error
+	Logger *slog.Logger
+}
+
+// API serves the REST API.
+type API struct {
+	state    Checks
+	sched    Scheduler
+	pager    Paging
+	runbooks Runbooks
+	drills   Drills
+	store    Store
+	reload   func(ctx context.Context) error
+	log      *slog.Logger
+}
+
+// New returns the API over the agent's subsystems.
+func New(opts Options) *API {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &API{state: opts.Checks, sched: opts.Scheduler, pager: opts.Paging, runbooks: opts.Runbooks,
+		drills: opts.Drills, store: opts.Store, reload: opts.Reload, log: opts.Logger}
+}
+
+// Routes registers the API's routes with their access levels.
+func (api *API) Routes(rt httpx.Router) {
+	rt.Write("POST /-/reload", api.handleReload)
+	rt.Read("GET /api/v1/checks", api.handleChecks)
+	rt.Read("GET /api/v1/checks/{name}", api.handleCheck)
+	rt.Write("POST /api/v1/checks/{name}/run", api.handleRun)
+	api.notifyRoutes(rt)
+	api.runbookRoutes(rt)
+	api.drillRoutes(rt)
+}
