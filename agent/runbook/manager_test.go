@@ -92,7 +92,7 @@ func newTestManager(t *testing.T, checks map[string][]bool) (*Manager, *store.St
 	}
 	t.Cleanup(func() { st.Close() })
 	gw := &gateway{}
-	m, cancel := startManager(t, st, gw, func(rb *Runbook) { rb.Steps[1].Check.Within = 300_000_000 }, checks)
+	m, cancel := startManager(t, st, gw, func(rb *Runbook) { rb.Steps[1].Config.(*CheckStep).Within = 300_000_000 }, checks)
 	return m, st, gw, cancel
 }
 
@@ -190,7 +190,7 @@ func TestAlertTriggersOnceThenCooldownAndAck(t *testing.T) {
 func TestConcurrentTriggersOneRun(t *testing.T) {
 	m, st, _, _ := newTestManager(t, map[string][]bool{"invoice_sync_standby": {true}, "invoice_qr": {false}})
 	// Long enough for the others to find the lock taken.
-	m.Runbooks()[0].Steps[1].Check.Within = 1_000_000_000
+	m.Runbooks()[0].Steps[1].Config.(*CheckStep).Within = 1_000_000_000
 	var wg sync.WaitGroup
 	for range 5 {
 		wg.Add(1)
