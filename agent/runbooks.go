@@ -19,13 +19,12 @@ func LoadRunbooks(cfg *config.Config) ([]*runbook.Runbook, error) {
 	if err != nil {
 		return nil, err
 	}
-	checks := map[string]bool{}
+	known := runbook.Known{Checks: map[string]bool{}, Receivers: map[string]bool{}}
 	for _, c := range cfg.Checks {
-		checks[c.Name] = true
+		known.Checks[c.Name] = true
 	}
-	receivers := map[string]bool{}
 	for _, r := range cfg.Notify.Receivers {
-		receivers[r.Name] = true
+		known.Receivers[r.Name] = true
 	}
 	byName := map[string]string{}
 	var out []*runbook.Runbook
@@ -38,15 +37,8 @@ func LoadRunbooks(cfg *config.Config) ([]*runbook.Runbook, error) {
 			return nil, fmt.Errorf("%s: runbook %q is also defined in %s", f, rb.Name, prev)
 		}
 		byName[rb.Name] = f
-		for _, list := range [][]runbook.Step{rb.Preconditions, rb.Steps, rb.Rollback} {
-			for _, s := range list {
-				if s.Check != nil && !checks[s.Check.Name] {
-					return nil, fmt.Errorf("%s: step %q runs check %q, which is not configured", f, s.Name, s.Check.Name)
-				}
-				if s.Notify != nil && !receivers[s.Notify.Receiver] {
-					return nil, fmt.Errorf("%s: step %q notifies receiver %q, which is not configured", f, s.Name, s.Notify.Receiver)
-				}
-			}
+		if err := rb.CheckRefs(known); err != nil {
+			return nil, err
 		}
 		out = append(out, rb)
 	}

@@ -6,6 +6,7 @@ package drill
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -60,8 +61,32 @@ type SteadyState struct {
 // Action is one inject or rollback action: a runbook step of kind http,
 // exec or wait, or simulate.
 type Action struct {
-	runbook.Step `yaml:",inline"`
-	Simulate     *Simulate `yaml:"simulate" json:"simulate,omitempty"`
+	runbook.Step
+	Simulate *Simulate `yaml:"simulate" json:"simulate,omitempty"`
+}
+
+// UnmarshalYAML decodes a step's keys and simulate, strictly (it replaces
+// the embedded Step's, which knows no simulate).
+func (a *Action) UnmarshalYAML(unmarshal func(any) error) error {
+	return runbook.DecodeStep(unmarshal, &a.Step, "drill.Action", map[string]any{"simulate": &a.Simulate})
+}
+
+// MarshalJSON writes the step's fields, then simulate (it replaces the
+// embedded Step's, which would drop simulate).
+func (a Action) MarshalJSON() ([]byte, error) {
+	b, err := a.Step.MarshalJSON()
+	if err != nil || a.Simulate == nil {
+		return b, err
+	}
+	var sim bytes.Buffer
+	enc := json.NewEncoder(&sim)
+	enc.SetEscapeHTML(false) // the calling encoder escapes as it is set to
+	if err := enc.Encode(a.Simulate); err != nil {
+		return nil, err
+	}
+	b = append(b[:len(b)-1], `,"simulate":`...)
+	b = append(b, bytes.TrimSuffix(sim.Bytes(), []byte("\n"))...)
+	return append(b, '}'), nil
 }
 
 // Simulate makes checks report failure inside the agent, without touching

@@ -127,8 +127,8 @@ func TestExecGroupKilled(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			pidFile := filepath.Join(t.TempDir(), "pid")
-			s := &Step{Name: "s", Exec: &ExecStep{Argv: []string{"sh", "-c", tt.script, "sh", pidFile}, MaxOutput: 1000}}
-			r := RenderedStep{Name: "s", Argv: s.Exec.Argv}
+			s := &Step{Name: "s", Config: &ExecStep{Argv: []string{"sh", "-c", tt.script, "sh", pidFile}, MaxOutput: 1000}}
+			r := RenderedStep{Name: "s", Argv: s.Config.(*ExecStep).Argv}
 			ctx, cancel := context.WithTimeout(context.Background(), tt.timeout)
 			defer cancel()
 			start := time.Now()

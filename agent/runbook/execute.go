@@ -168,14 +168,8 @@ func runStep(ctx context.Context, phase string, i int, s *Step, d Data, env Env,
 			return fmt.Errorf("%w: %v", ErrJournal, err)
 		}
 		timeout := time.Duration(s.Timeout)
-		if s.Check != nil && s.Check.Within > 0 {
-			timeout = max(timeout, time.Duration(s.Check.Within)+time.Duration(s.Check.Interval))
-		}
-		if s.Approve != nil {
-			timeout = time.Duration(s.Approve.Timeout)
-		}
-		if s.Wait != nil {
-			timeout = max(timeout, time.Duration(*s.Wait)+time.Second)
+		if k := kindOf(s.Config); k != nil {
+			timeout = k.timeout(s.Config, timeout)
 		}
 		sctx, cancel := context.WithTimeout(ctx, timeout)
 		start := time.Now()

@@ -143,7 +143,7 @@ func TestExecuteFailover(t *testing.T) {
 			defer srv.Close()
 			rb := failoverRunbook(t, srv.URL)
 			rb.Mode = tc.mode
-			rb.Steps[1].Check.Within = 300_000_000 // 300ms
+			rb.Steps[1].Config.(*CheckStep).Within = 300_000_000 // 300ms
 			var paged []string
 			env := Env{Checker: &fakeChecker{results: tc.checks}, RunID: "run1", Fencing: 42,
 				Pager: pagerFunc(func(_ context.Context, r, _, m string) error { paged = append(paged, r+": "+m); return nil })}

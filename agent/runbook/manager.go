@@ -81,7 +81,9 @@ type Manager struct {
 	// seeded from the journal at start so a restart does not act twice.
 	triggered map[string]int64
 	wg        sync.WaitGroup
-	ctx       context.Context
+	// started is set by Start; stopped once Start's ctx ended, when
+	// every run was cancelled and new ones start cancelled.
+	started, stopped bool
 	// secrets masks the secret_env values of every loaded runbook in
 	// every run's output, besides what Env.Redactor knows.
 	secrets *redact.Redactor
@@ -90,7 +92,7 @@ type Manager struct {
 }
 
 type activeRun struct {
-	cancel   context.CancelFunc
+	cancel   context.CancelFunc // also called when Start's ctx ends
 	approval chan approval
 }
 
@@ -152,11 +154,13 @@ func (m *Manager) Runbooks() []*Runbook {
 // Start deals with the runs a previous process left unfinished — marked
 // interrupted, never resumed blindly; resumed at the step in flight only
 // when the runbook declares its steps idempotent (resumable: true) — and
-// accepts triggers until ctx ends.
+// accepts triggers until ctx ends. Runs live until ctx ends (or they are
+// aborted), whatever the context of the call that triggered them.
 func (m *Manager) Start(ctx context.Context) error {
 	m.mu.Lock()
-	m.ctx = ctx
+	m.started = true
 	m.mu.Unlock()
+	context.AfterFunc(ctx, m.stop)
 	recent, err := m.opts.Journal.Runs(ctx, 1000)
 	if err != nil {
 		return err
@@ -303,6 +307,17 @@ func parseAlertID(s string) (string, int64, bool) {
 	return fp, n, err == nil
 }
 
+// stop cancels every run, and those started from now on, when Start's
+// ctx ends.
+func (m *Manager) stop() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.stopped = true
+	for _, ar := range m.active {
+		ar.cancel()
+	}
+}
+
 // Wait blocks until every run started has finished (after ctx ended).
 func (m *Manager) Wait() { m.wg.Wait() }
 
@@ -379,9 +394,9 @@ func (m *Manager) trigger(ctx context.Context, name string, lbls, annotations ma
 		mode = rb.Mode
 	}
 	m.mu.Lock()
-	runCtx := m.ctx
+	started := m.started
 	m.mu.Unlock()
-	if runCtx == nil {
+	if !started {
 		return "", errors.New("runbooks are not started")
 	}
 	id := newID()
@@ -446,7 +461,9 @@ func (m *Manager) trigger(ctx context.Context, name string, lbls, annotations ma
 		}
 		return "", err
 	}
-	m.start(runCtx, rb, runStart{row: row, mode: mode, key: key, data: d, lease: lease, approved: mode != Approve})
+	// The run outlives the call that triggered it (an API request):
+	// Start's ctx ending cancels it (stop).
+	m.start(context.WithoutCancel(ctx), rb, runStart{row: row, mode: mode, key: key, data: d, lease: lease, approved: mode != Approve})
 	return id, nil
 }
 
@@ -461,10 +478,15 @@ type runStart struct {
 	approved bool // false: wait for a person before the first step
 }
 
+// start runs a run in a goroutine of its own, under a context that stop
+// cancels when Start's ctx ends.
 func (m *Manager) start(ctx context.Context, rb *Runbook, rs runStart) {
 	rctx, cancel := context.WithCancel(ctx)
 	ar := &activeRun{cancel: cancel, approval: make(chan approval, 1)}
 	m.mu.Lock()
+	if m.stopped {
+		cancel() // the agent is stopping: the run ends as aborted
+	}
 	m.active[rs.row.ID] = ar
 	m.mu.Unlock()
 	m.wg.Add(1)

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/common/model"
+
 	"github.com/vigil-project/vigil/agent/notify"
 	"github.com/vigil-project/vigil/agent/store"
 )
@@ -92,7 +94,7 @@ func newTestManager(t *testing.T, checks map[string][]bool) (*Manager, *store.St
 	}
 	t.Cleanup(func() { st.Close() })
 	gw := &gateway{}
-	m, cancel := startManager(t, st, gw, func(rb *Runbook) { rb.Steps[1].Check.Within = 300_000_000 }, checks)
+	m, cancel := startManager(t, st, gw, func(rb *Runbook) { rb.Steps[1].Config.(*CheckStep).Within = 300_000_000 }, checks)
 	return m, st, gw, cancel
 }
 
@@ -190,7 +192,7 @@ func TestAlertTriggersOnceThenCooldownAndAck(t *testing.T) {
 func TestConcurrentTriggersOneRun(t *testing.T) {
 	m, st, _, _ := newTestManager(t, map[string][]bool{"invoice_sync_standby": {true}, "invoice_qr": {false}})
 	// Long enough for the others to find the lock taken.
-	m.Runbooks()[0].Steps[1].Check.Within = 1_000_000_000
+	m.Runbooks()[0].Steps[1].Config.(*CheckStep).Within = 1_000_000_000
 	var wg sync.WaitGroup
 	for range 5 {
 		wg.Add(1)
@@ -431,4 +433,37 @@ func (p drillAwarePager) NotifyReceiver(_ context.Context, receiver, _, _ string
 func (p drillAwarePager) NotifyDrill(_ context.Context, id, receiver, _, _ string) error {
 	p.record("drill " + id + " " + receiver)
 	return nil
+}
+
+// TestRunsLiveUntilStartsContextEnds: a run outlives the call that
+// triggered it (an API request), and ends, aborted, with Start's ctx;
+// so does one triggered after that. Before Start nothing is triggered.
+func TestRunsLiveUntilStartsContextEnds(t *testing.T) {
+	idle := NewManager(Options{})
+	idle.SetRunbooks([]*Runbook{{Name: "x"}})
+	if _, err := idle.Trigger(context.Background(), "x", nil, nil, "manual", ""); err == nil || err.Error() != "runbooks are not started" {
+		t.Errorf("before Start: %v", err)
+	}
+	m, st, _, cancel := newTestManager(t, map[string][]bool{"invoice_sync_standby": {true}, "invoice_qr": {true}})
+	rb := m.Runbooks()[0]
+	rb.Mode, rb.ApprovalTimeout, rb.Cooldown = Approve, model.Duration(time.Hour), 0
+	req, endRequest := context.WithCancel(context.Background())
+	id, err := m.Trigger(req, "invoice-failover", firingAlert().Labels, nil, "manual", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	endRequest()
+	waitState(t, st, id, StateWaitingApproval)
+	time.Sleep(50 * time.Millisecond)
+	if r, _, _ := st.Run(context.Background(), id); r.State != StateWaitingApproval {
+		t.Fatalf("the run ended with the request: %+v", r)
+	}
+	cancel()
+	waitState(t, st, id, ResultAborted)
+	id, err = m.Trigger(context.Background(), "invoice-failover", map[string]string{"platform": "other"}, nil, "manual", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, st, id, ResultAborted)
+	m.Wait()
 }

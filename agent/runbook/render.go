@@ -132,51 +132,12 @@ type RenderedStep struct {
 	Wait    string            `json:"wait,omitempty"`
 }
 
-// Render renders every field of a step for the given data.
+// Render renders every field of a step for the given data; its kind
+// says which fields and how each is escaped.
 func (s *Step) Render(d Data) (RenderedStep, error) {
 	r := RenderedStep{Name: s.Name, Kind: s.Kind()}
-	var err error
-	one := func(c escCtx, tmpl string) string {
-		if err != nil {
-			return ""
-		}
-		var out string
-		out, err = render(c, tmpl, d)
-		return out
+	if k := kindOf(s.Config); k != nil {
+		return r, k.render(s.Config, d, &r)
 	}
-	switch {
-	case s.HTTP != nil:
-		r.Method = s.HTTP.Method
-		r.URL = one(ctxURL, s.HTTP.URL)
-		isJSON := strings.HasPrefix(strings.TrimSpace(s.HTTP.Body), "{") || strings.HasPrefix(strings.TrimSpace(s.HTTP.Body), "[")
-		if isJSON {
-			r.Body = one(ctxJSON, s.HTTP.Body)
-			if err == nil && !json.Valid([]byte(r.Body)) {
-				err = fmt.Errorf("rendered body is not valid JSON: %s", r.Body)
-			}
-		} else {
-			r.Body = one(ctxText, s.HTTP.Body)
-		}
-		if len(s.HTTP.Headers) > 0 {
-			r.Headers = map[string]string{}
-			for k, v := range s.HTTP.Headers {
-				r.Headers[k] = one(ctxHeader, v)
-			}
-		}
-	case s.Exec != nil:
-		for _, a := range s.Exec.Argv {
-			r.Argv = append(r.Argv, one(ctxArg, a))
-		}
-		r.Env = alertEnv(d.Labels)
-	case s.Check != nil:
-		r.Check = s.Check.Name
-	case s.Wait != nil:
-		r.Wait = s.Wait.String()
-	case s.Notify != nil:
-		r.Check = s.Notify.Receiver
-		r.Message = one(ctxText, s.Notify.Message)
-	case s.Approve != nil:
-		r.Message = one(ctxText, s.Approve.Message)
-	}
-	return r, err
+	return r, nil
 }

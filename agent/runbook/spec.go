@@ -12,7 +12,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"net/http"
 	"os"
 	"regexp"
 	"strings"
@@ -23,7 +22,6 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/vigil-project/vigil/agent/notify/route"
-	"github.com/vigil-project/vigil/probes"
 )
 
 // Mode says how much a runbook may do on its own.
@@ -88,36 +86,29 @@ type Trigger struct {
 	Manual   bool           `yaml:"manual" json:"manual,omitempty"`
 }
 
-// Step is one step; exactly one of the kinds is set.
+// Step is one step: a kind's config (http, exec, check, ... — see
+// StepKinds) and what every step has. In a file the config sits under its
+// kind's key; exactly one kind per step.
 type Step struct {
-	Name    string          `yaml:"name" json:"name"`
-	HTTP    *HTTPStep       `yaml:"http" json:"http,omitempty"`
-	Exec    *ExecStep       `yaml:"exec" json:"exec,omitempty"`
-	Check   *CheckStep      `yaml:"check" json:"check,omitempty"`
-	Wait    *model.Duration `yaml:"wait" json:"wait,omitempty"`
-	Notify  *NotifyStep     `yaml:"notify" json:"notify,omitempty"`
-	Approve *ApproveStep    `yaml:"approve" json:"approve,omitempty"`
+	Name string
+	// Config is the config of the step's kind, as the kind's registration
+	// makes it (*HTTPStep, *ExecStep, *CheckStep, *model.Duration for wait,
+	// *NotifyStep, *ApproveStep); nil when the step names no kind.
+	Config any
 
-	Timeout   model.Duration `yaml:"timeout" json:"timeout"`
-	Retry     Retry          `yaml:"retry" json:"retry"`
-	OnFailure OnFailure      `yaml:"on_failure" json:"on_failure"`
+	Timeout   model.Duration
+	Retry     Retry
+	OnFailure OnFailure
+
+	// kinds counts the kind keys the file gave the step: validation
+	// wants exactly one (Config holds the first).
+	kinds int
 }
 
-// Kind is the step's kind.
+// Kind is the step's kind ("" for none).
 func (s *Step) Kind() string {
-	switch {
-	case s.HTTP != nil:
-		return "http"
-	case s.Exec != nil:
-		return "exec"
-	case s.Check != nil:
-		return "check"
-	case s.Wait != nil:
-		return "wait"
-	case s.Notify != nil:
-		return "notify"
-	case s.Approve != nil:
-		return "approve"
+	if k := kindOf(s.Config); k != nil {
+		return k.key
 	}
 	return ""
 }
@@ -126,70 +117,6 @@ func (s *Step) Kind() string {
 type Retry struct {
 	Count   int            `yaml:"count" json:"count,omitempty"`
 	Backoff model.Duration `yaml:"backoff" json:"backoff,omitempty"`
-}
-
-// HTTPStep calls an API (the gateway's switch, an issuer's resync).
-type HTTPStep struct {
-	Method  string            `yaml:"method" json:"method"`
-	URL     string            `yaml:"url" json:"url"`
-	Headers map[string]string `yaml:"headers" json:"headers,omitempty"`
-	// Body is a template; label values in it are JSON-escaped when
-	// BodyFormat is json (the default when it starts with { or [).
-	Body         string `yaml:"body" json:"body,omitempty"`
-	ExpectStatus []int  `yaml:"expect_status" json:"expect_status,omitempty"`
-	// IdempotencyKey sends Idempotency-Key: <run id>-<step> so a retried or
-	// resumed step is recognised by a target that supports it.
-	IdempotencyKey bool `yaml:"idempotency_key" json:"idempotency_key,omitempty"`
-	// FencingHeader carries the lock's fencing token (default
-	// X-Vigil-Fencing-Token) so a target can refuse a stale holder.
-	FencingHeader string `yaml:"fencing_header" json:"fencing_header,omitempty"`
-}
-
-// ExecStep runs a program with an argument list — never a shell string.
-// The program gets a minimal environment (see execEnv), never the agent's.
-type ExecStep struct {
-	Argv []string `yaml:"argv" json:"argv"`
-	Dir  string   `yaml:"dir" json:"dir,omitempty"`
-	// MaxOutput bounds the captured stdout+stderr (default 64 KiB).
-	MaxOutput int `yaml:"max_output" json:"max_output,omitempty"`
-	// Env adds variables with literal values.
-	Env map[string]string `yaml:"env" json:"env,omitempty"`
-	// SecretEnv passes secrets, each from an environment reference of the
-	// agent ("${PG_PASSWORD}") or a file ({file: /etc/vigil/pg.pass});
-	// never journaled, and their values are redacted from the output.
-	SecretEnv map[string]SecretRef `yaml:"secret_env" json:"secret_env,omitempty"`
-}
-
-// SecretRef is a secret_env value: "${NAME}" from the agent's environment,
-// or {file: PATH} (one trailing newline dropped). It marshals redacted.
-type SecretRef struct {
-	probes.Secret
-}
-
-func (s *SecretRef) UnmarshalYAML(n *yaml.Node) error {
-	// yaml.v3 returns an unmarshaler's error as it is, without the
-	// position it gives its own: Parse reads the line from lineError.
-	if n.Kind != yaml.MappingNode {
-		if err := s.Secret.UnmarshalYAML(n); err != nil {
-			return lineError{line: n.Line, err: fmt.Errorf("secret_env: %w", err)}
-		}
-		return nil
-	}
-	var f struct {
-		File string `yaml:"file"`
-	}
-	if len(n.Content) != 2 || n.Content[0].Value != "file" {
-		return lineError{line: n.Line, err: errors.New("secret_env: expected ${NAME} or {file: PATH}")}
-	}
-	if err := n.Decode(&f); err != nil {
-		return lineError{line: n.Line, err: fmt.Errorf("secret_env: %w", err)}
-	}
-	v, err := probes.ReadSecretFile(f.File)
-	if err != nil {
-		return lineError{line: n.Line, err: fmt.Errorf("secret_env: %w", err)}
-	}
-	s.Secret = v
-	return nil
 }
 
 // lineError is a decoding error at a line of the file.
@@ -201,40 +128,14 @@ type lineError struct {
 func (e lineError) Error() string { return e.err.Error() }
 func (e lineError) Unwrap() error { return e.err }
 
-// CheckStep runs a configured check (now, or until it passed Successes
-// times in a row within Within).
-type CheckStep struct {
-	Name      string         `yaml:"name" json:"name"`
-	Successes int            `yaml:"successes" json:"successes,omitempty"`
-	Within    model.Duration `yaml:"within" json:"within,omitempty"`
-	Interval  model.Duration `yaml:"interval" json:"interval,omitempty"`
-}
-
-// NotifyStep sends a message through a paging receiver.
-type NotifyStep struct {
-	Receiver string `yaml:"receiver" json:"receiver"`
-	Message  string `yaml:"message" json:"message"`
-}
-
-// ApproveStep pauses until a person approves (API/CLI).
-type ApproveStep struct {
-	Message string         `yaml:"message" json:"message,omitempty"`
-	Timeout model.Duration `yaml:"timeout" json:"timeout,omitempty"`
-}
-
 // Defaults.
 const (
 	DefaultCooldown        = 30 * time.Minute
 	DefaultApprovalTimeout = 15 * time.Minute
 	DefaultStepTimeout     = 30 * time.Second
-	DefaultMaxOutput       = 64 << 10
-	DefaultFencingHeader   = "X-Vigil-Fencing-Token"
 )
 
 var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{0,62}$`)
-
-// envNameRE is a portable environment variable name.
-var envNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
 // Error is a problem in a runbook file, with its position when known.
 type Error struct {
@@ -335,14 +236,13 @@ func (s *Step) validate(list string) []fieldErr {
 	bad := func(field, format string, args ...any) {
 		errs = append(errs, fieldErr{field, fmt.Sprintf(format, args...)})
 	}
-	kinds := 0
-	for _, set := range []bool{s.HTTP != nil, s.Exec != nil, s.Check != nil, s.Wait != nil, s.Notify != nil, s.Approve != nil} {
-		if set {
-			kinds++
-		}
+	n := s.kinds
+	if n == 0 && s.Config != nil {
+		n = 1 // built in code
 	}
-	if kinds != 1 {
-		bad("name", "a step has exactly one of http, exec, check, wait, notify, approve (step %q has %d)", s.Name, kinds)
+	k := kindOf(s.Config)
+	if n != 1 || k == nil {
+		bad("name", "a step has exactly one of %s (step %q has %d)", strings.Join(StepKinds(), ", "), s.Name, n)
 		return errs
 	}
 	if s.Timeout == 0 {
@@ -364,83 +264,22 @@ func (s *Step) validate(list string) []fieldErr {
 	if s.Retry.Count < 0 || s.Retry.Count > 10 {
 		bad("retry.count", "must be between 0 and 10")
 	}
-	templ := func(field, v string) {
-		if _, err := parseTemplate(v); err != nil {
-			bad(field, "%v", err)
+	return append(errs, validateKind(k, s.Config)...)
+}
+
+// CheckRefs reports the first step that names a check or a paging
+// receiver the agent's config does not define.
+func (rb *Runbook) CheckRefs(known Known) error {
+	for _, list := range [][]Step{rb.Preconditions, rb.Steps, rb.Rollback} {
+		for _, s := range list {
+			if k := kindOf(s.Config); k != nil {
+				if err := k.refs(s.Config, known); err != nil {
+					return fmt.Errorf("%s: step %q %w", rb.File, s.Name, err)
+				}
+			}
 		}
 	}
-	switch {
-	case s.HTTP != nil:
-		h := s.HTTP
-		if h.Method == "" {
-			h.Method = http.MethodPost
-		}
-		h.Method = strings.ToUpper(h.Method)
-		if h.URL == "" {
-			bad("http.url", "is required")
-		}
-		templ("http.url", h.URL)
-		templ("http.body", h.Body)
-		for k, v := range h.Headers {
-			templ("http.headers."+k, v)
-		}
-		if len(h.ExpectStatus) == 0 {
-			h.ExpectStatus = []int{200, 201, 202, 204}
-		}
-		if h.FencingHeader == "" {
-			h.FencingHeader = DefaultFencingHeader
-		}
-	case s.Exec != nil:
-		if len(s.Exec.Argv) == 0 || s.Exec.Argv[0] == "" {
-			bad("exec.argv", "needs the program and its arguments as a list")
-		}
-		for i, a := range s.Exec.Argv {
-			templ(fmt.Sprintf("exec.argv.%d", i), a)
-		}
-		if s.Exec.MaxOutput == 0 {
-			s.Exec.MaxOutput = DefaultMaxOutput
-		}
-		for k := range s.Exec.Env {
-			if !envNameRE.MatchString(k) || strings.HasPrefix(k, "VIGIL_") {
-				bad("exec.env."+k, "must be a variable name (letters, digits, _) not starting with VIGIL_")
-			}
-		}
-		for k := range s.Exec.SecretEnv {
-			if !envNameRE.MatchString(k) || strings.HasPrefix(k, "VIGIL_") {
-				bad("exec.secret_env."+k, "must be a variable name (letters, digits, _) not starting with VIGIL_")
-			}
-			if _, dup := s.Exec.Env[k]; dup {
-				bad("exec.secret_env."+k, "is also set under env")
-			}
-		}
-	case s.Check != nil:
-		if s.Check.Name == "" {
-			bad("check.name", "names a configured check")
-		}
-		if s.Check.Successes == 0 {
-			s.Check.Successes = 1
-		}
-		if s.Check.Successes > 1 && s.Check.Within == 0 {
-			bad("check.within", "is required with successes > 1")
-		}
-		if s.Check.Interval == 0 {
-			s.Check.Interval = model.Duration(5 * time.Second)
-		}
-	case s.Wait != nil:
-		if *s.Wait <= 0 {
-			bad("wait", "must be positive")
-		}
-	case s.Notify != nil:
-		if s.Notify.Receiver == "" {
-			bad("notify.receiver", "is required")
-		}
-		templ("notify.message", s.Notify.Message)
-	case s.Approve != nil:
-		if s.Approve.Timeout == 0 {
-			s.Approve.Timeout = model.Duration(DefaultApprovalTimeout)
-		}
-	}
-	return errs
+	return nil
 }
 
 // ValidateStep applies a step's defaults and returns its problems, each

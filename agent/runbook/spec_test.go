@@ -12,8 +12,8 @@ func TestParseExample(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rb.Mode != Enforce || len(rb.Steps) != 3 || rb.Steps[0].Kind() != "http" || rb.Steps[0].HTTP.FencingHeader != DefaultFencingHeader ||
-		rb.Steps[1].Check.Successes != 3 || rb.Steps[2].OnFailure != Continue || rb.Rollback[0].OnFailure != Abort || rb.Preconditions[0].Kind() != "check" {
+	if rb.Mode != Enforce || len(rb.Steps) != 3 || rb.Steps[0].Kind() != "http" || rb.Steps[0].Config.(*HTTPStep).FencingHeader != DefaultFencingHeader ||
+		rb.Steps[1].Config.(*CheckStep).Successes != 3 || rb.Steps[2].OnFailure != Continue || rb.Rollback[0].OnFailure != Abort || rb.Preconditions[0].Kind() != "check" {
 		t.Errorf("parsed %+v", rb)
 	}
 }
@@ -74,8 +74,8 @@ func TestInjectionIsInert(t *testing.T) {
 			d := Data{Labels: map[string]string{"alertname": v, "check": v, "platform": v}, Run: "r1"}
 			// JSON body: still valid JSON, and the value is exactly the string.
 			step := rb.Steps[0]
-			step.HTTP.URL = "http://gw/admin/{{ .Labels.check }}/switch?from={{ .Labels.check }}"
-			step.HTTP.Headers = map[string]string{"X-Reason": "{{ .Labels.alertname }}"}
+			step.Config.(*HTTPStep).URL = "http://gw/admin/{{ .Labels.check }}/switch?from={{ .Labels.check }}"
+			step.Config.(*HTTPStep).Headers = map[string]string{"X-Reason": "{{ .Labels.alertname }}"}
 			r, err := step.Render(d)
 			if err != nil {
 				t.Fatal(err)
@@ -92,7 +92,7 @@ func TestInjectionIsInert(t *testing.T) {
 				t.Errorf("header %q", r.Headers["X-Reason"])
 			}
 			// exec: one argument, never split or interpreted.
-			ex := Step{Name: "x", Exec: &ExecStep{Argv: []string{"/bin/echo", "--check={{ .Labels.check }}"}}}
+			ex := Step{Name: "x", Config: &ExecStep{Argv: []string{"/bin/echo", "--check={{ .Labels.check }}"}}}
 			ex.validate("steps")
 			re, err := ex.Render(d)
 			if err != nil || len(re.Argv) != 2 || re.Argv[1] != "--check="+v {
@@ -102,7 +102,7 @@ func TestInjectionIsInert(t *testing.T) {
 	}
 	// A label used outside a JSON string cannot add structure: the body no
 	// longer parses and the step fails to render instead of running.
-	s := Step{Name: "x", HTTP: &HTTPStep{URL: "http://x", Body: `{"n": {{ .Labels.n }}}`}}
+	s := Step{Name: "x", Config: &HTTPStep{URL: "http://x", Body: `{"n": {{ .Labels.n }}}`}}
 	s.validate("steps")
 	if _, err := s.Render(Data{Labels: map[string]string{"n": `1, "active": "primary"`}}); err == nil {
 		t.Error("structure injected into a JSON body")

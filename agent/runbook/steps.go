@@ -3,14 +3,9 @@ package runbook
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"net/http"
-	"slices"
-	"strconv"
 	"strings"
-	"time"
 	"unicode/utf8"
 )
 
@@ -116,87 +111,12 @@ func (e redactedError) Error() string { return e.msg }
 func (e redactedError) Unwrap() error { return e.err }
 
 func executeKind(ctx context.Context, s *Step, r RenderedStep, env Env) (Outcome, error) {
-	switch {
-	case s.HTTP != nil:
-		return doHTTP(ctx, s.HTTP, r, env)
-	case s.Exec != nil:
-		return doExec(ctx, s.Exec, r, env)
-	case s.Check != nil:
-		return doCheck(ctx, s.Check, env)
-	case s.Wait != nil:
-		t := time.NewTimer(time.Duration(*s.Wait))
-		defer t.Stop()
-		select {
-		case <-ctx.Done():
-			return Outcome{}, ctx.Err()
-		case <-t.C:
-			return Outcome{}, nil
-		}
-	case s.Notify != nil:
-		if env.Pager == nil {
-			return Outcome{}, errors.New("no paging receivers configured")
-		}
-		return Outcome{}, env.Pager.NotifyReceiver(ctx, s.Notify.Receiver, "runbook: "+s.Name, r.Message)
-	case s.Approve != nil:
-		if env.Approved == nil {
-			return Outcome{}, errors.New("approvals are not available")
-		}
-		ok, err := env.Approved(ctx)
-		if err != nil {
-			return Outcome{}, err
-		}
-		if !ok {
-			return Outcome{}, errors.New("rejected")
-		}
-		return Outcome{Output: "approved"}, nil
+	k := kindOf(s.Config)
+	if k == nil {
+		return Outcome{}, fmt.Errorf("step %q has no kind", s.Name)
 	}
-	return Outcome{}, fmt.Errorf("step %q has no kind", s.Name)
+	return k.execute(ctx, s.Config, r, env)
 }
-
-func doHTTP(ctx context.Context, h *HTTPStep, r RenderedStep, env Env) (Outcome, error) {
-	var body io.Reader
-	if r.Body != "" {
-		body = strings.NewReader(r.Body)
-	}
-	req, err := http.NewRequestWithContext(ctx, h.Method, r.URL, body)
-	if err != nil {
-		return Outcome{}, fmt.Errorf("build request: %w", err)
-	}
-	for k, v := range r.Headers {
-		req.Header.Set(k, v)
-	}
-	if r.Body != "" && req.Header.Get("Content-Type") == "" {
-		if json := strings.TrimSpace(r.Body); strings.HasPrefix(json, "{") || strings.HasPrefix(json, "[") {
-			req.Header.Set("Content-Type", "application/json")
-		}
-	}
-	if h.IdempotencyKey {
-		req.Header.Set("Idempotency-Key", env.RunID+"-"+r.Name)
-	}
-	if env.Fencing > 0 {
-		req.Header.Set(h.FencingHeader, strconv.FormatInt(env.Fencing, 10))
-	}
-	client := env.HTTP
-	if client == nil {
-		client = http.DefaultClient
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return Outcome{}, err
-	}
-	defer resp.Body.Close()
-	// Only what is kept is read: a large body is not drained to count it.
-	out := &boundedBuffer{max: maxHTTPOutput, uncounted: true}
-	io.Copy(out, io.LimitReader(resp.Body, maxHTTPOutput+redactSlack+1))
-	o := Outcome{Status: resp.StatusCode, Output: out.text(env.Redactor)}
-	if !slices.Contains(h.ExpectStatus, resp.StatusCode) {
-		return o, fmt.Errorf("status %d, expected %v", resp.StatusCode, h.ExpectStatus)
-	}
-	return o, nil
-}
-
-// maxHTTPOutput bounds the response body an http step keeps.
-const maxHTTPOutput = 4 << 10
 
 // redactSlack is how far past its limit output is kept until it has been
 // redacted. Cutting first could split a secret at the limit and keep its
@@ -251,46 +171,4 @@ func (b *boundedBuffer) text(red Redactor) string {
 		return fmt.Sprintf("%s\n… %d more bytes not kept", s, dropped)
 	}
 	return s
-}
-
-// doCheck runs the check until it passed Successes times in a row, within
-// Within (or once).
-func doCheck(ctx context.Context, c *CheckStep, env Env) (Outcome, error) {
-	if env.Checker == nil {
-		return Outcome{}, errors.New("checks are not available")
-	}
-	if c.Within > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, time.Duration(c.Within))
-		defer cancel()
-	}
-	streak, runs := 0, 0
-	var last string
-	for {
-		ok, reason, msg, err := env.Checker.RunCheck(ctx, c.Name)
-		runs++
-		switch {
-		case err != nil:
-			return Outcome{Output: last}, fmt.Errorf("run check %s: %w", c.Name, err)
-		case ok:
-			streak++
-			last = fmt.Sprintf("%s passed (%d/%d in a row, %d runs)", c.Name, streak, c.Successes, runs)
-		default:
-			streak = 0
-			last = fmt.Sprintf("%s failed: %s: %s", c.Name, reason, msg)
-		}
-		if streak >= c.Successes {
-			return Outcome{Output: last}, nil
-		}
-		if c.Successes <= 1 {
-			return Outcome{Output: last}, errors.New(last)
-		}
-		t := time.NewTimer(time.Duration(c.Interval))
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return Outcome{Output: last}, fmt.Errorf("%s did not pass %d times in a row within %s: %s", c.Name, c.Successes, c.Within, last)
-		case <-t.C:
-		}
-	}
 }
