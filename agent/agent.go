@@ -106,7 +106,7 @@ func (a *Agent) load() (*loaded, error) {
 	if l.plan, err = paging.BuildPlan(cfg, paging.ExternalURL(cfg, web.ListenAddresses(a.opts.Web))); err != nil {
 		return nil, fmt.Errorf("%s: %w", cfg.File, err)
 	}
-	if l.runbooks, err = LoadRunbooks(cfg); err != nil {
+	if l.runbooks, err = runbook.LoadConfigured(cfg); err != nil {
 		return nil, err
 	}
 	if l.drills, err = drill.LoadConfigured(cfg); err != nil {
@@ -162,7 +162,7 @@ func (a *Agent) wire(ctx context.Context, l *loaded) error {
 	}
 	a.locker = locker
 	a.runbooks = runbook.NewManager(runbook.Options{Journal: a.store, Locker: locker, State: lockState, Logger: a.log,
-		Env: runbook.Env{HTTP: &http.Client{}, Checker: runbookChecker{a.sched}, Pager: a.pager, Redactor: a.secrets}})
+		Env: runbook.Env{HTTP: &http.Client{}, Checker: runbook.CheckerOf(a.sched), Pager: a.pager, Redactor: a.secrets}})
 	a.runbooks.SetRunbooks(l.runbooks)
 	a.fanout = alerts.New(alerts.Options{ExternalURL: a.pager.ExternalURL, ExternalLabels: a.state.ExternalLabels,
 		CheckInfo: a.state.CheckInfo, Logger: a.log},

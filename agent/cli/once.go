@@ -14,13 +14,13 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/vigil-project/vigil/agent"
 	"github.com/vigil-project/vigil/agent/checkstate"
 	"github.com/vigil-project/vigil/agent/client"
 	"github.com/vigil-project/vigil/agent/config"
 	"github.com/vigil-project/vigil/agent/drill"
 	"github.com/vigil-project/vigil/agent/paging"
 	"github.com/vigil-project/vigil/agent/ruleeval"
+	"github.com/vigil-project/vigil/agent/runbook"
 	"github.com/vigil-project/vigil/agent/scheduler"
 	"github.com/vigil-project/vigil/probes"
 )
@@ -212,7 +212,7 @@ func checkConfig(stdout, stderr io.Writer, files []string) int {
 			}
 			fmt.Fprintf(stdout, "%s: %d rule group(s), %d rule(s)\n", f, len(groups), n)
 		}
-		rbs, err := agent.LoadRunbooks(cfg)
+		rbs, err := runbook.LoadConfigured(cfg)
 		if err != nil {
 			fmt.Fprintf(stderr, "%s: FAILED: %v\n", f, err)
 			code = ExitFailed

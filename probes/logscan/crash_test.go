@@ -225,6 +225,7 @@ func TestCopytruncateCrash(t *testing.T) {
 		{"lines not yet read when truncated, crash before it is seen", "w100 p w30 ct w50 crash p"},
 		{"truncated to empty and seen, then lines, crash", "w100 p ct p w40 crash p"},
 		{"two truncations, the second while down", "w100 p ct w20 p ct w10 crash p"},
+		{"truncated to empty and seen, lines read, truncated again, crash", "w100 p ct p w40 p ct w10 crash p"},
 		{"truncation found at restart, another before the next checkpoint", "w100 p s ct w50 crash p w20 ct w10 crash p"},
 		{"copies rewritten in place while drained", "w100 p w30 cp w50 p w40 cp w10 p w5 cp crash@trunc p"},
 		{"copies rewritten in place, truncation not yet seen at the crash", "w100 p w30 cp w50 crash p w40 cp w10 crash p"},

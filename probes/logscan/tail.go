@@ -321,17 +321,23 @@ func (t *tailer) read(tf *tfile, now time.Time) {
 		tf.lastGrowth = now
 	}
 	tf.size = size
+	firstBytes := false
 	if len(tf.fp) < fingerprintLen && size > int64(len(tf.fp)) {
 		fp := make([]byte, min(size, fingerprintLen))
 		if n, _ := tf.f.ReadAt(fp, 0); n == len(fp) {
+			firstBytes = len(tf.fp) == 0
 			tf.fp = fp
 			t.dirty = true
 		}
 	}
-	if truncated && t.progress != nil {
+	if (truncated || firstBytes) && t.progress != nil {
 		// Saved before the new content is read: the counts of the old
 		// content become durable with offset 0 of the new one (and its
 		// first bytes, so that a restart notices a further truncation).
+		// A file truncated to empty gets its first bytes later: until
+		// they are saved, a checkpoint identifies no content, and a
+		// restart after a second truncation would take the new content
+		// for the one it read and never look for the copy.
 		t.progress(true)
 	}
 	for tf.offset < size {

@@ -19,6 +19,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/vigil-project/vigil/agent/runbook"
 	"golang.org/x/text/language"
 )
 
@@ -230,6 +231,15 @@ var funcs = template.FuncMap{
 	},
 	"join":     strings.Join,
 	"contains": strings.Contains,
+	// stepsLine is a runbook's steps as "kind name → kind name …"; the
+	// kinds come from the runbook step-kind registry.
+	"stepsLine": func(steps []runbook.Step) string {
+		parts := make([]string, len(steps))
+		for i := range steps {
+			parts[i] = steps[i].Kind() + " " + steps[i].Name
+		}
+		return strings.Join(parts, " → ")
+	},
 	"deref": func(f *float64) float64 {
 		if f == nil {
 			return math.NaN()

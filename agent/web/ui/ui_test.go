@@ -6,6 +6,9 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/vigil-project/vigil/agent/runbook"
 )
 
 // TestMessages: every message key a template names exists in both
@@ -114,5 +117,30 @@ func TestTemplatesParse(t *testing.T) {
 		if p.pages[n] == nil {
 			t.Errorf("page %s not parsed", n)
 		}
+	}
+}
+
+// TestRunbooksPageShowsStepKinds: the runbooks page names each step with
+// its kind from the step-kind registry.
+func TestRunbooksPageShowsStepKinds(t *testing.T) {
+	rb, err := runbook.Parse("rb.yml", []byte(`name: failover
+description: switch issuing to the standby
+trigger: {alert: InvoiceQRFailing}
+steps:
+  - name: switch
+    http: {method: POST, url: "http://127.0.0.1:1/switch"}
+  - name: settle
+    wait: 1s
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := httptest.NewRecorder()
+	page := Page{Lang: "en", Title: "Runbooks", Now: time.Now(), Data: runbooksData{Runbooks: []*runbook.Runbook{rb}}}
+	if err := New().Render(rec, 200, "runbooks", page); err != nil {
+		t.Fatal(err)
+	}
+	if body := rec.Body.String(); !strings.Contains(body, "http switch → wait settle") {
+		t.Errorf("runbooks page lacks the steps line:\n%s", body)
 	}
 }

@@ -1,17 +1,16 @@
-package agent
+package runbook
 
 import (
 	"context"
 	"fmt"
 
 	"github.com/vigil-project/vigil/agent/config"
-	"github.com/vigil-project/vigil/agent/runbook"
-	"github.com/vigil-project/vigil/agent/scheduler"
+	"github.com/vigil-project/vigil/probes"
 )
 
-// LoadRunbooks reads the config's runbook files. Names must be unique, and
+// LoadConfigured reads the config's runbook files. Names must be unique, and
 // the checks and receivers their steps name must be configured.
-func LoadRunbooks(cfg *config.Config) ([]*runbook.Runbook, error) {
+func LoadConfigured(cfg *config.Config) ([]*Runbook, error) {
 	if len(cfg.Runbooks) == 0 {
 		return nil, nil
 	}
@@ -19,7 +18,7 @@ func LoadRunbooks(cfg *config.Config) ([]*runbook.Runbook, error) {
 	if err != nil {
 		return nil, err
 	}
-	known := runbook.Known{Checks: map[string]bool{}, Receivers: map[string]bool{}}
+	known := Known{Checks: map[string]bool{}, Receivers: map[string]bool{}}
 	for _, c := range cfg.Checks {
 		known.Checks[c.Name] = true
 	}
@@ -27,9 +26,9 @@ func LoadRunbooks(cfg *config.Config) ([]*runbook.Runbook, error) {
 		known.Receivers[r.Name] = true
 	}
 	byName := map[string]string{}
-	var out []*runbook.Runbook
+	var out []*Runbook
 	for _, f := range files {
-		rb, err := runbook.Load(f)
+		rb, err := Load(f)
 		if err != nil {
 			return nil, err
 		}
@@ -52,11 +51,18 @@ func LoadRunbooks(cfg *config.Config) ([]*runbook.Runbook, error) {
 	return out, nil
 }
 
-// runbookChecker runs checks for runbook steps through the scheduler.
-type runbookChecker struct{ sched *scheduler.Scheduler }
+// CheckRunner runs a configured check now (the scheduler).
+type CheckRunner interface {
+	RunNow(ctx context.Context, name string) (probes.Result, error)
+}
 
-func (c runbookChecker) RunCheck(ctx context.Context, name string) (bool, string, string, error) {
-	r, err := c.sched.RunNow(ctx, name)
+// CheckerOf lets check steps run checks through a CheckRunner.
+func CheckerOf(r CheckRunner) Checker { return runnerChecker{r} }
+
+type runnerChecker struct{ r CheckRunner }
+
+func (c runnerChecker) RunCheck(ctx context.Context, name string) (bool, string, string, error) {
+	r, err := c.r.RunNow(ctx, name)
 	if err != nil {
 		return false, "", "", err
 	}
