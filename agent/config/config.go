@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/common/model"
 	"gopkg.in/yaml.v3"
 
+	"github.com/vigil-project/vigil/internal/confkit"
 	"github.com/vigil-project/vigil/probes"
 )
 
@@ -114,18 +115,18 @@ func (c *Check) Fingerprint() string {
 	}
 	h := sha256.New()
 	h.Write(b)
-	walkSecrets(reflect.ValueOf(c.Spec), func(s probes.Secret) {
+	walkSecrets(reflect.ValueOf(c.Spec), func(s confkit.Secret) {
 		h.Write([]byte{0})
 		h.Write([]byte(s.Reveal()))
 	}, nil)
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-var secretType = reflect.TypeFor[probes.Secret]()
+var secretType = reflect.TypeFor[confkit.Secret]()
 
 // walkSecrets calls fn for every Secret inside v, in field order, and
 // file (when not nil) for every *_file field that names a secret.
-func walkSecrets(v reflect.Value, fn func(probes.Secret), file func(path string)) {
+func walkSecrets(v reflect.Value, fn func(confkit.Secret), file func(path string)) {
 	switch v.Kind() {
 	case reflect.Pointer, reflect.Interface:
 		if !v.IsNil() {
@@ -133,7 +134,7 @@ func walkSecrets(v reflect.Value, fn func(probes.Secret), file func(path string)
 		}
 	case reflect.Struct:
 		if v.Type() == secretType {
-			fn(v.Interface().(probes.Secret))
+			fn(v.Interface().(confkit.Secret))
 			return
 		}
 		for i := range v.NumField() {
@@ -298,7 +299,7 @@ func (d *decoder) decodeCheck(n *yaml.Node, path string, g *Global) (Check, bool
 		if sectionNode != nil {
 			d.decode(sectionNode, reflect.ValueOf(c.Spec).Elem(), sectionPath)
 		}
-		for _, err := range probes.FlattenErrors(c.Spec.Validate()) {
+		for _, err := range confkit.FlattenErrors(c.Spec.Validate()) {
 			d.fieldError(sectionKey, sectionNode, n, sectionPath, err)
 		}
 	}
@@ -331,7 +332,7 @@ func typeValue(n *yaml.Node) string {
 // fieldError reports a family validation error at the key it names, falling
 // back to the section (or the check) when the key was defaulted.
 func (d *decoder) fieldError(sectionKey, section, check *yaml.Node, path string, err error) {
-	var fe *probes.FieldError
+	var fe *confkit.FieldError
 	if !errors.As(err, &fe) {
 		at := check
 		if sectionKey != nil {

@@ -12,6 +12,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/vigil-project/vigil/internal/confkit"
 	"github.com/vigil-project/vigil/probes"
 	_ "github.com/vigil-project/vigil/probes/all"
 )
@@ -21,8 +22,8 @@ var update = flag.Bool("update", false, "rewrite golden files")
 // dummyConfig is a second family so tests can show a section that does
 // not match the check's type.
 type dummyConfig struct {
-	Target   string        `yaml:"target"`
-	Password probes.Secret `yaml:"password"`
+	Target   string         `yaml:"target"`
+	Password confkit.Secret `yaml:"password"`
 }
 
 func (c *dummyConfig) Validate() error { return nil }

@@ -15,7 +15,7 @@ import (
 	"github.com/vigil-project/vigil/agent/notify"
 	"github.com/vigil-project/vigil/agent/notify/alertmanager"
 	"github.com/vigil-project/vigil/agent/notify/route"
-	"github.com/vigil-project/vigil/probes"
+	"github.com/vigil-project/vigil/internal/confkit"
 
 	// The receiver integrations are part of the config format: whoever
 	// parses a config gets all of them, as when Receiver named each.
@@ -207,8 +207,8 @@ func (d *decoder) validateNotify(root *yaml.Node, n *Notify) {
 	// checks[0] does.
 	show := func(path string) string { return "notify." + indexRE.ReplaceAllString(path, "[$1]") }
 	report := func(base, path string, err error) {
-		for _, e := range probes.FlattenErrors(err) {
-			var fe *probes.FieldError
+		for _, e := range confkit.FlattenErrors(err) {
+			var fe *confkit.FieldError
 			if errors.As(e, &fe) {
 				p := base
 				if p != "" {

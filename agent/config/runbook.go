@@ -5,9 +5,8 @@ import (
 	"time"
 
 	"github.com/prometheus/common/model"
+	"github.com/vigil-project/vigil/internal/confkit"
 	"gopkg.in/yaml.v3"
-
-	"github.com/vigil-project/vigil/probes"
 )
 
 // RunbookLock selects the runbook lock and state backend.
@@ -26,7 +25,7 @@ type EtcdConfig struct {
 	TTL          model.Duration `yaml:"ttl" json:"ttl,omitempty"`
 	DialTimeout  model.Duration `yaml:"dial_timeout" json:"dial_timeout,omitempty"`
 	Username     string         `yaml:"username" json:"username,omitempty"`
-	Password     probes.Secret  `yaml:"password" json:"password,omitzero"`
+	Password     confkit.Secret `yaml:"password" json:"password,omitzero"`
 	PasswordFile string         `yaml:"password_file" json:"password_file,omitempty"`
 }
 

@@ -4,7 +4,7 @@ import (
 	"reflect"
 	"strings"
 
-	"github.com/vigil-project/vigil/probes"
+	"github.com/vigil-project/vigil/internal/confkit"
 )
 
 // notSecretFiles are *_file fields that name certificates, not secrets
@@ -19,12 +19,12 @@ var notSecretFiles = map[string]bool{"ca_file": true, "cert_file": true, "key_fi
 // are skipped: validation reports them.
 func SecretValues(c *Config) []string {
 	var out []string
-	walkSecrets(reflect.ValueOf(c).Elem(), func(s probes.Secret) {
+	walkSecrets(reflect.ValueOf(c).Elem(), func(s confkit.Secret) {
 		if s.IsSet() {
 			out = append(out, s.Reveal())
 		}
 	}, func(path string) {
-		if s, err := probes.ReadSecretFile(path); err == nil {
+		if s, err := confkit.ReadSecretFile(path); err == nil {
 			out = append(out, s.Reveal())
 		}
 	})

@@ -10,7 +10,7 @@ import (
 
 // Config is one entry of a receiver's `<kind>_configs` list. NewConfig
 // returns it with defaults applied; Validate reports every problem, as
-// probes.FieldErrors joined with errors.Join, so the config loader can
+// confkit.FieldErrors joined with errors.Join, so the config loader can
 // point at the line.
 type Config interface {
 	Validate() error

@@ -5,11 +5,11 @@ import (
 	"fmt"
 	"net/url"
 
-	"github.com/vigil-project/vigil/probes"
+	"github.com/vigil-project/vigil/internal/confkit"
 )
 
 // Integrations take their credentials the same way: inline as a
-// probes.Secret (an environment reference) under a key, or from a file
+// confkit.Secret (an environment reference) under a key, or from a file
 // under the key plus "_file". For chat robots and webhooks the credential
 // is the address itself, so these helpers never quote an address in an
 // error.
@@ -17,12 +17,12 @@ import (
 // CheckSecret checks a secret that may be set inline (field) or in a file
 // (field_file) for Validate: setting both is an error, and so is setting
 // neither when the secret is required. It returns nil or a field error.
-func CheckSecret(field string, s probes.Secret, file string, required bool) error {
+func CheckSecret(field string, s confkit.Secret, file string, required bool) error {
 	switch {
 	case required && s.IsSet() == (file != ""):
-		return probes.FieldErrorf(field, "set exactly one of %s and %s_file", field, field)
+		return confkit.FieldErrorf(field, "set exactly one of %s and %s_file", field, field)
 	case s.IsSet() && file != "":
-		return probes.FieldErrorf(field, "set at most one of %s and %s_file", field, field)
+		return confkit.FieldErrorf(field, "set at most one of %s and %s_file", field, field)
 	}
 	return nil
 }
@@ -30,13 +30,13 @@ func CheckSecret(field string, s probes.Secret, file string, required bool) erro
 // ReadSecret resolves a secret set inline or in a file (field_file), the
 // file winning when set, so New fails on an unreadable file rather than the
 // first page. The error names the file's key.
-func ReadSecret(field string, s probes.Secret, file string) (probes.Secret, error) {
+func ReadSecret(field string, s confkit.Secret, file string) (confkit.Secret, error) {
 	if file == "" {
 		return s, nil
 	}
-	v, err := probes.ReadSecretFile(file)
+	v, err := confkit.ReadSecretFile(file)
 	if err != nil {
-		return probes.Secret{}, fmt.Errorf("%s_file: %w", field, err)
+		return confkit.Secret{}, fmt.Errorf("%s_file: %w", field, err)
 	}
 	return v, nil
 }
@@ -56,13 +56,13 @@ func CheckURL(s, want string) error {
 // as url or url_file, for Validate: exactly one of them, an inline one an
 // http(s) address (see CheckURL). It returns nil or a field error at url;
 // url_file is read, and checked, by ReadSecretURL.
-func CheckSecretURL(u probes.Secret, file, want string) error {
+func CheckSecretURL(u confkit.Secret, file, want string) error {
 	if err := CheckSecret("url", u, file, true); err != nil {
 		return err
 	}
 	if u.IsSet() {
 		if err := CheckURL(u.Reveal(), want); err != nil {
-			return probes.FieldErrorf("url", "%w", err)
+			return confkit.FieldErrorf("url", "%w", err)
 		}
 	}
 	return nil
@@ -71,7 +71,7 @@ func CheckSecretURL(u probes.Secret, file, want string) error {
 // ReadSecretURL resolves an address checked by CheckSecretURL at New: url,
 // or the content of url_file checked the same way. It returns the address
 // as configured and parsed, which a Redactor needs to hide all its forms.
-func ReadSecretURL(u probes.Secret, file, want string) (string, *url.URL, error) {
+func ReadSecretURL(u confkit.Secret, file, want string) (string, *url.URL, error) {
 	addr, err := ReadSecret("url", u, file)
 	if err != nil {
 		return "", nil, err

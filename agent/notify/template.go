@@ -8,7 +8,7 @@ import (
 	"text/template"
 	"time"
 
-	"github.com/vigil-project/vigil/probes"
+	"github.com/vigil-project/vigil/internal/confkit"
 )
 
 // Data is what message templates see (close to Alertmanager's template data,
@@ -157,7 +157,7 @@ func ParseField(field, title, body, defaultBody string) (*Template, error) {
 // right key.
 func CheckField(field, title, body, defaultBody string) error {
 	if _, err := ParseTemplate(title, body, defaultBody); err != nil {
-		return probes.FieldErrorf(field, "%w", templateCause(err))
+		return confkit.FieldErrorf(field, "%w", templateCause(err))
 	}
 	return nil
 }

@@ -7,8 +7,7 @@ import (
 	"time"
 
 	"github.com/prometheus/common/model"
-
-	"github.com/vigil-project/vigil/probes"
+	"github.com/vigil-project/vigil/internal/confkit"
 )
 
 // CheckStep runs a configured check (now, or until it passed Successes
@@ -27,10 +26,10 @@ func init() {
 		Validate: func(c *CheckStep) error {
 			var errs []error
 			if c.Name == "" {
-				errs = append(errs, probes.FieldErrorf("name", "names a configured check"))
+				errs = append(errs, confkit.FieldErrorf("name", "names a configured check"))
 			}
 			if c.Successes > 1 && c.Within == 0 {
-				errs = append(errs, probes.FieldErrorf("within", "is required with successes > 1"))
+				errs = append(errs, confkit.FieldErrorf("within", "is required with successes > 1"))
 			}
 			return errors.Join(errs...)
 		},

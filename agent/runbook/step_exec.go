@@ -12,8 +12,8 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/vigil-project/vigil/internal/confkit"
 	"github.com/vigil-project/vigil/internal/redact"
-	"github.com/vigil-project/vigil/probes"
 )
 
 // ExecStep runs a program with an argument list — never a shell string.
@@ -34,7 +34,7 @@ type ExecStep struct {
 // SecretRef is a secret_env value: "${NAME}" from the agent's environment,
 // or {file: PATH} (one trailing newline dropped). It marshals redacted.
 type SecretRef struct {
-	probes.Secret
+	confkit.Secret
 }
 
 func (s *SecretRef) UnmarshalYAML(n *yaml.Node) error {
@@ -55,7 +55,7 @@ func (s *SecretRef) UnmarshalYAML(n *yaml.Node) error {
 	if err := n.Decode(&f); err != nil {
 		return lineError{line: n.Line, err: fmt.Errorf("secret_env: %w", err)}
 	}
-	v, err := probes.ReadSecretFile(f.File)
+	v, err := confkit.ReadSecretFile(f.File)
 	if err != nil {
 		return lineError{line: n.Line, err: fmt.Errorf("secret_env: %w", err)}
 	}
@@ -77,22 +77,22 @@ func init() {
 		Validate: func(e *ExecStep) error {
 			var errs []error
 			if len(e.Argv) == 0 || e.Argv[0] == "" {
-				errs = append(errs, probes.FieldErrorf("argv", "needs the program and its arguments as a list"))
+				errs = append(errs, confkit.FieldErrorf("argv", "needs the program and its arguments as a list"))
 			}
 			for i, a := range e.Argv {
 				errs = append(errs, checkTemplate(fmt.Sprintf("argv.%d", i), a))
 			}
 			for k := range e.Env {
 				if !envNameRE.MatchString(k) || strings.HasPrefix(k, "VIGIL_") {
-					errs = append(errs, probes.FieldErrorf("env."+k, "must be a variable name (letters, digits, _) not starting with VIGIL_"))
+					errs = append(errs, confkit.FieldErrorf("env."+k, "must be a variable name (letters, digits, _) not starting with VIGIL_"))
 				}
 			}
 			for k := range e.SecretEnv {
 				if !envNameRE.MatchString(k) || strings.HasPrefix(k, "VIGIL_") {
-					errs = append(errs, probes.FieldErrorf("secret_env."+k, "must be a variable name (letters, digits, _) not starting with VIGIL_"))
+					errs = append(errs, confkit.FieldErrorf("secret_env."+k, "must be a variable name (letters, digits, _) not starting with VIGIL_"))
 				}
 				if _, dup := e.Env[k]; dup {
-					errs = append(errs, probes.FieldErrorf("secret_env."+k, "is also set under env"))
+					errs = append(errs, confkit.FieldErrorf("secret_env."+k, "is also set under env"))
 				}
 			}
 			return errors.Join(errs...)

@@ -11,7 +11,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/vigil-project/vigil/probes"
+	"github.com/vigil-project/vigil/internal/confkit"
 )
 
 // HTTPStep calls an API (the gateway's switch, an issuer's resync).
@@ -43,7 +43,7 @@ func init() {
 			h.Method = strings.ToUpper(h.Method)
 			var errs []error
 			if h.URL == "" {
-				errs = append(errs, probes.FieldErrorf("url", "is required"))
+				errs = append(errs, confkit.FieldErrorf("url", "is required"))
 			}
 			errs = append(errs, checkTemplate("url", h.URL), checkTemplate("body", h.Body))
 			for k, v := range h.Headers {

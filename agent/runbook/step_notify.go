@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/vigil-project/vigil/probes"
+	"github.com/vigil-project/vigil/internal/confkit"
 )
 
 // NotifyStep sends a message through a paging receiver.
@@ -20,7 +20,7 @@ func init() {
 		Validate: func(n *NotifyStep) error {
 			var errs []error
 			if n.Receiver == "" {
-				errs = append(errs, probes.FieldErrorf("receiver", "is required"))
+				errs = append(errs, confkit.FieldErrorf("receiver", "is required"))
 			}
 			errs = append(errs, checkTemplate("message", n.Message))
 			return errors.Join(errs...)

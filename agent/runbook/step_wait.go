@@ -5,8 +5,7 @@ import (
 	"time"
 
 	"github.com/prometheus/common/model"
-
-	"github.com/vigil-project/vigil/probes"
+	"github.com/vigil-project/vigil/internal/confkit"
 )
 
 // A wait step's config is its duration (`wait: 30s`).
@@ -15,7 +14,7 @@ func init() {
 		Key: "wait",
 		Validate: func(w *model.Duration) error {
 			if *w <= 0 {
-				return probes.FieldErrorf("", "must be positive")
+				return confkit.FieldErrorf("", "must be positive")
 			}
 			return nil
 		},

@@ -11,9 +11,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/vigil-project/vigil/internal/confkit"
 	"gopkg.in/yaml.v3"
-
-	"github.com/vigil-project/vigil/probes"
 )
 
 // StepKind is one kind of runbook step: the key that names it in a step
@@ -29,7 +28,7 @@ type StepKind[C any] struct {
 	// validated. Nil when the zero config is the default.
 	Defaults func(c *C)
 	// Validate reports every problem the file alone shows, as
-	// probes.FieldErrors relative to the kind's key ("url"; "" for the
+	// confkit.FieldErrors relative to the kind's key ("url"; "" for the
 	// value itself) joined with errors.Join; nil when there is nothing
 	// to check.
 	Validate func(c *C) error
@@ -369,9 +368,9 @@ func writeJSONValue(b *bytes.Buffer, v any) error {
 // problem's field made relative to the step.
 func validateKind(k *stepKind, cfg any) []fieldErr {
 	var out []fieldErr
-	for _, err := range probes.FlattenErrors(k.validate(cfg)) {
+	for _, err := range confkit.FlattenErrors(k.validate(cfg)) {
 		field, msg := k.key, err.Error()
-		var fe *probes.FieldError
+		var fe *confkit.FieldError
 		if errors.As(err, &fe) {
 			if fe.Field != "" {
 				field += "." + fe.Field
@@ -402,7 +401,7 @@ func (f *fieldRenderer) render(c escCtx, tmpl string) string {
 // otherwise, which errors.Join drops).
 func checkTemplate(field, text string) error {
 	if _, err := parseTemplate(text); err != nil {
-		return probes.FieldErrorf(field, "%v", err)
+		return confkit.FieldErrorf(field, "%v", err)
 	}
 	return nil
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/prometheus/common/model"
 
+	"github.com/vigil-project/vigil/internal/confkit"
 	"github.com/vigil-project/vigil/probes"
 	"github.com/vigil-project/vigil/probes/internal/tlsconfig"
 )
@@ -27,7 +28,7 @@ import (
 type Server struct {
 	// DSN comes from the environment ("${INVOICE_DB_DSN}"); DSNFile from a
 	// file. Exactly one is set. Neither is ever shown.
-	DSN       probes.Secret     `yaml:"dsn,omitempty"`
+	DSN       confkit.Secret    `yaml:"dsn,omitempty"`
 	DSNFile   string            `yaml:"dsn_file,omitempty"`
 	TLSConfig *tlsconfig.Config `yaml:"tls_config,omitempty"`
 }
@@ -36,12 +37,12 @@ func (s *Server) validate() []error {
 	var errs []error
 	switch {
 	case s.DSN.IsSet() && s.DSNFile != "":
-		errs = append(errs, probes.FieldErrorf("dsn_file", "set only one of dsn and dsn_file"))
+		errs = append(errs, confkit.FieldErrorf("dsn_file", "set only one of dsn and dsn_file"))
 	case !s.DSN.IsSet() && s.DSNFile == "":
-		errs = append(errs, probes.FieldErrorf("dsn", "required: dsn (as ${ENV_VAR}) or dsn_file"))
+		errs = append(errs, confkit.FieldErrorf("dsn", "required: dsn (as ${ENV_VAR}) or dsn_file"))
 	case s.DSNFile != "":
 		if _, err := os.Stat(s.DSNFile); err != nil {
-			errs = append(errs, probes.FieldErrorf("dsn_file", "%v", err))
+			errs = append(errs, confkit.FieldErrorf("dsn_file", "%v", err))
 		}
 	}
 	if s.TLSConfig != nil {
@@ -51,9 +52,9 @@ func (s *Server) validate() []error {
 }
 
 // dsn returns the secret DSN, read from dsn_file when that is used.
-func (s *Server) dsn() (probes.Secret, error) {
+func (s *Server) dsn() (confkit.Secret, error) {
 	if s.DSNFile != "" {
-		return probes.ReadSecretFile(s.DSNFile)
+		return confkit.ReadSecretFile(s.DSNFile)
 	}
 	return s.DSN, nil
 }
@@ -98,26 +99,26 @@ var queryNameRE = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
 func (c *Common) validate() []error {
 	var errs []error
 	if c.MaxReplicationLag < 0 {
-		errs = append(errs, probes.FieldErrorf("max_replication_lag", "must not be negative"))
+		errs = append(errs, confkit.FieldErrorf("max_replication_lag", "must not be negative"))
 	}
 	if c.MaxConnectionsRatio <= 0 || c.MaxConnectionsRatio > 1 {
-		errs = append(errs, probes.FieldErrorf("max_connections_ratio", "must be in (0, 1], got %g", c.MaxConnectionsRatio))
+		errs = append(errs, confkit.FieldErrorf("max_connections_ratio", "must be in (0, 1], got %g", c.MaxConnectionsRatio))
 	}
 	seen := map[string]bool{}
 	for i, q := range c.Queries {
 		field := fmt.Sprintf("queries.%d", i)
 		switch {
 		case !queryNameRE.MatchString(q.Name):
-			errs = append(errs, probes.FieldErrorf(field+".name", "must match [a-zA-Z_][a-zA-Z0-9_]*, got %q", q.Name))
+			errs = append(errs, confkit.FieldErrorf(field+".name", "must match [a-zA-Z_][a-zA-Z0-9_]*, got %q", q.Name))
 		case seen[q.Name]:
-			errs = append(errs, probes.FieldErrorf(field+".name", "duplicate query name %q", q.Name))
+			errs = append(errs, confkit.FieldErrorf(field+".name", "duplicate query name %q", q.Name))
 		}
 		seen[q.Name] = true
 		if strings.TrimSpace(q.SQL) == "" {
-			errs = append(errs, probes.FieldErrorf(field+".sql", "required"))
+			errs = append(errs, confkit.FieldErrorf(field+".sql", "required"))
 		}
 		if q.Min != nil && q.Max != nil && *q.Min > *q.Max {
-			errs = append(errs, probes.FieldErrorf(field+".min", "min %g is greater than max %g", *q.Min, *q.Max))
+			errs = append(errs, confkit.FieldErrorf(field+".min", "min %g is greater than max %g", *q.Min, *q.Max))
 		}
 	}
 	return errs
@@ -129,7 +130,7 @@ var identRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_
 // must be a plain (optionally schema-qualified) identifier.
 func validateTable(name string) error {
 	if !identRE.MatchString(name) {
-		return probes.FieldErrorf("canary_table", "must be an identifier like vigil_canary or ops.vigil_canary, got %q", name)
+		return confkit.FieldErrorf("canary_table", "must be an identifier like vigil_canary or ops.vigil_canary, got %q", name)
 	}
 	return nil
 }

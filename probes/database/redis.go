@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/common/model"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/vigil-project/vigil/internal/confkit"
 	"github.com/vigil-project/vigil/probes"
 	"github.com/vigil-project/vigil/probes/internal/neterr"
 )
@@ -49,10 +50,10 @@ type RedisConfig struct {
 func (c *RedisConfig) Validate() error {
 	errs := append(c.Server.validate(), c.Common.validate()...)
 	if c.CanaryKeyPrefix == "" {
-		errs = append(errs, probes.FieldErrorf("canary_key_prefix", "required"))
+		errs = append(errs, confkit.FieldErrorf("canary_key_prefix", "required"))
 	}
 	if c.CanaryTTL < model.Duration(time.Second) {
-		errs = append(errs, probes.FieldErrorf("canary_ttl", "must be at least 1s"))
+		errs = append(errs, confkit.FieldErrorf("canary_ttl", "must be at least 1s"))
 	}
 	return errors.Join(errs...)
 }

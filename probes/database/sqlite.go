@@ -13,6 +13,7 @@ import (
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 
+	"github.com/vigil-project/vigil/internal/confkit"
 	"github.com/vigil-project/vigil/probes"
 	"github.com/vigil-project/vigil/probes/internal/neterr"
 )
@@ -43,13 +44,13 @@ type SQLiteConfig struct {
 func (c *SQLiteConfig) Validate() error {
 	errs := c.Common.validate()
 	if c.Path == "" {
-		errs = append(errs, probes.FieldErrorf("path", "required"))
+		errs = append(errs, confkit.FieldErrorf("path", "required"))
 	}
 	if err := validateTable(c.CanaryTable); err != nil {
 		errs = append(errs, err)
 	}
 	if c.BusyTimeout <= 0 {
-		errs = append(errs, probes.FieldErrorf("busy_timeout", "must be greater than 0"))
+		errs = append(errs, confkit.FieldErrorf("busy_timeout", "must be greater than 0"))
 	}
 	return errors.Join(errs...)
 }

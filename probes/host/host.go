@@ -19,6 +19,7 @@ import (
 
 	"github.com/prometheus/common/model"
 
+	"github.com/vigil-project/vigil/internal/confkit"
 	"github.com/vigil-project/vigil/probes"
 )
 
@@ -95,11 +96,11 @@ func defaultConfig() *Config {
 	}
 }
 
-// Validate reports every problem as a probes.FieldError.
+// Validate reports every problem as a confkit.FieldError.
 func (c *Config) Validate() error {
 	var errs []error
 	if c.CPUSample <= 0 || time.Duration(c.CPUSample) >= time.Minute {
-		errs = append(errs, probes.FieldErrorf("cpu_sample", "must be more than 0 and less than 1m, got %s", c.CPUSample))
+		errs = append(errs, confkit.FieldErrorf("cpu_sample", "must be more than 0 and less than 1m, got %s", c.CPUSample))
 	}
 	for _, r := range []struct {
 		field string
@@ -111,7 +112,7 @@ func (c *Config) Validate() error {
 		{"inodes_free_min", c.InodesFreeMin},
 	} {
 		if !(r.v >= 0 && r.v <= 1) { // also rejects NaN
-			errs = append(errs, probes.FieldErrorf(r.field, "must be between 0 and 1, got %g", r.v))
+			errs = append(errs, confkit.FieldErrorf(r.field, "must be between 0 and 1, got %g", r.v))
 		}
 	}
 	for _, r := range []struct{ field, expr string }{
@@ -120,7 +121,7 @@ func (c *Config) Validate() error {
 		{"fs_types_exclude", c.FSTypesExclude},
 	} {
 		if _, err := regexp.Compile(r.expr); err != nil {
-			errs = append(errs, probes.FieldErrorf(r.field, "invalid regular expression: %s", regexpProblem(err)))
+			errs = append(errs, confkit.FieldErrorf(r.field, "invalid regular expression: %s", regexpProblem(err)))
 		}
 	}
 	for _, f := range []struct{ field, path string }{
@@ -129,7 +130,7 @@ func (c *Config) Validate() error {
 		{"root_path", c.RootPath},
 	} {
 		if f.path != "" && !filepath.IsAbs(f.path) {
-			errs = append(errs, probes.FieldErrorf(f.field, "must be an absolute path, got %q", f.path))
+			errs = append(errs, confkit.FieldErrorf(f.field, "must be an absolute path, got %q", f.path))
 		}
 	}
 	seen := map[string]int{}
@@ -137,19 +138,19 @@ func (c *Config) Validate() error {
 		field := fmt.Sprintf("processes.%d", i)
 		switch {
 		case p.Name == "" && p.Pidfile == "":
-			errs = append(errs, probes.FieldErrorf(field, "set name or pidfile"))
+			errs = append(errs, confkit.FieldErrorf(field, "set name or pidfile"))
 			continue
 		case p.Name != "" && p.Pidfile != "":
-			errs = append(errs, probes.FieldErrorf(field+".pidfile", "set name or pidfile, not both"))
+			errs = append(errs, confkit.FieldErrorf(field+".pidfile", "set name or pidfile, not both"))
 			continue
 		case p.Pidfile != "" && !filepath.IsAbs(p.Pidfile):
-			errs = append(errs, probes.FieldErrorf(field+".pidfile", "must be an absolute path, got %q", p.Pidfile))
+			errs = append(errs, confkit.FieldErrorf(field+".pidfile", "must be an absolute path, got %q", p.Pidfile))
 		}
 		// The label names the series; two entries sharing one would
 		// overwrite each other's process_count.
 		label := p.label()
 		if prev, dup := seen[label]; dup {
-			errs = append(errs, probes.FieldErrorf(field+".label", "label %q is already used by processes.%d", label, prev))
+			errs = append(errs, confkit.FieldErrorf(field+".label", "label %q is already used by processes.%d", label, prev))
 			continue
 		}
 		seen[label] = i

@@ -14,6 +14,7 @@ import (
 
 	"github.com/prometheus/common/model"
 
+	"github.com/vigil-project/vigil/internal/confkit"
 	"github.com/vigil-project/vigil/probes"
 )
 
@@ -81,8 +82,8 @@ func TestValidate(t *testing.T) {
 			c := defaultConfig()
 			tt.mutate(c)
 			var got []string
-			for _, err := range probes.FlattenErrors(c.Validate()) {
-				var fe *probes.FieldError
+			for _, err := range confkit.FlattenErrors(c.Validate()) {
+				var fe *confkit.FieldError
 				if !errors.As(err, &fe) {
 					t.Errorf("%v is not a FieldError", err)
 					continue

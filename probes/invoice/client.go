@@ -13,7 +13,7 @@ import (
 	"github.com/ohler55/ojg/jp"
 	"github.com/ohler55/ojg/oj"
 
-	"github.com/vigil-project/vigil/probes"
+	"github.com/vigil-project/vigil/internal/confkit"
 	"github.com/vigil-project/vigil/probes/internal/tlsconfig"
 )
 
@@ -22,7 +22,7 @@ import (
 type HTTPClientConfig struct {
 	URL         string            `yaml:"url"`
 	Headers     map[string]string `yaml:"headers,omitempty"`
-	BearerToken probes.Secret     `yaml:"bearer_token,omitempty"`
+	BearerToken confkit.Secret    `yaml:"bearer_token,omitempty"`
 	TLS         tlsconfig.Config  `yaml:"tls_config,omitempty"`
 	// MaxBodyBytes bounds every response read.
 	MaxBodyBytes int64 `yaml:"max_body_bytes"`
@@ -33,21 +33,21 @@ func (c *HTTPClientConfig) validate(prefix string) []error {
 	u, err := url.Parse(c.URL)
 	switch {
 	case c.URL == "":
-		errs = append(errs, probes.FieldErrorf(prefix+"url", "required"))
+		errs = append(errs, confkit.FieldErrorf(prefix+"url", "required"))
 	case err != nil:
-		errs = append(errs, probes.FieldErrorf(prefix+"url", "%v", err))
+		errs = append(errs, confkit.FieldErrorf(prefix+"url", "%v", err))
 	case u.Scheme != "http" && u.Scheme != "https":
-		errs = append(errs, probes.FieldErrorf(prefix+"url", "scheme must be http or https, got %q", u.Scheme))
+		errs = append(errs, confkit.FieldErrorf(prefix+"url", "scheme must be http or https, got %q", u.Scheme))
 	case u.Host == "":
-		errs = append(errs, probes.FieldErrorf(prefix+"url", "no host in %q", c.URL))
+		errs = append(errs, confkit.FieldErrorf(prefix+"url", "no host in %q", c.URL))
 	}
 	for k := range c.Headers {
 		if strings.EqualFold(k, "Authorization") {
-			errs = append(errs, probes.FieldErrorf(prefix+"headers."+k, "put credentials in bearer_token (a secret), not in a plain header"))
+			errs = append(errs, confkit.FieldErrorf(prefix+"headers."+k, "put credentials in bearer_token (a secret), not in a plain header"))
 		}
 	}
 	if c.MaxBodyBytes < 1024 {
-		errs = append(errs, probes.FieldErrorf(prefix+"max_body_bytes", "must be at least 1024"))
+		errs = append(errs, confkit.FieldErrorf(prefix+"max_body_bytes", "must be at least 1024"))
 	}
 	errs = append(errs, c.TLS.Validate(prefix+"tls_config.")...)
 	return errs
@@ -159,7 +159,7 @@ func compileFields(paths map[string]string, prefix string) (jsonFields, []error)
 	for name, p := range paths {
 		x, err := jp.ParseString(p)
 		if err != nil || p == "" {
-			errs = append(errs, probes.FieldErrorf(prefix+name, "invalid JSONPath %q", p))
+			errs = append(errs, confkit.FieldErrorf(prefix+name, "invalid JSONPath %q", p))
 			continue
 		}
 		out[name] = x

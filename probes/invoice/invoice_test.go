@@ -18,6 +18,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/vigil-project/vigil/examples/invoice-service/platform"
+	"github.com/vigil-project/vigil/internal/confkit"
 	"github.com/vigil-project/vigil/internal/testenv"
 	"github.com/vigil-project/vigil/probes"
 )
@@ -439,7 +440,7 @@ func TestInvoiceSyncFromPostgres(t *testing.T) {
 	t.Cleanup(func() { cancel(); d.Wait() })
 
 	t.Setenv("TEST_INVOICE_DSN", dsn)
-	var secret probes.Secret
+	var secret confkit.Secret
 	if err := yaml.Unmarshal([]byte("${TEST_INVOICE_DSN}"), &secret); err != nil {
 		t.Fatal(err)
 	}

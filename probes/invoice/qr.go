@@ -12,6 +12,7 @@ import (
 	"text/template"
 	"time"
 
+	"github.com/vigil-project/vigil/internal/confkit"
 	"github.com/vigil-project/vigil/probes"
 	"github.com/vigil-project/vigil/probes/invoice/einvoice"
 )
@@ -133,44 +134,44 @@ func (c *QRConfig) Validate() error {
 	errs := c.HTTPClientConfig.validate("")
 	for role, p := range map[string]Party{"seller": c.Seller, "buyer": c.Buyer} {
 		if p.Name == "" {
-			errs = append(errs, probes.FieldErrorf(role+".name", "required"))
+			errs = append(errs, confkit.FieldErrorf(role+".name", "required"))
 		}
 		// An empty buyer tax ID means the seller's (a self-addressed probe).
 		if p.TaxID == "" && role == "buyer" {
 			continue
 		}
 		if err := einvoice.ValidateCreditCode(p.TaxID); err != nil {
-			errs = append(errs, probes.FieldErrorf(role+".tax_id", "%v", err))
+			errs = append(errs, confkit.FieldErrorf(role+".tax_id", "%v", err))
 		}
 	}
 	if c.Item.Name == "" {
-		errs = append(errs, probes.FieldErrorf("item.name", "required"))
+		errs = append(errs, confkit.FieldErrorf("item.name", "required"))
 	}
 	if l, err := einvoice.LineAmounts(c.Item.Quantity, c.Item.UnitPrice, c.Item.TaxRate); err != nil {
-		errs = append(errs, probes.FieldErrorf("item", "%v", err))
+		errs = append(errs, confkit.FieldErrorf("item", "%v", err))
 	} else if l.Tax == 0 {
-		errs = append(errs, probes.FieldErrorf("item", "the tax on %s × %s at %s rounds to 0.00: pick an amount and rate where the totals with and without tax differ, so a QR carrying the wrong one is caught",
+		errs = append(errs, confkit.FieldErrorf("item", "the tax on %s × %s at %s rounds to 0.00: pick an amount and rate where the totals with and without tax differ, so a QR carrying the wrong one is caught",
 			c.Item.Quantity, c.Item.UnitPrice, c.Item.TaxRate))
 	}
 	if !einvoice.IsDigital(c.InvoiceType) {
-		errs = append(errs, probes.FieldErrorf("invoice_type", "must be 31 or 32 (fully digital invoices), got %q", c.InvoiceType))
+		errs = append(errs, confkit.FieldErrorf("invoice_type", "must be 31 or 32 (fully digital invoices), got %q", c.InvoiceType))
 	}
 	switch c.QRAmountBasis {
 	case "auto", "excluding_tax", "including_tax":
 	default:
-		errs = append(errs, probes.FieldErrorf("qr_amount_basis", "must be auto, excluding_tax or including_tax, got %q", c.QRAmountBasis))
+		errs = append(errs, confkit.FieldErrorf("qr_amount_basis", "must be auto, excluding_tax or including_tax, got %q", c.QRAmountBasis))
 	}
 	for name, p := range map[string]string{"issue_path": c.API.IssuePath, "get_path": c.API.GetPath,
 		"qr_path": c.API.QRPath, "pdf_path": c.API.PDFPath, "void_path": c.API.VoidPath} {
 		if !strings.HasPrefix(p, "/") {
-			errs = append(errs, probes.FieldErrorf("api."+name, "must start with /, got %q", p))
+			errs = append(errs, confkit.FieldErrorf("api."+name, "must start with /, got %q", p))
 		}
 		if name != "issue_path" && !strings.Contains(p, "{number}") {
-			errs = append(errs, probes.FieldErrorf("api."+name, "must contain {number}"))
+			errs = append(errs, confkit.FieldErrorf("api."+name, "must contain {number}"))
 		}
 	}
 	if _, err := template.New("issue_body").Funcs(bodyFuncs).Parse(c.API.IssueBody); err != nil {
-		errs = append(errs, probes.FieldErrorf("api.issue_body", "%v", err))
+		errs = append(errs, confkit.FieldErrorf("api.issue_body", "%v", err))
 	}
 	errs = append(errs, checkFieldNames(c.API.Fields, qrFieldNames, "api.fields")...)
 	return errors.Join(errs...)

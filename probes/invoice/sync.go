@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/common/model"
 	_ "modernc.org/sqlite" // SQL source: sqlite
 
+	"github.com/vigil-project/vigil/internal/confkit"
 	"github.com/vigil-project/vigil/probes"
 	"github.com/vigil-project/vigil/probes/invoice/einvoice"
 )
@@ -69,10 +70,10 @@ type APISource struct {
 // amount (yuan) and issue time, in that order; rows outside the window are
 // skipped, but the query should limit itself too.
 type SQLSource struct {
-	Driver string        `yaml:"driver"` // postgres, mysql or sqlite
-	DSN    probes.Secret `yaml:"dsn,omitempty"`
-	Path   string        `yaml:"path,omitempty"` // sqlite, opened read-only
-	Query  string        `yaml:"query"`
+	Driver string         `yaml:"driver"` // postgres, mysql or sqlite
+	DSN    confkit.Secret `yaml:"dsn,omitempty"`
+	Path   string         `yaml:"path,omitempty"` // sqlite, opened read-only
+	Query  string         `yaml:"query"`
 }
 
 // UpstreamConfig is the tax platform's verification API.
@@ -125,60 +126,60 @@ func (c *SyncConfig) Validate() error {
 	var errs []error
 	switch {
 	case c.Source.API == nil && c.Source.SQL == nil:
-		errs = append(errs, probes.FieldErrorf("source", "set api or sql"))
+		errs = append(errs, confkit.FieldErrorf("source", "set api or sql"))
 	case c.Source.API != nil && c.Source.SQL != nil:
-		errs = append(errs, probes.FieldErrorf("source", "set api or sql, not both"))
+		errs = append(errs, confkit.FieldErrorf("source", "set api or sql, not both"))
 	case c.Source.API != nil:
 		a := c.Source.API
 		defaultAPISource(a)
 		errs = append(errs, a.validate("source.api.")...)
 		if !strings.HasPrefix(a.ListPath, "/") {
-			errs = append(errs, probes.FieldErrorf("source.api.list_path", "must start with /"))
+			errs = append(errs, confkit.FieldErrorf("source.api.list_path", "must start with /"))
 		}
 		if _, err := jp.ParseString(a.Items); err != nil {
-			errs = append(errs, probes.FieldErrorf("source.api.items", "invalid JSONPath %q", a.Items))
+			errs = append(errs, confkit.FieldErrorf("source.api.items", "invalid JSONPath %q", a.Items))
 		}
 		errs = append(errs, checkFieldNames(a.Fields, apiSourceFields, "source.api.fields")...)
 		if a.Limit < 1 {
-			errs = append(errs, probes.FieldErrorf("source.api.limit", "must be positive"))
+			errs = append(errs, confkit.FieldErrorf("source.api.limit", "must be positive"))
 		}
 	default:
 		s := c.Source.SQL
 		switch s.Driver {
 		case "postgres", "mysql":
 			if !s.DSN.IsSet() {
-				errs = append(errs, probes.FieldErrorf("source.sql.dsn", "required for %s (from an environment variable, e.g. ${INVOICE_DB_DSN})", s.Driver))
+				errs = append(errs, confkit.FieldErrorf("source.sql.dsn", "required for %s (from an environment variable, e.g. ${INVOICE_DB_DSN})", s.Driver))
 			}
 		case "sqlite":
 			if s.Path == "" {
-				errs = append(errs, probes.FieldErrorf("source.sql.path", "required for sqlite"))
+				errs = append(errs, confkit.FieldErrorf("source.sql.path", "required for sqlite"))
 			}
 		default:
-			errs = append(errs, probes.FieldErrorf("source.sql.driver", "must be postgres, mysql or sqlite, got %q", s.Driver))
+			errs = append(errs, confkit.FieldErrorf("source.sql.driver", "must be postgres, mysql or sqlite, got %q", s.Driver))
 		}
 		if strings.TrimSpace(s.Query) == "" {
-			errs = append(errs, probes.FieldErrorf("source.sql.query", "required: SELECT number, amount, issued_at ..."))
+			errs = append(errs, confkit.FieldErrorf("source.sql.query", "required: SELECT number, amount, issued_at ..."))
 		}
 	}
 	errs = append(errs, c.Upstream.validate("upstream.")...)
 	if !strings.HasPrefix(c.Upstream.VerifyPath, "/") || !strings.Contains(c.Upstream.VerifyPath, "{number}") {
-		errs = append(errs, probes.FieldErrorf("upstream.verify_path", "must start with / and contain {number}"))
+		errs = append(errs, confkit.FieldErrorf("upstream.verify_path", "must start with / and contain {number}"))
 	}
 	errs = append(errs, checkFieldNames(c.Upstream.Fields, upstreamFields, "upstream.fields")...)
 	if c.Window <= 0 {
-		errs = append(errs, probes.FieldErrorf("window", "must be positive"))
+		errs = append(errs, confkit.FieldErrorf("window", "must be positive"))
 	}
 	if c.Grace < 0 || c.Grace >= c.Window {
-		errs = append(errs, probes.FieldErrorf("grace", "must be between 0 and the window (%s)", c.Window))
+		errs = append(errs, confkit.FieldErrorf("grace", "must be between 0 and the window (%s)", c.Window))
 	}
 	if c.MaxInvoices < 1 || c.MaxInvoices > 10000 {
-		errs = append(errs, probes.FieldErrorf("max_invoices", "must be 1–10000"))
+		errs = append(errs, confkit.FieldErrorf("max_invoices", "must be 1–10000"))
 	}
 	if c.Concurrency < 1 || c.Concurrency > 64 {
-		errs = append(errs, probes.FieldErrorf("concurrency", "must be 1–64"))
+		errs = append(errs, confkit.FieldErrorf("concurrency", "must be 1–64"))
 	}
 	if c.MaxMissing < 0 {
-		errs = append(errs, probes.FieldErrorf("max_missing", "must not be negative"))
+		errs = append(errs, confkit.FieldErrorf("max_missing", "must not be negative"))
 	}
 	return errors.Join(errs...)
 }
@@ -189,7 +190,7 @@ func checkFieldNames(fields map[string]string, known []string, prefix string) []
 	var errs []error
 	for n := range fields {
 		if !slices.Contains(known, n) {
-			errs = append(errs, probes.FieldErrorf(prefix+"."+n, "unknown field (known: %s)", strings.Join(known, ", ")))
+			errs = append(errs, confkit.FieldErrorf(prefix+"."+n, "unknown field (known: %s)", strings.Join(known, ", ")))
 		}
 	}
 	_, ferrs := compileFields(fields, prefix+".")

@@ -8,8 +8,7 @@ import (
 	"time"
 
 	"github.com/prometheus/common/model"
-
-	"github.com/vigil-project/vigil/probes"
+	"github.com/vigil-project/vigil/internal/confkit"
 )
 
 // Config is the `logscan:` section of a check.
@@ -78,7 +77,7 @@ var (
 func (c *Config) Validate() error {
 	var errs []error
 	if len(c.Paths) == 0 {
-		errs = append(errs, probes.FieldErrorf("paths", "at least one file or glob"))
+		errs = append(errs, confkit.FieldErrorf("paths", "at least one file or glob"))
 	}
 	for i, p := range append(append([]string{}, c.Paths...), c.Exclude...) {
 		field := fmt.Sprintf("paths.%d", i)
@@ -86,55 +85,55 @@ func (c *Config) Validate() error {
 			field = fmt.Sprintf("exclude.%d", i-len(c.Paths))
 		}
 		if _, err := filepath.Match(p, ""); err != nil || p == "" {
-			errs = append(errs, probes.FieldErrorf(field, "invalid glob %q", p))
+			errs = append(errs, confkit.FieldErrorf(field, "invalid glob %q", p))
 		}
 	}
 	if c.StartAt != "end" && c.StartAt != "beginning" {
-		errs = append(errs, probes.FieldErrorf("start_at", "must be end or beginning, got %q", c.StartAt))
+		errs = append(errs, confkit.FieldErrorf("start_at", "must be end or beginning, got %q", c.StartAt))
 	}
 	if c.MaxLineBytes < 256 || c.MaxLineBytes > 16<<20 {
-		errs = append(errs, probes.FieldErrorf("max_line_bytes", "must be 256 to 16777216"))
+		errs = append(errs, confkit.FieldErrorf("max_line_bytes", "must be 256 to 16777216"))
 	}
 	for field, d := range map[string]model.Duration{"poll_interval": c.PollInterval, "glob_interval": c.GlobInterval,
 		"rotate_grace": c.RotateGrace, "checkpoint_interval": c.CheckpointInterval} {
 		if d < model.Duration(10*time.Millisecond) {
-			errs = append(errs, probes.FieldErrorf(field, "must be at least 10ms"))
+			errs = append(errs, confkit.FieldErrorf(field, "must be at least 10ms"))
 		}
 	}
 	if len(c.Patterns) == 0 {
-		errs = append(errs, probes.FieldErrorf("patterns", "at least one pattern"))
+		errs = append(errs, confkit.FieldErrorf("patterns", "at least one pattern"))
 	}
 	if len(c.Patterns) > maxPattern {
-		errs = append(errs, probes.FieldErrorf("patterns", "at most %d patterns", maxPattern))
+		errs = append(errs, confkit.FieldErrorf("patterns", "at most %d patterns", maxPattern))
 	}
 	seen := map[string]bool{}
 	for i, p := range c.Patterns {
 		f := fmt.Sprintf("patterns.%d.", i)
 		if !nameRE.MatchString(p.Name) {
-			errs = append(errs, probes.FieldErrorf(f+"name", "must be a metric label value of letters, digits and _, got %q", p.Name))
+			errs = append(errs, confkit.FieldErrorf(f+"name", "must be a metric label value of letters, digits and _, got %q", p.Name))
 		}
 		if seen[p.Name] {
-			errs = append(errs, probes.FieldErrorf(f+"name", "duplicate pattern %q", p.Name))
+			errs = append(errs, confkit.FieldErrorf(f+"name", "duplicate pattern %q", p.Name))
 		}
 		seen[p.Name] = true
 		re, err := regexp.Compile(p.Regex)
 		if err != nil || p.Regex == "" {
-			errs = append(errs, probes.FieldErrorf(f+"regex", "invalid regular expression: %v", err))
+			errs = append(errs, confkit.FieldErrorf(f+"regex", "invalid regular expression: %v", err))
 			continue
 		}
 		for j, g := range p.LabelsFromGroups {
 			switch {
 			case re.SubexpIndex(g) < 0:
-				errs = append(errs, probes.FieldErrorf(fmt.Sprintf("%slabels_from_groups.%d", f, j), "no group (?P<%s>...) in the regex", g))
+				errs = append(errs, confkit.FieldErrorf(fmt.Sprintf("%slabels_from_groups.%d", f, j), "no group (?P<%s>...) in the regex", g))
 			case reserved[g] || !nameRE.MatchString(g):
-				errs = append(errs, probes.FieldErrorf(fmt.Sprintf("%slabels_from_groups.%d", f, j), "%q cannot be a label name", g))
+				errs = append(errs, confkit.FieldErrorf(fmt.Sprintf("%slabels_from_groups.%d", f, j), "%q cannot be a label name", g))
 			}
 		}
 		if p.MaxLabelValues < 0 || p.MaxLabelValues > 10000 {
-			errs = append(errs, probes.FieldErrorf(f+"max_label_values", "must be 0 to 10000"))
+			errs = append(errs, confkit.FieldErrorf(f+"max_label_values", "must be 0 to 10000"))
 		}
 		if p.Threshold < 0 {
-			errs = append(errs, probes.FieldErrorf(f+"threshold", "must not be negative"))
+			errs = append(errs, confkit.FieldErrorf(f+"threshold", "must not be negative"))
 		}
 	}
 	return errors.Join(errs...)

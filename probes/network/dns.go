@@ -12,6 +12,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/vigil-project/vigil/internal/confkit"
 	"github.com/vigil-project/vigil/probes"
 	"github.com/vigil-project/vigil/probes/internal/neterr"
 )
@@ -47,28 +48,28 @@ type DNSConfig struct {
 func (c *DNSConfig) Validate() error {
 	var errs []error
 	if c.QueryName == "" {
-		errs = append(errs, probes.FieldErrorf("query_name", "required"))
+		errs = append(errs, confkit.FieldErrorf("query_name", "required"))
 	} else if _, ok := dns.IsDomainName(c.QueryName); !ok {
-		errs = append(errs, probes.FieldErrorf("query_name", "not a domain name: %q", c.QueryName))
+		errs = append(errs, confkit.FieldErrorf("query_name", "not a domain name: %q", c.QueryName))
 	}
 	if _, ok := dns.StringToType[strings.ToUpper(c.QueryType)]; !ok {
-		errs = append(errs, probes.FieldErrorf("query_type", "unknown record type %q", c.QueryType))
+		errs = append(errs, confkit.FieldErrorf("query_type", "unknown record type %q", c.QueryType))
 	}
 	if c.Transport != "udp" && c.Transport != "tcp" {
-		errs = append(errs, probes.FieldErrorf("transport", "must be udp or tcp, got %q", c.Transport))
+		errs = append(errs, confkit.FieldErrorf("transport", "must be udp or tcp, got %q", c.Transport))
 	}
 	if len(c.ValidRcodes) == 0 {
-		errs = append(errs, probes.FieldErrorf("valid_rcodes", "must not be empty"))
+		errs = append(errs, confkit.FieldErrorf("valid_rcodes", "must not be empty"))
 	}
 	for i, rc := range c.ValidRcodes {
 		if _, ok := dns.StringToRcode[strings.ToUpper(rc)]; !ok {
-			errs = append(errs, probes.FieldErrorf(fmt.Sprintf("valid_rcodes.%d", i), "unknown rcode %q", rc))
+			errs = append(errs, confkit.FieldErrorf(fmt.Sprintf("valid_rcodes.%d", i), "unknown rcode %q", rc))
 		}
 	}
 	for field, list := range map[string][]string{"answers_must_match": c.AnswersMustMatch, "answers_must_not_match": c.AnswersMustNotMatch} {
 		for i, re := range list {
 			if _, err := regexp.Compile(re); err != nil {
-				errs = append(errs, probes.FieldErrorf(fmt.Sprintf("%s.%d", field, i), "invalid regular expression: %v", err))
+				errs = append(errs, confkit.FieldErrorf(fmt.Sprintf("%s.%d", field, i), "invalid regular expression: %v", err))
 			}
 		}
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/vigil-project/vigil/internal/confkit"
 	"github.com/vigil-project/vigil/probes"
 )
 
@@ -126,7 +127,7 @@ func probeDNS(t *testing.T, cfg *DNSConfig, timeout time.Duration) probes.Result
 func TestDNSValidate(t *testing.T) {
 	c := &DNSConfig{QueryName: "bad..name", QueryType: "AAAAA", Transport: "quic", ValidRcodes: []string{"NOERROR", "MAYBE"}}
 	var got []string
-	for _, e := range probes.FlattenErrors(c.Validate()) {
+	for _, e := range confkit.FlattenErrors(c.Validate()) {
 		got = append(got, e.Error())
 	}
 	want := []string{

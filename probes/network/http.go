@@ -19,6 +19,7 @@ import (
 	"github.com/ohler55/ojg/oj"
 	"github.com/prometheus/common/model"
 
+	"github.com/vigil-project/vigil/internal/confkit"
 	"github.com/vigil-project/vigil/probes"
 	"github.com/vigil-project/vigil/probes/internal/neterr"
 	"github.com/vigil-project/vigil/probes/internal/tlsconfig"
@@ -107,55 +108,55 @@ func (c *HTTPConfig) Validate() error {
 	u, err := url.Parse(c.URL)
 	switch {
 	case c.URL == "":
-		errs = append(errs, probes.FieldErrorf("url", "required"))
+		errs = append(errs, confkit.FieldErrorf("url", "required"))
 	case err != nil:
-		errs = append(errs, probes.FieldErrorf("url", "%v", err))
+		errs = append(errs, confkit.FieldErrorf("url", "%v", err))
 	case u.Scheme != "http" && u.Scheme != "https":
-		errs = append(errs, probes.FieldErrorf("url", "scheme must be http or https, got %q", u.Scheme))
+		errs = append(errs, confkit.FieldErrorf("url", "scheme must be http or https, got %q", u.Scheme))
 	case u.Host == "":
-		errs = append(errs, probes.FieldErrorf("url", "no host in %q", c.URL))
+		errs = append(errs, confkit.FieldErrorf("url", "no host in %q", c.URL))
 	}
 	if c.ProxyURL != "" {
 		if _, err := url.Parse(c.ProxyURL); err != nil {
-			errs = append(errs, probes.FieldErrorf("proxy_url", "%v", err))
+			errs = append(errs, confkit.FieldErrorf("proxy_url", "%v", err))
 		}
 	}
 	if c.Method == "" || strings.ContainsAny(c.Method, " \t\r\n") {
-		errs = append(errs, probes.FieldErrorf("method", "invalid method %q", c.Method))
+		errs = append(errs, confkit.FieldErrorf("method", "invalid method %q", c.Method))
 	}
 	switch c.HTTPVersion {
 	case "", "1.1", "2":
 	default:
-		errs = append(errs, probes.FieldErrorf("http_version", "must be 1.1 or 2, got %q", c.HTTPVersion))
+		errs = append(errs, confkit.FieldErrorf("http_version", "must be 1.1 or 2, got %q", c.HTTPVersion))
 	}
 	if len(c.ValidStatusCodes) == 0 {
-		errs = append(errs, probes.FieldErrorf("valid_status_codes", "must not be empty"))
+		errs = append(errs, confkit.FieldErrorf("valid_status_codes", "must not be empty"))
 	}
 	for i, s := range c.ValidStatusCodes {
 		if _, err := parseStatus(s); err != nil {
-			errs = append(errs, probes.FieldErrorf(fmt.Sprintf("valid_status_codes.%d", i), "%v", err))
+			errs = append(errs, confkit.FieldErrorf(fmt.Sprintf("valid_status_codes.%d", i), "%v", err))
 		}
 	}
 	for field, list := range map[string][]string{"body_must_match": c.BodyMustMatch, "body_must_not_match": c.BodyMustNotMatch} {
 		for i, re := range list {
 			if _, err := regexp.Compile(re); err != nil {
-				errs = append(errs, probes.FieldErrorf(fmt.Sprintf("%s.%d", field, i), "invalid regular expression: %v", err))
+				errs = append(errs, confkit.FieldErrorf(fmt.Sprintf("%s.%d", field, i), "invalid regular expression: %v", err))
 			}
 		}
 	}
 	for i, j := range c.JSON {
 		if _, err := jp.ParseString(j.Path); err != nil || j.Path == "" {
-			errs = append(errs, probes.FieldErrorf(fmt.Sprintf("json.%d.path", i), "invalid JSONPath %q: %v", j.Path, err))
+			errs = append(errs, confkit.FieldErrorf(fmt.Sprintf("json.%d.path", i), "invalid JSONPath %q: %v", j.Path, err))
 		}
 		if _, err := regexp.Compile(j.Matches); err != nil {
-			errs = append(errs, probes.FieldErrorf(fmt.Sprintf("json.%d.matches", i), "invalid regular expression: %v", err))
+			errs = append(errs, confkit.FieldErrorf(fmt.Sprintf("json.%d.matches", i), "invalid regular expression: %v", err))
 		}
 	}
 	if c.MaxBodyBytes <= 0 {
-		errs = append(errs, probes.FieldErrorf("max_body_bytes", "must be greater than 0"))
+		errs = append(errs, confkit.FieldErrorf("max_body_bytes", "must be greater than 0"))
 	}
 	if c.MaxRedirects < 0 {
-		errs = append(errs, probes.FieldErrorf("max_redirects", "must not be negative"))
+		errs = append(errs, confkit.FieldErrorf("max_redirects", "must not be negative"))
 	}
 	errs = append(errs, c.TLS.Validate("tls_config.")...)
 	return errors.Join(errs...)

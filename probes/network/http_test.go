@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/vigil-project/vigil/agent/scheduler"
+	"github.com/vigil-project/vigil/internal/confkit"
 	"github.com/vigil-project/vigil/probes"
 	"github.com/vigil-project/vigil/probes/internal/tlsconfig"
 )
@@ -324,7 +325,7 @@ func TestHTTPValidate(t *testing.T) {
 			c := defaultHTTPConfig()
 			tt.mutate(c)
 			var got []string
-			for _, e := range probes.FlattenErrors(c.Validate()) {
+			for _, e := range confkit.FlattenErrors(c.Validate()) {
 				got = append(got, e.Error())
 			}
 			if strings.Join(got, "\n") != strings.Join(tt.want, "\n") {

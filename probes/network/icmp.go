@@ -12,6 +12,7 @@ import (
 	probing "github.com/prometheus-community/pro-bing"
 	"github.com/prometheus/common/model"
 
+	"github.com/vigil-project/vigil/internal/confkit"
 	"github.com/vigil-project/vigil/probes"
 	"github.com/vigil-project/vigil/probes/internal/neterr"
 )
@@ -57,27 +58,27 @@ const (
 func (c *ICMPConfig) Validate() error {
 	var errs []error
 	if c.Host == "" {
-		errs = append(errs, probes.FieldErrorf("host", "required"))
+		errs = append(errs, confkit.FieldErrorf("host", "required"))
 	}
 	if c.Count < 1 || c.Count > 100 {
-		errs = append(errs, probes.FieldErrorf("count", "must be between 1 and 100, got %d", c.Count))
+		errs = append(errs, confkit.FieldErrorf("count", "must be between 1 and 100, got %d", c.Count))
 	}
 	if c.Interval <= 0 {
-		errs = append(errs, probes.FieldErrorf("interval", "must be greater than 0"))
+		errs = append(errs, confkit.FieldErrorf("interval", "must be greater than 0"))
 	}
 	if c.PacketSize < minPacketSize || c.PacketSize > 65000 {
-		errs = append(errs, probes.FieldErrorf("packet_size", "must be between %d and 65000, got %d", minPacketSize, c.PacketSize))
+		errs = append(errs, confkit.FieldErrorf("packet_size", "must be between %d and 65000, got %d", minPacketSize, c.PacketSize))
 	}
 	if c.TTL < 1 || c.TTL > 255 {
-		errs = append(errs, probes.FieldErrorf("ttl", "must be between 1 and 255, got %d", c.TTL))
+		errs = append(errs, confkit.FieldErrorf("ttl", "must be between 1 and 255, got %d", c.TTL))
 	}
 	switch c.IPProtocol {
 	case "auto", "ip4", "ip6":
 	default:
-		errs = append(errs, probes.FieldErrorf("ip_protocol", "must be ip4, ip6 or auto, got %q", c.IPProtocol))
+		errs = append(errs, confkit.FieldErrorf("ip_protocol", "must be ip4, ip6 or auto, got %q", c.IPProtocol))
 	}
 	if c.MaxLoss < 0 || c.MaxLoss > 1 {
-		errs = append(errs, probes.FieldErrorf("max_loss", "must be between 0 and 1, got %g", c.MaxLoss))
+		errs = append(errs, confkit.FieldErrorf("max_loss", "must be between 0 and 1, got %g", c.MaxLoss))
 	}
 	return errors.Join(errs...)
 }

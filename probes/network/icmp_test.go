@@ -8,6 +8,7 @@ import (
 
 	"github.com/prometheus/common/model"
 
+	"github.com/vigil-project/vigil/internal/confkit"
 	"github.com/vigil-project/vigil/probes"
 )
 
@@ -66,7 +67,7 @@ func TestICMPValidate(t *testing.T) {
 	c := newICMPConfig("")
 	c.Count, c.PacketSize, c.TTL, c.IPProtocol, c.MaxLoss = 0, 8, 0, "ipx", 2
 	var got []string
-	for _, e := range probes.FlattenErrors(c.Validate()) {
+	for _, e := range confkit.FlattenErrors(c.Validate()) {
 		got = append(got, e.Error())
 	}
 	want := []string{

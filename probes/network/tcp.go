@@ -13,6 +13,7 @@ import (
 
 	"github.com/prometheus/common/model"
 
+	"github.com/vigil-project/vigil/internal/confkit"
 	"github.com/vigil-project/vigil/probes"
 	"github.com/vigil-project/vigil/probes/internal/neterr"
 	"github.com/vigil-project/vigil/probes/internal/tlsconfig"
@@ -51,14 +52,14 @@ type QueryStep struct {
 func (c *TCPConfig) Validate() error {
 	var errs []error
 	if host, port, err := net.SplitHostPort(c.Address); err != nil || host == "" || port == "" {
-		errs = append(errs, probes.FieldErrorf("address", "must be host:port, got %q", c.Address))
+		errs = append(errs, confkit.FieldErrorf("address", "must be host:port, got %q", c.Address))
 	}
 	for i, q := range c.QueryResponse {
 		if q.Send == "" && q.Expect == "" {
-			errs = append(errs, probes.FieldErrorf(fmt.Sprintf("query_response.%d", i), "set send, expect or both"))
+			errs = append(errs, confkit.FieldErrorf(fmt.Sprintf("query_response.%d", i), "set send, expect or both"))
 		}
 		if _, err := regexp.Compile(q.Expect); err != nil {
-			errs = append(errs, probes.FieldErrorf(fmt.Sprintf("query_response.%d.expect", i), "invalid regular expression: %v", err))
+			errs = append(errs, confkit.FieldErrorf(fmt.Sprintf("query_response.%d.expect", i), "invalid regular expression: %v", err))
 		}
 	}
 	errs = append(errs, c.TLSConfig.Validate("tls_config.")...)

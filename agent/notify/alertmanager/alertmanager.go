@@ -16,16 +16,16 @@ import (
 	"time"
 
 	"github.com/vigil-project/vigil/agent/notify"
-	"github.com/vigil-project/vigil/probes"
+	"github.com/vigil-project/vigil/internal/confkit"
 )
 
 // Config is one Alertmanager peer.
 type Config struct {
 	// URL is the peer's base address, e.g. http://alertmanager:9093 (with a
 	// path prefix when Alertmanager runs under one).
-	URL         string        `yaml:"url" json:"url"`
-	BasicAuth   *BasicAuth    `yaml:"basic_auth" json:"basic_auth,omitempty"`
-	BearerToken probes.Secret `yaml:"bearer_token" json:"bearer_token,omitzero"`
+	URL         string         `yaml:"url" json:"url"`
+	BasicAuth   *BasicAuth     `yaml:"basic_auth" json:"basic_auth,omitempty"`
+	BearerToken confkit.Secret `yaml:"bearer_token" json:"bearer_token,omitzero"`
 	// SendDrills lets alerts labelled drill="true" reach this peer. Off by
 	// default: a drill must not page the real on-call through a shared
 	// Alertmanager unless its routing was prepared for drills.
@@ -34,26 +34,26 @@ type Config struct {
 
 // BasicAuth is HTTP basic auth for a peer.
 type BasicAuth struct {
-	Username     string        `yaml:"username" json:"username"`
-	Password     probes.Secret `yaml:"password" json:"password,omitzero"`
-	PasswordFile string        `yaml:"password_file" json:"password_file,omitempty"`
+	Username     string         `yaml:"username" json:"username"`
+	Password     confkit.Secret `yaml:"password" json:"password,omitzero"`
+	PasswordFile string         `yaml:"password_file" json:"password_file,omitempty"`
 }
 
 // Validate checks the entry.
 func (c *Config) Validate() error {
 	if err := notify.CheckURL(c.URL, "an http(s) URL like http://alertmanager:9093"); err != nil {
-		return probes.FieldErrorf("url", "%w", err)
+		return confkit.FieldErrorf("url", "%w", err)
 	}
 	if b := c.BasicAuth; b != nil {
 		if b.Username == "" {
-			return probes.FieldErrorf("basic_auth.username", "is required")
+			return confkit.FieldErrorf("basic_auth.username", "is required")
 		}
 		if b.Password.IsSet() == (b.PasswordFile != "") {
-			return probes.FieldErrorf("basic_auth.password", "set exactly one of password and password_file")
+			return confkit.FieldErrorf("basic_auth.password", "set exactly one of password and password_file")
 		}
 	}
 	if c.BasicAuth != nil && c.BearerToken.IsSet() {
-		return probes.FieldErrorf("bearer_token", "set at most one of basic_auth and bearer_token")
+		return confkit.FieldErrorf("bearer_token", "set at most one of basic_auth and bearer_token")
 	}
 	return nil
 }
@@ -74,7 +74,7 @@ func New(cfg Config, client *http.Client) (*Notifier, error) {
 	if b := cfg.BasicAuth; b != nil {
 		n.password = b.Password.Reveal()
 		if b.PasswordFile != "" {
-			s, err := probes.ReadSecretFile(b.PasswordFile)
+			s, err := confkit.ReadSecretFile(b.PasswordFile)
 			if err != nil {
 				return nil, fmt.Errorf("alertmanager: %w", err)
 			}

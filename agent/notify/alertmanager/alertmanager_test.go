@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/vigil-project/vigil/agent/notify"
-	"github.com/vigil-project/vigil/probes"
+	"github.com/vigil-project/vigil/internal/confkit"
 )
 
 func TestPushPayloadAndAuth(t *testing.T) {
@@ -56,8 +56,8 @@ func TestValidate(t *testing.T) {
 	}{
 		{Config{URL: "alertmanager:9093"}, "url: must be an http(s) URL"},
 		{Config{URL: "http://am:9093", BasicAuth: &BasicAuth{Username: "u"}}, "basic_auth.password: set exactly one"},
-		{Config{URL: "http://am:9093", BasicAuth: &BasicAuth{Password: probes.NewSecret("p")}}, "basic_auth.username: is required"},
-		{Config{URL: "http://am:9093", BasicAuth: &BasicAuth{Username: "u", Password: probes.NewSecret("p")}, BearerToken: probes.NewSecret("t")}, "bearer_token: set at most one"},
+		{Config{URL: "http://am:9093", BasicAuth: &BasicAuth{Password: confkit.NewSecret("p")}}, "basic_auth.username: is required"},
+		{Config{URL: "http://am:9093", BasicAuth: &BasicAuth{Username: "u", Password: confkit.NewSecret("p")}, BearerToken: confkit.NewSecret("t")}, "bearer_token: set at most one"},
 		{Config{URL: "https://am.example:9093/prefix"}, ""},
 	} {
 		err := tc.cfg.Validate()

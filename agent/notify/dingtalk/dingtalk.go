@@ -27,7 +27,7 @@ import (
 	"time"
 
 	"github.com/vigil-project/vigil/agent/notify"
-	"github.com/vigil-project/vigil/probes"
+	"github.com/vigil-project/vigil/internal/confkit"
 )
 
 const (
@@ -61,12 +61,12 @@ type Config struct {
 	// URL is the robot's webhook address,
 	// https://oapi.dingtalk.com/robot/send?access_token=…; URLFile reads it
 	// from a file instead.
-	URL     probes.Secret `yaml:"url" json:"url,omitzero"`
-	URLFile string        `yaml:"url_file" json:"url_file,omitempty"`
+	URL     confkit.Secret `yaml:"url" json:"url,omitzero"`
+	URLFile string         `yaml:"url_file" json:"url_file,omitempty"`
 	// Secret is the robot's 加签 secret (SEC…), when the robot signs
 	// requests; SecretFile reads it from a file instead.
-	Secret     probes.Secret `yaml:"secret" json:"secret,omitzero"`
-	SecretFile string        `yaml:"secret_file" json:"secret_file,omitempty"`
+	Secret     confkit.Secret `yaml:"secret" json:"secret,omitzero"`
+	SecretFile string         `yaml:"secret_file" json:"secret_file,omitempty"`
 	// Title and Message override the title (shown in the chat list and
 	// notification) and the Markdown text.
 	Title   string `yaml:"title" json:"title,omitempty"`
@@ -95,7 +95,7 @@ func (c *Config) Validate() error {
 	}
 	for i, m := range c.AtMobiles {
 		if strings.TrimSpace(m) == "" {
-			errs = append(errs, probes.FieldErrorf(fmt.Sprintf("at_mobiles.%d", i), "must not be empty"))
+			errs = append(errs, confkit.FieldErrorf(fmt.Sprintf("at_mobiles.%d", i), "must not be empty"))
 		}
 	}
 	return errors.Join(append(errs,

@@ -20,7 +20,7 @@ import (
 
 	"github.com/vigil-project/vigil/agent/notify"
 	"github.com/vigil-project/vigil/agent/notify/internal/notifytest"
-	"github.com/vigil-project/vigil/probes"
+	"github.com/vigil-project/vigil/internal/confkit"
 )
 
 const (
@@ -75,7 +75,7 @@ func TestPayload(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rb := newRobot(t)
-			tc.cfg.URL = probes.NewSecret(rb.url())
+			tc.cfg.URL = confkit.NewSecret(rb.url())
 			n := newNotifier(t, tc.cfg)
 			if err := n.Notify(context.Background(), message(tc.resolved)); err != nil {
 				t.Fatal(err)
@@ -148,12 +148,12 @@ func TestSignedRequest(t *testing.T) {
 		name string
 		cfg  Config
 	}{
-		{"secret", Config{Secret: probes.NewSecret(secret)}},
+		{"secret", Config{Secret: confkit.NewSecret(secret)}},
 		{"secret_file", Config{SecretFile: secretFile}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rb := newRobot(t)
-			tc.cfg.URL = probes.NewSecret(rb.url())
+			tc.cfg.URL = confkit.NewSecret(rb.url())
 			n := newNotifier(t, tc.cfg)
 			if err := n.Notify(context.Background(), message(false)); err != nil {
 				t.Fatal(err)
@@ -195,7 +195,7 @@ func TestErrors(t *testing.T) {
 		t.Run(tc.Name, func(t *testing.T) {
 			rb := newRobot(t)
 			rb.Reply(tc.Reply)
-			n := newNotifier(t, Config{URL: probes.NewSecret(rb.url()), Secret: probes.NewSecret("SECabcdef0123456789")})
+			n := newNotifier(t, Config{URL: confkit.NewSecret(rb.url()), Secret: confkit.NewSecret("SECabcdef0123456789")})
 			// The host may show (a dial error names it); the token must not.
 			tc.Check(t, n.Notify(context.Background(), message(false)), "dingtalk: ", token, rb.URL+"/robot/send", "SECabcdef0123456789")
 		})
@@ -206,7 +206,7 @@ func TestUnreachable(t *testing.T) {
 	rb := newRobot(t)
 	u := rb.url()
 	rb.Close()
-	n := newNotifier(t, Config{URL: probes.NewSecret(u)})
+	n := newNotifier(t, Config{URL: confkit.NewSecret(u)})
 	err := n.Notify(context.Background(), message(false))
 	notifytest.AssertClass(t, err, notifytest.Retry, 0)
 	notifytest.NoSecrets(t, err, token, rb.URL+"/robot/send", secret)
@@ -214,7 +214,7 @@ func TestUnreachable(t *testing.T) {
 
 func TestTruncate(t *testing.T) {
 	rb := newRobot(t)
-	n := newNotifier(t, Config{URL: probes.NewSecret(rb.url()), AtMobiles: []string{"13800001111"}})
+	n := newNotifier(t, Config{URL: confkit.NewSecret(rb.url()), AtMobiles: []string{"13800001111"}})
 	m := message(false)
 	// Three-byte runes, so a cut in the middle of one would show.
 	m.Alerts[0].Annotations["description"] = strings.Repeat("发票金额不符 ", 3000)
@@ -236,7 +236,7 @@ func TestTruncate(t *testing.T) {
 
 func TestCustomTemplate(t *testing.T) {
 	rb := newRobot(t)
-	n := newNotifier(t, Config{URL: probes.NewSecret(rb.url()),
+	n := newNotifier(t, Config{URL: confkit.NewSecret(rb.url()),
 		Title:   `告警 {{ .CommonLabels.alertname }}`,
 		Message: `{{ range .Alerts }}{{ .Annotations.summary }} ({{ .Check.Reason }}){{ end }}`})
 	if err := n.Notify(context.Background(), message(false)); err != nil {
@@ -280,21 +280,21 @@ func TestNew(t *testing.T) {
 }
 
 func TestValidate(t *testing.T) {
-	good := probes.NewSecret("https://oapi.dingtalk.com/robot/send?access_token=" + token)
+	good := confkit.NewSecret("https://oapi.dingtalk.com/robot/send?access_token=" + token)
 	for _, tc := range []struct {
 		name   string
 		cfg    Config
 		fields []string
 	}{
-		{"ok", Config{URL: good, Secret: probes.NewSecret(secret), AtMobiles: []string{"13800001111"}}, nil},
+		{"ok", Config{URL: good, Secret: confkit.NewSecret(secret), AtMobiles: []string{"13800001111"}}, nil},
 		{"ok url_file", Config{URLFile: "/run/secrets/dingtalk", SecretFile: "/run/secrets/dingtalk-sec"}, nil},
 		{"missing url", Config{}, []string{"url"}},
 		{"url and url_file", Config{URL: good, URLFile: "/run/secrets/dingtalk"}, []string{"url"}},
-		{"not a url", Config{URL: probes.NewSecret("access_token=" + token)}, []string{"url"}},
-		{"secret and secret_file", Config{URL: good, Secret: probes.NewSecret(secret), SecretFile: "/s"}, []string{"secret"}},
+		{"not a url", Config{URL: confkit.NewSecret("access_token=" + token)}, []string{"url"}},
+		{"secret and secret_file", Config{URL: good, Secret: confkit.NewSecret(secret), SecretFile: "/s"}, []string{"secret"}},
 		{"empty mobile", Config{URL: good, AtMobiles: []string{"13800001111", " "}}, []string{"at_mobiles.1"}},
 		{"templates", Config{URL: good, Title: "{{ .Status", Message: "{{ range }}"}, []string{"title", "message"}},
-		{"several", Config{Secret: probes.NewSecret(secret), SecretFile: "/s", Message: "{{"}, []string{"url", "secret", "message"}},
+		{"several", Config{Secret: confkit.NewSecret(secret), SecretFile: "/s", Message: "{{"}, []string{"url", "secret", "message"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			notifytest.WantFields(t, tc.cfg.Validate(), tc.fields, token)

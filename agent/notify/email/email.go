@@ -39,7 +39,7 @@ import (
 	"time"
 
 	"github.com/vigil-project/vigil/agent/notify"
-	"github.com/vigil-project/vigil/probes"
+	"github.com/vigil-project/vigil/internal/confkit"
 )
 
 const (
@@ -108,9 +108,9 @@ type Config struct {
 	// AuthUsername and AuthPassword (or AuthPasswordFile) log in with
 	// PLAIN, LOGIN or CRAM-MD5, whichever the server offers first in that
 	// order.
-	AuthUsername     string        `yaml:"auth_username" json:"auth_username,omitempty"`
-	AuthPassword     probes.Secret `yaml:"auth_password" json:"auth_password,omitempty"`
-	AuthPasswordFile string        `yaml:"auth_password_file" json:"auth_password_file,omitempty"`
+	AuthUsername     string         `yaml:"auth_username" json:"auth_username,omitempty"`
+	AuthPassword     confkit.Secret `yaml:"auth_password" json:"auth_password,omitempty"`
+	AuthPasswordFile string         `yaml:"auth_password_file" json:"auth_password_file,omitempty"`
 	// RequireTLS (default true) refuses to send unless the connection is
 	// encrypted. When false, STARTTLS is still used if the server offers it.
 	RequireTLS *bool     `yaml:"require_tls" json:"require_tls,omitempty"`
@@ -130,34 +130,34 @@ func (c *Config) requireTLS() bool { return c.RequireTLS == nil || *c.RequireTLS
 func (c *Config) Validate() error {
 	var errs []error
 	if len(c.To) == 0 {
-		errs = append(errs, probes.FieldErrorf("to", "at least one recipient is required"))
+		errs = append(errs, confkit.FieldErrorf("to", "at least one recipient is required"))
 	}
 	for _, to := range c.To {
 		if _, err := mail.ParseAddress(to); err != nil {
-			errs = append(errs, probes.FieldErrorf("to", "%q is not an e-mail address: %w", to, err))
+			errs = append(errs, confkit.FieldErrorf("to", "%q is not an e-mail address: %w", to, err))
 		}
 	}
 	if c.From == "" {
-		errs = append(errs, probes.FieldErrorf("from", "the sender address is required"))
+		errs = append(errs, confkit.FieldErrorf("from", "the sender address is required"))
 	} else if _, err := mail.ParseAddress(c.From); err != nil {
-		errs = append(errs, probes.FieldErrorf("from", "%q is not an e-mail address: %w", c.From, err))
+		errs = append(errs, confkit.FieldErrorf("from", "%q is not an e-mail address: %w", c.From, err))
 	}
 	if c.Smarthost == "" {
-		errs = append(errs, probes.FieldErrorf("smarthost", "the relay, host:port, is required"))
+		errs = append(errs, confkit.FieldErrorf("smarthost", "the relay, host:port, is required"))
 	} else if host, port, err := net.SplitHostPort(c.Smarthost); err != nil || host == "" || !validPort(port) {
-		errs = append(errs, probes.FieldErrorf("smarthost", "must be host:port, such as smtp.example.com:587"))
+		errs = append(errs, confkit.FieldErrorf("smarthost", "must be host:port, such as smtp.example.com:587"))
 	}
 	if strings.ContainsAny(c.Hello, " \t\r\n") {
-		errs = append(errs, probes.FieldErrorf("hello", "must be a host name"))
+		errs = append(errs, confkit.FieldErrorf("hello", "must be a host name"))
 	}
 	hasPassword := c.AuthPassword.IsSet() || c.AuthPasswordFile != ""
 	switch {
 	case c.AuthPassword.IsSet() && c.AuthPasswordFile != "":
-		errs = append(errs, probes.FieldErrorf("auth_password", "set at most one of auth_password and auth_password_file"))
+		errs = append(errs, confkit.FieldErrorf("auth_password", "set at most one of auth_password and auth_password_file"))
 	case hasPassword && c.AuthUsername == "":
-		errs = append(errs, probes.FieldErrorf("auth_username", "required with auth_password"))
+		errs = append(errs, confkit.FieldErrorf("auth_username", "required with auth_password"))
 	case !hasPassword && c.AuthUsername != "":
-		errs = append(errs, probes.FieldErrorf("auth_password", "auth_username needs auth_password or auth_password_file"))
+		errs = append(errs, confkit.FieldErrorf("auth_password", "auth_username needs auth_password or auth_password_file"))
 	}
 	names := make([]string, 0, len(c.Headers))
 	for k := range c.Headers {
@@ -168,11 +168,11 @@ func (c *Config) Validate() error {
 		ck := textproto.CanonicalMIMEHeaderKey(k)
 		switch {
 		case !validHeaderName(k):
-			errs = append(errs, probes.FieldErrorf("headers", "%q is not a header name", k))
+			errs = append(errs, confkit.FieldErrorf("headers", "%q is not a header name", k))
 		case reservedHeaders[ck] != "":
-			errs = append(errs, probes.FieldErrorf("headers", "%s cannot be set: %s", ck, reservedHeaders[ck]))
+			errs = append(errs, confkit.FieldErrorf("headers", "%s cannot be set: %s", ck, reservedHeaders[ck]))
 		case ck == "Subject" && c.Subject != "":
-			errs = append(errs, probes.FieldErrorf("subject", "set subject or headers.Subject, not both"))
+			errs = append(errs, confkit.FieldErrorf("subject", "set subject or headers.Subject, not both"))
 		}
 		errs = append(errs, notify.CheckField("headers."+k, "", c.Headers[k], ""))
 	}

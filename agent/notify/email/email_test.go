@@ -30,7 +30,7 @@ import (
 
 	"github.com/vigil-project/vigil/agent/notify"
 	"github.com/vigil-project/vigil/agent/notify/internal/notifytest"
-	"github.com/vigil-project/vigil/probes"
+	"github.com/vigil-project/vigil/internal/confkit"
 )
 
 const (
@@ -317,7 +317,7 @@ func config(r *relay, p pki) Config {
 	return Config{
 		To: []string{"oncall@example.com", "billing-oncall@example.com"}, From: "vigil@vigil.example",
 		Smarthost: r.addr, Hello: "agent-1.vigil.example",
-		AuthUsername: username, AuthPassword: probes.NewSecret(password),
+		AuthUsername: username, AuthPassword: confkit.NewSecret(password),
 		TLSConfig: TLSConfig{CAFile: p.caFile},
 	}
 }
@@ -462,7 +462,7 @@ func TestSend(t *testing.T) {
 		{name: "plain_relay", opts: relayOpts{},
 			cfg: func(c Config) Config {
 				c.RequireTLS = new(bool)
-				c.AuthUsername, c.AuthPassword = "", probes.Secret{}
+				c.AuthUsername, c.AuthPassword = "", confkit.Secret{}
 				return c
 			}},
 		{name: "insecure_skip_verify", opts: relayOpts{starttls: true, mechs: sasl.Plain},
@@ -577,12 +577,12 @@ func TestErrors(t *testing.T) {
 	}{
 		{name: "wrong password", opts: relayOpts{starttls: true, mechs: sasl.Plain},
 			cfg: func(c Config) Config {
-				c.AuthPassword = probes.NewSecret("wrong-" + password)
+				c.AuthPassword = confkit.NewSecret("wrong-" + password)
 				return c
 			}, permanent: true, msg: `email: auth: 535 "5.7.8 Authentication failed"`, tried: true},
 		{name: "wrong password login", opts: relayOpts{starttls: true, mechs: sasl.Login},
 			cfg: func(c Config) Config {
-				c.AuthPassword = probes.NewSecret("wrong-" + password)
+				c.AuthPassword = confkit.NewSecret("wrong-" + password)
 				return c
 			}, permanent: true, msg: "email: auth: 535", tried: true},
 		// The relay would even take AUTH in clear text: the password must
@@ -591,7 +591,7 @@ func TestErrors(t *testing.T) {
 			permanent: true, msg: "email: the server does not offer STARTTLS and require_tls is on: refusing to send"},
 		{name: "no starttls without auth", opts: relayOpts{},
 			cfg: func(c Config) Config {
-				c.AuthUsername, c.AuthPassword = "", probes.Secret{}
+				c.AuthUsername, c.AuthPassword = "", confkit.Secret{}
 				return c
 			}, permanent: true, msg: "does not offer STARTTLS"},
 		{name: "untrusted certificate", opts: relayOpts{starttls: true, mechs: sasl.Plain},
@@ -759,7 +759,7 @@ func TestNetworkErrors(t *testing.T) {
 		addr := ln.Addr().String()
 		ln.Close()
 		cfg := Config{To: []string{"oncall@example.com"}, From: "vigil@vigil.example", Smarthost: addr,
-			AuthUsername: username, AuthPassword: probes.NewSecret(password), TLSConfig: TLSConfig{CAFile: p.caFile}}
+			AuthUsername: username, AuthPassword: confkit.NewSecret(password), TLSConfig: TLSConfig{CAFile: p.caFile}}
 		err = newNotifier(t, cfg).Notify(context.Background(), message(false))
 		if err == nil || notify.IsPermanent(err) || !strings.Contains(err.Error(), "email: connect: ") {
 			t.Errorf("error %v, want a retryable connect error", err)
@@ -811,7 +811,7 @@ func TestPasswordFile(t *testing.T) {
 	r := newRelay(t, p, relayOpts{starttls: true, mechs: sasl.Plain})
 	f := notifytest.WriteFile(t, t.TempDir(), "password", password+"\n")
 	cfg := config(r, p)
-	cfg.AuthPassword, cfg.AuthPasswordFile = probes.Secret{}, f
+	cfg.AuthPassword, cfg.AuthPasswordFile = confkit.Secret{}, f
 	if err := newNotifier(t, cfg).Notify(context.Background(), message(false)); err != nil {
 		t.Fatal(err)
 	}
@@ -885,7 +885,7 @@ func TestValidate(t *testing.T) {
 	}{
 		{"ok", func(c Config) Config { return c }, nil},
 		{"ok auth", func(c Config) Config {
-			c.AuthUsername, c.AuthPassword, c.Headers = username, probes.NewSecret(password), map[string]string{"Subject": "x", "Reply-To": "a@example.com"}
+			c.AuthUsername, c.AuthPassword, c.Headers = username, confkit.NewSecret(password), map[string]string{"Subject": "x", "Reply-To": "a@example.com"}
 			return c
 		}, nil},
 		{"missing everything", func(Config) Config { return Config{} }, []string{"to", "from", "smarthost"}},
@@ -897,7 +897,7 @@ func TestValidate(t *testing.T) {
 		{"smarthost bad port", func(c Config) Config { c.Smarthost = "smtp.example.com:smtp"; return c }, []string{"smarthost"}},
 		{"hello", func(c Config) Config { c.Hello = "my host"; return c }, []string{"hello"}},
 		{"password twice", func(c Config) Config {
-			c.AuthUsername, c.AuthPassword, c.AuthPasswordFile = username, probes.NewSecret(password), "/run/secrets/smtp"
+			c.AuthUsername, c.AuthPassword, c.AuthPasswordFile = username, confkit.NewSecret(password), "/run/secrets/smtp"
 			return c
 		}, []string{"auth_password"}},
 		{"password without username", func(c Config) Config { c.AuthPasswordFile = "/run/secrets/smtp"; return c }, []string{"auth_username"}},

@@ -30,7 +30,7 @@ import (
 	"time"
 
 	"github.com/vigil-project/vigil/agent/notify"
-	"github.com/vigil-project/vigil/probes"
+	"github.com/vigil-project/vigil/internal/confkit"
 )
 
 const (
@@ -63,12 +63,12 @@ type Config struct {
 	// URL is the bot's webhook address,
 	// https://open.feishu.cn/open-apis/bot/v2/hook/… (or Lark's
 	// https://open.larksuite.com/…); URLFile reads it from a file instead.
-	URL     probes.Secret `yaml:"url" json:"url,omitzero"`
-	URLFile string        `yaml:"url_file" json:"url_file,omitempty"`
+	URL     confkit.Secret `yaml:"url" json:"url,omitzero"`
+	URLFile string         `yaml:"url_file" json:"url_file,omitempty"`
 	// Secret is the bot's signature verification secret, when it checks
 	// signatures; SecretFile reads it from a file instead.
-	Secret     probes.Secret `yaml:"secret" json:"secret,omitzero"`
-	SecretFile string        `yaml:"secret_file" json:"secret_file,omitempty"`
+	Secret     confkit.Secret `yaml:"secret" json:"secret,omitzero"`
+	SecretFile string         `yaml:"secret_file" json:"secret_file,omitempty"`
 	// Title and Message override the card's header and its Markdown.
 	Title   string `yaml:"title" json:"title,omitempty"`
 	Message string `yaml:"message" json:"message,omitempty"`

@@ -20,7 +20,7 @@ import (
 
 	"github.com/vigil-project/vigil/agent/notify"
 	"github.com/vigil-project/vigil/agent/notify/internal/notifytest"
-	"github.com/vigil-project/vigil/probes"
+	"github.com/vigil-project/vigil/internal/confkit"
 )
 
 const (
@@ -77,12 +77,12 @@ func TestPayload(t *testing.T) {
 		{name: "resolved", resolved: true, title: "[RESOLVED] InvoiceQRFailing · invoice-qr", colour: "green",
 			contains: []string{"**InvoiceQRFailing** · critical · resolved", "resolved 2024-11-14 22:12:20 UTC",
 				"Invoice QR codes do not match the amount due", "qr_mismatch", "> hop 1 10.0.0.1 0.3ms"}},
-		{name: "signed", cfg: Config{Secret: probes.NewSecret(secret)}, signed: true,
+		{name: "signed", cfg: Config{Secret: confkit.NewSecret(secret)}, signed: true,
 			title: "[FIRING:1] InvoiceQRFailing · invoice-qr", colour: "red", contains: []string{"qr_mismatch"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			b := newBot(t)
-			tc.cfg.URL = probes.NewSecret(b.url())
+			tc.cfg.URL = confkit.NewSecret(b.url())
 			n := newNotifier(t, tc.cfg)
 			if err := n.Notify(context.Background(), message(tc.resolved)); err != nil {
 				t.Fatal(err)
@@ -154,7 +154,7 @@ func TestSignKnownAnswers(t *testing.T) {
 func TestSecretFile(t *testing.T) {
 	f := notifytest.WriteFile(t, t.TempDir(), "secret", secret+"\n")
 	b := newBot(t)
-	n := newNotifier(t, Config{URL: probes.NewSecret(b.url()), SecretFile: f})
+	n := newNotifier(t, Config{URL: confkit.NewSecret(b.url()), SecretFile: f})
 	if err := n.Notify(context.Background(), message(false)); err != nil {
 		t.Fatal(err)
 	}
@@ -190,7 +190,7 @@ func TestErrors(t *testing.T) {
 		t.Run(tc.Name, func(t *testing.T) {
 			b := newBot(t)
 			b.Reply(tc.Reply)
-			n := newNotifier(t, Config{URL: probes.NewSecret(b.url()), Secret: probes.NewSecret("SECabcdef0123456789")})
+			n := newNotifier(t, Config{URL: confkit.NewSecret(b.url()), Secret: confkit.NewSecret("SECabcdef0123456789")})
 			// The host may show (a dial error names it); the token must not.
 			tc.Check(t, n.Notify(context.Background(), message(false)), "feishu: ", hook, b.URL+"/open-apis", "SECabcdef0123456789")
 		})
@@ -201,7 +201,7 @@ func TestUnreachable(t *testing.T) {
 	b := newBot(t)
 	u := b.url()
 	b.Close()
-	n := newNotifier(t, Config{URL: probes.NewSecret(u)})
+	n := newNotifier(t, Config{URL: confkit.NewSecret(u)})
 	err := n.Notify(context.Background(), message(false))
 	notifytest.AssertClass(t, err, notifytest.Retry, 0)
 	notifytest.NoSecrets(t, err, hook, b.URL+"/open-apis", secret)
@@ -209,7 +209,7 @@ func TestUnreachable(t *testing.T) {
 
 func TestTruncate(t *testing.T) {
 	b := newBot(t)
-	n := newNotifier(t, Config{URL: probes.NewSecret(b.url()), Secret: probes.NewSecret(secret)})
+	n := newNotifier(t, Config{URL: confkit.NewSecret(b.url()), Secret: confkit.NewSecret(secret)})
 	m := message(false)
 	// Three-byte runes, so a cut in the middle of one would show.
 	m.Alerts[0].Annotations["description"] = strings.Repeat("发票金额不符 ", 3000)
@@ -231,7 +231,7 @@ func TestTruncate(t *testing.T) {
 
 func TestCustomTemplate(t *testing.T) {
 	b := newBot(t)
-	n := newNotifier(t, Config{URL: probes.NewSecret(b.url()),
+	n := newNotifier(t, Config{URL: confkit.NewSecret(b.url()),
 		Title:   `告警 {{ .CommonLabels.alertname }}`,
 		Message: `{{ range .Alerts }}{{ .Annotations.summary }} ({{ .Check.Reason }}){{ end }} <at id=all></at>`})
 	if err := n.Notify(context.Background(), message(true)); err != nil {
@@ -279,20 +279,20 @@ func TestNew(t *testing.T) {
 }
 
 func TestValidate(t *testing.T) {
-	good := probes.NewSecret("https://open.feishu.cn/open-apis/bot/v2/hook/" + hook)
+	good := confkit.NewSecret("https://open.feishu.cn/open-apis/bot/v2/hook/" + hook)
 	for _, tc := range []struct {
 		name   string
 		cfg    Config
 		fields []string
 	}{
-		{"ok", Config{URL: good, Secret: probes.NewSecret(secret)}, nil},
+		{"ok", Config{URL: good, Secret: confkit.NewSecret(secret)}, nil},
 		{"ok url_file", Config{URLFile: "/run/secrets/feishu", SecretFile: "/run/secrets/feishu-sec"}, nil},
 		{"missing url", Config{}, []string{"url"}},
 		{"url and url_file", Config{URL: good, URLFile: "/run/secrets/feishu"}, []string{"url"}},
-		{"not a url", Config{URL: probes.NewSecret(hook)}, []string{"url"}},
-		{"secret and secret_file", Config{URL: good, Secret: probes.NewSecret(secret), SecretFile: "/s"}, []string{"secret"}},
+		{"not a url", Config{URL: confkit.NewSecret(hook)}, []string{"url"}},
+		{"secret and secret_file", Config{URL: good, Secret: confkit.NewSecret(secret), SecretFile: "/s"}, []string{"secret"}},
 		{"templates", Config{URL: good, Title: "{{ .Status", Message: "{{ range }}"}, []string{"title", "message"}},
-		{"several", Config{Secret: probes.NewSecret(secret), SecretFile: "/s", Title: "{{"}, []string{"url", "secret", "title"}},
+		{"several", Config{Secret: confkit.NewSecret(secret), SecretFile: "/s", Title: "{{"}, []string{"url", "secret", "title"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			notifytest.WantFields(t, tc.cfg.Validate(), tc.fields, hook)

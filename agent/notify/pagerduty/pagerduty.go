@@ -23,7 +23,7 @@ import (
 	"time"
 
 	"github.com/vigil-project/vigil/agent/notify"
-	"github.com/vigil-project/vigil/probes"
+	"github.com/vigil-project/vigil/internal/confkit"
 )
 
 // DefaultURL is the Events API v2 endpoint.
@@ -95,8 +95,8 @@ type Config struct {
 	URL string `yaml:"url" json:"url,omitempty"`
 	// RoutingKey is the integration key of an Events API v2 integration;
 	// RoutingKeyFile reads it from a file instead.
-	RoutingKey     probes.Secret `yaml:"routing_key" json:"routing_key,omitempty"`
-	RoutingKeyFile string        `yaml:"routing_key_file" json:"routing_key_file,omitempty"`
+	RoutingKey     confkit.Secret `yaml:"routing_key" json:"routing_key,omitempty"`
+	RoutingKeyFile string         `yaml:"routing_key_file" json:"routing_key_file,omitempty"`
 	// Severity is a template whose result is mapped onto critical, error,
 	// warning or info (see severityOf); default DefaultSeverity.
 	Severity string `yaml:"severity" json:"severity,omitempty"`
@@ -161,12 +161,12 @@ func (c *Config) Validate() error {
 	errs := []error{notify.CheckSecret("routing_key", c.RoutingKey, c.RoutingKeyFile, true)}
 	if c.URL != "" {
 		if err := notify.CheckURL(c.URL, "an http(s) URL such as "+DefaultURL); err != nil {
-			errs = append(errs, probes.FieldErrorf("url", "%w", err))
+			errs = append(errs, confkit.FieldErrorf("url", "%w", err))
 		}
 	}
 	for k := range c.Details {
 		if strings.TrimSpace(k) == "" {
-			errs = append(errs, probes.FieldErrorf("details", "keys must not be empty"))
+			errs = append(errs, confkit.FieldErrorf("details", "keys must not be empty"))
 		}
 	}
 	// With the default title, so an error points at the right key.

@@ -14,7 +14,7 @@ import (
 
 	"github.com/vigil-project/vigil/agent/notify"
 	"github.com/vigil-project/vigil/agent/notify/internal/notifytest"
-	"github.com/vigil-project/vigil/probes"
+	"github.com/vigil-project/vigil/internal/confkit"
 )
 
 // routingKey looks like a real integration key (32 characters).
@@ -57,7 +57,7 @@ func newNotifier(t *testing.T, p pd, cfg Config) *Notifier {
 	t.Helper()
 	cfg.URL = p.url()
 	if !cfg.RoutingKey.IsSet() && cfg.RoutingKeyFile == "" {
-		cfg.RoutingKey = probes.NewSecret(routingKey)
+		cfg.RoutingKey = confkit.NewSecret(routingKey)
 	}
 	n, err := New(cfg, &http.Client{Timeout: 5 * time.Second})
 	if err != nil {
@@ -268,7 +268,7 @@ func TestDefaultSource(t *testing.T) {
 		t.Skip(err)
 	}
 	p := newPD(t)
-	n, err := New(Config{URL: p.url(), RoutingKey: probes.NewSecret(routingKey)}, nil)
+	n, err := New(Config{URL: p.url(), RoutingKey: confkit.NewSecret(routingKey)}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -387,7 +387,7 @@ func TestRoutingKeyFile(t *testing.T) {
 }
 
 func TestValidate(t *testing.T) {
-	key := probes.NewSecret(routingKey)
+	key := confkit.NewSecret(routingKey)
 	for _, tc := range []struct {
 		name   string
 		cfg    Config

@@ -5,8 +5,7 @@ import (
 	"fmt"
 
 	"github.com/prometheus/prometheus/model/labels"
-
-	"github.com/vigil-project/vigil/probes"
+	"github.com/vigil-project/vigil/internal/confkit"
 )
 
 // InhibitConfig mutes alerts matching TargetMatchers while an alert
@@ -22,19 +21,19 @@ type InhibitConfig struct {
 func (c *InhibitConfig) Validate() error {
 	var errs []error
 	if len(c.SourceMatchers) == 0 {
-		errs = append(errs, probes.FieldErrorf("source_matchers", "is required"))
+		errs = append(errs, confkit.FieldErrorf("source_matchers", "is required"))
 	}
 	if len(c.TargetMatchers) == 0 {
-		errs = append(errs, probes.FieldErrorf("target_matchers", "is required"))
+		errs = append(errs, confkit.FieldErrorf("target_matchers", "is required"))
 	}
 	for i, s := range c.SourceMatchers {
 		if _, err := ParseMatcher(s); err != nil {
-			errs = append(errs, probes.FieldErrorf(fmt.Sprintf("source_matchers.%d", i), "%v", err))
+			errs = append(errs, confkit.FieldErrorf(fmt.Sprintf("source_matchers.%d", i), "%v", err))
 		}
 	}
 	for i, s := range c.TargetMatchers {
 		if _, err := ParseMatcher(s); err != nil {
-			errs = append(errs, probes.FieldErrorf(fmt.Sprintf("target_matchers.%d", i), "%v", err))
+			errs = append(errs, confkit.FieldErrorf(fmt.Sprintf("target_matchers.%d", i), "%v", err))
 		}
 	}
 	return errors.Join(errs...)

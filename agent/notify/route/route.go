@@ -15,8 +15,7 @@ import (
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql/parser"
-
-	"github.com/vigil-project/vigil/probes"
+	"github.com/vigil-project/vigil/internal/confkit"
 )
 
 // Matchers are label matchers written as in Alertmanager and PromQL:
@@ -108,17 +107,17 @@ func (c *Config) validate(path string, receivers []string, root bool) error {
 		return path + "." + f
 	}
 	if root && c.Receiver == "" {
-		errs = append(errs, probes.FieldErrorf(at("receiver"), "the root route needs a receiver"))
+		errs = append(errs, confkit.FieldErrorf(at("receiver"), "the root route needs a receiver"))
 	}
 	if root && len(c.Matchers) > 0 {
-		errs = append(errs, probes.FieldErrorf(at("matchers"), "the root route matches every alert; put matchers on child routes"))
+		errs = append(errs, confkit.FieldErrorf(at("matchers"), "the root route matches every alert; put matchers on child routes"))
 	}
 	if c.Receiver != "" && !slices.Contains(receivers, c.Receiver) {
-		errs = append(errs, probes.FieldErrorf(at("receiver"), "unknown receiver %q (configured: %s)", c.Receiver, strings.Join(receivers, ", ")))
+		errs = append(errs, confkit.FieldErrorf(at("receiver"), "unknown receiver %q (configured: %s)", c.Receiver, strings.Join(receivers, ", ")))
 	}
 	for i, s := range c.Matchers {
 		if _, err := ParseMatcher(s); err != nil {
-			errs = append(errs, probes.FieldErrorf(at(fmt.Sprintf("matchers.%d", i)), "%v", err))
+			errs = append(errs, confkit.FieldErrorf(at(fmt.Sprintf("matchers.%d", i)), "%v", err))
 		}
 	}
 	for _, d := range []struct {
@@ -126,14 +125,14 @@ func (c *Config) validate(path string, receivers []string, root bool) error {
 		v    *model.Duration
 	}{{"group_wait", c.GroupWait}, {"group_interval", c.GroupInterval}, {"repeat_interval", c.RepeatInterval}} {
 		if d.v != nil && *d.v <= 0 && d.name != "group_wait" {
-			errs = append(errs, probes.FieldErrorf(at(d.name), "must be greater than 0"))
+			errs = append(errs, confkit.FieldErrorf(at(d.name), "must be greater than 0"))
 		}
 		if d.v != nil && *d.v < 0 {
-			errs = append(errs, probes.FieldErrorf(at(d.name), "must not be negative"))
+			errs = append(errs, confkit.FieldErrorf(at(d.name), "must not be negative"))
 		}
 	}
 	if slices.Contains(c.GroupBy, "...") && len(c.GroupBy) > 1 {
-		errs = append(errs, probes.FieldErrorf(at("group_by"), `"..." groups by every label and cannot be combined with names`))
+		errs = append(errs, confkit.FieldErrorf(at("group_by"), `"..." groups by every label and cannot be combined with names`))
 	}
 	for i := range c.Routes {
 		if err := c.Routes[i].validate(at(fmt.Sprintf("routes.%d", i)), receivers, false); err != nil {

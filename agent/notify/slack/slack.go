@@ -23,7 +23,7 @@ import (
 	"time"
 
 	"github.com/vigil-project/vigil/agent/notify"
-	"github.com/vigil-project/vigil/probes"
+	"github.com/vigil-project/vigil/internal/confkit"
 )
 
 const (
@@ -61,8 +61,8 @@ func init() {
 type Config struct {
 	// URL is the incoming webhook's address; URLFile reads it from a file
 	// instead.
-	URL     probes.Secret `yaml:"url" json:"url,omitempty"`
-	URLFile string        `yaml:"url_file" json:"url_file,omitempty"`
+	URL     confkit.Secret `yaml:"url" json:"url,omitempty"`
+	URLFile string         `yaml:"url_file" json:"url_file,omitempty"`
 	// Channel, Username and IconEmoji override the webhook's defaults
 	// (#channel or a channel ID, a display name, an emoji like :rotating_light:).
 	// Webhooks created by a Slack app ignore them and post as the app.
@@ -82,10 +82,10 @@ type Config struct {
 func (c *Config) Validate() error {
 	errs := []error{notify.CheckSecretURL(c.URL, c.URLFile, addressHint)}
 	if strings.ContainsAny(c.Channel, " \t\r\n") {
-		errs = append(errs, probes.FieldErrorf("channel", "must be a channel name like #alerts or a channel ID"))
+		errs = append(errs, confkit.FieldErrorf("channel", "must be a channel name like #alerts or a channel ID"))
 	}
 	if c.IconEmoji != "" && !emojiRE.MatchString(c.IconEmoji) {
-		errs = append(errs, probes.FieldErrorf("icon_emoji", "must be an emoji name like :rotating_light:"))
+		errs = append(errs, confkit.FieldErrorf("icon_emoji", "must be an emoji name like :rotating_light:"))
 	}
 	return errors.Join(append(errs,
 		notify.CheckField("title", c.Title, "", notify.DefaultSlack),

@@ -15,7 +15,7 @@ import (
 
 	"github.com/vigil-project/vigil/agent/notify"
 	"github.com/vigil-project/vigil/agent/notify/internal/notifytest"
-	"github.com/vigil-project/vigil/probes"
+	"github.com/vigil-project/vigil/internal/confkit"
 )
 
 // hookPath is a webhook path shaped like Slack's; the last segment is the
@@ -102,7 +102,7 @@ func TestPayload(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHook(t)
-			tc.cfg.URL = probes.NewSecret(h.url())
+			tc.cfg.URL = confkit.NewSecret(h.url())
 			n := newNotifier(t, tc.cfg)
 			if err := n.Notify(context.Background(), message(tc.resolved)); err != nil {
 				t.Fatal(err)
@@ -127,7 +127,7 @@ func TestOmitEmpty(t *testing.T) {
 	h := newHook(t)
 	m := message(false)
 	m.ExternalURL = ""
-	n := newNotifier(t, Config{URL: probes.NewSecret(h.url()), Text: `{{ "" }}`})
+	n := newNotifier(t, Config{URL: confkit.NewSecret(h.url()), Text: `{{ "" }}`})
 	if err := n.Notify(context.Background(), m); err != nil {
 		t.Fatal(err)
 	}
@@ -146,7 +146,7 @@ func TestOmitEmpty(t *testing.T) {
 
 func TestTruncate(t *testing.T) {
 	h := newHook(t)
-	n := newNotifier(t, Config{URL: probes.NewSecret(h.url())})
+	n := newNotifier(t, Config{URL: confkit.NewSecret(h.url())})
 	m := message(false)
 	m.Alerts[0].Labels["alertname"] = strings.Repeat("发票", 400)
 	m.Alerts[0].Annotations["summary"] = strings.Repeat("二维码金额不符 ", 1000)
@@ -188,7 +188,7 @@ func TestErrors(t *testing.T) {
 		t.Run(tc.Name, func(t *testing.T) {
 			h := newHook(t)
 			h.Reply(tc.Reply)
-			n := newNotifier(t, Config{URL: probes.NewSecret(h.url())})
+			n := newNotifier(t, Config{URL: confkit.NewSecret(h.url())})
 			tc.Check(t, n.Notify(context.Background(), message(false)), "slack: ", secrets(h)...)
 		})
 	}
@@ -198,7 +198,7 @@ func TestUnreachable(t *testing.T) {
 	h := newHook(t)
 	u := h.url()
 	h.Close()
-	n := newNotifier(t, Config{URL: probes.NewSecret(u)})
+	n := newNotifier(t, Config{URL: confkit.NewSecret(u)})
 	err := n.Notify(context.Background(), message(false))
 	notifytest.AssertClass(t, err, notifytest.Retry, 0)
 	notifytest.NoSecrets(t, err, secrets(h)...)
@@ -239,7 +239,7 @@ func TestNew(t *testing.T) {
 }
 
 func TestValidate(t *testing.T) {
-	good := probes.NewSecret("https://hooks.slack.com" + hookPath)
+	good := confkit.NewSecret("https://hooks.slack.com" + hookPath)
 	for _, tc := range []struct {
 		name   string
 		cfg    Config
@@ -249,7 +249,7 @@ func TestValidate(t *testing.T) {
 		{"ok url_file", Config{URLFile: "/run/secrets/slack", Channel: "C0123456789", IconEmoji: ":wave::skin-tone-2:"}, nil},
 		{"missing url", Config{}, []string{"url"}},
 		{"url and url_file", Config{URL: good, URLFile: "/run/secrets/slack"}, []string{"url"}},
-		{"not a url", Config{URL: probes.NewSecret(token)}, []string{"url"}},
+		{"not a url", Config{URL: confkit.NewSecret(token)}, []string{"url"}},
 		{"channel", Config{URL: good, Channel: "#on call"}, []string{"channel"}},
 		{"emoji", Config{URL: good, IconEmoji: "rotating_light"}, []string{"icon_emoji"}},
 		{"templates", Config{URL: good, Title: "{{ .Status", Text: "{{ range }}", Color: "{{"}, []string{"title", "text", "color"}},

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/vigil-project/vigil/agent/notify"
-	"github.com/vigil-project/vigil/probes"
+	"github.com/vigil-project/vigil/internal/confkit"
 )
 
 func init() {
@@ -26,10 +26,10 @@ type Config struct {
 	// URL is the receiver's address; url_secret takes it from the
 	// environment when it holds a token.
 	URL       string            `yaml:"url" json:"url,omitempty"`
-	URLSecret probes.Secret     `yaml:"url_secret" json:"url_secret,omitzero"`
+	URLSecret confkit.Secret    `yaml:"url_secret" json:"url_secret,omitzero"`
 	Headers   map[string]string `yaml:"headers" json:"headers,omitempty"`
 	// BearerToken is sent as Authorization: Bearer.
-	BearerToken probes.Secret `yaml:"bearer_token" json:"bearer_token,omitzero"`
+	BearerToken confkit.Secret `yaml:"bearer_token" json:"bearer_token,omitzero"`
 	// MaxAlerts caps the alerts in one payload (0: all); the rest are
 	// counted in truncatedAlerts.
 	MaxAlerts int `yaml:"max_alerts" json:"max_alerts,omitempty"`
@@ -38,10 +38,10 @@ type Config struct {
 // Validate checks the entry.
 func (c *Config) Validate() error {
 	if (c.URL == "") == !c.URLSecret.IsSet() {
-		return probes.FieldErrorf("url", "set exactly one of url and url_secret")
+		return confkit.FieldErrorf("url", "set exactly one of url and url_secret")
 	}
 	if c.MaxAlerts < 0 {
-		return probes.FieldErrorf("max_alerts", "must not be negative")
+		return confkit.FieldErrorf("max_alerts", "must not be negative")
 	}
 	return nil
 }

@@ -14,7 +14,7 @@ import (
 
 	"github.com/vigil-project/vigil/agent/notify"
 	"github.com/vigil-project/vigil/agent/notify/internal/notifytest"
-	"github.com/vigil-project/vigil/probes"
+	"github.com/vigil-project/vigil/internal/confkit"
 )
 
 func message(resolved bool) *notify.Message {
@@ -55,7 +55,7 @@ func TestPayloadGolden(t *testing.T) {
 				hdr = r.Header
 			}))
 			defer srv.Close()
-			cfg := Config{URL: srv.URL, MaxAlerts: tc.maxAlerts, Headers: map[string]string{"X-Team": "ops"}, BearerToken: probes.NewSecret("tok3n")}
+			cfg := Config{URL: srv.URL, MaxAlerts: tc.maxAlerts, Headers: map[string]string{"X-Team": "ops"}, BearerToken: confkit.NewSecret("tok3n")}
 			if err := New(cfg, srv.Client()).Notify(context.Background(), message(tc.resolved)); err != nil {
 				t.Fatal(err)
 			}
@@ -77,7 +77,7 @@ func TestErrorsAreClassifiedAndRedacted(t *testing.T) {
 		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, "nope", tc.status)
 		}))
-		err := New(Config{URLSecret: probes.NewSecret(srv.URL + "/hook?token=s3cret")}, srv.Client()).Notify(context.Background(), message(false))
+		err := New(Config{URLSecret: confkit.NewSecret(srv.URL + "/hook?token=s3cret")}, srv.Client()).Notify(context.Background(), message(false))
 		srv.Close()
 		if err == nil || notify.IsPermanent(err) != tc.permanent {
 			t.Errorf("status %d: err %v, permanent %v", tc.status, err, notify.IsPermanent(err))
@@ -87,7 +87,7 @@ func TestErrorsAreClassifiedAndRedacted(t *testing.T) {
 		}
 	}
 	// Connection refused: retryable, URL not in the message.
-	err := New(Config{URLSecret: probes.NewSecret("http://127.0.0.1:1/hook?token=s3cret")}, http.DefaultClient).Notify(context.Background(), message(false))
+	err := New(Config{URLSecret: confkit.NewSecret("http://127.0.0.1:1/hook?token=s3cret")}, http.DefaultClient).Notify(context.Background(), message(false))
 	if err == nil || notify.IsPermanent(err) || strings.Contains(err.Error(), "s3cret") {
 		t.Errorf("refused: %v", err)
 	}
@@ -99,7 +99,7 @@ func TestValidate(t *testing.T) {
 		want string
 	}{
 		{Config{}, "url: set exactly one of url and url_secret"},
-		{Config{URL: "http://a", URLSecret: probes.NewSecret("http://b")}, "url: set exactly one"},
+		{Config{URL: "http://a", URLSecret: confkit.NewSecret("http://b")}, "url: set exactly one"},
 		{Config{URL: "http://a", MaxAlerts: -1}, "max_alerts: must not be negative"},
 		{Config{URL: "http://a"}, ""},
 	} {

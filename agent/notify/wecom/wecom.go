@@ -18,7 +18,7 @@ import (
 	"time"
 
 	"github.com/vigil-project/vigil/agent/notify"
-	"github.com/vigil-project/vigil/probes"
+	"github.com/vigil-project/vigil/internal/confkit"
 )
 
 const (
@@ -61,8 +61,8 @@ type Config struct {
 	// URL is the robot's webhook address,
 	// https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=…; URLFile reads
 	// it from a file instead.
-	URL     probes.Secret `yaml:"url" json:"url,omitzero"`
-	URLFile string        `yaml:"url_file" json:"url_file,omitempty"`
+	URL     confkit.Secret `yaml:"url" json:"url,omitzero"`
+	URLFile string         `yaml:"url_file" json:"url_file,omitempty"`
 	// MsgType is markdown (the default) or text. Only text messages can
 	// @-mention people: Markdown ones render <@userid> in the template but
 	// ignore the mention lists.
@@ -91,14 +91,14 @@ func (c *Config) Validate() error {
 	case "", Markdown:
 		// A Markdown message would drop the mentions without a word.
 		if len(c.MentionedList) > 0 {
-			errs = append(errs, probes.FieldErrorf("mentioned_list", "needs msgtype: text (Markdown messages mention with <@userid> in the message template)"))
+			errs = append(errs, confkit.FieldErrorf("mentioned_list", "needs msgtype: text (Markdown messages mention with <@userid> in the message template)"))
 		}
 		if len(c.MentionedMobileList) > 0 {
-			errs = append(errs, probes.FieldErrorf("mentioned_mobile_list", "needs msgtype: text (Markdown messages cannot mention by phone number)"))
+			errs = append(errs, confkit.FieldErrorf("mentioned_mobile_list", "needs msgtype: text (Markdown messages cannot mention by phone number)"))
 		}
 	case Text:
 	default:
-		errs = append(errs, probes.FieldErrorf("msgtype", "must be markdown or text, not %q", c.MsgType))
+		errs = append(errs, confkit.FieldErrorf("msgtype", "must be markdown or text, not %q", c.MsgType))
 	}
 	for _, l := range []struct {
 		field string
@@ -106,7 +106,7 @@ func (c *Config) Validate() error {
 	}{{"mentioned_list", c.MentionedList}, {"mentioned_mobile_list", c.MentionedMobileList}} {
 		for i, v := range l.list {
 			if strings.TrimSpace(v) == "" {
-				errs = append(errs, probes.FieldErrorf(fmt.Sprintf("%s.%d", l.field, i), "must not be empty"))
+				errs = append(errs, confkit.FieldErrorf(fmt.Sprintf("%s.%d", l.field, i), "must not be empty"))
 			}
 		}
 	}

@@ -16,7 +16,7 @@ import (
 
 	"github.com/vigil-project/vigil/agent/notify"
 	"github.com/vigil-project/vigil/agent/notify/internal/notifytest"
-	"github.com/vigil-project/vigil/probes"
+	"github.com/vigil-project/vigil/internal/confkit"
 )
 
 const key = "693a91f6-7b3c-4bc4-97a0-0ec2f1a5aa5e"
@@ -78,7 +78,7 @@ func TestPayload(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rb := newRobot(t)
-			tc.cfg.URL = probes.NewSecret(rb.url())
+			tc.cfg.URL = confkit.NewSecret(rb.url())
 			n := newNotifier(t, tc.cfg)
 			if err := n.Notify(context.Background(), message(tc.resolved)); err != nil {
 				t.Fatal(err)
@@ -134,7 +134,7 @@ func TestErrors(t *testing.T) {
 		t.Run(tc.Name, func(t *testing.T) {
 			rb := newRobot(t)
 			rb.Reply(tc.Reply)
-			n := newNotifier(t, Config{URL: probes.NewSecret(rb.url())})
+			n := newNotifier(t, Config{URL: confkit.NewSecret(rb.url())})
 			// The host may show (a dial error names it); the key must not.
 			tc.Check(t, n.Notify(context.Background(), message(false)), "wecom: ", key, rb.URL+"/cgi-bin")
 		})
@@ -145,7 +145,7 @@ func TestUnreachable(t *testing.T) {
 	rb := newRobot(t)
 	u := rb.url()
 	rb.Close()
-	n := newNotifier(t, Config{URL: probes.NewSecret(u)})
+	n := newNotifier(t, Config{URL: confkit.NewSecret(u)})
 	err := n.Notify(context.Background(), message(false))
 	notifytest.AssertClass(t, err, notifytest.Retry, 0)
 	notifytest.NoSecrets(t, err, key, rb.URL+"/cgi-bin")
@@ -158,7 +158,7 @@ func TestTruncate(t *testing.T) {
 	}{{Markdown, maxMarkdown}, {Text, maxText}} {
 		t.Run(tc.msgtype, func(t *testing.T) {
 			rb := newRobot(t)
-			n := newNotifier(t, Config{URL: probes.NewSecret(rb.url()), MsgType: tc.msgtype})
+			n := newNotifier(t, Config{URL: confkit.NewSecret(rb.url()), MsgType: tc.msgtype})
 			m := message(false)
 			// Three-byte runes, so a cut in the middle of one would show.
 			m.Alerts[0].Annotations["description"] = strings.Repeat("发票金额不符 ", 1000)
@@ -181,7 +181,7 @@ func TestTruncate(t *testing.T) {
 
 func TestCustomTemplate(t *testing.T) {
 	rb := newRobot(t)
-	n := newNotifier(t, Config{URL: probes.NewSecret(rb.url()),
+	n := newNotifier(t, Config{URL: confkit.NewSecret(rb.url()),
 		Title:   `告警 {{ .CommonLabels.alertname }}`,
 		Message: `{{ range .Alerts }}{{ .Annotations.summary }} ({{ .Check.Reason }}) <@zhangsan>{{ end }}`})
 	if err := n.Notify(context.Background(), message(false)); err != nil {
@@ -226,7 +226,7 @@ func TestNew(t *testing.T) {
 }
 
 func TestValidate(t *testing.T) {
-	good := probes.NewSecret("https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=" + key)
+	good := confkit.NewSecret("https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=" + key)
 	for _, tc := range []struct {
 		name   string
 		cfg    Config
@@ -237,7 +237,7 @@ func TestValidate(t *testing.T) {
 		{"ok text mentions", Config{URL: good, MsgType: Text, MentionedList: []string{"@all"}, MentionedMobileList: []string{"13800001111"}}, nil},
 		{"missing url", Config{}, []string{"url"}},
 		{"url and url_file", Config{URL: good, URLFile: "/run/secrets/wecom"}, []string{"url"}},
-		{"not a url", Config{URL: probes.NewSecret(key)}, []string{"url"}},
+		{"not a url", Config{URL: confkit.NewSecret(key)}, []string{"url"}},
 		{"bad msgtype", Config{URL: good, MsgType: "news"}, []string{"msgtype"}},
 		{"mentions in markdown", Config{URL: good, MentionedList: []string{"a"}, MentionedMobileList: []string{"13800001111"}},
 			[]string{"mentioned_list", "mentioned_mobile_list"}},

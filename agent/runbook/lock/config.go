@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/vigil-project/vigil/agent/config"
-	"github.com/vigil-project/vigil/probes"
+	"github.com/vigil-project/vigil/internal/confkit"
 )
 
 // StoreKV is the agent store's runbook state, for the local backend.
@@ -39,7 +39,7 @@ func FromConfig(ctx context.Context, cfg *config.Config, kv StoreKV, log *slog.L
 	e := cfg.RunbookLock.Etcd
 	password := e.Password
 	if e.PasswordFile != "" {
-		s, err := probes.ReadSecretFile(e.PasswordFile)
+		s, err := confkit.ReadSecretFile(e.PasswordFile)
 		if err != nil {
 			return nil, nil, fmt.Errorf("runbook_lock.etcd: %w", err)
 		}

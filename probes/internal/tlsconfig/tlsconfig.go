@@ -10,6 +10,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/vigil-project/vigil/internal/confkit"
 	"github.com/vigil-project/vigil/probes"
 )
 
@@ -39,14 +40,14 @@ func (c *Config) Validate(prefix string) []error {
 			continue
 		}
 		if _, err := os.Stat(f.path); err != nil {
-			errs = append(errs, probes.FieldErrorf(prefix+f.field, "%v", err))
+			errs = append(errs, confkit.FieldErrorf(prefix+f.field, "%v", err))
 		}
 	}
 	if (c.CertFile == "") != (c.KeyFile == "") {
-		errs = append(errs, probes.FieldErrorf(prefix+"cert_file", "cert_file and key_file must be set together"))
+		errs = append(errs, confkit.FieldErrorf(prefix+"cert_file", "cert_file and key_file must be set together"))
 	}
 	if _, ok := tlsVersions[c.MinVersion]; c.MinVersion != "" && !ok {
-		errs = append(errs, probes.FieldErrorf(prefix+"min_version", "unknown TLS version %q (use TLS10, TLS11, TLS12 or TLS13)", c.MinVersion))
+		errs = append(errs, confkit.FieldErrorf(prefix+"min_version", "unknown TLS version %q (use TLS10, TLS11, TLS12 or TLS13)", c.MinVersion))
 	}
 	return errs
 }

@@ -22,7 +22,7 @@ import (
 	"time"
 
 	"github.com/vigil-project/vigil/agent/notify"
-	"github.com/vigil-project/vigil/probes"
+	"github.com/vigil-project/vigil/internal/confkit"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -331,8 +331,8 @@ func WantError(t *testing.T, err error, want string, secrets ...string) bool {
 func WantFields(t *testing.T, err error, fields []string, secrets ...string) {
 	t.Helper()
 	var got []string
-	for _, e := range probes.FlattenErrors(err) {
-		var fe *probes.FieldError
+	for _, e := range confkit.FlattenErrors(err) {
+		var fe *confkit.FieldError
 		if !errors.As(e, &fe) {
 			t.Fatalf("not a field error: %v", e)
 		}

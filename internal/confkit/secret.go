@@ -1,4 +1,8 @@
-package probes
+// Package confkit holds what every config section of the agent shares:
+// Secret, a value that can only come from the environment or a file and
+// never prints, and FieldError, a validation problem with one field that
+// the config loader turns into file:line.
+package confkit
 
 import (
 	"errors"

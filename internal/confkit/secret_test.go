@@ -1,4 +1,4 @@
-package probes
+package confkit
 
 import (
 	"encoding/json"
