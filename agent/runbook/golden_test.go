@@ -96,7 +96,11 @@ func TestParseErrorsGolden(t *testing.T) {
 		rb, err := Parse("rb.yml", []byte(head+c.steps))
 		out.WriteString("== " + c.name + "\n")
 		if err != nil {
-			out.WriteString(strings.TrimSpace(err.Error()) + "\n")
+			// The list of kinds in "a step has exactly one of …" is the
+			// registry's, whatever kinds are linked in: a new kind must
+			// not need a golden file edited.
+			msg := strings.ReplaceAll(err.Error(), strings.Join(StepKinds(), ", "), "<the registered kinds>")
+			out.WriteString(strings.TrimSpace(msg) + "\n")
 			continue
 		}
 		js, _ := json.Marshal(rb.Steps)
