@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 
@@ -82,12 +84,13 @@ func init() {
 			for i, a := range e.Argv {
 				errs = append(errs, checkTemplate(fmt.Sprintf("argv.%d", i), a))
 			}
-			for k := range e.Env {
+			// Sorted: the errors come out in the same order every time.
+			for _, k := range slices.Sorted(maps.Keys(e.Env)) {
 				if !envNameRE.MatchString(k) || strings.HasPrefix(k, "VIGIL_") {
 					errs = append(errs, confkit.FieldErrorf("env."+k, "must be a variable name (letters, digits, _) not starting with VIGIL_"))
 				}
 			}
-			for k := range e.SecretEnv {
+			for _, k := range slices.Sorted(maps.Keys(e.SecretEnv)) {
 				if !envNameRE.MatchString(k) || strings.HasPrefix(k, "VIGIL_") {
 					errs = append(errs, confkit.FieldErrorf("secret_env."+k, "must be a variable name (letters, digits, _) not starting with VIGIL_"))
 				}
