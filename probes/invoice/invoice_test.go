@@ -219,6 +219,7 @@ func tamper(t testing.TB, target string, mode string) string {
 }
 
 func TestInvoiceQRAdapterFailures(t *testing.T) {
+	t.Parallel()
 	d := startDemo(t)
 	for _, tc := range []struct {
 		name   string
@@ -243,6 +244,7 @@ func TestInvoiceQRAdapterFailures(t *testing.T) {
 }
 
 func TestInvoiceQRLeavesNoLiveInvoices(t *testing.T) {
+	t.Parallel()
 	d := startDemo(t)
 	check := qrCheck(t, d.URL["gateway"], nil)
 	for i := 0; i < 3; i++ {
@@ -382,6 +384,7 @@ func TestInvoiceSync(t *testing.T) {
 }
 
 func TestInvoiceSyncFromSQLite(t *testing.T) {
+	t.Parallel()
 	d := startDemo(t)
 	dir := d.DataDir
 	n := issue(t, d.URL["gateway"])
