@@ -18,6 +18,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -41,12 +43,21 @@ func TestMain(m *testing.M) {
 	}
 	vigilBin = filepath.Join(dir, "vigil")
 	demoBin = filepath.Join(dir, "invoice-service")
+	// Both at once: linking is most of it when the build cache is warm.
+	var wg sync.WaitGroup
+	var failed atomic.Bool
 	for bin, pkg := range map[string]string{vigilBin: "github.com/vigil-project/vigil", demoBin: "github.com/vigil-project/vigil/examples/invoice-service"} {
-		out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput()
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "build %s: %v\n%s", pkg, err, out)
-			os.Exit(1)
-		}
+		wg.Go(func() {
+			out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput()
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "build %s: %v\n%s", pkg, err, out)
+				failed.Store(true)
+			}
+		})
+	}
+	wg.Wait()
+	if failed.Load() {
+		os.Exit(1)
 	}
 	code := m.Run()
 	os.RemoveAll(dir)

@@ -78,6 +78,7 @@ func onPage(img image.Image, x, y int) image.Image {
 }
 
 func TestDecodeQRRobustness(t *testing.T) {
+	t.Parallel()
 	base := qrImage(t, samplePayload, 256)
 	for _, tc := range []struct {
 		name string
@@ -152,6 +153,7 @@ type jpegImage struct {
 }
 
 func TestQRFromPDF(t *testing.T) {
+	t.Parallel()
 	logo := image.NewRGBA(image.Rect(0, 0, 64, 64))
 	draw.Draw(logo, logo.Bounds(), image.NewUniform(color.RGBA{200, 30, 30, 255}), image.Point{}, draw.Src)
 

@@ -220,6 +220,7 @@ func tamper(t testing.TB, target string, mode string) string {
 }
 
 func TestInvoiceQRAdapterFailures(t *testing.T) {
+	t.Parallel()
 	d := startDemo(t)
 	for _, tc := range []struct {
 		name   string
@@ -244,6 +245,7 @@ func TestInvoiceQRAdapterFailures(t *testing.T) {
 }
 
 func TestInvoiceQRLeavesNoLiveInvoices(t *testing.T) {
+	t.Parallel()
 	d := startDemo(t)
 	check := qrCheck(t, d.URL["gateway"], nil)
 	for i := 0; i < 3; i++ {
@@ -383,6 +385,7 @@ func TestInvoiceSync(t *testing.T) {
 }
 
 func TestInvoiceSyncFromSQLite(t *testing.T) {
+	t.Parallel()
 	d := startDemo(t)
 	dir := d.DataDir
 	n := issue(t, d.URL["gateway"])
