@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 
 	"github.com/vigil-project/vigil/agent/notify"
+	"github.com/vigil-project/vigil/internal/testenv"
 	"github.com/vigil-project/vigil/rules"
 )
 
@@ -46,17 +47,6 @@ func (r *recorder) names() []string {
 	return out
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func alert(name string) *rules.Alert {
 	now := time.Now()
 	return &rules.Alert{State: rules.StateFiring, Labels: labels.FromStrings("alertname", name, "check", "db"),
@@ -90,9 +80,9 @@ func TestSlowConsumerDoesNotBlock(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("Send blocked on a stuck consumer")
 	}
-	waitFor(t, "the fast consumer to get all 100 alerts", func() bool { return len(fast.names()) == 100 })
+	testenv.Eventually(t, 10*time.Second, "the fast consumer to get all 100 alerts", func() bool { return len(fast.names()) == 100 })
 	close(stuck.gate)
-	waitFor(t, "the stuck consumer to catch up", func() bool { return len(stuck.names()) == 100 })
+	testenv.Eventually(t, 10*time.Second, "the stuck consumer to catch up", func() bool { return len(stuck.names()) == 100 })
 }
 
 // TestQueueDropsOldest: past its capacity a queue drops its oldest alerts
@@ -113,7 +103,7 @@ func TestQueueDropsOldest(t *testing.T) {
 	}
 	close(c.gate)
 	run(t, f)
-	waitFor(t, "delivery", func() bool { return len(c.names()) == 3 })
+	testenv.Eventually(t, 10*time.Second, "delivery", func() bool { return len(c.names()) == 3 })
 	if got := strings.Join(c.names(), ","); got != "C,D,E" {
 		t.Errorf("delivered %s, want the newest C,D,E", got)
 	}
@@ -139,7 +129,7 @@ func TestConvert(t *testing.T) {
 	resolved := alert("DatabaseDown")
 	resolved.State, resolved.ResolvedAt = rules.StateInactive, time.Now()
 	f.Send([]*rules.Alert{alert("DatabaseDown"), resolved})
-	waitFor(t, "delivery", func() bool { return len(c.names()) == 2 })
+	testenv.Eventually(t, 10*time.Second, "delivery", func() bool { return len(c.names()) == 2 })
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	a := c.got[0]

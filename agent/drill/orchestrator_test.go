@@ -17,6 +17,7 @@ import (
 	"github.com/vigil-project/vigil/agent/notify"
 	"github.com/vigil-project/vigil/agent/scheduler"
 	"github.com/vigil-project/vigil/agent/store"
+	"github.com/vigil-project/vigil/internal/testenv"
 	"github.com/vigil-project/vigil/probes"
 	"github.com/vigil-project/vigil/rules"
 )
@@ -87,17 +88,6 @@ func runOrchestrator(t *testing.T, o *Orchestrator) (stop func()) {
 	return stop
 }
 
-func poll(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 func simDrill(t *testing.T) *Drill {
 	t.Helper()
 	d, err := Parse("sim.yml", []byte(`name: sim
@@ -130,7 +120,7 @@ func TestOrchestratorLifecycle(t *testing.T) {
 	if _, err := o.Start(d, "ops"); !errors.Is(err, ErrActive) {
 		t.Errorf("second Start: %v, want ErrActive", err)
 	}
-	poll(t, "the simulated failure", func() bool {
+	testenv.Eventually(t, 20*time.Second, "the simulated failure", func() bool {
 		r, _ := sf.RunNow(context.Background(), "db")
 		return !r.Success && r.Reason == probes.ReasonConnectionRefused && r.Diagnostics["drill_id"] == id
 	})
@@ -146,7 +136,7 @@ func TestOrchestratorLifecycle(t *testing.T) {
 	if err := o.Abort(id, "ops"); err != nil {
 		t.Fatal(err)
 	}
-	poll(t, "the drill to finish", func() bool { return o.Current() == nil })
+	testenv.Eventually(t, 20*time.Second, "the drill to finish", func() bool { return o.Current() == nil })
 	if _, simulated := o.Override(&scheduler.Job{Name: "db"}); simulated {
 		t.Error("the check is still simulated after the drill")
 	}
@@ -207,7 +197,7 @@ func TestOrchestratorRecoversInterrupted(t *testing.T) {
 	}
 	o, _, _ := newOrchestrator(t, st, d)
 	runOrchestrator(t, o)
-	poll(t, "the interrupted drill", func() bool {
+	testenv.Eventually(t, 20*time.Second, "the interrupted drill", func() bool {
 		rows, err := st.DrillRuns(context.Background(), "sim", 10, StateInterrupted)
 		return err == nil && len(rows) == 1 && rows[0].ID == "dead1"
 	})

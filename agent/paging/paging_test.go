@@ -17,6 +17,7 @@ import (
 	"github.com/vigil-project/vigil/agent/config"
 	"github.com/vigil-project/vigil/agent/notify"
 	"github.com/vigil-project/vigil/agent/store"
+	"github.com/vigil-project/vigil/internal/testenv"
 )
 
 // endpoint records the JSON bodies posted to it.
@@ -53,17 +54,6 @@ func (s *endpoint) count() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.bodies) + len(s.lists)
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 func parse(t *testing.T, notifyYAML string) *config.Config {
@@ -136,7 +126,7 @@ func TestPeersGetAlerts(t *testing.T) {
 	cfg := parse(t, fmt.Sprintf("  alertmanagers:\n    - url: %s\n    - url: %s\n      send_drills: true\n", plain.srv.URL, drills.srv.URL))
 	p, _ := start(t, cfg, Options{})
 	p.Alerts(context.Background(), []notify.Alert{firing("DatabaseDown"), firing("DrillDown", "drill", "true", "drill_id", "d1")})
-	waitFor(t, "both peers", func() bool { return plain.count() == 1 && drills.count() == 1 })
+	testenv.Eventually(t, 15*time.Second, "both peers", func() bool { return plain.count() == 1 && drills.count() == 1 })
 	plain.mu.Lock()
 	defer plain.mu.Unlock()
 	drills.mu.Lock()
@@ -160,7 +150,7 @@ func TestRouteAndReload(t *testing.T) {
 	}
 	p, stop := start(t, parse(t, routeYAML(first.srv.URL)), Options{})
 	p.Alerts(context.Background(), []notify.Alert{firing("A")})
-	waitFor(t, "the first receiver", func() bool { return first.count() == 1 })
+	testenv.Eventually(t, 15*time.Second, "the first receiver", func() bool { return first.count() == 1 })
 	first.mu.Lock()
 	if got := first.bodies[0]["receiver"]; got != "r" {
 		t.Errorf("receiver %v", got)
@@ -174,7 +164,7 @@ func TestRouteAndReload(t *testing.T) {
 	}
 	p.Apply(plan)
 	p.Alerts(context.Background(), []notify.Alert{firing("B")})
-	waitFor(t, "the second receiver", func() bool { return second.count() >= 1 })
+	testenv.Eventually(t, 15*time.Second, "the second receiver", func() bool { return second.count() >= 1 })
 	stop()
 }
 
@@ -198,7 +188,7 @@ func TestNotifyDrillWithoutReceiver(t *testing.T) {
 	if err := p.NotifyReceiver(context.Background(), "oncall", "switched", "to standby"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the runbook message", func() bool { return rcv.count() == 1 })
+	testenv.Eventually(t, 15*time.Second, "the runbook message", func() bool { return rcv.count() == 1 })
 	rcv.mu.Lock()
 	defer rcv.mu.Unlock()
 	alerts, _ := rcv.bodies[0]["alerts"].([]any)

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vigil-project/vigil/internal/testenv"
 	"github.com/vigil-project/vigil/probes"
 )
 
@@ -371,17 +372,6 @@ func TestPrune(t *testing.T) {
 	}
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 func TestRetentionLoop(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "vigil.db")
@@ -393,12 +383,12 @@ func TestRetentionLoop(t *testing.T) {
 	}
 
 	s = openStore(t, path, Options{Retention: 24 * time.Hour, PruneInterval: 50 * time.Millisecond})
-	waitFor(t, "the start-up prune", func() bool { return countRows(t, s) == 1 })
+	testenv.Eventually(t, 10*time.Second, "the start-up prune", func() bool { return countRows(t, s) == 1 })
 
 	// And again on the interval, for rows that age out while running.
 	s.Record(sample("host", time.Now().Add(-25*time.Hour), true))
 	flush(t, s)
-	waitFor(t, "a periodic prune", func() bool { return countRows(t, s) == 1 })
+	testenv.Eventually(t, 10*time.Second, "a periodic prune", func() bool { return countRows(t, s) == 1 })
 	if h, err := s.History(ctx, "host", 0); err != nil || len(h) != 1 || time.Since(h[0].Result.Start) > time.Hour {
 		t.Errorf("History after prune = %+v, %v", h, err)
 	}

@@ -127,3 +127,17 @@ func packagePath() string {
 		dir = parent
 	}
 }
+
+// Eventually polls cond every few milliseconds until it holds, and fails
+// the test naming what it waited for once timeout has passed: the way a
+// test waits for something to happen, instead of sleeping.
+func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/vigil-project/vigil/agent/notify"
 	"github.com/vigil-project/vigil/agent/store"
+	"github.com/vigil-project/vigil/internal/testenv"
 )
 
 // scripted is a notifier whose answers the test controls.
@@ -68,17 +69,6 @@ func msg(group string, resolved bool, created time.Time) *notify.Message {
 		Alerts: []notify.Alert{{Labels: map[string]string{"alertname": group}, StartsAt: created.Add(-time.Minute), EndsAt: end}}}
 }
 
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func fast(st Store) Options {
 	return Options{Store: st, MinBackoff: 5 * time.Millisecond, MaxBackoff: 20 * time.Millisecond, MaxAge: time.Hour}
 }
@@ -110,7 +100,7 @@ func TestOrderPerKey(t *testing.T) {
 			}
 		}
 	}
-	waitUntil(t, "all delivered", func() bool { return len(n.acked()) == 10 })
+	testenv.Eventually(t, 10*time.Second, "all delivered", func() bool { return len(n.acked()) == 10 })
 	pos := map[string]int{}
 	for i, k := range n.acked() {
 		pos[k] = i
@@ -120,7 +110,7 @@ func TestOrderPerKey(t *testing.T) {
 			t.Errorf("group g%d: resolved before firing: %v", i, n.acked())
 		}
 	}
-	waitUntil(t, "queue empty", func() bool { return o.Queues()[0].Pending == 0 })
+	testenv.Eventually(t, 10*time.Second, "queue empty", func() bool { return o.Queues()[0].Pending == 0 })
 	var b strings.Builder
 	o.WritePrometheus(&b)
 	for _, want := range []string{
@@ -159,11 +149,11 @@ func TestDeadLetter(t *testing.T) {
 	o.Enqueue(ctx, msg("bad", false, now), "k", []string{"t"})
 	o.Enqueue(ctx, msg("good", false, now), "k", []string{"t"})
 	o.Enqueue(ctx, msg("slow", false, now), "s", []string{"t"})
-	waitUntil(t, "dead letters", func() bool {
+	testenv.Eventually(t, 10*time.Second, "dead letters", func() bool {
 		items, _ := st.OutboxItems(ctx, store.OutboxDead, 10)
 		return len(items) == 2
 	})
-	waitUntil(t, "good delivered", func() bool { return len(n.acked()) == 1 })
+	testenv.Eventually(t, 10*time.Second, "good delivered", func() bool { return len(n.acked()) == 1 })
 	items, _ := st.OutboxItems(ctx, store.OutboxDead, 10)
 	for _, it := range items {
 		if it.LastError == "" || it.DoneAt.IsZero() {
@@ -189,7 +179,7 @@ func TestResumeAfterRestart(t *testing.T) {
 	now := time.Now()
 	o.Enqueue(ctx, msg("g", false, now), "g", []string{"t"})
 	o.Enqueue(ctx, msg("g", true, now), "g", []string{"t"})
-	waitUntil(t, "attempts", func() bool {
+	testenv.Eventually(t, 10*time.Second, "attempts", func() bool {
 		down.mu.Lock()
 		defer down.mu.Unlock()
 		return down.tries["g/firing"] >= 2
@@ -205,13 +195,13 @@ func TestResumeAfterRestart(t *testing.T) {
 	ctx, cancel = context.WithCancel(context.Background())
 	defer func() { cancel(); o.Wait() }()
 	o.Start(ctx, []Target{{Name: "t", Receiver: "oncall", Integration: "webhook", Notifier: up}})
-	waitUntil(t, "resumed", func() bool { return len(up.acked()) == 2 })
+	testenv.Eventually(t, 10*time.Second, "resumed", func() bool { return len(up.acked()) == 2 })
 	if got := strings.Join(up.acked(), " "); got != "g/firing g/resolved" {
 		t.Errorf("after restart: %s", got)
 	}
 	// A duplicate would be queued until delivered: once the queue is
 	// empty, everything there was has reached the receiver.
-	waitUntil(t, "an empty queue", func() bool {
+	testenv.Eventually(t, 10*time.Second, "an empty queue", func() bool {
 		for _, q := range o.Queues() {
 			if q.Pending > 0 {
 				return false
@@ -236,7 +226,7 @@ func TestPanickingIntegrationIsAFailedAttempt(t *testing.T) {
 	defer func() { cancel(); o.Wait() }()
 	o.Start(ctx, []Target{{Name: "t", Receiver: "r", Integration: "x", Notifier: panicky{}}})
 	o.Enqueue(ctx, msg("g", false, time.Now()), "g", []string{"t"})
-	waitUntil(t, "retried", func() bool {
+	testenv.Eventually(t, 10*time.Second, "retried", func() bool {
 		items, _ := st.OutboxItems(ctx, store.OutboxPending, 1)
 		return len(items) == 1 && items[0].Attempts >= 2 && strings.Contains(items[0].LastError, "panicked")
 	})
@@ -274,7 +264,7 @@ func TestReloadKeepsQueues(t *testing.T) {
 	defer func() { cancel(); o.Wait() }()
 	o.Start(ctx, []Target{{Name: "t", Receiver: "r", Integration: "webhook", Notifier: down}})
 	o.Enqueue(ctx, msg("g", false, time.Now()), "g", []string{"t"})
-	waitUntil(t, "an attempt", func() bool {
+	testenv.Eventually(t, 10*time.Second, "an attempt", func() bool {
 		down.mu.Lock()
 		defer down.mu.Unlock()
 		return down.tries["g/firing"] >= 1
@@ -283,7 +273,7 @@ func TestReloadKeepsQueues(t *testing.T) {
 	time.Sleep(50 * time.Millisecond)
 	up := &scripted{}
 	o.SetTargets([]Target{{Name: "t", Receiver: "r", Integration: "webhook", Notifier: up}})
-	waitUntil(t, "delivered after the target came back", func() bool { return len(up.acked()) == 1 })
+	testenv.Eventually(t, 10*time.Second, "delivered after the target came back", func() bool { return len(up.acked()) == 1 })
 }
 
 // sickStore is a store whose writes fail, as on a full disk.
@@ -337,11 +327,11 @@ func TestSickStoreStillDelivers(t *testing.T) {
 			t.Fatalf("Enqueue with a sick store: %v", err)
 		}
 	}
-	waitUntil(t, "both delivered", func() bool { return len(n.acked()) == 2 })
+	testenv.Eventually(t, 10*time.Second, "both delivered", func() bool { return len(n.acked()) == 2 })
 	if got := n.acked(); got[0] != "g/firing" || got[1] != "g/resolved" {
 		t.Errorf("order: %v", got)
 	}
-	waitUntil(t, "queue empty", func() bool { return o.Queues()[0].Pending == 0 })
+	testenv.Eventually(t, 10*time.Second, "queue empty", func() bool { return o.Queues()[0].Pending == 0 })
 	var b strings.Builder
 	o.WritePrometheus(&b)
 	if !strings.Contains(b.String(), "vigil_notify_unsaved_total 2") {
@@ -352,7 +342,7 @@ func TestSickStoreStillDelivers(t *testing.T) {
 	if err := o.Enqueue(ctx, msg("h", false, now), "h", []string{"oncall/webhook[0]"}); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, "saved item delivered", func() bool { return len(n.acked()) == 3 })
+	testenv.Eventually(t, 10*time.Second, "saved item delivered", func() bool { return len(n.acked()) == 3 })
 }
 
 // TestReloadAfterStop: the outbox keeps no context of its own, so a
