@@ -1,7 +1,9 @@
-// Package agent is the vigil daemon: it loads the config, runs the checks
-// through the scheduler, records results in the store, exports them on
-// /metrics and serves the HTTP API. Subpackages hold the parts; this package
-// wires them together and owns reloads and shutdown.
+// Package agent is the vigil daemon's composition root: New builds the
+// subsystems (checkstate, scheduler, store, ruleeval, alerts, paging,
+// runbook, drill, web) from one config and wires them through the small
+// interfaces each declares; Run owns their goroutines in one errgroup and
+// closes the store only after all of them have stopped; Reload swaps a new
+// config in whole or not at all. Nothing else lives here.
 package agent
 
 import (
@@ -57,7 +59,7 @@ type Options struct {
 	PublicRead bool
 	// AllowedHosts are Host names the agent answers to besides localhost,
 	// IP literals, its listen addresses and the machine's hostname
-	// ("*.example.com" for a whole domain); see hostAllowList.
+	// ("*.example.com" for a whole domain); see web.Options.
 	AllowedHosts []string
 }
 
