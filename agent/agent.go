@@ -247,7 +247,12 @@ func (a *Agent) Run(ctx context.Context) error {
 	// drill a dead agent left running is rolled back now.
 	g.Go(func() error { return a.drills.Run(subCtx) })
 	g.Go(func() error { memtune.ReleasePages(subCtx, a.log); return nil })
-	g.Go(func() error { a.reloadOnHUP(subCtx); return nil })
+	// Registered before the agent says it is ready: a SIGHUP that arrives
+	// before the loop runs reloads instead of killing the process.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	g.Go(func() error { a.reloadOn(subCtx, hup); return nil })
 	g.Go(func() error {
 		defer stopSubs()
 		return a.web.Serve(ctx, subCtx)
@@ -259,10 +264,8 @@ func (a *Agent) Run(ctx context.Context) error {
 	return err
 }
 
-func (a *Agent) reloadOnHUP(ctx context.Context) {
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
+// reloadOn reloads the config on every signal until ctx is done.
+func (a *Agent) reloadOn(ctx context.Context, hup <-chan os.Signal) {
 	for {
 		select {
 		case <-ctx.Done():
