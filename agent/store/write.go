@@ -55,6 +55,11 @@ func (s *Store) Flush(ctx context.Context) error {
 	if closed {
 		return ErrClosed
 	}
+	// Checked first: a select with the writer's answer and a done context
+	// both ready picks either, and a cancelled flush must say so.
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("flush store: %w", err)
+	}
 	req := make(chan error, 1)
 	select {
 	case s.flushReq <- req:
