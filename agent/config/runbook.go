@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/prometheus/common/model"
+
 	"github.com/vigil-project/vigil/internal/confkit"
 	"gopkg.in/yaml.v3"
 )

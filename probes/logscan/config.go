@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/prometheus/common/model"
+
 	"github.com/vigil-project/vigil/internal/confkit"
 )
 

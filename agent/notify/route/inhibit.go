@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/prometheus/prometheus/model/labels"
+
 	"github.com/vigil-project/vigil/internal/confkit"
 )
 
