@@ -394,9 +394,12 @@ func (s *sink) Deliver(ctx context.Context, batch []route.Notification) error {
 	var all []*store.OutboxItem
 	for _, n := range batch {
 		m := n.Message
-		items, err := s.p.outbox.Items(m, m.Receiver+"\x00"+m.GroupKey, receivers[m.Receiver])
-		if err != nil {
-			return err
+		var items []*store.OutboxItem
+		if len(m.Alerts) > 0 { // none: the log entry only (route.Notification)
+			var err error
+			if items, err = s.p.outbox.Items(m, m.Receiver+"\x00"+m.GroupKey, receivers[m.Receiver]); err != nil {
+				return err
+			}
 		}
 		rows = append(rows, store.LoggedItems{Items: items, Receiver: m.Receiver, GroupKey: m.GroupKey,
 			Entry: store.NotifyLogEntry{FiringHash: n.Entry.FiringHash, ResolvedHash: n.Entry.ResolvedHash, SentAt: n.Entry.SentAt}})

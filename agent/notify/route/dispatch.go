@@ -2,8 +2,6 @@ package route
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"log/slog"
 	"slices"
 	"sort"
@@ -17,6 +15,13 @@ import (
 // LogEntry is the last notification sent for an alert group (Alertmanager's
 // notification log). Kept in the store, it stops a restarted agent from
 // paging again for alerts it already paged for.
+//
+// FiringHash and ResolvedHash hold the fingerprints of the alerts, sorted
+// and joined with "," (see alertSet): like Alertmanager's notification log,
+// the dispatcher asks whether the alerts firing now are a subset of those
+// last notified, which a hash cannot answer. (Entries written by older
+// agents hold a hash; they read as an unknown set, so the group is paged
+// once more rather than never.)
 type LogEntry struct {
 	FiringHash, ResolvedHash string
 	SentAt                   time.Time
@@ -24,6 +29,11 @@ type LogEntry struct {
 
 // Notification is one message the dispatcher hands over, with the log
 // entry to record with it.
+//
+// A message without alerts only records its entry: every alert of the
+// group resolved and the receiver does not want resolved notifications,
+// but the log must forget the firing alerts, or one that fires again
+// within repeat_interval would not be paged.
 type Notification struct {
 	Message *notify.Message
 	Entry   LogEntry
@@ -281,12 +291,12 @@ func (d *Dispatcher) prepare(ctx context.Context, g *group, now time.Time) (*Not
 	d.mu.Unlock()
 
 	sendResolved := d.opts.SendResolved(receiver)
-	entry := LogEntry{FiringHash: hashAlerts(firing), ResolvedHash: hashAlerts(resolved), SentAt: now}
+	entry := LogEntry{FiringHash: alertSet(firing), ResolvedHash: alertSet(resolved), SentAt: now}
 	last, ok, err := d.opts.Sink.LastSent(ctx, receiver, g.key)
 	if err != nil {
 		return nil, err
 	}
-	if !needsUpdate(entry, last, ok, len(firing), len(resolved), sendResolved, rt.RepeatInterval, now) {
+	if !needsUpdate(entry, last, ok, len(firing), sendResolved, rt.RepeatInterval, now) {
 		return nil, nil
 	}
 	alerts := firing
@@ -308,42 +318,56 @@ func (d *Dispatcher) retryLater(gs []*group, now time.Time) {
 	}
 }
 
-// needsUpdate is Alertmanager's rule: notify when the set of firing alerts
-// changed, when alerts resolved that the receiver was told about (and it
-// wants resolved notifications), or when the same alerts still fire after
-// repeat_interval.
-func needsUpdate(cur, last LogEntry, hasLast bool, nFiring, nResolved int, sendResolved bool, repeat time.Duration, now time.Time) bool {
+// needsUpdate is Alertmanager's rule (its DedupStage): notify when an alert
+// fires that the receiver was not told about; when every alert resolved
+// and the receiver was told some fired — whatever send_resolved says, so
+// that the log forgets them (the message then carries only the resolved
+// alerts a receiver wants, possibly none); when alerts resolved that the
+// receiver was not told about and it wants resolved notifications; and
+// when the same alerts still fire after repeat_interval. Alerts that stop
+// firing while others go on are not a notification of their own without
+// send_resolved.
+func needsUpdate(cur, last LogEntry, hasLast bool, nFiring int, sendResolved bool, repeat time.Duration, now time.Time) bool {
 	if !hasLast {
 		return nFiring > 0
 	}
-	if cur.FiringHash != last.FiringHash {
-		if nFiring == 0 {
-			// Everything resolved: tell the receiver if it wants to know
-			// and was told they fired.
-			return sendResolved && last.FiringHash != "" && nResolved > 0
-		}
+	if !isSubset(cur.FiringHash, last.FiringHash) {
 		return true
 	}
 	if nFiring == 0 {
-		return false
+		return last.FiringHash != ""
 	}
-	if sendResolved && nResolved > 0 && cur.ResolvedHash != last.ResolvedHash {
+	if sendResolved && !isSubset(cur.ResolvedHash, last.ResolvedHash) {
 		return true
 	}
 	return now.Sub(last.SentAt) >= repeat
 }
 
-func hashAlerts(as []notify.Alert) string {
-	if len(as) == 0 {
-		return ""
-	}
+// alertSet is the sorted fingerprints of alerts joined with ",".
+func alertSet(as []notify.Alert) string {
 	fps := make([]string, len(as))
 	for i, a := range as {
 		fps[i] = a.Fingerprint
 	}
 	sort.Strings(fps)
-	sum := sha256.Sum256([]byte(strings.Join(fps, ",")))
-	return hex.EncodeToString(sum[:16])
+	return strings.Join(fps, ",")
+}
+
+// isSubset reports whether every fingerprint of set a is in set b.
+func isSubset(a, b string) bool {
+	if a == "" {
+		return true
+	}
+	in := make(map[string]bool)
+	for _, fp := range strings.Split(b, ",") {
+		in[fp] = true
+	}
+	for _, fp := range strings.Split(a, ",") {
+		if !in[fp] {
+			return false
+		}
+	}
+	return true
 }
 
 // Muted reports why an alert is not sent: the silences matching it and

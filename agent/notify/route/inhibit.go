@@ -59,10 +59,16 @@ func (c *InhibitConfig) Compile() (*Inhibitor, error) {
 	return &Inhibitor{source: src, target: tgt, equal: c.Equal}, nil
 }
 
-// inhibits reports whether the firing alert src mutes target. An alert
-// never inhibits itself (Alertmanager's rule for alerts matching both sides).
+// inhibits reports whether the firing alert src mutes target, as
+// Alertmanager decides: an alert never inhibits itself, and a target that
+// matches the source side too is only muted by sources that do not match
+// the target side — two alerts that each match both sides do not mute each
+// other (else neither would page).
 func (in *Inhibitor) inhibits(src, target map[string]string, srcFP, targetFP string) bool {
 	if srcFP == targetFP || !Matches(in.target, target) || !Matches(in.source, src) {
+		return false
+	}
+	if Matches(in.source, target) && Matches(in.target, src) {
 		return false
 	}
 	for _, name := range in.equal {

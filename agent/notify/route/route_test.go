@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -129,7 +130,9 @@ func (s *memSink) Deliver(_ context.Context, batch []Notification) error {
 		return errors.New("disk full")
 	}
 	for _, n := range batch {
-		s.sent = append(s.sent, n.Message)
+		if len(n.Message.Alerts) > 0 { // none: the entry only
+			s.sent = append(s.sent, n.Message)
+		}
 		if s.log == nil {
 			s.log = map[string]LogEntry{}
 		}
@@ -257,6 +260,68 @@ func TestDispatcherSendResolvedOffAndSinkFailure(t *testing.T) {
 	}
 }
 
+// TestRefireWithinRepeatInterval: an alert that fires, resolves and fires
+// again inside repeat_interval is paged again, with send_resolved false
+// too: the all-resolved flush clears the notification log whatever
+// send_resolved says (Alertmanager's DedupStage), it just sends nothing.
+func TestRefireWithinRepeatInterval(t *testing.T) {
+	for _, tc := range []struct {
+		sendResolved bool
+		want         string
+	}{
+		{false, "oncall:firing:1 oncall:firing:1"},
+		{true, "oncall:firing:1 oncall:resolved:1 oncall:firing:1"},
+	} {
+		t.Run(fmt.Sprintf("send_resolved=%v", tc.sendResolved), func(t *testing.T) {
+			c := &clock{t: time.Unix(1_700_000_000, 0)}
+			s := &memSink{}
+			d := newTestDispatcher(t, c, s, Options{SendResolved: func(string) bool { return tc.sendResolved }})
+			ctx := context.Background()
+			d.Put([]notify.Alert{firing("InvoiceQRFailing")})
+			c.add(30 * time.Second)
+			d.FlushDue(ctx)
+			d.Put([]notify.Alert{resolvedAt(firing("InvoiceQRFailing"), c.t)})
+			c.add(5 * time.Minute)
+			d.FlushDue(ctx)
+			d.Put([]notify.Alert{firing("InvoiceQRFailing")})
+			c.add(30 * time.Second)
+			d.FlushDue(ctx)
+			if got := strings.Join(s.statuses(), " "); got != tc.want {
+				t.Errorf("sent %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestPartialResolveWithoutSendResolved: with send_resolved false, one
+// alert of a group resolving while another fires is not a notification
+// (the receiver would only get the same firing alert again), as in
+// Alertmanager; a new alert in the group is.
+func TestPartialResolveWithoutSendResolved(t *testing.T) {
+	c := &clock{t: time.Unix(1_700_000_000, 0)}
+	s := &memSink{}
+	var cfg Config
+	yaml.Unmarshal([]byte("receiver: oncall\ngroup_by: [team]\ngroup_wait: 30s\ngroup_interval: 5m\nrepeat_interval: 4h"), &cfg)
+	r, err := cfg.Compile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := NewDispatcher(Options{Route: r, Sink: s, Now: c.now, SendResolved: func(string) bool { return false }})
+	ctx := context.Background()
+	d.Put([]notify.Alert{firing("A", "team", "ops"), firing("B", "team", "ops")})
+	c.add(30 * time.Second)
+	d.FlushDue(ctx)
+	d.Put([]notify.Alert{resolvedAt(firing("B", "team", "ops"), c.t)})
+	c.add(5 * time.Minute)
+	d.FlushDue(ctx)
+	d.Put([]notify.Alert{firing("C", "team", "ops")})
+	c.add(5 * time.Minute)
+	d.FlushDue(ctx)
+	if got := strings.Join(s.statuses(), " "); got != "oncall:firing:2 oncall:firing:2" {
+		t.Errorf("sent %q, want the first group and the one with C", got)
+	}
+}
+
 func TestInhibition(t *testing.T) {
 	c := &clock{t: time.Unix(1_700_000_000, 0)}
 	s := &memSink{}
@@ -283,6 +348,36 @@ func TestInhibition(t *testing.T) {
 	}
 	if _, inh := d.Muted(map[string]string{"alertname": "InvoiceQRFailing", "site": "sh", "severity": "warning"}); !inh {
 		t.Error("Muted does not report the inhibition")
+	}
+}
+
+// TestTwoSidedInhibition: two alerts that each match both sides of an
+// inhibit rule do not mute each other (Alertmanager: both stay active), but
+// either still mutes an alert that matches the target side only.
+func TestTwoSidedInhibition(t *testing.T) {
+	c := &clock{t: time.Unix(1_700_000_000, 0)}
+	s := &memSink{}
+	in, err := (&InhibitConfig{SourceMatchers: Matchers{`alertname=~"Host.*"`}, TargetMatchers: Matchers{`team="ops"`}, Equal: []string{"host"}}).Compile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := newTestDispatcher(t, c, s, Options{Inhibit: []*Inhibitor{in}})
+	d.Put([]notify.Alert{
+		firing("HostDown", "host", "db1", "team", "ops"),
+		firing("HostDiskFull", "host", "db1", "team", "ops"),
+		firing("InvoiceQRFailing", "host", "db1", "team", "ops"),
+	})
+	c.add(30 * time.Second)
+	d.FlushDue(context.Background())
+	var got []string
+	for _, m := range s.sent {
+		for _, a := range m.Alerts {
+			got = append(got, a.Labels["alertname"])
+		}
+	}
+	sort.Strings(got)
+	if strings.Join(got, " ") != "HostDiskFull HostDown" {
+		t.Errorf("sent %v, want both two-sided alerts and not the target-only one", got)
 	}
 }
 
