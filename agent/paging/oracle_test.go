@@ -1,0 +1,355 @@
+package paging
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/vigil-project/vigil/agent/config"
+	"github.com/vigil-project/vigil/agent/notify"
+	"github.com/vigil-project/vigil/internal/testenv"
+)
+
+// The oracle: the same alert sequences go through vigil's paging pipeline
+// and through a real Alertmanager (Debian's prometheus-alertmanager), each
+// with webhook receivers run by the test, and the notifications must be the
+// same — per receiver and group, in order: firing or resolved, and which
+// alerts in which state. Timers are short (group_wait 1s, group_interval
+// 2s) and the steps of a scenario are seconds apart, so both flush at the
+// same points of the sequence.
+
+// oracleStep is what happens at one point of a scenario.
+type oracleStep struct {
+	at     time.Duration // after the scenario starts
+	alerts []oracleAlert
+}
+
+type oracleAlert struct {
+	labels   map[string]string
+	resolved bool
+}
+
+func fire(lbls ...string) oracleAlert    { return oracleAlert{labels: labelMap(lbls)} }
+func resolve(lbls ...string) oracleAlert { return oracleAlert{labels: labelMap(lbls), resolved: true} }
+
+func labelMap(kv []string) map[string]string {
+	m := map[string]string{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		m[kv[i]] = kv[i+1]
+	}
+	return m
+}
+
+// oracleCase is one scenario: the routing config in both dialects (the
+// route tree and inhibit rules are the same YAML; receivers differ:
+// Alertmanager puts send_resolved on the webhook, vigil on the receiver).
+type oracleCase struct {
+	name    string
+	route   string // route: and inhibit_rules: at the top level, indented for both
+	recv    map[string]bool
+	steps   []oracleStep
+	settled time.Duration // after the last step
+}
+
+func TestAlertmanagerOracle(t *testing.T) {
+	t.Parallel()
+	amBin := testenv.NeedBinary(t, "prometheus-alertmanager", "prometheus-alertmanager")
+	timers := "  group_wait: 1s\n  group_interval: 2s\n  repeat_interval: 1h\n"
+	cases := []oracleCase{
+		{
+			name:  "grouping by a label",
+			route: "route:\n  receiver: oncall\n  group_by: [team]\n" + timers,
+			recv:  map[string]bool{"oncall": true},
+			steps: []oracleStep{
+				{0, []oracleAlert{fire("alertname", "A", "team", "ops"), fire("alertname", "B", "team", "ops"), fire("alertname", "C", "team", "db")}},
+				{4 * time.Second, []oracleAlert{resolve("alertname", "A", "team", "ops")}},
+				{8 * time.Second, []oracleAlert{resolve("alertname", "B", "team", "ops"), resolve("alertname", "C", "team", "db")}},
+			},
+		},
+		{
+			name:  "fire, resolve, fire again, send_resolved false",
+			route: "route:\n  receiver: oncall\n  group_by: [alertname]\n" + timers,
+			recv:  map[string]bool{"oncall": false},
+			steps: []oracleStep{
+				{0, []oracleAlert{fire("alertname", "InvoiceQRFailing")}},
+				{4 * time.Second, []oracleAlert{resolve("alertname", "InvoiceQRFailing")}},
+				{8 * time.Second, []oracleAlert{fire("alertname", "InvoiceQRFailing")}},
+			},
+		},
+		{
+			name:  "fire, resolve, fire again, send_resolved true",
+			route: "route:\n  receiver: oncall\n  group_by: [alertname]\n" + timers,
+			recv:  map[string]bool{"oncall": true},
+			steps: []oracleStep{
+				{0, []oracleAlert{fire("alertname", "InvoiceQRFailing")}},
+				{4 * time.Second, []oracleAlert{resolve("alertname", "InvoiceQRFailing")}},
+				{8 * time.Second, []oracleAlert{fire("alertname", "InvoiceQRFailing")}},
+			},
+		},
+		{
+			name:  "one alert of a group resolves, send_resolved false",
+			route: "route:\n  receiver: oncall\n  group_by: [team]\n" + timers,
+			recv:  map[string]bool{"oncall": false},
+			steps: []oracleStep{
+				{0, []oracleAlert{fire("alertname", "A", "team", "ops"), fire("alertname", "B", "team", "ops")}},
+				{4 * time.Second, []oracleAlert{resolve("alertname", "B", "team", "ops")}},
+				{8 * time.Second, []oracleAlert{fire("alertname", "C", "team", "ops")}},
+			},
+		},
+		{
+			name: "nested routes and continue",
+			route: "route:\n  receiver: default\n  group_by: [alertname]\n" + timers +
+				"  routes:\n" +
+				"    - matchers: ['severity=\"critical\"']\n      receiver: pager\n      continue: true\n" +
+				"    - matchers: ['team=\"ops\"']\n      receiver: ops\n" +
+				"      routes:\n        - matchers: ['service=\"invoice\"']\n          receiver: invoice\n",
+			recv: map[string]bool{"default": true, "pager": true, "ops": true, "invoice": true},
+			steps: []oracleStep{
+				{0, []oracleAlert{
+					fire("alertname", "InvoiceQRFailing", "severity", "critical", "team", "ops", "service", "invoice"),
+					fire("alertname", "HostDiskFull", "severity", "warning", "team", "ops"),
+					fire("alertname", "DatabaseDown", "severity", "critical", "team", "db"),
+					fire("alertname", "Other", "severity", "info"),
+				}},
+				{4 * time.Second, []oracleAlert{resolve("alertname", "InvoiceQRFailing", "severity", "critical", "team", "ops", "service", "invoice")}},
+			},
+		},
+		{
+			name: "inhibition: one-sided, two-sided, equal",
+			route: "route:\n  receiver: oncall\n  group_by: [alertname, host]\n" + timers +
+				"inhibit_rules:\n  - source_matchers: ['alertname=~\"Host.*\"']\n    target_matchers: ['team=\"ops\"']\n    equal: [host]\n",
+			recv: map[string]bool{"oncall": true},
+			steps: []oracleStep{
+				{0, []oracleAlert{
+					fire("alertname", "HostDown", "host", "db1", "team", "ops"),
+					fire("alertname", "HostDiskFull", "host", "db1", "team", "ops"),
+					fire("alertname", "InvoiceQRFailing", "host", "db1", "team", "ops"),
+					fire("alertname", "InvoiceQRFailing", "host", "db2", "team", "ops"),
+				}},
+			},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			if tc.settled == 0 {
+				tc.settled = 5 * time.Second
+			}
+			amRec, vigilRec := newRecorder(t), newRecorder(t)
+			amURL := startAlertmanager(t, amBin, amConfig(tc, amRec.srv.URL))
+			p := startVigil(t, vigilConfig(tc, vigilRec.srv.URL))
+			start := time.Now()
+			for _, st := range tc.steps {
+				time.Sleep(time.Until(start.Add(st.at)))
+				now := time.Now()
+				var alerts []notify.Alert
+				for _, a := range st.alerts {
+					na := notify.Alert{Labels: a.labels, StartsAt: now, EndsAt: now.Add(time.Hour), Fingerprint: notify.Fingerprint(a.labels)}
+					if a.resolved {
+						na.StartsAt, na.EndsAt = now.Add(-time.Minute), now
+					}
+					alerts = append(alerts, na)
+				}
+				postAlertmanager(t, amURL, alerts)
+				p.Alerts(context.Background(), alerts)
+			}
+			time.Sleep(tc.settled)
+			am, vg := amRec.summary(), vigilRec.summary()
+			switch {
+			case am != vg:
+				t.Errorf("notifications differ\nAlertmanager:\n%s\nvigil:\n%s", am, vg)
+			case am == "":
+				t.Error("Alertmanager sent nothing: the scenario tests nothing")
+			default:
+				t.Logf("both sent:\n%s", am)
+			}
+		})
+	}
+}
+
+func amConfig(tc oracleCase, base string) string {
+	var b strings.Builder
+	b.WriteString(tc.route)
+	b.WriteString("receivers:\n")
+	for _, name := range sortedKeys(tc.recv) {
+		fmt.Fprintf(&b, "  - name: %s\n    webhook_configs:\n      - url: %s/%s\n        send_resolved: %v\n", name, base, name, tc.recv[name])
+	}
+	return b.String()
+}
+
+func vigilConfig(tc oracleCase, base string) string {
+	var b strings.Builder
+	b.WriteString("notify:\n  min_backoff: 100ms\n  max_backoff: 1s\n")
+	for _, l := range strings.Split(strings.TrimRight(tc.route, "\n"), "\n") {
+		b.WriteString("  " + l + "\n")
+	}
+	b.WriteString("  receivers:\n")
+	for _, name := range sortedKeys(tc.recv) {
+		fmt.Fprintf(&b, "    - name: %s\n      send_resolved: %v\n      webhook_configs:\n        - url: %s/%s\n", name, tc.recv[name], base, name)
+	}
+	return b.String()
+}
+
+func sortedKeys(m map[string]bool) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+func startVigil(t *testing.T, cfgYAML string) *Pager {
+	t.Helper()
+	p, _ := start(t, parseFull(t, cfgYAML), Options{})
+	return p
+}
+
+// recorder keeps the webhook payloads each receiver got.
+type recorder struct {
+	srv *httptest.Server
+
+	mu   sync.Mutex
+	msgs []webhookMsg
+}
+
+type webhookMsg struct {
+	Receiver    string            `json:"receiver"`
+	Status      string            `json:"status"`
+	GroupLabels map[string]string `json:"groupLabels"`
+	Alerts      []struct {
+		Status string            `json:"status"`
+		Labels map[string]string `json:"labels"`
+	} `json:"alerts"`
+}
+
+func newRecorder(t *testing.T) *recorder {
+	r := &recorder{}
+	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		var m webhookMsg
+		if err := json.NewDecoder(req.Body).Decode(&m); err != nil {
+			t.Errorf("webhook body: %v", err)
+			return
+		}
+		r.mu.Lock()
+		r.msgs = append(r.msgs, m)
+		r.mu.Unlock()
+	}))
+	t.Cleanup(r.srv.Close)
+	return r
+}
+
+// summary is one line per receiver and group, the notifications in order:
+// "oncall {alertname=A}: firing[A=firing B=resolved] | resolved[...]".
+func (r *recorder) summary() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	byGroup := map[string][]string{}
+	for _, m := range r.msgs {
+		var as []string
+		for _, a := range m.Alerts {
+			as = append(as, a.Labels["alertname"]+"/"+a.Labels["host"]+"="+a.Status)
+		}
+		sort.Strings(as)
+		var gl []string
+		for k, v := range m.GroupLabels {
+			gl = append(gl, k+"="+v)
+		}
+		sort.Strings(gl)
+		key := m.Receiver + " {" + strings.Join(gl, ",") + "}"
+		byGroup[key] = append(byGroup[key], m.Status+"["+strings.Join(as, " ")+"]")
+	}
+	var lines []string
+	for k, v := range byGroup {
+		lines = append(lines, k+": "+strings.Join(v, " | "))
+	}
+	slices.Sort(lines)
+	return strings.Join(lines, "\n")
+}
+
+func startAlertmanager(t *testing.T, bin, cfg string) string {
+	t.Helper()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "alertmanager.yml")
+	if err := writeFile(path, cfg); err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	cmd := exec.Command(bin, "--config.file", path, "--storage.path", filepath.Join(dir, "data"),
+		"--web.listen-address", addr, "--cluster.listen-address=")
+	var logs bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("alertmanager log:\n%s", logs.String())
+		}
+	})
+	url := "http://" + addr
+	testenv.Eventually(t, 15*time.Second, "Alertmanager ready", func() bool {
+		resp, err := http.Get(url + "/-/ready")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	})
+	return url
+}
+
+func postAlertmanager(t *testing.T, url string, alerts []notify.Alert) {
+	t.Helper()
+	type amAlert struct {
+		Labels   map[string]string `json:"labels"`
+		StartsAt time.Time         `json:"startsAt"`
+		EndsAt   time.Time         `json:"endsAt"`
+	}
+	var body []amAlert
+	for _, a := range alerts {
+		body = append(body, amAlert{Labels: a.Labels, StartsAt: a.StartsAt, EndsAt: a.EndsAt})
+	}
+	b, _ := json.Marshal(body)
+	resp, err := http.Post(url+"/api/v2/alerts", "application/json", bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		msg, _ := io.ReadAll(resp.Body)
+		t.Fatalf("Alertmanager refused the alerts: %s %s", resp.Status, msg)
+	}
+}
+
+func parseFull(t *testing.T, yamlText string) *config.Config {
+	t.Helper()
+	cfg, err := config.Parse("vigil.yml", []byte(yamlText))
+	if err != nil {
+		t.Fatalf("%v\n%s", err, yamlText)
+	}
+	return cfg
+}
+
+func writeFile(path, body string) error { return os.WriteFile(path, []byte(body), 0o600) }
