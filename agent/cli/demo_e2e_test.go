@@ -103,8 +103,12 @@ func TestDemoEndToEnd(t *testing.T) {
 	cfg = strings.Replace(cfg, "startup_splay: 10s", "startup_splay: 0s", 1)
 	cfg = strings.ReplaceAll(cfg, "grace: 30s", "grace: 1s")
 	cfg = strings.ReplaceAll(cfg, "data/demo/invoice-service.log", filepath.Join(dir, "invoice.log"))
-	rulesDir, _ := filepath.Abs("../../examples/rules")
-	cfg = strings.ReplaceAll(cfg, "rules/*.rules.yml", filepath.Join(rulesDir, "*.rules.yml"))
+	// The shipped rules, runbooks and drills, as `make run` loads them (a
+	// glob that matches nothing is a config error).
+	examples, _ := filepath.Abs("../../examples")
+	cfg = strings.ReplaceAll(cfg, "rules/*.rules.yml", filepath.Join(examples, "rules", "*.rules.yml"))
+	cfg = strings.ReplaceAll(cfg, "  - runbooks/*.yml", "  - "+filepath.Join(examples, "runbooks", "*.yml"))
+	cfg = strings.ReplaceAll(cfg, "  - drills/*.yml", "  - "+filepath.Join(examples, "drills", "*.yml"))
 	a := startAgent(t, "--config.file", writeConfig(t, dir, "vigil.yml", cfg), "--storage.path", filepath.Join(dir, "vigil.db"))
 
 	for _, c := range []string{`invoice_qr",type="invoice_qr`, `invoice_sync_primary",type="invoice_sync`, `invoice_sync_standby",type="invoice_sync`} {

@@ -40,19 +40,19 @@ type Config struct {
 	Global Global `yaml:"global" json:"global"`
 	// RuleFiles are globs of Prometheus rule files (relative to the config
 	// file's directory when not absolute).
-	RuleFiles []string `yaml:"rule_files" json:"rule_files,omitempty"`
-	Checks    []Check  `yaml:"-" json:"checks"` // decoded by decodeCheck
+	RuleFiles FileGlobs `yaml:"rule_files" json:"rule_files,omitempty"`
+	Checks    []Check   `yaml:"-" json:"checks"` // decoded by decodeCheck
 	// Notify configures paging.
 	Notify Notify `yaml:"notify" json:"notify"`
 	// Runbooks are globs of runbook files (relative to the config file's
 	// directory when not absolute).
-	Runbooks []string `yaml:"runbooks" json:"runbooks,omitempty"`
+	Runbooks FileGlobs `yaml:"runbooks" json:"runbooks,omitempty"`
 	// RunbookLock says where runbook locks, cooldowns and the pause switch
 	// live: this agent's store (local) or etcd, shared by a fleet.
 	RunbookLock RunbookLock `yaml:"runbook_lock" json:"runbook_lock"`
 	// Drills are globs of drill files (relative to the config file's
 	// directory when not absolute).
-	Drills []string `yaml:"drills" json:"drills,omitempty"`
+	Drills FileGlobs `yaml:"drills" json:"drills,omitempty"`
 	// DrillReportsDir is where drill reports are written as Markdown and
 	// JSON (default: drill-reports beside the store).
 	DrillReportsDir string `yaml:"drill_reports_dir" json:"drill_reports_dir,omitempty"`
@@ -236,6 +236,7 @@ func Parse(file string, data []byte) (*Config, error) {
 	d.validateChecks(checkNodes, cfg.Checks)
 	d.validateNotify(root, &cfg.Notify)
 	d.validateRunbookLock(root, &cfg.RunbookLock)
+	d.validateGlobs(root, &cfg)
 
 	if len(d.errs) > 0 {
 		sortErrors(d.errs)

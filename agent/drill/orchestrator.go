@@ -28,7 +28,7 @@ import (
 // LoadConfigured reads the config's drill files and checks them against
 // the configured checks. Names must be unique.
 func LoadConfigured(cfg *config.Config) ([]*Drill, error) {
-	files, err := config.ExpandGlobs(cfg, "drills", cfg.Drills)
+	files, err := config.ExpandGlobs(cfg, "drills", cfg.Drills.Patterns())
 	if err != nil {
 		return nil, err
 	}

@@ -76,7 +76,7 @@ func Load(cfg *config.Config) ([]*rules.Group, error) {
 	if cfg.File != config.DefaultFile {
 		base = filepath.Dir(cfg.File)
 	}
-	return rules.LoadFiles(base, cfg.RuleFiles, time.Duration(cfg.Global.EvaluationInterval), cfg.Global.Labels, "", nil)
+	return rules.LoadFiles(base, cfg.RuleFiles.Patterns(), time.Duration(cfg.Global.EvaluationInterval), cfg.Global.Labels, "", nil)
 }
 
 // Apply installs groups and the config's timing.

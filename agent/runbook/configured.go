@@ -14,7 +14,7 @@ func LoadConfigured(cfg *config.Config) ([]*Runbook, error) {
 	if len(cfg.Runbooks) == 0 {
 		return nil, nil
 	}
-	files, err := config.ExpandGlobs(cfg, "runbooks", cfg.Runbooks)
+	files, err := config.ExpandGlobs(cfg, "runbooks", cfg.Runbooks.Patterns())
 	if err != nil {
 		return nil, err
 	}
