@@ -307,24 +307,30 @@ func (m *Manager) EvalGroup(ctx context.Context, g *Group, ts time.Time) {
 		switch r := r.(type) {
 		case *RecordingRule:
 			vec, err = r.Eval(ctx, ts, m.query)
+			if err == nil && g.Limit > 0 && len(vec) > g.Limit {
+				// As in Prometheus: a rule producing more series than the
+				// group's limit fails as a whole and records nothing.
+				err = fmt.Errorf("exceeded limit of %d with %d series", g.Limit, len(vec))
+				r.fail(err)
+				vec = nil
+			}
 		case *AlertingRule:
 			vec, err = r.Eval(ctx, ts, m.query)
+			if err == nil && g.Limit > 0 {
+				// As in Prometheus: more pending and firing alerts than the
+				// group's limit clears the rule's alerts — none is sent,
+				// kept or recorded — and fails the rule until it is back
+				// under the limit.
+				if n := r.clearOverLimit(g.Limit); n > 0 {
+					err = fmt.Errorf("exceeded limit of %d with %d alerts", g.Limit, n)
+					r.fail(err)
+					vec = nil
+					m.persist(ctx, r)
+				}
+			}
 			if err == nil {
 				send = append(send, r.toSend(ts, m.opts.ResendDelay)...)
 				m.persist(ctx, r)
-			}
-		}
-		if err == nil && g.Limit > 0 {
-			// As in Prometheus: a rule producing more series (or alerts,
-			// two series each) than the group's limit fails as a whole.
-			n := len(vec)
-			if _, ok := r.(*AlertingRule); ok {
-				n /= 2
-			}
-			if n > g.Limit {
-				err = fmt.Errorf("exceeded limit of %d with %d series", g.Limit, n)
-				r.(interface{ fail(error) }).fail(err)
-				vec = nil
 			}
 		}
 		if err != nil {

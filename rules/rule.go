@@ -177,6 +177,24 @@ func (r *AlertingRule) Eval(ctx context.Context, ts time.Time, query queryFunc) 
 	return vec, nil
 }
 
+// clearOverLimit drops every alert of the rule when more than limit are
+// pending or firing, and returns how many there were (0 when within it).
+func (r *AlertingRule) clearOverLimit(limit int) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for _, a := range r.active {
+		if a.State != StateInactive {
+			n++
+		}
+	}
+	if n <= limit {
+		return 0
+	}
+	r.active = map[uint64]*Alert{}
+	return n
+}
+
 func (r *AlertingRule) expand(ctx context.Context, text string, data any, ts time.Time, query queryFunc) string {
 	defs := "{{$labels := .Labels}}{{$externalLabels := .ExternalLabels}}{{$externalURL := .ExternalURL}}{{$value := .Value}}"
 	var u *url.URL

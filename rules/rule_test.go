@@ -292,3 +292,36 @@ func TestGroupLimit(t *testing.T) {
 		t.Fatalf("%+v", info.Rules[1])
 	}
 }
+
+// TestGroupLimitClearsAlerts ports Prometheus's rule: an alerting rule
+// with more pending or firing alerts than its group's limit loses all of
+// them — none is sent or kept — and fails with "exceeded limit of N with M
+// alerts"; back under the limit, its alerts start again as pending.
+func TestGroupLimitClearsAlerts(t *testing.T) {
+	rules := strings.Replace(testRules, "    interval: 30s\n", "    interval: 30s\n    limit: 1\n", 1)
+	rules = strings.Replace(rules, "        for: 1m\n", "", 1)
+	m, st, rec, set := setup(t, rules)
+	set(0)
+	g := m.Groups()[0]
+	t0 := time.Unix(1_800_000_000, 0)
+	m.EvalGroup(context.Background(), g, t0)
+	if got := strings.Join(rec.states(), " "); got != "firing" {
+		t.Fatalf("within the limit: sent %q", got)
+	}
+	// A second failing check: two alerts over a limit of 1.
+	st.Append(labels.FromStrings("__name__", "vigil_check_success", "check", "cache", "type", "redis"), t0.Add(30*time.Second).UnixMilli(), 0)
+	rec.mu.Lock()
+	rec.sent = nil
+	rec.mu.Unlock()
+	m.EvalGroup(context.Background(), g, t0.Add(30*time.Second))
+	info := g.Info()
+	if info.Rules[1].Health != "err" || info.Rules[1].LastError != "exceeded limit of 1 with 2 alerts" {
+		t.Errorf("over the limit: %+v", info.Rules[1])
+	}
+	if s, _ := alertState(m); s != "none" {
+		t.Errorf("alerts kept over the limit: %s", s)
+	}
+	if got := rec.states(); len(got) != 0 {
+		t.Errorf("alerts sent over the limit: %v", got)
+	}
+}
