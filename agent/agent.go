@@ -170,7 +170,7 @@ func (a *Agent) wire(ctx context.Context, l *loaded) error {
 		CheckInfo: a.state.CheckInfo, Logger: a.log},
 		alerts.Named{Name: "paging", Consumer: a.pager},
 		alerts.Named{Name: "runbooks", Consumer: alerts.ConsumerFunc(func(_ context.Context, as []notify.Alert) { a.runbooks.OnAlerts(as) })})
-	a.rules = ruleeval.New(ruleeval.Options{Metrics: a.exporter.WritePrometheus, State: a.store, Ready: a.state.Warm,
+	a.rules = ruleeval.New(ruleeval.Options{Metrics: a.exporter.WritePrometheus, State: a.store, Ready: a.state.Warm, ExternalLabels: a.state.ExternalLabels,
 		Notifier: a.fanout, Relabel: func(ls labels.Labels) labels.Labels { return a.drills.Relabel(ls) }, Logger: a.log})
 	a.drills = drill.NewOrchestrator(drill.OrchestratorOptions{Checks: a.sched, Alerts: a.rules, Query: a.rules,
 		Pages: a.store, Runs: a.store, Reports: a.store, KnownCheck: func(name string) bool { return a.state.Config().HasCheck(name) },

@@ -42,7 +42,10 @@ type Options struct {
 	// identity is taken (the agent marks the alerts a drill causes with
 	// drill="true" and the drill's id); nil leaves them as they are.
 	Relabel func(labels.Labels) labels.Labels
-	Logger  *slog.Logger
+	// OnStateChange, when set, hears of every alert state change after
+	// the evaluation that made it (the agent logs them).
+	OnStateChange func(StateChange)
+	Logger        *slog.Logger
 }
 
 // StateStore persists alert state by rule key.
@@ -331,6 +334,11 @@ func (m *Manager) EvalGroup(ctx context.Context, g *Group, ts time.Time) {
 			if err == nil {
 				send = append(send, r.toSend(ts, m.opts.ResendDelay)...)
 				m.persist(ctx, r)
+			}
+			for _, c := range r.takeChanges() {
+				if err == nil && m.opts.OnStateChange != nil {
+					m.opts.OnStateChange(c)
+				}
 			}
 		}
 		if err != nil {

@@ -99,6 +99,25 @@ type AlertingRule struct {
 	status
 	active map[uint64]*Alert
 	saved  string // signature of the last persisted state
+	// changes are the state changes of the last Eval (TakeChanges).
+	changes []StateChange
+}
+
+// StateChange is an alert moving from one state to another in an
+// evaluation: Inactive→Pending, Pending→Firing, Firing→Inactive (resolved)
+// and Pending→Inactive (the condition cleared before `for`).
+type StateChange struct {
+	Alert    Alert
+	From, To State
+}
+
+// takeChanges returns the state changes since the last call.
+func (r *AlertingRule) takeChanges() []StateChange {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c := r.changes
+	r.changes = nil
+	return c
 }
 
 // Eval evaluates the rule at ts and updates its alerts (Prometheus'
@@ -145,6 +164,7 @@ func (r *AlertingRule) Eval(ctx context.Context, ts time.Time, query queryFunc) 
 			continue
 		}
 		r.active[h] = &Alert{State: StatePending, Labels: lset, Annotations: annotations, Value: smpl.F, ActiveAt: ts}
+		r.changes = append(r.changes, StateChange{Alert: *r.active[h], From: StateInactive, To: StatePending})
 	}
 
 	var vec promql.Vector
@@ -163,13 +183,16 @@ func (r *AlertingRule) Eval(ctx context.Context, ts time.Time, query queryFunc) 
 				delete(r.active, h)
 			}
 			if a.State != StateInactive {
+				from := a.State
 				a.State, a.ResolvedAt = StateInactive, ts
+				r.changes = append(r.changes, StateChange{Alert: *a, From: from, To: StateInactive})
 			}
 			continue
 		}
 		a.KeepFiringSince = time.Time{}
 		if a.State == StatePending && ts.Sub(a.ActiveAt) >= r.holdDuration {
 			a.State, a.FiredAt = StateFiring, ts
+			r.changes = append(r.changes, StateChange{Alert: *a, From: StatePending, To: StateFiring})
 		}
 		vec = append(vec, r.series(a, ts)...)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/prometheus/storage"
 
 	"github.com/vigil-project/vigil/agent/config"
+	"github.com/vigil-project/vigil/agent/notify"
 	"github.com/vigil-project/vigil/rules"
 )
 
@@ -34,12 +35,16 @@ type Options struct {
 	Notifier rules.Notifier
 	// Relabel may add labels to an alert before its identity is taken.
 	Relabel func(labels.Labels) labels.Labels
-	Logger  *slog.Logger
+	// ExternalLabels are added to alerts that lack them when they are paged;
+	// the state-change log lines carry the fingerprint pages will have.
+	ExternalLabels func() map[string]string
+	Logger         *slog.Logger
 }
 
 // Evaluator is the agent's rule side: its own metrics scraped into a
 // sample store, the PromQL engine, and the rule manager.
 type Evaluator struct {
+	opts     Options
 	store    *rules.Store
 	engine   *promql.Engine
 	manager  *rules.Manager
@@ -53,13 +58,17 @@ type Evaluator struct {
 
 // New builds an evaluator with no groups; Apply installs them.
 func New(opts Options) *Evaluator {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
 	e := &Evaluator{
+		opts:   opts,
 		store:  rules.NewStore(),
 		engine: promql.NewEngine(promql.EngineOpts{MaxSamples: 50_000_000, Timeout: 2 * time.Minute, LookbackDelta: 5 * time.Minute}),
 	}
 	e.scraper = rules.NewScraper(e.store, opts.Metrics)
 	mo := rules.Options{Store: e.store, Engine: e.engine, Scrape: e.scrape, Logger: opts.Logger,
-		Ready: opts.Ready, Notifier: opts.Notifier, Relabel: opts.Relabel}
+		Ready: opts.Ready, Notifier: opts.Notifier, Relabel: opts.Relabel, OnStateChange: e.logChange}
 	if opts.State != nil {
 		mo.State = alertState{st: opts.State}
 	}
@@ -169,4 +178,25 @@ func (e *Evaluator) EvalNow(ctx context.Context, ts time.Time) {
 	for _, g := range e.manager.Groups() {
 		e.manager.EvalGroup(ctx, g, ts)
 	}
+}
+
+// logChange logs an alert's state change at info level, with the
+// fingerprint its pages carry (external labels included).
+func (e *Evaluator) logChange(c rules.StateChange) {
+	lbls := c.Alert.Labels.Map()
+	if e.opts.ExternalLabels != nil {
+		for k, v := range e.opts.ExternalLabels() {
+			if _, ok := lbls[k]; !ok {
+				lbls[k] = v
+			}
+		}
+	}
+	msg := "alert " + c.To.String()
+	switch {
+	case c.To == rules.StateInactive && c.From == rules.StateFiring:
+		msg = "alert resolved"
+	case c.To == rules.StateInactive:
+		msg = "alert no longer pending"
+	}
+	e.opts.Logger.Info(msg, "alert", lbls[labels.AlertName], "fingerprint", notify.Fingerprint(lbls), "labels", c.Alert.Labels.String())
 }

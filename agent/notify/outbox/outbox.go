@@ -498,17 +498,19 @@ func (w *worker) deliver(ctx context.Context, it *store.OutboxItem) {
 	case err == nil:
 		it.State, it.DoneAt, it.LastError = store.OutboxSent, now, ""
 		w.o.metrics.GetOrCreateCounter(series("vigil_notify_sent_total", t)).Inc()
+		w.o.opts.Logger.Info("page delivered", "target", t.Name, "id", it.ID, "status", m.Status(), "alerts", alertList(&m),
+			"attempts", it.Attempts, "latency", now.Sub(it.CreatedAt).Round(time.Millisecond))
 		w.o.metrics.GetOrCreateHistogram(series("vigil_notify_delivery_latency_seconds", t)).Update(now.Sub(it.CreatedAt).Seconds())
 	case notify.IsPermanent(err) || now.Sub(it.CreatedAt) >= w.o.opts.MaxAge:
 		it.State, it.DoneAt, it.LastError = store.OutboxDead, now, err.Error()
 		w.o.metrics.GetOrCreateCounter(series("vigil_notify_failed_total", t)).Inc()
 		w.o.metrics.GetOrCreateCounter(series("vigil_notify_dead_letter_total", t)).Inc()
-		w.o.opts.Logger.Error("notification dead-lettered", "target", t.Name, "id", it.ID, "attempts", it.Attempts, "err", err)
+		w.o.opts.Logger.Error("notification dead-lettered", "target", t.Name, "id", it.ID, "alerts", alertList(&m), "attempts", it.Attempts, "err", err)
 	default:
 		it.NextAt, it.LastError = now.Add(w.o.backoff(it.Attempts, err)), err.Error()
 		w.o.metrics.GetOrCreateCounter(series("vigil_notify_failed_total", t)).Inc()
 		w.o.metrics.GetOrCreateCounter(series("vigil_notify_retried_total", t)).Inc()
-		w.o.opts.Logger.Warn("notification failed, will retry", "target", t.Name, "id", it.ID, "attempt", it.Attempts, "retry_at", it.NextAt.Format(time.RFC3339), "err", err)
+		w.o.opts.Logger.Warn("notification failed, will retry", "target", t.Name, "id", it.ID, "alerts", alertList(&m), "attempt", it.Attempts, "retry_at", it.NextAt.Format(time.RFC3339), "err", err)
 	}
 	rec := *it // the outcome as of now; the worker goes on using it
 	w.o.records <- &rec
@@ -622,6 +624,16 @@ func (o *Outbox) Queues() []Stats {
 	for _, n := range names {
 		c, oldest := o.queueStats(n)
 		out = append(out, Stats{Target: n, Pending: c, Oldest: oldest})
+	}
+	return out
+}
+
+// alertList names a message's alerts for the log: alertname, status and
+// fingerprint, e.g. "InvoiceQRFailing/firing/3f2a…".
+func alertList(m *notify.Message) []string {
+	out := make([]string, 0, len(m.Alerts))
+	for _, a := range m.Alerts {
+		out = append(out, a.Labels["alertname"]+"/"+a.Status(m.Created)+"/"+a.Fingerprint)
 	}
 	return out
 }
