@@ -1,11 +1,10 @@
 package ruleeval
 
 import (
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
-
-	"log/slog"
 
 	"github.com/prometheus/prometheus/model/labels"
 
