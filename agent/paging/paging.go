@@ -188,8 +188,20 @@ func Check(cfg *config.Config) (string, error) {
 	if len(plan.targets) == 0 {
 		return "", nil
 	}
-	return fmt.Sprintf("paging: %d Alertmanager peer(s), %d receiver(s) with %d integration(s)",
-		len(plan.peers), len(plan.receivers), len(plan.targets)-len(plan.peers)), nil
+	return fmt.Sprintf("paging: %d Alertmanager peer(s), %d receiver(s) with %d integration(s), %d route(s), %d inhibit rule(s)",
+		len(plan.peers), len(plan.receivers), len(plan.targets)-len(plan.peers), countRoutes(cfg.Notify.Route), len(plan.inhibit)), nil
+}
+
+// countRoutes counts the nodes of a route tree (the root included).
+func countRoutes(c *route.Config) int {
+	if c == nil {
+		return 0
+	}
+	n := 1
+	for i := range c.Routes {
+		n += countRoutes(&c.Routes[i])
+	}
+	return n
 }
 
 func (p *Pager) newDispatcher(plan *Plan) *route.Dispatcher {
