@@ -29,7 +29,6 @@ import (
 	"github.com/vigil-project/vigil/agent/config"
 	"github.com/vigil-project/vigil/agent/drill"
 	"github.com/vigil-project/vigil/agent/metrics"
-	"github.com/vigil-project/vigil/agent/notify"
 	"github.com/vigil-project/vigil/agent/paging"
 	"github.com/vigil-project/vigil/agent/ruleeval"
 	"github.com/vigil-project/vigil/agent/runbook"
@@ -169,7 +168,7 @@ func (a *Agent) wire(ctx context.Context, l *loaded) error {
 	a.fanout = alerts.New(alerts.Options{ExternalURL: a.pager.ExternalURL, ExternalLabels: a.state.ExternalLabels,
 		CheckInfo: a.state.CheckInfo, Logger: a.log},
 		alerts.Named{Name: "paging", Consumer: a.pager},
-		alerts.Named{Name: "runbooks", Consumer: alerts.ConsumerFunc(func(_ context.Context, as []notify.Alert) { a.runbooks.OnAlerts(as) })})
+		alerts.Named{Name: "runbooks", Consumer: alerts.ConsumerFunc(a.runbooks.OnAlerts)})
 	a.rules = ruleeval.New(ruleeval.Options{Metrics: a.exporter.WritePrometheus, State: a.store, Ready: a.state.Warm, ExternalLabels: a.state.ExternalLabels,
 		Notifier: a.fanout, Relabel: func(ls labels.Labels) labels.Labels { return a.drills.Relabel(ls) }, Logger: a.log})
 	a.drills = drill.NewOrchestrator(drill.OrchestratorOptions{Checks: a.sched, Alerts: a.rules, Query: a.rules,

@@ -20,6 +20,13 @@ import (
 // startEtcd runs Debian's etcd (package etcd-server) on free local ports.
 func startEtcd(t *testing.T) string {
 	t.Helper()
+	url, _ := startEtcdProc(t)
+	return url
+}
+
+// startEtcdProc is startEtcd that also returns the process (to freeze it).
+func startEtcdProc(t *testing.T) (string, *exec.Cmd) {
+	t.Helper()
 	bin := testenv.NeedBinary(t, "etcd", "etcd-server")
 	client, peer := "http://"+freePort(t), "http://"+freePort(t)
 	cmd := exec.Command(bin, "--data-dir", t.TempDir(), "--name", "default", "--listen-client-urls", client, "--advertise-client-urls", client,
@@ -34,13 +41,63 @@ func startEtcd(t *testing.T) string {
 		if resp, err := http.Get(client + "/health"); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
-				return client
+				return client, cmd
 			}
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Fatal("etcd not healthy")
-	return ""
+	return "", nil
+}
+
+// TestFrozenEtcdDoesNotBlockPaging: with etcd frozen (SIGSTOP) while an
+// alert fires, the runbook it triggers waits on its lock, but the page
+// still goes out and the rules keep being evaluated on time: the alert
+// path does not wait for its slowest consumer.
+func TestFrozenEtcdDoesNotBlockPaging(t *testing.T) {
+	t.Parallel()
+	etcd, proc := startEtcdProc(t)
+	target, healthy := flipper(t)
+	healthy.Store(true)
+	rcv := newReceiver(t)
+	dir := t.TempDir()
+	writeConfig(t, dir, "rules.yml", pagingRules)
+	os.Mkdir(filepath.Join(dir, "runbooks"), 0o755)
+	writeConfig(t, filepath.Join(dir, "runbooks"), "failover.yml", fmt.Sprintf(`name: failover
+trigger: {alert: TargetDown}
+steps:
+  - name: switch
+    http: {method: POST, url: %s/switch}
+`, target.URL))
+	cfg := writeConfig(t, dir, "vigil.yml", pagingConfig(target.URL, oncallRoute(rcv.srv.URL))+fmt.Sprintf(`
+runbooks: [runbooks/*.yml]
+runbook_lock:
+  backend: etcd
+  etcd: {endpoints: [%q], ttl: 5s, dial_timeout: 1s}
+`, etcd))
+	a := startAgent(t, "--config.file", cfg, "--storage.path", filepath.Join(dir, "vigil.db"))
+	a.waitEvaluations(t, 1)
+
+	if err := proc.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { proc.Process.Signal(syscall.SIGCONT) })
+	frozen := time.Now()
+	healthy.Store(false)
+	// The page: the check fails within a second, the rule fires at its
+	// next evaluation (1s), the route has no group_wait.
+	ps := rcv.waitFor(t, "firing", 20*time.Second)
+	if a := ps[0].Alerts[0]; a.Labels["alertname"] != "TargetDown" {
+		t.Errorf("page %+v", ps[0])
+	}
+	t.Logf("paged %s after etcd froze", time.Since(frozen).Round(100*time.Millisecond))
+	// Rules keep being evaluated, group interval 1s, while the runbook
+	// waits on etcd.
+	start := time.Now()
+	a.waitEvaluations(t, 3)
+	if took := time.Since(start); took > 10*time.Second {
+		t.Errorf("3 evaluations of a 1s group took %s with etcd frozen", took)
+	}
 }
 
 // TestRunbookFleetRaceOnEtcd: three agents with the same config and a

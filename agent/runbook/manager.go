@@ -327,9 +327,17 @@ func (m *Manager) runbook(name string) *Runbook {
 	return m.runbooks[name]
 }
 
+// triggerTimeout bounds how long starting one run may wait for the lock
+// backend.
+const triggerTimeout = 15 * time.Second
+
 // OnAlerts starts the runbooks whose trigger matches a firing alert, once
 // per alert incident (its StartsAt) until it resolves.
-func (m *Manager) OnAlerts(alerts []notify.Alert) {
+//
+// Each trigger waits at most triggerTimeout for the lock backend (etcd):
+// the caller is the alert fan-out, whose other consumers do not wait for
+// it, but a frozen backend must not hold every later alert either.
+func (m *Manager) OnAlerts(ctx context.Context, alerts []notify.Alert) {
 	now := m.opts.Now()
 	for _, a := range alerts {
 		for _, rb := range m.Runbooks() {
@@ -357,7 +365,10 @@ func (m *Manager) OnAlerts(alerts []notify.Alert) {
 					if fb := m.runbook(rb.OnResolve); fb != nil && fb.Mode == DryRun {
 						mode = DryRun
 					}
-					if _, err := m.Trigger(context.Background(), rb.OnResolve, a.Labels, a.Annotations, "resolved "+rb.Trigger.Alert, mode); err != nil {
+					tctx, cancel := context.WithTimeout(ctx, triggerTimeout)
+					_, err := m.Trigger(tctx, rb.OnResolve, a.Labels, a.Annotations, "resolved "+rb.Trigger.Alert, mode)
+					cancel()
+					if err != nil {
 						m.opts.Logger.Error("on_resolve runbook not started", "runbook", rb.OnResolve, "err", err)
 					}
 				}
@@ -366,8 +377,18 @@ func (m *Manager) OnAlerts(alerts []notify.Alert) {
 			if seen && prev == a.StartsAt.UnixMilli() {
 				continue
 			}
-			if _, err := m.trigger(context.Background(), rb.Name, a.Labels, a.Annotations, "alert "+rb.Trigger.Alert, "", alertID(fp, a.StartsAt)); err != nil {
-				m.opts.Logger.Error("runbook not started", "runbook", rb.Name, "err", err)
+			tctx, cancel := context.WithTimeout(ctx, triggerTimeout)
+			_, err = m.trigger(tctx, rb.Name, a.Labels, a.Annotations, "alert "+rb.Trigger.Alert, "", alertID(fp, a.StartsAt))
+			cancel()
+			if err != nil {
+				// Not started (the lock backend did not answer in time, …):
+				// the alert's next resend tries again.
+				m.mu.Lock()
+				if m.triggered[key] == a.StartsAt.UnixMilli() {
+					delete(m.triggered, key)
+				}
+				m.mu.Unlock()
+				m.opts.Logger.Error("runbook not started; the alert's next resend retries", "runbook", rb.Name, "err", err)
 			}
 		}
 	}

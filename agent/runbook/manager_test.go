@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -152,8 +153,8 @@ func latestRuns(t *testing.T, st *store.Store) []store.RunRow {
 func TestAlertTriggersOnceThenCooldownAndAck(t *testing.T) {
 	m, st, gw, _ := newTestManager(t, map[string][]bool{"invoice_sync_standby": {true}, "invoice_qr": {true}})
 	a := firingAlert()
-	m.OnAlerts([]notify.Alert{a})
-	m.OnAlerts([]notify.Alert{a}) // resend: no second run
+	m.OnAlerts(context.Background(), []notify.Alert{a})
+	m.OnAlerts(context.Background(), []notify.Alert{a}) // resend: no second run
 	runs := latestRuns(t, st)
 	if len(runs) != 1 {
 		t.Fatalf("runs %+v", runs)
@@ -173,8 +174,8 @@ func TestAlertTriggersOnceThenCooldownAndAck(t *testing.T) {
 	// The alert resolves and fires again: inside the cooldown → blocked.
 	res := a
 	res.EndsAt = time.Now().Add(-time.Second)
-	m.OnAlerts([]notify.Alert{res})
-	m.OnAlerts([]notify.Alert{a})
+	m.OnAlerts(context.Background(), []notify.Alert{res})
+	m.OnAlerts(context.Background(), []notify.Alert{a})
 	runs = latestRuns(t, st)
 	if len(runs) != 2 || runs[0].State != StateBlocked || !strings.Contains(runs[0].Error, "cooldown until") {
 		t.Fatalf("second trigger: %+v", runs)
@@ -301,7 +302,7 @@ func TestRestartMarksInterrupted(t *testing.T) {
 	if r.State != StateInterrupted || evs[len(evs)-1].Kind != "interrupted" || !strings.Contains(r.Error, "not resumable") {
 		t.Errorf("after restart: %+v %s", r, kinds(evs))
 	}
-	m.OnAlerts([]notify.Alert{a})
+	m.OnAlerts(context.Background(), []notify.Alert{a})
 	if runs := latestRuns(t, st); len(runs) != 1 {
 		t.Fatalf("the restored alert started the runbook again: %+v", runs)
 	}
@@ -313,7 +314,7 @@ func TestRestartMarksInterrupted(t *testing.T) {
 	}
 	next := a
 	next.StartsAt = a.StartsAt.Add(time.Hour)
-	m.OnAlerts([]notify.Alert{next})
+	m.OnAlerts(context.Background(), []notify.Alert{next})
 	if runs := latestRuns(t, st); len(runs) != 2 || runs[0].Alert == runs[1].Alert {
 		t.Fatalf("a new incident did not start a run: %+v", runs)
 	}
@@ -403,14 +404,14 @@ func TestDrillRunsKeepApart(t *testing.T) {
 	m.opts.Env.Pager = drillAwarePager{func(s string) { mu.Lock(); sent = append(sent, s); mu.Unlock() }}
 	drill := firingAlert()
 	drill.Labels["drill"], drill.Labels["drill_id"] = "true", "d-1"
-	m.OnAlerts([]notify.Alert{drill})
+	m.OnAlerts(context.Background(), []notify.Alert{drill})
 	waitState(t, st, latestRuns(t, st)[0].ID, ResultSucceeded)
 	again := firingAlert()
 	again.Labels["drill"], again.Labels["drill_id"] = "true", "d-2"
-	m.OnAlerts([]notify.Alert{again})
+	m.OnAlerts(context.Background(), []notify.Alert{again})
 	waitState(t, st, latestRuns(t, st)[0].ID, ResultSucceeded)
 	real := firingAlert()
-	m.OnAlerts([]notify.Alert{real})
+	m.OnAlerts(context.Background(), []notify.Alert{real})
 	runs := latestRuns(t, st)
 	if len(runs) != 3 || runs[0].State == StateBlocked {
 		t.Fatalf("the drill's cooldown blocked a real incident: %+v", runs)
@@ -466,4 +467,76 @@ func TestRunsLiveUntilStartsContextEnds(t *testing.T) {
 	}
 	waitState(t, st, id, ResultAborted)
 	m.Wait()
+}
+
+// frozenLocks is a lock backend that, while frozen, answers nothing until
+// the caller gives up (etcd under SIGSTOP).
+type frozenLocks struct {
+	*memLocks
+	frozen atomic.Bool
+}
+
+func (f *frozenLocks) wait(ctx context.Context) error {
+	if f.frozen.Load() {
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	return nil
+}
+
+func (f *frozenLocks) TryAcquire(ctx context.Context, key string) (Lease, error) {
+	if err := f.wait(ctx); err != nil {
+		return nil, err
+	}
+	return f.memLocks.TryAcquire(ctx, key)
+}
+
+func (f *frozenLocks) CooldownUntil(ctx context.Context, key string) (time.Time, error) {
+	if err := f.wait(ctx); err != nil {
+		return time.Time{}, err
+	}
+	return f.memLocks.CooldownUntil(ctx, key)
+}
+
+func (f *frozenLocks) Paused(ctx context.Context) (bool, string, error) {
+	if err := f.wait(ctx); err != nil {
+		return false, "", err
+	}
+	return f.memLocks.Paused(ctx)
+}
+
+// TestTriggerWithFrozenLockBackend: with the lock backend not answering,
+// a trigger gives up when its context ends instead of holding the alert
+// path, and the alert's next resend starts the run once the backend is
+// back.
+func TestTriggerWithFrozenLockBackend(t *testing.T) {
+	st, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "v.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	srv := httptest.NewServer(&gateway{})
+	t.Cleanup(srv.Close)
+	locks := &frozenLocks{memLocks: newMemLocks()}
+	m := NewManager(Options{Journal: st, Locker: locks, State: locks, Env: Env{Checker: &fakeChecker{results: map[string][]bool{"invoice_sync_standby": {true}, "invoice_qr": {true}}},
+		Pager: pagerFunc(func(context.Context, string, string, string) error { return nil })}})
+	m.SetRunbooks([]*Runbook{failoverRunbook(t, srv.URL)})
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(func() { cancel(); m.Wait() })
+	if err := m.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	a := firingAlert()
+	locks.frozen.Store(true)
+	tctx, tcancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	m.OnAlerts(tctx, []notify.Alert{a})
+	tcancel()
+	if runs := latestRuns(t, st); len(runs) != 0 {
+		t.Fatalf("runs with the backend frozen: %+v", runs)
+	}
+	locks.frozen.Store(false)
+	m.OnAlerts(context.Background(), []notify.Alert{a}) // the resend
+	if runs := latestRuns(t, st); len(runs) != 1 {
+		t.Fatalf("the resend did not start the run: %+v", runs)
+	}
 }
