@@ -102,3 +102,46 @@ func TestDedupKeyStable(t *testing.T) {
 		t.Error("different groups share a dedup key")
 	}
 }
+
+// TestAlertmanagerTemplateSemantics: templates written for Alertmanager
+// render the same here: .Alerts.Firing and .Alerts.Resolved, KV's
+// SortedPairs (alertname first), Names, Values and Remove, and its
+// functions.
+func TestAlertmanagerTemplateSemantics(t *testing.T) {
+	d := SampleData()
+	for _, tc := range []struct{ tmpl, want string }{
+		{`{{ len .Alerts.Firing }}/{{ len .Alerts.Resolved }}`, "1/1"},
+		{`{{ range .Alerts.Firing }}{{ .Labels.check }}{{ end }}`, "invoice_qr"},
+		{`{{ range .CommonLabels.SortedPairs }}{{ .Name }}={{ .Value }} {{ end }}`, "alertname=InvoiceQRFailing severity=critical team=ops"}, // bodies are trimmed
+		{`{{ .CommonLabels.Names | join "," }}`, "alertname,severity,team"},
+		{`{{ (.CommonLabels.Remove (stringSlice "team")).Values | join "," }}`, "InvoiceQRFailing,critical"},
+		{`{{ .GroupLabels.SortedPairs.Values | join " " }}`, "InvoiceQRFailing"},
+		{`{{ title "invoice qr" }} {{ toUpper .Status }} {{ reReplaceAll "_" " " "a_b" }} {{ match "^Inv" .CommonLabels.alertname }}`, "Invoice Qr FIRING a b true"},
+	} {
+		tp, err := ParseTemplate("x", tc.tmpl, "")
+		if err != nil {
+			t.Fatalf("%s: %v", tc.tmpl, err)
+		}
+		if got, err := tp.Body(d); err != nil || got != tc.want {
+			t.Errorf("%s = %q, %v; want %q", tc.tmpl, got, err, tc.want)
+		}
+	}
+}
+
+// TestCheckFieldRendersSample: a template that parses but cannot render
+// for any alert group is a config error; one whose failure depends on the
+// data is not.
+func TestCheckFieldRendersSample(t *testing.T) {
+	if err := CheckField("message", "", `{{ range .Alerts }}{{ .Firing }}{{ end }}`, ""); err == nil || !strings.Contains(err.Error(), "can't evaluate field Firing") {
+		t.Errorf("structural error: %v", err)
+	}
+	if err := CheckField("message", "", `{{ .CommonLabels.SortedPairs.Nope }}`, ""); err == nil {
+		t.Error("unknown method accepted")
+	}
+	if err := CheckField("message", "", `{{ index .Alerts 3 }}`, ""); err != nil {
+		t.Errorf("data-dependent failure refused: %v", err)
+	}
+	if err := CheckField("message", "", DefaultMarkdown, ""); err != nil {
+		t.Errorf("default template: %v", err)
+	}
+}

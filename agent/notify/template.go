@@ -3,35 +3,120 @@ package notify
 import (
 	"errors"
 	"fmt"
+	"regexp"
 	"sort"
 	"strings"
 	"text/template"
 	"time"
 
 	"github.com/vigil-project/vigil/internal/confkit"
+	"golang.org/x/text/cases"
+	"golang.org/x/text/language"
 )
 
-// Data is what message templates see (close to Alertmanager's template data,
-// so existing templates port over).
+// Data is what message templates see: Alertmanager's template data (the
+// same fields, Alerts.Firing and Alerts.Resolved, KV with SortedPairs,
+// Names, Values and Remove), so templates written for Alertmanager work
+// unchanged; Firing, Resolved and Drill are vigil's additions.
 type Data struct {
 	Receiver          string
 	Status            string
-	GroupLabels       map[string]string
-	CommonLabels      map[string]string
-	CommonAnnotations map[string]string
+	GroupLabels       KV
+	CommonLabels      KV
+	CommonAnnotations KV
 	ExternalURL       string
-	Alerts            []TemplateAlert
-	Firing            []TemplateAlert
-	Resolved          []TemplateAlert
+	Alerts            Alerts
+	Firing            Alerts
+	Resolved          Alerts
 	// Drill is true when the alerts come from an incident drill.
 	Drill bool
+}
+
+// Alerts is a list of alerts in template data.
+type Alerts []TemplateAlert
+
+// Firing are the alerts still firing.
+func (as Alerts) Firing() Alerts { return as.with("firing") }
+
+// Resolved are the alerts that resolved.
+func (as Alerts) Resolved() Alerts { return as.with("resolved") }
+
+func (as Alerts) with(status string) Alerts {
+	out := Alerts{}
+	for _, a := range as {
+		if a.Status == status {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// KV is a label or annotation set in template data.
+type KV map[string]string
+
+// Pair is one name and value of a KV.
+type Pair struct{ Name, Value string }
+
+// Pairs is a list of pairs.
+type Pairs []Pair
+
+// Names are the pairs' names.
+func (ps Pairs) Names() []string {
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = p.Name
+	}
+	return out
+}
+
+// Values are the pairs' values.
+func (ps Pairs) Values() []string {
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = p.Value
+	}
+	return out
+}
+
+// SortedPairs are the pairs sorted by name, alertname first (as in
+// Alertmanager).
+func (kv KV) SortedPairs() Pairs {
+	out := make(Pairs, 0, len(kv))
+	for k, v := range kv {
+		out = append(out, Pair{k, v})
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if (out[i].Name == "alertname") != (out[j].Name == "alertname") {
+			return out[i].Name == "alertname"
+		}
+		return out[i].Name < out[j].Name
+	})
+	return out
+}
+
+// Names are the sorted names.
+func (kv KV) Names() []string { return kv.SortedPairs().Names() }
+
+// Values are the values in the order of the sorted names.
+func (kv KV) Values() []string { return kv.SortedPairs().Values() }
+
+// Remove returns a copy without the given names.
+func (kv KV) Remove(names []string) KV {
+	out := make(KV, len(kv))
+	for k, v := range kv {
+		out[k] = v
+	}
+	for _, n := range names {
+		delete(out, n)
+	}
+	return out
 }
 
 // TemplateAlert is one alert in template data.
 type TemplateAlert struct {
 	Status       string
-	Labels       map[string]string
-	Annotations  map[string]string
+	Labels       KV
+	Annotations  KV
 	StartsAt     time.Time
 	EndsAt       time.Time
 	GeneratorURL string
@@ -59,17 +144,27 @@ func NewData(m *Message) *Data {
 		}
 	}
 	// Firing first, so a long message shows what needs attention.
-	d.Alerts = append(append([]TemplateAlert{}, d.Firing...), d.Resolved...)
+	d.Alerts = append(append(Alerts{}, d.Firing...), d.Resolved...)
 	return d
 }
 
-// Funcs are available in every template.
+// Funcs are available in every template: Alertmanager's (toUpper, toLower,
+// title, trimSpace, join, match, reReplaceAll, safeHtml, stringSlice) and
+// vigil's (time, truncate, labelList).
 var Funcs = template.FuncMap{
-	"toUpper":  strings.ToUpper,
-	"toLower":  strings.ToLower,
-	"join":     func(sep string, s []string) string { return strings.Join(s, sep) },
-	"time":     func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05 UTC") },
-	"truncate": func(n int, s string) string { return Truncate(s, n) },
+	"toUpper":   strings.ToUpper,
+	"toLower":   strings.ToLower,
+	"title":     cases.Title(language.AmericanEnglish).String,
+	"trimSpace": strings.TrimSpace,
+	"match":     regexp.MatchString,
+	"reReplaceAll": func(pattern, repl, text string) string {
+		return regexp.MustCompile(pattern).ReplaceAllString(text, repl)
+	},
+	"safeHtml":    func(s string) string { return s },
+	"stringSlice": func(s ...string) []string { return s },
+	"join":        func(sep string, s []string) string { return strings.Join(s, sep) },
+	"time":        func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05 UTC") },
+	"truncate":    func(n int, s string) string { return Truncate(s, n) },
 	// labelList renders a label set as k=v pairs in name order.
 	"labelList": func(m map[string]string) string {
 		keys := make([]string, 0, len(m))
@@ -156,10 +251,51 @@ func ParseField(field, title, body, defaultBody string) (*Template, error) {
 // Integrations parse each override on its own so an error points at the
 // right key.
 func CheckField(field, title, body, defaultBody string) error {
-	if _, err := ParseTemplate(title, body, defaultBody); err != nil {
+	t, err := ParseTemplate(title, body, defaultBody)
+	if err != nil {
 		return confkit.FieldErrorf(field, "%w", templateCause(err))
 	}
+	// A template that parses can still fail on every page it renders
+	// ("can't evaluate field Firing"): render it against a sample group
+	// now, so the mistake is a config error instead of dead-lettered
+	// pages. Failures that depend on the data (an index past the end, an
+	// alert without check information) are left to the page that has it.
+	if _, _, err := t.Render(SampleData()); err != nil && structural(err) {
+		return confkit.FieldErrorf(field, "cannot render a sample alert group: %v", errors.Unwrap(err))
+	}
 	return nil
+}
+
+// structural reports whether a render error would happen whatever the
+// alerts: a field or method the data does not have, a function called
+// with the wrong arguments.
+func structural(err error) bool {
+	msg := err.Error()
+	for _, s := range []string{"can't evaluate field", "wrong type for value", "wrong number of args", "can't call method"} {
+		if strings.Contains(msg, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// SampleData is a group of one firing and one resolved alert with the
+// labels and annotations vigil's rules set, for checking templates.
+func SampleData() *Data {
+	now := time.Now()
+	lbls := map[string]string{"alertname": "InvoiceQRFailing", "check": "invoice_qr", "severity": "critical", "team": "ops"}
+	ann := map[string]string{"summary": "invoice QR codes fail", "description": "qr_mismatch on invoice 26111000000000000002",
+		"runbook_url": "https://runbooks.example/invoice-qr"}
+	m := &Message{Receiver: "oncall", GroupKey: "{}:{alertname=\"InvoiceQRFailing\"}", GroupLabels: map[string]string{"alertname": "InvoiceQRFailing"},
+		ExternalURL: "http://vigil.example:9877", Created: now, Alerts: []Alert{
+			{Labels: lbls, Annotations: ann, StartsAt: now.Add(-time.Minute), EndsAt: now.Add(time.Hour), GeneratorURL: "http://vigil.example:9877/api/v1/alerts",
+				Fingerprint: Fingerprint(lbls), Check: &CheckInfo{Name: "invoice_qr", Type: "invoice_qr", Reason: "qr_mismatch", Message: "amount differs",
+					Diagnostics: []string{"qr_decoded: 01,32,,26111000000000000002,1.10,20261204,,1DD6"}}},
+			{Labels: map[string]string{"alertname": "InvoiceQRFailing", "check": "invoice_qr_standby", "severity": "critical", "team": "ops"},
+				Annotations: ann, StartsAt: now.Add(-time.Hour), EndsAt: now.Add(-time.Minute),
+				Check: &CheckInfo{Name: "invoice_qr_standby", Type: "invoice_qr", Success: true}},
+		}}
+	return NewData(m)
 }
 
 // templateCause drops ParseTemplate's prefix from its error.

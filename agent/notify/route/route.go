@@ -7,6 +7,7 @@ package route
 import (
 	"errors"
 	"fmt"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -41,11 +42,21 @@ var matcherParser = parser.NewParser(parser.Options{})
 // ParseMatcher compiles one matcher.
 func ParseMatcher(s string) (*labels.Matcher, error) {
 	sel, err := matcherParser.ParseMetricSelector("{" + s + "}")
-	if err != nil || len(sel) != 1 {
-		return nil, fmt.Errorf("bad matcher %q: want name=\"value\" (or !=, =~, !~)", s)
+	if err == nil && len(sel) == 1 {
+		return sel[0], nil
 	}
-	return sel[0], nil
+	// Alertmanager (and amtool) also take the value unquoted: name=value.
+	if m := unquotedMatcherRE.FindStringSubmatch(s); m != nil && !strings.Contains(m[3], `"`) {
+		t := map[string]labels.MatchType{"=": labels.MatchEqual, "!=": labels.MatchNotEqual, "=~": labels.MatchRegexp, "!~": labels.MatchNotRegexp}[m[2]]
+		if lm, err := labels.NewMatcher(t, m[1], m[3]); err == nil {
+			return lm, nil
+		}
+	}
+	return nil, fmt.Errorf("bad matcher %q: want name=\"value\" (or !=, =~, !~)", s)
 }
+
+// unquotedMatcherRE is Alertmanager's matcher form with an unquoted value.
+var unquotedMatcherRE = regexp.MustCompile(`^\s*([a-zA-Z_:][a-zA-Z0-9_:]*)\s*(=~|!=|!~|=)\s*(.*?)\s*$`)
 
 // Matches reports whether every matcher matches lbls.
 func Matches(ms []*labels.Matcher, lbls map[string]string) bool {

@@ -98,7 +98,7 @@ func TestRouteValidate(t *testing.T) {
 		{`receiver: nobody`, `receiver: unknown receiver "nobody"`},
 		{`group_by: [a]`, `receiver: the root route needs a receiver`},
 		{"receiver: default\nmatchers: ['a=\"b\"']", `matchers: the root route matches every alert`},
-		{"receiver: default\nroutes: [{matchers: ['a=b']}]", `routes.0.matchers.0: bad matcher "a=b"`},
+		{"receiver: default\nroutes: [{matchers: ['1a=b']}]", `routes.0.matchers.0: bad matcher "1a=b"`},
 		{"receiver: default\ngroup_interval: 0s", `group_interval: must be greater than 0`},
 		{"receiver: default\ngroup_by: ['...', a]", `group_by: "..." groups by every label`},
 	} {
@@ -487,5 +487,36 @@ func TestSilences(t *testing.T) {
 	}
 	if ls := sil2.List(); len(ls) != 1 || ls[0].Status != "expired" {
 		t.Errorf("list after expire: %+v", ls)
+	}
+}
+
+// TestMatcherSyntax: the matcher forms Alertmanager accepts (verdicts
+// checked with amtool 0.25 check-config), quoted and unquoted,
+// and what it refuses.
+func TestMatcherSyntax(t *testing.T) {
+	for _, tc := range []struct {
+		in, want string // want: the matcher's String(), "" for an error
+	}{
+		{`alertname="InvoiceQRFailing"`, `alertname="InvoiceQRFailing"`},
+		{`alertname=InvoiceQRFailing`, `alertname="InvoiceQRFailing"`},
+		{`severity!=warning`, `severity!="warning"`},
+		{`alertname=~Invoice.*`, `alertname=~"Invoice.*"`},
+		{`check !~ "invoice_.*"`, `check!~"invoice_.*"`},
+		{` team = ops `, `team="ops"`},
+		{`a="x\"y"`, `a="x\"y"`},
+		{`1a=b`, ""},
+		{`a=b"c`, ""},
+		{`a==b`, `a="=b"`}, // amtool 0.25 accepts it too, value "=b"
+		{`a=~(`, ""},
+	} {
+		m, err := ParseMatcher(tc.in)
+		switch {
+		case tc.want == "" && err == nil:
+			t.Errorf("%s: accepted as %s", tc.in, m)
+		case tc.want != "" && err != nil:
+			t.Errorf("%s: %v", tc.in, err)
+		case tc.want != "" && m.String() != tc.want:
+			t.Errorf("%s = %s, want %s", tc.in, m, tc.want)
+		}
 	}
 }
