@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -35,6 +36,31 @@ type testGroup struct {
 	ExternalLabels  map[string]string `yaml:"external_labels,omitempty"`
 	ExternalURL     string            `yaml:"external_url,omitempty"`
 	TestGroupName   string            `yaml:"name,omitempty"`
+	// StartTimestamp is when the input series start and eval_time counts
+	// from (promtool's start_timestamp); the Unix epoch when unset.
+	StartTimestamp startTimestamp `yaml:"start_timestamp,omitempty"`
+}
+
+// startTimestamp reads promtool's start_timestamp: Unix seconds (with a
+// fraction) or RFC 3339.
+type startTimestamp struct{ time.Time }
+
+func (t *startTimestamp) UnmarshalYAML(n *yaml.Node) error {
+	var s string
+	if err := n.Decode(&s); err != nil {
+		return err
+	}
+	if f, err := strconv.ParseFloat(s, 64); err == nil {
+		sec, frac := math.Modf(f)
+		t.Time = time.Unix(int64(sec), int64(frac*float64(time.Second))).UTC()
+		return nil
+	}
+	ts, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return fmt.Errorf("cannot parse %q to a valid timestamp", s)
+	}
+	t.Time = ts
+	return nil
 }
 
 type inputSeries struct {
@@ -156,6 +182,9 @@ func (tg *testGroup) run(dir string, f *unitTestFile) []error {
 	}
 
 	mint := time.Unix(0, 0).UTC()
+	if !tg.StartTimestamp.IsZero() {
+		mint = tg.StartTimestamp.Time
+	}
 	var input []*seriesSamples
 	for _, s := range tg.InputSeries {
 		lset, vals, err := ruleParser.ParseSeriesDesc(s.Series + " " + s.Values)
