@@ -182,7 +182,7 @@ func (a *Agent) wire(ctx context.Context, l *loaded) error {
 	a.exporter.Counter("vigil_notify_drill_dropped_total")
 	if a.web, err = web.New(web.Options{Flags: a.opts.Web, PublicRead: a.opts.PublicRead, AllowedHosts: a.opts.AllowedHosts,
 		Logger: a.log, Metrics: a.exporter, Checks: a.state, Scheduler: a.sched, Rules: a.rules, Paging: a.pager,
-		Runbooks: a.runbooks, Drills: a.drills, Store: a.store, Trimmer: &a.trim, Reload: a.Reload}); err != nil {
+		Runbooks: a.runbooks, Drills: a.drills, Store: a.store, Trimmer: &a.trim, Known: a.rules, Reload: a.Reload}); err != nil {
 		return err
 	}
 	// The API shows each check's last known result until it runs again.

@@ -7,8 +7,10 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vigil-project/vigil/agent/client"
 	_ "github.com/vigil-project/vigil/probes/all"
@@ -100,5 +102,36 @@ func TestRunNowThroughAPI(t *testing.T) {
 	}
 	if h, err := a.store.History(ctx, "host", 5); err != nil || len(h) != 1 {
 		t.Errorf("history after run-now: %d rows, %v", len(h), err)
+	}
+}
+
+// TestSilenceMatchingNothingWarns: a silence whose matchers match no alert
+// rule or series is kept (it may be meant for later) but answered with a
+// warning naming the closest values; one that matches a series is not.
+func TestSilenceMatchingNothingWarns(t *testing.T) {
+	a := newTestAgent(t)
+	ctx := context.Background()
+	if _, err := a.sched.RunNow(ctx, "host"); err != nil {
+		t.Fatal(err)
+	}
+	a.rules.EvalNow(ctx, time.Now()) // the check's series into the sample store
+	post := func(matcher string) client.AddedSilence {
+		t.Helper()
+		req := httptest.NewRequest("POST", "/api/v1/silences", strings.NewReader(
+			`{"matchers": [`+strconv.Quote(matcher)+`], "duration": "1h", "createdBy": "ops", "comment": "maintenance"}`))
+		req.RemoteAddr = "127.0.0.1:5555"
+		rec := httptest.NewRecorder()
+		a.Handler().ServeHTTP(rec, req)
+		var s client.AddedSilence
+		if err := json.Unmarshal(rec.Body.Bytes(), &s); err != nil || rec.Code != http.StatusOK {
+			t.Fatalf("%d %s", rec.Code, rec.Body)
+		}
+		return s
+	}
+	if s := post(`check="host"`); s.Warning != "" || s.ID == "" {
+		t.Errorf("silence of a known check: %+v", s)
+	}
+	if s := post(`check="hots"`); s.ID == "" || !strings.Contains(s.Warning, `check is never "hots"; closest values: ["host"`) {
+		t.Errorf("silence of a typo: %+v", s)
 	}
 }

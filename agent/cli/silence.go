@@ -20,6 +20,9 @@ func silenceAdd(ctx context.Context, stdout, stderr io.Writer, agentURL string, 
 		return ExitFailed
 	}
 	fmt.Fprintf(stdout, "%s\tsilences %s until %s\n", s.ID, strings.Join(s.Matchers, ", "), s.EndsAt.Local().Format(time.RFC3339))
+	if s.Warning != "" {
+		fmt.Fprintf(stderr, "vigil silence add: warning: %s\n", s.Warning)
+	}
 	return ExitOK
 }
 

@@ -47,9 +47,10 @@ func (c *Client) Silences(ctx context.Context) ([]route.Silence, error) {
 	return resp.Silences, err
 }
 
-// AddSilence creates a silence.
-func (c *Client) AddSilence(ctx context.Context, req SilenceRequest) (route.Silence, error) {
-	var s route.Silence
+// AddSilence creates a silence; the answer carries a warning when it
+// matches nothing the agent knows.
+func (c *Client) AddSilence(ctx context.Context, req SilenceRequest) (AddedSilence, error) {
+	var s AddedSilence
 	err := c.do(ctx, http.MethodPost, "/api/v1/silences", req, &s)
 	return s, err
 }

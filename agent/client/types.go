@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/vigil-project/vigil/agent/drill"
+	"github.com/vigil-project/vigil/agent/notify/route"
 	"github.com/vigil-project/vigil/probes"
 )
 
@@ -195,4 +196,11 @@ type DrillHistory struct {
 // Error is the body of every API error.
 type Error struct {
 	Error string `json:"error"`
+}
+
+// AddedSilence answers POST /api/v1/silences: the silence, and a warning
+// when it matches no alert rule or series the agent knows (a likely typo).
+type AddedSilence struct {
+	route.Silence
+	Warning string `json:"warning,omitempty"`
 }

@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -199,4 +200,37 @@ func (e *Evaluator) logChange(c rules.StateChange) {
 		msg = "alert no longer pending"
 	}
 	e.opts.Logger.Info(msg, "alert", lbls[labels.AlertName], "fingerprint", notify.Fingerprint(lbls), "labels", c.Alert.Labels.String())
+}
+
+// LabelSets are the label sets alerts and silences can be about: every
+// series in the sample store (ALERTS included) and, for every alerting
+// rule, its name with its fixed labels (templated ones left out), so a
+// silence made before an alert fires is not taken for a typo.
+func (e *Evaluator) LabelSets(ctx context.Context) []map[string]string {
+	var out []map[string]string
+	for _, g := range e.manager.Groups() {
+		for _, ri := range g.Info().Rules {
+			if ri.Type != "alerting" {
+				continue
+			}
+			set := map[string]string{labels.AlertName: ri.Name}
+			ri.Labels.Range(func(l labels.Label) {
+				if !strings.Contains(l.Value, "{{") {
+					set[l.Name] = l.Value
+				}
+			})
+			out = append(out, set)
+		}
+	}
+	now := time.Now()
+	q, err := e.store.Querier(now.Add(-15*time.Minute).UnixMilli(), now.UnixMilli())
+	if err != nil {
+		return out
+	}
+	defer q.Close()
+	ss := q.Select(ctx, false, nil, labels.MustNewMatcher(labels.MatchRegexp, labels.MetricName, ".+"))
+	for ss.Next() {
+		out = append(out, ss.At().Labels().Map())
+	}
+	return out
 }

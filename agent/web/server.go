@@ -67,6 +67,8 @@ type Options struct {
 	Drills    api.Drills
 	Store     Store
 	Trimmer   Trimmer
+	// Known are the label sets silences are checked against.
+	Known api.Known
 	// Reload re-reads the agent's config (POST /-/reload).
 	Reload func(ctx context.Context) error
 }
@@ -111,7 +113,7 @@ func New(opts Options) (*Server, error) {
 		trim: opts.Trimmer, web: wc, hosts: newHostAllowList(ListenAddresses(opts.Flags), opts.AllowedHosts),
 		csrf: newCSRFKey()}
 	s.api = api.New(api.Options{Checks: opts.Checks, Scheduler: opts.Scheduler, Paging: opts.Paging, Runbooks: opts.Runbooks,
-		Drills: opts.Drills, Store: opts.Store, Reload: opts.Reload, Logger: opts.Logger})
+		Drills: opts.Drills, Store: opts.Store, Known: opts.Known, Reload: opts.Reload, Logger: opts.Logger})
 	s.site = ui.NewSite(ui.SiteOptions{API: s.api, Scheduler: opts.Scheduler, Paging: opts.Paging, Runbooks: opts.Runbooks,
 		Drills: opts.Drills, Store: opts.Store, Rules: opts.Rules, Trimmer: opts.Trimmer, Reload: opts.Reload,
 		AuthEnabled: func() bool { c, _ := s.web.current(); return len(c.Users) > 0 }, CSRF: s.csrf,

@@ -520,3 +520,30 @@ func TestMatcherSyntax(t *testing.T) {
 		}
 	}
 }
+
+func TestMatchesNothing(t *testing.T) {
+	known := []map[string]string{
+		{"alertname": "InvoiceQRFailing", "check": "invoice_qr", "severity": "critical"},
+		{"__name__": "vigil_check_success", "check": "invoice_sync_primary", "type": "invoice_sync"},
+	}
+	for _, tc := range []struct {
+		matchers []string
+		nothing  bool
+		hint     string
+	}{
+		{[]string{`check="invoice_qr"`}, false, ""},
+		{[]string{`check=~"invoice_.*"`, `severity="critical"`}, false, ""},
+		{[]string{`check="invoice-qr"`}, true, `check is never "invoice-qr"; closest values: ["invoice_qr"`},
+		{[]string{`chekc="invoice_qr"`}, true, `no alert or series has the label "chekc"; did you mean "check"?`},
+		{[]string{`alertname="InvoiceQRFailing"`, `severity="warning"`}, true, `severity is never "warning"`},
+	} {
+		ms, err := Matchers(tc.matchers).Parse()
+		if err != nil {
+			t.Fatal(err)
+		}
+		nothing, hints := MatchesNothing(ms, known)
+		if nothing != tc.nothing || (tc.hint != "" && !strings.Contains(strings.Join(hints, "\n"), tc.hint)) {
+			t.Errorf("%v: nothing=%v hints %q, want %v and %q", tc.matchers, nothing, hints, tc.nothing, tc.hint)
+		}
+	}
+}

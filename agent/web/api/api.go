@@ -8,6 +8,7 @@ package api
 import (
 	"context"
 	"log/slog"
+	"strings"
 
 	"github.com/vigil-project/vigil/agent/config"
 	"github.com/vigil-project/vigil/agent/drill"
@@ -74,9 +75,17 @@ type Options struct {
 	Runbooks  Runbooks
 	Drills    Drills
 	Store     Store
+	// Known are the label sets alerts and silences can be about; a
+	// silence matching none of them is kept, with a warning.
+	Known Known
 	// Reload re-reads the agent's config.
 	Reload func(ctx context.Context) error
 	Logger *slog.Logger
+}
+
+// Known lists the label sets of the series and alerting rules.
+type Known interface {
+	LabelSets(ctx context.Context) []map[string]string
 }
 
 // API serves the REST API.
@@ -87,6 +96,7 @@ type API struct {
 	runbooks Runbooks
 	drills   Drills
 	store    Store
+	known    Known
 	reload   func(ctx context.Context) error
 	log      *slog.Logger
 }
@@ -97,7 +107,7 @@ func New(opts Options) *API {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	return &API{state: opts.Checks, sched: opts.Scheduler, pager: opts.Paging, runbooks: opts.Runbooks,
-		drills: opts.Drills, store: opts.Store, reload: opts.Reload, log: opts.Logger}
+		drills: opts.Drills, store: opts.Store, known: opts.Known, reload: opts.Reload, log: opts.Logger}
 }
 
 // Routes registers the API's routes with their access levels.
@@ -109,4 +119,21 @@ func (api *API) Routes(rt httpx.Router) {
 	api.notifyRoutes(rt)
 	api.runbookRoutes(rt)
 	api.drillRoutes(rt)
+}
+
+// SilenceWarning says why a silence probably mutes nothing ("" when it
+// matches a known alert or series), with the closest label values.
+func (api *API) SilenceWarning(ctx context.Context, s *route.Silence) string {
+	if api.known == nil {
+		return ""
+	}
+	ms, err := s.Matchers.Parse()
+	if err != nil {
+		return ""
+	}
+	nothing, hints := route.MatchesNothing(ms, api.known.LabelSets(ctx))
+	if !nothing {
+		return ""
+	}
+	return strings.Join(append([]string{"the silence matches no alert rule or series this agent knows"}, hints...), "; ")
 }

@@ -53,7 +53,11 @@ func (api *API) handleAddSilence(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	api.log.Info("silence added", "id", s.ID, "matchers", s.Matchers, "ends_at", s.EndsAt, "created_by", s.CreatedBy)
-	httpx.WriteJSON(w, http.StatusOK, s)
+	warning := api.SilenceWarning(r.Context(), s)
+	if warning != "" {
+		api.log.Warn("silence matches nothing known", "id", s.ID, "matchers", s.Matchers, "why", warning)
+	}
+	httpx.WriteJSON(w, http.StatusOK, client.AddedSilence{Silence: *s, Warning: warning})
 }
 
 func (api *API) handleExpireSilence(w http.ResponseWriter, r *http.Request) {

@@ -571,6 +571,11 @@ func (site *Site) formAddSilence(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	site.log.Info("silence added", "id", s.ID, "matchers", s.Matchers, "ends_at", s.EndsAt, "created_by", s.CreatedBy)
+	if warning := site.api.SilenceWarning(r.Context(), s); warning != "" {
+		site.log.Warn("silence matches nothing known", "id", s.ID, "matchers", s.Matchers, "why", warning)
+		back(w, r, "/alerts", "silenced_nomatch")
+		return
+	}
 	back(w, r, "/alerts", "silenced")
 }
 
