@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/vigil-project/vigil/internal/confkit"
 	"gopkg.in/yaml.v3"
 )
 
@@ -245,7 +246,7 @@ func suggest(key string, fields map[string][]int, extra []string) string {
 	}
 	sort.Strings(names)
 	for _, name := range names {
-		if dist := levenshtein(key, name); dist < bestDist {
+		if dist := confkit.Distance(key, name); dist < bestDist {
 			best, bestDist = name, dist
 		}
 	}
@@ -253,26 +254,6 @@ func suggest(key string, fields map[string][]int, extra []string) string {
 		return ""
 	}
 	return fmt.Sprintf(" (did you mean %q?)", best)
-}
-
-func levenshtein(a, b string) int {
-	prev := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur := make([]int, len(b)+1)
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev = cur
-	}
-	return prev[len(b)]
 }
 
 func joinPath(path, key string) string {

@@ -5,6 +5,7 @@ import (
 	"sort"
 
 	"github.com/prometheus/prometheus/model/labels"
+	"github.com/vigil-project/vigil/internal/confkit"
 )
 
 // MatchesNothing reports whether no label set of known satisfies every
@@ -55,33 +56,11 @@ func MatchesNothing(ms []*labels.Matcher, known []map[string]string) (nothing bo
 // closest returns up to three candidates nearest to s by edit distance.
 func closest(s string, candidates []string) []string {
 	sort.Slice(candidates, func(i, j int) bool {
-		di, dj := distance(s, candidates[i]), distance(s, candidates[j])
+		di, dj := confkit.Distance(s, candidates[i]), confkit.Distance(s, candidates[j])
 		if di != dj {
 			return di < dj
 		}
 		return candidates[i] < candidates[j]
 	})
 	return candidates[:min(3, len(candidates))]
-}
-
-// distance is the Levenshtein distance between two strings.
-func distance(a, b string) int {
-	ra, rb := []rune(a), []rune(b)
-	prev := make([]int, len(rb)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(ra); i++ {
-		cur := make([]int, len(rb)+1)
-		cur[0] = i
-		for j := 1; j <= len(rb); j++ {
-			cost := 1
-			if ra[i-1] == rb[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev = cur
-	}
-	return prev[len(rb)]
 }
