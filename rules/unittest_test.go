@@ -1,10 +1,14 @@
 package rules
 
 import (
+	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/vigil-project/vigil/internal/testenv"
 )
 
 // TestStartTimestamp: promtool's start_timestamp (RFC 3339 or Unix
@@ -53,5 +57,41 @@ tests:
 	var out, errOut strings.Builder
 	if TestFiles(&out, &errOut, path) || !strings.Contains(errOut.String(), `cannot parse "yesterday" to a valid timestamp`) {
 		t.Errorf("bad start_timestamp: %s%s", out.String(), errOut.String())
+	}
+}
+
+// TestPromtoolOracle: every test file under testdata/oracle gets the same
+// verdict from `vigil rules test` as from promtool built from the
+// Prometheus module in go.mod (VIGIL_PROMTOOL; .ci/run builds it), one of
+// them failing on purpose, and so do the shipped rules' tests.
+func TestPromtoolOracle(t *testing.T) {
+	promtool := os.Getenv("VIGIL_PROMTOOL")
+	if promtool == "" {
+		testenv.Missing(t, "promtool of the go.mod Prometheus version",
+			"set VIGIL_PROMTOOL to one built with go install github.com/prometheus/prometheus/cmd/promtool@VERSION (.ci/run does)")
+	}
+	files, _ := filepath.Glob("testdata/oracle/*.test.yml")
+	files = append(files, "../examples/rules/vigil.rules.test.yml")
+	if len(files) < 4 {
+		t.Fatalf("oracle test files: %v", files)
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			var out, errOut strings.Builder
+			vigil := TestFiles(&out, &errOut, f)
+			cmd := exec.Command(promtool, "test", "rules", filepath.Base(f))
+			cmd.Dir = filepath.Dir(f)
+			pout, err := cmd.CombinedOutput()
+			var exit *exec.ExitError
+			if err != nil && !errors.As(err, &exit) {
+				t.Fatalf("promtool: %v", err)
+			}
+			if prom := err == nil; prom != vigil {
+				t.Errorf("promtool passed=%v, vigil passed=%v\npromtool:\n%s\nvigil:\n%s%s", prom, vigil, pout, out.String(), errOut.String())
+			}
+			if strings.HasPrefix(filepath.Base(f), "failing") && vigil {
+				t.Error("the deliberately failing file passed")
+			}
+		})
 	}
 }
