@@ -19,8 +19,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/prometheus/model/labels"
 	"github.com/vigil-project/vigil/agent/config"
 	"github.com/vigil-project/vigil/agent/notify"
+	"github.com/vigil-project/vigil/agent/notify/route"
 	"github.com/vigil-project/vigil/internal/testenv"
 )
 
@@ -34,8 +36,9 @@ import (
 
 // oracleStep is what happens at one point of a scenario.
 type oracleStep struct {
-	at     time.Duration // after the scenario starts
-	alerts []oracleAlert
+	at      time.Duration // after the scenario starts
+	alerts  []oracleAlert
+	silence []string // matchers of a silence added at this step (for an hour)
 }
 
 type oracleAlert struct {
@@ -75,9 +78,9 @@ func TestAlertmanagerOracle(t *testing.T) {
 			route: "route:\n  receiver: oncall\n  group_by: [team]\n" + timers,
 			recv:  map[string]bool{"oncall": true},
 			steps: []oracleStep{
-				{0, []oracleAlert{fire("alertname", "A", "team", "ops"), fire("alertname", "B", "team", "ops"), fire("alertname", "C", "team", "db")}},
-				{4 * time.Second, []oracleAlert{resolve("alertname", "A", "team", "ops")}},
-				{8 * time.Second, []oracleAlert{resolve("alertname", "B", "team", "ops"), resolve("alertname", "C", "team", "db")}},
+				{at: 0, alerts: []oracleAlert{fire("alertname", "A", "team", "ops"), fire("alertname", "B", "team", "ops"), fire("alertname", "C", "team", "db")}},
+				{at: 4 * time.Second, alerts: []oracleAlert{resolve("alertname", "A", "team", "ops")}},
+				{at: 8 * time.Second, alerts: []oracleAlert{resolve("alertname", "B", "team", "ops"), resolve("alertname", "C", "team", "db")}},
 			},
 		},
 		{
@@ -85,9 +88,9 @@ func TestAlertmanagerOracle(t *testing.T) {
 			route: "route:\n  receiver: oncall\n  group_by: [alertname]\n" + timers,
 			recv:  map[string]bool{"oncall": false},
 			steps: []oracleStep{
-				{0, []oracleAlert{fire("alertname", "InvoiceQRFailing")}},
-				{4 * time.Second, []oracleAlert{resolve("alertname", "InvoiceQRFailing")}},
-				{8 * time.Second, []oracleAlert{fire("alertname", "InvoiceQRFailing")}},
+				{at: 0, alerts: []oracleAlert{fire("alertname", "InvoiceQRFailing")}},
+				{at: 4 * time.Second, alerts: []oracleAlert{resolve("alertname", "InvoiceQRFailing")}},
+				{at: 8 * time.Second, alerts: []oracleAlert{fire("alertname", "InvoiceQRFailing")}},
 			},
 		},
 		{
@@ -95,9 +98,9 @@ func TestAlertmanagerOracle(t *testing.T) {
 			route: "route:\n  receiver: oncall\n  group_by: [alertname]\n" + timers,
 			recv:  map[string]bool{"oncall": true},
 			steps: []oracleStep{
-				{0, []oracleAlert{fire("alertname", "InvoiceQRFailing")}},
-				{4 * time.Second, []oracleAlert{resolve("alertname", "InvoiceQRFailing")}},
-				{8 * time.Second, []oracleAlert{fire("alertname", "InvoiceQRFailing")}},
+				{at: 0, alerts: []oracleAlert{fire("alertname", "InvoiceQRFailing")}},
+				{at: 4 * time.Second, alerts: []oracleAlert{resolve("alertname", "InvoiceQRFailing")}},
+				{at: 8 * time.Second, alerts: []oracleAlert{fire("alertname", "InvoiceQRFailing")}},
 			},
 		},
 		{
@@ -105,9 +108,9 @@ func TestAlertmanagerOracle(t *testing.T) {
 			route: "route:\n  receiver: oncall\n  group_by: [team]\n" + timers,
 			recv:  map[string]bool{"oncall": false},
 			steps: []oracleStep{
-				{0, []oracleAlert{fire("alertname", "A", "team", "ops"), fire("alertname", "B", "team", "ops")}},
-				{4 * time.Second, []oracleAlert{resolve("alertname", "B", "team", "ops")}},
-				{8 * time.Second, []oracleAlert{fire("alertname", "C", "team", "ops")}},
+				{at: 0, alerts: []oracleAlert{fire("alertname", "A", "team", "ops"), fire("alertname", "B", "team", "ops")}},
+				{at: 4 * time.Second, alerts: []oracleAlert{resolve("alertname", "B", "team", "ops")}},
+				{at: 8 * time.Second, alerts: []oracleAlert{fire("alertname", "C", "team", "ops")}},
 			},
 		},
 		{
@@ -119,13 +122,32 @@ func TestAlertmanagerOracle(t *testing.T) {
 				"      routes:\n        - matchers: ['service=\"invoice\"']\n          receiver: invoice\n",
 			recv: map[string]bool{"default": true, "pager": true, "ops": true, "invoice": true},
 			steps: []oracleStep{
-				{0, []oracleAlert{
+				{at: 0, alerts: []oracleAlert{
 					fire("alertname", "InvoiceQRFailing", "severity", "critical", "team", "ops", "service", "invoice"),
 					fire("alertname", "HostDiskFull", "severity", "warning", "team", "ops"),
 					fire("alertname", "DatabaseDown", "severity", "critical", "team", "db"),
 					fire("alertname", "Other", "severity", "info"),
 				}},
-				{4 * time.Second, []oracleAlert{resolve("alertname", "InvoiceQRFailing", "severity", "critical", "team", "ops", "service", "invoice")}},
+				{at: 4 * time.Second, alerts: []oracleAlert{resolve("alertname", "InvoiceQRFailing", "severity", "critical", "team", "ops", "service", "invoice")}},
+			},
+		},
+		{
+			name:  "an alert joins a group: sent at the next group_interval",
+			route: "route:\n  receiver: oncall\n  group_by: [team]\n" + timers,
+			recv:  map[string]bool{"oncall": true},
+			steps: []oracleStep{
+				{at: 0, alerts: []oracleAlert{fire("alertname", "A", "team", "ops")}},
+				{at: 4 * time.Second, alerts: []oracleAlert{fire("alertname", "B", "team", "ops")}},
+			},
+		},
+		{
+			name:  "silences",
+			route: "route:\n  receiver: oncall\n  group_by: [alertname]\n" + timers,
+			recv:  map[string]bool{"oncall": true},
+			steps: []oracleStep{
+				{at: 0, silence: []string{`alertname="Muted"`}},
+				{at: time.Second, alerts: []oracleAlert{fire("alertname", "Muted", "team", "ops"), fire("alertname", "Loud", "team", "ops")}},
+				{at: 5 * time.Second, alerts: []oracleAlert{resolve("alertname", "Muted", "team", "ops"), resolve("alertname", "Loud", "team", "ops")}},
 			},
 		},
 		{
@@ -134,7 +156,7 @@ func TestAlertmanagerOracle(t *testing.T) {
 				"inhibit_rules:\n  - source_matchers: ['alertname=~\"Host.*\"']\n    target_matchers: ['team=\"ops\"']\n    equal: [host]\n",
 			recv: map[string]bool{"oncall": true},
 			steps: []oracleStep{
-				{0, []oracleAlert{
+				{at: 0, alerts: []oracleAlert{
 					fire("alertname", "HostDown", "host", "db1", "team", "ops"),
 					fire("alertname", "HostDiskFull", "host", "db1", "team", "ops"),
 					fire("alertname", "InvoiceQRFailing", "host", "db1", "team", "ops"),
@@ -164,8 +186,13 @@ func TestAlertmanagerOracle(t *testing.T) {
 					}
 					alerts = append(alerts, na)
 				}
-				postAlertmanager(t, amURL, alerts)
-				p.Alerts(context.Background(), alerts)
+				if st.silence != nil {
+					silenceBoth(t, amURL, p, st.silence)
+				}
+				if len(alerts) > 0 {
+					postAlertmanager(t, amURL, alerts)
+					p.Alerts(context.Background(), alerts)
+				}
 			}
 			time.Sleep(tc.settled)
 			am, vg := amRec.summary(), vigilRec.summary()
@@ -353,3 +380,40 @@ func parseFull(t *testing.T, yamlText string) *config.Config {
 }
 
 func writeFile(path, body string) error { return os.WriteFile(path, []byte(body), 0o600) }
+
+// silenceBoth adds the same silence, for an hour, to Alertmanager and to
+// vigil.
+func silenceBoth(t *testing.T, amURL string, p *Pager, matchers []string) {
+	t.Helper()
+	now := time.Now()
+	type amMatcher struct {
+		Name    string `json:"name"`
+		Value   string `json:"value"`
+		IsRegex bool   `json:"isRegex"`
+		IsEqual bool   `json:"isEqual"`
+	}
+	var ms []amMatcher
+	parsed, err := route.Matchers(matchers).Parse()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range parsed {
+		ms = append(ms, amMatcher{Name: m.Name, Value: m.Value,
+			IsRegex: m.Type == labels.MatchRegexp || m.Type == labels.MatchNotRegexp,
+			IsEqual: m.Type == labels.MatchEqual || m.Type == labels.MatchRegexp})
+	}
+	b, _ := json.Marshal(map[string]any{"matchers": ms, "startsAt": now, "endsAt": now.Add(time.Hour), "createdBy": "test", "comment": "oracle"})
+	resp, err := http.Post(amURL+"/api/v2/silences", "application/json", bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("Alertmanager refused the silence: %s %s", resp.Status, msg)
+	}
+	if _, err := p.Silences().Add(context.Background(), route.Silence{Matchers: matchers, StartsAt: now, EndsAt: now.Add(time.Hour),
+		CreatedBy: "test", Comment: "oracle"}); err != nil {
+		t.Fatal(err)
+	}
+}
