@@ -154,7 +154,8 @@ func (a *Agent) wire(ctx context.Context, l *loaded) error {
 	})
 	var err error
 	drillDropped := func() { a.exporter.Inc("vigil_notify_drill_dropped_total") }
-	if a.pager, err = paging.New(ctx, paging.Options{Store: a.store, Logger: a.log, OnDrillDropped: drillDropped}, l.cfg, l.plan); err != nil {
+	if a.pager, err = paging.New(ctx, paging.Options{Store: a.store, Logger: a.log, OnDrillDropped: drillDropped,
+		ExternalLabels: a.state.ExternalLabels}, l.cfg, l.plan); err != nil {
 		return err
 	}
 	locker, lockState, err := lock.FromConfig(ctx, l.cfg, a.store, a.log)

@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"sync"
@@ -26,6 +27,7 @@ import (
 	"github.com/vigil-project/vigil/agent/notify/alertmanager"
 	"github.com/vigil-project/vigil/agent/notify/outbox"
 	"github.com/vigil-project/vigil/agent/notify/route"
+	"github.com/vigil-project/vigil/agent/runbook"
 	"github.com/vigil-project/vigil/agent/store"
 )
 
@@ -45,6 +47,8 @@ type Options struct {
 	// OnDrillDropped counts a drill alert or message that had nowhere to
 	// go (no drill receiver).
 	OnDrillDropped func()
+	// ExternalLabels are added to runbook messages, as to alerts.
+	ExternalLabels func() map[string]string
 }
 
 // Pager receives converted alerts (Alerts) and runbook messages
@@ -371,11 +375,22 @@ func (p *Pager) send(ctx context.Context, to, receiver, title, message string, e
 	}
 	now := time.Now()
 	lbls := map[string]string{labels.AlertName: "RunbookNotification", "receiver": receiver}
+	if p.opts.ExternalLabels != nil {
+		for k, v := range p.opts.ExternalLabels() {
+			lbls[k] = v
+		}
+	}
 	for k, v := range extra {
 		lbls[k] = v
 	}
-	a := notify.Alert{Labels: lbls, Annotations: map[string]string{"summary": title, "description": message},
-		StartsAt: now, EndsAt: now.Add(time.Minute), Fingerprint: notify.Fingerprint(lbls)}
+	ann := map[string]string{"summary": title, "description": message}
+	// The run the message comes from, and where to see it.
+	if id := runbook.RunIDFrom(ctx); id != "" {
+		lbls["run_id"] = id
+		ann["run_url"] = plan.externalURL + "/runbooks/runs/" + url.PathEscape(id)
+	}
+	a := notify.Alert{Labels: lbls, Annotations: ann, StartsAt: now, EndsAt: now.Add(time.Minute), Fingerprint: notify.Fingerprint(lbls),
+		GeneratorURL: ann["run_url"]}
 	m := &notify.Message{Receiver: to, GroupKey: "{runbook}:" + title, Alerts: []notify.Alert{a}, ExternalURL: plan.externalURL, Created: now}
 	return p.outbox.Enqueue(ctx, m, to+"\x00"+m.GroupKey, targets)
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/vigil-project/vigil/agent/config"
 	"github.com/vigil-project/vigil/agent/notify"
+	"github.com/vigil-project/vigil/agent/runbook"
 	"github.com/vigil-project/vigil/agent/store"
 	"github.com/vigil-project/vigil/internal/testenv"
 )
@@ -175,7 +176,8 @@ func TestNotifyDrillWithoutReceiver(t *testing.T) {
 	rcv := newEndpoint(t)
 	var dropped atomic.Int32
 	cfg := parse(t, fmt.Sprintf("  route: {receiver: oncall}\n  receivers:\n    - name: oncall\n      webhook_configs:\n        - url: %s\n", rcv.srv.URL))
-	p, _ := start(t, cfg, Options{OnDrillDropped: func() { dropped.Add(1) }})
+	p, _ := start(t, cfg, Options{OnDrillDropped: func() { dropped.Add(1) },
+		ExternalLabels: func() map[string]string { return map[string]string{"site": "sh"} }})
 	if err := p.NotifyDrill(context.Background(), "d1", "oncall", "switched", "to standby"); err != nil {
 		t.Fatal(err)
 	}
@@ -185,15 +187,21 @@ func TestNotifyDrillWithoutReceiver(t *testing.T) {
 	if err := p.NotifyReceiver(context.Background(), "nobody", "t", "m"); err == nil {
 		t.Error("a message to an unknown receiver was accepted")
 	}
-	if err := p.NotifyReceiver(context.Background(), "oncall", "switched", "to standby"); err != nil {
+	if err := p.NotifyReceiver(runbook.WithRunID(context.Background(), "20261204T0600-abc"), "oncall", "switched", "to standby"); err != nil {
 		t.Fatal(err)
 	}
 	testenv.Eventually(t, 15*time.Second, "the runbook message", func() bool { return rcv.count() == 1 })
 	rcv.mu.Lock()
 	defer rcv.mu.Unlock()
 	alerts, _ := rcv.bodies[0]["alerts"].([]any)
-	if len(alerts) != 1 || alerts[0].(map[string]any)["labels"].(map[string]any)["alertname"] != "RunbookNotification" {
-		t.Errorf("runbook message %v", rcv.bodies[0])
+	if len(alerts) != 1 {
+		t.Fatalf("runbook message %v", rcv.bodies[0])
+	}
+	al := alerts[0].(map[string]any)
+	lbls, ann := al["labels"].(map[string]any), al["annotations"].(map[string]any)
+	if lbls["alertname"] != "RunbookNotification" || lbls["run_id"] != "20261204T0600-abc" || lbls["site"] != "sh" ||
+		ann["run_url"] != "http://vigil.test:9877/runbooks/runs/20261204T0600-abc" {
+		t.Errorf("runbook message without its run, external labels or link: %v", al)
 	}
 }
 

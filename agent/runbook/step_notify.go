@@ -42,7 +42,7 @@ func init() {
 			if env.Pager == nil {
 				return Outcome{}, errors.New("no paging receivers configured")
 			}
-			return Outcome{}, env.Pager.NotifyReceiver(ctx, n.Receiver, "runbook: "+r.Name, r.Message)
+			return Outcome{}, env.Pager.NotifyReceiver(WithRunID(ctx, env.RunID), n.Receiver, "runbook: "+r.Name, r.Message)
 		},
 	})
 }

@@ -14,7 +14,8 @@ type Checker interface {
 	RunCheck(ctx context.Context, name string) (success bool, reason, message string, err error)
 }
 
-// Pager sends a runbook's message through a paging receiver.
+// Pager sends a runbook's message through a paging receiver. The run the
+// message comes from is RunIDFrom(ctx).
 type Pager interface {
 	NotifyReceiver(ctx context.Context, receiver, title, message string) error
 }
@@ -171,4 +172,18 @@ func (b *boundedBuffer) text(red Redactor) string {
 		return fmt.Sprintf("%s\n… %d more bytes not kept", s, dropped)
 	}
 	return s
+}
+
+type runIDKey struct{}
+
+// WithRunID marks ctx as carrying a step of the given run (a notify step's
+// message names its run).
+func WithRunID(ctx context.Context, id string) context.Context {
+	return context.WithValue(ctx, runIDKey{}, id)
+}
+
+// RunIDFrom is the run a Pager call comes from, "" outside a run.
+func RunIDFrom(ctx context.Context) string {
+	id, _ := ctx.Value(runIDKey{}).(string)
+	return id
 }
