@@ -343,9 +343,14 @@ func (a *Agent) onStop(job *scheduler.Job) {
 }
 
 func (a *Agent) onResult(job *scheduler.Job, r probes.Result) {
+	prev, had := a.state.Last(job.Name)
 	a.state.Record(job.Name, r)
 	a.exporter.Observe(metrics.Check{Name: job.Name, Type: job.Type, Labels: a.state.Labels(job.Name), Interval: job.Interval}, r)
 	a.state.MarkRan(job.Name)
+	if !had || prev.Success != r.Success {
+		// A failure starts its alert's `for` now, not at the next interval.
+		a.rules.EvaluateSoon()
+	}
 	a.drills.OnResult(job.Name, r)
 	a.store.Record(store.Record{Check: job.Name, Type: job.Type, Result: r})
 	a.trim.Kick()

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/common/model"
@@ -76,6 +77,10 @@ type Manager struct {
 	groups map[string]*Group
 	// wake restarts the loops after an update.
 	update chan struct{}
+	// force makes the next loop evaluate every group (EvaluateSoon), at
+	// most once a second (lastForced, Run's own).
+	force      atomic.Bool
+	lastForced time.Time
 	// restored is the persisted state read at the first Update, handed to
 	// the rules it belongs to once.
 	restored map[string][]Alert
@@ -249,6 +254,17 @@ func (m *Manager) Groups() []*Group {
 	return out
 }
 
+// EvaluateSoon has Run evaluate every group now rather than at its next
+// interval: the agent calls it when a check's result changes, so a failure
+// starts its alert's `for` at once instead of up to an interval later.
+func (m *Manager) EvaluateSoon() {
+	m.force.Store(true)
+	select {
+	case m.update <- struct{}{}:
+	default:
+	}
+}
+
 // Run evaluates every group on its interval until ctx ends.
 func (m *Manager) Run(ctx context.Context) {
 	tick := time.NewTicker(time.Second)
@@ -256,12 +272,20 @@ func (m *Manager) Run(ctx context.Context) {
 	for {
 		now := time.Now()
 		ready := m.opts.Ready == nil || m.opts.Ready()
+		force := ready && m.force.Swap(false)
+		if force && now.Sub(m.lastForced) < time.Second {
+			// Results changing in a burst: evaluate at the next tick.
+			m.force.Store(true)
+			force = false
+		} else if force {
+			m.lastForced = now
+		}
 		for _, g := range m.Groups() {
 			if !ready {
 				break
 			}
 			g.mu.Lock()
-			due := g.lastEval.IsZero() || now.Sub(g.lastEval) >= g.Interval
+			due := force || g.lastEval.IsZero() || now.Sub(g.lastEval) >= g.Interval
 			g.mu.Unlock()
 			if due {
 				m.EvalGroup(ctx, g, now)

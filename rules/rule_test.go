@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/prometheus/prometheus/model/labels"
+	"github.com/vigil-project/vigil/internal/testenv"
 )
 
 type recorder struct {
@@ -324,4 +325,21 @@ func TestGroupLimitClearsAlerts(t *testing.T) {
 	if got := rec.states(); len(got) != 0 {
 		t.Errorf("alerts sent over the limit: %v", got)
 	}
+}
+
+// TestEvaluateSoon: a group with a long interval is evaluated again at
+// once when asked (a check's result changed), not at its next interval.
+func TestEvaluateSoon(t *testing.T) {
+	rules := strings.Replace(testRules, "    interval: 30s\n", "    interval: 1h\n", 1)
+	m, _, _, _ := setup(t, rules)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { m.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	g := m.Groups()[0]
+	last := func() time.Time { return g.Info().LastEvaluation }
+	testenv.Eventually(t, 10*time.Second, "the first evaluation", func() bool { return !last().IsZero() })
+	first := last()
+	m.EvaluateSoon()
+	testenv.Eventually(t, 10*time.Second, "an evaluation before the hour is up", func() bool { return last().After(first) })
 }

@@ -235,3 +235,7 @@ func (e *Evaluator) LabelSets(ctx context.Context) []map[string]string {
 	}
 	return out
 }
+
+// EvaluateSoon evaluates every group now instead of at its next interval
+// (a check's result changed), at most once a second.
+func (e *Evaluator) EvaluateSoon() { e.manager.EvaluateSoon() }
