@@ -87,6 +87,13 @@ func (s *State) Jobs() []scheduler.Job {
 	return s.jobs
 }
 
+// Check is a configured check (the zero Check for an unknown name).
+func (s *State) Check(name string) config.Check {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.checks[name]
+}
+
 // Labels are a check's configured labels.
 func (s *State) Labels(name string) map[string]string {
 	s.mu.RLock()

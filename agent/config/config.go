@@ -89,12 +89,16 @@ type Global struct {
 // Check is one configured check. Interval, Timeout and RecheckInterval are
 // resolved against Global after loading, so they are never zero.
 type Check struct {
-	Name            string            `yaml:"name" json:"name"`
-	Type            string            `yaml:"type" json:"type"`
-	Interval        model.Duration    `yaml:"interval" json:"interval"`
-	Timeout         model.Duration    `yaml:"timeout" json:"timeout"`
-	RecheckInterval model.Duration    `yaml:"recheck_interval" json:"recheck_interval"`
-	Labels          map[string]string `yaml:"labels" json:"labels,omitempty"`
+	Name            string         `yaml:"name" json:"name"`
+	Type            string         `yaml:"type" json:"type"`
+	Interval        model.Duration `yaml:"interval" json:"interval"`
+	Timeout         model.Duration `yaml:"timeout" json:"timeout"`
+	RecheckInterval model.Duration `yaml:"recheck_interval" json:"recheck_interval"`
+	// FailureThreshold is how many failed runs in a row (the first and its
+	// rechecks) make the check fail in its metrics, and so in alerts: a
+	// blip that a recheck clears never pages. 0 or 1: the first failure.
+	FailureThreshold int               `yaml:"failure_threshold" json:"failure_threshold,omitempty"`
+	Labels           map[string]string `yaml:"labels" json:"labels,omitempty"`
 
 	// Spec is the type's own section (the key named like the type) with the
 	// family's defaults applied.
@@ -458,6 +462,9 @@ func (d *decoder) validateChecks(nodes []*yaml.Node, checks []Check) {
 		}
 		if c.Timeout > c.Interval && c.Interval > 0 {
 			d.errorf(at("timeout"), joinPath(path, "timeout"), "timeout %s is longer than the interval %s", c.Timeout, c.Interval)
+		}
+		if c.FailureThreshold < 0 || c.FailureThreshold > 100 {
+			d.errorf(at("failure_threshold"), joinPath(path, "failure_threshold"), "must be between 1 and 100, got %d", c.FailureThreshold)
 		}
 		d.validateLabels(lookupValue(n, "labels"), n, joinPath(path, "labels"), c.Labels, true)
 	}

@@ -61,3 +61,14 @@ func TestGlobsMatchingNothing(t *testing.T) {
 		t.Errorf("rendered %s", js)
 	}
 }
+
+func TestFailureThreshold(t *testing.T) {
+	base := "checks:\n  - name: db\n    type: tcp\n    tcp: {address: 127.0.0.1:5432}\n"
+	cfg, err := Parse("vigil.yml", []byte(base+"    failure_threshold: 3\n"))
+	if err != nil || cfg.Checks[0].FailureThreshold != 3 {
+		t.Fatalf("failure_threshold 3: %v", err)
+	}
+	if _, err := Parse("vigil.yml", []byte(base+"    failure_threshold: -1\n")); err == nil || !strings.Contains(err.Error(), "vigil.yml:5:5: checks[0].failure_threshold: must be between 1 and 100") {
+		t.Errorf("negative threshold: %v", err)
+	}
+}

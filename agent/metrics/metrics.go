@@ -26,6 +26,11 @@ type Check struct {
 	// Interval is the check's configured interval (for dead-man's-switch
 	// rules: a check that has not run for twice its interval).
 	Interval time.Duration
+	// FailureThreshold is how many failures in a row it takes for
+	// vigil_check_success to say 0 (and vigil_check_failure_info to name
+	// the reason); until then the last confirmed state stays. 0 or 1: the
+	// first failure.
+	FailureThreshold int
 }
 
 // Exporter holds the agent's series.
@@ -47,6 +52,8 @@ type collected struct {
 
 type checkState struct {
 	consecutive int
+	// failing is the confirmed state (Check.FailureThreshold).
+	failing bool
 	// dynamic holds series whose presence depends on the last result
 	// (family values, failure_info, phases); removed when absent next time.
 	dynamic map[string]bool
@@ -151,7 +158,14 @@ func (e *Exporter) Observe(c Check, r probes.Result) {
 		st.consecutive++
 		result = "failure"
 	}
-	gauge(st.static, "vigil_check_success", boolFloat(r.Success))
+	// A failure counts once it has happened FailureThreshold times in a
+	// row; before, the last confirmed state stays (a new check starts
+	// passing): a blip that a recheck clears never reaches the rules.
+	confirmed := r.Success || st.consecutive >= max(c.FailureThreshold, 1)
+	if confirmed {
+		st.failing = !r.Success
+	}
+	gauge(st.static, "vigil_check_success", boolFloat(!st.failing))
 	gauge(st.static, "vigil_check_duration_seconds", r.Duration.Seconds())
 	gauge(st.static, "vigil_check_last_run_timestamp_seconds", float64(r.Start.UnixNano())/float64(time.Second))
 	gauge(st.static, "vigil_check_consecutive_failures", float64(st.consecutive))
@@ -169,7 +183,7 @@ func (e *Exporter) Observe(c Check, r probes.Result) {
 	}
 
 	now := map[string]bool{}
-	if !r.Success {
+	if !r.Success && confirmed {
 		gauge(now, "vigil_check_failure_info", 1, probes.Label{Name: "reason", Value: string(r.Reason)})
 	}
 	for _, p := range r.Phases {

@@ -144,3 +144,36 @@ func TestCollector(t *testing.T) {
 		t.Error("removed collector still exported")
 	}
 }
+
+// TestFailureThreshold: with a threshold of 3 the first two failures in a
+// row are counted (runs, consecutive failures) but the check still passes
+// in vigil_check_success, without failure_info; the third makes it fail,
+// a pass clears it, and a blip shorter than the threshold never shows.
+func TestFailureThreshold(t *testing.T) {
+	e := New()
+	c := Check{Name: "qr", Type: "invoice_qr", FailureThreshold: 3}
+	fail := probes.Result{Reason: probes.ReasonQRMismatch, Start: time.Now()}
+	pass := probes.Result{Success: true, Start: time.Now()}
+	step := func(r probes.Result, success string, info bool) {
+		t.Helper()
+		e.Observe(c, r)
+		got := render(e)
+		if want := `vigil_check_success{check="qr",type="invoice_qr"} ` + success; !strings.Contains(got, want) {
+			t.Errorf("want %s in\n%s", want, got)
+		}
+		if has := strings.Contains(got, "vigil_check_failure_info"); has != info {
+			t.Errorf("failure_info present=%v, want %v:\n%s", has, info, got)
+		}
+	}
+	step(pass, "1", false)
+	step(fail, "1", false)
+	step(fail, "1", false)
+	step(fail, "0", true)
+	step(fail, "0", true)
+	step(pass, "1", false)
+	step(fail, "1", false) // a blip
+	step(pass, "1", false)
+	if got := render(e); !strings.Contains(got, `vigil_check_runs_total{check="qr",type="invoice_qr",result="failure"} 5`) {
+		t.Errorf("every failure counts in runs_total:\n%s", got)
+	}
+}
