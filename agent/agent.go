@@ -343,13 +343,14 @@ func (a *Agent) onStop(job *scheduler.Job) {
 }
 
 func (a *Agent) onResult(job *scheduler.Job, r probes.Result) {
-	prev, had := a.state.Last(job.Name)
 	a.state.Record(job.Name, r)
 	c := a.state.Check(job.Name)
-	a.exporter.Observe(metrics.Check{Name: job.Name, Type: job.Type, Labels: c.Labels, Interval: job.Interval, FailureThreshold: c.FailureThreshold}, r)
+	changed := a.exporter.Observe(metrics.Check{Name: job.Name, Type: job.Type, Labels: c.Labels, Interval: job.Interval,
+		FailureThreshold: c.FailureThreshold}, r)
 	a.state.MarkRan(job.Name)
-	if !had || prev.Success != r.Success {
-		// A failure starts its alert's `for` now, not at the next interval.
+	if changed {
+		// A (confirmed) failure starts its alert's `for` now, not at the
+		// next evaluation interval.
 		a.rules.EvaluateSoon()
 	}
 	a.drills.OnResult(job.Name, r)

@@ -134,14 +134,17 @@ func (e *Exporter) writeCollected(w io.Writer) {
 	w.Write(buf)
 }
 
-// Observe records one result.
-func (e *Exporter) Observe(c Check, r probes.Result) {
+// Observe records one result. It reports whether the check's confirmed
+// state (vigil_check_success) changed, the first result included: the
+// moment rules are worth evaluating again.
+func (e *Exporter) Observe(c Check, r probes.Result) (changed bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	st := e.checks[c.Name]
 	if st == nil {
 		st = &checkState{dynamic: map[string]bool{}, static: map[string]bool{}}
 		e.checks[c.Name] = st
+		changed = true
 	}
 	base := baseLabels(c)
 
@@ -162,8 +165,8 @@ func (e *Exporter) Observe(c Check, r probes.Result) {
 	// row; before, the last confirmed state stays (a new check starts
 	// passing): a blip that a recheck clears never reaches the rules.
 	confirmed := r.Success || st.consecutive >= max(c.FailureThreshold, 1)
-	if confirmed {
-		st.failing = !r.Success
+	if confirmed && st.failing == r.Success {
+		st.failing, changed = !r.Success, true
 	}
 	gauge(st.static, "vigil_check_success", boolFloat(!st.failing))
 	gauge(st.static, "vigil_check_duration_seconds", r.Duration.Seconds())
@@ -198,6 +201,7 @@ func (e *Exporter) Observe(c Check, r probes.Result) {
 		}
 	}
 	st.dynamic = now
+	return changed
 }
 
 // Forget removes every series of a check (it was removed from the config).

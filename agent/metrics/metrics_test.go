@@ -154,9 +154,10 @@ func TestFailureThreshold(t *testing.T) {
 	c := Check{Name: "qr", Type: "invoice_qr", FailureThreshold: 3}
 	fail := probes.Result{Reason: probes.ReasonQRMismatch, Start: time.Now()}
 	pass := probes.Result{Success: true, Start: time.Now()}
+	var changes []bool
 	step := func(r probes.Result, success string, info bool) {
 		t.Helper()
-		e.Observe(c, r)
+		changes = append(changes, e.Observe(c, r))
 		got := render(e)
 		if want := `vigil_check_success{check="qr",type="invoice_qr"} ` + success; !strings.Contains(got, want) {
 			t.Errorf("want %s in\n%s", want, got)
@@ -175,5 +176,10 @@ func TestFailureThreshold(t *testing.T) {
 	step(pass, "1", false)
 	if got := render(e); !strings.Contains(got, `vigil_check_runs_total{check="qr",type="invoice_qr",result="failure"} 5`) {
 		t.Errorf("every failure counts in runs_total:\n%s", got)
+	}
+	// Observe says when the confirmed state changed: the first result, the
+	// third failure, the pass after it.
+	if got := fmt.Sprint(changes); got != "[true false false true false true false false]" {
+		t.Errorf("changed %s", got)
 	}
 }
