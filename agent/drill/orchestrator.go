@@ -292,10 +292,14 @@ func (o *Orchestrator) Start(dr *Drill, by string) (string, error) {
 		rep := run.Execute(rctx)
 		prog.stop()
 		o.mu.Lock()
-		o.active = nil
 		clear(o.simulated)
 		o.mu.Unlock()
+		// The report is kept before the drill stops being current, so
+		// whoever sees no current drill finds its final report stored.
 		o.finish(row, rep)
+		o.mu.Lock()
+		o.active = nil
+		o.mu.Unlock()
 	}()
 	return id, nil
 }
