@@ -135,3 +135,32 @@ func TestSilenceMatchingNothingWarns(t *testing.T) {
 		t.Errorf("silence of a typo: %+v", s)
 	}
 }
+
+// TestREADMEListsEveryRoute: the README's HTTP endpoints table names
+// every API and health route of the route table (the status page's own
+// routes are summed up in its first row), so the docs follow the routes.
+func TestREADMEListsEveryRoute(t *testing.T) {
+	b, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := strings.Index(string(b), "## HTTP endpoints")
+	j := strings.Index(string(b), "## Status page and security")
+	if i < 0 || j < i {
+		t.Fatal("README has no HTTP endpoints section")
+	}
+	table := string(b[i:j])
+	a := newTestAgent(t)
+	for _, r := range a.web.Routes() {
+		_, path, _ := strings.Cut(r.Pattern, " ")
+		if !strings.HasPrefix(path, "/api/") && !strings.HasPrefix(path, "/-/") && path != "/metrics" {
+			continue // status page and its forms
+		}
+		// The table abbreviates a route's siblings ("…/approve, .../reject"):
+		// its last segment must appear after the nearest named parent.
+		last := path[strings.LastIndex(path, "/")+1:]
+		if !strings.Contains(table, path) && !strings.Contains(table, "/"+last) {
+			t.Errorf("README's HTTP endpoints table lacks %s", r.Pattern)
+		}
+	}
+}
