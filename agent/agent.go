@@ -332,7 +332,7 @@ func (a *Agent) recordReload(ok bool) {
 // onStart exports a streaming check's live values while its runner runs.
 func (a *Agent) onStart(job *scheduler.Job) {
 	if col, ok := job.Prober.(probes.Collector); ok {
-		a.exporter.SetCollector(metrics.Check{Name: job.Name, Type: job.Type, Labels: a.state.Labels(job.Name)}, col)
+		a.exporter.SetCollector(metrics.Check{Name: job.Name, Type: job.Type, Labels: a.state.Check(job.Name).Labels}, col)
 	}
 }
 
@@ -362,6 +362,3 @@ func (a *Agent) onResult(job *scheduler.Job, r probes.Result) {
 		a.log.Debug("check passed", "check", job.Name, "type", job.Type, "duration", r.Duration)
 	}
 }
-
-// Handler is the agent's HTTP handler (routes behind the security layer).
-func (a *Agent) Handler() http.Handler { return a.web.Handler() }

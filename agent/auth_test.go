@@ -121,7 +121,7 @@ func TestAuthMatrix(t *testing.T) {
 		t.Run(s.name, func(t *testing.T) {
 			a := newAuthAgent(t, s.users, s.publicRead)
 			routes := a.web.Routes()
-			h := a.Handler()
+			h := a.web.Handler()
 			if len(routes) < 40 {
 				t.Fatalf("route table has %d routes; the matrix would miss some", len(routes))
 			}
@@ -194,7 +194,7 @@ func firstLine(s string) string {
 // and no browser may post from another site, password or not.
 func TestFormProtection(t *testing.T) {
 	a := newAuthAgent(t, true, true)
-	h := a.Handler()
+	h := a.web.Handler()
 	post := func(token string, header map[string]string) int {
 		req := withForm(httptest.NewRequest("POST", "/ui/checks/host/run", nil), url.Values{"csrf": {token}})
 		req.RemoteAddr = "192.0.2.10:40000"
@@ -243,7 +243,7 @@ func TestSecurityHeaders(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "web.yml")
 	os.WriteFile(path, []byte("http_server_config:\n  headers:\n    Strict-Transport-Security: max-age=31536000\n    X-Frame-Options: sameorigin\n"), 0o600)
 	a := newTestAgentWith(t, func(o *Options) { o.Web = &toolkit.FlagConfig{WebConfigFile: &path} })
-	h := a.Handler()
+	h := a.web.Handler()
 	for _, p := range []string{"/", "/metrics", "/api/v1/checks", "/nope", "/static/vigil.js"} {
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, httptest.NewRequest("GET", p, nil))

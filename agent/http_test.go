@@ -47,7 +47,7 @@ func newTestAgentWith(t *testing.T, edit func(*Options)) *Agent {
 
 func TestHTTP(t *testing.T) {
 	a := newTestAgent(t)
-	h := a.Handler()
+	h := a.web.Handler()
 	tests := []struct {
 		name, method, path, remote string
 		status                     int
@@ -89,7 +89,7 @@ func TestRunNowThroughAPI(t *testing.T) {
 	req := httptest.NewRequest("POST", "/api/v1/checks/host/run", nil)
 	req.RemoteAddr = "127.0.0.1:5555"
 	rec := httptest.NewRecorder()
-	a.Handler().ServeHTTP(rec, req)
+	a.web.Handler().ServeHTTP(rec, req)
 	var res client.ResultView
 	if err := json.Unmarshal(rec.Body.Bytes(), &res); err != nil || rec.Code != http.StatusOK {
 		t.Fatalf("%d %s", rec.Code, rec.Body)
@@ -121,7 +121,7 @@ func TestSilenceMatchingNothingWarns(t *testing.T) {
 			`{"matchers": [`+strconv.Quote(matcher)+`], "duration": "1h", "createdBy": "ops", "comment": "maintenance"}`))
 		req.RemoteAddr = "127.0.0.1:5555"
 		rec := httptest.NewRecorder()
-		a.Handler().ServeHTTP(rec, req)
+		a.web.Handler().ServeHTTP(rec, req)
 		var s client.AddedSilence
 		if err := json.Unmarshal(rec.Body.Bytes(), &s); err != nil || rec.Code != http.StatusOK {
 			t.Fatalf("%d %s", rec.Code, rec.Body)

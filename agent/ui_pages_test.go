@@ -40,7 +40,7 @@ func TestStatusPages(t *testing.T) {
 	if err := a.store.Flush(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	h := a.Handler()
+	h := a.web.Handler()
 	get := func(path, lang string) (int, string) {
 		req := httptest.NewRequest("GET", path, nil)
 		if lang != "" {
@@ -90,7 +90,7 @@ func TestStatusPages(t *testing.T) {
 // TestStatusPageRunCheck posts the run-now form as a browser would.
 func TestStatusPageRunCheck(t *testing.T) {
 	a := newTestAgent(t)
-	h := a.Handler()
+	h := a.web.Handler()
 	req := withForm(httptest.NewRequest("POST", "/ui/checks/host/run", nil), url.Values{"csrf": {a.web.FormToken("")}})
 	req.RemoteAddr = "127.0.0.1:1234"
 	req.Header.Set("Sec-Fetch-Site", "same-origin")
@@ -144,7 +144,7 @@ func BenchmarkStatusPage(b *testing.B) {
 		}
 	}
 	a.store.Flush(ctx)
-	h := a.Handler()
+	h := a.web.Handler()
 	for name, page := range map[string]string{"overview": "/", "check": "/checks/host-3"} {
 		b.Run(name, func(b *testing.B) {
 			b.ReportAllocs()
@@ -172,7 +172,7 @@ func TestCheckPageDiagnostics(t *testing.T) {
 			"qr_decoded": "01,32,,24312000000136634917,0.01,20240514,,1DD6",
 		}})
 	rec := httptest.NewRecorder()
-	a.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/checks/host", nil))
+	a.web.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/checks/host", nil))
 	body := rec.Body.String()
 	for _, want := range []string{`<table class="hops">`, "<td>10.0.0.1</td><td>1.2 ms</td>", "<td>2</td><td>*</td>", "198.51.100.7",
 		`data-key="qr_decoded"`, "01,32,,24312000000136634917"} {
@@ -222,7 +222,7 @@ checks:
 	now := time.Now()
 	a.rules.EvalNow(ctx, now)
 	rec := httptest.NewRecorder()
-	a.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/alerts", nil))
+	a.web.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/alerts", nil))
 	body := rec.Body.String()
 	for _, want := range []string{
 		`data-alert="HostCheckFailing" data-state="firing"`, "disk check fails",
@@ -237,7 +237,7 @@ checks:
 	}
 	// The overview counts them.
 	rec = httptest.NewRecorder()
-	a.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
+	a.web.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
 	if !strings.Contains(rec.Body.String(), "<b>1</b><span>alerts firing · 1 pending") {
 		t.Errorf("overview tiles: %s", rec.Body.String())
 	}

@@ -94,13 +94,6 @@ func (s *State) Check(name string) config.Check {
 	return s.checks[name]
 }
 
-// Labels are a check's configured labels.
-func (s *State) Labels(name string) map[string]string {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return s.checks[name].Labels
-}
-
 // Last is a check's last result (from the store until it runs again).
 func (s *State) Last(name string) (probes.Result, bool) {
 	s.mu.RLock()

@@ -83,9 +83,6 @@ type Plan struct {
 	externalURL string
 }
 
-// ExternalURL is the URL pages link to.
-func (p *Plan) ExternalURL() string { return p.externalURL }
-
 // New loads silences and the notification log and builds the pager for a
 // plan; Run starts it.
 func New(ctx context.Context, opts Options, cfg *config.Config, plan *Plan) (*Pager, error) {

@@ -174,7 +174,8 @@ func (e *Evaluator) Count(ctx context.Context, expr string) (int, error) {
 }
 
 // EvalNow scrapes and evaluates every group once at ts, whatever their
-// interval (tests, and a status page that wants fresh alerts).
+// interval, synchronously (tests that need the rules to have seen a
+// result).
 func (e *Evaluator) EvalNow(ctx context.Context, ts time.Time) {
 	e.scrape(ts)
 	for _, g := range e.manager.Groups() {

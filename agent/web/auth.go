@@ -138,14 +138,14 @@ var refusedReasons = []string{refusedHost, refusedCrossOrigin, refusedUnauthoriz
 
 // refused counts a refused request by reason.
 func (srv *Server) refused(reason string) {
-	srv.exporter.Inc("vigil_http_requests_refused_total", probes.Label{Name: "reason", Value: reason})
+	srv.opts.Metrics.Inc("vigil_http_requests_refused_total", probes.Label{Name: "reason", Value: reason})
 }
 
 // exportRefused creates every reason's series at zero, so rules and
 // dashboards see them before the first refusal.
 func (srv *Server) exportRefused() {
 	for _, r := range refusedReasons {
-		srv.exporter.Counter("vigil_http_requests_refused_total", probes.Label{Name: "reason", Value: r})
+		srv.opts.Metrics.Counter("vigil_http_requests_refused_total", probes.Label{Name: "reason", Value: r})
 	}
 }
 
@@ -159,7 +159,7 @@ func (srv *Server) secure(next http.Handler) http.Handler {
 	cop := http.NewCrossOriginProtection()
 	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		srv.refused(refusedCrossOrigin)
-		srv.log.Warn("cross-origin request refused", "method", r.Method, "path", r.URL.Path, "origin", r.Header.Get("Origin"))
+		srv.opts.Logger.Warn("cross-origin request refused", "method", r.Method, "path", r.URL.Path, "origin", r.Header.Get("Origin"))
 		httpx.WriteError(w, http.StatusForbidden, "cross-origin request refused")
 	}))
 	// Refusals are logged at most once a second: a rebinding page retries.
@@ -179,7 +179,7 @@ func (srv *Server) secure(next http.Handler) http.Handler {
 		if !srv.hosts.allowed(r.Host) && r.URL.Path != "/-/healthy" && r.URL.Path != "/-/ready" {
 			srv.refused(refusedHost)
 			if logLimit.Allow() {
-				srv.log.Warn("request for an unknown host refused (add the name with --web.allowed-host if it is this agent's)",
+				srv.opts.Logger.Warn("request for an unknown host refused (add the name with --web.allowed-host if it is this agent's)",
 					"host", r.Host, "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr)
 			}
 			httpx.WriteJSON(w, http.StatusMisdirectedRequest, client.Error{Error: fmt.Sprintf("host %q is not a name this agent answers to; "+

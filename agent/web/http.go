@@ -16,7 +16,7 @@ func (srv *Server) router() *router {
 	rt := &router{srv: srv, mux: http.NewServeMux()}
 	rt.Read("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-		srv.exporter.WritePrometheus(w)
+		srv.opts.Metrics.WritePrometheus(w)
 	})
 	rt.Open("GET /-/healthy", func(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte("Healthy\n"))
@@ -29,14 +29,14 @@ func (srv *Server) router() *router {
 		// A store that cannot be written loses history, alert state and
 		// the durability of pages: an orchestrator should know, though
 		// the agent keeps checking and paging from memory.
-		if err := srv.store.WriteHealth(); err != nil {
+		if err := srv.opts.Store.WriteHealth(); err != nil {
 			http.Error(w, "Not ready: "+err.Error(), http.StatusServiceUnavailable)
 			return
 		}
 		w.Write([]byte("Ready\n"))
 	})
 	srv.api.Routes(rt)
-	promapi.New(srv.rules).Routes(rt)
+	promapi.New(srv.opts.Rules).Routes(rt)
 	srv.site.Routes(rt)
 	return rt
 }

@@ -41,9 +41,6 @@ type Store interface {
 	WriteHealth() error
 }
 
-// Trimmer is told when a burst of work (a page render) is over.
-type Trimmer interface{ Kick() }
-
 // Options are the server's settings and the subsystems it serves.
 type Options struct {
 	// Flags are the toolkit's listen addresses, systemd socket and web
@@ -66,7 +63,7 @@ type Options struct {
 	Runbooks  api.Runbooks
 	Drills    api.Drills
 	Store     Store
-	Trimmer   Trimmer
+	Trimmer   ui.Trimmer
 	// Known are the label sets silences are checked against.
 	Known api.Known
 	// Reload re-reads the agent's config (POST /-/reload).
@@ -75,23 +72,13 @@ type Options struct {
 
 // Server serves the agent's routes. Readiness starts false (SetReady).
 type Server struct {
-	opts     Options
-	log      *slog.Logger
-	exporter Metrics
-	api      *api.API
-	state    api.Checks
-	sched    api.Scheduler
-	rules    promapi.Rules
-	pager    api.Paging
-	runbooks api.Runbooks
-	drills   api.Drills
-	store    Store
-	trim     Trimmer
-	web      *webConfig
-	hosts    *hostAllowList
-	csrf     csrfKey
-	site     *ui.Site
-	ready    atomic.Bool
+	opts  Options
+	api   *api.API
+	web   *webConfig
+	hosts *hostAllowList
+	csrf  csrfKey
+	site  *ui.Site
+	ready atomic.Bool
 }
 
 // New reads the web config file (a bad one is an error) and builds the
@@ -108,10 +95,7 @@ func New(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{opts: opts, log: opts.Logger, exporter: opts.Metrics, state: opts.Checks, sched: opts.Scheduler,
-		rules: opts.Rules, pager: opts.Paging, runbooks: opts.Runbooks, drills: opts.Drills, store: opts.Store,
-		trim: opts.Trimmer, web: wc, hosts: newHostAllowList(ListenAddresses(opts.Flags), opts.AllowedHosts),
-		csrf: newCSRFKey()}
+	s := &Server{opts: opts, web: wc, hosts: newHostAllowList(ListenAddresses(opts.Flags), opts.AllowedHosts), csrf: newCSRFKey()}
 	s.api = api.New(api.Options{Checks: opts.Checks, Scheduler: opts.Scheduler, Paging: opts.Paging, Runbooks: opts.Runbooks,
 		Drills: opts.Drills, Store: opts.Store, Known: opts.Known, Reload: opts.Reload, Logger: opts.Logger})
 	s.site = ui.NewSite(ui.SiteOptions{API: s.api, Scheduler: opts.Scheduler, Paging: opts.Paging, Runbooks: opts.Runbooks,
@@ -135,14 +119,14 @@ func (srv *Server) Serve(ctx, stop context.Context) error {
 	learned := make(chan struct{})
 	go func() {
 		defer close(learned)
-		srv.hosts.learnDNSNames(learnCtx, srv.log)
+		srv.hosts.learnDNSNames(learnCtx, srv.opts.Logger)
 	}()
 	defer func() {
 		cancelLearn()
 		<-learned
 	}()
 	srvErr := make(chan error, 1)
-	go func() { srvErr <- serveWeb(stop, hs, srv.opts.Flags, srv.web, srv.log) }()
+	go func() { srvErr <- serveWeb(stop, hs, srv.opts.Flags, srv.web, srv.opts.Logger) }()
 	var err error
 	served := false
 	select {
@@ -155,11 +139,11 @@ func (srv *Server) Serve(ctx, stop context.Context) error {
 		}
 	}
 	srv.SetReady(false)
-	srv.log.Info("shutting down")
+	srv.opts.Logger.Info("shutting down")
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	if serr := hs.Shutdown(shutdownCtx); serr != nil {
-		srv.log.Warn("http shutdown", "err", serr)
+		srv.opts.Logger.Warn("http shutdown", "err", serr)
 	}
 	if !served {
 		<-srvErr

@@ -64,17 +64,8 @@ type SiteOptions struct {
 
 // Site is the status page: its pages and forms.
 type Site struct {
-	opts     SiteOptions
-	api      *api.API
-	pages    *Pages
-	sched    api.Scheduler
-	pager    api.Paging
-	runbooks api.Runbooks
-	drills   api.Drills
-	store    api.Store
-	rules    Rules
-	trim     Trimmer
-	log      *slog.Logger
+	opts  SiteOptions
+	pages *Pages
 }
 
 // NewSite builds the status page.
@@ -82,8 +73,7 @@ func NewSite(opts SiteOptions) *Site {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Site{opts: opts, api: opts.API, pages: New(), sched: opts.Scheduler, pager: opts.Paging, runbooks: opts.Runbooks,
-		drills: opts.Drills, store: opts.Store, rules: opts.Rules, trim: opts.Trimmer, log: opts.Logger}
+	return &Site{opts: opts, pages: New()}
 }
 
 // sparkRuns is how many past runs the overview's sparklines show.
@@ -133,12 +123,12 @@ func (site *Site) page(w http.ResponseWriter, r *http.Request, nav, title string
 
 func (site *Site) render(w http.ResponseWriter, r *http.Request, status int, name string, p Page) {
 	if err := site.pages.Render(w, status, name, p); err != nil {
-		site.log.Error("status page", "page", name, "err", err)
+		site.opts.Logger.Error("status page", "page", name, "err", err)
 		http.Error(w, "cannot render page", http.StatusInternalServerError)
 	}
 	// A page is a burst of short-lived allocations (store rows, the
 	// rendered HTML); hand the heap back once the viewer goes quiet.
-	site.trim.Kick()
+	site.opts.Trimmer.Kick()
 }
 
 func (site *Site) pageError(w http.ResponseWriter, r *http.Request, status int, msg string) {
@@ -187,7 +177,7 @@ func newUICheck(v client.CheckView) uiCheck {
 }
 
 func (site *Site) pageOverview(w http.ResponseWriter, r *http.Request) {
-	views, err := site.api.CheckViews(r.Context(), sparkRuns, "", false)
+	views, err := site.opts.API.CheckViews(r.Context(), sparkRuns, "", false)
 	if err != nil {
 		site.pageError(w, r, http.StatusInternalServerError, err.Error())
 		return
@@ -222,13 +212,13 @@ func (site *Site) pageOverview(w http.ResponseWriter, r *http.Request) {
 		d.Failing += st.Failing
 		d.Steps = append(d.Steps, st)
 	}
-	if runs, err := site.store.Runs(r.Context(), 100, runbook.StateWaitingApproval); err == nil {
+	if runs, err := site.opts.Store.Runs(r.Context(), 100, runbook.StateWaitingApproval); err == nil {
 		d.Approvals = len(runs)
 	}
-	if run := site.drills.Current(); run != nil {
+	if run := site.opts.Drills.Current(); run != nil {
 		d.ActiveDrill = run.Drill.Name
 	}
-	d.Paused, _, _ = site.runbooks.State().Paused(r.Context())
+	d.Paused, _, _ = site.opts.Runbooks.State().Paused(r.Context())
 	site.render(w, r, http.StatusOK, "overview", site.page(w, r, "overview", "", d))
 }
 
@@ -246,7 +236,7 @@ type reasonCount struct {
 }
 
 func (site *Site) pageCheck(w http.ResponseWriter, r *http.Request) {
-	views, err := site.api.CheckViews(r.Context(), 200, r.PathValue("name"), false)
+	views, err := site.opts.API.CheckViews(r.Context(), 200, r.PathValue("name"), false)
 	switch {
 	case err != nil:
 		site.pageError(w, r, http.StatusInternalServerError, err.Error())
@@ -304,7 +294,7 @@ type uiAlert struct {
 
 func (site *Site) uiAlerts(now time.Time) []uiAlert {
 	var out []uiAlert
-	for _, g := range site.rules.Groups() {
+	for _, g := range site.opts.Rules.Groups() {
 		for _, rl := range g.Rules {
 			ar, ok := rl.(*rules.AlertingRule)
 			if !ok {
@@ -316,7 +306,7 @@ func (site *Site) uiAlerts(now time.Time) []uiAlert {
 				}
 				v := uiAlert{Name: al.Labels.Get("alertname"), Labels: al.Labels.Map(), Annotations: al.Annotations.Map(),
 					State: al.State.String(), ActiveAt: al.ActiveAt, Value: al.Value}
-				v.SilencedBy = site.pager.Silences().Silenced(v.Labels, now)
+				v.SilencedBy = site.opts.Paging.Silences().Silenced(v.Labels, now)
 				q := url.Values{"matchers": {`alertname="` + v.Name + `"`}}
 				if c := v.Labels["check"]; c != "" {
 					q.Add("matchers", `check="`+c+`"`)
@@ -344,7 +334,7 @@ type alertsData struct {
 
 func (site *Site) pageAlerts(w http.ResponseWriter, r *http.Request) {
 	d := alertsData{Alerts: site.uiAlerts(time.Now()), Matchers: strings.Join(r.URL.Query()["matchers"], "\n")}
-	for _, s := range site.pager.Silences().List() {
+	for _, s := range site.opts.Paging.Silences().List() {
 		if s.Status != "expired" || time.Since(s.EndsAt) < 24*time.Hour {
 			d.Silences = append(d.Silences, s)
 		}
@@ -360,9 +350,9 @@ type runbooksData struct {
 }
 
 func (site *Site) pageRunbooks(w http.ResponseWriter, r *http.Request) {
-	d := runbooksData{Runbooks: site.runbooks.Runbooks()}
-	d.Paused, d.PausedBy, _ = site.runbooks.State().Paused(r.Context())
-	runs, err := site.store.Runs(r.Context(), 100)
+	d := runbooksData{Runbooks: site.opts.Runbooks.Runbooks()}
+	d.Paused, d.PausedBy, _ = site.opts.Runbooks.State().Paused(r.Context())
+	runs, err := site.opts.Store.Runs(r.Context(), 100)
 	if err != nil {
 		site.pageError(w, r, http.StatusInternalServerError, err.Error())
 		return
@@ -385,7 +375,7 @@ type runEvent struct {
 }
 
 func (site *Site) pageRun(w http.ResponseWriter, r *http.Request) {
-	run, evs, err := site.store.Run(r.Context(), r.PathValue("id"))
+	run, evs, err := site.opts.Store.Run(r.Context(), r.PathValue("id"))
 	switch {
 	case errors.Is(err, store.ErrNoRun):
 		site.pageError(w, r, http.StatusNotFound, err.Error())
@@ -420,18 +410,18 @@ type drillsData struct {
 }
 
 func (site *Site) pageDrills(w http.ResponseWriter, r *http.Request) {
-	d := drillsData{Drills: site.api.DrillViews()}
-	if run := site.drills.Current(); run != nil {
+	d := drillsData{Drills: site.opts.API.DrillViews()}
+	if run := site.opts.Drills.Current(); run != nil {
 		rep := run.Report()
 		d.Active = &rep
 	}
-	rows, err := site.store.DrillRuns(r.Context(), "", 50)
+	rows, err := site.opts.Store.DrillRuns(r.Context(), "", 50)
 	if err != nil {
 		site.pageError(w, r, http.StatusInternalServerError, err.Error())
 		return
 	}
 	for _, row := range rows {
-		d.Runs = append(d.Runs, site.api.DrillReport(r, row))
+		d.Runs = append(d.Runs, site.opts.API.DrillReport(r, row))
 	}
 	site.render(w, r, http.StatusOK, "drills", site.page(w, r, "drills", "", d))
 }
@@ -448,7 +438,7 @@ type measure struct {
 }
 
 func (site *Site) pageDrill(w http.ResponseWriter, r *http.Request) {
-	row, err := site.store.DrillRun(r.Context(), r.PathValue("id"))
+	row, err := site.opts.Store.DrillRun(r.Context(), r.PathValue("id"))
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		site.pageError(w, r, http.StatusNotFound, err.Error())
@@ -457,7 +447,7 @@ func (site *Site) pageDrill(w http.ResponseWriter, r *http.Request) {
 		site.pageError(w, r, http.StatusInternalServerError, err.Error())
 		return
 	}
-	rep := site.api.DrillReport(r, row)
+	rep := site.opts.API.DrillReport(r, row)
 	d := drillData{Report: rep, Markdown: rep.Markdown()}
 	for name, s := range rep.Measures {
 		d.Measures = append(d.Measures, measure{name, s})
@@ -477,7 +467,7 @@ func (site *Site) formOK(w http.ResponseWriter, r *http.Request) bool {
 	}
 	if !site.opts.CSRF.Valid(httpx.User(r.Context()), r.PostForm.Get("csrf")) {
 		site.opts.OnCSRFRefused()
-		site.log.Warn("form post without a valid token refused", "path", r.URL.Path, "remote", r.RemoteAddr)
+		site.opts.Logger.Warn("form post without a valid token refused", "path", r.URL.Path, "remote", r.RemoteAddr)
 		site.pageError(w, r, http.StatusForbidden, "the form token is missing or stale: reload the page and try again")
 		return false
 	}
@@ -525,11 +515,11 @@ func (site *Site) formReload(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := site.opts.Reload(r.Context()); err != nil {
-		site.log.Error("reload failed; keeping the running config", "err", err, "by", httpx.Actor(r))
+		site.opts.Logger.Error("reload failed; keeping the running config", "err", err, "by", httpx.Actor(r))
 		site.pageError(w, r, http.StatusBadRequest, err.Error())
 		return
 	}
-	site.log.Info("config reloaded from the status page", "by", httpx.Actor(r))
+	site.opts.Logger.Info("config reloaded from the status page", "by", httpx.Actor(r))
 	back(w, r, "/", "reloaded")
 }
 
@@ -540,8 +530,8 @@ func (site *Site) formRunCheck(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
 	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Minute)
 	defer cancel()
-	site.log.Info("check run requested", "check", name, "by", httpx.Actor(r))
-	if _, err := site.sched.RunNow(ctx, name); err != nil {
+	site.opts.Logger.Info("check run requested", "check", name, "by", httpx.Actor(r))
+	if _, err := site.opts.Scheduler.RunNow(ctx, name); err != nil {
 		site.pageError(w, r, http.StatusServiceUnavailable, err.Error())
 		return
 	}
@@ -564,15 +554,15 @@ func (site *Site) formAddSilence(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := time.Now()
-	s, err := site.pager.Silences().Add(r.Context(), route.Silence{Matchers: matchers, StartsAt: now, EndsAt: now.Add(d),
+	s, err := site.opts.Paging.Silences().Add(r.Context(), route.Silence{Matchers: matchers, StartsAt: now, EndsAt: now.Add(d),
 		CreatedBy: httpx.Actor(r), Comment: r.PostForm.Get("comment")})
 	if err != nil {
 		site.pageError(w, r, http.StatusBadRequest, err.Error())
 		return
 	}
-	site.log.Info("silence added", "id", s.ID, "matchers", s.Matchers, "ends_at", s.EndsAt, "created_by", s.CreatedBy)
-	if warning := site.api.SilenceWarning(r.Context(), s); warning != "" {
-		site.log.Warn("silence matches nothing known", "id", s.ID, "matchers", s.Matchers, "why", warning)
+	site.opts.Logger.Info("silence added", "id", s.ID, "matchers", s.Matchers, "ends_at", s.EndsAt, "created_by", s.CreatedBy)
+	if warning := site.opts.API.SilenceWarning(r.Context(), s); warning != "" {
+		site.opts.Logger.Warn("silence matches nothing known", "id", s.ID, "matchers", s.Matchers, "why", warning)
 		back(w, r, "/alerts", "silenced_nomatch")
 		return
 	}
@@ -584,11 +574,11 @@ func (site *Site) formExpireSilence(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := r.PathValue("id")
-	if err := site.pager.Silences().Expire(r.Context(), id); err != nil {
+	if err := site.opts.Paging.Silences().Expire(r.Context(), id); err != nil {
 		site.pageError(w, r, http.StatusNotFound, err.Error())
 		return
 	}
-	site.log.Info("silence expired", "id", id, "by", httpx.Actor(r))
+	site.opts.Logger.Info("silence expired", "id", id, "by", httpx.Actor(r))
 	back(w, r, "/alerts", "expired")
 }
 
@@ -600,9 +590,9 @@ func (site *Site) formRunAction(w http.ResponseWriter, r *http.Request) {
 	var err error
 	switch action := r.PathValue("action"); action {
 	case "approve", "reject":
-		err = site.runbooks.Approve(id, by, action == "approve")
+		err = site.opts.Runbooks.Approve(id, by, action == "approve")
 	case "abort":
-		err = site.runbooks.Abort(r.Context(), id, by)
+		err = site.opts.Runbooks.Abort(r.Context(), id, by)
 	default:
 		site.pageError(w, r, http.StatusNotFound, "unknown action "+action)
 		return
@@ -611,7 +601,7 @@ func (site *Site) formRunAction(w http.ResponseWriter, r *http.Request) {
 		site.pageError(w, r, http.StatusConflict, err.Error())
 		return
 	}
-	site.log.Info("runbook run "+r.PathValue("action")+" from the status page", "id", id, "by", by)
+	site.opts.Logger.Info("runbook run "+r.PathValue("action")+" from the status page", "id", id, "by", by)
 	back(w, r, "/runbooks/runs/"+url.PathEscape(id), r.PathValue("action"))
 }
 
@@ -619,12 +609,12 @@ func (site *Site) formDrillRun(w http.ResponseWriter, r *http.Request) {
 	if !site.formOK(w, r) {
 		return
 	}
-	d := site.drills.ByName(r.PostForm.Get("name"))
+	d := site.opts.Drills.ByName(r.PostForm.Get("name"))
 	if d == nil {
 		site.pageError(w, r, http.StatusNotFound, "no drill named "+r.PostForm.Get("name")+" is loaded")
 		return
 	}
-	id, err := site.drills.Start(d, httpx.Actor(r))
+	id, err := site.opts.Drills.Start(d, httpx.Actor(r))
 	if err != nil {
 		site.pageError(w, r, http.StatusConflict, err.Error())
 		return
@@ -637,10 +627,10 @@ func (site *Site) formDrillAbort(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := r.PathValue("id")
-	if err := site.drills.Abort(id, httpx.Actor(r)); err != nil {
+	if err := site.opts.Drills.Abort(id, httpx.Actor(r)); err != nil {
 		site.pageError(w, r, http.StatusConflict, err.Error())
 		return
 	}
-	site.log.Warn("drill aborted", "id", id, "by", httpx.Actor(r))
+	site.opts.Logger.Warn("drill aborted", "id", id, "by", httpx.Actor(r))
 	back(w, r, "/drills/runs/"+url.PathEscape(id), "drill_aborted")
 }
