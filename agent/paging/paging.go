@@ -60,10 +60,6 @@ type Pager struct {
 	sink     *sink
 	// changed wakes Run when Apply installed a new dispatcher.
 	changed chan struct{}
-	// started is closed once Run has started the outbox: an item queued
-	// before would be loaded from the store by the start and accepted
-	// again (sent twice), so queueing waits for it.
-	started chan struct{}
 
 	mu         sync.RWMutex
 	plan       *Plan
@@ -97,7 +93,7 @@ func New(ctx context.Context, opts Options, cfg *config.Config, plan *Plan) (*Pa
 		return nil, fmt.Errorf("load silences: %w", err)
 	}
 	n := cfg.Notify
-	p := &Pager{opts: opts, silences: sil, plan: plan, changed: make(chan struct{}, 1), started: make(chan struct{}), outbox: outbox.New(outbox.Options{
+	p := &Pager{opts: opts, silences: sil, plan: plan, changed: make(chan struct{}, 1), outbox: outbox.New(outbox.Options{
 		Store: opts.Store, Logger: opts.Logger, Timeout: time.Duration(n.Timeout), MinBackoff: time.Duration(n.MinBackoff),
 		MaxBackoff: time.Duration(n.MaxBackoff), MaxAge: time.Duration(n.MaxAge),
 	})}
@@ -230,7 +226,6 @@ func (p *Pager) Run(ctx context.Context) error {
 		return fmt.Errorf("start outbox: %w", err)
 	}
 	defer p.outbox.Wait()
-	close(p.started)
 	var running *route.Dispatcher
 	stop := func() {}
 	for {
@@ -286,9 +281,6 @@ func (p *Pager) Apply(plan *Plan) {
 // Alerts routes alerts through the dispatcher and queues them for every
 // Alertmanager peer (drill alerts only for peers that take them).
 func (p *Pager) Alerts(ctx context.Context, alerts []notify.Alert) {
-	if p.waitStarted(ctx) != nil {
-		return
-	}
 	p.mu.RLock()
 	plan, d := p.plan, p.dispatcher
 	p.mu.RUnlock()
@@ -349,20 +341,7 @@ func (p *Pager) NotifyDrill(ctx context.Context, drillID, receiver, title, messa
 	return p.send(ctx, to, receiver, title, message, map[string]string{"drill": "true", "drill_id": drillID})
 }
 
-// waitStarted waits until Run has started the outbox.
-func (p *Pager) waitStarted(ctx context.Context) error {
-	select {
-	case <-p.started:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("paging not started: %w", context.Cause(ctx))
-	}
-}
-
 func (p *Pager) send(ctx context.Context, to, receiver, title, message string, extra map[string]string) error {
-	if err := p.waitStarted(ctx); err != nil {
-		return err
-	}
 	p.mu.RLock()
 	plan := p.plan
 	p.mu.RUnlock()

@@ -390,13 +390,28 @@ func (o *Outbox) Accept(items []*store.OutboxItem) {
 			continue
 		}
 		w.mu.Lock()
-		w.queue = append(w.queue, it)
+		// An item committed before Start may have been loaded with the
+		// pending ones already: queued twice, it would be sent twice.
+		if !w.queued(it.ID) {
+			w.queue = append(w.queue, it)
+		}
 		w.mu.Unlock()
 		touched[w] = true
 	}
 	for w := range touched {
 		w.poke()
 	}
+}
+
+// queued reports whether the item with that ID is in the queue; w.mu
+// held.
+func (w *worker) queued(id int64) bool {
+	for _, it := range w.queue {
+		if it.ID == id {
+			return true
+		}
+	}
+	return false
 }
 
 func (w *worker) poke() {

@@ -384,3 +384,36 @@ func TestReloadAfterStop(t *testing.T) {
 		t.Errorf("pending = %+v, want the item for u", pending)
 	}
 }
+
+// TestAcceptAfterStartLoadedIt: an item committed before Start and handed
+// over (Accept) after it was loaded with the pending ones is sent once.
+func TestAcceptAfterStartLoadedIt(t *testing.T) {
+	st := openStore(t, filepath.Join(t.TempDir(), "v.db"))
+	defer st.Close()
+	up := &scripted{}
+	o := New(fast(st))
+	items, err := o.Items(msg("g", false, time.Now()), "g", []string{"t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Enqueue(context.Background(), items); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer func() { cancel(); o.Wait() }()
+	if err := o.Start(ctx, []Target{{Name: "t", Receiver: "oncall", Integration: "webhook", Notifier: up}}); err != nil {
+		t.Fatal(err)
+	}
+	o.Accept(items)
+	testenv.Eventually(t, 10*time.Second, "an empty queue after a delivery", func() bool {
+		for _, q := range o.Queues() {
+			if q.Pending > 0 {
+				return false
+			}
+		}
+		return len(up.acked()) > 0
+	})
+	if got := up.acked(); len(got) != 1 {
+		t.Errorf("delivered %v, want once", got)
+	}
+}
