@@ -120,6 +120,12 @@ type worker struct {
 	slots int                 // free concurrency slots
 	stop  chan struct{}
 	gone  bool // removed by a reload: drains nothing, keeps items on disk
+	// loaded are the IDs read from the store when the worker started: an
+	// item committed just before and handed over (Accept) just after is
+	// one of them, queued, in flight or sent already, and must not be
+	// queued again. Entries go as they are matched; the set never grows
+	// past what the start read.
+	loaded map[int64]bool
 }
 
 // New returns an outbox; call Start to load pending items and deliver.
@@ -265,6 +271,10 @@ func (o *Outbox) startWorkers(ctx context.Context, workers []*worker) {
 	for _, w := range workers {
 		w.mu.Lock()
 		w.queue = append(w.queue, byTarget[w.target.Name]...)
+		w.loaded = make(map[int64]bool, len(byTarget[w.target.Name]))
+		for _, it := range byTarget[w.target.Name] {
+			w.loaded[it.ID] = true
+		}
 		w.mu.Unlock()
 		o.wg.Add(1)
 		go w.run(ctx)
@@ -390,9 +400,9 @@ func (o *Outbox) Accept(items []*store.OutboxItem) {
 			continue
 		}
 		w.mu.Lock()
-		// An item committed before Start may have been loaded with the
-		// pending ones already: queued twice, it would be sent twice.
-		if !w.queued(it.ID) {
+		if w.loaded[it.ID] {
+			delete(w.loaded, it.ID) // loaded at the start: not twice
+		} else {
 			w.queue = append(w.queue, it)
 		}
 		w.mu.Unlock()
@@ -401,17 +411,6 @@ func (o *Outbox) Accept(items []*store.OutboxItem) {
 	for w := range touched {
 		w.poke()
 	}
-}
-
-// queued reports whether the item with that ID is in the queue; w.mu
-// held.
-func (w *worker) queued(id int64) bool {
-	for _, it := range w.queue {
-		if it.ID == id {
-			return true
-		}
-	}
-	return false
 }
 
 func (w *worker) poke() {
