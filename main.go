@@ -4,6 +4,9 @@ package main
 
 import (
 	"os"
+	// Time zones (maintenance windows, Asia/Shanghai) resolve on hosts and
+	// images without a zoneinfo database.
+	_ "time/tzdata"
 
 	"github.com/vigil-project/vigil/agent/cli"
 )

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http/httptest"
 	"net/url"
@@ -240,5 +241,83 @@ checks:
 	a.web.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
 	if !strings.Contains(rec.Body.String(), "<b>1</b><span>alerts firing · 1 pending") {
 		t.Errorf("overview tiles: %s", rec.Body.String())
+	}
+}
+
+// TestMaintenanceWindowShown: an alert whose route is in a maintenance
+// window reads "in maintenance" on the alerts page (with the window's
+// name), is not counted as needing attention, and the window is listed
+// by the overview, the API and /metrics.
+func TestMaintenanceWindowShown(t *testing.T) {
+	a := newTestAgent(t)
+	dir := filepath.Dir(a.state.Config().File)
+	writeFile(t, filepath.Join(dir, "ui.rules.yml"), `groups:
+  - name: ui
+    rules:
+      - alert: TaxUpstreamDown
+        expr: vigil_check_success{check="impossible-disk"} == 0
+      - alert: HostCheckFailing
+        expr: vigil_check_success{check="impossible-disk"} == 0
+`)
+	writeFile(t, a.state.Config().File, `rule_files: [ui.rules.yml]
+checks:
+  - name: impossible-disk
+    type: host
+    host: {cpu_sample: 10ms, cpu_max: 1, memory_max: 1, disk_free_min: 1}
+notify:
+  time_intervals:
+    - name: tax-maintenance
+      time_intervals: [{weekdays: ['sunday:saturday'], location: Asia/Shanghai}]
+    - name: far-future
+      time_intervals: [{years: ['2099']}]
+  route:
+    receiver: oncall
+    routes:
+      - matchers: [alertname=TaxUpstreamDown]
+        mute_time_intervals: [tax-maintenance]
+  receivers:
+    - name: oncall
+      webhook_configs: [{url: "http://127.0.0.1:9/hook"}]
+`)
+	ctx := context.Background()
+	if err := a.Reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.sched.RunNow(ctx, "impossible-disk"); err != nil {
+		t.Fatal(err)
+	}
+	a.rules.EvalNow(ctx, time.Now())
+	get := func(path string) string {
+		rec := httptest.NewRecorder()
+		a.web.Handler().ServeHTTP(rec, httptest.NewRequest("GET", path, nil))
+		if rec.Code != 200 {
+			t.Fatalf("GET %s: %d %s", path, rec.Code, rec.Body)
+		}
+		return rec.Body.String()
+	}
+	for path, wants := range map[string][]string{
+		"/alerts": {`data-alert="TaxUpstreamDown" data-state="firing"`, `<span class="badge muted">in maintenance</span><br><small>tax-maintenance</small>`,
+			`<tr class="window" data-window="tax-maintenance" data-active="true">`, `<tr class="window" data-window="far-future" data-active="false">`,
+			`<code>oncall {alertname=&#34;TaxUpstreamDown&#34;}</code> sends nothing within it`},
+		"/":        {`data-window="tax-maintenance"`, "<b>1</b><span>alerts firing"},
+		"/metrics": {`vigil_notify_time_interval_active{time_interval="tax-maintenance"} 1`, `vigil_notify_time_interval_active{time_interval="far-future"} 0`},
+	} {
+		body := get(path)
+		for _, want := range wants {
+			if !strings.Contains(body, want) {
+				t.Errorf("%s lacks %q", path, want)
+			}
+		}
+	}
+	var api struct {
+		TimeIntervals []route.Window `json:"time_intervals"`
+	}
+	if err := json.Unmarshal([]byte(get("/api/v1/time_intervals")), &api); err != nil {
+		t.Fatal(err)
+	}
+	got := fmt.Sprintf("%+v", api.TimeIntervals)
+	want := `[{Name:far-future Active:false NextChange:2099-01-01 00:00:00 +0000 UTC MutedRoutes:[] ActiveRoutes:[]} {Name:tax-maintenance Active:true NextChange:0001-01-01 00:00:00 +0000 UTC MutedRoutes:[oncall {alertname="TaxUpstreamDown"}] ActiveRoutes:[]}]`
+	if got != want {
+		t.Errorf("/api/v1/time_intervals = %s\nwant %s", got, want)
 	}
 }

@@ -7,7 +7,9 @@ import (
 	"net/url"
 	"reflect"
 	"regexp"
+	"slices"
 	"strings"
+	"time"
 
 	"github.com/prometheus/common/model"
 	"gopkg.in/yaml.v3"
@@ -32,7 +34,11 @@ type Notify struct {
 	Alertmanagers []alertmanager.Config `yaml:"alertmanagers" json:"alertmanagers,omitempty"`
 	Route         *route.Config         `yaml:"route" json:"route,omitempty"`
 	InhibitRules  []route.InhibitConfig `yaml:"inhibit_rules" json:"inhibit_rules,omitempty"`
-	Receivers     []Receiver            `yaml:"receivers" json:"receivers,omitempty"`
+	// TimeIntervals are named maintenance windows (Alertmanager's format)
+	// that routes mute with (mute_time_intervals) or page only within
+	// (active_time_intervals).
+	TimeIntervals []route.TimeIntervalConfig `yaml:"time_intervals" json:"time_intervals,omitempty"`
+	Receivers     []Receiver                 `yaml:"receivers" json:"receivers,omitempty"`
 	// DrillReceiver receives alerts labelled drill="true" instead of the
 	// route tree; when unset, drill alerts are not sent anywhere.
 	DrillReceiver string `yaml:"drill_receiver" json:"drill_receiver,omitempty"`
@@ -228,6 +234,17 @@ func (d *decoder) validateNotify(root *yaml.Node, n *Notify) {
 	for i := range n.Alertmanagers {
 		report(fmt.Sprintf("alertmanagers.%d", i), "", n.Alertmanagers[i].Validate())
 	}
+	intervals := []string{}
+	for i := range n.TimeIntervals {
+		ti := &n.TimeIntervals[i]
+		base := fmt.Sprintf("time_intervals.%d", i)
+		if slices.Contains(intervals, ti.Name) {
+			d.errorf(at(base+".name"), show(base+".name"), "duplicate time interval name %q", ti.Name)
+		} else {
+			intervals = append(intervals, ti.Name)
+		}
+		report(base, "", ti.Validate(time.Now()))
+	}
 	names := []string{}
 	seen := map[string]bool{}
 	for i := range n.Receivers {
@@ -259,7 +276,7 @@ func (d *decoder) validateNotify(root *yaml.Node, n *Notify) {
 			d.errorf(nn, "notify.route", "receivers are configured but no route says which alerts go to them")
 		}
 	} else {
-		report("route", "", n.Route.Validate(names))
+		report("route", "", n.Route.Validate(names, intervals))
 	}
 	for i := range n.InhibitRules {
 		report(fmt.Sprintf("inhibit_rules.%d", i), "", n.InhibitRules[i].Validate())

@@ -161,3 +161,59 @@ func TestReceiverSecrets(t *testing.T) {
 		}
 	}
 }
+
+// TestTimeIntervalErrors: each maintenance-window mistake is reported at
+// its file and line: an unknown time zone, a window that never occurs, a
+// duplicate name, a route naming a window that does not exist.
+func TestTimeIntervalErrors(t *testing.T) {
+	const head = "notify:\n  receivers: [{name: r, webhook_configs: [{url: http://a}]}]\n"
+	tests := []struct {
+		name, body string
+		want       []string
+	}{
+		{"unknown time zone", `  route: {receiver: r}
+  time_intervals:
+    - name: nightly
+      time_intervals:
+        - times: [{start_time: "00:00", end_time: "02:00"}]
+          location: Asia/Shanghia
+`, []string{`x.yml:8:21: notify.time_intervals[0].time_intervals[0].location: unknown time zone Asia/Shanghia`}},
+		{"never occurs", `  route: {receiver: r}
+  time_intervals:
+    - name: nightly
+      time_intervals:
+        - {days_of_month: ['30'], months: [february]}
+`, []string{`x.yml:7:11: notify.time_intervals[0].time_intervals[0]: never occurs from now on (checked 8 years ahead)`}},
+		{"bad times", `  route: {receiver: r}
+  time_intervals:
+    - name: nightly
+      time_intervals:
+        - times: [{start_time: "25:00", end_time: "26:00"}]
+`, []string{`x.yml:7:19: notify.time_intervals[0].time_intervals[0].times[0]: couldn't parse timestamp 25:00, invalid format`}},
+		{"duplicate and unknown", `  route:
+    receiver: r
+    routes:
+      - matchers: [team=tax]
+        mute_time_intervals: [nightly, nigthly]
+  time_intervals:
+    - name: nightly
+      time_intervals: [{weekdays: [monday]}]
+    - name: nightly
+      time_intervals: [{weekdays: [tuesday]}]
+`, []string{
+			`x.yml:7:40: notify.route.routes[0].mute_time_intervals[1]: unknown time interval "nigthly" (notify.time_intervals has: nightly)`,
+			`x.yml:11:7: notify.time_intervals[1].name: duplicate time interval name "nightly"`,
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse("x.yml", []byte(head+tt.body))
+			if err == nil {
+				t.Fatal("no error")
+			}
+			if got, want := err.Error(), strings.Join(tt.want, "\n"); got != want {
+				t.Errorf("errors:\n%s\nwant:\n%s", got, want)
+			}
+		})
+	}
+}

@@ -44,10 +44,17 @@ type oracleStep struct {
 type oracleAlert struct {
 	labels   map[string]string
 	resolved bool
+	// age is how long before the step the alert started (zero: at the step).
+	age time.Duration
 }
 
 func fire(lbls ...string) oracleAlert    { return oracleAlert{labels: labelMap(lbls)} }
 func resolve(lbls ...string) oracleAlert { return oracleAlert{labels: labelMap(lbls), resolved: true} }
+
+// fireOld is an alert that started age before the step.
+func fireOld(age time.Duration, lbls ...string) oracleAlert {
+	return oracleAlert{labels: labelMap(lbls), age: age}
+}
 
 func labelMap(kv []string) map[string]string {
 	m := map[string]string{}
@@ -66,6 +73,12 @@ type oracleCase struct {
 	recv    map[string]bool
 	steps   []oracleStep
 	settled time.Duration // after the last step
+	// quietUntil: vigil must send nothing before this time (a maintenance
+	// window's end), so the scenario cannot pass by never muting.
+	quietUntil time.Time
+	// prepare, when set, fills in the case as it starts (wall-clock
+	// windows must be computed then, not when the cases are listed).
+	prepare func(tc *oracleCase)
 }
 
 func TestAlertmanagerOracle(t *testing.T) {
@@ -164,10 +177,38 @@ func TestAlertmanagerOracle(t *testing.T) {
 				}},
 			},
 		},
+		{
+			// Flushes at 1s, 3s, 5s, 7s, 9s, 11s: the same alert is paged
+			// again at the first flush 5s after the last page (7s), not
+			// at any flush before.
+			name:    "repeat_interval",
+			route:   "route:\n  receiver: oncall\n  group_by: [alertname]\n  group_wait: 1s\n  group_interval: 2s\n  repeat_interval: 5s\n",
+			recv:    map[string]bool{"oncall": true},
+			steps:   []oracleStep{{at: 0, alerts: []oracleAlert{fire("alertname", "InvoiceQRFailing")}}},
+			settled: 8 * time.Second,
+		},
+		{
+			// An alert that started long before it arrives is not held for
+			// group_wait (a restart, a late sender): its new group is
+			// flushed at once, and an alert joining it half a second later
+			// waits for group_interval.
+			name:  "an alert older than group_wait is flushed at once",
+			route: "route:\n  receiver: oncall\n  group_by: [team]\n  group_wait: 3s\n  group_interval: 2s\n  repeat_interval: 1h\n",
+			recv:  map[string]bool{"oncall": true},
+			steps: []oracleStep{
+				{at: 0, alerts: []oracleAlert{fireOld(time.Minute, "alertname", "A", "team", "ops")}},
+				{at: 500 * time.Millisecond, alerts: []oracleAlert{fire("alertname", "B", "team", "ops")}},
+			},
+		},
 	}
+	cases = append(cases, maintenanceCases(timers)...)
+	cases = append(cases, oracleCase{name: "a maintenance window ends: what still fires is paged", prepare: windowEnds(timers)})
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
+			if tc.prepare != nil {
+				tc.prepare(&tc)
+			}
 			if tc.settled == 0 {
 				tc.settled = 5 * time.Second
 			}
@@ -180,7 +221,7 @@ func TestAlertmanagerOracle(t *testing.T) {
 				now := time.Now()
 				var alerts []notify.Alert
 				for _, a := range st.alerts {
-					na := notify.Alert{Labels: a.labels, StartsAt: now, EndsAt: now.Add(time.Hour), Fingerprint: notify.Fingerprint(a.labels)}
+					na := notify.Alert{Labels: a.labels, StartsAt: now.Add(-a.age), EndsAt: now.Add(time.Hour), Fingerprint: notify.Fingerprint(a.labels)}
 					if a.resolved {
 						na.StartsAt, na.EndsAt = now.Add(-time.Minute), now
 					}
@@ -195,6 +236,9 @@ func TestAlertmanagerOracle(t *testing.T) {
 				}
 			}
 			time.Sleep(tc.settled)
+			if first := vigilRec.first(); !tc.quietUntil.IsZero() && first.Before(tc.quietUntil) {
+				t.Errorf("vigil sent at %s, inside the maintenance window (until %s)", first.Format(time.TimeOnly), tc.quietUntil.Format(time.TimeOnly))
+			}
 			am, vg := amRec.summary(), vigilRec.summary()
 			switch {
 			case am != vg:
@@ -250,8 +294,19 @@ func startVigil(t *testing.T, cfgYAML string) *Pager {
 type recorder struct {
 	srv *httptest.Server
 
-	mu   sync.Mutex
-	msgs []webhookMsg
+	mu    sync.Mutex
+	msgs  []webhookMsg
+	times []time.Time
+}
+
+// first is when the first notification arrived (zero if none did).
+func (r *recorder) first() time.Time {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.times) == 0 {
+		return time.Time{}
+	}
+	return r.times[0]
 }
 
 type webhookMsg struct {
@@ -274,6 +329,7 @@ func newRecorder(t *testing.T) *recorder {
 		}
 		r.mu.Lock()
 		r.msgs = append(r.msgs, m)
+		r.times = append(r.times, time.Now())
 		r.mu.Unlock()
 	}))
 	t.Cleanup(r.srv.Close)
@@ -415,5 +471,60 @@ func silenceBoth(t *testing.T, amURL string, p *Pager, matchers []string) {
 	if _, err := p.Silences().Add(context.Background(), route.Silence{Matchers: matchers, StartsAt: now, EndsAt: now.Add(time.Hour),
 		CreatedBy: "test", Comment: "oracle"}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func intervalRoute(team, kind, name string) string {
+	return fmt.Sprintf("    - matchers: ['team=\"%s\"']\n      %s_time_intervals: [%s]\n", team, kind, name)
+}
+
+// maintenanceCases are the time-interval scenarios with windows that hold
+// always or never.
+func maintenanceCases(timers string) []oracleCase {
+	intervals := "time_intervals:\n" +
+		"  - name: always\n    time_intervals: [{weekdays: ['sunday:saturday']}]\n" +
+		"  - name: far-future\n    time_intervals: [{years: ['2099']}]\n"
+	route := intervalRoute
+	return []oracleCase{
+		{
+			name: "mute_time_intervals and active_time_intervals",
+			route: "route:\n  receiver: oncall\n  group_by: [alertname, team]\n" + timers + "  routes:\n" +
+				route("tax", "mute", "always") + route("night", "active", "far-future") +
+				route("ops", "active", "always") + route("db", "mute", "far-future") + intervals,
+			recv: map[string]bool{"oncall": true},
+			steps: []oracleStep{
+				{at: 0, alerts: []oracleAlert{fire("alertname", "A", "team", "tax"), fire("alertname", "A", "team", "night"),
+					fire("alertname", "A", "team", "ops"), fire("alertname", "A", "team", "db")}},
+				{at: 4 * time.Second, alerts: []oracleAlert{resolve("alertname", "A", "team", "tax"), resolve("alertname", "A", "team", "ops")}},
+			},
+		},
+	}
+}
+
+// windowEnds is a window of wall-clock minutes that ends at the next
+// minute boundary at least 10s away: what fired inside it is paged at the
+// first flush after it ends, by both, and what resolved inside it never.
+func windowEnds(timers string) func(tc *oracleCase) {
+	return func(tc *oracleCase) {
+		now := time.Now().UTC()
+		end := now.Truncate(time.Minute).Add(time.Minute)
+		if time.Until(end) < 10*time.Second {
+			end = end.Add(time.Minute)
+		}
+		hhmm := func(t time.Time) string {
+			if t.Day() != now.Day() {
+				return "24:00"
+			}
+			return t.Format("15:04")
+		}
+		tc.route = "route:\n  receiver: oncall\n  group_by: [alertname]\n" + timers + "  routes:\n" + intervalRoute("tax", "mute", "window") +
+			fmt.Sprintf("time_intervals:\n  - name: window\n    time_intervals: [{times: [{start_time: '%s', end_time: '%s'}]}]\n", now.Format("15:04"), hhmm(end))
+		tc.recv = map[string]bool{"oncall": true}
+		tc.steps = []oracleStep{
+			{at: 0, alerts: []oracleAlert{fire("alertname", "UpstreamUnreachable", "team", "tax"), fire("alertname", "Blip", "team", "tax")}},
+			{at: 2 * time.Second, alerts: []oracleAlert{resolve("alertname", "Blip", "team", "tax")}},
+		}
+		tc.settled = time.Until(end) + 5*time.Second
+		tc.quietUntil = end
 	}
 }

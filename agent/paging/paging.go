@@ -75,6 +75,7 @@ type Plan struct {
 	resolved    map[string]bool
 	route       *route.Route
 	inhibit     []*route.Inhibitor
+	intervals   *route.TimeIntervals
 	drill       string
 	externalURL string
 }
@@ -141,6 +142,9 @@ func BuildPlan(cfg *config.Config, externalURL string) (*Plan, error) {
 		}
 		plan.route = rt
 	}
+	if len(n.TimeIntervals) > 0 {
+		plan.intervals = route.CompileTimeIntervals(n.TimeIntervals)
+	}
 	for i := range n.InhibitRules {
 		in, err := n.InhibitRules[i].Compile()
 		if err != nil {
@@ -185,8 +189,8 @@ func Check(cfg *config.Config) (string, error) {
 	if len(plan.targets) == 0 {
 		return "", nil
 	}
-	return fmt.Sprintf("paging: %d Alertmanager peer(s), %d receiver(s) with %d integration(s), %d route(s), %d inhibit rule(s)",
-		len(plan.peers), len(plan.receivers), len(plan.targets)-len(plan.peers), countRoutes(cfg.Notify.Route), len(plan.inhibit)), nil
+	return fmt.Sprintf("paging: %d Alertmanager peer(s), %d receiver(s) with %d integration(s), %d route(s), %d inhibit rule(s), %d time interval(s)",
+		len(plan.peers), len(plan.receivers), len(plan.targets)-len(plan.peers), countRoutes(cfg.Notify.Route), len(plan.inhibit), len(plan.intervals.Names())), nil
 }
 
 // countRoutes counts the nodes of a route tree (the root included).
@@ -206,7 +210,7 @@ func (p *Pager) newDispatcher(plan *Plan) *route.Dispatcher {
 		return nil
 	}
 	return route.NewDispatcher(route.Options{
-		Route: plan.route, Inhibit: plan.inhibit, Silences: p.silences, Sink: p.sink, DrillReceiver: plan.drill,
+		Route: plan.route, Inhibit: plan.inhibit, Silences: p.silences, TimeIntervals: plan.intervals, Sink: p.sink, DrillReceiver: plan.drill,
 		ExternalURL: plan.externalURL, Logger: p.opts.Logger,
 		SendResolved: func(r string) bool { return plan.resolved[r] },
 		OnDrop:       p.opts.OnDrillDropped,
@@ -318,8 +322,44 @@ func (p *Pager) Silences() *route.Silences { return p.silences }
 // Queues describes the outbox queues per target.
 func (p *Pager) Queues() []outbox.Stats { return p.outbox.Queues() }
 
-// WritePrometheus writes the outbox's metrics.
-func (p *Pager) WritePrometheus(w io.Writer) { p.outbox.WritePrometheus(w) }
+// WritePrometheus writes the outbox's metrics and whether each
+// maintenance window holds.
+func (p *Pager) WritePrometheus(w io.Writer) {
+	p.outbox.WritePrometheus(w)
+	ws := p.Maintenance(time.Now())
+	if len(ws) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "# HELP vigil_notify_time_interval_active 1 while the named time interval (notify.time_intervals) holds: routes that mute with it send nothing, routes active only within it page.")
+	fmt.Fprintln(w, "# TYPE vigil_notify_time_interval_active gauge")
+	for _, mw := range ws {
+		v := 0
+		if mw.Active {
+			v = 1
+		}
+		fmt.Fprintf(w, "vigil_notify_time_interval_active{time_interval=%q} %d\n", mw.Name, v)
+	}
+}
+
+// Maintenance lists the configured time intervals at now, by name.
+func (p *Pager) Maintenance(now time.Time) []route.Window {
+	p.mu.RLock()
+	plan := p.plan
+	p.mu.RUnlock()
+	return route.Maintenance(plan.route, plan.intervals, now)
+}
+
+// Muted says why an alert with these labels is not paged now: silences,
+// inhibition, maintenance windows.
+func (p *Pager) Muted(lbls map[string]string) route.Mute {
+	p.mu.RLock()
+	d := p.dispatcher
+	p.mu.RUnlock()
+	if d == nil {
+		return route.Mute{SilencedBy: p.silences.Silenced(lbls, time.Now())}
+	}
+	return d.Muted(lbls)
+}
 
 // NotifyReceiver sends a runbook's notify step to a receiver through the
 // outbox, as an alert named RunbookNotification.

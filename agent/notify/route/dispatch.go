@@ -53,7 +53,9 @@ type Options struct {
 	Route    *Route
 	Inhibit  []*Inhibitor
 	Silences *Silences
-	Sink     Sink
+	// TimeIntervals are the maintenance windows routes name; nil when none.
+	TimeIntervals *TimeIntervals
+	Sink          Sink
 	// SendResolved reports whether a receiver wants resolved notifications.
 	SendResolved func(receiver string) bool
 	// DrillReceiver takes alerts labelled drill="true"; when empty they are
@@ -70,8 +72,10 @@ type Options struct {
 // Dispatcher groups alerts by route and group labels and hands each group
 // to the sink when its timers say so.
 type Dispatcher struct {
-	opts  Options
-	drill *Route
+	opts Options
+	// drill holds, for each node of the route tree, the route its drill
+	// alerts take instead: the drill receiver with the node's timings.
+	drill map[*Route]*Route
 
 	mu     sync.Mutex
 	groups map[string]*group
@@ -105,15 +109,22 @@ func NewDispatcher(opts Options) *Dispatcher {
 	}
 	d := &Dispatcher{opts: opts, groups: map[string]*group{}, active: map[string]notify.Alert{}, wake: make(chan struct{}, 1)}
 	if opts.DrillReceiver != "" {
-		r := *opts.Route
-		r.Receiver, r.Key, r.Routes, r.Matchers = opts.DrillReceiver, "{drill}", nil, nil
-		// Each drill is its own incident: its alerts form their own groups
-		// (a fresh group_wait), not updates of the last drill's group held
-		// back by group_interval.
-		if !r.GroupByAll && !slices.Contains(r.GroupBy, "drill_id") {
-			r.GroupBy = append(slices.Clone(r.GroupBy), "drill_id")
-		}
-		d.drill = &r
+		d.drill = map[*Route]*Route{}
+		opts.Route.walk(func(node *Route) {
+			// A drill alert is timed as the real one would be (the drill
+			// measures the real time to page), but goes to the drill
+			// receiver and ignores maintenance windows: a drill is planned.
+			r := *node
+			r.Receiver, r.Key, r.Routes, r.Matchers = opts.DrillReceiver, "{drill}"+node.Key, nil, nil
+			r.MuteTimeIntervals, r.ActiveTimeIntervals = nil, nil
+			// Each drill is its own incident: its alerts form their own
+			// groups (a fresh group_wait), not updates of the last drill's
+			// group held back by group_interval.
+			if !r.GroupByAll && !slices.Contains(r.GroupBy, "drill_id") {
+				r.GroupBy = append(slices.Clone(r.GroupBy), "drill_id")
+			}
+			d.drill[node] = &r
+		})
 	}
 	return d
 }
@@ -141,7 +152,9 @@ func (d *Dispatcher) Put(alerts []notify.Alert) {
 				}
 				continue
 			}
-			routes = []*Route{d.drill}
+			// The first route the alert would take, once: a drill pages
+			// the drill receiver once however many routes continue.
+			routes = []*Route{d.drill[d.opts.Route.Match(a.Labels)[0]]}
 		} else {
 			routes = d.opts.Route.Match(a.Labels)
 		}
@@ -153,6 +166,13 @@ func (d *Dispatcher) Put(alerts []notify.Alert) {
 				// A resolved alert may open a group too: the log decides at
 				// flush whether the receiver was paged for it.
 				g = &group{route: r, key: r.GroupKey(gl), labels: gl, alerts: map[string]notify.Alert{}, next: now.Add(r.GroupWait)}
+				// An alert that started longer than group_wait ago (one
+				// that fired before a restart or a reload, or reached us
+				// late) is not held back again: Alertmanager flushes its
+				// new group at once.
+				if !a.StartsAt.IsZero() && a.StartsAt.Add(r.GroupWait).Before(now) {
+					g.next = now
+				}
 				d.groups[key] = g
 			}
 			old, seen := g.alerts[a.Fingerprint]
@@ -290,6 +310,15 @@ func (d *Dispatcher) prepare(ctx context.Context, g *group, now time.Time) (*Not
 	receiver, rt := g.route.Receiver, g.route
 	d.mu.Unlock()
 
+	// In a maintenance window the flush sends nothing and records nothing,
+	// as Alertmanager's time stages do: what still fires when the window
+	// ends is paged at the next group_interval.
+	if by := d.opts.TimeIntervals.MutedBy(rt, now); len(by) > 0 {
+		d.opts.Logger.Info("notification not sent: route in a maintenance window", "receiver", receiver,
+			"group", g.key, "time_intervals", strings.Join(by, ","), "firing", len(firing))
+		return nil, nil
+	}
+
 	sendResolved := d.opts.SendResolved(receiver)
 	entry := LogEntry{FiringHash: alertSet(firing), ResolvedHash: alertSet(resolved), SentAt: now}
 	last, ok, err := d.opts.Sink.LastSent(ctx, receiver, g.key)
@@ -370,16 +399,52 @@ func isSubset(a, b string) bool {
 	return true
 }
 
-// Muted reports why an alert is not sent: the silences matching it and
-// whether an inhibit rule mutes it.
-func (d *Dispatcher) Muted(lbls map[string]string) (silencedBy []string, inhibited bool) {
+// Mute is why an alert is not paged now.
+type Mute struct {
+	// SilencedBy are the IDs of the silences matching it.
+	SilencedBy []string
+	// Inhibited: an inhibit rule mutes it.
+	Inhibited bool
+	// TimeIntervals are the maintenance windows that keep every route it
+	// goes to from paging now (empty if any route pages).
+	TimeIntervals []string
+}
+
+// Muted reports why an alert with these labels is not sent now.
+func (d *Dispatcher) Muted(lbls map[string]string) Mute {
 	now := d.opts.Now()
+	var m Mute
 	if d.opts.Silences != nil {
-		silencedBy = d.opts.Silences.Silenced(lbls, now)
+		m.SilencedBy = d.opts.Silences.Silenced(lbls, now)
+	}
+	if lbls["drill"] != "true" {
+		m.TimeIntervals = MaintenanceOf(d.opts.Route, d.opts.TimeIntervals, lbls, now)
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return silencedBy, d.inhibitedLocked(lbls, notify.Fingerprint(lbls))
+	m.Inhibited = d.inhibitedLocked(lbls, notify.Fingerprint(lbls))
+	return m
+}
+
+// MaintenanceOf names the maintenance windows that keep every route an
+// alert with lbls goes to from paging at now; empty if some route pages.
+func MaintenanceOf(root *Route, tis *TimeIntervals, lbls map[string]string, now time.Time) []string {
+	if root == nil || tis == nil {
+		return nil
+	}
+	var by []string
+	for _, r := range root.Match(lbls) {
+		m := tis.MutedBy(r, now)
+		if len(m) == 0 {
+			return nil
+		}
+		for _, n := range m {
+			if !slices.Contains(by, n) {
+				by = append(by, n)
+			}
+		}
+	}
+	return by
 }
 
 func (d *Dispatcher) mutedLocked(a notify.Alert, now time.Time) bool {

@@ -79,7 +79,13 @@ type Config struct {
 	GroupInterval  *model.Duration `yaml:"group_interval" json:"group_interval,omitempty"`
 	RepeatInterval *model.Duration `yaml:"repeat_interval" json:"repeat_interval,omitempty"`
 	Continue       bool            `yaml:"continue" json:"continue,omitempty"`
-	Routes         []Config        `yaml:"routes" json:"routes,omitempty"`
+	// MuteTimeIntervals name maintenance windows (notify.time_intervals)
+	// during which this route sends nothing; ActiveTimeIntervals, windows
+	// outside which it sends nothing. As in Alertmanager, neither is
+	// inherited by child routes, and the root route takes neither.
+	MuteTimeIntervals   []string `yaml:"mute_time_intervals" json:"mute_time_intervals,omitempty"`
+	ActiveTimeIntervals []string `yaml:"active_time_intervals" json:"active_time_intervals,omitempty"`
+	Routes              []Config `yaml:"routes" json:"routes,omitempty"`
 }
 
 // Defaults of the root route, as in Alertmanager.
@@ -99,18 +105,23 @@ type Route struct {
 	GroupInterval  time.Duration
 	RepeatInterval time.Duration
 	Continue       bool
-	Routes         []*Route
+	// MuteTimeIntervals and ActiveTimeIntervals name the route's
+	// maintenance windows (see TimeIntervals.MutedBy).
+	MuteTimeIntervals   []string
+	ActiveTimeIntervals []string
+	Routes              []*Route
 	// Key identifies the node in the tree (its path), for group keys.
 	Key string
 }
 
-// Validate checks a tree: every node's matchers parse, receivers exist,
-// durations are positive. receivers lists the configured receiver names.
-func (c *Config) Validate(receivers []string) error {
-	return c.validate("", receivers, true)
+// Validate checks a tree: every node's matchers parse, receivers and time
+// intervals exist, durations are positive. receivers lists the configured
+// receiver names, intervals the time interval names.
+func (c *Config) Validate(receivers, intervals []string) error {
+	return c.validate("", receivers, intervals, true)
 }
 
-func (c *Config) validate(path string, receivers []string, root bool) error {
+func (c *Config) validate(path string, receivers, intervals []string, root bool) error {
 	var errs []error
 	at := func(f string) string {
 		if path == "" {
@@ -123,6 +134,19 @@ func (c *Config) validate(path string, receivers []string, root bool) error {
 	}
 	if root && len(c.Matchers) > 0 {
 		errs = append(errs, confkit.FieldErrorf(at("matchers"), "the root route matches every alert; put matchers on child routes"))
+	}
+	if root && (len(c.MuteTimeIntervals) > 0 || len(c.ActiveTimeIntervals) > 0) {
+		errs = append(errs, confkit.FieldErrorf(at("mute_time_intervals"), "the root route cannot have time intervals; put them on child routes"))
+	}
+	for _, f := range []struct {
+		key   string
+		names []string
+	}{{"mute_time_intervals", c.MuteTimeIntervals}, {"active_time_intervals", c.ActiveTimeIntervals}} {
+		for i, n := range f.names {
+			if !slices.Contains(intervals, n) {
+				errs = append(errs, confkit.FieldErrorf(at(fmt.Sprintf("%s.%d", f.key, i)), "unknown time interval %q (notify.time_intervals has: %s)", n, orNone(intervals)))
+			}
+		}
 	}
 	if c.Receiver != "" && !slices.Contains(receivers, c.Receiver) {
 		errs = append(errs, confkit.FieldErrorf(at("receiver"), "unknown receiver %q (configured: %s)", c.Receiver, strings.Join(receivers, ", ")))
@@ -147,7 +171,7 @@ func (c *Config) validate(path string, receivers []string, root bool) error {
 		errs = append(errs, confkit.FieldErrorf(at("group_by"), `"..." groups by every label and cannot be combined with names`))
 	}
 	for i := range c.Routes {
-		if err := c.Routes[i].validate(at(fmt.Sprintf("routes.%d", i)), receivers, false); err != nil {
+		if err := c.Routes[i].validate(at(fmt.Sprintf("routes.%d", i)), receivers, intervals, false); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -162,7 +186,8 @@ func (c *Config) Compile() (*Route, error) {
 
 func (c *Config) compile(parent *Route, key string) (*Route, error) {
 	r := &Route{Receiver: parent.Receiver, GroupBy: parent.GroupBy, GroupByAll: parent.GroupByAll, GroupWait: parent.GroupWait,
-		GroupInterval: parent.GroupInterval, RepeatInterval: parent.RepeatInterval, Continue: c.Continue, Key: key}
+		GroupInterval: parent.GroupInterval, RepeatInterval: parent.RepeatInterval, Continue: c.Continue, Key: key,
+		MuteTimeIntervals: slices.Clone(c.MuteTimeIntervals), ActiveTimeIntervals: slices.Clone(c.ActiveTimeIntervals)}
 	if c.Receiver != "" {
 		r.Receiver = c.Receiver
 	}
@@ -196,6 +221,13 @@ func (c *Config) compile(parent *Route, key string) (*Route, error) {
 		r.Routes = append(r.Routes, child)
 	}
 	return r, nil
+}
+
+func orNone(names []string) string {
+	if len(names) == 0 {
+		return "none"
+	}
+	return strings.Join(names, ", ")
 }
 
 func matcherKey(ms Matchers) string { return "{" + strings.Join(ms, ",") + "}" }

@@ -43,7 +43,7 @@ func tree(t *testing.T) *Route {
 	if err := yaml.Unmarshal([]byte(treeYAML), &c); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Validate([]string{"default", "pager", "dba", "devnull", "invoice"}); err != nil {
+	if err := c.Validate([]string{"default", "pager", "dba", "devnull", "invoice"}, nil); err != nil {
 		t.Fatal(err)
 	}
 	r, err := c.Compile()
@@ -107,7 +107,7 @@ func TestRouteValidate(t *testing.T) {
 			if err := yaml.Unmarshal([]byte(tc.yaml), &c); err != nil {
 				t.Fatal(err)
 			}
-			err := c.Validate([]string{"default"})
+			err := c.Validate([]string{"default"}, nil)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("got %v, want %q", err, tc.want)
 			}
@@ -167,7 +167,7 @@ func firing(name string, extra ...string) notify.Alert {
 	for i := 0; i+1 < len(extra); i += 2 {
 		l[extra[i]] = extra[i+1]
 	}
-	return notify.Alert{Labels: l, StartsAt: time.Unix(0, 0), EndsAt: time.Unix(1<<40, 0)}
+	return notify.Alert{Labels: l, EndsAt: time.Unix(1<<40, 0)}
 }
 func resolvedAt(a notify.Alert, t time.Time) notify.Alert { a.EndsAt = t; return a }
 
@@ -346,7 +346,7 @@ func TestInhibition(t *testing.T) {
 	if strings.Join(got, " ") != "DatabaseDown/sh InvoiceQRFailing/bj" {
 		t.Errorf("sent %v", got)
 	}
-	if _, inh := d.Muted(map[string]string{"alertname": "InvoiceQRFailing", "site": "sh", "severity": "warning"}); !inh {
+	if m := d.Muted(map[string]string{"alertname": "InvoiceQRFailing", "site": "sh", "severity": "warning"}); !m.Inhibited {
 		t.Error("Muted does not report the inhibition")
 	}
 }
@@ -419,6 +419,46 @@ func TestDrillGroupsPerDrill(t *testing.T) {
 	d.FlushDue(context.Background())
 	if got := strings.Join(s.statuses(), " "); got != "drills:firing:1 drills:firing:1" {
 		t.Errorf("sent %q, want one page per drill", got)
+	}
+}
+
+// TestDrillTimedAsTheRealRoute: a drill alert takes the timings of the
+// route the real alert would take (group_wait 0s for pages here), goes to
+// the drill receiver once even where routes continue, and ignores the
+// route's maintenance window.
+func TestDrillTimedAsTheRealRoute(t *testing.T) {
+	var cfg Config
+	if err := yaml.Unmarshal([]byte(`receiver: oncall
+group_by: [alertname]
+group_wait: 30s
+routes:
+  - matchers: ['severity="page"']
+    group_wait: 0s
+    continue: true
+    mute_time_intervals: [always]
+  - matchers: ['severity="page"']
+    receiver: chat
+`), &cfg); err != nil {
+		t.Fatal(err)
+	}
+	r, err := cfg.Compile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &clock{t: time.Unix(1_700_000_000, 0)}
+	s := &memSink{}
+	tis := CompileTimeIntervals(parseIntervals(t, "- name: always\n  time_intervals: [{}]"))
+	d := NewDispatcher(Options{Route: r, Sink: s, Now: c.now, DrillReceiver: "drills", TimeIntervals: tis})
+	d.Put([]notify.Alert{firing("InvoiceQRFailing", "severity", "page", "drill", "true", "drill_id", "d1"),
+		firing("LogErrors", "drill", "true", "drill_id", "d1")})
+	d.FlushDue(context.Background())
+	if got := strings.Join(s.statuses(), " "); got != "drills:firing:1" {
+		t.Fatalf("at once sent %q, want the page drill alert only", got)
+	}
+	c.add(30 * time.Second)
+	d.FlushDue(context.Background())
+	if got := strings.Join(s.statuses(), " "); got != "drills:firing:1 drills:firing:1" {
+		t.Errorf("after 30s sent %q, want the other after the root's group_wait", got)
 	}
 }
 

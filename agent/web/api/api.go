@@ -9,6 +9,7 @@ import (
 	"context"
 	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/vigil-project/vigil/agent/config"
 	"github.com/vigil-project/vigil/agent/drill"
@@ -35,6 +36,10 @@ type Scheduler interface {
 type Paging interface {
 	Silences() *route.Silences
 	Queues() []outbox.Stats
+	// Maintenance lists the configured time intervals at now.
+	Maintenance(now time.Time) []route.Window
+	// Muted says why an alert is not paged now.
+	Muted(lbls map[string]string) route.Mute
 }
 
 // Runbooks are the runbook manager's actions.

@@ -19,6 +19,17 @@ func (api *API) notifyRoutes(rt httpx.Router) {
 	rt.Write("POST /api/v1/silences", api.handleAddSilence)
 	rt.Write("DELETE /api/v1/silences/{id}", api.handleExpireSilence)
 	rt.Read("GET /api/v1/notifications", api.handleNotifications)
+	rt.Read("GET /api/v1/time_intervals", api.handleTimeIntervals)
+}
+
+// handleTimeIntervals lists the maintenance windows: whether each holds
+// now, when that next changes, and the routes that use it.
+func (api *API) handleTimeIntervals(w http.ResponseWriter, _ *http.Request) {
+	ws := api.pager.Maintenance(time.Now())
+	if ws == nil {
+		ws = []route.Window{}
+	}
+	httpx.WriteJSON(w, http.StatusOK, map[string]any{"time_intervals": ws})
 }
 
 func (api *API) handleSilences(w http.ResponseWriter, _ *http.Request) {

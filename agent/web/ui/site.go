@@ -161,6 +161,8 @@ type overviewData struct {
 	Approvals   int
 	ActiveDrill string
 	Paused      bool
+	// Maintenance are the maintenance windows holding now.
+	Maintenance []route.Window
 }
 
 func newUICheck(v client.CheckView) uiCheck {
@@ -187,8 +189,9 @@ func (site *Site) pageOverview(w http.ResponseWriter, r *http.Request) {
 	d := overviewData{Total: len(views)}
 	for _, al := range alerts {
 		switch {
-		case len(al.SilencedBy) > 0:
-			// Someone already knows; the tiles count what needs attention.
+		case len(al.SilencedBy) > 0, len(al.Maintenance) > 0:
+			// Someone already knows, or it is planned; the tiles count what
+			// needs attention.
 		case al.State == "firing":
 			d.Firing++
 			firingBy[al.Labels["check"]]++
@@ -219,6 +222,11 @@ func (site *Site) pageOverview(w http.ResponseWriter, r *http.Request) {
 		d.ActiveDrill = run.Drill.Name
 	}
 	d.Paused, _, _ = site.opts.Runbooks.State().Paused(r.Context())
+	for _, mw := range site.opts.Paging.Maintenance(time.Now()) {
+		if mw.Active {
+			d.Maintenance = append(d.Maintenance, mw)
+		}
+	}
 	site.render(w, r, http.StatusOK, "overview", site.page(w, r, "overview", "", d))
 }
 
@@ -288,6 +296,9 @@ type uiAlert struct {
 	ActiveAt    time.Time
 	Value       float64
 	SilencedBy  []string
+	// Maintenance names the maintenance windows that keep it from paging
+	// now.
+	Maintenance []string
 	// SilenceLink prefills the silence form with the alert's identity.
 	SilenceLink string
 }
@@ -306,7 +317,8 @@ func (site *Site) uiAlerts(now time.Time) []uiAlert {
 				}
 				v := uiAlert{Name: al.Labels.Get("alertname"), Labels: al.Labels.Map(), Annotations: al.Annotations.Map(),
 					State: al.State.String(), ActiveAt: al.ActiveAt, Value: al.Value}
-				v.SilencedBy = site.opts.Paging.Silences().Silenced(v.Labels, now)
+				m := site.opts.Paging.Muted(v.Labels)
+				v.SilencedBy, v.Maintenance = m.SilencedBy, m.TimeIntervals
 				q := url.Values{"matchers": {`alertname="` + v.Name + `"`}}
 				if c := v.Labels["check"]; c != "" {
 					q.Add("matchers", `check="`+c+`"`)
@@ -328,12 +340,15 @@ func (site *Site) uiAlerts(now time.Time) []uiAlert {
 type alertsData struct {
 	Alerts   []uiAlert
 	Silences []route.Silence
+	// Windows are the configured maintenance windows.
+	Windows []route.Window
 	// Matchers prefill the new-silence form.
 	Matchers string
 }
 
 func (site *Site) pageAlerts(w http.ResponseWriter, r *http.Request) {
-	d := alertsData{Alerts: site.uiAlerts(time.Now()), Matchers: strings.Join(r.URL.Query()["matchers"], "\n")}
+	now := time.Now()
+	d := alertsData{Alerts: site.uiAlerts(now), Matchers: strings.Join(r.URL.Query()["matchers"], "\n"), Windows: site.opts.Paging.Maintenance(now)}
 	for _, s := range site.opts.Paging.Silences().List() {
 		if s.Status != "expired" || time.Since(s.EndsAt) < 24*time.Hour {
 			d.Silences = append(d.Silences, s)
