@@ -369,9 +369,7 @@ func (m *Manager) EvalGroup(ctx context.Context, g *Group, ts time.Time) {
 			m.opts.Logger.Warn("rule evaluation failed", "group", g.Name, "file", g.File, "err", err)
 			continue
 		}
-		for _, s := range vec {
-			m.opts.Store.Append(s.Metric, ts.UnixMilli(), s.F)
-		}
+		m.record(g, vec, ts)
 	}
 	if len(send) > 0 {
 		m.opts.Notifier.Send(send)
@@ -379,6 +377,20 @@ func (m *Manager) EvalGroup(ctx context.Context, g *Group, ts time.Time) {
 	g.mu.Lock()
 	g.lastEval, g.evalD = ts, time.Since(start)
 	g.mu.Unlock()
+}
+
+// record appends a rule's result to the store: floats, and native
+// histograms (a recording rule over histograms yields them) as histograms.
+func (m *Manager) record(g *Group, vec promql.Vector, ts time.Time) {
+	for _, s := range vec {
+		if s.H == nil {
+			m.opts.Store.Append(s.Metric, ts.UnixMilli(), s.F)
+			continue
+		}
+		if err := m.opts.Store.AppendHistogram(s.Metric, ts.UnixMilli(), s.H); err != nil {
+			m.opts.Logger.Warn("rule result not recorded", "group", g.Name, "file", g.File, "err", err)
+		}
+	}
 }
 
 // persist saves a rule's alerts when they changed since the last save.

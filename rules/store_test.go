@@ -4,12 +4,16 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 
+	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
 )
 
 func newEngine() *promql.Engine {
@@ -107,5 +111,181 @@ func TestBytesPerSample(t *testing.T) {
 	t.Logf("%d series, %d samples, %d bytes: %.2f bytes/sample", series, samples, bytes, float64(bytes)/float64(samples))
 	if series != 150 || samples != 150*2880 {
 		t.Fatalf("series %d samples %d", series, samples)
+	}
+}
+
+// BenchmarkStoreAppend appends one scrape's worth of float samples per
+// iteration: 1,000 series (gauges that repeat, counters that grow, noisy
+// floats), the agent's live path.
+func BenchmarkStoreAppend(b *testing.B) {
+	const nseries = 1000
+	lsets := make([]labels.Labels, nseries)
+	for i := range lsets {
+		lsets[i] = labels.FromStrings("__name__", fmt.Sprintf("m%d", i%10), "i", fmt.Sprint(i))
+	}
+	rng := rand.New(rand.NewPCG(1, 1))
+	st := NewStore()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for n := 0; n < b.N; n++ {
+		t := int64(n) * 15_000
+		for i, l := range lsets {
+			var v float64
+			switch i % 10 {
+			case 0, 1, 2, 3, 4, 5, 6:
+				v = float64(i % 2)
+			case 7, 8:
+				v = float64(n * i)
+			default:
+				v = rng.Float64()
+			}
+			st.Append(l, t, v)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*nseries), "ns/sample")
+}
+
+// BenchmarkStoreQuery runs a rate over 100 series of 1 h of 15 s samples
+// (several chunks each), the read side of the same store.
+func BenchmarkStoreQuery(b *testing.B) {
+	st := NewStore()
+	base := time.Unix(1_800_000_000, 0)
+	for s := 0; s < 240; s++ {
+		at := base.Add(time.Duration(s) * 15 * time.Second).UnixMilli()
+		for i := 0; i < 100; i++ {
+			st.Append(labels.FromStrings("__name__", "c", "i", fmt.Sprint(i)), at, float64(s*i))
+		}
+	}
+	eng := newEngine()
+	end := base.Add(time.Hour)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for n := 0; n < b.N; n++ {
+		q, err := eng.NewInstantQuery(context.Background(), st, nil, `sum(rate(c[1h]))`, end)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if res := q.Exec(context.Background()); res.Err != nil {
+			b.Fatal(res.Err)
+		}
+		q.Close()
+	}
+}
+
+// readBack returns every sample of the series named name as text: "t:v"
+// for floats, "t:{{…}}" for histograms (with the hint the chunks give).
+func readBack(t *testing.T, st *Store, name string) []string {
+	t.Helper()
+	q, _ := st.Querier(math.MinInt64, math.MaxInt64)
+	ss := q.Select(context.Background(), false, nil, labels.MustNewMatcher(labels.MatchEqual, "__name__", name))
+	var out []string
+	for ss.Next() {
+		it := ss.At().Iterator(nil)
+		for vt := it.Next(); vt != chunkenc.ValNone; vt = it.Next() {
+			switch vt {
+			case chunkenc.ValFloat:
+				ts, v := it.At()
+				out = append(out, fmt.Sprintf("%d:%g", ts, v))
+			case chunkenc.ValFloatHistogram:
+				ts, h := it.AtFloatHistogram(nil)
+				out = append(out, fmt.Sprintf("%d:%s", ts, h.TestExpression()))
+			default:
+				t.Fatalf("sample type %v", vt)
+			}
+		}
+	}
+	return out
+}
+
+func hist(t *testing.T, text string) *histogram.FloatHistogram {
+	t.Helper()
+	h, err := parseHistogram(text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// TestStoreHistograms: native histograms go into float-histogram chunks,
+// a change of sample type cuts a chunk, counter resets and stale markers
+// are recorded as Prometheus' head records them, and queries read it all.
+func TestStoreHistograms(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		append func(t *testing.T, st *Store, l labels.Labels)
+		want   []string
+		chunks int
+	}{
+		{"floats then histograms then floats", func(t *testing.T, st *Store, l labels.Labels) {
+			st.Append(l, 1000, 1)
+			st.AppendHistogram(l, 2000, hist(t, "{{count:1 buckets:[1]}}"))
+			st.AppendHistogram(l, 3000, hist(t, "{{count:2 buckets:[2]}}"))
+			st.Append(l, 4000, 7)
+		}, []string{"1000:1", "2000:{{count:1 buckets:[1]}}", "3000:{{count:2 counter_reset_hint:not_reset buckets:[2]}}", "4000:7"}, 3},
+		{"a counter reset starts a chunk", func(t *testing.T, st *Store, l labels.Labels) {
+			st.AppendHistogram(l, 1000, hist(t, "{{count:5 buckets:[5]}}"))
+			st.AppendHistogram(l, 2000, hist(t, "{{count:1 buckets:[1]}}"))
+			st.AppendHistogram(l, 3000, hist(t, "{{count:2 buckets:[2]}}"))
+		}, []string{"1000:{{count:5 buckets:[5]}}", "2000:{{count:1 buckets:[1]}}", "3000:{{count:2 counter_reset_hint:not_reset buckets:[2]}}"}, 2},
+		{"a new bucket recodes the chunk", func(t *testing.T, st *Store, l labels.Labels) {
+			st.AppendHistogram(l, 1000, hist(t, "{{count:1 buckets:[1]}}"))
+			st.AppendHistogram(l, 2000, hist(t, "{{count:3 buckets:[1 2]}}"))
+		}, []string{"1000:{{count:1 buckets:[1]}}", "2000:{{count:3 counter_reset_hint:not_reset buckets:[1 2]}}"}, 1},
+		{"a stale marker ends a histogram series as a histogram", func(t *testing.T, st *Store, l labels.Labels) {
+			st.AppendHistogram(l, 1000, hist(t, "{{count:1 buckets:[1]}}"))
+			st.MarkStale(l, 2000)
+		}, []string{"1000:{{count:1 buckets:[1]}}", "2000:{{sum:NaN}}"}, 1},
+		{"out-of-order histograms are dropped", func(t *testing.T, st *Store, l labels.Labels) {
+			st.Append(l, 2000, 1)
+			st.AppendHistogram(l, 2000, hist(t, "{{count:1 buckets:[1]}}"))
+			st.AppendHistogram(l, 1000, hist(t, "{{count:1 buckets:[1]}}"))
+		}, []string{"2000:1"}, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st := NewStore()
+			tc.append(t, st, labels.FromStrings("__name__", "h"))
+			if got := readBack(t, st, "h"); !slices.Equal(got, tc.want) {
+				t.Errorf("samples\n got %q\nwant %q", got, tc.want)
+			}
+			ms := st.byName["h"][0]
+			if n := len(ms.closed) + 1; n != tc.chunks {
+				t.Errorf("%d chunks, want %d", n, tc.chunks)
+			}
+			if _, samples, _ := st.Stats(); samples != len(tc.want) {
+				t.Errorf("Stats: %d samples, want %d", samples, len(tc.want))
+			}
+		})
+	}
+}
+
+// TestStoreHistogramQueries: PromQL's histogram functions and rate read
+// the store's histograms; the store keeps its own copy of what it is given
+// and refuses a histogram Prometheus would refuse.
+func TestStoreHistogramQueries(t *testing.T) {
+	st := NewStore()
+	l := labels.FromStrings("__name__", "lat_seconds", "job", "api")
+	base := time.Unix(1_800_000_000, 0)
+	for i := 0; i <= 10; i++ {
+		h := hist(t, fmt.Sprintf("{{schema:0 sum:%d count:%d buckets:[%d %d]}}", 3*i, 2*i, i, i))
+		if err := st.AppendHistogram(l, base.Add(time.Duration(i)*time.Minute).UnixMilli(), h); err != nil {
+			t.Fatal(err)
+		}
+		h.Count = -1 // the store's copy is not the caller's
+	}
+	end := base.Add(10 * time.Minute)
+	for q, want := range map[string]float64{
+		`histogram_count(lat_seconds)`:                        20,
+		`histogram_sum(lat_seconds)`:                          30,
+		`histogram_count(rate(lat_seconds[5m]))`:              2.0 / 60,
+		`histogram_quantile(0.5, rate(lat_seconds[5m]))`:      1,
+		`histogram_fraction(0, 1, increase(lat_seconds[5m]))`: 0.5,
+	} {
+		v := instant(t, st, q, end)
+		if len(v) != 1 || math.Abs(v[0].F-want) > 1e-9 {
+			t.Errorf("%s = %v, want %g", q, v, want)
+		}
+	}
+	if err := st.AppendHistogram(l, end.Add(time.Minute).UnixMilli(), hist(t, "{{schema:0 count:1 buckets:[1 -1]}}")); err == nil {
+		t.Error("a histogram with a negative bucket was accepted")
 	}
 }

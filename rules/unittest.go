@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
 	"gopkg.in/yaml.v3"
 )
@@ -88,6 +89,10 @@ type promqlTestCase struct {
 type expSample struct {
 	Labels string  `yaml:"labels"`
 	Value  float64 `yaml:"value"`
+	// Histogram is an expected native histogram in the input_series
+	// notation ({{schema:0 count:4 sum:5 buckets:[1 2 1]}}). As in
+	// promtool, Value is still compared: a histogram sample's float is 0.
+	Histogram string `yaml:"histogram"`
 }
 
 // TestFiles runs promtool-format rule unit-test files, printing as promtool
@@ -146,6 +151,7 @@ func (tg *testGroup) maxEvalTime() time.Duration {
 type sample struct {
 	t int64
 	v float64
+	h *histogram.FloatHistogram // a native-histogram sample when set
 }
 
 type seriesSamples struct {
@@ -187,21 +193,15 @@ func (tg *testGroup) run(dir string, f *unitTestFile) []error {
 	}
 	var input []*seriesSamples
 	for _, s := range tg.InputSeries {
-		lset, vals, err := ruleParser.ParseSeriesDesc(s.Series + " " + s.Values)
+		ss, err := parseInputSeries(s, mint, interval)
 		if err != nil {
-			return []error{fmt.Errorf("%sinput series %q: %w", prefix, s.Series, err)}
-		}
-		ss := &seriesSamples{lset: lset}
-		for i, v := range vals {
-			if v.Omitted {
-				continue
-			}
-			ss.samples = append(ss.samples, sample{t: mint.Add(time.Duration(i) * interval).UnixMilli(), v: v.Value})
+			return []error{fmt.Errorf("%s%w", prefix, err)}
 		}
 		input = append(input, ss)
 	}
 
 	store := NewStore()
+	store.chunkRange = promtoolChunkRange
 	m := NewManager(Options{Store: store, Engine: newTestEngine(), Notifier: discardNotifier{}})
 	m.Update(groups)
 	ctx := context.Background()
@@ -222,16 +222,18 @@ func (tg *testGroup) run(dir string, f *unitTestFile) []error {
 	var errs []error
 	maxt := mint.Add(tg.maxEvalTime())
 	curr := 0
-	feed := func(upto time.Time) {
+	feed := func(upto time.Time) error {
 		for _, ss := range input {
-			for ss.next < len(ss.samples) && ss.samples[ss.next].t <= upto.UnixMilli() {
-				store.Append(ss.lset, ss.samples[ss.next].t, ss.samples[ss.next].v)
-				ss.next++
+			if err := ss.feed(store, upto.UnixMilli()); err != nil {
+				return err
 			}
 		}
+		return nil
 	}
 	for ts := mint; !ts.After(maxt); ts = ts.Add(evalInterval) {
-		feed(ts)
+		if err := feed(ts); err != nil {
+			return append(errs, fmt.Errorf("%s%w", prefix, err))
+		}
 		for _, g := range groups {
 			m.EvalGroup(ctx, g, ts)
 			for _, r := range g.Rules {
@@ -263,39 +265,123 @@ func (tg *testGroup) run(dir string, f *unitTestFile) []error {
 			curr++
 		}
 	}
-	feed(maxt.Add(time.Hour * 24 * 365))
+	if err := feed(maxt.Add(time.Hour * 24 * 365)); err != nil {
+		return append(errs, fmt.Errorf("%s%w", prefix, err))
+	}
 
 	for _, tc := range tg.PromqlExprTests {
-		got, err := m.query(ctx, tc.Expr, mint.Add(time.Duration(tc.EvalTime)))
-		if err != nil {
-			errs = append(errs, fmt.Errorf("    expr: %q, time: %s, err: %s", tc.Expr, tc.EvalTime, err))
-			continue
-		}
-		var exp []labelsValue
-		bad := false
-		for _, s := range tc.ExpSamples {
-			lb, err := ruleParser.ParseMetric(s.Labels)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("    expr: %q, time: %s, err: labels %q: %w", tc.Expr, tc.EvalTime, s.Labels, err))
-				bad = true
-				break
-			}
-			exp = append(exp, labelsValue{lb, s.Value})
-		}
-		if bad {
-			continue
-		}
-		var gotLV []labelsValue
-		for _, s := range got {
-			gotLV = append(gotLV, labelsValue{s.Metric, s.F})
-		}
-		sort.Slice(exp, func(i, j int) bool { return labels.Compare(exp[i].l, exp[j].l) <= 0 })
-		sort.Slice(gotLV, func(i, j int) bool { return labels.Compare(gotLV[i].l, gotLV[j].l) <= 0 })
-		if !equalLV(exp, gotLV, f.FuzzyCompare) {
-			errs = append(errs, fmt.Errorf("    expr: %q, time: %s,\n        exp: %v\n        got: %v", tc.Expr, tc.EvalTime, lvString(exp), lvString(gotLV)))
+		if err := tc.check(ctx, m, mint, f.FuzzyCompare); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	return errs
+}
+
+// parseInputSeries reads one input series: its samples at mint, mint +
+// interval, …, floats or native histograms. A histogram Prometheus would
+// reject (a negative bucket, a schema out of range) is an error here,
+// before any rule runs, naming the series and the value.
+func parseInputSeries(s inputSeries, mint time.Time, interval time.Duration) (*seriesSamples, error) {
+	lset, vals, err := ruleParser.ParseSeriesDesc(s.Series + " " + s.Values)
+	if err != nil {
+		return nil, fmt.Errorf("input series %q: %w", s.Series, err)
+	}
+	ss := &seriesSamples{lset: lset}
+	for i, v := range vals {
+		if v.Omitted {
+			continue
+		}
+		if v.Histogram != nil {
+			if err := v.Histogram.Validate(); err != nil {
+				return nil, fmt.Errorf("input series %q: histogram %s (value %d): %w", s.Series, v.Histogram.TestExpression(), i+1, err)
+			}
+		}
+		ss.samples = append(ss.samples, sample{t: mint.Add(time.Duration(i) * interval).UnixMilli(), v: v.Value, h: v.Histogram})
+	}
+	return ss, nil
+}
+
+// feed appends the series' samples up to t (milliseconds) to st.
+func (ss *seriesSamples) feed(st *Store, t int64) error {
+	for ; ss.next < len(ss.samples) && ss.samples[ss.next].t <= t; ss.next++ {
+		smpl := ss.samples[ss.next]
+		if smpl.h == nil {
+			st.Append(ss.lset, smpl.t, smpl.v)
+			continue
+		}
+		if err := st.AppendHistogram(ss.lset, smpl.t, smpl.h); err != nil {
+			return fmt.Errorf("input series %s: %w", ss.lset, err)
+		}
+	}
+	return nil
+}
+
+// check runs one promql_expr_test and compares its result with
+// exp_samples as promtool does: labels, float value and histogram.
+func (tc *promqlTestCase) check(ctx context.Context, m *Manager, mint time.Time, fuzzy bool) error {
+	got, err := m.query(ctx, tc.Expr, mint.Add(time.Duration(tc.EvalTime)))
+	if err != nil {
+		return fmt.Errorf("    expr: %q, time: %s, err: %s", tc.Expr, tc.EvalTime, err)
+	}
+	var exp []labelsValue
+	for _, s := range tc.ExpSamples {
+		lv, err := s.parse()
+		if err != nil {
+			return fmt.Errorf("    expr: %q, time: %s, err: %w", tc.Expr, tc.EvalTime, err)
+		}
+		exp = append(exp, lv)
+	}
+	gotLV := make([]labelsValue, 0, len(got))
+	for _, s := range got {
+		gotLV = append(gotLV, labelsValue{l: s.Metric, v: s.F, h: histogramString(s.H)})
+	}
+	sort.Slice(exp, func(i, j int) bool { return labels.Compare(exp[i].l, exp[j].l) <= 0 })
+	sort.Slice(gotLV, func(i, j int) bool { return labels.Compare(gotLV[i].l, gotLV[j].l) <= 0 })
+	if !equalLV(exp, gotLV, fuzzy) {
+		return fmt.Errorf("    expr: %q, time: %s,\n        exp: %v\n        got: %v", tc.Expr, tc.EvalTime, lvString(exp), lvString(gotLV))
+	}
+	return nil
+}
+
+// parse reads an expected sample's labels and histogram.
+func (s expSample) parse() (labelsValue, error) {
+	lb, err := ruleParser.ParseMetric(s.Labels)
+	if err != nil {
+		return labelsValue{}, fmt.Errorf("labels %q: %w", s.Labels, err)
+	}
+	lv := labelsValue{l: lb, v: s.Value}
+	if s.Histogram == "" {
+		return lv, nil
+	}
+	h, err := parseHistogram(s.Histogram)
+	if err != nil {
+		return labelsValue{}, fmt.Errorf("labels %q: histogram %q: %w", s.Labels, s.Histogram, err)
+	}
+	lv.h = histogramString(h)
+	return lv, nil
+}
+
+// parseHistogram reads one native histogram in the series notation.
+func parseHistogram(text string) (*histogram.FloatHistogram, error) {
+	_, vals, err := ruleParser.ParseSeriesDesc("{} " + text)
+	switch {
+	case err != nil:
+		return nil, err
+	case len(vals) != 1:
+		return nil, fmt.Errorf("expected 1 value, got %d", len(vals))
+	case vals[0].Histogram == nil:
+		return nil, fmt.Errorf("expected a histogram, got %v", vals[0])
+	}
+	return vals[0].Histogram, nil
+}
+
+// histogramString is how a histogram is compared and shown: the series
+// notation, with its buckets compacted (promtool compares the same text).
+func histogramString(h *histogram.FloatHistogram) string {
+	if h == nil {
+		return ""
+	}
+	return h.TestExpression()
 }
 
 type discardNotifier struct{}
@@ -366,6 +452,7 @@ func laString(x []labelsAnnotations) string {
 type labelsValue struct {
 	l labels.Labels
 	v float64
+	h string // histogramString of a histogram sample, else empty
 }
 
 func equalLV(a, b []labelsValue, fuzzy bool) bool {
@@ -373,7 +460,7 @@ func equalLV(a, b []labelsValue, fuzzy bool) bool {
 		return false
 	}
 	for i := range a {
-		if !labels.Equal(a[i].l, b[i].l) {
+		if !labels.Equal(a[i].l, b[i].l) || a[i].h != b[i].h {
 			return false
 		}
 		x, y := a[i].v, b[i].v
@@ -388,10 +475,19 @@ func equalLV(a, b []labelsValue, fuzzy bool) bool {
 	return true
 }
 
+// lvString shows samples as promtool does: "nil" for none, floats in
+// exponent notation, histograms in the series notation.
 func lvString(x []labelsValue) string {
+	if len(x) == 0 {
+		return "nil"
+	}
 	parts := make([]string, 0, len(x))
 	for _, lv := range x {
-		parts = append(parts, fmt.Sprintf("%s %g", lv.l, lv.v))
+		if lv.h != "" {
+			parts = append(parts, lv.l.String()+" "+lv.h)
+			continue
+		}
+		parts = append(parts, lv.l.String()+" "+strconv.FormatFloat(lv.v, 'E', -1, 64))
 	}
-	return "[" + strings.Join(parts, ", ") + "]"
+	return strings.Join(parts, ", ")
 }
