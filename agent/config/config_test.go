@@ -60,7 +60,7 @@ func TestInvalid(t *testing.T) {
 			`:4:7: notify.alertmanagers[0].url: must be an http(s) URL like http://alertmanager:9093`,
 			`:6:5: notify.route.receiver: unknown receiver "oncal" (configured: oncall, oncall, empty)`,
 			`:7:5: notify.route.group_interval: must be greater than 0`,
-			`:9:20: notify.route.routes[0].matchers[0]: bad matcher "severity=crit\"ical": want name="value" (or !=, =~, !~)`,
+			`:9:20: notify.route.routes[0].matchers[0]: bad matcher "severity=crit\"ical": matcher value contains unescaped double quote: crit"ical (want name="value", or !=, =~, !~)`,
 			`:12:7: notify.inhibit_rules[0].source_matchers: is required`,
 			`:13:3: notify.drill_receiver: unknown receiver "drills"`,
 			`:17:11: notify.receivers[0].webhook_configs[0].url: set exactly one of url and url_secret`,

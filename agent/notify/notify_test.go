@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -109,6 +110,8 @@ func TestDedupKeyStable(t *testing.T) {
 // functions.
 func TestAlertmanagerTemplateSemantics(t *testing.T) {
 	d := SampleData()
+	d.Receiver = regexp.QuoteMeta("on.call") // as NewData quotes it, like Alertmanager
+	d.Alerts[0].StartsAt = time.Date(2026, 12, 4, 8, 59, 0, 0, time.UTC)
 	for _, tc := range []struct{ tmpl, want string }{
 		{`{{ len .Alerts.Firing }}/{{ len .Alerts.Resolved }}`, "1/1"},
 		{`{{ range .Alerts.Firing }}{{ .Labels.check }}{{ end }}`, "invoice_qr"},
@@ -117,6 +120,14 @@ func TestAlertmanagerTemplateSemantics(t *testing.T) {
 		{`{{ (.CommonLabels.Remove (stringSlice "team")).Values | join "," }}`, "InvoiceQRFailing,critical"},
 		{`{{ .GroupLabels.SortedPairs.Values | join " " }}`, "InvoiceQRFailing"},
 		{`{{ title "invoice qr" }} {{ toUpper .Status }} {{ reReplaceAll "_" " " "a_b" }} {{ match "^Inv" .CommonLabels.alertname }}`, "Invoice Qr FIRING a b true"},
+		// Alertmanager's own KV and function map: String, Strings.Join,
+		// date, tz, toJson, dict, humanizeDuration.
+		{`{{ .GroupLabels }}`, "alertname=InvoiceQRFailing"},
+		{`{{ .CommonLabels.SortedPairs.Names.Join "+" }}`, "alertname+severity+team"},
+		{`{{ (index .Alerts 0).StartsAt | tz "Asia/Shanghai" | date "2006-01-02 15:04 MST" }}`, "2026-12-04 16:59 CST"},
+		{`{{ toJson .GroupLabels }}`, `{"alertname":"InvoiceQRFailing"}`},
+		{`{{ (dict "a" 1).a }} {{ humanizeDuration 90 }}`, "1 1m 30s"},
+		{`{{ .Receiver }}`, `on\.call`},
 	} {
 		tp, err := ParseTemplate("x", tc.tmpl, "")
 		if err != nil {

@@ -9,28 +9,29 @@ import (
 	"text/template"
 	"time"
 
+	amtemplate "github.com/prometheus/alertmanager/template"
+
 	"github.com/vigil-project/vigil/internal/confkit"
-	"golang.org/x/text/cases"
-	"golang.org/x/text/language"
 )
 
-// Data is what message templates see: Alertmanager's template data (the
-// same fields, Alerts.Firing and Alerts.Resolved, KV with SortedPairs,
-// Names, Values and Remove), so templates written for Alertmanager work
-// unchanged; Firing, Resolved and Drill are vigil's additions.
+// Data is what message templates see: Alertmanager's template data
+// (its template package's Data, so .Receiver, .Status, .GroupLabels,
+// .CommonLabels, .CommonAnnotations, .ExternalURL and the label sets'
+// SortedPairs, Names, Values, Remove and String are Alertmanager's own),
+// so templates written for Alertmanager work unchanged. vigil adds .Firing,
+// .Resolved, .Drill and, on each alert, .Check.
 type Data struct {
-	Receiver          string
-	Status            string
-	GroupLabels       KV
-	CommonLabels      KV
-	CommonAnnotations KV
-	ExternalURL       string
-	Alerts            Alerts
-	Firing            Alerts
-	Resolved          Alerts
+	amtemplate.Data
+	// Alerts shadows Data.Alerts: the same alerts, each with its check.
+	Alerts   Alerts
+	Firing   Alerts
+	Resolved Alerts
 	// Drill is true when the alerts come from an incident drill.
 	Drill bool
 }
+
+// KV is a label or annotation set in template data (Alertmanager's).
+type KV = amtemplate.KV
 
 // Alerts is a list of alerts in template data.
 type Alerts []TemplateAlert
@@ -51,88 +52,24 @@ func (as Alerts) with(status string) Alerts {
 	return out
 }
 
-// KV is a label or annotation set in template data.
-type KV map[string]string
-
-// Pair is one name and value of a KV.
-type Pair struct{ Name, Value string }
-
-// Pairs is a list of pairs.
-type Pairs []Pair
-
-// Names are the pairs' names.
-func (ps Pairs) Names() []string {
-	out := make([]string, len(ps))
-	for i, p := range ps {
-		out[i] = p.Name
-	}
-	return out
-}
-
-// Values are the pairs' values.
-func (ps Pairs) Values() []string {
-	out := make([]string, len(ps))
-	for i, p := range ps {
-		out[i] = p.Value
-	}
-	return out
-}
-
-// SortedPairs are the pairs sorted by name, alertname first (as in
-// Alertmanager).
-func (kv KV) SortedPairs() Pairs {
-	out := make(Pairs, 0, len(kv))
-	for k, v := range kv {
-		out = append(out, Pair{k, v})
-	}
-	sort.Slice(out, func(i, j int) bool {
-		if (out[i].Name == "alertname") != (out[j].Name == "alertname") {
-			return out[i].Name == "alertname"
-		}
-		return out[i].Name < out[j].Name
-	})
-	return out
-}
-
-// Names are the sorted names.
-func (kv KV) Names() []string { return kv.SortedPairs().Names() }
-
-// Values are the values in the order of the sorted names.
-func (kv KV) Values() []string { return kv.SortedPairs().Values() }
-
-// Remove returns a copy without the given names.
-func (kv KV) Remove(names []string) KV {
-	out := make(KV, len(kv))
-	for k, v := range kv {
-		out[k] = v
-	}
-	for _, n := range names {
-		delete(out, n)
-	}
-	return out
-}
-
-// TemplateAlert is one alert in template data.
+// TemplateAlert is one alert in template data: Alertmanager's, plus the
+// failing check.
 type TemplateAlert struct {
-	Status       string
-	Labels       KV
-	Annotations  KV
-	StartsAt     time.Time
-	EndsAt       time.Time
-	GeneratorURL string
-	Fingerprint  string
-	Check        *CheckInfo
+	amtemplate.Alert
+	Check *CheckInfo
 }
 
 // NewData builds template data for a message.
 func NewData(m *Message) *Data {
-	d := &Data{
-		Receiver: m.Receiver, Status: m.Status(), GroupLabels: m.GroupLabels,
-		CommonLabels: m.CommonLabels(), CommonAnnotations: m.CommonAnnotations(), ExternalURL: m.ExternalURL,
-	}
+	d := &Data{Data: amtemplate.Data{
+		// Alertmanager quotes the receiver name for use in a regular
+		// expression (silence links); so does vigil.
+		Receiver: regexp.QuoteMeta(m.Receiver), Status: m.Status(), GroupLabels: KV(nonNil(m.GroupLabels)),
+		CommonLabels: KV(m.CommonLabels()), CommonAnnotations: KV(m.CommonAnnotations()), RouteLabels: KV{}, ExternalURL: m.ExternalURL,
+	}}
 	for _, a := range m.Alerts {
-		ta := TemplateAlert{Status: a.Status(m.Created), Labels: a.Labels, Annotations: a.Annotations,
-			StartsAt: a.StartsAt, EndsAt: a.EndsAt, GeneratorURL: a.GeneratorURL, Fingerprint: a.Fingerprint, Check: a.Check}
+		ta := TemplateAlert{Alert: amtemplate.Alert{Status: a.Status(m.Created), Labels: KV(nonNil(a.Labels)), Annotations: KV(nonNil(a.Annotations)),
+			StartsAt: a.StartsAt, EndsAt: a.EndsAt, GeneratorURL: a.GeneratorURL, Fingerprint: a.Fingerprint}, Check: a.Check}
 		if ta.Status == "resolved" {
 			d.Resolved = append(d.Resolved, ta)
 		} else {
@@ -145,28 +82,32 @@ func NewData(m *Message) *Data {
 	}
 	// Firing first, so a long message shows what needs attention.
 	d.Alerts = append(append(Alerts{}, d.Firing...), d.Resolved...)
+	for _, a := range d.Alerts {
+		d.Data.Alerts = append(d.Data.Alerts, a.Alert)
+	}
 	return d
 }
 
-// Funcs are available in every template: Alertmanager's (toUpper, toLower,
-// title, trimSpace, join, match, reReplaceAll, safeHtml, stringSlice) and
-// vigil's (time, truncate, labelList).
-var Funcs = template.FuncMap{
-	"toUpper":   strings.ToUpper,
-	"toLower":   strings.ToLower,
-	"title":     cases.Title(language.AmericanEnglish).String,
-	"trimSpace": strings.TrimSpace,
-	"match":     regexp.MatchString,
-	"reReplaceAll": func(pattern, repl, text string) string {
-		return regexp.MustCompile(pattern).ReplaceAllString(text, repl)
-	},
-	"safeHtml":    func(s string) string { return s },
-	"stringSlice": func(s ...string) []string { return s },
-	"join":        func(sep string, s []string) string { return strings.Join(s, sep) },
-	"time":        func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05 UTC") },
-	"truncate":    func(n int, s string) string { return Truncate(s, n) },
+func nonNil(m map[string]string) map[string]string {
+	if m == nil {
+		return map[string]string{}
+	}
+	return m
+}
+
+// Funcs are available in every template: Alertmanager's own function map
+// (toUpper, toLower, title, trimSpace, join, match, reReplaceAll, safeHtml,
+// stringSlice, date, tz, since, humanizeDuration, toJson, dict, …) and
+// vigil's time, truncate and labelList.
+var Funcs = func() template.FuncMap {
+	fm := template.FuncMap{}
+	for k, v := range amtemplate.DefaultFuncs {
+		fm[k] = v
+	}
+	fm["time"] = func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05 UTC") }
+	fm["truncate"] = func(n int, s string) string { return Truncate(s, n) }
 	// labelList renders a label set as k=v pairs in name order.
-	"labelList": func(m map[string]string) string {
+	fm["labelList"] = func(m map[string]string) string {
 		keys := make([]string, 0, len(m))
 		for k := range m {
 			keys = append(keys, k)
@@ -177,8 +118,9 @@ var Funcs = template.FuncMap{
 			parts[i] = k + "=" + m[k]
 		}
 		return strings.Join(parts, ", ")
-	},
-}
+	}
+	return fm
+}()
 
 // Default templates. Title is one line; Markdown suits DingTalk, WeCom,
 // Feishu and e-mail; Slack uses its own link syntax.

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	amtemplate "github.com/prometheus/alertmanager/template"
+
 	"github.com/vigil-project/vigil/agent/notify"
 	"github.com/vigil-project/vigil/agent/notify/internal/notifytest"
 	"github.com/vigil-project/vigil/internal/confkit"
@@ -196,7 +198,7 @@ func TestDedupKey(t *testing.T) {
 
 func TestSeverity(t *testing.T) {
 	alert := func(sev string) notify.TemplateAlert {
-		return notify.TemplateAlert{Labels: map[string]string{"severity": sev}}
+		return notify.TemplateAlert{Alert: amtemplate.Alert{Labels: notify.KV{"severity": sev}}}
 	}
 	for _, tc := range []struct {
 		rendered string

@@ -7,15 +7,16 @@ package route
 import (
 	"errors"
 	"fmt"
-	"regexp"
+	"log/slog"
 	"slices"
 	"sort"
 	"strings"
 	"time"
 
+	"github.com/prometheus/alertmanager/matcher/compat"
+	amlabels "github.com/prometheus/alertmanager/pkg/labels"
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
-	"github.com/prometheus/prometheus/promql/parser"
 
 	"github.com/vigil-project/vigil/internal/confkit"
 )
@@ -37,26 +38,25 @@ func (ms Matchers) Parse() ([]*labels.Matcher, error) {
 	return out, nil
 }
 
-var matcherParser = parser.NewParser(parser.Options{})
+// parseAMMatcher is Alertmanager's own matcher parser, as its binary runs
+// by default: the UTF-8 syntax, falling back to the classic one.
+var parseAMMatcher = compat.FallbackMatcherParser(slog.New(slog.DiscardHandler))
 
-// ParseMatcher compiles one matcher.
+// ParseMatcher compiles one matcher with Alertmanager's parser, so every
+// form Alertmanager and amtool take works here too (`a="b"`, `a=b`,
+// `a=~"x.*"`, `{a="b"}` …), as a Prometheus matcher for the rest of vigil.
 func ParseMatcher(s string) (*labels.Matcher, error) {
-	sel, err := matcherParser.ParseMetricSelector("{" + s + "}")
-	if err == nil && len(sel) == 1 {
-		return sel[0], nil
+	m, err := parseAMMatcher(s, "config")
+	if err != nil {
+		return nil, fmt.Errorf("bad matcher %q: %w (want name=\"value\", or !=, =~, !~)", s, err)
 	}
-	// Alertmanager (and amtool) also take the value unquoted: name=value.
-	if m := unquotedMatcherRE.FindStringSubmatch(s); m != nil && !strings.Contains(m[3], `"`) {
-		t := map[string]labels.MatchType{"=": labels.MatchEqual, "!=": labels.MatchNotEqual, "=~": labels.MatchRegexp, "!~": labels.MatchNotRegexp}[m[2]]
-		if lm, err := labels.NewMatcher(t, m[1], m[3]); err == nil {
-			return lm, nil
-		}
+	t, ok := map[amlabels.MatchType]labels.MatchType{amlabels.MatchEqual: labels.MatchEqual, amlabels.MatchNotEqual: labels.MatchNotEqual,
+		amlabels.MatchRegexp: labels.MatchRegexp, amlabels.MatchNotRegexp: labels.MatchNotRegexp}[m.Type]
+	if !ok {
+		return nil, fmt.Errorf("bad matcher %q: unknown match type %v", s, m.Type)
 	}
-	return nil, fmt.Errorf("bad matcher %q: want name=\"value\" (or !=, =~, !~)", s)
+	return labels.NewMatcher(t, m.Name, m.Value)
 }
-
-// unquotedMatcherRE is Alertmanager's matcher form with an unquoted value.
-var unquotedMatcherRE = regexp.MustCompile(`^\s*([a-zA-Z_:][a-zA-Z0-9_:]*)\s*(=~|!=|!~|=)\s*(.*?)\s*$`)
 
 // Matches reports whether every matcher matches lbls.
 func Matches(ms []*labels.Matcher, lbls map[string]string) bool {

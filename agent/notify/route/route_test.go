@@ -98,7 +98,7 @@ func TestRouteValidate(t *testing.T) {
 		{`receiver: nobody`, `receiver: unknown receiver "nobody"`},
 		{`group_by: [a]`, `receiver: the root route needs a receiver`},
 		{"receiver: default\nmatchers: ['a=\"b\"']", `matchers: the root route matches every alert`},
-		{"receiver: default\nroutes: [{matchers: ['1a=b']}]", `routes.0.matchers.0: bad matcher "1a=b"`},
+		{"receiver: default\nroutes: [{matchers: ['a=~(']}]", `routes.0.matchers.0: bad matcher "a=~("`},
 		{"receiver: default\ngroup_interval: 0s", `group_interval: must be greater than 0`},
 		{"receiver: default\ngroup_by: ['...', a]", `group_by: "..." groups by every label`},
 	} {
@@ -530,9 +530,11 @@ func TestSilences(t *testing.T) {
 	}
 }
 
-// TestMatcherSyntax: the matcher forms Alertmanager accepts (verdicts
-// checked with amtool 0.25 check-config), quoted and unquoted,
-// and what it refuses.
+// TestMatcherSyntax: the matcher forms Alertmanager accepts, quoted and
+// unquoted, and what it refuses. The parser is Alertmanager's (go.mod's
+// version, in its default fallback mode); the verdicts also agree with
+// amtool 0.25's check-config except for label names, which the UTF-8
+// syntax of Alertmanager 0.27+ no longer restricts (`1a=b`).
 func TestMatcherSyntax(t *testing.T) {
 	for _, tc := range []struct {
 		in, want string // want: the matcher's String(), "" for an error
@@ -544,7 +546,7 @@ func TestMatcherSyntax(t *testing.T) {
 		{`check !~ "invoice_.*"`, `check!~"invoice_.*"`},
 		{` team = ops `, `team="ops"`},
 		{`a="x\"y"`, `a="x\"y"`},
-		{`1a=b`, ""},
+		{`1a=b`, `"1a"="b"`},
 		{`a=b"c`, ""},
 		{`a==b`, `a="=b"`}, // amtool 0.25 accepts it too, value "=b"
 		{`a=~(`, ""},
