@@ -249,9 +249,11 @@ func checkConfig(stdout, stderr io.Writer, files []string) int {
 		}
 		fmt.Fprintf(stdout, "%s: OK: %d check(s), default interval %s, recheck %s\n", f, len(cfg.Checks), cfg.Global.Interval, cfg.Global.RecheckInterval)
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "  CHECK\tTYPE\tINTERVAL\tTIMEOUT\tRECHECK\tLABELS")
+		// FAILS AFTER: failed runs in a row before the check fails
+		// (failure_threshold), so one can read how fast each confirms.
+		fmt.Fprintln(tw, "  CHECK\tTYPE\tINTERVAL\tTIMEOUT\tRECHECK\tFAILS AFTER\tLABELS")
 		for _, c := range cfg.Checks {
-			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\n", c.Name, c.Type, c.Interval, c.Timeout, c.RecheckInterval, formatLabels(c.Labels))
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%d\t%s\n", c.Name, c.Type, c.Interval, c.Timeout, c.RecheckInterval, max(c.FailureThreshold, 1), formatLabels(c.Labels))
 		}
 		tw.Flush()
 	}
