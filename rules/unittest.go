@@ -234,13 +234,19 @@ func (tg *testGroup) run(dir string, f *unitTestFile) []error {
 		if err := feed(ts); err != nil {
 			return append(errs, fmt.Errorf("%s%w", prefix, err))
 		}
+		// Every rule that failed at this time is reported, then the test
+		// group stops, as promtool does.
+		var evalErrs []error
 		for _, g := range groups {
 			m.EvalGroup(ctx, g, ts)
 			for _, r := range g.Rules {
 				if err := ruleErr(r); err != nil {
-					return append(errs, fmt.Errorf("    rule: %s, time: %s, err: %w", ruleName(r), ts.Sub(mint), err))
+					evalErrs = append(evalErrs, fmt.Errorf("    rule: %s, time: %s, err: %w", ruleName(r), ts.Sub(mint), err))
 				}
 			}
+		}
+		if len(evalErrs) > 0 {
+			return append(errs, evalErrs...)
 		}
 		for curr < len(evalTimes) && ts.Sub(mint) <= time.Duration(evalTimes[curr]) && time.Duration(evalTimes[curr]) < ts.Add(evalInterval).Sub(mint) {
 			t := evalTimes[curr]
