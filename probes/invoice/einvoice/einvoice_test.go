@@ -1,10 +1,7 @@
 package einvoice
 
 import (
-	"errors"
-	"strings"
 	"testing"
-	"time"
 )
 
 func TestValidateCreditCode(t *testing.T) {
@@ -82,87 +79,4 @@ func TestLineAmounts(t *testing.T) {
 	if _, err := LineAmounts("1", "1", "13"); err == nil {
 		t.Error("a tax rate of 13 (instead of 0.13) was accepted")
 	}
-}
-
-func TestParsePayload(t *testing.T) {
-	for _, tc := range []struct {
-		name, in string
-		bad      []string // fields reported
-	}{
-		{"design example VAT e-invoice", "01,10,011001605111,80100798,64.9,20161018,85342965681116380258,BE2D", nil},
-		{"design example digital", "01,32,,24312000000136634917,0.01,20240514,,1DD6", nil},
-		{"trailing comma", "01,32,,24312000000136634917,0.01,20240514,,1DD6,", nil},
-		{"lower-case checksum", "01,31,,24312000000136634917,100,20240514,,1dd6", nil},
-		{"too few fields", "01,32,,24312000000136634917,0.01,20240514,1DD6", []string{"payload"}},
-		{"digital with code", "01,32,011001605111,24312000000136634917,0.01,20240514,,1DD6", []string{"code"}},
-		{"short number", "01,32,,2431200000013663491,0.01,20240514,,1DD6", []string{"number"}},
-		{"bad amount and date", "01,32,,24312000000136634917,0.001,20241314,,1DD6", []string{"amount", "date"}},
-		{"bad version type checksum", "02,99,,24312000000136634917,1,20240514,,XYZ1", []string{"version", "type", "code", "number", "check_code", "checksum"}},
-		{"VAT without check code", "01,10,011001605111,80100798,64.9,20161018,,BE2D", []string{"check_code"}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			p, err := ParsePayload(tc.in)
-			var got []string
-			for _, e := range flatten(err) {
-				var fe *FieldError
-				if !errors.As(e, &fe) {
-					t.Fatalf("error %v is not a FieldError", e)
-				}
-				got = append(got, fe.Field)
-			}
-			if strings.Join(got, ",") != strings.Join(tc.bad, ",") {
-				t.Fatalf("fields reported %v, want %v (err %v)", got, tc.bad, err)
-			}
-			if err == nil && p.Number == "" {
-				t.Fatal("no number parsed")
-			}
-		})
-	}
-}
-
-func TestPayloadRoundTrip(t *testing.T) {
-	p := NewDigitalPayload(TypeDigitalOrdinary, "26110100000000000042", 113, time.Date(2026, 11, 23, 15, 4, 0, 0, time.Local))
-	q, err := ParsePayload(p.String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if q != p {
-		t.Fatalf("round trip: %+v != %+v", q, p)
-	}
-	if got := p.String(); got != "01,32,,26110100000000000042,1.13,20261123,,"+p.Checksum {
-		t.Fatalf("payload %q", got)
-	}
-	if Checksum("123456789") != "29B1" { // CRC-16/CCITT-FALSE check value
-		t.Fatalf("checksum of the standard check input = %s", Checksum("123456789"))
-	}
-}
-
-func FuzzParsePayload(f *testing.F) {
-	f.Add("01,10,011001605111,80100798,64.9,20161018,85342965681116380258,BE2D")
-	f.Add("01,32,,24312000000136634917,0.01,20240514,,1DD6")
-	f.Add(",,,,,,,")
-	f.Fuzz(func(t *testing.T, s string) {
-		p, err := ParsePayload(s)
-		if err != nil {
-			return
-		}
-		// Anything accepted must format back to an equivalent payload.
-		q, err := ParsePayload(p.String())
-		if err != nil {
-			t.Fatalf("re-parse of %q (from %q): %v", p.String(), s, err)
-		}
-		if q.Number != p.Number || q.Amount != p.Amount || !q.Date.Equal(p.Date) {
-			t.Fatalf("round trip changed %+v to %+v", p, q)
-		}
-	})
-}
-
-func flatten(err error) []error {
-	if err == nil {
-		return nil
-	}
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		return j.Unwrap()
-	}
-	return []error{err}
 }
