@@ -37,7 +37,7 @@ func run(args []string, stderr io.Writer) int {
 	demoData := demo.Flag("data.dir", "Directory for the SQLite databases.").Default("data/demo").String()
 	demoDSN := demo.Flag("db.dsn", "PostgreSQL DSN both issuers share instead of SQLite (postgres://…).").Envar("INVOICE_DB_DSN").String()
 	demoSync := demo.Flag("sync.interval", "How often the sync workers push pending invoices.").Default("1s").Duration()
-	demoBasis := demo.Flag("qr.amount-basis", "Which total the QR amount carries.").Default("excluding_tax").Enum("excluding_tax", "including_tax")
+	demoBasis := demo.Flag("qr.amount-basis", "Which total the QR amount carries: auto (tax-inclusive on 31/32, before tax on other types), excluding_tax or including_tax.").Default("auto").Enum("auto", "excluding_tax", "including_tax")
 
 	issuer := app.Command("issuer", "One issuer: the issuing API and its sync worker.")
 	issName := issuer.Flag("name", "Issuer name (primary, standby).").Default("primary").String()
@@ -48,7 +48,7 @@ func run(args []string, stderr io.Writer) int {
 	issDB := issuer.Flag("db", "SQLite file path or PostgreSQL DSN (postgres://…).").Default("data/issuer.db").Envar("INVOICE_DB_DSN").String()
 	issUpstream := issuer.Flag("upstream.url", "Upstream tax platform base URL.").Default("http://127.0.0.1:8483").String()
 	issSync := issuer.Flag("sync.interval", "How often the sync worker pushes pending invoices.").Default("1s").Duration()
-	issBasis := issuer.Flag("qr.amount-basis", "Which total the QR amount carries.").Default("excluding_tax").Enum("excluding_tax", "including_tax")
+	issBasis := issuer.Flag("qr.amount-basis", "Which total the QR amount carries: auto (tax-inclusive on 31/32, before tax on other types), excluding_tax or including_tax.").Default("auto").Enum("auto", "excluding_tax", "including_tax")
 
 	gateway := app.Command("gateway", "Routes the issuing API to the active issuer; POST /admin/switch changes it.")
 	gwListen := gateway.Flag("web.listen-address", "Public address.").Default(":8480").String()

@@ -27,8 +27,10 @@ type DemoOptions struct {
 	DataDir string
 	// IssuerDSN, when set, is a PostgreSQL DSN both issuers share instead
 	// of their own SQLite files.
-	IssuerDSN    string
-	Region       string
+	IssuerDSN string
+	Region    string
+	// AmountBasis is the issuers' QR amount basis: auto (default),
+	// excluding_tax or including_tax; see IssuerOptions.
 	AmountBasis  string
 	SyncInterval time.Duration
 	Logger       *slog.Logger

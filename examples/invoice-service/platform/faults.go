@@ -23,8 +23,21 @@ type Faults struct {
 	QRWrongDate   bool `json:"qr_wrong_date,omitempty"`
 	QRWrongNumber bool `json:"qr_wrong_number,omitempty"`
 	QRUnreadable  bool `json:"qr_unreadable,omitempty"`
+	// QRSpaceFilled makes the issuer write a single space instead of the
+	// empty invoice code and check code on fully digital invoices
+	// (01,31, ,24942000000003727672,684.40,20240129, ,2D77). Not a broken
+	// payload: real platforms issue this shape (it is in the fixtures'
+	// EXPECTED.tsv), so a checker must accept it; the fault shows whether it
+	// does.
+	QRSpaceFilled bool `json:"qr_space_filled,omitempty"`
 	// PDFWithoutQR renders the PDF without the QR code.
 	PDFWithoutQR bool `json:"pdf_without_qr,omitempty"`
+	// OFDMissingQR renders the OFD without the QR: no ImageObject on the
+	// page and no image under Doc_0/Res/; everything else is unchanged.
+	OFDMissingQR bool `json:"ofd_missing_qr,omitempty"`
+	// XMLAmountMismatch makes the XML invoice's TotalTax-includedAmount
+	// 0.01 more than the invoice's total; nothing else in it changes.
+	XMLAmountMismatch bool `json:"xml_amount_mismatch,omitempty"`
 	// SyncStalled stops the sync worker from sending anything.
 	SyncStalled bool `json:"sync_stalled,omitempty"`
 	// SyncDropRate (0–1) marks that fraction of syncs done without sending

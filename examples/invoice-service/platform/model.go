@@ -45,7 +45,8 @@ type Totals struct {
 type QR struct {
 	Payload string `json:"payload"`
 	// AmountBasis says which total the payload's amount field carries:
-	// excluding_tax or including_tax.
+	// excluding_tax or including_tax (auto resolved for the invoice's type
+	// when it was issued).
 	AmountBasis string `json:"amount_basis"`
 }
 

@@ -1,20 +1,27 @@
 package platform
 
 import (
+	"archive/zip"
 	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
+	"encoding/xml"
+	"image"
+	_ "image/png"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"path"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/vigil-project/vigil/internal/testenv"
+	"github.com/vigil-project/vigil/probes/invoice"
 	"github.com/vigil-project/vigil/probes/invoice/einvoice"
 )
 
@@ -127,7 +134,7 @@ func TestIssueReadVoidSync(t *testing.T) {
 	if back.QR != inv.QR || back.Totals != inv.Totals {
 		t.Fatalf("read back %+v", back)
 	}
-	for _, link := range []string{"qr_png", "pdf"} {
+	for _, link := range []string{"qr_png", "pdf", "ofd", "xml"} {
 		resp, err := http.Get(d.URL["gateway"] + inv.Links[link])
 		if err != nil {
 			t.Fatal(err)
@@ -229,7 +236,8 @@ func TestAdminListensOnLoopbackOnly(t *testing.T) {
 
 func TestFaultsValidation(t *testing.T) {
 	d, _ := startDemo(t, DemoOptions{})
-	for _, body := range []string{`{"error_rate":2}`, `{"latency":"forever"}`, `{"qr_wrong":true}`} {
+	for _, body := range []string{`{"error_rate":2}`, `{"latency":"forever"}`, `{"qr_wrong":true}`,
+		`{"ofd_missing_qr":1}`, `{"xml_amount_mismatch":"yes"}`, `{"qr_space_filled":null,"ofd_qr_missing":true}`} {
 		if st := call(t, "POST", d.AdminURL["primary"]+"/admin/faults", body, nil); st != 400 {
 			t.Errorf("%s: %d", body, st)
 		}
@@ -237,6 +245,11 @@ func TestFaultsValidation(t *testing.T) {
 	var f Faults
 	call(t, "POST", d.AdminURL["primary"]+"/admin/faults", `{"latency":"20ms","sync_drop_rate":0.5}`, &f)
 	if time.Duration(f.Latency) != 20*time.Millisecond || f.SyncDropRate != 0.5 {
+		t.Fatalf("%+v", f)
+	}
+	f = Faults{}
+	call(t, "POST", d.AdminURL["primary"]+"/admin/faults", `{"ofd_missing_qr":true,"xml_amount_mismatch":true,"qr_space_filled":true}`, &f)
+	if f != (Faults{OFDMissingQR: true, XMLAmountMismatch: true, QRSpaceFilled: true}) {
 		t.Fatalf("%+v", f)
 	}
 }
@@ -293,5 +306,419 @@ func TestPagerInbox(t *testing.T) {
 	call(t, "GET", d.AdminURL["gateway"]+"/admin/pages", "", &got)
 	if len(got.Pages) != 1 || got.Pages[0].Payload.Status != "firing" || got.Pages[0].Payload.Receiver != "oncall" {
 		t.Fatalf("pages: %+v", got)
+	}
+}
+
+// issue posts an invoice of the given type to the gateway.
+func issue(t *testing.T, d *Demo, typ, remark string) Invoice {
+	t.Helper()
+	body := `{"type":"` + typ + `","remark":"` + remark + `","seller":` + seller + `,"buyer":` + buyer + `,"items":[
+		{"name":"*信息技术服务*咨询","quantity":"3","unit_price":"33.335","tax_rate":"0.06"},
+		{"name":"b","quantity":"1.5","unit_price":"2.05","tax_rate":"0.13"}]}`
+	var inv Invoice
+	if st := call(t, "POST", d.URL["gateway"]+"/api/v1/invoices", body, &inv); st != 201 {
+		t.Fatalf("issue: %d", st)
+	}
+	return inv
+}
+
+// download fetches one of an invoice's links and checks its content type.
+func download(t *testing.T, d *Demo, inv Invoice, link, contentType string) []byte {
+	t.Helper()
+	resp, err := http.Get(d.URL["gateway"] + inv.Links[link])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), contentType) {
+		t.Fatalf("%s: %d %s: %.200s", link, resp.StatusCode, resp.Header.Get("Content-Type"), b)
+	}
+	return b
+}
+
+// The QR amount follows the invoice type unless the issuer is told otherwise.
+func TestQRAmountBasis(t *testing.T) {
+	for _, tc := range []struct{ typ, configured, want string }{
+		{"31", "auto", BasisIncludingTax},
+		{"32", "auto", BasisIncludingTax},
+		{"32", "", BasisIncludingTax},
+		{"01", "auto", BasisExcludingTax},
+		{"04", "auto", BasisExcludingTax},
+		{"08", "auto", BasisExcludingTax},
+		{"10", "auto", BasisExcludingTax},
+		{"20", "auto", BasisExcludingTax},
+		{"32", BasisExcludingTax, BasisExcludingTax},
+		{"10", BasisIncludingTax, BasisIncludingTax},
+	} {
+		if got := qrAmountBasis(tc.typ, tc.configured); got != tc.want {
+			t.Errorf("type %s, %q: %s, want %s", tc.typ, tc.configured, got, tc.want)
+		}
+	}
+	// The platform issues only 31 and 32; the issued payloads carry the
+	// tax-inclusive total by default and the amount before tax on request.
+	auto, _ := startDemo(t, DemoOptions{})
+	excl, _ := startDemo(t, DemoOptions{AmountBasis: BasisExcludingTax})
+	for _, tc := range []struct {
+		name, typ string
+		d         *Demo
+		basis     string
+	}{
+		{"31 auto", "31", auto, BasisIncludingTax},
+		{"32 auto", "32", auto, BasisIncludingTax},
+		{"32 excluding_tax", "32", excl, BasisExcludingTax},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			inv := issue(t, tc.d, tc.typ, "")
+			p, err := einvoice.ParsePayload(inv.QR.Payload)
+			want := map[string]string{BasisIncludingTax: inv.Totals.IncludingTax, BasisExcludingTax: inv.Totals.ExcludingTax}[tc.basis]
+			if err != nil || p.Type != tc.typ || p.Amount.String() != want || inv.QR.AmountBasis != tc.basis {
+				t.Fatalf("payload %q basis %s (%v), want amount %s basis %s", inv.QR.Payload, inv.QR.AmountBasis, err, want, tc.basis)
+			}
+		})
+	}
+	if _, err := NewIssuer(context.Background(), IssuerOptions{Node: 1, Region: "11", AmountBasis: "gross"}); err == nil {
+		t.Error("amount basis gross accepted")
+	}
+}
+
+// ofdPackage is an unpacked OFD file.
+type ofdPackage struct {
+	order []string
+	files map[string][]byte
+}
+
+func openOFD(t *testing.T, b []byte) ofdPackage {
+	t.Helper()
+	zr, err := zip.NewReader(bytes.NewReader(b), int64(len(b)))
+	if err != nil {
+		t.Fatalf("OFD is not a zip: %v", err)
+	}
+	p := ofdPackage{files: map[string][]byte{}}
+	for _, f := range zr.File {
+		rc, err := f.Open()
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.files[f.Name], _ = io.ReadAll(rc)
+		rc.Close()
+		p.order = append(p.order, f.Name)
+	}
+	return p
+}
+
+func (p ofdPackage) xml(t *testing.T, name string, into any) {
+	t.Helper()
+	b, ok := p.files[name]
+	if !ok {
+		t.Fatalf("no %s in %v", name, p.order)
+	}
+	if err := xml.Unmarshal(b, into); err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+}
+
+// ofdView reads an OFD the way a reader of real invoice OFDs would: from
+// OFD.xml to the document, its page, resources and custom tags.
+type ofdView struct {
+	texts  map[string]string   // TextObject ID → text
+	images []string            // QR image files the page draws
+	tags   map[string][]string // tag path (Buyer/BuyerTaxID) → texts it points at, joined per occurrence
+	custom map[string]string   // OFD.xml CustomData
+}
+
+// tagNode is an element of a custom tag file: ObjectRefs to page objects
+// and nested tags.
+type tagNode struct {
+	XMLName xml.Name
+	Refs    []string  `xml:"ObjectRef"`
+	Kids    []tagNode `xml:",any"`
+}
+
+func readOFD(t *testing.T, p ofdPackage) ofdView {
+	t.Helper()
+	var root struct {
+		DocBody struct {
+			DocRoot string
+			DocInfo struct {
+				CustomData []struct {
+					Name  string `xml:"Name,attr"`
+					Value string `xml:",chardata"`
+				} `xml:"CustomDatas>CustomData"`
+			}
+		}
+	}
+	p.xml(t, "OFD.xml", &root)
+	dir := path.Dir(root.DocBody.DocRoot)
+	var doc struct {
+		DocumentRes string `xml:"CommonData>DocumentRes"`
+		Pages       []struct {
+			BaseLoc string `xml:"BaseLoc,attr"`
+		} `xml:"Pages>Page"`
+		CustomTags string
+	}
+	p.xml(t, root.DocBody.DocRoot, &doc)
+	var res struct {
+		BaseLoc string `xml:"BaseLoc,attr"`
+		Media   []struct {
+			ID   string `xml:"ID,attr"`
+			File string `xml:"MediaFile"`
+		} `xml:"MultiMedias>MultiMedia"`
+	}
+	p.xml(t, path.Join(dir, doc.DocumentRes), &res)
+	if len(doc.Pages) != 1 {
+		t.Fatalf("%d pages", len(doc.Pages))
+	}
+	var page struct {
+		Images []struct {
+			Resource string `xml:"ResourceID,attr"`
+		} `xml:"Content>Layer>ImageObject"`
+		Texts []struct {
+			ID   string `xml:"ID,attr"`
+			Text string `xml:"TextCode"`
+		} `xml:"Content>Layer>TextObject"`
+	}
+	p.xml(t, path.Join(dir, doc.Pages[0].BaseLoc), &page)
+	v := ofdView{texts: map[string]string{}, tags: map[string][]string{}, custom: map[string]string{}}
+	for _, c := range root.DocBody.DocInfo.CustomData {
+		v.custom[c.Name] = c.Value
+	}
+	for _, o := range page.Texts {
+		v.texts[o.ID] = o.Text
+	}
+	for _, img := range page.Images {
+		for _, m := range res.Media {
+			if m.ID == img.Resource {
+				v.images = append(v.images, path.Join(dir, res.BaseLoc, m.File))
+			}
+		}
+	}
+	var index struct {
+		Tags []string `xml:"CustomTag>FileLoc"`
+	}
+	p.xml(t, path.Join(dir, doc.CustomTags), &index)
+	var walk func(prefix string, n tagNode)
+	walk = func(prefix string, n tagNode) {
+		for _, k := range n.Kids {
+			key := prefix + k.XMLName.Local
+			if len(k.Refs) > 0 || len(k.Kids) == 0 {
+				var s strings.Builder
+				for _, id := range k.Refs {
+					s.WriteString(v.texts[id])
+				}
+				v.tags[key] = append(v.tags[key], s.String())
+			}
+			walk(key+"/", k)
+		}
+	}
+	for _, loc := range index.Tags {
+		var root tagNode
+		p.xml(t, path.Join(dir, path.Dir(doc.CustomTags), loc), &root)
+		walk("", root)
+	}
+	return v
+}
+
+func TestOFD(t *testing.T) {
+	d, _ := startDemo(t, DemoOptions{})
+	inv := issue(t, d, "31", "备注 & <测试>")
+	p := openOFD(t, download(t, d, inv, "ofd", "application/ofd"))
+	if p.order[0] != "OFD.xml" {
+		t.Errorf("first entry %s, want OFD.xml", p.order[0])
+	}
+	v := readOFD(t, p)
+	if len(v.images) != 1 {
+		t.Fatalf("QR images drawn: %v", v.images)
+	}
+	img, format, err := image.Decode(bytes.NewReader(p.files[v.images[0]]))
+	if err != nil || format != "png" {
+		t.Fatalf("%s: %s %v", v.images[0], format, err)
+	}
+	if payload, err := invoice.DecodeQR(img); err != nil || payload != inv.QR.Payload {
+		t.Fatalf("QR in the OFD: %q %v, want %q", payload, err, inv.QR.Payload)
+	}
+	date := inv.IssuedAt.In(chinaTime).Format("2006年01月02日")
+	for _, tc := range []struct{ tag, want string }{
+		{"InvoiceNo", inv.Number},
+		{"IssueDate", date},
+		{"Buyer/BuyerName", "Buyer Ltd"},
+		{"Buyer/BuyerTaxID", "91440300708461136T"},
+		{"Seller/SellerName", "Demo Seller Co"},
+		{"Seller/SellerTaxID", "91350100M000100Y43"},
+		{"TaxExclusiveTotalAmount", "¥" + inv.Totals.ExcludingTax},
+		{"TaxTotalAmount", "¥" + inv.Totals.Tax},
+		{"TaxInclusiveTotalAmount", "¥" + inv.Totals.IncludingTax},
+		{"Note", inv.Remark},
+		{"Item", "*信息技术服务*咨询,b"},
+		{"Amount", inv.Items[0].Amount + "," + inv.Items[1].Amount},
+		{"TaxScheme", "6%,13%"},
+	} {
+		if got := strings.Join(v.tags[tc.tag], ","); got != tc.want {
+			t.Errorf("tag %s: %q, want %q", tc.tag, got, tc.want)
+		}
+	}
+	for name, want := range map[string]string{"发票号码": inv.Number, "开票日期": date, "合计金额": inv.Totals.ExcludingTax,
+		"合计税额": inv.Totals.Tax, "购买方纳税人识别号": inv.Buyer.TaxID, "销售方纳税人识别号": inv.Seller.TaxID} {
+		if v.custom[name] != want {
+			t.Errorf("CustomData %s: %q, want %q", name, v.custom[name], want)
+		}
+	}
+	if _, ok := p.files["Doc_0/Signs/Signatures.xml"]; ok {
+		t.Error("the demo OFD claims a signature")
+	}
+}
+
+// xmlFile is what a reader of 数电 XML invoices takes from one.
+type xmlFile struct {
+	xmlHead
+	Items []struct {
+		Name, Amount, ComTaxAm, TotaltaxIncludedAmount string
+	} `xml:"EInvoiceData>IssuItemInformation"`
+}
+
+type xmlHead struct {
+	Number    string `xml:"TaxSupervisionInfo>InvoiceNumber"`
+	IssueTime string `xml:"TaxSupervisionInfo>IssueTime"`
+	Bureau    string `xml:"TaxSupervisionInfo>TaxBureauCode"`
+	SellerID  string `xml:"EInvoiceData>SellerInformation>SellerIdNum"`
+	BuyerID   string `xml:"EInvoiceData>BuyerInformation>BuyerIdNum"`
+	Excl      string `xml:"EInvoiceData>BasicInformation>TotalAmWithoutTax"`
+	Tax       string `xml:"EInvoiceData>BasicInformation>TotalTaxAm"`
+	Incl      string `xml:"EInvoiceData>BasicInformation>TotalTax-includedAmount"`
+	Requested string `xml:"EInvoiceData>BasicInformation>RequestTime"`
+	Remark    string `xml:"EInvoiceData>AdditionalInformation>Remark"`
+}
+
+func parseXMLFile(t *testing.T, b []byte) xmlFile {
+	t.Helper()
+	var x xmlFile
+	if err := xml.Unmarshal(b, &x); err != nil {
+		t.Fatalf("XML invoice: %v\n%s", err, b)
+	}
+	return x
+}
+
+func TestXMLInvoice(t *testing.T) {
+	d, _ := startDemo(t, DemoOptions{})
+	for _, typ := range []string{"31", "32"} {
+		t.Run(typ, func(t *testing.T) {
+			inv := issue(t, d, typ, "remark")
+			b := download(t, d, inv, "xml", "application/xml")
+			x := parseXMLFile(t, b)
+			issued := inv.IssuedAt.In(chinaTime)
+			want := xmlHead{Number: inv.Number, IssueTime: issued.Format("2006-01-02"), Bureau: "11100000000",
+				SellerID: inv.Seller.TaxID, BuyerID: inv.Buyer.TaxID, Excl: inv.Totals.ExcludingTax, Tax: inv.Totals.Tax,
+				Incl: inv.Totals.IncludingTax, Requested: issued.Format("2006-01-02 15:04:05"), Remark: "remark"}
+			if x.xmlHead != want {
+				t.Fatalf("got  %+v\nwant %+v", x.xmlHead, want)
+			}
+			items := x.Items
+			var excl, tax, incl einvoice.Fen
+			for _, it := range items {
+				a, _ := einvoice.ParseFen(it.Amount)
+				c, _ := einvoice.ParseFen(it.ComTaxAm)
+				s, _ := einvoice.ParseFen(it.TotaltaxIncludedAmount)
+				if a+c != s {
+					t.Errorf("item %+v: amount and tax do not add up", it)
+				}
+				excl, tax, incl = excl+a, tax+c, incl+s
+			}
+			if len(items) != 2 || excl.String() != inv.Totals.ExcludingTax || tax.String() != inv.Totals.Tax || incl.String() != inv.Totals.IncludingTax {
+				t.Fatalf("items %+v do not sum to %+v", items, inv.Totals)
+			}
+			label := map[string]string{"31": "<LabelCode>01</LabelCode>", "32": "<LabelCode>02</LabelCode>"}[typ]
+			if !bytes.Contains(b, []byte(label)) {
+				t.Errorf("type %s without %s", typ, label)
+			}
+		})
+	}
+}
+
+// Each new fault changes exactly what it names and nothing else.
+func TestDocumentFaults(t *testing.T) {
+	d, _ := startDemo(t, DemoOptions{})
+	setFaults := func(body string) {
+		t.Helper()
+		if st := call(t, "POST", d.AdminURL["primary"]+"/admin/faults", body, nil); st != 200 {
+			t.Fatalf("faults %s: %d", body, st)
+		}
+	}
+	for _, tc := range []struct {
+		name, fault string
+		check       func(t *testing.T, inv Invoice)
+	}{
+		{"ofd_missing_qr", `{"ofd_missing_qr":true}`, func(t *testing.T, inv Invoice) {
+			setFaults(`{}`)
+			good := openOFD(t, download(t, d, inv, "ofd", "application/ofd"))
+			setFaults(`{"ofd_missing_qr":true}`)
+			bad := openOFD(t, download(t, d, inv, "ofd", "application/ofd"))
+			if v := readOFD(t, bad); len(v.images) != 0 || v.tags["InvoiceNo"][0] != inv.Number {
+				t.Fatalf("QR still drawn: %v", v.images)
+			}
+			imageObject := regexp.MustCompile(`<ofd:ImageObject [^>]*/>`)
+			media := regexp.MustCompile(`<ofd:MultiMedias>.*</ofd:MultiMedias>`)
+			for _, name := range good.order {
+				g, b := good.files[name], bad.files[name]
+				switch {
+				case strings.HasPrefix(name, "Doc_0/Res/"):
+					if _, ok := bad.files[name]; ok {
+						t.Errorf("%s still in the package", name)
+					}
+				case name == "Doc_0/Pages/Page_0/Content.xml":
+					g = imageObject.ReplaceAll(g, nil)
+				case name == "Doc_0/DocumentRes.xml":
+					g = media.ReplaceAll(g, nil)
+					g = bytes.Replace(g, []byte(`"Res">`), []byte(`"Res"/>`), 1)
+					g = bytes.Replace(g, []byte(`</ofd:Res>`), nil, 1)
+				}
+				if !strings.HasPrefix(name, "Doc_0/Res/") && !bytes.Equal(g, b) {
+					t.Errorf("%s differs beyond the QR:\n%s\n%s", name, g, b)
+				}
+			}
+		}},
+		{"xml_amount_mismatch", `{"xml_amount_mismatch":true}`, func(t *testing.T, inv Invoice) {
+			setFaults(`{}`)
+			good := download(t, d, inv, "xml", "application/xml")
+			setFaults(`{"xml_amount_mismatch":true}`)
+			bad := download(t, d, inv, "xml", "application/xml")
+			total, _ := einvoice.ParseFen(inv.Totals.IncludingTax)
+			if x := parseXMLFile(t, bad); x.Incl != (total + 1).String() {
+				t.Fatalf("TotalTax-includedAmount %s, want %s", x.Incl, (total + 1).String())
+			}
+			tag := func(s string) []byte { return []byte("<TotalTax-includedAmount>" + s + "<") }
+			if fixed := bytes.Replace(bad, tag((total + 1).String()), tag(inv.Totals.IncludingTax), 1); !bytes.Equal(fixed, good) {
+				t.Errorf("the XML differs beyond the total:\n%s\n%s", good, bad)
+			}
+		}},
+		{"qr_space_filled", `{"qr_space_filled":true}`, func(t *testing.T, inv Invoice) {
+			// A valid real shape: "01,31, ,<number>,<amount>,<date>, ,<checksum>".
+			f := strings.Split(inv.QR.Payload, ",")
+			want := []string{"01", inv.Type, " ", inv.Number, inv.Totals.IncludingTax, inv.IssuedAt.In(chinaTime).Format("20060102"), " "}
+			if len(f) != 8 || strings.Join(f[:7], ",") != strings.Join(want, ",") || f[7] != einvoice.Checksum(strings.Join(want, ",")+",") {
+				t.Fatalf("payload %q", inv.QR.Payload)
+			}
+			for _, link := range []string{"qr_png", "ofd"} {
+				b := download(t, d, inv, link, "")
+				if link == "ofd" {
+					p := openOFD(t, b)
+					b = p.files[readOFD(t, p).images[0]]
+				}
+				if got, err := invoice.DecodeQRBytes(b); err != nil || got != inv.QR.Payload {
+					t.Errorf("%s: %q %v", link, got, err)
+				}
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			setFaults(tc.fault)
+			inv := issue(t, d, "32", "")
+			setFaults(`{}`)
+			clean := issue(t, d, "32", "")
+			if !strings.Contains(tc.fault, "qr_") && strings.Replace(inv.QR.Payload, inv.Number, clean.Number, 1)[:len(inv.QR.Payload)-4] != clean.QR.Payload[:len(clean.QR.Payload)-4] {
+				t.Errorf("%s changed the QR payload: %s vs %s", tc.name, inv.QR.Payload, clean.QR.Payload)
+			}
+			tc.check(t, inv)
+			setFaults(`{}`)
+		})
 	}
 }
