@@ -232,7 +232,7 @@ func TestInvoiceQRAdapterFailures(t *testing.T) {
 		{"QR path answers 404", d.URL["gateway"], func(c *QRConfig) { c.API.QRPath = "/api/v1/invoices/{number}/qr.gif" }, probes.ReasonQRMissing, "404"},
 		{"read-back differs", tamper(t, d.URL["gateway"], "readback"), nil, probes.ReasonReadbackMismatch, "total_including_tax"},
 		{"void refused", tamper(t, d.URL["gateway"], "void"), nil, probes.ReasonVoidFailed, "HTTP 500"},
-		{"amount basis wrong", d.URL["gateway"], func(c *QRConfig) { c.QRAmountBasis = "including_tax" }, probes.ReasonQRMismatch, "field amount: the QR says 0.10, expected 0.11"},
+		{"amount basis wrong", d.URL["gateway"], func(c *QRConfig) { c.QRAmountBasis = "excluding_tax" }, probes.ReasonQRMismatch, "field amount: the QR says 0.11, expected 0.10"},
 		{"nothing listening", "http://127.0.0.1:1", nil, probes.ReasonIssueError, "refused"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
