@@ -43,6 +43,8 @@ const (
 	ReasonQRMissing               Reason = "qr_missing"
 	ReasonQRUnreadable            Reason = "qr_unreadable"
 	ReasonPDFMissingQR            Reason = "pdf_missing_qr"
+	ReasonOFDMissingQR            Reason = "ofd_missing_qr"
+	ReasonDocumentMismatch        Reason = "document_mismatch"
 	ReasonReadbackMismatch        Reason = "readback_mismatch"
 	ReasonVoidFailed              Reason = "void_failed"
 	ReasonInvoicesMissingUpstream Reason = "invoices_missing_upstream"
@@ -73,7 +75,7 @@ var knownReasons = map[Reason]bool{
 	ReasonAuthFailed: true, ReasonCanaryMismatch: true, ReasonReplicationLag: true,
 	ReasonTooManyConnections: true, ReasonQueryError: true, ReasonQueryThreshold: true,
 	ReasonReadonlyViolation: true,
-	ReasonIssueError:        true, ReasonQRMissing: true, ReasonQRUnreadable: true, ReasonPDFMissingQR: true,
+	ReasonIssueError:        true, ReasonQRMissing: true, ReasonQRUnreadable: true, ReasonPDFMissingQR: true, ReasonOFDMissingQR: true, ReasonDocumentMismatch: true,
 	ReasonReadbackMismatch: true, ReasonVoidFailed: true, ReasonInvoicesMissingUpstream: true,
 	ReasonUpstreamMismatch: true, ReasonUpstreamUnreachable: true, ReasonSourceError: true,
 	ReasonPatternThreshold: true, ReasonLogUnreadable: true, ReasonLogMissing: true,

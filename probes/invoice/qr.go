@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"text/template"
 	"time"
@@ -44,6 +45,8 @@ type APIShape struct {
 	GetPath   string `yaml:"get_path"`
 	QRPath    string `yaml:"qr_path"`
 	PDFPath   string `yaml:"pdf_path"`
+	OFDPath   string `yaml:"ofd_path"`
+	XMLPath   string `yaml:"xml_path"`
 	VoidPath  string `yaml:"void_path"`
 	// IssueBody is a Go template producing the JSON issue request from
 	// .Type, .Seller, .Buyer, .Item and .Remark; `json` quotes a value.
@@ -65,10 +68,17 @@ type QRConfig struct {
 	// InvoiceType is the QR type code requested: 31 or 32.
 	InvoiceType string `yaml:"invoice_type"`
 	Remark      string `yaml:"remark"`
-	// QRAmountBasis is which total the QR amount must equal: auto (what the
-	// service says in qr_amount_basis), excluding_tax or including_tax.
+	// QRAmountBasis is which total the QR amount must equal: by_type (the
+	// default: the tax-inclusive total on 数电 types 31/32, the amount
+	// before tax on the others), auto (what the service says in
+	// qr_amount_basis), excluding_tax or including_tax.
 	QRAmountBasis string `yaml:"qr_amount_basis"`
-	// CheckPDF fetches the PDF and decodes the QR printed on it.
+	// Formats are the documents the platform offers and the check fetches:
+	// png (the QR image), pdf, ofd, xml. Default png and pdf (png only
+	// with check_pdf: false).
+	Formats []string `yaml:"formats"`
+	// CheckPDF fetches the PDF and decodes the QR printed on it (when
+	// formats is not set).
 	CheckPDF bool `yaml:"check_pdf"`
 	// Void voids the probe invoice at the end so probes leave none live.
 	Void bool     `yaml:"void"`
@@ -85,7 +95,7 @@ func defaultQRConfig() *QRConfig {
 		Item:             ItemConfig{Name: "vigil probe", Quantity: "1", UnitPrice: "0.10", TaxRate: "0.13"},
 		InvoiceType:      einvoice.TypeDigitalOrdinary,
 		Remark:           "vigil health probe; voided automatically",
-		QRAmountBasis:    "auto",
+		QRAmountBasis:    "by_type",
 		CheckPDF:         true,
 		Void:             true,
 		API: APIShape{
@@ -93,6 +103,8 @@ func defaultQRConfig() *QRConfig {
 			GetPath:   "/api/v1/invoices/{number}",
 			QRPath:    "/api/v1/invoices/{number}/qr.png",
 			PDFPath:   "/api/v1/invoices/{number}/pdf",
+			OFDPath:   "/api/v1/invoices/{number}/ofd",
+			XMLPath:   "/api/v1/invoices/{number}/xml",
 			VoidPath:  "/api/v1/invoices/{number}/void",
 			IssueBody: defaultIssueBody,
 		},
@@ -157,12 +169,25 @@ func (c *QRConfig) Validate() error {
 		errs = append(errs, confkit.FieldErrorf("invoice_type", "must be 31 or 32 (fully digital invoices), got %q", c.InvoiceType))
 	}
 	switch c.QRAmountBasis {
-	case "auto", "excluding_tax", "including_tax":
+	case "by_type", "auto", "excluding_tax", "including_tax":
 	default:
-		errs = append(errs, confkit.FieldErrorf("qr_amount_basis", "must be auto, excluding_tax or including_tax, got %q", c.QRAmountBasis))
+		errs = append(errs, confkit.FieldErrorf("qr_amount_basis", "must be by_type, auto, excluding_tax or including_tax, got %q", c.QRAmountBasis))
+	}
+	hasQR := false
+	for i, f := range c.Formats {
+		switch {
+		case !slices.Contains(allFormats, f):
+			errs = append(errs, confkit.FieldErrorf(fmt.Sprintf("formats.%d", i), "unknown format %q (png, pdf, ofd, xml)", f))
+		case slices.Index(c.Formats, f) != i:
+			errs = append(errs, confkit.FieldErrorf(fmt.Sprintf("formats.%d", i), "%q is listed twice", f))
+		}
+		hasQR = hasQR || f != "xml"
+	}
+	if c.Formats != nil && !hasQR {
+		errs = append(errs, confkit.FieldErrorf("formats", "needs a format with a QR code (png, pdf or ofd)"))
 	}
 	for name, p := range map[string]string{"issue_path": c.API.IssuePath, "get_path": c.API.GetPath,
-		"qr_path": c.API.QRPath, "pdf_path": c.API.PDFPath, "void_path": c.API.VoidPath} {
+		"qr_path": c.API.QRPath, "pdf_path": c.API.PDFPath, "ofd_path": c.API.OFDPath, "xml_path": c.API.XMLPath, "void_path": c.API.VoidPath} {
 		if !strings.HasPrefix(p, "/") {
 			errs = append(errs, confkit.FieldErrorf("api."+name, "must start with /, got %q", p))
 		}
@@ -175,6 +200,28 @@ func (c *QRConfig) Validate() error {
 	}
 	errs = append(errs, checkFieldNames(c.API.Fields, qrFieldNames, "api.fields")...)
 	return errors.Join(errs...)
+}
+
+// allFormats are the documents invoice_qr reads, in the order it reads
+// them when several are configured.
+var allFormats = []string{"png", "pdf", "ofd", "xml"}
+
+// formats are the configured formats in reading order.
+func (c *QRConfig) formats() []string {
+	fs := c.Formats
+	if fs == nil {
+		fs = []string{"png"}
+		if c.CheckPDF {
+			fs = append(fs, "pdf")
+		}
+	}
+	var out []string
+	for _, f := range allFormats {
+		if slices.Contains(fs, f) {
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 // QR is the invoice_qr check.
@@ -311,59 +358,35 @@ func (r *qrRun) run(ctx context.Context) (probes.Reason, string) {
 	}
 	r.number = number
 	want, reason, msg := q.expected(issued)
-	r.expected = want.payload
+	r.expected = want.built
 	if reason != probes.ReasonNone {
 		return reason, msg
 	}
 
-	// QR image
-	start = time.Now()
-	img, err := q.api.do(ctx, http.MethodGet, q.path(q.cfg.API.QRPath, number), nil)
-	r.phase("qr_fetch", start, true)
-	if err != nil {
-		var ae *errAPI
-		if errors.As(err, &ae) && (ae.status == http.StatusNotFound || ae.status == http.StatusGone) {
-			return probes.ReasonQRMissing, fmt.Sprintf("QR image of %s: %v", number, err)
+	// Each format the platform offers: its QR (every one the same) and,
+	// for OFD and XML, the invoice data it embeds.
+	var ref, refFormat string
+	for _, f := range q.cfg.formats() {
+		text, reason, msg := r.document(ctx, f, want)
+		if reason != probes.ReasonNone {
+			return reason, msg
 		}
-		return stepErr(probes.ReasonQRMissing, "fetch QR image of "+number, err)
-	}
-	if len(img.body) == 0 {
-		return probes.ReasonQRMissing, fmt.Sprintf("QR image of %s is empty", number)
-	}
-	start = time.Now()
-	text, err := DecodeQRBytes(img.body)
-	r.phase("qr_decode", start, false)
-	r.decoded = text
-	if err != nil {
-		return probes.ReasonQRUnreadable, fmt.Sprintf("QR image of %s: %v", number, err)
-	}
-
-	// PDF
-	if q.cfg.CheckPDF {
-		start = time.Now()
-		pdf, err := q.api.do(ctx, http.MethodGet, q.path(q.cfg.API.PDFPath, number), nil)
-		r.phase("pdf_fetch", start, true)
-		if err != nil {
-			return stepErr(probes.ReasonPDFMissingQR, "fetch PDF of "+number, err)
+		switch {
+		case text == "": // xml: no QR
+		case ref == "":
+			ref, refFormat = text, f
+			// The first QR is checked field by field; the others must
+			// carry the same payload.
+			start = time.Now()
+			reason, msg = want.verify(text)
+			r.phase("verify", start, false)
+			if reason != probes.ReasonNone {
+				return reason, fmt.Sprintf("invoice %s: %s", number, msg)
+			}
+		case text != ref:
+			return probes.ReasonQRMismatch, fmt.Sprintf("field %s: the %s's QR %q differs from the %s's %q",
+				f, formatName[f], text, formatName[refFormat], ref)
 		}
-		start = time.Now()
-		fromPDF, n, err := QRFromPDF(pdf.body)
-		r.phase("pdf_decode", start, false)
-		r.pdfDecoded = fromPDF
-		if err != nil {
-			return probes.ReasonPDFMissingQR, fmt.Sprintf("PDF of %s (%d bytes, %d images): %v", number, len(pdf.body), n, err)
-		}
-		if fromPDF != text {
-			return probes.ReasonQRMismatch, fmt.Sprintf("field pdf: the PDF's QR %q differs from the QR image %q", fromPDF, text)
-		}
-	}
-
-	// verify
-	start = time.Now()
-	reason, msg = want.verify(text)
-	r.phase("verify", start, false)
-	if reason != probes.ReasonNone {
-		return reason, fmt.Sprintf("invoice %s: %s", number, msg)
 	}
 
 	// read back
@@ -390,20 +413,83 @@ func (r *qrRun) run(ctx context.Context) (probes.Reason, string) {
 	return probes.ReasonNone, ""
 }
 
-// expectation is what the QR payload must say.
+// formatName names a format in messages.
+var formatName = map[string]string{"png": "QR image", "pdf": "PDF", "ofd": "OFD", "xml": "XML"}
+
+// document fetches one format of the probe invoice and returns the QR
+// payload it carries ("" for xml), having checked what it embeds.
+func (r *qrRun) document(ctx context.Context, format string, want expectation) (string, probes.Reason, string) {
+	q, number := r.q, r.number
+	path := map[string]string{"png": q.cfg.API.QRPath, "pdf": q.cfg.API.PDFPath, "ofd": q.cfg.API.OFDPath, "xml": q.cfg.API.XMLPath}[format]
+	missing := map[string]probes.Reason{"png": probes.ReasonQRMissing, "pdf": probes.ReasonPDFMissingQR,
+		"ofd": probes.ReasonOFDMissingQR, "xml": probes.ReasonDocumentMismatch}[format]
+	fetchPhase := map[string]string{"png": "qr_fetch", "pdf": "pdf_fetch", "ofd": "ofd_fetch", "xml": "xml_fetch"}[format]
+	start := time.Now()
+	resp, err := q.api.do(ctx, http.MethodGet, q.path(path, number), nil)
+	r.phase(fetchPhase, start, true)
+	if err != nil {
+		var ae *errAPI
+		if errors.As(err, &ae) && (ae.status == http.StatusNotFound || ae.status == http.StatusGone) {
+			return "", missing, fmt.Sprintf("%s of %s: %v", formatName[format], number, err)
+		}
+		if isTimeout(ctx, err) {
+			return "", probes.ReasonTimeout, fmt.Sprintf("fetch %s of %s: %v", formatName[format], number, err)
+		}
+		return "", missing, fmt.Sprintf("fetch %s of %s: %v", formatName[format], number, err)
+	}
+	if len(resp.body) == 0 {
+		return "", missing, fmt.Sprintf("%s of %s is empty", formatName[format], number)
+	}
+	start = time.Now()
+	defer func() { r.phase(format+"_decode", start, false) }()
+	switch format {
+	case "png":
+		text, err := DecodeQRBytes(resp.body)
+		r.decoded = text
+		if err != nil {
+			return "", probes.ReasonQRUnreadable, fmt.Sprintf("QR image of %s: %v", number, err)
+		}
+		return text, probes.ReasonNone, ""
+	case "pdf":
+		text, n, err := QRFromPDF(resp.body)
+		r.pdfDecoded = text
+		if err != nil {
+			return "", probes.ReasonPDFMissingQR, fmt.Sprintf("PDF of %s (%d bytes, %d images): %v", number, len(resp.body), n, err)
+		}
+		return text, probes.ReasonNone, ""
+	case "ofd":
+		return r.ofd(resp.body, want)
+	default:
+		reason, msg := r.xml(resp.body, want)
+		return "", reason, msg
+	}
+}
+
+// expectation is what the QR payload and the documents must say.
 type expectation struct {
-	typ, number, payload string
-	amount               einvoice.Fen
-	basis                string
-	date                 string
+	typ, number string
+	// service is the payload the service says it encoded; built is the
+	// payload built from the request (the checksum cannot be: "????").
+	service, built string
+	amount         einvoice.Fen
+	basis          string
+	date           string
+	// What the documents (OFD, XML) must carry.
+	excluding, tax, including einvoice.Fen
+	sellerTaxID, buyerTaxID   string
 }
 
 // expected derives the expected payload from the request and checks the
 // service's own totals against the request first.
 func (q *QR) expected(issued any) (expectation, probes.Reason, string) {
-	e := expectation{typ: q.cfg.InvoiceType}
+	buyer := q.cfg.Buyer.TaxID
+	if buyer == "" {
+		buyer = q.cfg.Seller.TaxID
+	}
+	e := expectation{typ: q.cfg.InvoiceType, excluding: q.line.Amount, tax: q.line.Tax, including: q.line.Amount + q.line.Tax,
+		sellerTaxID: q.cfg.Seller.TaxID, buyerTaxID: buyer}
 	e.number, _ = q.fields.str(issued, "number")
-	e.payload, _ = q.fields.str(issued, "qr_payload")
+	e.service, _ = q.fields.str(issued, "qr_payload")
 	want := map[string]einvoice.Fen{"total_excluding_tax": q.line.Amount, "tax": q.line.Tax, "total_including_tax": q.line.Amount + q.line.Tax}
 	for _, f := range []string{"total_excluding_tax", "tax", "total_including_tax"} {
 		s, ok := q.fields.str(issued, f)
@@ -417,6 +503,9 @@ func (q *QR) expected(issued any) (expectation, probes.Reason, string) {
 		}
 	}
 	e.basis = q.cfg.QRAmountBasis
+	if e.basis == "by_type" {
+		e.basis = einvoice.AmountBasis(e.typ).String()
+	}
 	if e.basis == "auto" {
 		e.basis, _ = q.fields.str(issued, "qr_amount_basis")
 		if e.basis != "excluding_tax" && e.basis != "including_tax" {
@@ -431,6 +520,9 @@ func (q *QR) expected(issued any) (expectation, probes.Reason, string) {
 		return e, probes.ReasonIssueError, fmt.Sprintf("invoice %s: issued_at %q is not an RFC 3339 time", e.number, at)
 	}
 	e.date = t.In(chinaTime).Format("20060102")
+	// What the QR must say, from the request: the number is the service's,
+	// the checksum has no public algorithm.
+	e.built = strings.Join([]string{"01", e.typ, "", e.number, e.amount.String(), e.date, "", "????"}, ",")
 	return e, probes.ReasonNone, ""
 }
 
@@ -443,8 +535,8 @@ func (e expectation) verify(text string) (probes.Reason, string) {
 	if err != nil {
 		return probes.ReasonQRMismatch, fmt.Sprintf("QR payload %q: field %v", text, err)
 	}
-	if e.payload != "" && strings.TrimSpace(text) != strings.TrimSpace(e.payload) {
-		return probes.ReasonQRMismatch, fmt.Sprintf("field payload: the QR says %q, the service %q", text, e.payload)
+	if e.service != "" && strings.TrimSpace(text) != strings.TrimSpace(e.service) {
+		return probes.ReasonQRMismatch, fmt.Sprintf("field payload: the QR says %q, the service %q", text, e.service)
 	}
 	for _, c := range []struct{ field, got, want string }{
 		{"type", p.Type, e.typ},
