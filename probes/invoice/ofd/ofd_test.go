@@ -440,3 +440,22 @@ func BenchmarkReadOFD(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkRead is ofd.Read alone, without the QR decoding, per fixture.
+func BenchmarkRead(b *testing.B) {
+	dir := fixtureDir(b)
+	for _, fx := range ofdFixtures(b, dir) {
+		data, err := os.ReadFile(filepath.Join(dir, fx.name))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run(strings.TrimSuffix(fx.name, ".ofd"), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := ofd.Read(data, ofd.DefaultLimits); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
