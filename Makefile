@@ -111,6 +111,8 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParsePayload -fuzztime $(FUZZTIME) ./probes/invoice/einvoice
 	$(GO) test -run '^$$' -fuzz FuzzDecodeQRBytes -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./probes/invoice
 	$(GO) test -run '^$$' -fuzz FuzzQRFromPDF -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./probes/invoice
+	$(GO) test -run '^$$' -fuzz FuzzRead -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./probes/invoice/ofd
+	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) ./probes/invoice/fpxml
 
 clean:
 	rm -rf bin data
