@@ -87,9 +87,10 @@ bench-db:
 	  ./bin/database.test -test.run '^$$' -test.bench "^Benchmark$$b\$$" -test.benchtime 40x -test.benchmem | grep ^Bench; done; done
 
 # invoice_qr end to end against the demo platform on loopback, split into
-# service and probe time, and the QR decode of a 256 px PNG.
+# service and probe time, the QR decode of a 256 px PNG, and the real
+# e-invoices of ../shared/fixtures/einvoice read per format (PDF beside OFD).
 bench-invoice:
-	$(GO) test -run '^$$' -bench 'InvoiceQR|DecodeQR256' -benchmem -count 6 ./probes/invoice/
+	$(GO) test -run '^$$' -bench 'InvoiceQR|DecodeQR256|RealDocuments' -benchmem -count 6 ./probes/invoice/
 
 # logscan end to end (vigil once over a 1,000,000-line log, 20 patterns,
 # 5% matching) side by side with mtail -one_shot running the equivalent

@@ -127,6 +127,19 @@ Examples:
   vigil rules test examples/rules/vigil.rules.test.yml`)
 	rulesTestFiles := rulesTestCmd.Arg("file", "Test files (promtool format).").Required().ExistingFiles()
 
+	einvoiceCmd := app.Command("einvoice", "Read e-invoices as the invoice checks do.")
+	einvoiceInspectCmd := einvoiceCmd.Command("inspect", `Decode e-invoices — PNG/JPEG images, PDF, OFD, XML files or raw QR payloads — and
+print their fields (type and its name, number, date, amount and its basis, check code), the
+invoice data an OFD or XML embeds, and every problem. Exit 0 when all are valid, 1 when one is
+invalid, 2 when one cannot be read.
+
+Examples:
+  vigil einvoice inspect invoice.pdf invoice.ofd
+  vigil einvoice inspect '01,32,,24442000000006227878,1009.00,20240112,,A1D6'
+  vigil einvoice inspect -o json *.ofd | jq '.[].problems'`)
+	einvoiceInputs := einvoiceInspectCmd.Arg("input", "Files or QR payloads.").Required().Strings()
+	einvoiceOutput := einvoiceInspectCmd.Flag("output", "Output format.").Short('o').Default("table").Enum("table", "json")
+
 	silenceCmd := app.Command("silence", "Mute alerts for a while through a running agent's API (time-bounded, with author and comment).")
 	agentURL := silenceCmd.Flag("agent.url", "Address of the running agent's API. With users configured, log in with $VIGIL_AGENT_USER and $VIGIL_AGENT_PASSWORD.").Default("http://127.0.0.1:9877").String()
 	silenceAddCmd := silenceCmd.Command("add", `Add a silence for alerts matching every matcher.
@@ -255,6 +268,8 @@ Examples:
 			return ExitFailed
 		}
 		return ExitOK
+	case einvoiceInspectCmd.FullCommand():
+		return einvoiceInspect(stdout, stderr, *einvoiceInputs, *einvoiceOutput)
 	case silenceAddCmd.FullCommand():
 		author := *silenceAuthor
 		if author == "" {

@@ -1,7 +1,10 @@
 package invoice
 
 import (
+	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -36,4 +39,37 @@ func median(v []float64) float64 {
 	}
 	slices.Sort(v)
 	return v[len(v)/2]
+}
+
+// BenchmarkRealDocuments reads the real e-invoices in the fixtures the way
+// the check and `vigil einvoice inspect` do (open, find the QR, decode,
+// parse; for OFD also the embedded data), one sub-benchmark per format:
+// the median time per document, OFD beside PDF.
+func BenchmarkRealDocuments(b *testing.B) {
+	dir := fixtureDir(b)
+	for _, ext := range []string{".pdf", ".ofd"} {
+		files, _ := filepath.Glob(filepath.Join(dir, "*"+ext))
+		var docs [][]byte
+		for _, f := range files {
+			data, err := os.ReadFile(f)
+			if err != nil {
+				b.Fatal(err)
+			}
+			docs = append(docs, data)
+		}
+		b.Run(strings.TrimPrefix(ext, "."), func(b *testing.B) {
+			var per []float64
+			for b.Loop() {
+				for _, d := range docs {
+					start := time.Now()
+					if in := Inspect("bench", d); in.Unreadable != "" || len(in.Problems) > 0 {
+						b.Fatal(in.Unreadable, in.Problems)
+					}
+					per = append(per, time.Since(start).Seconds())
+				}
+			}
+			b.ReportMetric(median(per)*1e3, "median-ms/doc")
+			b.ReportMetric(float64(len(docs)), "docs")
+		})
+	}
 }

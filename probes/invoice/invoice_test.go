@@ -151,7 +151,7 @@ func settle(t testing.TB, d *platform.Demo, role string) {
 
 func TestInvoiceQRFaults(t *testing.T) {
 	d := startDemo(t)
-	check := qrCheck(t, d.URL["gateway"], nil)
+	check := qrCheck(t, d.URL["gateway"], func(c *QRConfig) { c.Formats = []string{"png", "pdf", "ofd", "xml"} })
 	if r := run(t, check, 10*time.Second); !r.Success {
 		t.Fatalf("healthy platform: %s: %s", r.Reason, r.Message)
 	}
@@ -170,12 +170,16 @@ func TestInvoiceQRFaults(t *testing.T) {
 		{"wrong number", "primary", platform.Faults{QRWrongNumber: true}, probes.ReasonQRMismatch, "field number"},
 		{"unreadable image", "primary", platform.Faults{QRUnreadable: true}, probes.ReasonQRUnreadable, "no readable QR code"},
 		{"PDF without QR", "primary", platform.Faults{PDFWithoutQR: true}, probes.ReasonPDFMissingQR, "no images"},
+		{"OFD without QR", "primary", platform.Faults{OFDMissingQR: true}, probes.ReasonOFDMissingQR, "OFD of"},
+		{"XML total off by a fen", "primary", platform.Faults{XMLAmountMismatch: true}, probes.ReasonDocumentMismatch, "field total: the XML says 0.12, expected 0.11"},
+		// A real shape (a space for the empty code and check code): passes.
+		{"space-filled QR fields", "primary", platform.Faults{QRSpaceFilled: true}, probes.ReasonNone, "verified in PNG, PDF, OFD and XML"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			admin(t, http.MethodPost, d.AdminURL[tc.role]+"/admin/faults", tc.faults)
 			r := run(t, check, 2*time.Second)
 			admin(t, http.MethodDelete, d.AdminURL[tc.role]+"/admin/faults", nil)
-			if r.Success || r.Reason != tc.reason || !strings.Contains(r.Message, tc.message) {
+			if r.Success != (tc.reason == probes.ReasonNone) || r.Reason != tc.reason || !strings.Contains(r.Message, tc.message) {
 				t.Errorf("got %v %s: %q; want %s containing %q", r.Success, r.Reason, r.Message, tc.reason, tc.message)
 			}
 			if r := run(t, check, 10*time.Second); !r.Success {
@@ -471,5 +475,51 @@ func TestInvoiceSyncFromPostgres(t *testing.T) {
 	})
 	if r := run(t, bad, 5*time.Second); r.Reason != probes.ReasonSourceError || !strings.Contains(r.Message, "1 columns") {
 		t.Fatalf("%s %s", r.Reason, r.Message)
+	}
+}
+
+// TestQRConfigFormats: formats and the amount basis are validated with the
+// entry named.
+func TestQRConfigFormats(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		formats []string
+		basis   string
+		want    string // "" valid
+	}{
+		{[]string{"png", "pdf", "ofd", "xml"}, "by_type", ""},
+		{[]string{"ofd"}, "including_tax", ""},
+		{[]string{"png", "docx"}, "by_type", `formats.1: unknown format "docx" (png, pdf, ofd, xml)`},
+		{[]string{"pdf", "pdf"}, "by_type", `formats.1: "pdf" is listed twice`},
+		{[]string{"xml"}, "by_type", "formats: needs a format with a QR code (png, pdf or ofd)"},
+		{nil, "tax_free", `qr_amount_basis: must be by_type, auto, excluding_tax or including_tax, got "tax_free"`},
+	} {
+		fam, _ := probes.Lookup("invoice_qr")
+		cfg := fam.NewConfig().(*QRConfig)
+		cfg.URL, cfg.Seller = "http://127.0.0.1:1", Party{Name: "Demo Seller Co", TaxID: sellerID}
+		cfg.Formats, cfg.QRAmountBasis = tc.formats, tc.basis
+		err := cfg.Validate()
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%v: %v", tc.formats, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%v %s: error %v, want %q", tc.formats, tc.basis, err, tc.want)
+		}
+	}
+}
+
+// TestQRExpectedFromRequest: on a mismatch, qr_expected is the payload
+// built from the request (the number the service gave, the amount on the
+// type's basis, the issue date), not the service's own payload.
+func TestQRExpectedFromRequest(t *testing.T) {
+	t.Parallel()
+	d := startDemo(t)
+	admin(t, http.MethodPost, d.AdminURL["primary"]+"/admin/faults", platform.Faults{QRWrongAmount: true})
+	r := run(t, qrCheck(t, d.URL["gateway"], nil), 10*time.Second)
+	exp, _ := r.Diagnostics["qr_expected"].(string)
+	dec, _ := r.Diagnostics["qr_decoded"].(string)
+	parts := strings.Split(exp, ",")
+	if r.Reason != probes.ReasonQRMismatch || len(parts) != 8 || parts[1] != "32" || parts[4] != "0.11" || parts[7] != "????" || exp == dec {
+		t.Errorf("reason %s, qr_expected %q, qr_decoded %q", r.Reason, exp, dec)
 	}
 }

@@ -275,9 +275,9 @@ type qrRun struct {
 	number string
 	// What the QR codes said and what the service said they should say:
 	// the diagnostics of a qr_mismatch (a probe invoice, nothing secret).
-	decoded, pdfDecoded, expected string
-	service                       time.Duration // time spent waiting on the platform
-	local                         time.Duration // decode, parse, validate
+	decoded, pdfDecoded, ofdDecoded, expected string
+	service                                   time.Duration // time spent waiting on the platform
+	local                                     time.Duration // decode, parse, validate
 }
 
 func (r *qrRun) phase(name string, start time.Time, service bool) {
@@ -318,7 +318,7 @@ func (q *QR) Probe(ctx context.Context, log *slog.Logger) probes.Result {
 	r.res.AddValue("vigil_invoice_qr_probe_seconds", r.local.Seconds())
 	if r.number != "" {
 		r.res.Diagnostics = map[string]any{"probe_invoice": r.number}
-		for k, v := range map[string]string{"qr_decoded": r.decoded, "pdf_qr_decoded": r.pdfDecoded, "qr_expected": r.expected} {
+		for k, v := range map[string]string{"qr_decoded": r.decoded, "pdf_qr_decoded": r.pdfDecoded, "ofd_qr_decoded": r.ofdDecoded, "qr_expected": r.expected} {
 			if v != "" {
 				r.res.Diagnostics[k] = v
 			}
@@ -326,8 +326,16 @@ func (q *QR) Probe(ctx context.Context, log *slog.Logger) probes.Result {
 	}
 	r.res.Success, r.res.Reason, r.res.Message = reason == probes.ReasonNone, reason, msg
 	if r.res.Success {
-		r.res.Message = fmt.Sprintf("invoice %s issued, QR verified in PNG%s, read back%s", r.number,
-			map[bool]string{true: " and PDF"}[q.cfg.CheckPDF], map[bool]string{true: ", voided"}[q.cfg.Void])
+		var names []string
+		for _, f := range q.cfg.formats() {
+			names = append(names, strings.ToUpper(f))
+		}
+		list := strings.Join(names, ", ")
+		if i := strings.LastIndex(list, ", "); i >= 0 {
+			list = list[:i] + " and " + list[i+2:]
+		}
+		r.res.Message = fmt.Sprintf("invoice %s issued, QR and documents verified in %s, read back%s", r.number, list,
+			map[bool]string{true: ", voided"}[q.cfg.Void])
 	}
 	return r.res
 }
@@ -441,7 +449,8 @@ func (r *qrRun) document(ctx context.Context, format string, want expectation) (
 		return "", missing, fmt.Sprintf("%s of %s is empty", formatName[format], number)
 	}
 	start = time.Now()
-	defer func() { r.phase(format+"_decode", start, false) }()
+	decodePhase := map[string]string{"png": "qr_decode", "pdf": "pdf_decode", "ofd": "ofd_decode", "xml": "xml_decode"}[format]
+	defer func() { r.phase(decodePhase, start, false) }()
 	switch format {
 	case "png":
 		text, err := DecodeQRBytes(resp.body)
