@@ -36,6 +36,7 @@ import (
 	"github.com/vigil-project/vigil/agent/scheduler"
 	"github.com/vigil-project/vigil/agent/store"
 	"github.com/vigil-project/vigil/agent/web"
+	"github.com/vigil-project/vigil/agent/web/api"
 	"github.com/vigil-project/vigil/internal/memtune"
 	"github.com/vigil-project/vigil/internal/redact"
 	"github.com/vigil-project/vigil/probes"
@@ -183,7 +184,7 @@ func (a *Agent) wire(ctx context.Context, l *loaded) error {
 	a.exporter.Counter("vigil_notify_drill_dropped_total")
 	if a.web, err = web.New(web.Options{Flags: a.opts.Web, PublicRead: a.opts.PublicRead, AllowedHosts: a.opts.AllowedHosts,
 		Logger: a.log, Metrics: a.exporter, Checks: a.state, Scheduler: a.sched, Rules: a.rules, Paging: a.pager,
-		Runbooks: a.runbooks, Drills: a.drills, Store: a.store, Trimmer: &a.trim, Known: a.rules, Reload: a.Reload}); err != nil {
+		Runbooks: a.runbooks, Drills: a.drills, Store: a.store, Trimmer: &a.trim, Known: api.KnownAll{a.rules, a.state}, Reload: a.Reload}); err != nil {
 		return err
 	}
 	// The API shows each check's last known result until it runs again.

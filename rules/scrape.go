@@ -13,14 +13,20 @@ import (
 
 // Scraper appends the agent's own /metrics output to a store, the way a
 // Prometheus scraping the agent would see it: same names, same labels, and
-// stale markers for series that disappear.
+// stale markers for series that disappear — only the series its selection
+// selects (all of them without one).
 type Scraper struct {
 	store *Store
 	write func(io.Writer)
 	buf   bytes.Buffer
 	st    *labels.SymbolTable
 	last  map[uint64]labels.Labels
+	sel   *Selection
 }
+
+// Select limits what is stored to what sel selects; series no longer
+// selected go stale at the next scrape. nil stores everything.
+func (s *Scraper) Select(sel *Selection) { s.sel = sel }
 
 // NewScraper reads what write produces (the exporter's WritePrometheus).
 func NewScraper(store *Store, write func(io.Writer)) *Scraper {
@@ -49,6 +55,9 @@ func (s *Scraper) Scrape(now time.Time) (int, error) {
 		}
 		_, _, v := p.Series()
 		p.Labels(&lset)
+		if s.sel != nil && !s.sel.Selects(lset) {
+			continue
+		}
 		h := lset.Hash()
 		if _, dup := seen[h]; dup {
 			continue

@@ -6,6 +6,7 @@
 package checkstate
 
 import (
+	"context"
 	"fmt"
 	"reflect"
 	"sort"
@@ -151,6 +152,25 @@ func (s *State) Warm() bool {
 	}
 	s.warm.Store(true)
 	return true
+}
+
+// LabelSets are the labels each check's series and alerts carry (check,
+// type, the check's labels and the global ones): what a silence can be
+// about even when no series of the check is stored.
+func (s *State) LabelSets(context.Context) []map[string]string {
+	cfg := s.Config()
+	out := make([]map[string]string, 0, len(cfg.Checks))
+	for _, c := range cfg.Checks {
+		set := map[string]string{"check": c.Name, "type": c.Type}
+		for k, v := range cfg.Global.Labels {
+			set[k] = v
+		}
+		for k, v := range c.Labels {
+			set[k] = v
+		}
+		out = append(out, set)
+	}
+	return out
 }
 
 // ExternalLabels are the config's global labels.

@@ -52,6 +52,9 @@ type Evaluator struct {
 	manager  *rules.Manager
 	scrapeMu sync.Mutex
 	scraper  *rules.Scraper
+	// sel is what the scraper keeps: the loaded rules' selectors and the
+	// expressions drills have queried (guarded by scrapeMu).
+	sel *rules.Selection
 
 	mu        sync.Mutex
 	interval  time.Duration
@@ -95,6 +98,11 @@ func (e *Evaluator) Apply(cfg *config.Config, groups []*rules.Group) {
 	e.mu.Lock()
 	e.interval, e.retention = time.Duration(cfg.Global.EvaluationInterval), time.Duration(cfg.Global.SampleRetention)
 	e.mu.Unlock()
+	sel := rules.SelectionOf(groups)
+	e.scrapeMu.Lock()
+	e.sel = sel
+	e.scraper.Select(sel)
+	e.scrapeMu.Unlock()
 	e.manager.Update(groups)
 }
 
@@ -152,7 +160,23 @@ func (e *Evaluator) ActiveAlerts() []rules.Alert {
 
 // Count runs an instant query now and returns the number of elements of
 // its result (a scalar counts as one).
+//
+// The series expr selects are kept from now on if no rule selected them:
+// the first query of a new expression scrapes at once, so its current
+// values are there (a range over them fills as time passes).
 func (e *Evaluator) Count(ctx context.Context, expr string) (int, error) {
+	e.scrapeMu.Lock()
+	sel := e.sel
+	e.scrapeMu.Unlock()
+	if sel != nil {
+		added, err := sel.AddExpr(expr)
+		if err != nil {
+			return 0, err
+		}
+		if added {
+			e.scrape(time.Now())
+		}
+	}
 	q, err := e.engine.NewInstantQuery(ctx, e.store, nil, expr, time.Now())
 	if err != nil {
 		return 0, err

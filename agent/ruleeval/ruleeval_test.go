@@ -1,6 +1,9 @@
 package ruleeval
 
 import (
+	"context"
+	"fmt"
+	"io"
 	"log/slog"
 	"strings"
 	"testing"
@@ -8,6 +11,7 @@ import (
 
 	"github.com/prometheus/prometheus/model/labels"
 
+	"github.com/vigil-project/vigil/agent/config"
 	"github.com/vigil-project/vigil/agent/notify"
 	"github.com/vigil-project/vigil/rules"
 )
@@ -31,5 +35,28 @@ func TestStateChangeLog(t *testing.T) {
 		if !strings.Contains(buf.String(), want) {
 			t.Errorf("log lacks %s:\n%s", want, buf.String())
 		}
+	}
+}
+
+// TestSelectedSeriesOnly: with no rules, the agent's metrics are not
+// stored; a drill's query of a new expression starts keeping its series
+// and scrapes at once, so it sees the current value.
+func TestSelectedSeriesOnly(t *testing.T) {
+	e := New(Options{Metrics: func(w io.Writer) {
+		fmt.Fprintln(w, `vigil_notify_queue_length{receiver="oncall"} 60`)
+		fmt.Fprintln(w, `vigil_check_success{check="web1",type="http"} 1`)
+	}})
+	e.Apply(&config.Config{}, nil)
+	ctx := context.Background()
+	e.EvalNow(ctx, time.Now())
+	if series, _, _ := e.store.Stats(); series != 0 {
+		t.Fatalf("no rules, yet %d series stored", series)
+	}
+	n, err := e.Count(ctx, `vigil_notify_queue_length > 50`)
+	if err != nil || n != 1 {
+		t.Fatalf("drill query: %d, %v", n, err)
+	}
+	if series, _, _ := e.store.Stats(); series != 1 {
+		t.Errorf("%d series stored, want only the queried one", series)
 	}
 }

@@ -93,6 +93,18 @@ type Known interface {
 	LabelSets(ctx context.Context) []map[string]string
 }
 
+// KnownAll is every label set its members know.
+type KnownAll []Known
+
+// LabelSets concatenates the members' label sets.
+func (ks KnownAll) LabelSets(ctx context.Context) []map[string]string {
+	var out []map[string]string
+	for _, k := range ks {
+		out = append(out, k.LabelSets(ctx)...)
+	}
+	return out
+}
+
 // API serves the REST API.
 type API struct {
 	state    Checks
