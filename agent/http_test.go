@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -161,6 +162,86 @@ func TestREADMEListsEveryRoute(t *testing.T) {
 		last := path[strings.LastIndex(path, "/")+1:]
 		if !strings.Contains(table, path) && !strings.Contains(table, "/"+last) {
 			t.Errorf("README's HTTP endpoints table lacks %s", r.Pattern)
+		}
+	}
+}
+
+// TestChecksAPIPages: /api/v1/checks answers pages in name order with the
+// total and the next offset, filtered by step, type, status, label and
+// name; bad parameters are 400s.
+func TestChecksAPIPages(t *testing.T) {
+	a := newTestAgent(t)
+	var cfg strings.Builder
+	cfg.WriteString("checks:\n")
+	for i := range 5 {
+		team := map[bool]string{true: "db", false: "ops"}[i%2 == 0]
+		fmt.Fprintf(&cfg, "  - {name: host%d, type: host, labels: {team: %s}, host: {cpu_sample: 10ms, cpu_max: 1, memory_max: 1, disk_free_min: %d}}\n", i, team, map[bool]int{true: 1, false: 0}[i == 3])
+	}
+	cfg.WriteString("  - {name: upstream, type: tcp, tcp: {address: '127.0.0.1:1'}}\n")
+	writeFile(t, a.state.Config().File, cfg.String())
+	ctx := context.Background()
+	if err := a.Reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{"host0", "host1", "host3"} {
+		if _, err := a.sched.RunNow(ctx, n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		query string
+		code  int
+		names string
+		total int
+		next  int // -1: none
+	}{
+		{"", 200, "host0 host1 host2 host3 host4 upstream", 6, -1},
+		{"?limit=2", 200, "host0 host1", 6, 2},
+		{"?limit=2&offset=4", 200, "host4 upstream", 6, -1},
+		{"?offset=9", 200, "", 6, -1},
+		{"?type=tcp", 200, "upstream", 1, -1},
+		{"?step=network", 200, "upstream", 1, -1},
+		{"?status=failing", 200, "host3", 1, -1},
+		{"?status=passing", 200, "host0 host1", 2, -1},
+		{"?status=unknown&label=team=db", 200, "host2 host4", 2, -1},
+		{"?name=st1", 200, "host1", 1, -1},
+		{"?limit=0", 400, "", 0, -1},
+		{"?status=sick", 400, "", 0, -1},
+		{"?label=team", 400, "", 0, -1},
+	} {
+		rec := httptest.NewRecorder()
+		a.web.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/api/v1/checks"+tc.query+map[bool]string{true: "&", false: "?"}[strings.Contains(tc.query, "?")]+"history=1", nil))
+		if rec.Code != tc.code {
+			t.Errorf("%s: %d %s", tc.query, rec.Code, rec.Body)
+			continue
+		}
+		if tc.code != 200 {
+			continue
+		}
+		var got struct {
+			Checks []struct {
+				Name    string
+				History []any
+			}
+			Total int
+			Next  *int `json:"next_offset"`
+		}
+		if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, c := range got.Checks {
+			names = append(names, c.Name)
+			if len(c.History) > 1 {
+				t.Errorf("%s: %s has %d runs of history, asked for 1", tc.query, c.Name, len(c.History))
+			}
+		}
+		next := -1
+		if got.Next != nil {
+			next = *got.Next
+		}
+		if strings.Join(names, " ") != tc.names || got.Total != tc.total || next != tc.next {
+			t.Errorf("%s: %v total %d next %d; want %s total %d next %d", tc.query, names, got.Total, next, tc.names, tc.total, tc.next)
 		}
 	}
 }

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/vigil-project/vigil/agent/client"
@@ -39,20 +41,37 @@ func (api *API) CheckViews(ctx context.Context, limit int, only string, withConf
 		if only != "" && c.Name != only {
 			continue
 		}
-		v := newCheckView(c)
-		if withConfig {
-			v.Config = specMap(c.Spec)
-		}
-		if r, ok := api.state.Last(c.Name); ok {
-			rv := client.NewResultView(r)
-			v.LastResult = &rv
-		}
-		views = append(views, v)
+		views = append(views, api.view(c, withConfig))
+	}
+	sort.Slice(views, func(i, j int) bool { return views[i].Name < views[j].Name })
+	if err := api.withHistory(ctx, views, limit); err != nil {
+		return nil, err
+	}
+	return views, nil
+}
+
+// view is a check's view without its history.
+func (api *API) view(c config.Check, withConfig bool) client.CheckView {
+	v := newCheckView(c)
+	if withConfig {
+		v.Config = specMap(c.Spec)
+	}
+	if r, ok := api.state.Last(c.Name); ok {
+		rv := client.NewResultView(r)
+		v.LastResult = &rv
+	}
+	return v
+}
+
+// withHistory reads up to limit past runs of each view from the store.
+func (api *API) withHistory(ctx context.Context, views []client.CheckView, limit int) error {
+	if limit <= 0 {
+		return nil
 	}
 	for i := range views {
 		hist, err := api.store.Summaries(ctx, views[i].Name, limit)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		for _, rec := range hist {
 			views[i].History = append(views[i].History, client.HistoryEntry{
@@ -64,20 +83,124 @@ func (api *API) CheckViews(ctx context.Context, limit int, only string, withConf
 			})
 		}
 	}
-	sort.Slice(views, func(i, j int) bool { return views[i].Name < views[j].Name })
-	return views, nil
+	return nil
 }
 
+// Paging of /api/v1/checks: at 10,000 checks a full answer is megabytes
+// and one history query per check; a page reads only its own.
+const (
+	defaultPageSize = 100
+	maxPageSize     = 1000
+)
+
+// checkFilter selects checks by the query's step, type, status (passing,
+// failing, unknown), label (name=value, all must hold) and name
+// (substring).
+type checkFilter struct {
+	step, typ, status, name string
+	labels                  map[string]string
+}
+
+func parseCheckFilter(q url.Values) (checkFilter, error) {
+	f := checkFilter{step: q.Get("step"), typ: q.Get("type"), status: q.Get("status"), name: q.Get("name"), labels: map[string]string{}}
+	switch f.status {
+	case "", "passing", "failing", "unknown":
+	default:
+		return f, fmt.Errorf("status must be passing, failing or unknown, got %q", f.status)
+	}
+	for _, l := range q["label"] {
+		k, v, ok := strings.Cut(l, "=")
+		if !ok || k == "" {
+			return f, fmt.Errorf("label must be name=value, got %q", l)
+		}
+		f.labels[k] = v
+	}
+	return f, nil
+}
+
+func (f checkFilter) keep(c config.Check, last *probes.Result) bool {
+	if f.typ != "" && c.Type != f.typ || f.name != "" && !strings.Contains(c.Name, f.name) {
+		return false
+	}
+	if f.step != "" {
+		fam, ok := probes.Lookup(c.Type)
+		if !ok || string(fam.Step) != f.step {
+			return false
+		}
+	}
+	switch f.status {
+	case "passing":
+		if last == nil || !last.Success {
+			return false
+		}
+	case "failing":
+		if last == nil || last.Success {
+			return false
+		}
+	case "unknown":
+		if last != nil {
+			return false
+		}
+	}
+	for k, v := range f.labels {
+		if c.Labels[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// handleChecks answers one page of checks in name order, filtered:
+// ?limit=N (default 100, at most 1000) &offset=M &history=H (runs per
+// check, default 20) &step= &type= &status= &label=k=v &name=substring.
 func (api *API) handleChecks(w http.ResponseWriter, r *http.Request) {
-	views, err := api.CheckViews(r.Context(), HistoryLimit, "", true)
-	if err != nil {
+	q := r.URL.Query()
+	limit, err1 := intParam(q, "limit", defaultPageSize, 1, maxPageSize)
+	offset, err2 := intParam(q, "offset", 0, 0, 1<<31)
+	history, err3 := intParam(q, "history", HistoryLimit, 0, 1000)
+	f, err4 := parseCheckFilter(q)
+	if err := errors.Join(err1, err2, err3, err4); err != nil {
+		httpx.WriteError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	var matched []config.Check
+	for _, c := range api.state.Checks() {
+		var last *probes.Result
+		if r, ok := api.state.Last(c.Name); ok {
+			last = &r
+		}
+		if f.keep(c, last) {
+			matched = append(matched, c)
+		}
+	}
+	sort.Slice(matched, func(i, j int) bool { return matched[i].Name < matched[j].Name })
+	page := matched[min(offset, len(matched)):min(offset+limit, len(matched))]
+	views := make([]client.CheckView, 0, len(page))
+	for _, c := range page {
+		views = append(views, api.view(c, true))
+	}
+	if err := api.withHistory(r.Context(), views, history); err != nil {
 		httpx.WriteError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
-	if views == nil {
-		views = []client.CheckView{}
+	out := map[string]any{"checks": views, "total": len(matched), "offset": offset}
+	if next := offset + len(page); next < len(matched) {
+		out["next_offset"] = next
 	}
-	httpx.WriteJSON(w, http.StatusOK, map[string]any{"checks": views})
+	httpx.WriteJSON(w, http.StatusOK, out)
+}
+
+// intParam reads an integer query parameter within [lo, hi].
+func intParam(q url.Values, name string, def, lo, hi int) (int, error) {
+	s := q.Get(name)
+	if s == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < lo || n > hi {
+		return 0, fmt.Errorf("%s must be an integer between %d and %d", name, lo, hi)
+	}
+	return n, nil
 }
 
 func (api *API) handleCheck(w http.ResponseWriter, r *http.Request) {
