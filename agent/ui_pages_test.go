@@ -321,3 +321,42 @@ notify:
 		t.Errorf("/api/v1/time_intervals = %s\nwant %s", got, want)
 	}
 }
+
+// TestOverviewFoldsPassing: a step with more than 20 passing checks shows
+// its failing ones as rows and folds the passing ones into one line of
+// names; a name search shows every match as a row.
+func TestOverviewFoldsPassing(t *testing.T) {
+	a := newTestAgent(t)
+	var cfg strings.Builder
+	cfg.WriteString("checks:\n")
+	for i := range 25 {
+		fmt.Fprintf(&cfg, "  - {name: host%02d, type: host, host: {cpu_sample: 1ms, cpu_max: 1, memory_max: 1, disk_free_min: 0}}\n", i)
+	}
+	cfg.WriteString("  - {name: full-disk, type: host, host: {cpu_sample: 1ms, cpu_max: 1, memory_max: 1, disk_free_min: 1}}\n")
+	writeFile(t, a.state.Config().File, cfg.String())
+	ctx := context.Background()
+	if err := a.Reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range a.state.Config().Checks {
+		if _, err := a.sched.RunNow(ctx, c.Name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	get := func(path string) string {
+		rec := httptest.NewRecorder()
+		a.web.Handler().ServeHTTP(rec, httptest.NewRequest("GET", path, nil))
+		return rec.Body.String()
+	}
+	body := get("/")
+	if n := strings.Count(body, `<tr class="check"`); n != 1 || !strings.Contains(body, `data-check="full-disk"`) {
+		t.Errorf("overview shows %d rows, want only the failing check", n)
+	}
+	if !strings.Contains(body, "25 more passing (folded)") || !strings.Contains(body, `<a href="/checks/host07">host07</a>`) {
+		t.Error("passing checks not folded into a line of names")
+	}
+	body = get("/?q=host1")
+	if n := strings.Count(body, `<tr class="check"`); n != 10 || !strings.Contains(body, "10 / 26") {
+		t.Errorf("search shows %d rows, want host10–host19", n)
+	}
+}

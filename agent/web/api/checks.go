@@ -63,6 +63,11 @@ func (api *API) view(c config.Check, withConfig bool) client.CheckView {
 	return v
 }
 
+// WithHistory reads up to limit past runs of each view from the store.
+func (api *API) WithHistory(ctx context.Context, views []client.CheckView, limit int) error {
+	return api.withHistory(ctx, views, limit)
+}
+
 // withHistory reads up to limit past runs of each view from the store.
 func (api *API) withHistory(ctx context.Context, views []client.CheckView, limit int) error {
 	if limit <= 0 {

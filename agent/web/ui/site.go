@@ -150,7 +150,19 @@ type uiStep struct {
 	Step    probes.Step
 	Checks  []uiCheck
 	Failing int
+	// Collapsed are the passing checks folded into one line (a step with
+	// more than foldPassing of them), by name.
+	Collapsed []string
 }
+
+// The overview folds a step's passing checks into one line beyond
+// foldPassing of them, and reads sparklines for at most sparkChecks
+// checks: at thousands of checks it shows what needs attention and stays
+// fast (one history query per check shown).
+const (
+	foldPassing = 20
+	sparkChecks = 200
+)
 
 type overviewData struct {
 	Steps       []uiStep
@@ -163,6 +175,37 @@ type overviewData struct {
 	Paused      bool
 	// Maintenance are the maintenance windows holding now.
 	Maintenance []route.Window
+	// Query is the name search (?q=); Matched how many checks it found.
+	Query   string
+	Matched int
+	sparked int // checks given sparklines so far
+}
+
+// overviewStep splits a step's checks (in name order) into those shown as
+// rows — failing and not yet run first, then passing ones unless there are
+// more than foldPassing of them, or all of them for a search — and the
+// passing ones folded by name.
+func overviewStep(s probes.Step, views []client.CheckView, search bool) (uiStep, []client.CheckView) {
+	st := uiStep{Step: s}
+	var attention, passing []client.CheckView
+	for _, v := range views {
+		switch {
+		case v.LastResult != nil && v.LastResult.Success:
+			passing = append(passing, v)
+		case v.LastResult != nil:
+			st.Failing++
+			attention = append(attention, v)
+		default:
+			attention = append(attention, v)
+		}
+	}
+	if search || len(passing) <= foldPassing {
+		return st, views
+	}
+	for _, v := range passing {
+		st.Collapsed = append(st.Collapsed, v.Name)
+	}
+	return st, attention
 }
 
 func newUICheck(v client.CheckView) uiCheck {
@@ -179,14 +222,24 @@ func newUICheck(v client.CheckView) uiCheck {
 }
 
 func (site *Site) pageOverview(w http.ResponseWriter, r *http.Request) {
-	views, err := site.opts.API.CheckViews(r.Context(), sparkRuns, "", false)
+	all, err := site.opts.API.CheckViews(r.Context(), 0, "", false)
 	if err != nil {
 		site.pageError(w, r, http.StatusInternalServerError, err.Error())
 		return
 	}
+	d := overviewData{Total: len(all), Query: strings.TrimSpace(r.URL.Query().Get("q"))}
+	views := all
+	if d.Query != "" {
+		views = nil
+		for _, v := range all {
+			if strings.Contains(v.Name, d.Query) {
+				views = append(views, v)
+			}
+		}
+		d.Matched = len(views)
+	}
 	alerts := site.uiAlerts(time.Now())
 	firingBy := map[string]int{}
-	d := overviewData{Total: len(views)}
 	for _, al := range alerts {
 		switch {
 		case len(al.SilencedBy) > 0, len(al.Maintenance) > 0:
@@ -199,18 +252,25 @@ func (site *Site) pageOverview(w http.ResponseWriter, r *http.Request) {
 			d.Pending++
 		}
 	}
-	byStep := map[probes.Step][]uiCheck{}
+	byStep := map[probes.Step][]client.CheckView{}
 	for _, v := range views {
-		c := newUICheck(v)
-		c.Alerts = firingBy[v.Name]
-		byStep[c.Step] = append(byStep[c.Step], c)
+		s := probes.Step("")
+		if f, ok := probes.Lookup(v.Type); ok {
+			s = f.Step
+		}
+		byStep[s] = append(byStep[s], v)
 	}
 	for _, s := range probes.Steps() {
-		st := uiStep{Step: s, Checks: byStep[s]}
-		for _, c := range st.Checks {
-			if c.LastResult != nil && !c.LastResult.Success {
-				st.Failing++
-			}
+		st, shown := overviewStep(s, byStep[s], d.Query != "")
+		if err := site.opts.API.WithHistory(r.Context(), shown[:min(len(shown), max(0, sparkChecks-d.sparked))], sparkRuns); err != nil {
+			site.pageError(w, r, http.StatusInternalServerError, err.Error())
+			return
+		}
+		d.sparked += len(shown)
+		for _, v := range shown {
+			c := newUICheck(v)
+			c.Alerts = firingBy[v.Name]
+			st.Checks = append(st.Checks, c)
 		}
 		d.Failing += st.Failing
 		d.Steps = append(d.Steps, st)
