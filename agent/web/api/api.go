@@ -9,6 +9,7 @@ import (
 	"context"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/vigil-project/vigil/agent/config"
@@ -116,6 +117,11 @@ type API struct {
 	known    Known
 	reload   func(ctx context.Context) error
 	log      *slog.Logger
+
+	// specs caches each check's rendered config section (a YAML round
+	// trip, most of a page's time), by the config it renders.
+	specMu sync.Mutex
+	specs  map[probes.Config]map[string]any
 }
 
 // New returns the API over the agent's subsystems.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"reflect"
 	"sort"
 	"strconv"
 	"strings"
@@ -54,7 +55,7 @@ func (api *API) CheckViews(ctx context.Context, limit int, only string, withConf
 func (api *API) view(c config.Check, withConfig bool) client.CheckView {
 	v := newCheckView(c)
 	if withConfig {
-		v.Config = specMap(c.Spec)
+		v.Config = api.spec(c.Spec)
 	}
 	if r, ok := api.state.Last(c.Name); ok {
 		rv := client.NewResultView(r)
@@ -254,6 +255,26 @@ func newCheckView(c config.Check) client.CheckView {
 		Labels:          c.Labels,
 		History:         []client.HistoryEntry{},
 	}
+}
+
+// spec is specMap(c), cached: a reload brings new configs, and the cache
+// is dropped when it holds more than twice as many as there are checks.
+// Callers only read the map.
+func (api *API) spec(c probes.Config) map[string]any {
+	if reflect.ValueOf(c).Kind() != reflect.Pointer {
+		return specMap(c) // not a usable key (and never expected: families return pointers)
+	}
+	api.specMu.Lock()
+	defer api.specMu.Unlock()
+	if m, ok := api.specs[c]; ok {
+		return m
+	}
+	if api.specs == nil || len(api.specs) > 2*len(api.state.Checks())+16 {
+		api.specs = map[probes.Config]map[string]any{}
+	}
+	m := specMap(c)
+	api.specs[c] = m
+	return m
 }
 
 // specMap renders a family config through its yaml tags as a generic map.
