@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ohler55/ojg/jp"
@@ -185,17 +186,44 @@ var (
 	_ probes.Diagnoser = (*HTTP)(nil)
 )
 
-func newHTTP(c probes.Config, _ probes.Options) (probes.Prober, error) {
-	cfg, ok := c.(*HTTPConfig)
-	if !ok {
-		return nil, fmt.Errorf("http: config of type %T", c)
+// transports are shared by HTTP checks with the same connection settings
+// and no certificate files: with keep-alives off a transport holds no
+// state between runs, and one per check cost ~2 KB each at thousands of
+// checks. Checks that read CA or client certificate files get their own,
+// so a changed file is read at the next reload.
+var (
+	transportsMu sync.Mutex
+	transports   = map[transportKey]*http.Transport{}
+)
+
+type transportKey struct {
+	serverName, minVersion, httpVersion, proxy string
+	insecure                                   bool
+}
+
+func transportFor(cfg *HTTPConfig) (*http.Transport, error) {
+	t := cfg.TLS
+	if t.CAFile != "" || t.CertFile != "" || t.KeyFile != "" {
+		return newTransport(cfg)
 	}
+	key := transportKey{serverName: t.ServerName, minVersion: t.MinVersion, httpVersion: cfg.HTTPVersion, proxy: cfg.ProxyURL, insecure: t.InsecureSkipVerify}
+	transportsMu.Lock()
+	defer transportsMu.Unlock()
+	if tr, ok := transports[key]; ok {
+		return tr, nil
+	}
+	tr, err := newTransport(cfg)
+	if err == nil {
+		transports[key] = tr
+	}
+	return tr, err
+}
+
+func newTransport(cfg *HTTPConfig) (*http.Transport, error) {
 	tlsCfg, err := cfg.TLS.Build("")
 	if err != nil {
 		return nil, err
 	}
-	u, _ := url.Parse(cfg.URL)
-	h := &HTTP{cfg: cfg, traceroute: cfg.TracerouteOnFailure, host: u.Hostname()}
 	transport := &http.Transport{
 		TLSClientConfig: tlsCfg,
 		// Every run measures a fresh connection: DNS, connect and TLS included.
@@ -210,6 +238,20 @@ func newHTTP(c probes.Config, _ probes.Options) (probes.Prober, error) {
 		pu, _ := url.Parse(cfg.ProxyURL)
 		transport.Proxy = http.ProxyURL(pu)
 	}
+	return transport, nil
+}
+
+func newHTTP(c probes.Config, _ probes.Options) (probes.Prober, error) {
+	cfg, ok := c.(*HTTPConfig)
+	if !ok {
+		return nil, fmt.Errorf("http: config of type %T", c)
+	}
+	transport, err := transportFor(cfg)
+	if err != nil {
+		return nil, err
+	}
+	u, _ := url.Parse(cfg.URL)
+	h := &HTTP{cfg: cfg, traceroute: cfg.TracerouteOnFailure, host: u.Hostname()}
 	h.client = &http.Client{
 		Transport: transport,
 		CheckRedirect: func(req *http.Request, via []*http.Request) error {
