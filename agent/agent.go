@@ -57,6 +57,8 @@ type Options struct {
 	// PublicRead serves read-only pages, the read API and /metrics without
 	// a user even when the web config sets basic_auth_users.
 	PublicRead bool
+	// MaxRequests bounds the pages and API calls served at once.
+	MaxRequests int
 	// AllowedHosts are Host names the agent answers to besides localhost,
 	// IP literals, its listen addresses and the machine's hostname
 	// ("*.example.com" for a whole domain); see web.Options.
@@ -182,7 +184,7 @@ func (a *Agent) wire(ctx context.Context, l *loaded) error {
 		a.exporter.AddWriter(w)
 	}
 	a.exporter.Counter("vigil_notify_drill_dropped_total")
-	if a.web, err = web.New(web.Options{Flags: a.opts.Web, PublicRead: a.opts.PublicRead, AllowedHosts: a.opts.AllowedHosts,
+	if a.web, err = web.New(web.Options{Flags: a.opts.Web, PublicRead: a.opts.PublicRead, MaxRequests: a.opts.MaxRequests, AllowedHosts: a.opts.AllowedHosts,
 		Logger: a.log, Metrics: a.exporter, Checks: a.state, Scheduler: a.sched, Rules: a.rules, Paging: a.pager,
 		Runbooks: a.runbooks, Drills: a.drills, Store: a.store, Trimmer: &a.trim, Known: api.KnownAll{a.rules, a.state}, Reload: a.Reload}); err != nil {
 		return err

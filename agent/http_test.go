@@ -8,12 +8,14 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/vigil-project/vigil/agent/client"
+	"github.com/vigil-project/vigil/internal/testenv"
 	_ "github.com/vigil-project/vigil/probes/all"
 )
 
@@ -243,5 +245,46 @@ func TestChecksAPIPages(t *testing.T) {
 		if strings.Join(names, " ") != tc.names || got.Total != tc.total || next != tc.next {
 			t.Errorf("%s: %v total %d next %d; want %s total %d next %d", tc.query, names, got.Total, next, tc.names, tc.total, tc.next)
 		}
+	}
+}
+
+// TestMaxRequests: with --web.max-requests 1, a page asked for while a
+// run-now holds the slot is answered 503 with Retry-After, counted as
+// refused (busy); /metrics and /-/healthy still answer; the slot frees.
+func TestMaxRequests(t *testing.T) {
+	a := newTestAgentWith(t, func(o *Options) { o.MaxRequests = 1 })
+	writeFile(t, a.state.Config().File, "checks:\n  - {name: slow, type: host, host: {cpu_sample: 1500ms, cpu_max: 1, memory_max: 1, disk_free_min: 0}}\n")
+	if err := a.Reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	h := a.web.Handler()
+	serve := func(method, path string) *httptest.ResponseRecorder {
+		rec := httptest.NewRecorder()
+		req := httptest.NewRequest(method, path, nil)
+		req.RemoteAddr = "127.0.0.1:5555"
+		h.ServeHTTP(rec, req)
+		return rec
+	}
+	done := make(chan int)
+	go func() { done <- serve("POST", "/api/v1/checks/slow/run").Code }()
+	testenv.Eventually(t, 5*time.Second, "the run-now holds the only slot", func() bool {
+		return serve("GET", "/api/v1/checks").Code == 503
+	})
+	if rec := serve("GET", "/"); rec.Code != 503 || rec.Header().Get("Retry-After") != "1" || !strings.Contains(rec.Body.String(), "--web.max-requests") {
+		t.Errorf("page while busy: %d %q %s", rec.Code, rec.Header().Get("Retry-After"), rec.Body)
+	}
+	for _, p := range []string{"/metrics", "/-/healthy"} {
+		if rec := serve("GET", p); rec.Code != 200 {
+			t.Errorf("%s while busy: %d", p, rec.Code)
+		}
+	}
+	if code := <-done; code != 200 {
+		t.Fatalf("run-now: %d", code)
+	}
+	if rec := serve("GET", "/api/v1/checks"); rec.Code != 200 {
+		t.Errorf("after the run: %d", rec.Code)
+	}
+	if body := serve("GET", "/metrics").Body.String(); !regexp.MustCompile(`vigil_http_requests_refused_total\{reason="busy"\} [1-9]`).MatchString(body) {
+		t.Error("busy refusals not counted")
 	}
 }

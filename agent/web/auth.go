@@ -52,7 +52,32 @@ type router struct {
 
 func (rt *router) handle(level access, pattern string, h http.Handler) {
 	rt.routes = append(rt.routes, routeEntry{pattern, level})
+	if level != accessOpen && pattern != "GET /metrics" {
+		h = rt.srv.bounded(h)
+	}
 	rt.mux.Handle(pattern, rt.srv.guard(level, h))
+}
+
+// bounded lets at most --web.max-requests pages and API calls run at
+// once; more are answered 503 with Retry-After at once, so a storm of
+// browser tabs or scripts cannot starve the checks of CPU. /metrics and
+// the health endpoints are not counted: a scrape is never refused for a
+// browser's sake.
+func (srv *Server) bounded(next http.Handler) http.Handler {
+	if srv.busy == nil {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case srv.busy <- struct{}{}:
+			defer func() { <-srv.busy }()
+			next.ServeHTTP(w, r)
+		default:
+			srv.refused(refusedBusy)
+			w.Header().Set("Retry-After", "1")
+			http.Error(w, fmt.Sprintf("busy: %d pages and API calls already running (--web.max-requests)", cap(srv.busy)), http.StatusServiceUnavailable)
+		}
+	})
 }
 
 func (rt *router) Open(pattern string, h http.HandlerFunc)  { rt.handle(accessOpen, pattern, h) }
@@ -132,9 +157,10 @@ const (
 	refusedNotLoopback  = "not_loopback" // state change from another host without users configured
 	refusedCSRF         = "csrf"         // form post without a valid token
 	refusedRateLimited  = "rate_limited" // the web config's rate_limit
+	refusedBusy         = "busy"         // --web.max-requests pages and API calls already running
 )
 
-var refusedReasons = []string{refusedHost, refusedCrossOrigin, refusedUnauthorized, refusedNotLoopback, refusedCSRF, refusedRateLimited}
+var refusedReasons = []string{refusedHost, refusedCrossOrigin, refusedUnauthorized, refusedNotLoopback, refusedCSRF, refusedRateLimited, refusedBusy}
 
 // refused counts a refused request by reason.
 func (srv *Server) refused(reason string) {

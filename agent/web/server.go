@@ -49,6 +49,9 @@ type Options struct {
 	// PublicRead serves read-only pages, the read API and /metrics without
 	// a user even when the web config sets basic_auth_users.
 	PublicRead bool
+	// MaxRequests bounds the pages and API calls served at once (0: no
+	// bound); see bounded.
+	MaxRequests int
 	// AllowedHosts are Host names answered besides localhost, IP literals,
 	// the listen addresses and the machine's names ("*.example.com" for a
 	// whole domain).
@@ -79,6 +82,8 @@ type Server struct {
 	csrf  csrfKey
 	site  *ui.Site
 	ready atomic.Bool
+	// busy holds a token per page or API call running (MaxRequests).
+	busy chan struct{}
 }
 
 // New reads the web config file (a bad one is an error) and builds the
@@ -96,6 +101,9 @@ func New(opts Options) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{opts: opts, web: wc, hosts: newHostAllowList(ListenAddresses(opts.Flags), opts.AllowedHosts), csrf: newCSRFKey()}
+	if opts.MaxRequests > 0 {
+		s.busy = make(chan struct{}, opts.MaxRequests)
+	}
 	s.api = api.New(api.Options{Checks: opts.Checks, Scheduler: opts.Scheduler, Paging: opts.Paging, Runbooks: opts.Runbooks,
 		Drills: opts.Drills, Store: opts.Store, Known: opts.Known, Reload: opts.Reload, Logger: opts.Logger})
 	s.site = ui.NewSite(ui.SiteOptions{API: s.api, Scheduler: opts.Scheduler, Paging: opts.Paging, Runbooks: opts.Runbooks,
