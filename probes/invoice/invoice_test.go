@@ -177,7 +177,13 @@ func TestInvoiceQRFaults(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			admin(t, http.MethodPost, d.AdminURL[tc.role]+"/admin/faults", tc.faults)
-			r := run(t, check, 2*time.Second)
+			// The latency fault must hit the 2s bound; the others get time
+			// enough for four documents under -race on a loaded machine.
+			timeout := 15 * time.Second
+			if tc.faults.Latency > 0 {
+				timeout = 2 * time.Second
+			}
+			r := run(t, check, timeout)
 			admin(t, http.MethodDelete, d.AdminURL[tc.role]+"/admin/faults", nil)
 			if r.Success != (tc.reason == probes.ReasonNone) || r.Reason != tc.reason || !strings.Contains(r.Message, tc.message) {
 				t.Errorf("got %v %s: %q; want %s containing %q", r.Success, r.Reason, r.Message, tc.reason, tc.message)
@@ -240,7 +246,7 @@ func TestInvoiceQRAdapterFailures(t *testing.T) {
 		{"nothing listening", "http://127.0.0.1:1", nil, probes.ReasonIssueError, "refused"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := run(t, qrCheck(t, tc.base, tc.edit), 5*time.Second)
+			r := run(t, qrCheck(t, tc.base, tc.edit), 20*time.Second) // generous: -race on a loaded machine
 			if r.Success || r.Reason != tc.reason || !strings.Contains(r.Message, tc.msg) {
 				t.Fatalf("got %v %s: %q; want %s containing %q", r.Success, r.Reason, r.Message, tc.reason, tc.msg)
 			}
