@@ -2,6 +2,7 @@ package logscan
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -326,4 +327,37 @@ func TestProbeEvaluation(t *testing.T) {
 	if r := l.Probe(context.Background(), quiet); !r.Success || !strings.Contains(r.Message, "err=1") {
 		t.Fatalf("one match in the interval: %s %s", r.Reason, r.Message)
 	}
+}
+
+// TestCheckpointNamesAFileTwice: a checkpoint holding one file under two
+// entries (its old name, draining, and its new one) reads it once.
+func TestCheckpointNamesAFileTwice(t *testing.T) {
+	dir := t.TempDir()
+	log := filepath.Join(dir, "app.log")
+	appendFile(t, log, lines(0, 50))
+	l := newCheck(t, dir, nil)
+	stop := start(l)
+	waitFor(t, l, 50, "vigil_log_lines_total")
+	stop()
+	b, err := os.ReadFile(l.stateFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cp checkpoint
+	if err := json.Unmarshal(b, &cp); err != nil || len(cp.Files) != 1 {
+		t.Fatalf("checkpoint %s: %v", b, err)
+	}
+	dup := cp.Files[0]
+	dup.Path, dup.Draining = log+".1", true
+	cp.Files = append(cp.Files, dup)
+	if b, err = json.Marshal(cp); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(l.stateFile, b, 0o644)
+	appendFile(t, log, lines(50, 60))
+	l2 := newCheck(t, dir, nil)
+	stop2 := start(l2)
+	defer stop2()
+	waitFor(t, l2, 60, "vigil_log_matches_total", "pattern=seq")
+	waitFor(t, l2, 60, "vigil_log_lines_total")
 }

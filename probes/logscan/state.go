@@ -129,8 +129,24 @@ func (t *tailer) restore(cp checkpoint) {
 		watched[p] = true
 	}
 	var truncated []*tfile
+	// Two entries for one file at one offset with one fingerprint are one
+	// file read twice (a checkpoint written amid rapid renames held such a
+	// pair, and its lines were counted twice after a kill -9): the second
+	// is skipped. (One inode at two offsets is legitimate: copytruncate.)
+	type fileKey struct {
+		dev, ino uint64
+		offset   int64
+		fp       string
+	}
+	restored := map[fileKey]string{}
 	for _, fsv := range cp.Files {
 		t.known[fsv.Path] = true
+		key := fileKey{fsv.Dev, fsv.Ino, fsv.Offset, string(fsv.FP)}
+		if first, dup := restored[key]; dup && fsv.Ino != 0 {
+			t.log.Warn("the checkpoint names one file twice at one offset; reading it once", "path", fsv.Path, "also", first, "offset", fsv.Offset)
+			continue
+		}
+		restored[key] = fsv.Path
 		tf := &tfile{path: fsv.Path, dev: fsv.Dev, ino: fsv.Ino, fp: fsv.FP, offset: fsv.Offset, skipping: fsv.Skipping, lastGrowth: now}
 		if !fsv.Draining {
 			if st, err := os.Stat(fsv.Path); err == nil {
