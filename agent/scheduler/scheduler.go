@@ -4,6 +4,7 @@
 package scheduler
 
 import (
+	"container/heap"
 	"context"
 	"errors"
 	"fmt"
@@ -41,8 +42,9 @@ type Options struct {
 	// MaxConcurrency bounds how many probes run at the same time.
 	MaxConcurrency int
 	Logger         *slog.Logger
-	// OnResult receives every completed run. It is called from the job's own
-	// goroutine: sequentially for one job, concurrently across jobs.
+	// OnResult receives every completed run. It is called from the run's
+	// own goroutine: sequentially for one job (its runs never overlap),
+	// concurrently across jobs.
 	OnResult func(job *Job, r probes.Result)
 	// Grace is how long a probe may overrun its timeout before it is
 	// abandoned and reported as timed out (default 1s).
@@ -68,14 +70,24 @@ type Options struct {
 var ErrUnknownCheck = errors.New("unknown check")
 
 // Scheduler runs jobs on their intervals.
+//
+// One dispatcher goroutine, the one in Run, owns the timing: it keeps the
+// idle checks in a min-heap ordered by their next run, sleeps on a single
+// timer until the earliest is due, and starts each due run in a goroutine
+// of its own. An idle check costs a heap entry, not a goroutine: goroutines
+// exist only for runs in flight (and for streaming probers' Run).
 type Scheduler struct {
 	opts    Options
 	log     *slog.Logger
 	sem     chan struct{}
 	updates chan update
+	// now carries RunNow requests to the dispatcher.
+	now chan nowRequest
+	// ended tells the dispatcher that a run or a stream has returned.
+	ended chan ended
 
 	mu      sync.Mutex
-	runners map[string]*runner
+	runners map[string]*runner // written only by the dispatcher
 }
 
 type update struct {
@@ -83,14 +95,80 @@ type update struct {
 	done chan struct{}
 }
 
+// nowRequest asks the dispatcher for a run of r whose result goes to reply.
+type nowRequest struct {
+	r     *runner
+	reply chan probes.Result
+}
+
+// ended reports that one of r's goroutines returned: its stream, or a run
+// that started at start and passed or not.
+type ended struct {
+	r       *runner
+	stream  bool
+	start   time.Time
+	success bool
+}
+
 type runner struct {
-	job    Job
-	cancel context.CancelFunc
-	done   chan struct{}
-	now    chan chan probes.Result
+	job Job
+	// done is closed once the runner has stopped: its run in flight and its
+	// stream, if any, have returned.
+	done chan struct{}
 	// abandoned is set while a timed-out probe has not yet returned; no
 	// new run starts until it does, so runs of one check never overlap.
+	// Only the run in flight touches it.
 	abandoned <-chan probes.Result
+
+	// The fields below belong to the dispatcher goroutine.
+
+	// next is when the check runs next; index is its place in the queue,
+	// -1 while it is not queued (running or stopped).
+	next  time.Time
+	index int
+	// running is set while a run is in flight; stopped once the runner
+	// has been told to stop (it is done when live drops to 0).
+	running, stopped bool
+	// live counts the runner's goroutines: the run in flight and the stream.
+	live int
+	// asked holds the replies of waiting RunNow calls, one run each, in order.
+	asked []chan probes.Result
+	// cancelRun cancels the run in flight, cancelStream the stream.
+	cancelRun, cancelStream context.CancelFunc
+}
+
+// queue is a min-heap (container/heap) of the idle runners by next run.
+type queue []*runner
+
+func (q queue) Len() int           { return len(q) }
+func (q queue) Less(i, j int) bool { return q[i].next.Before(q[j].next) }
+func (q queue) Swap(i, j int) {
+	q[i], q[j] = q[j], q[i]
+	q[i].index, q[j].index = i, j
+}
+func (q *queue) Push(x any) {
+	r := x.(*runner)
+	r.index = len(*q)
+	*q = append(*q, r)
+}
+func (q *queue) Pop() any {
+	old := *q
+	r := old[len(old)-1]
+	old[len(old)-1] = nil
+	*q = old[:len(old)-1]
+	r.index = -1
+	return r
+}
+
+// dispatcher is the state of the goroutine in Run; nothing else touches it.
+type dispatcher struct {
+	s     *Scheduler
+	queue queue
+	// stopping counts the runners told to stop that are not done yet.
+	stopping int
+	// pending is the update being applied: its new jobs start once every
+	// runner it stopped is done.
+	pending *update
 }
 
 // New returns a scheduler; call Run to start it and Update to give it jobs.
@@ -124,21 +202,44 @@ func New(opts Options) *Scheduler {
 		log:     opts.Logger,
 		sem:     make(chan struct{}, opts.MaxConcurrency),
 		updates: make(chan update),
+		now:     make(chan nowRequest),
+		ended:   make(chan ended),
 		runners: map[string]*runner{},
 	}
 }
 
 // Run runs the jobs until ctx is done, then stops every job and waits for
-// in-flight runs to return (they see ctx cancelled).
+// in-flight runs to return (they see ctx cancelled). Its goroutine is the
+// dispatcher: it starts due runs, serves Update and RunNow, and hears every
+// run and stream return.
 func (s *Scheduler) Run(ctx context.Context) {
+	d := &dispatcher{s: s}
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
 	for {
+		// Sleep until the earliest idle check is due.
+		var due <-chan time.Time
+		if len(d.queue) > 0 {
+			timer.Reset(time.Until(d.queue[0].next))
+			due = timer.C
+		}
+		// One update at a time: the next waits until this one has applied.
+		updates := s.updates
+		if d.pending != nil {
+			updates = nil
+		}
 		select {
 		case <-ctx.Done():
-			s.apply(ctx, nil)
+			d.shutdown(ctx)
 			return
-		case u := <-s.updates:
-			s.apply(ctx, u.jobs)
-			close(u.done)
+		case u := <-updates:
+			d.update(ctx, u)
+		case req := <-s.now:
+			d.runNow(ctx, req)
+		case e := <-s.ended:
+			d.ended(ctx, e)
+		case <-due:
+			d.startDue(ctx)
 		}
 	}
 }
@@ -162,44 +263,194 @@ func (s *Scheduler) Update(ctx context.Context, jobs []Job) error {
 	}
 }
 
-func (s *Scheduler) apply(ctx context.Context, jobs []Job) {
-	want := make(map[string]Job, len(jobs))
-	for _, j := range jobs {
+// update stops the runners u drops or changes and applies u once they are
+// done. Other checks keep running meanwhile.
+func (d *dispatcher) update(ctx context.Context, u update) {
+	want := make(map[string]Job, len(u.jobs))
+	for _, j := range u.jobs {
 		want[j.Name] = j
 	}
-	s.mu.Lock()
-	current := s.runners
-	s.mu.Unlock()
-
-	next := make(map[string]*runner, len(jobs))
-	var stopping []*runner
-	for name, r := range current {
-		if j, ok := want[name]; ok && j.Fingerprint == r.job.Fingerprint && ctx.Err() == nil {
-			next[name] = r
+	for name, r := range d.s.runners {
+		if j, ok := want[name]; ok && j.Fingerprint == r.job.Fingerprint {
 			continue
 		}
-		r.cancel()
-		stopping = append(stopping, r)
+		d.stop(r)
 	}
-	for _, r := range stopping {
-		<-r.done
-		s.opts.OnStop(&r.job)
+	d.pending = &u
+	d.apply(ctx)
+}
+
+// apply completes the pending update once every runner it stopped is done:
+// the new jobs start (unless ctx ended) and Update returns.
+func (d *dispatcher) apply(ctx context.Context) {
+	u := d.pending
+	if u == nil || d.stopping > 0 {
+		return
+	}
+	d.pending = nil
+	next := make(map[string]*runner, len(u.jobs))
+	for name, r := range d.s.runners {
+		if !r.stopped {
+			next[name] = r
+		}
 	}
 	if ctx.Err() == nil {
-		for _, j := range jobs {
+		for _, j := range u.jobs {
 			if _, ok := next[j.Name]; ok {
 				continue
 			}
-			rctx, cancel := context.WithCancel(ctx)
-			r := &runner{job: j, cancel: cancel, done: make(chan struct{}), now: make(chan chan probes.Result)}
+			r := &runner{job: j, done: make(chan struct{}), index: -1}
 			next[j.Name] = r
-			s.opts.OnStart(&r.job)
-			go s.loop(rctx, r)
+			d.s.opts.OnStart(&r.job)
+			d.begin(ctx, r)
 		}
 	}
-	s.mu.Lock()
-	s.runners = next
-	s.mu.Unlock()
+	d.s.mu.Lock()
+	d.s.runners = next
+	d.s.mu.Unlock()
+	close(u.done)
+}
+
+// begin starts a new runner: its stream, if its prober has one, and its
+// first run, SplayOffset from now.
+func (d *dispatcher) begin(ctx context.Context, r *runner) {
+	if rn, ok := r.job.Prober.(probes.Runner); ok {
+		sctx, cancel := context.WithCancel(ctx)
+		r.cancelStream = cancel
+		r.live++
+		s := d.s
+		go func() {
+			defer cancel()
+			s.stream(sctx, &r.job, rn)
+			s.ended <- ended{r: r, stream: true}
+		}()
+	}
+	r.next = time.Now().Add(SplayOffset(r.job.Name, r.job.Splay, r.job.Interval))
+	heap.Push(&d.queue, r)
+}
+
+// stop tells a runner to stop: it leaves the queue and its run in flight
+// and stream see their contexts cancelled. It is done once both returned.
+func (d *dispatcher) stop(r *runner) {
+	r.stopped = true
+	if r.index >= 0 {
+		heap.Remove(&d.queue, r.index)
+	}
+	if r.cancelRun != nil {
+		r.cancelRun()
+	}
+	if r.cancelStream != nil {
+		r.cancelStream()
+	}
+	d.stopping++
+	if r.live == 0 {
+		d.retire(r)
+	}
+}
+
+// retire marks a stopped runner done, with nothing of it still running.
+func (d *dispatcher) retire(r *runner) {
+	close(r.done)
+	d.s.opts.OnStop(&r.job)
+	d.stopping--
+}
+
+// startDue starts the runs that are due.
+func (d *dispatcher) startDue(ctx context.Context) {
+	now := time.Now()
+	for len(d.queue) > 0 && !d.queue[0].next.After(now) {
+		d.run(ctx, heap.Pop(&d.queue).(*runner))
+	}
+}
+
+// run starts a run of an idle runner, answering the first waiting RunNow
+// if any. The run reports its result through OnResult from its own
+// goroutine, then tells the dispatcher it ended.
+func (d *dispatcher) run(ctx context.Context, r *runner) {
+	var reply chan probes.Result
+	if len(r.asked) > 0 {
+		reply = r.asked[0]
+		r.asked[0] = nil
+		r.asked = r.asked[1:]
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	r.running, r.cancelRun = true, cancel
+	r.live++
+	s := d.s
+	go func() {
+		defer cancel()
+		start := time.Now()
+		res, ok := s.execute(rctx, r)
+		if ok {
+			s.opts.OnResult(&r.job, res)
+			if reply != nil {
+				reply <- res
+			}
+		}
+		s.ended <- ended{r: r, start: start, success: res.Success}
+	}()
+}
+
+// ended handles a run or stream that returned. A stopped runner is done
+// once nothing of it runs; a running one runs again at once if RunNow
+// asked meanwhile, or else is queued for start + NextDelay (at once if
+// that time has passed: a run never starts before the previous returned).
+func (d *dispatcher) ended(ctx context.Context, e ended) {
+	r := e.r
+	r.live--
+	if !e.stream {
+		r.running, r.cancelRun = false, nil
+	}
+	if r.stopped {
+		if r.live == 0 {
+			d.retire(r)
+			d.apply(ctx)
+		}
+		return
+	}
+	if e.stream {
+		return // its context ended: Run is shutting down and stops r next
+	}
+	if len(r.asked) > 0 {
+		d.run(ctx, r)
+		return
+	}
+	r.next = e.start.Add(NextDelay(r.job, e.success, rand.Float64()))
+	heap.Push(&d.queue, r)
+}
+
+// runNow queues a RunNow request: the run starts at once, or as soon as
+// the run in flight returns. A stopped runner ignores it; RunNow sees it
+// done.
+func (d *dispatcher) runNow(ctx context.Context, req nowRequest) {
+	r := req.r
+	if r.stopped {
+		return
+	}
+	r.asked = append(r.asked, req.reply)
+	if r.running {
+		return
+	}
+	heap.Remove(&d.queue, r.index)
+	d.run(ctx, r)
+}
+
+// shutdown stops every runner and waits, still hearing their runs and
+// streams return, until all are done; an update being applied completes
+// without starting its new jobs.
+func (d *dispatcher) shutdown(ctx context.Context) {
+	for _, r := range d.s.runners {
+		if !r.stopped {
+			d.stop(r)
+		}
+	}
+	if d.pending == nil {
+		d.pending = &update{done: make(chan struct{})}
+	}
+	d.apply(ctx)
+	for d.pending != nil {
+		d.ended(ctx, <-d.s.ended)
+	}
 }
 
 // RunNow runs a check immediately (after its in-flight run, if any) and
@@ -213,7 +464,7 @@ func (s *Scheduler) RunNow(ctx context.Context, name string) (probes.Result, err
 	}
 	reply := make(chan probes.Result, 1)
 	select {
-	case r.now <- reply:
+	case s.now <- nowRequest{r: r, reply: reply}:
 	case <-r.done:
 		return probes.Result{}, fmt.Errorf("check %q was stopped", name)
 	case <-ctx.Done():
@@ -246,36 +497,6 @@ func (s *Scheduler) RunOnce(ctx context.Context, jobs []Job) []probes.Result {
 	}
 	wg.Wait()
 	return out
-}
-
-func (s *Scheduler) loop(ctx context.Context, r *runner) {
-	defer close(r.done)
-	if rn, ok := r.job.Prober.(probes.Runner); ok {
-		var wg sync.WaitGroup
-		wg.Go(func() { s.stream(ctx, &r.job, rn) })
-		defer wg.Wait()
-	}
-	timer := time.NewTimer(SplayOffset(r.job.Name, r.job.Splay, r.job.Interval))
-	defer timer.Stop()
-	for {
-		var reply chan probes.Result
-		select {
-		case <-ctx.Done():
-			return
-		case <-timer.C:
-		case reply = <-r.now:
-		}
-		start := time.Now()
-		res, ok := s.execute(ctx, r)
-		if !ok {
-			return
-		}
-		s.opts.OnResult(&r.job, res)
-		if reply != nil {
-			reply <- res
-		}
-		timer.Reset(time.Until(start.Add(NextDelay(r.job, res.Success, rand.Float64()))))
-	}
 }
 
 // stream keeps a streaming prober's Run going for the life of its job: a
