@@ -129,29 +129,35 @@ func (t *tailer) restore(cp checkpoint) {
 		watched[p] = true
 	}
 	var truncated []*tfile
-	// Two entries for one file at one offset with one fingerprint are one
-	// file read twice (a checkpoint written amid rapid renames held such a
-	// pair, and its lines were counted twice after a kill -9): the second
-	// is skipped. (One inode at two offsets is legitimate: copytruncate.)
-	type fileKey struct {
-		dev, ino uint64
-		offset   int64
-		fp       string
-	}
-	restored := map[fileKey]string{}
-	for _, fsv := range cp.Files {
-		t.known[fsv.Path] = true
-		key := fileKey{fsv.Dev, fsv.Ino, fsv.Offset, string(fsv.FP)}
-		if first, dup := restored[key]; dup && fsv.Ino != 0 {
-			t.log.Warn("the checkpoint names one file twice at one offset; reading it once", "path", fsv.Path, "also", first, "offset", fsv.Offset)
-			continue
+	// Entries are located first: when two find the same
+	// file (a checkpoint written amid rapid renames, an inode reused after
+	// rename-and-delete with the same first bytes), only the one furthest
+	// into it is read, so no line is counted twice.
+	// A file still at its checkpointed path is read there (from the
+	// furthest offset); other entries finding it are dropped.
+	furthest, inPlace := map[string]int{}, map[string]bool{}
+	for i, fsv := range cp.Files {
+		if p, ok := t.locate(fsv); ok {
+			if j, seen := furthest[p]; !seen || fsv.Offset > cp.Files[j].Offset {
+				furthest[p] = i
+			}
+			if p == fsv.Path && !fsv.Draining {
+				inPlace[p] = true
+			}
 		}
-		restored[key] = fsv.Path
+	}
+	for i, fsv := range cp.Files {
+		t.known[fsv.Path] = true
 		tf := &tfile{path: fsv.Path, dev: fsv.Dev, ino: fsv.Ino, fp: fsv.FP, offset: fsv.Offset, skipping: fsv.Skipping, lastGrowth: now}
 		if !fsv.Draining {
 			if st, err := os.Stat(fsv.Path); err == nil {
 				if dev, ino := fileID(st); dev == fsv.Dev && ino == fsv.Ino {
 					if t.matchesFP(fsv.Path, fsv.FP) {
+						if j := furthest[fsv.Path]; j != i {
+							t.log.Warn("two checkpoint entries find one file; reading it once, from the furthest offset",
+								"path", fsv.Path, "offset", fsv.Offset, "furthest", cp.Files[j].Offset)
+							tf.offset, tf.skipping = cp.Files[j].Offset, cp.Files[j].Skipping
+						}
 						t.files[fsv.Path] = tf
 						t.log.Info("log file resumed from the checkpoint", "path", fsv.Path, "offset", fsv.Offset)
 						continue
@@ -165,6 +171,11 @@ func (t *tailer) restore(cp checkpoint) {
 		}
 		// Rotated (or already draining): look for it in its directory.
 		if p, ok := t.findByID(filepath.Dir(fsv.Path), fsv.Dev, fsv.Ino, fsv.FP); ok {
+			if j := furthest[p]; j != i || inPlace[p] {
+				t.log.Warn("two checkpoint entries find one file; reading it once, from the furthest offset",
+					"path", p, "was", fsv.Path, "offset", fsv.Offset, "furthest", cp.Files[j].Offset)
+				continue
+			}
 			if watched[p] && t.files[p] == nil {
 				// Renamed to a name the paths match: read on there.
 				tf.path = p
@@ -207,6 +218,22 @@ func (t *tailer) matchesFP(path string, fp []byte) bool {
 	head := make([]byte, len(fp))
 	n, _ := f.ReadAt(head, 0)
 	return n == len(fp) && bytes.Equal(head, fp)
+}
+
+// locate is the file restore will read for a checkpoint entry: its own
+// path when the file is still there with the same first bytes, or — for
+// a file no longer at its path, or already draining — the file of its
+// device and inode in its directory when its first bytes still match.
+// False for a file truncated in place or gone.
+func (t *tailer) locate(fsv fileState) (string, bool) {
+	if !fsv.Draining {
+		if st, err := os.Stat(fsv.Path); err == nil {
+			if dev, ino := fileID(st); dev == fsv.Dev && ino == fsv.Ino {
+				return fsv.Path, t.matchesFP(fsv.Path, fsv.FP)
+			}
+		}
+	}
+	return t.findByID(filepath.Dir(fsv.Path), fsv.Dev, fsv.Ino, fsv.FP)
 }
 
 func (t *tailer) findByID(dir string, dev, ino uint64, fp []byte) (string, bool) {
