@@ -11,7 +11,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 CONFIG      ?= examples/vigil.yml
 FUZZTIME    ?= 15s
 
-.PHONY: all build run test lint bench bench-peer bench-db bench-invoice bench-logscan bench-notify bench-ui fuzz clean
+.PHONY: all build run test lint bench bench-peer bench-scale bench-db bench-invoice bench-logscan bench-notify bench-ui fuzz clean
 
 all: build
 
@@ -77,6 +77,15 @@ bench-peer:
 	$(GO) test -tags peerbench -run '^$$' -bench '10k' -benchmem -count 6 ./agent/metrics/
 	$(GO) test -tags peerbench -run 'TestPeer' -count 1 -v -timeout 30m ./agent/ ./probes/network/
 	$(MAKE) bench-db
+
+# The agent at scale beside blackbox_exporter (Debian's
+# prometheus-blackbox-exporter): `vigil run` with N http checks at a 1m
+# interval against a local target (RSS, CPU ms per run, status page and API
+# times, /metrics size, check starts per 5 s), and /probe driven for the same
+# N targets at the same rate. VIGIL_SCALE_N (default 1000,10000),
+# VIGIL_SCALE_WARMUP (default 1m30s) and VIGIL_SCALE_WINDOW (default 60s).
+bench-scale:
+	$(GO) test -tags peerbench -run TestPeerScale -count 1 -v -timeout 60m ./agent/
 
 # A full postgres check against the same statements issued with pgx,
 # alternating six times (the local PostgreSQL's fsyncs drift; alternation

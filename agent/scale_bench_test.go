@@ -1,0 +1,469 @@
+//go:build peerbench
+
+// The agent at scale side by side with blackbox_exporter (Debian's
+// prometheus-blackbox-exporter), run with `make bench-scale`: N http checks
+// at a one-minute interval in one `vigil run`, against blackbox_exporter's
+// /probe driven for the same N targets at the same rate. It reports numbers
+// for BENCHMARKS.md and asserts no targets: machines here are noisy.
+//
+// Environment:
+//
+//	VIGIL_SCALE_N       comma-separated check counts (default 1000,10000)
+//	VIGIL_SCALE_WARMUP  time before measuring (default 1m30s: one interval,
+//	                    so every check has run once after the start-up
+//	                    splay, plus 30s)
+//	VIGIL_SCALE_WINDOW  measuring window (default 60s)
+package agent_test
+
+import (
+	"database/sql"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	_ "modernc.org/sqlite" // reads the agent's check history after it stops
+)
+
+const (
+	blackboxExporter = "/usr/bin/prometheus-blackbox-exporter"
+	// scaleConcurrency is vigil's max_concurrency (its default) and the
+	// bound on /probe requests in flight to blackbox_exporter.
+	scaleConcurrency = 16
+	scaleInterval    = time.Minute
+	scaleBucket      = 5 * time.Second
+)
+
+type scaleSettings struct {
+	ns             []int
+	nRaw           string
+	warmup, window time.Duration
+}
+
+func scaleEnv(t *testing.T) scaleSettings {
+	t.Helper()
+	s := scaleSettings{nRaw: "1000,10000", warmup: scaleInterval + 30*time.Second, window: 60 * time.Second}
+	if v := os.Getenv("VIGIL_SCALE_N"); v != "" {
+		s.nRaw = v
+	}
+	for f := range strings.SplitSeq(s.nRaw, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n <= 0 {
+			t.Fatalf("VIGIL_SCALE_N: %q is not a positive count", f)
+		}
+		s.ns = append(s.ns, n)
+	}
+	for name, d := range map[string]*time.Duration{"VIGIL_SCALE_WARMUP": &s.warmup, "VIGIL_SCALE_WINDOW": &s.window} {
+		if v := os.Getenv(name); v != "" {
+			var err error
+			if *d, err = time.ParseDuration(v); err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+		}
+	}
+	if s.window < scaleBucket {
+		t.Fatalf("VIGIL_SCALE_WINDOW must be at least %s", scaleBucket)
+	}
+	return s
+}
+
+// cpuSeconds reads utime+stime of a running process (all its threads).
+func cpuSeconds(t *testing.T, pid int) float64 {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return float64(ut+st) / 100 // USER_HZ
+}
+
+// startScaleTarget serves 200 "ok" on every path, at once, in the test
+// process: only the agent's and blackbox_exporter's own CPU is measured.
+func startScaleTarget(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		io.WriteString(w, "ok\n")
+	})}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+	return l.Addr().String()
+}
+
+func writeScaleConfig(t *testing.T, target string, n int) string {
+	t.Helper()
+	var b strings.Builder
+	fmt.Fprintf(&b, "global: {interval: 1m, timeout: 5s, startup_splay: 1m, max_concurrency: %d}\n", scaleConcurrency)
+	if n == 0 {
+		b.WriteString("checks: []\n")
+	} else {
+		b.WriteString("checks:\n")
+	}
+	for i := range n {
+		fmt.Fprintf(&b, "  - {name: t%05d, type: http, http: {url: \"http://%s/t/%d\", traceroute_on_failure: false}}\n", i, target, i)
+	}
+	p := filepath.Join(t.TempDir(), "vigil.yml")
+	if err := os.WriteFile(p, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// runsTotal sums vigil_check_runs_total by result from a /metrics scrape.
+func runsTotal(t *testing.T, base string) (success, failure float64, size int) {
+	t.Helper()
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if !strings.HasPrefix(line, "vigil_check_runs_total{") {
+			continue
+		}
+		v, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
+		if err != nil {
+			t.Fatalf("/metrics: %q: %v", line, err)
+		}
+		if strings.Contains(line, `result="failure"`) {
+			failure += v
+		} else {
+			success += v
+		}
+	}
+	return success, failure, len(b)
+}
+
+// timeGet fetches url k times and returns the median wall time (loopback,
+// whole body read) and the body size.
+func timeGet(t *testing.T, url string, k int) (ms float64, size int) {
+	t.Helper()
+	var times []float64
+	for range k {
+		start := time.Now()
+		resp, err := http.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, _ := io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		times = append(times, float64(time.Since(start).Microseconds())/1000)
+		if resp.StatusCode != 200 {
+			t.Fatalf("GET %s: %s", url, resp.Status)
+		}
+		size = int(n)
+	}
+	return median(times), size
+}
+
+type scaleVigil struct {
+	n                      int
+	rss, anon, rssMax      float64 // MiB; median and max of samples every 5s in the window
+	cpu, window            float64 // seconds
+	runs, failures         float64
+	pageMS, apiMS          float64
+	pageBytes, metricBytes int
+	buckets                []int // check starts per 5 s of the window (from the store)
+	perSecMin, perSecMax   int
+}
+
+// measureVigil runs `vigil run` with n http checks, waits warmup, and
+// measures over window. Endpoint timings are taken after the window, so
+// they are not in its CPU.
+func measureVigil(t *testing.T, bin, target string, n int, warmup, window time.Duration) scaleVigil {
+	t.Helper()
+	cfg := writeScaleConfig(t, target, n)
+	db := filepath.Join(t.TempDir(), "vigil.db")
+	addr := freeAddr(t)
+	base := "http://" + addr
+	cmd := exec.Command(bin, "run", "--config.file", cfg, "--web.listen-address", addr,
+		"--storage.path", db, "--log.level", "warn")
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	stopped := false
+	stop := func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			t.Errorf("vigil with %d checks did not stop in 30s after SIGTERM; killed", n)
+			cmd.Process.Kill()
+			<-done
+		}
+	}
+	defer stop()
+	pid := cmd.Process.Pid
+	ready := waitReady(t, base+"/-/ready", time.Now())
+	t.Logf("N=%d: vigil ready in %s; warming up for %s", n, ready.Round(time.Millisecond), warmup)
+	time.Sleep(warmup)
+
+	r := scaleVigil{n: n}
+	s0, f0, _ := runsTotal(t, base)
+	c0, w0 := cpuSeconds(t, pid), time.Now()
+	var rss, anon []float64
+	for end := w0.Add(window); ; {
+		a, b, _ := rssKiB(t, pid)
+		rss, anon = append(rss, a/1024), append(anon, b/1024)
+		r.rssMax = max(r.rssMax, a/1024)
+		left := time.Until(end)
+		if left <= 0 {
+			break
+		}
+		time.Sleep(min(left, scaleBucket))
+	}
+	c1, w1 := cpuSeconds(t, pid), time.Now()
+	s1, f1, _ := runsTotal(t, base)
+	r.rss, r.anon = median(rss), median(anon)
+	r.cpu, r.window = c1-c0, w1.Sub(w0).Seconds()
+	r.runs, r.failures = s1+f1-s0-f0, f1-f0
+	if r.failures > 0 {
+		t.Errorf("N=%d: %.0f check runs failed in the window; the target server did not keep up", n, r.failures)
+	}
+
+	r.pageMS, r.pageBytes = timeGet(t, base+"/", 5)
+	r.apiMS, _ = timeGet(t, base+"/api/v1/checks?limit=100", 5)
+	_, r.metricBytes = timeGet(t, base+"/metrics", 1)
+
+	// Check starts per second of the window, from the agent's own history
+	// (read once it has stopped and flushed).
+	stop()
+	if n > 0 {
+		r.buckets, r.perSecMin, r.perSecMax = startHistogram(t, db, w0, w1)
+	}
+	return r
+}
+
+func startHistogram(t *testing.T, db string, from, to time.Time) (buckets []int, perSecMin, perSecMax int) {
+	t.Helper()
+	h, err := sql.Open("sqlite", db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	rows, err := h.Query(`SELECT started_at FROM check_results WHERE started_at >= ? AND started_at < ?`, from.UnixMilli(), to.UnixMilli())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	secs := int(to.Sub(from) / time.Second)
+	perSec := make([]int, secs)
+	buckets = make([]int, (secs+int(scaleBucket/time.Second)-1)/int(scaleBucket/time.Second))
+	for rows.Next() {
+		var ms int64
+		if err := rows.Scan(&ms); err != nil {
+			t.Fatal(err)
+		}
+		off := time.UnixMilli(ms).Sub(from)
+		if s := int(off / time.Second); s < secs {
+			perSec[s]++
+			buckets[int(off/scaleBucket)]++
+		}
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	perSecMin, perSecMax = perSec[0], perSec[0]
+	for _, c := range perSec {
+		perSecMin, perSecMax = min(perSecMin, c), max(perSecMax, c)
+	}
+	return buckets, perSecMin, perSecMax
+}
+
+type scaleBlackbox struct {
+	rss, anon   float64 // MiB, median of samples every 5s in the window
+	cpu, window float64 // seconds
+	probes      int
+	failures    int
+	firstErr    string
+	late        time.Duration // how far the last request started behind its slot
+}
+
+// driveProbes sends /probe requests for n targets at n per minute, evenly
+// spaced, for d, at most scaleConcurrency at a time; *next is the index of
+// the next target, carried from one call to the next. It returns after the
+// last request has been answered.
+func driveProbes(client *http.Client, bb, target string, n int, d time.Duration, next *int) (r scaleBlackbox) {
+	gap := scaleInterval / time.Duration(n)
+	sem := make(chan struct{}, scaleConcurrency)
+	var wg sync.WaitGroup
+	var done, failed atomic.Int64
+	var errOnce sync.Once
+	start := time.Now()
+	for k := 0; ; k++ {
+		at := start.Add(time.Duration(k) * gap)
+		if at.Sub(start) >= d {
+			break
+		}
+		if wait := time.Until(at); wait > 0 {
+			time.Sleep(wait)
+		}
+		sem <- struct{}{}
+		r.late = max(r.late, time.Since(at))
+		u := fmt.Sprintf("http://%s/probe?module=http_2xx&target=http://%s/t/%d", bb, target, *next%n)
+		*next++
+		wg.Go(func() {
+			defer func() { <-sem }()
+			fail := func(msg string) {
+				failed.Add(1)
+				errOnce.Do(func() { r.firstErr = msg })
+			}
+			resp, err := client.Get(u)
+			if err != nil {
+				fail(err.Error())
+				return
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			done.Add(1)
+			if !strings.Contains(string(body), "\nprobe_success 1") {
+				fail(u + ": probe_success is not 1")
+			}
+		})
+	}
+	wg.Wait()
+	r.probes, r.failures = int(done.Load()), int(failed.Load())
+	return r
+}
+
+func measureBlackbox(t *testing.T, bbPid int, client *http.Client, bb, target string, n int, warmup, window time.Duration) scaleBlackbox {
+	t.Helper()
+	next := 0
+	if w := driveProbes(client, bb, target, n, warmup, &next); w.failures > 0 {
+		t.Errorf("N=%d: %d blackbox probes failed during warm-up, first: %s", n, w.failures, w.firstErr)
+	}
+	ch := make(chan scaleBlackbox, 1)
+	c0, w0 := cpuSeconds(t, bbPid), time.Now()
+	go func() { ch <- driveProbes(client, bb, target, n, window, &next) }()
+	var rss, anon []float64
+	var r scaleBlackbox
+	for sampling := true; sampling; {
+		a, b, _ := rssKiB(t, bbPid)
+		rss, anon = append(rss, a/1024), append(anon, b/1024)
+		select {
+		case r = <-ch:
+			sampling = false
+		case <-time.After(scaleBucket):
+		}
+	}
+	time.Sleep(200 * time.Millisecond) // let the last accounting tick land
+	r.cpu, r.window = cpuSeconds(t, bbPid)-c0, time.Since(w0).Seconds()
+	r.rss, r.anon = median(rss), median(anon)
+	if r.failures > 0 {
+		t.Errorf("N=%d: %d blackbox probes failed, first: %s", n, r.failures, r.firstErr)
+	}
+	return r
+}
+
+func startBlackbox(t *testing.T) (pid int, addr string) {
+	t.Helper()
+	cfg := filepath.Join(t.TempDir(), "blackbox.yml")
+	if err := os.WriteFile(cfg, []byte("modules:\n  http_2xx:\n    prober: http\n    timeout: 5s\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	addr = freeAddr(t)
+	cmd := exec.Command(blackboxExporter, "--config.file", cfg, "--web.listen-address", addr, "--log.level", "warn")
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	waitReady(t, "http://"+addr+"/-/healthy", time.Now())
+	return cmd.Process.Pid, addr
+}
+
+// TestPeerScale measures the agent with N http checks at a one-minute
+// interval (RSS, CPU per check run, status page and API times, /metrics
+// size, how evenly the runs spread) beside blackbox_exporter probing the
+// same N targets at the same rate.
+func TestPeerScale(t *testing.T) {
+	if _, err := os.Stat(blackboxExporter); err != nil {
+		t.Skipf("%s not installed (apt-get install prometheus-blackbox-exporter)", blackboxExporter)
+	}
+	// Minutes per N: `make bench-peer` (-run TestPeer) passes it by; it
+	// runs when named, as `make bench-scale` does.
+	if f := flag.Lookup("test.run"); f == nil || !strings.Contains(f.Value.String(), "TestPeerScale") {
+		t.Skip("takes minutes per N; run it by name: make bench-scale (-run TestPeerScale)")
+	}
+	s := scaleEnv(t)
+	t.Logf("command: VIGIL_SCALE_N=%s VIGIL_SCALE_WARMUP=%s VIGIL_SCALE_WINDOW=%s go test -tags peerbench -run TestPeerScale -count 1 -v -timeout 60m ./agent/  (make bench-scale)",
+		s.nRaw, s.warmup, s.window)
+	t.Logf("machine: %d CPUs, %s/%s, %s; checks: http to a local server answering 200 \"ok\", interval 1m, timeout 5s, startup_splay 1m, max_concurrency %d",
+		runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version(), scaleConcurrency)
+
+	bin := buildVigil(t)
+	target := startScaleTarget(t)
+
+	// The idle agent: no checks, a shorter warm-up (nothing to splay).
+	idle := measureVigil(t, bin, target, 0, min(s.warmup, 30*time.Second), s.window)
+	t.Logf("idle agent (0 checks): RSS %.1f MiB (anon %.1f, max %.1f), CPU %.2f%% of a core, GET / %.1f ms, /metrics %.1f KB",
+		idle.rss, idle.anon, idle.rssMax, 100*idle.cpu/idle.window, idle.pageMS, float64(idle.metricBytes)/1024)
+
+	bbPid, bbAddr := startBlackbox(t)
+	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
+		MaxIdleConnsPerHost: scaleConcurrency, MaxConnsPerHost: scaleConcurrency}}
+
+	header := "| checks | vigil RSS MiB | RssAnon MiB | KB/check above idle (RSS / anon) | vigil CPU % of a core | vigil CPU ms/run | runs in window | blackbox RSS MiB | blackbox CPU ms/probe | CPU ratio vigil/blackbox | GET / ms | GET /api/v1/checks?limit=100 ms | /metrics KB |\n" +
+		"|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+	lines := []string{fmt.Sprintf("| 0 (idle) | %.1f | %.1f | – | %.2f | – | – | – | – | – | %.1f | %.1f | %.1f |",
+		idle.rss, idle.anon, 100*idle.cpu/idle.window, idle.pageMS, idle.apiMS, float64(idle.metricBytes)/1024)}
+	for _, n := range s.ns {
+		v := measureVigil(t, bin, target, n, s.warmup, s.window)
+		perRun := 1000 * v.cpu / max(v.runs, 1)
+		t.Logf("N=%d vigil: RSS %.1f MiB (anon %.1f, max %.1f), CPU %.2f s in %.1f s (%.2f%% of a core), %.0f runs (%.0f failed; expected %.0f), %.3f ms CPU per run; GET / %.1f ms (%d KB), API page %.1f ms, /metrics %d KB",
+			n, v.rss, v.anon, v.rssMax, v.cpu, v.window, 100*v.cpu/v.window, v.runs, v.failures,
+			float64(n)*v.window/scaleInterval.Seconds(), perRun, v.pageMS, v.pageBytes/1024, v.apiMS, v.metricBytes/1024)
+		t.Logf("N=%d check starts per %s of the window (from the store; even would be %.0f, per second %.1f; per second min %d, max %d):",
+			n, scaleBucket, float64(n)*scaleBucket.Seconds()/scaleInterval.Seconds(), float64(n)/scaleInterval.Seconds(), v.perSecMin, v.perSecMax)
+		most := 1
+		for _, c := range v.buckets {
+			most = max(most, c)
+		}
+		for i, c := range v.buckets {
+			t.Logf("  +%3ds %6d %s", i*int(scaleBucket/time.Second), c, strings.Repeat("#", c*50/most))
+		}
+
+		b := measureBlackbox(t, bbPid, client, bbAddr, target, n, min(s.warmup, 15*time.Second), s.window)
+		perProbe := 1000 * b.cpu / max(float64(b.probes), 1)
+		t.Logf("N=%d blackbox_exporter: RSS %.1f MiB (anon %.1f), CPU %.2f s in %.1f s (%.2f%% of a core), %d probes (%d failed), %.3f ms CPU per probe; the driver started at most %s behind schedule",
+			n, b.rss, b.anon, b.cpu, b.window, 100*b.cpu/b.window, b.probes, b.failures, perProbe, b.late.Round(time.Millisecond))
+
+		line := fmt.Sprintf("| %d | %.1f | %.1f | %.2f / %.2f | %.2f | %.3f | %.0f | %.1f | %.3f | %.2f | %.1f | %.1f | %.0f |",
+			n, v.rss, v.anon, (v.rss-idle.rss)*1024/float64(n), (v.anon-idle.anon)*1024/float64(n),
+			100*v.cpu/v.window, perRun, v.runs, b.rss, perProbe, perRun/perProbe, v.pageMS, v.apiMS, float64(v.metricBytes)/1024)
+		lines = append(lines, line)
+		t.Logf("\n%s\n%s", header, line)
+	}
+	t.Logf("for BENCHMARKS.md (window %s, warm-up %s; RSS medians of samples every %s; endpoint times median of 5 on loopback, taken after the window):\n%s\n%s",
+		s.window, s.warmup, scaleBucket, header, strings.Join(lines, "\n"))
+}
