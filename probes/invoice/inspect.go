@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/vigil-project/vigil/internal/confkit"
 	"github.com/vigil-project/vigil/probes/invoice/einvoice"
 	"github.com/vigil-project/vigil/probes/invoice/fpxml"
 	"github.com/vigil-project/vigil/probes/invoice/ofd"
@@ -92,7 +93,7 @@ func Inspect(name string, b []byte) Inspection {
 		return in
 	}
 	p, perr := einvoice.ParsePayload(in.Payload)
-	for _, e := range flatten(perr) {
+	for _, e := range confkit.FlattenErrors(perr) {
 		in.Problems = append(in.Problems, "field "+e.Error())
 	}
 	if perr == nil {
@@ -119,16 +120,6 @@ func sniff(b []byte) string {
 		return "xml"
 	}
 	return "payload"
-}
-
-func flatten(err error) []error {
-	if err == nil {
-		return nil
-	}
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		return j.Unwrap()
-	}
-	return []error{err}
 }
 
 func payloadFields(p einvoice.Payload) *PayloadFields {
