@@ -393,7 +393,7 @@ func (r *qrRun) run(ctx context.Context) (probes.Reason, string) {
 			}
 		case text != ref:
 			return probes.ReasonQRMismatch, fmt.Sprintf("field %s: the %s's QR %q differs from the %s's %q",
-				f, formatName[f], text, formatName[refFormat], ref)
+				f, documentFormats[f].name, text, documentFormats[refFormat].name, ref)
 		}
 	}
 
@@ -421,36 +421,43 @@ func (r *qrRun) run(ctx context.Context) (probes.Reason, string) {
 	return probes.ReasonNone, ""
 }
 
-// formatName names a format in messages.
-var formatName = map[string]string{"png": "QR image", "pdf": "PDF", "ofd": "OFD", "xml": "XML"}
+// documentFormat is how one format is fetched and reported.
+type documentFormat struct {
+	name                    string // in messages
+	path                    func(APIShape) string
+	missing                 probes.Reason // not found, empty or unreadable
+	fetchPhase, decodePhase string
+}
+
+var documentFormats = map[string]documentFormat{
+	"png": {"QR image", func(a APIShape) string { return a.QRPath }, probes.ReasonQRMissing, "qr_fetch", "qr_decode"},
+	"pdf": {"PDF", func(a APIShape) string { return a.PDFPath }, probes.ReasonPDFMissingQR, "pdf_fetch", "pdf_decode"},
+	"ofd": {"OFD", func(a APIShape) string { return a.OFDPath }, probes.ReasonOFDMissingQR, "ofd_fetch", "ofd_decode"},
+	"xml": {"XML", func(a APIShape) string { return a.XMLPath }, probes.ReasonDocumentMismatch, "xml_fetch", "xml_decode"},
+}
 
 // document fetches one format of the probe invoice and returns the QR
 // payload it carries ("" for xml), having checked what it embeds.
 func (r *qrRun) document(ctx context.Context, format string, want expectation) (string, probes.Reason, string) {
-	q, number := r.q, r.number
-	path := map[string]string{"png": q.cfg.API.QRPath, "pdf": q.cfg.API.PDFPath, "ofd": q.cfg.API.OFDPath, "xml": q.cfg.API.XMLPath}[format]
-	missing := map[string]probes.Reason{"png": probes.ReasonQRMissing, "pdf": probes.ReasonPDFMissingQR,
-		"ofd": probes.ReasonOFDMissingQR, "xml": probes.ReasonDocumentMismatch}[format]
-	fetchPhase := map[string]string{"png": "qr_fetch", "pdf": "pdf_fetch", "ofd": "ofd_fetch", "xml": "xml_fetch"}[format]
+	q, number, f := r.q, r.number, documentFormats[format]
 	start := time.Now()
-	resp, err := q.api.do(ctx, http.MethodGet, q.path(path, number), nil)
-	r.phase(fetchPhase, start, true)
+	resp, err := q.api.do(ctx, http.MethodGet, q.path(f.path(q.cfg.API), number), nil)
+	r.phase(f.fetchPhase, start, true)
 	if err != nil {
 		var ae *errAPI
 		if errors.As(err, &ae) && (ae.status == http.StatusNotFound || ae.status == http.StatusGone) {
-			return "", missing, fmt.Sprintf("%s of %s: %v", formatName[format], number, err)
+			return "", f.missing, fmt.Sprintf("%s of %s: %v", f.name, number, err)
 		}
 		if isTimeout(ctx, err) {
-			return "", probes.ReasonTimeout, fmt.Sprintf("fetch %s of %s: %v", formatName[format], number, err)
+			return "", probes.ReasonTimeout, fmt.Sprintf("fetch %s of %s: %v", f.name, number, err)
 		}
-		return "", missing, fmt.Sprintf("fetch %s of %s: %v", formatName[format], number, err)
+		return "", f.missing, fmt.Sprintf("fetch %s of %s: %v", f.name, number, err)
 	}
 	if len(resp.body) == 0 {
-		return "", missing, fmt.Sprintf("%s of %s is empty", formatName[format], number)
+		return "", f.missing, fmt.Sprintf("%s of %s is empty", f.name, number)
 	}
 	start = time.Now()
-	decodePhase := map[string]string{"png": "qr_decode", "pdf": "pdf_decode", "ofd": "ofd_decode", "xml": "xml_decode"}[format]
-	defer func() { r.phase(decodePhase, start, false) }()
+	defer func() { r.phase(f.decodePhase, start, false) }()
 	switch format {
 	case "png":
 		text, err := DecodeQRBytes(resp.body)
