@@ -173,7 +173,7 @@ func (a *Agent) wire(ctx context.Context, l *loaded) error {
 		CheckInfo: a.state.CheckInfo, Logger: a.log},
 		alerts.Named{Name: "paging", Consumer: a.pager},
 		alerts.Named{Name: "runbooks", Consumer: alerts.ConsumerFunc(a.runbooks.OnAlerts)})
-	a.rules = ruleeval.New(ruleeval.Options{Metrics: a.exporter.WritePrometheus, State: a.store, Ready: a.state.Warm, ExternalLabels: a.state.ExternalLabels,
+	a.rules = ruleeval.New(ruleeval.Options{Series: rules.Sources(a.exporter.Samples, rules.TextSource(a.exporter.WriteAgent)), State: a.store, Ready: a.state.Warm, ExternalLabels: a.state.ExternalLabels,
 		Notifier: a.fanout, Relabel: func(ls labels.Labels) labels.Labels { return a.drills.Relabel(ls) }, Logger: a.log})
 	a.drills = drill.NewOrchestrator(drill.OrchestratorOptions{Checks: a.sched, Alerts: a.rules, Query: a.rules,
 		Pages: a.store, Runs: a.store, Reports: a.store, KnownCheck: func(name string) bool { return a.state.Config().HasCheck(name) },

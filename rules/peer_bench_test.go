@@ -76,7 +76,7 @@ func TestPeerRules(t *testing.T) {
 	st := NewStore()
 	rng := rand.New(rand.NewPCG(1, 2))
 	step := 0
-	sc := NewScraper(st, func(w io.Writer) { benchSeries(w, step, rng) })
+	sc := NewScraper(st, TextSource(func(w io.Writer) { benchSeries(w, step, rng) }))
 	base := time.Now().Add(-20 * time.Minute)
 	for ; step < 80; step++ {
 		if _, err := sc.Scrape(base.Add(time.Duration(step) * 15 * time.Second)); err != nil {

@@ -5,21 +5,71 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"time"
 
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/textparse"
 )
 
-// Scraper appends the agent's own /metrics output to a store, the way a
-// Prometheus scraping the agent would see it: same names, same labels, and
-// stale markers for series that disappear — only the series its selection
+// Source is what a Scraper reads: it calls emit with the current value of
+// every series whose metric name want accepts. lset is valid during the
+// call only. The agent's exporter is one, read in-process; TextSource reads
+// the text format.
+type Source func(want func(name string) bool, emit func(lset labels.Labels, v float64)) error
+
+// TextSource is the series of the Prometheus text format that write
+// produces. A line that does not parse ends the read with an error.
+func TextSource(write func(io.Writer)) Source {
+	var buf bytes.Buffer
+	st := labels.NewSymbolTable()
+	var mu sync.Mutex
+	return func(want func(string) bool, emit func(labels.Labels, float64)) error {
+		mu.Lock()
+		defer mu.Unlock()
+		buf.Reset()
+		write(&buf)
+		p := textparse.NewPromParser(buf.Bytes(), st, false)
+		var lset labels.Labels
+		for {
+			e, err := p.Next()
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			if err != nil {
+				return fmt.Errorf("parse metrics text: %w", err)
+			}
+			if e != textparse.EntrySeries {
+				continue
+			}
+			_, _, v := p.Series()
+			p.Labels(&lset)
+			if want(lset.Get(model.MetricNameLabel)) {
+				emit(lset, v)
+			}
+		}
+	}
+}
+
+// Sources reads each source in turn.
+func Sources(srcs ...Source) Source {
+	return func(want func(string) bool, emit func(labels.Labels, float64)) error {
+		var errs []error
+		for _, s := range srcs {
+			errs = append(errs, s(want, emit))
+		}
+		return errors.Join(errs...)
+	}
+}
+
+// Scraper appends the agent's own series to a store, the way a Prometheus
+// scraping the agent would see them: same names, same labels, and stale
+// markers for series that disappear — only the series its selection
 // selects (all of them without one).
 type Scraper struct {
 	store *Store
-	write func(io.Writer)
-	buf   bytes.Buffer
-	st    *labels.SymbolTable
+	src   Source
 	last  map[uint64]labels.Labels
 	sel   *Selection
 }
@@ -28,43 +78,39 @@ type Scraper struct {
 // selected go stale at the next scrape. nil stores everything.
 func (s *Scraper) Select(sel *Selection) { s.sel = sel }
 
-// NewScraper reads what write produces (the exporter's WritePrometheus).
-func NewScraper(store *Store, write func(io.Writer)) *Scraper {
-	return &Scraper{store: store, write: write, st: labels.NewSymbolTable(), last: map[uint64]labels.Labels{}}
+// NewScraper reads src (the exporter).
+func NewScraper(store *Store, src Source) *Scraper {
+	return &Scraper{store: store, src: src, last: map[uint64]labels.Labels{}}
 }
 
 // Scrape appends one scrape at time now and returns the number of samples.
+// After an error, what was read is kept but nothing is marked stale.
 func (s *Scraper) Scrape(now time.Time) (int, error) {
-	s.buf.Reset()
-	s.write(&s.buf)
 	t := now.UnixMilli()
-	p := textparse.NewPromParser(s.buf.Bytes(), s.st, false)
 	seen := make(map[uint64]labels.Labels, len(s.last))
 	n := 0
-	var lset labels.Labels
-	for {
-		e, err := p.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return n, fmt.Errorf("self-scrape: %w", err)
-		}
-		if e != textparse.EntrySeries {
-			continue
-		}
-		_, _, v := p.Series()
-		p.Labels(&lset)
+	want := func(string) bool { return true }
+	if s.sel != nil {
+		want = s.sel.Wants
+	}
+	err := s.src(want, func(lset labels.Labels, v float64) {
 		if s.sel != nil && !s.sel.Selects(lset) {
-			continue
+			return
 		}
 		h := lset.Hash()
 		if _, dup := seen[h]; dup {
-			continue
+			return
 		}
-		seen[h] = lset.Copy()
-		s.store.Append(lset, t, v)
+		if l, ok := s.last[h]; ok && labels.Equal(l, lset) {
+			seen[h] = l
+		} else {
+			seen[h] = lset.Copy()
+		}
+		s.store.Append(seen[h], t, v)
 		n++
+	})
+	if err != nil {
+		return n, fmt.Errorf("self-scrape: %w", err)
 	}
 	for h, l := range s.last {
 		if _, ok := seen[h]; !ok {

@@ -102,6 +102,32 @@ func (s *Selection) Selects(lset labels.Labels) bool {
 	return false
 }
 
+// Wants reports whether some selector may select series of the metric
+// name: the cheap test before labels are built.
+func (s *Selection) Wants(name string) bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if len(s.byName[name]) > 0 {
+		return true
+	}
+	for _, ms := range s.other {
+		if nameMatches(ms, name) {
+			return true
+		}
+	}
+	return false
+}
+
+// nameMatches: the selector's __name__ matchers, if any, accept name.
+func nameMatches(ms []*labels.Matcher, name string) bool {
+	for _, m := range ms {
+		if m.Name == model.MetricNameLabel && !m.Matches(name) {
+			return false
+		}
+	}
+	return true
+}
+
 // Len is the number of selectors.
 func (s *Selection) Len() int {
 	s.mu.RLock()

@@ -55,12 +55,12 @@ func TestSelection(t *testing.T) {
 func TestScraperKeepsOnlySelected(t *testing.T) {
 	t.Parallel()
 	st := NewStore()
-	sc := NewScraper(st, func(w io.Writer) {
+	sc := NewScraper(st, TextSource(func(w io.Writer) {
 		for i := range 100 {
 			fmt.Fprintf(w, "vigil_check_success{check=\"web%d\",type=\"http\"} 1\n", i)
 		}
 		fmt.Fprintln(w, `vigil_check_success{check="invoice_qr",type="invoice_qr"} 0`)
-	})
+	}))
 	sel := NewSelection()
 	sel.AddExpr(`vigil_check_success{type="invoice_qr"} == 0`)
 	sc.Select(sel)

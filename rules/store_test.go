@@ -76,7 +76,7 @@ func TestStoreQueries(t *testing.T) {
 func TestScraperStaleness(t *testing.T) {
 	st := NewStore()
 	body := "# TYPE vigil_check_success gauge\nvigil_check_success{check=\"a\",type=\"http\"} 1\nvigil_check_success{check=\"b\",type=\"http\"} 0\n"
-	sc := NewScraper(st, func(w io.Writer) { io.WriteString(w, body) })
+	sc := NewScraper(st, TextSource(func(w io.Writer) { io.WriteString(w, body) }))
 	t0 := time.Unix(1_800_000_000, 0)
 	if n, err := sc.Scrape(t0); err != nil || n != 2 {
 		t.Fatalf("%d %v", n, err)

@@ -6,9 +6,7 @@ package metrics
 
 import (
 	"io"
-	"math"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -34,104 +32,79 @@ type Check struct {
 }
 
 // Exporter holds the agent's series.
+//
+// Per-check series are not kept as metric objects: each check keeps its
+// counters and last result (whose slices it shares with the agent's state),
+// and every scrape renders the series from that. At thousands of checks a
+// metric object per series cost ~6 KB per check; this costs a few hundred
+// bytes. Agent-level series (reloads, the outbox, the store) are few and
+// live in a VictoriaMetrics set.
 type Exporter struct {
 	set *vm.Set
 
-	mu     sync.Mutex
-	checks map[string]*checkState
-
-	cmu        sync.Mutex
-	collectors map[string]collected
+	mu     sync.RWMutex
+	checks map[string]*checkSeries
+	// order is checks sorted by name, rebuilt after a check comes or goes.
+	order []*checkSeries
 }
 
-// collected is a streaming check whose values are read at scrape time.
-type collected struct {
+// checkSeries is what one check's series are rendered from.
+type checkSeries struct {
 	check Check
-	col   probes.Collector
-}
-
-type checkState struct {
+	// labels are the check's labels rendered once: check="x",type="y",k="v".
+	labels      string
 	consecutive int
 	// failing is the confirmed state (Check.FailureThreshold).
 	failing bool
-	// dynamic holds series whose presence depends on the last result
-	// (family values, failure_info, phases); removed when absent next time.
-	dynamic map[string]bool
-	// static holds the core series, removed only by Forget.
-	static map[string]bool
+	runs    [2]uint64 // success, failure
+	// ran: a result was observed (a streaming check may have only a
+	// collector).
+	ran bool
+	// last is the last result: its phases and values are exported until
+	// the next one replaces them. Results are never modified once made.
+	last probes.Result
+	// col is a streaming check's collector, read at scrape time.
+	col probes.Collector
 }
 
 // New returns an empty exporter.
 func New() *Exporter {
 	vm.ExposeMetadata(true)
-	e := &Exporter{set: vm.NewSet(), checks: map[string]*checkState{}, collectors: map[string]collected{}}
-	e.set.RegisterMetricsWriter(e.writeCollected)
-	return e
+	return &Exporter{set: vm.NewSet(), checks: map[string]*checkSeries{}}
+}
+
+// entry returns the check's series, creating them; e.mu is held.
+func (e *Exporter) entry(c Check) (cs *checkSeries, created bool) {
+	if cs = e.checks[c.Name]; cs != nil {
+		return cs, false
+	}
+	cs = &checkSeries{check: c, labels: renderLabels(baseLabels(c))}
+	e.checks[c.Name] = cs
+	e.order = nil
+	return cs, true
 }
 
 // SetCollector exports a check's live values (logscan counters) at every
 // scrape, with the check's labels, until RemoveCollector.
 func (e *Exporter) SetCollector(c Check, col probes.Collector) {
-	e.cmu.Lock()
-	e.collectors[c.Name] = collected{check: c, col: col}
-	e.cmu.Unlock()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	cs, _ := e.entry(c)
+	cs.col = col
 }
 
 // RemoveCollector stops exporting a check's live values.
 func (e *Exporter) RemoveCollector(name string) {
-	e.cmu.Lock()
-	delete(e.collectors, name)
-	e.cmu.Unlock()
-}
-
-type sample struct {
-	name, series string
-	value        float64
-	counter      bool
-}
-
-// writeCollected writes the collectors' values, grouped by metric name as
-// the text format requires, without timestamps.
-func (e *Exporter) writeCollected(w io.Writer) {
-	e.cmu.Lock()
-	cs := make([]collected, 0, len(e.collectors))
-	for _, c := range e.collectors {
-		cs = append(cs, c)
-	}
-	e.cmu.Unlock()
-	if len(cs) == 0 {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	cs := e.checks[name]
+	if cs == nil {
 		return
 	}
-	sort.Slice(cs, func(i, j int) bool { return cs[i].check.Name < cs[j].check.Name })
-	var samples []sample
-	for _, c := range cs {
-		base := baseLabels(c.check)
-		for _, v := range c.col.Collect() {
-			samples = append(samples, sample{name: v.Name, series: seriesName(v.Name, base, v.Labels), value: v.Value, counter: v.Counter})
-		}
+	cs.col = nil
+	if !cs.ran {
+		e.remove(name)
 	}
-	sort.SliceStable(samples, func(i, j int) bool { return samples[i].name < samples[j].name })
-	buf := make([]byte, 0, 64<<10)
-	for i, s := range samples {
-		if i == 0 || samples[i-1].name != s.name {
-			typ := "gauge"
-			if s.counter {
-				typ = "counter"
-			}
-			w.Write(buf)
-			buf = buf[:0]
-			vm.WriteMetadataIfNeeded(w, s.name, typ)
-		}
-		buf = append(buf, s.series...)
-		buf = append(buf, ' ')
-		if s.value == math.Trunc(s.value) && math.Abs(s.value) < 1<<53 {
-			buf = strconv.AppendInt(buf, int64(s.value), 10)
-		} else {
-			buf = strconv.AppendFloat(buf, s.value, 'g', -1, 64)
-		}
-		buf = append(buf, '\n')
-	}
-	w.Write(buf)
 }
 
 // Observe records one result. It reports whether the check's confirmed
@@ -140,67 +113,26 @@ func (e *Exporter) writeCollected(w io.Writer) {
 func (e *Exporter) Observe(c Check, r probes.Result) (changed bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	st := e.checks[c.Name]
-	if st == nil {
-		st = &checkState{dynamic: map[string]bool{}, static: map[string]bool{}}
-		e.checks[c.Name] = st
-		changed = true
+	cs, _ := e.entry(c)
+	if !cs.ran {
+		cs.ran, changed = true, true
 	}
-	base := baseLabels(c)
-
-	gauge := func(set map[string]bool, name string, v float64, extra ...probes.Label) string {
-		series := seriesName(name, base, extra)
-		e.set.GetOrCreateGauge(series, nil).Set(v)
-		set[series] = true
-		return series
-	}
-	result := "success"
+	cs.check.Interval, cs.check.FailureThreshold = c.Interval, c.FailureThreshold
 	if r.Success {
-		st.consecutive = 0
+		cs.consecutive = 0
+		cs.runs[0]++
 	} else {
-		st.consecutive++
-		result = "failure"
+		cs.consecutive++
+		cs.runs[1]++
 	}
 	// A failure counts once it has happened FailureThreshold times in a
 	// row; before, the last confirmed state stays (a new check starts
 	// passing): a blip that a recheck clears never reaches the rules.
-	confirmed := r.Success || st.consecutive >= max(c.FailureThreshold, 1)
-	if confirmed && st.failing == r.Success {
-		st.failing, changed = !r.Success, true
+	confirmed := r.Success || cs.consecutive >= max(c.FailureThreshold, 1)
+	if confirmed && cs.failing == r.Success {
+		cs.failing, changed = !r.Success, true
 	}
-	gauge(st.static, "vigil_check_success", boolFloat(!st.failing))
-	gauge(st.static, "vigil_check_duration_seconds", r.Duration.Seconds())
-	gauge(st.static, "vigil_check_last_run_timestamp_seconds", float64(r.Start.UnixNano())/float64(time.Second))
-	gauge(st.static, "vigil_check_consecutive_failures", float64(st.consecutive))
-	if c.Interval > 0 {
-		gauge(st.static, "vigil_check_interval_seconds", c.Interval.Seconds())
-	}
-	// Both result series exist from the first run so rate() sees the first increment.
-	for _, res := range []string{"success", "failure"} {
-		series := seriesName("vigil_check_runs_total", base, []probes.Label{{Name: "result", Value: res}})
-		cnt := e.set.GetOrCreateCounter(series)
-		st.static[series] = true
-		if res == result {
-			cnt.Inc()
-		}
-	}
-
-	now := map[string]bool{}
-	if !r.Success && confirmed {
-		gauge(now, "vigil_check_failure_info", 1, probes.Label{Name: "reason", Value: string(r.Reason)})
-	}
-	for _, p := range r.Phases {
-		gauge(now, "vigil_check_phase_duration_seconds", p.Duration.Seconds(), probes.Label{Name: "phase", Value: p.Name})
-	}
-	for _, v := range r.Values {
-		gauge(now, v.Name, v.Value, v.Labels...)
-	}
-	for series := range st.dynamic {
-		if !now[series] {
-			e.set.UnregisterMetric(series)
-		}
-	}
-	st.dynamic = now
+	cs.last = r
 	return changed
 }
 
@@ -208,16 +140,14 @@ func (e *Exporter) Observe(c Check, r probes.Result) (changed bool) {
 func (e *Exporter) Forget(name string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	st := e.checks[name]
-	if st == nil {
-		return
+	e.remove(name)
+}
+
+func (e *Exporter) remove(name string) {
+	if _, ok := e.checks[name]; ok {
+		delete(e.checks, name)
+		e.order = nil
 	}
-	for _, m := range []map[string]bool{st.static, st.dynamic} {
-		for series := range m {
-			e.set.UnregisterMetric(series)
-		}
-	}
-	delete(e.checks, name)
 }
 
 // Checks lists the checks that have series, sorted.
@@ -225,16 +155,50 @@ func (e *Exporter) Checks() []string {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	out := make([]string, 0, len(e.checks))
-	for n := range e.checks {
-		out = append(out, n)
+	for _, cs := range e.sorted() {
+		out = append(out, cs.check.Name)
 	}
-	sort.Strings(out)
 	return out
+}
+
+// snapshot is the checks sorted by name. The slice is never modified (a
+// change of checks builds a new one); the checks' fields are read under
+// e.mu.
+func (e *Exporter) snapshot() []*checkSeries {
+	e.mu.RLock()
+	o := e.order
+	e.mu.RUnlock()
+	if o != nil {
+		return o
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.sorted()
+}
+
+// sorted is the checks by name; e.mu is held for writing.
+func (e *Exporter) sorted() []*checkSeries {
+	if e.order == nil {
+		e.order = make([]*checkSeries, 0, len(e.checks))
+		for _, cs := range e.checks {
+			e.order = append(e.order, cs)
+		}
+		sort.Slice(e.order, func(i, j int) bool { return e.order[i].check.Name < e.order[j].check.Name })
+	}
+	return e.order
 }
 
 // WritePrometheus writes the agent's series followed by Go runtime and
 // process metrics in the Prometheus text format.
 func (e *Exporter) WritePrometheus(w io.Writer) {
+	e.writeChecks(w)
+	e.WriteAgent(w)
+}
+
+// WriteAgent writes everything but the per-check series: the agent-level
+// series (reloads, paging, the store, runbooks) and the Go runtime and
+// process metrics. They are few; Samples has the per-check ones.
+func (e *Exporter) WriteAgent(w io.Writer) {
 	e.set.WritePrometheus(w)
 	vm.WriteProcessMetrics(w)
 }

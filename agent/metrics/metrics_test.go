@@ -2,18 +2,26 @@ package metrics
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/model/textparse"
 	"github.com/vigil-project/vigil/probes"
 )
 
 func render(e *Exporter) string {
 	var b bytes.Buffer
-	e.set.WritePrometheus(&b)
+	e.writeChecks(&b)
+	e.WriteAgent(&b)
 	return b.String()
 }
 
@@ -102,11 +110,11 @@ func BenchmarkWritePrometheus10k(b *testing.B) {
 		e.Observe(Check{Name: fmt.Sprintf("check-%04d", i), Type: "http"}, r)
 	}
 	var buf bytes.Buffer
-	e.set.WritePrometheus(&buf)
+	e.writeChecks(&buf)
 	series := strings.Count(buf.String(), "\n") - strings.Count(buf.String(), "# ")
 	b.ReportAllocs()
 	for b.Loop() {
-		e.set.WritePrometheus(io.Discard)
+		e.writeChecks(io.Discard)
 	}
 	b.ReportMetric(float64(series), "series")
 }
@@ -182,4 +190,114 @@ func TestFailureThreshold(t *testing.T) {
 	if got := fmt.Sprint(changes); got != "[true false false true false true false false]" {
 		t.Errorf("changed %s", got)
 	}
+}
+
+// TestSamplesMatchText: the rule engine's in-process read and the /metrics
+// text carry the same series and values, across render chunks, with
+// colliding labels, collectors and failures.
+func TestSamplesMatchText(t *testing.T) {
+	e := New()
+	start := time.Unix(1700000000, 250_000_000)
+	for i := range 3*renderChunk + 7 {
+		c := Check{Name: fmt.Sprintf("c%04d", i), Type: "http", Interval: time.Minute, FailureThreshold: 1 + i%3,
+			Labels: map[string]string{"team": "t" + strconv.Itoa(i%4), "process": "user"}}
+		r := probes.Result{Success: i%5 != 0, Reason: probes.ReasonTimeout, Start: start, Duration: time.Duration(i) * time.Millisecond,
+			Phases: []probes.Phase{{Name: "connect", Duration: time.Millisecond}},
+			Values: []probes.Value{{Name: "vigil_http_status_code", Value: 200}, {Name: "vigil_proc_count", Value: 2, Labels: []probes.Label{{Name: "process", Value: "nginx\"x"}}}}}
+		for range 1 + i%4 {
+			e.Observe(c, r)
+		}
+		if i%50 == 0 {
+			e.SetCollector(c, fakeCollector{{Name: "vigil_log_lines_total", Value: float64(i), Counter: true}})
+		}
+	}
+	// A collector of a check that has not run yet has only its values.
+	e.SetCollector(Check{Name: "zz-logs", Type: "logscan"}, fakeCollector{{Name: "vigil_log_lines_total", Value: 1.5, Counter: true}})
+
+	var b bytes.Buffer
+	e.writeChecks(&b)
+	fromText := map[string]float64{}
+	p := textparse.NewPromParser(b.Bytes(), labels.NewSymbolTable(), false)
+	var lset labels.Labels
+	for {
+		et, err := p.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("text does not parse: %v", err)
+		}
+		if et == textparse.EntrySeries {
+			_, _, v := p.Series()
+			p.Labels(&lset)
+			if _, dup := fromText[lset.String()]; dup {
+				t.Errorf("series twice in the text: %s", lset)
+			}
+			fromText[lset.String()] = v
+		}
+	}
+	fromSamples := map[string]float64{}
+	e.Samples(func(string) bool { return true }, func(l labels.Labels, v float64) { fromSamples[l.String()] = v })
+	if len(fromText) < 3*renderChunk*10 {
+		t.Fatalf("only %d series in the text", len(fromText))
+	}
+	if !maps.Equal(fromText, fromSamples) {
+		for k, v := range fromText {
+			if w, ok := fromSamples[k]; !ok || w != v {
+				t.Errorf("text %s %v, samples %v (present %v)", k, v, w, ok)
+			}
+		}
+		t.Fatalf("text has %d series, samples %d", len(fromText), len(fromSamples))
+	}
+	for _, want := range []string{
+		`{__name__="vigil_proc_count", check="c0001", process="nginx\"x", team="t1", type="http"}`,
+		`{__name__="vigil_log_lines_total", check="zz-logs", type="logscan"}`,
+		`{__name__="vigil_check_failure_info", check="c0000", process="user", reason="timeout", team="t0", type="http"}`,
+	} {
+		if _, ok := fromText[want]; !ok {
+			t.Errorf("missing %s", want)
+		}
+	}
+	if _, ok := fromText[`{__name__="vigil_check_success", check="zz-logs", type="logscan"}`]; ok {
+		t.Error("a check that never ran has core series")
+	}
+	// Families filter by name.
+	n := 0
+	e.Samples(func(name string) bool { return name == "vigil_check_success" }, func(l labels.Labels, v float64) {
+		if l.Get(model.MetricNameLabel) != "vigil_check_success" {
+			t.Errorf("unwanted %s", l)
+		}
+		n++
+	})
+	if n != 3*renderChunk+7 {
+		t.Errorf("%d vigil_check_success samples", n)
+	}
+}
+
+// TestConcurrentScrape: results keep arriving while /metrics and the rule
+// engine read (run under -race).
+func TestConcurrentScrape(t *testing.T) {
+	e := New()
+	var wg sync.WaitGroup
+	done := make(chan struct{})
+	wg.Go(func() {
+		for i := 0; ; i++ {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			c := Check{Name: fmt.Sprintf("c%d", i%700), Type: "http"}
+			e.Observe(c, probes.Result{Success: i%3 == 0, Start: time.Now(), Values: []probes.Value{{Name: "vigil_x", Value: float64(i)}}})
+			if i%97 == 0 {
+				e.Forget(c.Name)
+			}
+		}
+	})
+	for range 20 {
+		e.WritePrometheus(io.Discard)
+		e.Samples(func(string) bool { return true }, func(labels.Labels, float64) {})
+	}
+	close(done)
+	wg.Wait()
 }

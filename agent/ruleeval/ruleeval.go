@@ -7,7 +7,6 @@ package ruleeval
 
 import (
 	"context"
-	"io"
 	"log/slog"
 	"path/filepath"
 	"strings"
@@ -26,9 +25,9 @@ import (
 
 // Options are the evaluator's dependencies.
 type Options struct {
-	// Metrics writes the agent's metrics in the text format (the
-	// exporter): the series rules read.
-	Metrics func(io.Writer)
+	// Series are the agent's own series, the ones rules read (the
+	// exporter's, read in-process).
+	Series rules.Source
 	// State persists alert state; nil keeps it in memory.
 	State AlertStore
 	// Ready holds back evaluation until the checks have run since start.
@@ -71,7 +70,7 @@ func New(opts Options) *Evaluator {
 		store:  rules.NewStore(),
 		engine: promql.NewEngine(promql.EngineOpts{MaxSamples: 50_000_000, Timeout: 2 * time.Minute, LookbackDelta: 5 * time.Minute}),
 	}
-	e.scraper = rules.NewScraper(e.store, opts.Metrics)
+	e.scraper = rules.NewScraper(e.store, opts.Series)
 	mo := rules.Options{Store: e.store, Engine: e.engine, Scrape: e.scrape, Logger: opts.Logger,
 		Ready: opts.Ready, Notifier: opts.Notifier, Relabel: opts.Relabel, OnStateChange: e.logChange}
 	if opts.State != nil {
@@ -110,7 +109,9 @@ func (e *Evaluator) Apply(cfg *config.Config, groups []*rules.Group) {
 func (e *Evaluator) scrape(ts time.Time) {
 	e.scrapeMu.Lock()
 	defer e.scrapeMu.Unlock()
-	e.scraper.Scrape(ts)
+	if _, err := e.scraper.Scrape(ts); err != nil {
+		e.opts.Logger.Warn("rules read the agent's series", "err", err)
+	}
 }
 
 // Run scrapes every evaluation interval (so queries see fresh data even

@@ -42,10 +42,10 @@ func TestStateChangeLog(t *testing.T) {
 // stored; a drill's query of a new expression starts keeping its series
 // and scrapes at once, so it sees the current value.
 func TestSelectedSeriesOnly(t *testing.T) {
-	e := New(Options{Metrics: func(w io.Writer) {
+	e := New(Options{Series: rules.TextSource(func(w io.Writer) {
 		fmt.Fprintln(w, `vigil_notify_queue_length{receiver="oncall"} 60`)
 		fmt.Fprintln(w, `vigil_check_success{check="web1",type="http"} 1`)
-	}})
+	})})
 	e.Apply(&config.Config{}, nil)
 	ctx := context.Background()
 	e.EvalNow(ctx, time.Now())
