@@ -346,10 +346,12 @@ func (a *Agent) onStop(job *scheduler.Job) {
 }
 
 func (a *Agent) onResult(job *scheduler.Job, r probes.Result) {
-	a.state.Record(job.Name, r)
+	// One copy of the result, shared by the state and the exporter.
+	last := &r
+	a.state.Record(job.Name, last)
 	c := a.state.Check(job.Name)
 	changed := a.exporter.Observe(metrics.Check{Name: job.Name, Type: job.Type, Labels: c.Labels, Interval: job.Interval,
-		FailureThreshold: c.FailureThreshold}, r)
+		FailureThreshold: c.FailureThreshold}, last)
 	a.state.MarkRan(job.Name)
 	if changed {
 		// A (confirmed) failure starts its alert's `for` now, not at the

@@ -167,7 +167,7 @@ func BenchmarkStatusPage(b *testing.B) {
 // diagnostics are shown as they are.
 func TestCheckPageDiagnostics(t *testing.T) {
 	a := newTestAgent(t)
-	a.state.Record("host", probes.Result{Success: false, Reason: probes.ReasonTimeout, Message: "no answer", Start: time.Now(),
+	a.state.Record("host", &probes.Result{Success: false, Reason: probes.ReasonTimeout, Message: "no answer", Start: time.Now(),
 		Diagnostics: map[string]any{
 			"traceroute": []network.Hop{{TTL: 1, Addr: "10.0.0.1", RTTSeconds: 0.0012}, {TTL: 2}, {TTL: 3, Addr: "198.51.100.7", RTTSeconds: 0.03, Reached: true}},
 			"qr_decoded": "01,32,,24312000000136634917,0.01,20240514,,1DD6",

@@ -29,14 +29,15 @@ type State struct {
 	ranSinceStart map[string]bool
 	warm          atomic.Bool
 	cfg           *config.Config
-	checks        map[string]config.Check
+	// checks indexes cfg.Checks by name.
+	checks map[string]int
 	jobs          []scheduler.Job
-	last          map[string]probes.Result
+	last          map[string]*probes.Result
 }
 
 // New returns the state of a freshly started agent.
 func New(cfg *config.Config, jobs []scheduler.Job) *State {
-	s := &State{started: time.Now(), ranSinceStart: map[string]bool{}, last: map[string]probes.Result{}}
+	s := &State{started: time.Now(), ranSinceStart: map[string]bool{}, last: map[string]*probes.Result{}}
 	s.Set(cfg, jobs)
 	return s
 }
@@ -46,9 +47,9 @@ func New(cfg *config.Config, jobs []scheduler.Job) *State {
 // and changed ones (a changed type or label set would otherwise leave the
 // old series behind; they re-create theirs on their next run).
 func (s *State) Set(cfg *config.Config, jobs []scheduler.Job) (stale []string) {
-	checks := make(map[string]config.Check, len(cfg.Checks))
-	for _, c := range cfg.Checks {
-		checks[c.Name] = c
+	checks := make(map[string]int, len(cfg.Checks))
+	for i, c := range cfg.Checks {
+		checks[c.Name] = i
 	}
 	kept := make(map[string]string, len(jobs))
 	for _, j := range jobs {
@@ -92,15 +93,20 @@ func (s *State) Jobs() []scheduler.Job {
 func (s *State) Check(name string) config.Check {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return s.checks[name]
+	if i, ok := s.checks[name]; ok {
+		return s.cfg.Checks[i]
+	}
+	return config.Check{}
 }
 
 // Last is a check's last result (from the store until it runs again).
 func (s *State) Last(name string) (probes.Result, bool) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	r, ok := s.last[name]
-	return r, ok
+	if r, ok := s.last[name]; ok {
+		return *r, true
+	}
+	return probes.Result{}, false
 }
 
 // Restore seeds last results read from the store at start.
@@ -108,12 +114,13 @@ func (s *State) Restore(last map[string]probes.Result) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for name, r := range last {
-		s.last[name] = r
+		s.last[name] = &r
 	}
 }
 
-// Record keeps a check's new result.
-func (s *State) Record(name string, r probes.Result) {
+// Record keeps a check's new result, which must not be modified
+// afterwards (the exporter holds the same one).
+func (s *State) Record(name string, r *probes.Result) {
 	s.mu.Lock()
 	s.last[name] = r
 	s.mu.Unlock()
@@ -124,8 +131,13 @@ func (s *State) Record(name string, r probes.Result) {
 // restarted agent evaluate an empty series, resolve a restored firing
 // alert and page it again.
 func (s *State) MarkRan(name string) {
+	if s.warm.Load() {
+		return
+	}
 	s.mu.Lock()
-	s.ranSinceStart[name] = true
+	if s.ranSinceStart != nil {
+		s.ranSinceStart[name] = true
+	}
 	s.mu.Unlock()
 }
 
@@ -136,6 +148,19 @@ func (s *State) Warm() bool {
 	if s.warm.Load() {
 		return true
 	}
+	if !s.warming() {
+		return false
+	}
+	s.warm.Store(true)
+	// Warm for good: which checks ran is not needed any more.
+	s.mu.Lock()
+	s.ranSinceStart = nil
+	s.mu.Unlock()
+	return true
+}
+
+// warming is Warm's test.
+func (s *State) warming() bool {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	splay := time.Duration(s.cfg.Global.StartupSplay)
@@ -150,7 +175,6 @@ func (s *State) Warm() bool {
 			}
 		}
 	}
-	s.warm.Store(true)
 	return true
 }
 
@@ -186,10 +210,11 @@ func (s *State) CheckInfo(name string) *notify.CheckInfo {
 	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	c, ok := s.checks[name]
+	i, ok := s.checks[name]
 	if !ok {
 		return nil
 	}
+	c := s.cfg.Checks[i]
 	r, ok := s.last[name]
 	if !ok {
 		return &notify.CheckInfo{Name: name, Type: c.Type}

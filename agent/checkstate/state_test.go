@@ -31,7 +31,7 @@ func TestSetReportsStaleChecks(t *testing.T) {
 	cfg := &config.Config{Checks: []config.Check{{Name: "a"}, {Name: "b"}, {Name: "c"}}}
 	s := New(cfg, []scheduler.Job{{Name: "a", Fingerprint: "1"}, {Name: "b", Fingerprint: "1"}, {Name: "c", Fingerprint: "1"}})
 	for _, n := range []string{"a", "b", "c"} {
-		s.Record(n, probes.Result{Success: true})
+		s.Record(n, &probes.Result{Success: true})
 	}
 	cfg2 := &config.Config{Checks: []config.Check{{Name: "a"}, {Name: "b"}}}
 	stale := s.Set(cfg2, []scheduler.Job{{Name: "a", Fingerprint: "1"}, {Name: "b", Fingerprint: "2"}})

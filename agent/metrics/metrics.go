@@ -57,12 +57,11 @@ type checkSeries struct {
 	// failing is the confirmed state (Check.FailureThreshold).
 	failing bool
 	runs    [2]uint64 // success, failure
-	// ran: a result was observed (a streaming check may have only a
-	// collector).
-	ran bool
-	// last is the last result: its phases and values are exported until
-	// the next one replaces them. Results are never modified once made.
-	last probes.Result
+	// last is the last result (nil before the first: a streaming check
+	// may have only a collector). Its phases and values are exported until
+	// the next one replaces them. The agent's state holds the same
+	// pointer; results are never modified once made.
+	last *probes.Result
 	// col is a streaming check's collector, read at scrape time.
 	col probes.Collector
 }
@@ -102,20 +101,21 @@ func (e *Exporter) RemoveCollector(name string) {
 		return
 	}
 	cs.col = nil
-	if !cs.ran {
+	if cs.last == nil {
 		e.remove(name)
 	}
 }
 
-// Observe records one result. It reports whether the check's confirmed
-// state (vigil_check_success) changed, the first result included: the
-// moment rules are worth evaluating again.
-func (e *Exporter) Observe(c Check, r probes.Result) (changed bool) {
+// Observe records one result, which must not be modified afterwards. It
+// reports whether the check's confirmed state (vigil_check_success)
+// changed, the first result included: the moment rules are worth
+// evaluating again.
+func (e *Exporter) Observe(c Check, r *probes.Result) (changed bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	cs, _ := e.entry(c)
-	if !cs.ran {
-		cs.ran, changed = true, true
+	if cs.last == nil {
+		changed = true
 	}
 	cs.check.Interval, cs.check.FailureThreshold = c.Interval, c.FailureThreshold
 	if r.Success {

@@ -84,7 +84,11 @@ type valueSource struct {
 }
 
 func (v valueSource) each(name string, add func([]probes.Label, float64)) {
-	for _, vs := range [2][]probes.Value{v.cs.last.Values, v.collected} {
+	var values []probes.Value
+	if v.cs.last != nil {
+		values = v.cs.last.Values
+	}
+	for _, vs := range [2][]probes.Value{values, v.collected} {
 		for _, x := range vs {
 			if x.Name == name {
 				add(x.Labels, x.Value)
@@ -98,13 +102,19 @@ func (v valueSource) each(name string, add func([]probes.Label, float64)) {
 func (e *Exporter) families(order []*checkSeries) ([]family, []valueSource) {
 	srcs := make([]valueSource, len(order))
 	types := map[string]string{}
+	ran := false
 	e.mu.RLock()
 	for i, cs := range order {
 		srcs[i].cs = cs
+		ran = ran || cs.last != nil
 		if cs.col != nil {
 			srcs[i].collected = cs.col.Collect()
 		}
-		for _, vs := range [2][]probes.Value{cs.last.Values, srcs[i].collected} {
+		var values []probes.Value
+		if cs.last != nil {
+			values = cs.last.Values
+		}
+		for _, vs := range [2][]probes.Value{values, srcs[i].collected} {
 			for _, v := range vs {
 				if _, ok := types[v.Name]; !ok {
 					types[v.Name] = "gauge"
@@ -117,13 +127,6 @@ func (e *Exporter) families(order []*checkSeries) ([]family, []valueSource) {
 	}
 	e.mu.RUnlock()
 	fams := make([]family, 0, len(coreFamilies)+len(types))
-	ran := false
-	for _, cs := range order {
-		if cs.ran {
-			ran = true
-			break
-		}
-	}
 	if ran {
 		for i := range coreFamilies {
 			c := &coreFamilies[i]
@@ -176,7 +179,7 @@ func (e *Exporter) writeChecks(w io.Writer) {
 					buf = append(buf, '\n')
 				}
 				if f.core != nil {
-					if cs.ran {
+					if cs.last != nil {
 						f.core.each(cs, add)
 					}
 				} else {
@@ -320,7 +323,7 @@ func (e *Exporter) Samples(want func(name string) bool, emit func(lset labels.La
 				emit(lset, v)
 			}
 			if f.core != nil {
-				if cs.ran {
+				if cs.last != nil {
 					f.core.each(cs, add)
 				}
 			} else {

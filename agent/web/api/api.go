@@ -25,6 +25,8 @@ import (
 // Checks are the configured checks and their last results.
 type Checks interface {
 	Checks() []config.Check
+	// Check is the named check (the zero Check when there is none).
+	Check(name string) config.Check
 	Last(name string) (probes.Result, bool)
 }
 

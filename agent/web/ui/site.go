@@ -185,26 +185,25 @@ type overviewData struct {
 // rows — failing and not yet run first, then passing ones unless there are
 // more than foldPassing of them, or all of them for a search — and the
 // passing ones folded by name.
-func overviewStep(s probes.Step, views []client.CheckView, search bool) (uiStep, []client.CheckView) {
+func overviewStep(s probes.Step, briefs []api.Brief, search bool) (uiStep, []string) {
 	st := uiStep{Step: s}
-	var attention, passing []client.CheckView
-	for _, v := range views {
+	var attention, passing, all []string
+	for _, b := range briefs {
+		all = append(all, b.Name)
 		switch {
-		case v.LastResult != nil && v.LastResult.Success:
-			passing = append(passing, v)
-		case v.LastResult != nil:
+		case b.Ran && b.Success:
+			passing = append(passing, b.Name)
+		case b.Ran:
 			st.Failing++
-			attention = append(attention, v)
+			attention = append(attention, b.Name)
 		default:
-			attention = append(attention, v)
+			attention = append(attention, b.Name)
 		}
 	}
 	if search || len(passing) <= foldPassing {
-		return st, views
+		return st, all
 	}
-	for _, v := range passing {
-		st.Collapsed = append(st.Collapsed, v.Name)
-	}
+	st.Collapsed = passing
 	return st, attention
 }
 
@@ -222,21 +221,17 @@ func newUICheck(v client.CheckView) uiCheck {
 }
 
 func (site *Site) pageOverview(w http.ResponseWriter, r *http.Request) {
-	all, err := site.opts.API.CheckViews(r.Context(), 0, "", false)
-	if err != nil {
-		site.pageError(w, r, http.StatusInternalServerError, err.Error())
-		return
-	}
+	all := site.opts.API.Briefs()
 	d := overviewData{Total: len(all), Query: strings.TrimSpace(r.URL.Query().Get("q"))}
-	views := all
+	briefs := all
 	if d.Query != "" {
-		views = nil
-		for _, v := range all {
-			if strings.Contains(v.Name, d.Query) {
-				views = append(views, v)
+		briefs = nil
+		for _, b := range all {
+			if strings.Contains(b.Name, d.Query) {
+				briefs = append(briefs, b)
 			}
 		}
-		d.Matched = len(views)
+		d.Matched = len(briefs)
 	}
 	alerts := site.uiAlerts(time.Now())
 	firingBy := map[string]int{}
@@ -252,16 +247,17 @@ func (site *Site) pageOverview(w http.ResponseWriter, r *http.Request) {
 			d.Pending++
 		}
 	}
-	byStep := map[probes.Step][]client.CheckView{}
-	for _, v := range views {
+	byStep := map[probes.Step][]api.Brief{}
+	for _, b := range briefs {
 		s := probes.Step("")
-		if f, ok := probes.Lookup(v.Type); ok {
+		if f, ok := probes.Lookup(b.Type); ok {
 			s = f.Step
 		}
-		byStep[s] = append(byStep[s], v)
+		byStep[s] = append(byStep[s], b)
 	}
 	for _, s := range probes.Steps() {
-		st, shown := overviewStep(s, byStep[s], d.Query != "")
+		st, names := overviewStep(s, byStep[s], d.Query != "")
+		shown := site.opts.API.Views(names)
 		if err := site.opts.API.WithHistory(r.Context(), shown[:min(len(shown), max(0, sparkChecks-d.sparked))], sparkRuns); err != nil {
 			site.pageError(w, r, http.StatusInternalServerError, err.Error())
 			return
