@@ -74,8 +74,10 @@ var ErrUnknownCheck = errors.New("unknown check")
 // One dispatcher goroutine, the one in Run, owns the timing: it keeps the
 // idle checks in a min-heap ordered by their next run, sleeps on a single
 // timer until the earliest is due, and starts each due run in a goroutine
-// of its own. An idle check costs a heap entry, not a goroutine: goroutines
-// exist only for runs in flight (and for streaming probers' Run).
+// of its own once a concurrency slot is free. An idle check costs a heap
+// entry, not a goroutine, and so does a due check waiting for a slot:
+// goroutines exist only for runs in flight (and for streaming probers' Run,
+// and RunNow's runs waiting for a slot).
 type Scheduler struct {
 	opts    Options
 	log     *slog.Logger
@@ -217,11 +219,18 @@ func (s *Scheduler) Run(ctx context.Context) {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
-		// Sleep until the earliest idle check is due.
+		// Sleep until the earliest idle check is due, then wait for a
+		// concurrency slot for it: a due check waits in the queue, not in
+		// a goroutine of its own.
 		var due <-chan time.Time
+		var slot chan<- struct{}
 		if len(d.queue) > 0 {
-			timer.Reset(time.Until(d.queue[0].next))
-			due = timer.C
+			if wait := time.Until(d.queue[0].next); wait > 0 {
+				timer.Reset(wait)
+				due = timer.C
+			} else {
+				slot = s.sem
+			}
 		}
 		// One update at a time: the next waits until this one has applied.
 		updates := s.updates
@@ -238,8 +247,10 @@ func (s *Scheduler) Run(ctx context.Context) {
 			d.runNow(ctx, req)
 		case e := <-s.ended:
 			d.ended(ctx, e)
+		case slot <- struct{}{}:
+			d.run(ctx, heap.Pop(&d.queue).(*runner), true)
 		case <-due:
-			d.startDue(ctx)
+			// The earliest check is due: the next round waits for a slot.
 		}
 	}
 }
@@ -355,18 +366,12 @@ func (d *dispatcher) retire(r *runner) {
 	d.stopping--
 }
 
-// startDue starts the runs that are due.
-func (d *dispatcher) startDue(ctx context.Context) {
-	now := time.Now()
-	for len(d.queue) > 0 && !d.queue[0].next.After(now) {
-		d.run(ctx, heap.Pop(&d.queue).(*runner))
-	}
-}
-
 // run starts a run of an idle runner, answering the first waiting RunNow
-// if any. The run reports its result through OnResult from its own
-// goroutine, then tells the dispatcher it ended.
-func (d *dispatcher) run(ctx context.Context, r *runner) {
+// if any; held says the dispatcher took a concurrency slot for it (a
+// scheduled run), which the run gives back. The run reports its result
+// through OnResult from its own goroutine, then tells the dispatcher it
+// ended.
+func (d *dispatcher) run(ctx context.Context, r *runner, held bool) {
 	var reply chan probes.Result
 	if len(r.asked) > 0 {
 		reply = r.asked[0]
@@ -380,7 +385,7 @@ func (d *dispatcher) run(ctx context.Context, r *runner) {
 	go func() {
 		defer cancel()
 		start := time.Now()
-		res, ok := s.execute(rctx, r)
+		res, ok := s.execute(rctx, r, held)
 		if ok {
 			s.opts.OnResult(&r.job, res)
 			if reply != nil {
@@ -412,7 +417,7 @@ func (d *dispatcher) ended(ctx context.Context, e ended) {
 		return // its context ended: Run is shutting down and stops r next
 	}
 	if len(r.asked) > 0 {
-		d.run(ctx, r)
+		d.run(ctx, r, false)
 		return
 	}
 	r.next = e.start.Add(NextDelay(r.job, e.success, rand.Float64()))
@@ -432,7 +437,7 @@ func (d *dispatcher) runNow(ctx context.Context, req nowRequest) {
 		return
 	}
 	heap.Remove(&d.queue, r.index)
-	d.run(ctx, r)
+	d.run(ctx, r, false)
 }
 
 // shutdown stops every runner and waits, still hearing their runs and
@@ -482,13 +487,20 @@ func (s *Scheduler) RunNow(ctx context.Context, name string) (probes.Result, err
 
 // RunOnce runs the given jobs once, concurrently within the concurrency
 // bound, and returns their results in job order (used by `vigil once`).
+// Each job gets a slot before a goroutine, so the jobs waiting cost none.
 func (s *Scheduler) RunOnce(ctx context.Context, jobs []Job) []probes.Result {
 	out := make([]probes.Result, len(jobs))
 	var wg sync.WaitGroup
 	for i := range jobs {
+		select {
+		case s.sem <- struct{}{}:
+		case <-ctx.Done():
+			out[i] = probes.Failf(probes.ReasonTimeout, "not run: %v", ctx.Err())
+			continue
+		}
 		wg.Go(func() {
 			r := &runner{job: jobs[i]}
-			res, ok := s.execute(ctx, r)
+			res, ok := s.execute(ctx, r, true)
 			if !ok {
 				res = probes.Failf(probes.ReasonTimeout, "not run: %v", ctx.Err())
 			}
@@ -550,9 +562,17 @@ func SplayOffset(name string, splay, interval time.Duration) time.Duration {
 }
 
 // execute runs one probe under the concurrency bound and the job's timeout.
-// It returns false when ctx ended before a result worth reporting.
-func (s *Scheduler) execute(ctx context.Context, r *runner) (probes.Result, bool) {
+// held says the caller already took the probe's concurrency slot; execute
+// gives it back either way. It returns false when ctx ended before a
+// result worth reporting.
+func (s *Scheduler) execute(ctx context.Context, r *runner, held bool) (probes.Result, bool) {
 	job := &r.job
+	// An abandoned probe gives its slot back at once, so probes that ignore
+	// their deadline cannot starve the other checks.
+	release := sync.OnceFunc(func() { <-s.sem })
+	if held {
+		defer release() // for the runs that end without probing
+	}
 	if s.opts.Override != nil {
 		if res, ok := s.opts.Override(job); ok {
 			return s.finish(job, time.Now(), res), ctx.Err() == nil
@@ -567,18 +587,17 @@ func (s *Scheduler) execute(ctx context.Context, r *runner) (probes.Result, bool
 				"previous run has not returned %s after its timeout; not starting another", job.Timeout)), true
 		}
 	}
-	select {
-	case s.sem <- struct{}{}:
-	case <-ctx.Done():
-		return probes.Result{}, false
+	if !held {
+		select {
+		case s.sem <- struct{}{}:
+		case <-ctx.Done():
+			return probes.Result{}, false
+		}
 	}
 	start := time.Now()
 	rctx, cancel := context.WithTimeout(ctx, job.Timeout)
 	defer cancel()
 	ch := make(chan probes.Result, 1)
-	// An abandoned probe gives its slot back at once, so probes that ignore
-	// their deadline cannot starve the other checks.
-	release := sync.OnceFunc(func() { <-s.sem })
 	go func() {
 		defer release()
 		ch <- s.safeProbe(rctx, job)
