@@ -29,7 +29,9 @@ type Job struct {
 	// Jitter delays each run by a random amount in [0, Jitter).
 	Jitter time.Duration
 	// Splay bounds the start-up offset: the first run happens within
-	// [0, min(Splay, Interval)), at a point derived from the name.
+	// [0, min(Splay, Interval)), at a point derived from the name. Later
+	// runs fall on the job's phase, a point of the whole interval derived
+	// from the name (see PhaseOffset), whatever the splay.
 	Splay time.Duration
 	// Fingerprint identifies the job's configuration; Update keeps a running
 	// job whose fingerprint is unchanged.
@@ -79,8 +81,11 @@ var ErrUnknownCheck = errors.New("unknown check")
 // goroutines exist only for runs in flight (and for streaming probers' Run,
 // and RunNow's runs waiting for a slot).
 type Scheduler struct {
-	opts    Options
-	log     *slog.Logger
+	opts Options
+	log  *slog.Logger
+	// epoch is when the scheduler was made: each check's runs fall on
+	// epoch + PhaseOffset, modulo its interval, once past the first.
+	epoch   time.Time
 	sem     chan struct{}
 	updates chan update
 	// now carries RunNow requests to the dispatcher.
@@ -104,12 +109,12 @@ type nowRequest struct {
 }
 
 // ended reports that one of r's goroutines returned: its stream, or a run
-// that started at start and passed or not.
+// that was due at due, started at start and passed or not.
 type ended struct {
-	r       *runner
-	stream  bool
-	start   time.Time
-	success bool
+	r          *runner
+	stream     bool
+	due, start time.Time
+	success    bool
 }
 
 type runner struct {
@@ -128,6 +133,9 @@ type runner struct {
 	// -1 while it is not queued (running or stopped).
 	next  time.Time
 	index int
+	// aligned is set once the first passing run has moved the check onto
+	// its phase.
+	aligned bool
 	// running is set while a run is in flight; stopped once the runner
 	// has been told to stop (it is done when live drops to 0).
 	running, stopped bool
@@ -202,6 +210,7 @@ func New(opts Options) *Scheduler {
 	return &Scheduler{
 		opts:    opts,
 		log:     opts.Logger,
+		epoch:   time.Now(),
 		sem:     make(chan struct{}, opts.MaxConcurrency),
 		updates: make(chan update),
 		now:     make(chan nowRequest),
@@ -378,6 +387,10 @@ func (d *dispatcher) run(ctx context.Context, r *runner, held bool) {
 		r.asked[0] = nil
 		r.asked = r.asked[1:]
 	}
+	due := r.next
+	if !held {
+		due = time.Now() // RunNow's
+	}
 	rctx, cancel := context.WithCancel(ctx)
 	r.running, r.cancelRun = true, cancel
 	r.live++
@@ -392,7 +405,7 @@ func (d *dispatcher) run(ctx context.Context, r *runner, held bool) {
 				reply <- res
 			}
 		}
-		s.ended <- ended{r: r, start: start, success: res.Success}
+		s.ended <- ended{r: r, due: due, start: start, success: res.Success}
 	}()
 }
 
@@ -400,6 +413,9 @@ func (d *dispatcher) run(ctx context.Context, r *runner, held bool) {
 // once nothing of it runs; a running one runs again at once if RunNow
 // asked meanwhile, or else is queued for start + NextDelay (at once if
 // that time has passed: a run never starts before the previous returned).
+// After the first passing run, the next waits on until it falls on the
+// check's phase, so that checks started together, within a splay shorter
+// than their interval, spread over the whole interval from then on.
 func (d *dispatcher) ended(ctx context.Context, e ended) {
 	r := e.r
 	r.live--
@@ -420,7 +436,13 @@ func (d *dispatcher) ended(ctx context.Context, e ended) {
 		d.run(ctx, r, false)
 		return
 	}
-	r.next = e.start.Add(NextDelay(r.job, e.success, rand.Float64()))
+	delay := NextDelay(r.job, e.success, rand.Float64())
+	if e.success && !r.aligned {
+		r.aligned = true
+		phase := d.s.epoch.Add(PhaseOffset(r.job.Name, r.job.Interval))
+		delay += toPhase(phase, e.due, r.job.Interval)
+	}
+	r.next = e.start.Add(delay)
 	heap.Push(&d.queue, r)
 }
 
@@ -559,6 +581,31 @@ func SplayOffset(name string, splay, interval time.Duration) time.Duration {
 	h := fnv.New64a()
 	h.Write([]byte(name))
 	return time.Duration(h.Sum64() % uint64(window))
+}
+
+// PhaseOffset is where in its interval a job's runs fall, counted from when
+// the scheduler was made, once its first passing run is done: a point in
+// [0, interval) derived from the name, the same as its SplayOffset when the
+// splay covers the interval. A splay shorter than the interval brings
+// results soon after a start; the phase then spreads the checks over the
+// whole interval, so that ten thousand checks started within ten seconds
+// do not keep running within the same ten seconds of every interval.
+func PhaseOffset(name string, interval time.Duration) time.Duration {
+	return SplayOffset(name, interval, interval)
+}
+
+// toPhase is how much later than due+interval the next run must start to
+// fall on phase (modulo interval): in [0, interval), so the interval
+// between two runs never shrinks; 0 when due already is on phase.
+func toPhase(phase, due time.Time, interval time.Duration) time.Duration {
+	if interval <= 0 {
+		return 0
+	}
+	d := phase.Sub(due) % interval
+	if d < 0 {
+		d += interval
+	}
+	return d
 }
 
 // execute runs one probe under the concurrency bound and the job's timeout.

@@ -167,6 +167,31 @@ func TestSplayOffset(t *testing.T) {
 	}
 }
 
+func TestToPhase(t *testing.T) {
+	epoch := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	at := func(d time.Duration) time.Time { return epoch.Add(d) }
+	tests := []struct {
+		name       string
+		phase, due time.Time
+		interval   time.Duration
+		want       time.Duration
+	}{
+		{"due on phase", at(20 * time.Second), at(20 * time.Second), time.Minute, 0},
+		{"due a whole number of intervals after the phase", at(20 * time.Second), at(3*time.Minute + 20*time.Second), time.Minute, 0},
+		{"phase later in the interval", at(50 * time.Second), at(5 * time.Second), time.Minute, 45 * time.Second},
+		{"phase earlier in the interval", at(5 * time.Second), at(50 * time.Second), time.Minute, 15 * time.Second},
+		{"a nanosecond past the phase waits almost an interval", at(0), at(1), time.Minute, time.Minute - 1},
+		{"no interval", at(5 * time.Second), at(50 * time.Second), 0, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := toPhase(tt.phase, tt.due, tt.interval); got != tt.want {
+				t.Errorf("toPhase = %s, want %s", got, tt.want)
+			}
+		})
+	}
+}
+
 func TestTimeout(t *testing.T) {
 	tests := []struct {
 		name   string

@@ -50,6 +50,12 @@ func (l *runLog) onResult(j *scheduler.Job, r probes.Result) {
 	l.starts[j.Name] = append(l.starts[j.Name], r.Start.Sub(l.t0))
 }
 
+func (l *runLog) get(name string) []time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]time.Duration(nil), l.starts[name]...)
+}
+
 // sim is a scheduler running in the calling synctest bubble.
 type sim struct {
 	s    *scheduler.Scheduler
