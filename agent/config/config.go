@@ -281,7 +281,10 @@ func (d *decoder) decodeCheck(n *yaml.Node, path string, g *Global) (Check, bool
 		family, known = probes.Lookup(typeNode.Value)
 	}
 	var sectionKey, sectionNode *yaml.Node
-	d.decodeStruct(n, reflect.ValueOf(&c).Elem(), path, extraKeys{Names: probes.Types(), Claim: func(k, v *yaml.Node) bool {
+	if d.types == nil {
+		d.types = probes.Types()
+	}
+	d.decodeStruct(n, reflect.ValueOf(&c).Elem(), path, extraKeys{Names: d.types, Claim: func(k, v *yaml.Node) bool {
 		if _, isType := probes.Lookup(k.Value); !isType {
 			return false
 		}

@@ -52,6 +52,24 @@ func (es Errors) Error() string {
 type decoder struct {
 	file string
 	errs Errors
+	// fields caches yamlFields per struct type: a config of 10,000 checks
+	// decodes the same few types 10,000 times each.
+	fields map[reflect.Type]map[string][]int
+	// types caches probes.Types() for the checks' key suggestions.
+	types []string
+}
+
+// structFields is yamlFields of t, computed once per decoder.
+func (d *decoder) structFields(t reflect.Type) map[string][]int {
+	f, ok := d.fields[t]
+	if !ok {
+		if d.fields == nil {
+			d.fields = map[reflect.Type]map[string][]int{}
+		}
+		f = yamlFields(t)
+		d.fields[t] = f
+	}
+	return f
 }
 
 func (d *decoder) errorf(n *yaml.Node, path, format string, args ...any) {
@@ -175,7 +193,7 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string, extra
 		d.errorf(n, path, "expected a mapping, got %s", kindName(n))
 		return
 	}
-	fields := yamlFields(v.Type())
+	fields := d.structFields(v.Type())
 	d.eachKey(n, path, func(key string, k, val *yaml.Node) {
 		if idx, ok := fields[key]; ok {
 			d.decode(val, v.FieldByIndex(idx), joinPath(path, key))
