@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptrace"
 	"net/url"
@@ -228,6 +229,9 @@ func newTransport(cfg *HTTPConfig) (*http.Transport, error) {
 		TLSClientConfig: tlsCfg,
 		// Every run measures a fresh connection: DNS, connect and TLS included.
 		DisableKeepAlives: true,
+		// A connection lives for one request: TCP keep-alive probes would
+		// never fire, and setting them up cost four setsockopt calls a run.
+		DialContext: (&net.Dialer{KeepAlive: -1}).DialContext,
 		// The check's own ctx bounds the run; no separate transport timeouts.
 		ForceAttemptHTTP2: cfg.HTTPVersion != "1.1",
 	}
