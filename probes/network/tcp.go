@@ -118,7 +118,8 @@ func (t *TCP) Probe(ctx context.Context, log *slog.Logger) probes.Result {
 		return fail(neterr.Classify(err), "resolve %s: %v", host, err)
 	}
 	start = time.Now()
-	var d net.Dialer
+	// One dialogue per connection: no TCP keep-alive probes to set up.
+	d := net.Dialer{KeepAlive: -1}
 	conn, err := d.DialContext(ctx, "tcp", net.JoinHostPort(ips[0].IP.String(), port))
 	res.AddPhase("connect", start)
 	if err != nil {
