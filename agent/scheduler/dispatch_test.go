@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -232,4 +233,35 @@ func BenchmarkIdleJobs(b *testing.B) {
 	}
 	b.ReportMetric(bytes/float64(iters), "B/idle-job")
 	b.ReportMetric(goroutines/float64(iters), "goroutines/idle-job")
+}
+
+// TestProbeWorkersReused: runs in a row go to the worker the first one
+// started, not to a new goroutine each (whose stack the network code would
+// grow again), and the worker goes away once runs stop coming.
+func TestProbeWorkersReused(t *testing.T) {
+	var mu sync.Mutex
+	goroutines := map[string]bool{}
+	p := probes.ProberFunc(func(context.Context, *slog.Logger) probes.Result {
+		buf := make([]byte, 64)
+		id, _, _ := strings.Cut(strings.TrimPrefix(string(buf[:runtime.Stack(buf, false)]), "goroutine "), " ")
+		mu.Lock()
+		goroutines[id] = true
+		mu.Unlock()
+		return probes.Result{Success: true}
+	})
+	jobs := idleJobs(1, p)
+	s := start(t, Options{MaxConcurrency: 4}, jobs...)
+	before := runtime.NumGoroutine()
+	for range 50 {
+		if res, err := s.RunNow(context.Background(), jobs[0].Name); err != nil || !res.Success {
+			t.Fatalf("RunNow = %+v, %v", res, err)
+		}
+	}
+	mu.Lock()
+	n := len(goroutines)
+	mu.Unlock()
+	if n > 2 {
+		t.Errorf("50 runs in a row probed on %d goroutines; want the same worker", n)
+	}
+	waitFor(t, 3*workerIdle, "the idle worker to exit", func() bool { return runtime.NumGoroutine() <= before })
 }

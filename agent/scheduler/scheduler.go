@@ -92,6 +92,8 @@ type Scheduler struct {
 	now chan nowRequest
 	// ended tells the dispatcher that a run or a stream has returned.
 	ended chan ended
+	// work hands a probe to an idle worker (see probe).
+	work chan probeWork
 
 	mu      sync.Mutex
 	runners map[string]*runner // written only by the dispatcher
@@ -215,6 +217,7 @@ func New(opts Options) *Scheduler {
 		updates: make(chan update),
 		now:     make(chan nowRequest),
 		ended:   make(chan ended),
+		work:    make(chan probeWork),
 		runners: map[string]*runner{},
 	}
 }
@@ -398,7 +401,7 @@ func (d *dispatcher) run(ctx context.Context, r *runner, held bool) {
 	go func() {
 		defer cancel()
 		start := time.Now()
-		res, ok := s.execute(rctx, r, held)
+		res, ok := s.execute(rctx, ctx.Done(), r, held)
 		if ok {
 			s.opts.OnResult(&r.job, res)
 			if reply != nil {
@@ -512,6 +515,9 @@ func (s *Scheduler) RunNow(ctx context.Context, name string) (probes.Result, err
 // Each job gets a slot before a goroutine, so the jobs waiting cost none.
 func (s *Scheduler) RunOnce(ctx context.Context, jobs []Job) []probes.Result {
 	out := make([]probes.Result, len(jobs))
+	// Cancelled once every job has run, so the probe workers exit.
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
 	var wg sync.WaitGroup
 	for i := range jobs {
 		select {
@@ -522,7 +528,7 @@ func (s *Scheduler) RunOnce(ctx context.Context, jobs []Job) []probes.Result {
 		}
 		wg.Go(func() {
 			r := &runner{job: jobs[i]}
-			res, ok := s.execute(ctx, r, true)
+			res, ok := s.execute(ctx, ctx.Done(), r, true)
 			if !ok {
 				res = probes.Failf(probes.ReasonTimeout, "not run: %v", ctx.Err())
 			}
@@ -611,8 +617,9 @@ func toPhase(phase, due time.Time, interval time.Duration) time.Duration {
 // execute runs one probe under the concurrency bound and the job's timeout.
 // held says the caller already took the probe's concurrency slot; execute
 // gives it back either way. It returns false when ctx ended before a
-// result worth reporting.
-func (s *Scheduler) execute(ctx context.Context, r *runner, held bool) (probes.Result, bool) {
+// result worth reporting. stop ends the probe worker the run may start
+// (see probe): the scheduler's life, longer than the run's ctx.
+func (s *Scheduler) execute(ctx context.Context, stop <-chan struct{}, r *runner, held bool) (probes.Result, bool) {
 	job := &r.job
 	// An abandoned probe gives its slot back at once, so probes that ignore
 	// their deadline cannot starve the other checks.
@@ -645,10 +652,7 @@ func (s *Scheduler) execute(ctx context.Context, r *runner, held bool) (probes.R
 	rctx, cancel := context.WithTimeout(ctx, job.Timeout)
 	defer cancel()
 	ch := make(chan probes.Result, 1)
-	go func() {
-		defer release()
-		ch <- s.safeProbe(rctx, job)
-	}()
+	s.probe(probeWork{ctx: rctx, stop: stop, job: job, result: ch, release: release})
 
 	var res probes.Result
 	select {
@@ -674,6 +678,59 @@ func (s *Scheduler) execute(ctx context.Context, r *runner, held bool) (probes.R
 		s.diagnose(ctx, job, d, &res)
 	}
 	return res, ctx.Err() == nil
+}
+
+// probeWork is one probe for a worker: its result goes to result, then
+// release gives its concurrency slot back.
+type probeWork struct {
+	ctx context.Context
+	// stop ends the worker that w starts (the scheduler stops).
+	stop    <-chan struct{}
+	job     *Job
+	result  chan<- probes.Result
+	release func()
+}
+
+// workerIdle is how long a probe worker waits for the next probe before it
+// exits: at thousands of checks workers never wait that long; an agent of
+// hourly checks keeps none.
+const workerIdle = time.Second
+
+// probe hands w to an idle worker, or starts one. A worker outlives its
+// probe so that the next one runs on a stack the network code has already
+// grown: a goroutine per probe grew (copied) its stack on every run, ~8%
+// of the agent's CPU at thousands of http checks. Workers are at most as
+// many as probes in flight (the concurrency bound) plus abandoned ones; a
+// probe that ignores its deadline keeps its worker until it returns, as it
+// kept its goroutine before.
+func (s *Scheduler) probe(w probeWork) {
+	select {
+	case s.work <- w:
+	default:
+		go s.worker(w)
+	}
+}
+
+// worker runs w, then the probes handed to it, until it has waited
+// workerIdle for one or w.stop (the scheduler stops).
+func (s *Scheduler) worker(w probeWork) {
+	done := w.stop
+	idle := time.NewTimer(workerIdle)
+	defer idle.Stop()
+	for {
+		func() {
+			defer w.release()
+			w.result <- s.safeProbe(w.ctx, w.job)
+		}()
+		idle.Reset(workerIdle)
+		select {
+		case w = <-s.work:
+		case <-idle.C:
+			return
+		case <-done:
+			return
+		}
+	}
 }
 
 // diagnose runs a failed check's diagnostics under the concurrency bound
