@@ -258,7 +258,7 @@ func measureVigil(t *testing.T, bin, target string, n int, warmup, window time.D
 	r.apiMS, _ = timeGet(t, base+"/api/v1/checks?limit=100", 5)
 	_, r.metricBytes = timeGet(t, base+"/metrics", 1)
 	if n > 0 {
-		timeGet(t, base+"/checks/web0", 1)
+		timeGet(t, base+"/checks/t00000", 1)
 	}
 	time.Sleep(15 * time.Second)
 	r.rssViewed, _, _ = rssKiB(t, pid)
