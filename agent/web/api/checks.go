@@ -297,9 +297,14 @@ func newCheckView(c config.Check) client.CheckView {
 	}
 }
 
-// spec is specMap(c), cached: a reload brings new configs, and the cache
-// is dropped when it holds more than twice as many as there are checks.
-// Callers only read the map.
+// specCacheSize bounds the config sections kept: two of the largest pages.
+// A section is ~1.5 KB, so caching every check's at 10,000 checks (someone
+// paging through them all) would have kept 15 MB for good.
+const specCacheSize = 2 * maxPageSize
+
+// spec is specMap(c), cached: the cache is dropped when it is full (a
+// reload brings new configs; a client pages through everything). Callers
+// only read the map.
 func (api *API) spec(c probes.Config) map[string]any {
 	if reflect.ValueOf(c).Kind() != reflect.Pointer {
 		return specMap(c) // not a usable key (and never expected: families return pointers)
@@ -309,7 +314,7 @@ func (api *API) spec(c probes.Config) map[string]any {
 	if m, ok := api.specs[c]; ok {
 		return m
 	}
-	if api.specs == nil || len(api.specs) > 2*len(api.state.Checks())+16 {
+	if api.specs == nil || len(api.specs) >= specCacheSize {
 		api.specs = map[probes.Config]map[string]any{}
 	}
 	m := specMap(c)
