@@ -11,7 +11,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 CONFIG      ?= examples/vigil.yml
 FUZZTIME    ?= 15s
 
-.PHONY: all build run test lint bench bench-peer bench-scale bench-db bench-invoice bench-logscan bench-notify bench-ui fuzz clean
+.PHONY: all build run test lint bench bench-peer bench-scale bench-sched bench-db bench-invoice bench-logscan bench-notify bench-ui fuzz clean
 
 all: build
 
@@ -83,9 +83,15 @@ bench-peer:
 # interval against a local target (RSS, CPU ms per run, status page and API
 # times, /metrics size, check starts per 5 s), and /probe driven for the same
 # N targets at the same rate. VIGIL_SCALE_N (default 1000,10000),
-# VIGIL_SCALE_WARMUP (default 1m30s) and VIGIL_SCALE_WINDOW (default 60s).
+# VIGIL_SCALE_WARMUP (default 3m30s) and VIGIL_SCALE_WINDOW (default 60s).
 bench-scale:
 	$(GO) test -tags peerbench -run TestPeerScale -count 1 -v -timeout 60m ./agent/
+
+# The scheduler at 10,000 checks: first runs over the start-up splay and run
+# starts per 5 s (fake clock), the start-up peak without splay, and
+# Agent.Reload of 10,000 http checks (median of VIGIL_SCHED_RELOADS, default 7).
+bench-sched:
+	$(GO) test -tags peerbench -run TestSchedulerScale -count 1 -v -timeout 30m ./agent/scheduler/
 
 # A full postgres check against the same statements issued with pgx,
 # alternating six times (the local PostgreSQL's fsyncs drift; alternation
