@@ -34,7 +34,8 @@
 // Check results are written asynchronously: Record encodes the result and
 // queues it, and one writer goroutine commits batches. The scheduler must
 // never stall on a slow disk, so when the queue stays full the record is
-// dropped and counted (see Record).
+// dropped and counted (see Record). Checkpoints run in the background, not
+// inside a writer's commit (see checkpoint.go).
 //
 // # Check history
 //
@@ -98,6 +99,11 @@ const (
 	// flushDelay is how long the first row of a batch may wait for company.
 	flushDelay = 200 * time.Millisecond
 	readConns  = 4
+	// journalSizeLimit: the WAL file is truncated to this when SQLite
+	// starts reusing it after a checkpoint, so its size says how much it
+	// holds (see checkpoint.go), and one large transaction (a migration
+	// copying the history) does not leave a WAL of its size on disk.
+	journalSizeLimit = 0
 )
 
 // ErrClosed is returned by Flush after Close.
@@ -151,7 +157,9 @@ type Store struct {
 	stop           chan struct{}
 	writerDone     chan struct{}
 	writerErr      error              // the final drain's error; read after writerDone
-	stopBackground context.CancelFunc // the sweep
+	stopBackground context.CancelFunc // the sweep and the checkpointer
+	checkpointReq  chan struct{}
+	walPath        string
 	wg             sync.WaitGroup
 
 	written, dropped atomic.Uint64
@@ -193,6 +201,8 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		"_pragma=journal_mode(WAL)",
 		"_pragma=synchronous(NORMAL)",
 		"_pragma=foreign_keys(1)",
+		fmt.Sprintf("_pragma=journal_size_limit(%d)", journalSizeLimit),
+		fmt.Sprintf("_pragma=wal_autocheckpoint(%d)", writerAutoCheckpoint),
 		// IMMEDIATE takes the write lock at BEGIN, so two processes on one
 		// file wait for each other under busy_timeout instead of failing
 		// with SQLITE_BUSY when a deferred read lock cannot be upgraded.
@@ -269,13 +279,16 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		flushReq:       make(chan chan error),
 		stop:           make(chan struct{}),
 		writerDone:     make(chan struct{}),
+		checkpointReq:  make(chan struct{}, 1),
+		walPath:        abs + "-wal",
 	}
 	// The background loops' context is the store's lifetime, not Open's
 	// ctx, which only bounds opening.
 	bctx, cancel := context.WithCancel(context.Background())
 	s.stopBackground = cancel
-	s.wg.Add(1)
+	s.wg.Add(2)
 	go s.writer()
+	go s.checkpointLoop(bctx)
 	if opts.Retention > 0 {
 		s.wg.Add(1)
 		go s.pruneLoop(bctx, opts.Retention, opts.PruneInterval)

@@ -105,6 +105,8 @@ func TestOpenPragmasAndPools(t *testing.T) {
 		{"synchronous", "1"}, // NORMAL
 		{"foreign_keys", "1"},
 		{"busy_timeout", "5000"},
+		{"journal_size_limit", "0"},
+		{"wal_autocheckpoint", "10000"},
 	} {
 		t.Run(tc.pragma, func(t *testing.T) {
 			var got string
