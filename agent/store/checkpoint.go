@@ -14,8 +14,9 @@ import (
 // WAL grow fast. Here a background goroutine checkpoints instead (PASSIVE:
 // it never waits for or blocks a writer) at the same WAL size, checking at
 // most once per checkpointEvery and only after a write, so an idle agent
-// stays idle. The writer's own automatic checkpoint stays as a backstop,
-// at writerAutoCheckpoint pages, for a checkpointer that cannot keep up.
+// stays idle; the sweep checkpoints between its transactions. The writer's
+// own automatic checkpoint stays as a backstop, at writerAutoCheckpoint
+// pages, for a checkpointer that cannot keep up.
 //
 // The WAL's size on disk is its content because journal_size_limit is 0:
 // SQLite truncates the file when it starts reusing it after a checkpoint.
@@ -38,8 +39,7 @@ func (s *Store) wrote() {
 }
 
 // checkpointLoop runs until ctx is cancelled by Close; the last connection
-// to close then checkpoints what is left. It uses the read pool: a PASSIVE
-// checkpoint takes no write lock, and query_only does not refuse it.
+// to close then checkpoints what is left.
 func (s *Store) checkpointLoop(ctx context.Context) {
 	defer s.wg.Done()
 	t := time.NewTimer(checkpointEvery)
@@ -50,20 +50,33 @@ func (s *Store) checkpointLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		}
-		if fi, err := os.Stat(s.walPath); err == nil && fi.Size() < checkpointAt {
-			continue
-		}
-		var busy, frames, copied int
-		if err := s.r.QueryRowContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &frames, &copied); err != nil && ctx.Err() == nil {
-			// The writers' own checkpoint takes over; their errors are
-			// the ones that count.
-			s.log.Debug("checkpoint the store's WAL", "err", err)
-		}
+		s.checkpoint(ctx)
 		t.Reset(checkpointEvery)
 		select {
 		case <-t.C:
 		case <-ctx.Done():
 			return
 		}
+	}
+}
+
+// checkpoint copies the WAL into the database file once it holds
+// checkpointAt. It uses the read pool: a PASSIVE checkpoint takes no write
+// lock, and query_only does not refuse it.
+//
+// SQLite starts the WAL over only when a write transaction begins after a
+// checkpoint has copied all of it. Between the history writer's commits
+// (a few a second) there is time for that; the sweep commits every few
+// milliseconds, so it checkpoints itself in its pauses (sweep.commit), or
+// its WAL would grow until the writer's own checkpoint stalls a commit.
+func (s *Store) checkpoint(ctx context.Context) {
+	if fi, err := os.Stat(s.walPath); err == nil && fi.Size() < checkpointAt {
+		return
+	}
+	var busy, frames, copied int
+	if err := s.r.QueryRowContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &frames, &copied); err != nil && ctx.Err() == nil {
+		// The writers' own checkpoint takes over; their errors are the
+		// ones that count.
+		s.log.Debug("checkpoint the store's WAL", "err", err)
 	}
 }

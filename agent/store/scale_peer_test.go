@@ -39,7 +39,8 @@ import (
 //     status page's history read (Summaries, 30 runs) meanwhile;
 //  4. fills one more day (VIGIL_STORE_STEADY=0 skips it) and reports the
 //     size again: the swept day's pages are reused, so the file stays at
-//     D days plus what one sweep interval adds.
+//     D days plus what one sweep interval adds; then measures as in 3 the
+//     hourly sweep the agent runs from then on (20 s baseline).
 func TestPeerStoreScale(t *testing.T) {
 	checks := envInt(t, "VIGIL_STORE_CHECKS", 10_000)
 	days := envInt(t, "VIGIL_STORE_DAYS", 7)
@@ -56,7 +57,6 @@ func TestPeerStoreScale(t *testing.T) {
 			os.Remove(p)
 		}
 	}()
-	ctx := context.Background()
 	s := openStore(t, path, Options{})
 	g := newHTTPGen(checks)
 	// Whole days in the past, so that "now" and the live writes come after
@@ -76,37 +76,7 @@ func TestPeerStoreScale(t *testing.T) {
 
 	// Live writes: the agent's rate, flushed every 250 ms.
 	live := &liveWriter{s: s, g: g, at: base.Add(time.Duration(days) * 24 * time.Hour), perTick: max(1, checks/240)}
-	reads := &liveReader{s: s, checks: checks}
-	lctx, stop := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	wg.Go(func() { live.run(lctx) })
-	wg.Go(func() { reads.run(lctx) })
-
-	time.Sleep(60 * time.Second) // the baseline window: live writes, no sweep
-	quiet := live.take()
-	quietReads := reads.take()
-
-	sweepStart := time.Now()
-	st, err := s.prune(ctx, base.Add(24*time.Hour))
-	if err != nil {
-		t.Fatal(err)
-	}
-	sweepTook := time.Since(sweepStart)
-	during := live.take()
-	duringReads := reads.take()
-	stop()
-	wg.Wait()
-
-	t.Logf("sweep: %d rows of the oldest day deleted in %v (%.0f rows/s), %d transactions",
-		st.rows, sweepTook.Round(time.Millisecond), float64(st.rows)/sweepTook.Seconds(), len(st.holds))
-	t.Logf("sweep write-lock hold per transaction: %s; longest: %s", dist(st.holds), longestHolds(st.holds, 5))
-	t.Logf("Record+commit per 250 ms flush (%d results each), no sweep:     %s", live.perTick, dist(quiet))
-	t.Logf("Record+commit per 250 ms flush (%d results each), during sweep: %s", live.perTick, dist(during))
-	t.Logf("Summaries(30) of a random check, no sweep:     %s", dist(quietReads))
-	t.Logf("Summaries(30) of a random check, during sweep: %s", dist(duringReads))
-	if d := s.Dropped(); d > 0 {
-		t.Errorf("%d live records dropped", d)
-	}
+	sweepUnderLoad(t, s, live, checks, "the oldest day", base.Add(24*time.Hour), time.Minute)
 	t.Logf("after the sweep: %s", measure(t, s, path))
 
 	if os.Getenv("VIGIL_STORE_STEADY") != "0" {
@@ -115,6 +85,47 @@ func TestPeerStoreScale(t *testing.T) {
 		end := base.Add(time.Duration(days+1) * 24 * time.Hour)
 		g.fill(t, s, from, int(end.Sub(from)/time.Minute))
 		t.Logf("after one more day (days 2..%d kept): %s", days+1, measure(t, s, path))
+		// What the agent does every hour from now on.
+		live.at = end
+		sweepUnderLoad(t, s, live, checks, "an hour", base.Add(25*time.Hour), 20*time.Second)
+	}
+}
+
+// sweepUnderLoad records live results for baseline, then sweeps up to
+// cutoff while they go on, and reports both windows.
+func sweepUnderLoad(t *testing.T, s *Store, live *liveWriter, checks int, what string, cutoff time.Time, baseline time.Duration) {
+	t.Helper()
+	ctx := context.Background()
+	reads := &liveReader{s: s, checks: checks}
+	lctx, stop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() { live.run(lctx) })
+	wg.Go(func() { reads.run(lctx) })
+
+	time.Sleep(baseline) // the baseline window: live writes, no sweep
+	quiet := live.take()
+	quietReads := reads.take()
+
+	sweepStart := time.Now()
+	st, err := s.prune(ctx, cutoff)
+	sweepTook := time.Since(sweepStart)
+	during := live.take()
+	duringReads := reads.take()
+	stop()
+	wg.Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	t.Logf("sweep of %s: %d rows deleted in %v (%.0f rows/s), %d transactions",
+		what, st.rows, sweepTook.Round(time.Millisecond), float64(st.rows)/sweepTook.Seconds(), len(st.holds))
+	t.Logf("  write-lock hold per transaction: %s; longest: %s", dist(st.holds), longestHolds(st.holds, 5))
+	t.Logf("  Record+commit per 250 ms flush (%d results each), no sweep:     %s", live.perTick, dist(quiet))
+	t.Logf("  Record+commit per 250 ms flush (%d results each), during sweep: %s", live.perTick, dist(during))
+	t.Logf("  Summaries(30) of a random check, no sweep:     %s", dist(quietReads))
+	t.Logf("  Summaries(30) of a random check, during sweep: %s", dist(duringReads))
+	if d := s.Dropped(); d > 0 {
+		t.Errorf("%d live records dropped", d)
 	}
 }
 

@@ -333,8 +333,8 @@ const maxCachedChecks = 100_000
 // pruneChunk rows or pruneHold, whichever comes first, and the sweep then
 // pauses as long as it held the lock before taking it again.
 const (
-	pruneChunk = 2000
-	pruneHold  = 20 * time.Millisecond
+	pruneChunk = 1000
+	pruneHold  = 10 * time.Millisecond
 )
 
 // deleteOldest deletes up to ?3 of check ?1's oldest rows that started
@@ -497,7 +497,9 @@ func (sw *sweep) begin() error {
 
 // commit ends the open transaction, if any, and then yields: it waits as
 // long as the transaction held the lock, so the sweep takes at most half of
-// the write connection's time and leaves CPU and disk to the checks.
+// the write connection's time and leaves CPU and disk to the checks. The
+// pause is also when the WAL can be checkpointed completely (see
+// Store.checkpoint).
 func (sw *sweep) commit() error {
 	if sw.tx == nil {
 		return nil
@@ -509,7 +511,9 @@ func (sw *sweep) commit() error {
 	if err != nil {
 		return err
 	}
-	t := time.NewTimer(held)
+	paused := time.Now()
+	sw.s.checkpoint(sw.ctx)
+	t := time.NewTimer(max(0, held-time.Since(paused)))
 	defer t.Stop()
 	select {
 	case <-t.C:
