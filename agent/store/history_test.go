@@ -116,6 +116,7 @@ func TestQueryPlans(t *testing.T) {
 		{"latest", latestQuery, nil},
 		{"insert", insertResult, []any{1, 2, 3, true, "", "", 1, nil, nil, nil}},
 		{"delete oldest", deleteOldest, []any{1, 2, 3}},
+		{"check counts", checkCountsQuery, []any{0}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rows, err := s.w.Query("EXPLAIN QUERY PLAN "+tc.q, tc.args...)
@@ -135,7 +136,7 @@ func TestQueryPlans(t *testing.T) {
 			for _, step := range plan {
 				// Scanning the small checks table once (Latest) is
 				// intended; scanning the results, or sorting them, is not.
-				if (strings.HasPrefix(step, "SCAN") && !strings.HasPrefix(step, "SCAN c ")) || strings.Contains(step, "TEMP B-TREE") {
+				if (strings.HasPrefix(step, "SCAN") && step != "SCAN c" && !strings.HasPrefix(step, "SCAN c ")) || strings.Contains(step, "TEMP B-TREE") {
 					t.Errorf("plan step %q in %q", step, plan)
 				}
 			}
@@ -143,23 +144,21 @@ func TestQueryPlans(t *testing.T) {
 	}
 }
 
-// assertCounts checks that checks.n_results, which the cap relies on,
-// matches the rows.
+// assertCounts checks that the sweep's count of each check's rows
+// matches the rows, for results recorded in the order they started.
 func assertCounts(t *testing.T, s *Store) {
 	t.Helper()
-	rows, err := s.r.Query(`SELECT name, n_results, (SELECT count(*) FROM check_results WHERE check_id = checks.id) FROM checks`)
+	counts, err := s.checkCounts(context.Background(), math.MinInt64)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var name string
-		var counted, actual int
-		if err := rows.Scan(&name, &counted, &actual); err != nil {
+	for _, c := range counts {
+		var actual int64
+		if err := s.r.QueryRow(`SELECT count(*) FROM check_results WHERE check_id = ?`, c.id).Scan(&actual); err != nil {
 			t.Fatal(err)
 		}
-		if counted != actual {
-			t.Errorf("check %q: n_results %d, %d rows", name, counted, actual)
+		if c.n != actual {
+			t.Errorf("check %d: counted %d, %d rows", c.id, c.n, actual)
 		}
 	}
 }
@@ -178,17 +177,16 @@ func TestPruneCapsEachCheck(t *testing.T) {
 			s.pruneChunk = tc.chunk
 			now := time.UnixMilli(time.Now().UnixMilli())
 			// fast: 100 runs a second apart, the newest now; slow: 10 runs.
-			for i := range 100 {
+			for i := 99; i >= 0; i-- {
 				s.Record(sample("fast", now.Add(-time.Duration(i)*time.Second), true))
 			}
-			for i := range 10 {
+			for i := 9; i >= 0; i-- {
 				s.Record(sample("slow", now.Add(-time.Duration(i)*time.Minute), true))
 			}
 			// Two ancient runs of slow go by the retention, not the cap.
 			s.Record(sample("slow", now.Add(-30*24*time.Hour), true))
 			s.Record(sample("slow", now.Add(-31*24*time.Hour), true))
 			flush(t, s)
-			assertCounts(t, s)
 
 			st, err := s.prune(ctx, now.Add(-7*24*time.Hour))
 			if err != nil {
@@ -216,6 +214,44 @@ func TestPruneCapsEachCheck(t *testing.T) {
 				t.Errorf("second Prune = %d, %v", n, err)
 			}
 		})
+	}
+}
+
+// TestCapOutOfOrder: results recorded out of the order they started make
+// the sweep's count low, never high, so the cap trims less, never a run it
+// should keep.
+func TestCapOutOfOrder(t *testing.T) {
+	ctx := context.Background()
+	s := openStore(t, filepath.Join(t.TempDir(), "vigil.db"), Options{MaxResultsPerCheck: 25})
+	now := time.UnixMilli(time.Now().UnixMilli())
+	for i := range 40 {
+		s.Record(sample("backwards", now.Add(-time.Duration(i)*time.Second), true))
+	}
+	for i := range 40 {
+		// Every other run recorded before the one that started earlier.
+		s.Record(sample("shuffled", now.Add(time.Duration(i^1)*time.Second), true))
+	}
+	flush(t, s)
+	counts, err := s.checkCounts(ctx, math.MinInt64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range counts {
+		if c.n > 40 {
+			t.Errorf("check %d counted %d rows of 40", c.id, c.n)
+		}
+	}
+	if _, err := s.Prune(ctx, now.Add(-time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	for _, check := range []string{"backwards", "shuffled"} {
+		h, err := s.Summaries(ctx, check, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(h) < 25 {
+			t.Errorf("%s: %d runs left, fewer than the cap of 25", check, len(h))
+		}
 	}
 }
 

@@ -408,8 +408,8 @@ func rangeKeys(ctx context.Context, conn *sql.Conn, table string) ([]string, err
 }
 
 // dropUnnamedResults deletes copied results whose check or shape row was
-// lost (they can be neither named nor decoded) and counts each check's
-// results anew, and moves the dropped rows from Copied to Unreadable.
+// lost (they can be neither named nor decoded), and moves them from Copied
+// to Unreadable.
 func dropUnnamedResults(ctx context.Context, conn *sql.Conn, rep *RecoverReport) error {
 	res, err := conn.ExecContext(ctx, `DELETE FROM check_results
 		WHERE check_id NOT IN (SELECT id FROM checks) OR shape_id NOT IN (SELECT id FROM result_shapes)`)
@@ -422,9 +422,6 @@ func dropUnnamedResults(ctx context.Context, conn *sql.Conn, rep *RecoverReport)
 			tr.Copied -= n
 			tr.Unreadable += n
 		}
-	}
-	if _, err := conn.ExecContext(ctx, `UPDATE checks SET n_results = (SELECT count(*) FROM check_results WHERE check_id = checks.id)`); err != nil {
-		return fmt.Errorf("count results: %w", err)
 	}
 	return nil
 }

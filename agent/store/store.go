@@ -59,9 +59,10 @@
 // History is also bounded per check: the sweep trims each check to
 // Options.MaxResultsPerCheck results (by default one per 10 s of
 // retention: 60,480 for 7 days), so a check run every second keeps its
-// newest 60,480 runs (16.8 hours) rather than 600,000 a week. It reads the
-// count the writer keeps in checks.n_results, in the same transactions as
-// the rows, rather than counting rows.
+// newest 60,480 runs (16.8 hours) rather than 600,000 a week. Rows carry
+// their check's write number (n), so a check's count is its newest n minus
+// its oldest: two lookups instead of counting rows or updating a counter
+// on every write.
 package store
 
 import (
@@ -142,6 +143,7 @@ type Store struct {
 	enqueueTimeout time.Duration
 	pruneChunk     int // rows per sweep transaction; a field for tests
 	maxResults     int // per check; 0 for no cap
+	pruneMu        sync.Mutex
 
 	ids    ids        // the writer's check and shape ids
 	shapes shapeCache // the readers' decoded shapes
@@ -317,8 +319,8 @@ func dsn(abs string, params ...string) string {
 // freed the old table, or the retention was shortened. VACUUM rewrites it,
 // once, at start-up, in roughly the time quick_check took.
 func tidy(ctx context.Context, db *sql.DB, log *slog.Logger, minFree int64) error {
-	if _, err := db.ExecContext(ctx, `DELETE FROM checks WHERE n_results <= 0
-		AND NOT EXISTS (SELECT 1 FROM check_results WHERE check_id = checks.id)`); err != nil {
+	if _, err := db.ExecContext(ctx, `DELETE FROM checks
+		WHERE NOT EXISTS (SELECT 1 FROM check_results WHERE check_id = checks.id)`); err != nil {
 		return fmt.Errorf("forget checks without results: %w", err)
 	}
 	var pages, free, size int64

@@ -456,8 +456,8 @@ func TestReadersDoNotWaitForWriter(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer tx.Rollback()
-	if _, err := tx.ExecContext(ctx, `INSERT INTO check_results (check_id, started_at, seq, duration_ns, success, shape_id)
-		SELECT id, 1, 0, 1, 1, (SELECT min(id) FROM result_shapes) FROM checks WHERE name = 'host'`); err != nil {
+	if _, err := tx.ExecContext(ctx, `INSERT INTO check_results (check_id, started_at, seq, n, duration_ns, success, shape_id)
+		SELECT id, 1, 0, 2, 1, 1, (SELECT min(id) FROM result_shapes) FROM checks WHERE name = 'host'`); err != nil {
 		t.Fatal(err)
 	}
 	rctx, cancel := context.WithTimeout(ctx, time.Second)

@@ -157,16 +157,18 @@ func (s *Store) writer() {
 	}
 }
 
-// insertResult writes one row; seq numbers rows of a check that share a
+// insertResult writes one row. seq numbers rows of a check that share a
 // start time in the order they were written, so the later one reads as
-// newer (the old table's rowid did that).
+// newer (the old table's rowid did that); n is one more than the check's
+// newest row's. Both look at the check's newest rows, on the leaf page the
+// row goes into.
 const insertResult = `INSERT INTO check_results
-	(check_id, started_at, seq, duration_ns, success, reason, message, shape_id, phases, vals, diagnostics)
+	(check_id, started_at, seq, n, duration_ns, success, reason, message, shape_id, phases, vals, diagnostics)
 	VALUES (?1, ?2, (SELECT ifnull(max(seq) + 1, 0) FROM check_results WHERE check_id = ?1 AND started_at = ?2),
+		ifnull((SELECT n FROM check_results WHERE check_id = ?1 ORDER BY started_at DESC, seq DESC LIMIT 1), 0) + 1,
 		?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)`
 
-// insert commits a batch of rows in one transaction, with the count of
-// each check's rows that the sweep's cap reads.
+// insert commits a batch of rows in one transaction.
 func (s *Store) insert(batch []row) (err error) {
 	defer func() { err = s.track(opHistory, err) }()
 	s.ids.mu.Lock()
@@ -184,7 +186,6 @@ func (s *Store) insert(batch []row) (err error) {
 		return fmt.Errorf("prepare insert: %w", err)
 	}
 	defer stmt.Close()
-	counts := make(map[int64]int64, len(batch))
 	for _, w := range batch {
 		checkID, err := res.check(w.check)
 		if err != nil {
@@ -201,17 +202,6 @@ func (s *Store) insert(batch []row) (err error) {
 		if _, err := stmt.ExecContext(ctx, checkID, w.startMS, w.durationNS, w.success,
 			w.reason, w.message, shapeID, w.phases, w.values, diag); err != nil {
 			return fmt.Errorf("insert check result: %w", err)
-		}
-		counts[checkID]++
-	}
-	upd, err := tx.PrepareContext(ctx, `UPDATE checks SET n_results = n_results + ? WHERE id = ?`)
-	if err != nil {
-		return fmt.Errorf("prepare count: %w", err)
-	}
-	defer upd.Close()
-	for id, n := range counts {
-		if _, err := upd.ExecContext(ctx, n, id); err != nil {
-			return fmt.Errorf("count check results: %w", err)
 		}
 	}
 	if err := tx.Commit(); err != nil {
@@ -363,6 +353,10 @@ type pruneStats struct {
 
 func (s *Store) prune(ctx context.Context, olderThan time.Time) (st pruneStats, err error) {
 	defer func() { err = s.track(opPrune, err) }()
+	// One sweep at a time: two would both trim a check by the count they
+	// listed, to below the cap.
+	s.pruneMu.Lock()
+	defer s.pruneMu.Unlock()
 	sw := &sweep{s: s, ctx: ctx, st: &st}
 	defer sw.rollback()
 	cutoff := olderThan.UnixMilli()
@@ -397,12 +391,20 @@ func (s *Store) prune(ctx context.Context, olderThan time.Time) (st pruneStats, 
 
 type checkCount struct{ id, n int64 }
 
-// checkCounts lists checks after id, a page at a time, from the read pool:
-// the sweep does not hold the write lock to find its way. A count read
-// here may be a little low by the time the check is swept (the writer only
-// adds), which can only make the cap trim less, not more.
+const checkCountsQuery = `SELECT id, ifnull(
+		(SELECT n FROM check_results WHERE check_id = checks.id ORDER BY started_at DESC, seq DESC LIMIT 1) -
+		(SELECT n FROM check_results WHERE check_id = checks.id ORDER BY started_at, seq LIMIT 1) + 1, 0)
+	FROM checks WHERE id > ? ORDER BY id LIMIT 1000`
+
+// checkCounts lists checks after id with their row counts, a page at a
+// time, from the read pool: the sweep does not hold the write lock to find
+// its way. A count is the check's newest n minus its oldest plus one: two
+// descents of the key instead of counting rows. It is exact when results
+// arrive in the order they started, and low otherwise (a run recorded
+// after a later-started one); by the time the check is swept it may be low
+// by what the writer added since. Low counts only make the cap trim less.
 func (s *Store) checkCounts(ctx context.Context, after int64) ([]checkCount, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT id, n_results FROM checks WHERE id > ? ORDER BY id LIMIT 1000`, after)
+	rows, err := s.r.QueryContext(ctx, checkCountsQuery, after)
 	if err != nil {
 		return nil, fmt.Errorf("list checks: %w", err)
 	}
@@ -462,11 +464,6 @@ func (sw *sweep) deleteOldest(id, cutoff, max int64) (int64, error) {
 		n, err := res.RowsAffected()
 		if err != nil {
 			return total, err
-		}
-		if n > 0 {
-			if _, err := sw.tx.ExecContext(sw.ctx, `UPDATE checks SET n_results = n_results - ? WHERE id = ?`, n, id); err != nil {
-				return total, err
-			}
 		}
 		total += n
 		sw.rows += int(n)

@@ -12,11 +12,8 @@
 --     entries of every check in every index page. No other index is needed.
 
 CREATE TABLE checks (
-    id        INTEGER PRIMARY KEY,
-    name      TEXT    NOT NULL UNIQUE,
-    -- rows in check_results, kept by the writer and the sweep in the same
-    -- transactions as the rows; the sweep trims checks over the cap by it
-    n_results INTEGER NOT NULL DEFAULT 0
+    id   INTEGER PRIMARY KEY,
+    name TEXT    NOT NULL UNIQUE
 );
 
 -- AUTOINCREMENT: a shape id is never reused after its shape is deleted, so
@@ -37,7 +34,11 @@ CREATE TABLE result_shapes (
 CREATE TABLE check_results_v6 (
     check_id    INTEGER NOT NULL,
     started_at  INTEGER NOT NULL, -- unix milliseconds
-    seq         INTEGER NOT NULL, -- 0; n for the n+1th row of a check with the same start
+    seq         INTEGER NOT NULL, -- 0; k for the k+1th row of a check with the same start
+    -- the check's write number: one more than its newest row's, so the
+    -- newest n minus the oldest n plus one counts a check's rows in two
+    -- lookups (the sweep's per-check cap), without a counter to update
+    n           INTEGER NOT NULL,
     duration_ns INTEGER NOT NULL,
     success     INTEGER NOT NULL,
     reason      TEXT    NOT NULL DEFAULT '',
@@ -49,16 +50,17 @@ CREATE TABLE check_results_v6 (
     PRIMARY KEY (check_id, started_at, seq)
 ) WITHOUT ROWID;
 
-INSERT INTO checks (name, n_results)
-    SELECT check_name, count(*) FROM check_results GROUP BY check_name ORDER BY check_name;
+INSERT INTO checks (name)
+    SELECT DISTINCT check_name FROM check_results ORDER BY check_name;
 
 INSERT INTO result_shapes (type, shape, last_used)
     SELECT check_type, '', max(started_at) FROM check_results GROUP BY check_type;
 
 INSERT INTO check_results_v6
-    (check_id, started_at, seq, duration_ns, success, reason, message, shape_id, phases, vals, diagnostics)
+    (check_id, started_at, seq, n, duration_ns, success, reason, message, shape_id, phases, vals, diagnostics)
     SELECT c.id, r.started_at,
            row_number() OVER (PARTITION BY r.check_name, r.started_at ORDER BY r.id) - 1,
+           row_number() OVER (PARTITION BY r.check_name ORDER BY r.started_at, r.id),
            r.duration_ns, r.success, r.reason, r.message, s.id, r.phases, r.vals,
            nullif(r.diagnostics, '{}')
     FROM check_results r
