@@ -207,8 +207,12 @@ func (g *httpGen) result(c int, minute time.Time) Record {
 	return Record{Check: g.names[c], Type: "http", Result: r}
 }
 
-// fillBatch rows are written per transaction while filling.
-const fillBatch = 10_000
+// fillBatch rows are written per transaction while filling: ten minutes of
+// 10,000 checks. Each check's newest leaf page then goes to the WAL once
+// per ten results instead of once per result, which makes the fill
+// minutes faster; the pages end up the same, as rows arrive in the same
+// order.
+const fillBatch = 100_000
 
 // fill writes minutes minutes of every check's runs from start on,
 // minute by minute, through the writer's insert.
@@ -216,7 +220,7 @@ func (g *httpGen) fill(t *testing.T, s *Store, start time.Time, minutes int) {
 	t.Helper()
 	// A larger page cache only while filling: it makes the fill faster,
 	// not the file different.
-	if _, err := s.w.Exec("PRAGMA cache_size = -65536"); err != nil {
+	if _, err := s.w.Exec("PRAGMA cache_size = -262144"); err != nil {
 		t.Fatal(err)
 	}
 	defer s.w.Exec("PRAGMA cache_size = -2000") //nolint:errcheck // best effort
