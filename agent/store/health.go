@@ -42,6 +42,9 @@ type writeHealth struct {
 // failing.
 func (s *Store) track(op string, err error) error {
 	h := &s.health
+	if err == nil {
+		s.wrote()
+	}
 	if err != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
 		return err
 	}

@@ -78,7 +78,7 @@ func TestMigrateOpenAndReopen(t *testing.T) {
 		if v != SchemaVersion() {
 			t.Errorf("user_version = %d, want %d", v, SchemaVersion())
 		}
-		for _, name := range []string{"check_results", "check_results_check_time"} {
+		for _, name := range []string{"check_results", "checks", "result_shapes"} {
 			var n int
 			if err := s.r.QueryRowContext(ctx, "SELECT count(*) FROM sqlite_schema WHERE name = ?", name).Scan(&n); err != nil || n != 1 {
 				t.Errorf("%s: count %d, %v", name, n, err)

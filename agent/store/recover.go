@@ -106,9 +106,11 @@ func Check(ctx context.Context, path string, full bool) ([]string, error) {
 type TableRecovery struct {
 	Table  string
 	Copied int64
-	// Unreadable counts the rowids that could not be read. Some may never
-	// have held a row (rowids have gaps), so it bounds the rows lost from
-	// above.
+	// Unreadable counts the keys that could not be read: rowids, or for
+	// check results a check and start time (one row, rarely a few), plus
+	// results dropped because their check or shape was lost. Some rowids
+	// may never have held a row (rowids have gaps), so it bounds the rows
+	// lost from above.
 	Unreadable int64
 	Err        string // the last read error, if any
 }
@@ -181,7 +183,7 @@ func Recover(ctx context.Context, path string) (RecoverReport, error) {
 		}
 		rep.Tables = append(rep.Tables, copyTable(ctx, conn, t))
 	}
-	return rep, nil
+	return rep, dropUnnamedResults(ctx, conn, &rep)
 }
 
 func tableNames(ctx context.Context, conn *sql.Conn, schema string) ([]string, error) {
@@ -210,9 +212,11 @@ func strings1(ctx context.Context, conn *sql.Conn, q string, args ...any) ([]str
 	return out, rows.Err()
 }
 
-// copyTable copies the rows of one table that can be read, by rowid
-// range: a range that fails is halved until single unreadable rows are
-// skipped, so one damaged page costs the rows on it, not the table.
+// copyTable copies the rows of one table that can be read, by ranges of
+// its key: the rowid, or for a WITHOUT ROWID table (check_results) the
+// first primary-key column and, within one value of it, the second. A
+// range that fails is halved until single unreadable keys are skipped, so
+// one damaged page costs the rows on it, not the table.
 func copyTable(ctx context.Context, conn *sql.Conn, table string) TableRecovery {
 	tr := TableRecovery{Table: table}
 	newCols, err := columns(ctx, conn, "main", table)
@@ -231,35 +235,193 @@ func copyTable(ctx context.Context, conn *sql.Conn, table string) TableRecovery 
 			common = append(common, `"`+c+`"`)
 		}
 	}
+	keys, err := rangeKeys(ctx, conn, table)
+	if err != nil {
+		tr.Err = "table definition unreadable: " + err.Error()
+		return tr
+	}
 	cols := strings.Join(common, ", ")
-	var lo, hi sql.NullInt64
-	if err := conn.QueryRowContext(ctx, `SELECT min(rowid), max(rowid) FROM damaged."`+table+`"`).Scan(&lo, &hi); err != nil {
-		tr.Err = "rowid range unreadable: " + err.Error()
-		return tr
+	insert := `INSERT OR IGNORE INTO main."` + table + `" (` + cols + `) SELECT ` + cols + ` FROM damaged."` + table + `" WHERE `
+	// where selects the rows whose first level keys equal prefix and whose
+	// next key lies in a range.
+	where := func(level int) string {
+		var conds []string
+		for _, k := range keys[:level] {
+			conds = append(conds, k+` = ?`)
+		}
+		return strings.Join(append(conds, keys[level]+` BETWEEN ? AND ?`), ` AND `)
 	}
-	if !lo.Valid {
-		return tr
+	// Two queries, not min() and max() in one: SQLite answers a lone min
+	// or max with one descent of the key, but both together with a scan
+	// of the whole range, which meets the damaged page.
+	bounds := func(level int, prefix []any) (lo, hi sql.NullInt64, err error) {
+		from := ` FROM damaged."` + table + `"`
+		if level > 0 {
+			from += ` WHERE ` + strings.Join(keys[:level], ` = ? AND `) + ` = ?`
+		}
+		if err = conn.QueryRowContext(ctx, `SELECT min(`+keys[level]+`)`+from, prefix...).Scan(&lo); err == nil {
+			err = conn.QueryRowContext(ctx, `SELECT max(`+keys[level]+`)`+from, prefix...).Scan(&hi)
+		}
+		return lo, hi, err
 	}
-	insert := `INSERT OR IGNORE INTO main."` + table + `" (` + cols + `) SELECT ` + cols + ` FROM damaged."` + table + `" WHERE rowid BETWEEN ? AND ?`
-	var copyRange func(a, b int64)
-	copyRange = func(a, b int64) {
-		res, err := conn.ExecContext(ctx, insert, a, b)
+	// ins copies the rows with the given prefix whose next key is in [a, b].
+	ins := func(level int, prefix []any, a, b int64) error {
+		res, err := conn.ExecContext(ctx, insert+where(level), append(slices.Clone(prefix), a, b)...)
 		if err == nil {
 			n, _ := res.RowsAffected()
 			tr.Copied += n
+		}
+		return err
+	}
+	var copyRange func(level int, prefix []any, a, b int64)
+	copyRange = func(level int, prefix []any, a, b int64) {
+		err := ins(level, prefix, a, b)
+		if err == nil {
 			return
 		}
 		if a == b {
+			if level+1 < len(keys) {
+				inner := append(slices.Clone(prefix), a)
+				lo, hi, berr := bounds(level+1, inner)
+				if berr == nil && lo.Valid {
+					stepOver(ctx, conn, table, keys, inner, lo.Int64, hi.Int64, ins, &tr)
+					return
+				}
+			}
 			tr.Unreadable++
 			tr.Err = err.Error()
 			return
 		}
 		mid := a + (b-a)/2
-		copyRange(a, mid)
-		copyRange(mid+1, b)
+		copyRange(level, prefix, a, mid)
+		copyRange(level, prefix, mid+1, b)
+	}
+	lo, hi, err := bounds(0, nil)
+	if err != nil {
+		tr.Err = "key range unreadable: " + err.Error()
+		return tr
+	}
+	if !lo.Valid {
+		return tr
 	}
 	for a := lo.Int64; a <= hi.Int64 && ctx.Err() == nil; a += recoverChunk {
-		copyRange(a, min(a+recoverChunk-1, hi.Int64))
+		copyRange(0, nil, a, min(a+recoverChunk-1, hi.Int64))
 	}
 	return tr
+}
+
+// stepOver copies the rows with prefix whose last key (a start time in
+// milliseconds: sparse, so halving down to single values would take a
+// statement per millisecond of a damaged page's span) lies in [a, b]. It
+// copies up to where reading fails, finds where that is by binary search,
+// and then finds the first key after the damaged page by galloping: a
+// handful of statements per damaged page. Each damaged stretch counts as
+// one unreadable key.
+func stepOver(ctx context.Context, conn *sql.Conn, table string, keys []string, prefix []any,
+	a, b int64, ins func(int, []any, int64, int64) error, tr *TableRecovery) {
+	level := len(prefix)
+	from := ` FROM damaged."` + table + `" WHERE ` + strings.Join(keys[:level], ` = ? AND `) + ` = ? AND ` + keys[level]
+	readable := func(lo, hi int64) bool {
+		var n int64
+		return conn.QueryRowContext(ctx, `SELECT count(*)`+from+` BETWEEN ? AND ?`, append(slices.Clone(prefix), lo, hi)...).Scan(&n) == nil
+	}
+	// after is the first key above v, when the page holding it is readable.
+	after := func(v int64) (k sql.NullInt64, err error) {
+		err = conn.QueryRowContext(ctx, `SELECT min(`+keys[level]+`)`+from+` > ?`, append(slices.Clone(prefix), v)...).Scan(&k)
+		return k, err
+	}
+	for a <= b && ctx.Err() == nil {
+		err := ins(level, prefix, a, b)
+		if err == nil {
+			return
+		}
+		tr.Unreadable++
+		tr.Err = err.Error()
+		// The first unreadable key: [a, bad-1] reads, [a, bad] does not.
+		lo, hi := a, b
+		for lo < hi {
+			if mid := lo + (hi-lo)/2; readable(a, mid) {
+				lo = mid + 1
+			} else {
+				hi = mid
+			}
+		}
+		bad := lo
+		if bad > a {
+			if err := ins(level, prefix, a, bad-1); err != nil {
+				return
+			}
+		}
+		// Gallop from bad until the key after v is readable, then narrow
+		// down to the smallest such v, so no readable row is skipped.
+		fail, step := bad, int64(1)
+		var next sql.NullInt64
+		for {
+			v := min(b, fail+step)
+			k, err := after(v)
+			if err == nil {
+				for lo, hi := fail, v; hi-lo > 1; {
+					mid := lo + (hi-lo)/2
+					if k2, err := after(mid); err == nil {
+						hi, k = mid, k2
+					} else {
+						lo = mid
+					}
+				}
+				next = k
+				break
+			}
+			if v == b {
+				return
+			}
+			fail, step = v, step*2
+		}
+		if !next.Valid {
+			return
+		}
+		a = next.Int64
+	}
+}
+
+// rangeKeys returns the columns copyTable walks a table by: its rowid, or
+// for a WITHOUT ROWID table its first two primary-key columns, which must
+// be integers (check_results: check_id, started_at).
+func rangeKeys(ctx context.Context, conn *sql.Conn, table string) ([]string, error) {
+	var wr bool
+	if err := conn.QueryRowContext(ctx, `SELECT wr FROM pragma_table_list WHERE schema = 'damaged' AND name = ?`, table).Scan(&wr); err != nil {
+		return nil, err
+	}
+	if !wr {
+		return []string{"rowid"}, nil
+	}
+	pk, err := strings1(ctx, conn, `SELECT name FROM pragma_table_info(?, 'damaged') WHERE pk > 0 ORDER BY pk`, table)
+	if err != nil {
+		return nil, err
+	}
+	if len(pk) == 0 {
+		return nil, fmt.Errorf("table %s has neither a rowid nor a primary key", table)
+	}
+	for i := range pk {
+		pk[i] = `"` + pk[i] + `"`
+	}
+	return pk[:min(2, len(pk))], nil
+}
+
+// dropUnnamedResults deletes copied results whose check or shape row was
+// lost (they can be neither named nor decoded), and moves them from Copied
+// to Unreadable.
+func dropUnnamedResults(ctx context.Context, conn *sql.Conn, rep *RecoverReport) error {
+	res, err := conn.ExecContext(ctx, `DELETE FROM check_results
+		WHERE check_id NOT IN (SELECT id FROM checks) OR shape_id NOT IN (SELECT id FROM result_shapes)`)
+	if err != nil {
+		return fmt.Errorf("drop results without a check or shape: %w", err)
+	}
+	n, _ := res.RowsAffected()
+	for i := range rep.Tables {
+		if tr := &rep.Tables[i]; tr.Table == "check_results" {
+			tr.Copied -= n
+			tr.Unreadable += n
+		}
+	}
+	return nil
 }

@@ -34,7 +34,35 @@
 // Check results are written asynchronously: Record encodes the result and
 // queues it, and one writer goroutine commits batches. The scheduler must
 // never stall on a slow disk, so when the queue stays full the record is
-// dropped and counted (see Record).
+// dropped and counted (see Record). Checkpoints run in the background, not
+// inside a writer's commit (see checkpoint.go).
+//
+// # Check history
+//
+// Every run of every check is kept for the retention (--storage.retention,
+// 7 days by default), compactly (migration 0006): a check's name is stored
+// once and rows carry its id; the names that repeat run after run (type,
+// phases, values, labels) are stored once per distinct set in
+// result_shapes and rows carry only the numbers, as varints. An HTTPS
+// check's run takes about 75 bytes on disk, so 10,000 checks every minute
+// for 7 days take about 7.5 GB (TestPeerStoreScale measures it); the 0001
+// layout took ten times that.
+//
+// Rows are clustered by (check, start time), with no other index: a
+// check's history is one contiguous key range, read with one range scan.
+// The retention sweep (Prune, hourly) walks the checks and deletes each
+// one's oldest range in transactions of at most pruneChunk rows or
+// pruneHold, pausing as long as it held the lock after each, so writers
+// (history, alert state, the outbox) wait for one short transaction at
+// most, however much is due.
+//
+// History is also bounded per check: the sweep trims each check to
+// Options.MaxResultsPerCheck results (by default one per 10 s of
+// retention: 60,480 for 7 days), so a check run every second keeps its
+// newest 60,480 runs (16.8 hours) rather than 600,000 a week. Rows carry
+// their check's write number (n), so a check's count is its newest n minus
+// its oldest: two lookups instead of counting rows or updating a counter
+// on every write.
 package store
 
 import (
@@ -59,6 +87,9 @@ const (
 	DefaultPruneInterval  = time.Hour
 	DefaultQueueSize      = 1024
 	DefaultEnqueueTimeout = 250 * time.Millisecond
+	// DefaultResultSpacing sets the default per-check cap: one result
+	// every 10 s over the whole retention (60,480 for 7 days).
+	DefaultResultSpacing = 10 * time.Second
 )
 
 const (
@@ -68,10 +99,12 @@ const (
 	maxBatch = 256
 	// flushDelay is how long the first row of a batch may wait for company.
 	flushDelay = 200 * time.Millisecond
-	// pruneChunk rows are deleted per transaction so that pruning a large
-	// backlog lets the writer in between chunks.
-	pruneChunk = 5000
 	readConns  = 4
+	// journalSizeLimit: the WAL file is truncated to this when SQLite
+	// starts reusing it after a checkpoint, so its size says how much it
+	// holds (see checkpoint.go), and one large transaction (a migration
+	// copying the history) does not leave a WAL of its size on disk.
+	journalSizeLimit = 0
 )
 
 // ErrClosed is returned by Flush after Close.
@@ -86,6 +119,14 @@ type Options struct {
 	// PruneInterval is how often results older than Retention are deleted
 	// (default 1h). A prune also runs once when the store opens.
 	PruneInterval time.Duration
+	// MaxResultsPerCheck bounds each check's history: the sweep deletes a
+	// check's oldest results beyond it, so a check run every second keeps
+	// its newest MaxResultsPerCheck runs rather than 600,000 a week. 0
+	// means Retention / DefaultResultSpacing (60,480 for 7 days: a check
+	// run every 10 s or less often keeps the whole retention); negative
+	// means no cap. Enforced by the sweep, so only with Retention > 0 or
+	// on Prune.
+	MaxResultsPerCheck int
 	// QueueSize is how many records may wait for the writer (default 1024).
 	QueueSize int
 	// EnqueueTimeout is how long Record waits for room in a full queue
@@ -100,7 +141,12 @@ type Store struct {
 	w, r           *sql.DB
 	log            *slog.Logger
 	enqueueTimeout time.Duration
-	pruneChunk     int
+	pruneChunk     int // rows per sweep transaction; a field for tests
+	maxResults     int // per check; 0 for no cap
+	pruneMu        sync.Mutex
+
+	ids    ids        // the writer's check and shape ids
+	shapes shapeCache // the readers' decoded shapes
 
 	// mu orders Record against Close: Record sends while holding it for
 	// reading, so once Close holds it for writing no record can slip into
@@ -108,13 +154,15 @@ type Store struct {
 	mu     sync.RWMutex
 	closed bool
 
-	queue      chan row
-	flushReq   chan chan error
-	stop       chan struct{}
-	writerDone chan struct{}
-	writerErr  error // the final drain's error; read after writerDone
-	stopPrune  context.CancelFunc
-	wg         sync.WaitGroup
+	queue          chan row
+	flushReq       chan chan error
+	stop           chan struct{}
+	writerDone     chan struct{}
+	writerErr      error              // the final drain's error; read after writerDone
+	stopBackground context.CancelFunc // the sweep and the checkpointer
+	checkpointReq  chan struct{}
+	walPath        string
+	wg             sync.WaitGroup
 
 	written, dropped atomic.Uint64
 	health           writeHealth
@@ -155,6 +203,8 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		"_pragma=journal_mode(WAL)",
 		"_pragma=synchronous(NORMAL)",
 		"_pragma=foreign_keys(1)",
+		fmt.Sprintf("_pragma=journal_size_limit(%d)", journalSizeLimit),
+		fmt.Sprintf("_pragma=wal_autocheckpoint(%d)", writerAutoCheckpoint),
 		// IMMEDIATE takes the write lock at BEGIN, so two processes on one
 		// file wait for each other under busy_timeout instead of failing
 		// with SQLITE_BUSY when a deferred read lock cannot be upgraded.
@@ -182,6 +232,9 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	}
 	if err == nil {
 		err = migrate(ctx, w, migs)
+	}
+	if err == nil {
+		err = tidy(ctx, w, opts.Logger, vacuumMinFree)
 	}
 	if err != nil {
 		w.Close()
@@ -214,26 +267,33 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("open store %s for reading: %w", path, err)
 	}
 
+	maxResults := opts.MaxResultsPerCheck
+	if maxResults == 0 && opts.Retention > 0 {
+		maxResults = max(1, int(opts.Retention/DefaultResultSpacing))
+	}
 	s := &Store{
 		w: w, r: r,
 		log:            opts.Logger,
 		enqueueTimeout: opts.EnqueueTimeout,
 		pruneChunk:     pruneChunk,
+		maxResults:     max(0, maxResults),
 		queue:          make(chan row, opts.QueueSize),
 		flushReq:       make(chan chan error),
 		stop:           make(chan struct{}),
 		writerDone:     make(chan struct{}),
-		stopPrune:      func() {},
+		checkpointReq:  make(chan struct{}, 1),
+		walPath:        abs + "-wal",
 	}
-	s.wg.Add(1)
+	// The background loops' context is the store's lifetime, not Open's
+	// ctx, which only bounds opening.
+	bctx, cancel := context.WithCancel(context.Background())
+	s.stopBackground = cancel
+	s.wg.Add(2)
 	go s.writer()
+	go s.checkpointLoop(bctx)
 	if opts.Retention > 0 {
-		// The loop's context is the store's lifetime, not Open's ctx,
-		// which only bounds opening.
-		pctx, cancel := context.WithCancel(context.Background())
-		s.stopPrune = cancel
 		s.wg.Add(1)
-		go s.pruneLoop(pctx, opts.Retention, opts.PruneInterval)
+		go s.pruneLoop(bctx, opts.Retention, opts.PruneInterval)
 	}
 	return s, nil
 }
@@ -245,6 +305,45 @@ func dsn(abs string, params ...string) string {
 	u := url.URL{Scheme: "file", Path: filepath.ToSlash(abs), RawQuery: strings.Join(params, "&")}
 	return u.String()
 }
+
+// tidy runs before the writer starts, so nothing caches what it deletes.
+// It forgets checks that no longer have results (the sweep leaves their
+// names, which the writer may have cached), and gives back the space of a
+// file that is mostly free pages.
+//
+// Free pages are otherwise kept: the sweep frees about as many pages as
+// the next interval fills, so the file stays at the size of the retention
+// plus one interval, and an incremental auto_vacuum would only move pages
+// around (and needs a full VACUUM to switch on in an existing file). A file
+// over half free is different: the migration that compacted the history
+// freed the old table, or the retention was shortened. VACUUM rewrites it,
+// once, at start-up, in roughly the time quick_check took.
+func tidy(ctx context.Context, db *sql.DB, log *slog.Logger, minFree int64) error {
+	if _, err := db.ExecContext(ctx, `DELETE FROM checks
+		WHERE NOT EXISTS (SELECT 1 FROM check_results WHERE check_id = checks.id)`); err != nil {
+		return fmt.Errorf("forget checks without results: %w", err)
+	}
+	var pages, free, size int64
+	for q, dst := range map[string]*int64{"PRAGMA page_count": &pages, "PRAGMA freelist_count": &free, "PRAGMA page_size": &size} {
+		if err := db.QueryRowContext(ctx, q).Scan(dst); err != nil {
+			return fmt.Errorf("read %s: %w", q, err)
+		}
+	}
+	if free*2 < pages || free*size < minFree {
+		return nil
+	}
+	start := time.Now()
+	if _, err := db.ExecContext(ctx, "VACUUM"); err != nil {
+		// Not fatal: the free pages are reused as history grows again.
+		log.Warn("could not vacuum the store; its free pages are reused instead", "free_bytes", free*size, "err", err)
+		return nil
+	}
+	log.Info("vacuumed the store", "freed_bytes", free*size, "took", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// vacuumMinFree is the least free space that makes tidy vacuum.
+const vacuumMinFree = 64 << 20
 
 // checkJournalMode warns when WAL could not be enabled (some network file
 // systems lack the shared memory it needs). SQLite then falls back to a
@@ -272,7 +371,7 @@ func (s *Store) Close() error {
 	s.closed = true
 	s.mu.Unlock()
 
-	s.stopPrune()
+	s.stopBackground()
 	close(s.stop)
 	s.wg.Wait()
 	// Readers first, so the writer is the last connection: the last one to

@@ -105,6 +105,8 @@ func TestOpenPragmasAndPools(t *testing.T) {
 		{"synchronous", "1"}, // NORMAL
 		{"foreign_keys", "1"},
 		{"busy_timeout", "5000"},
+		{"journal_size_limit", "0"},
+		{"wal_autocheckpoint", "10000"},
 	} {
 		t.Run(tc.pragma, func(t *testing.T) {
 			var got string
@@ -356,6 +358,7 @@ func TestPrune(t *testing.T) {
 			if n != int64(tc.old) {
 				t.Errorf("Prune deleted %d rows, want %d", n, tc.old)
 			}
+			assertCounts(t, s)
 			h, err := s.History(ctx, "host", 0)
 			if err != nil {
 				t.Fatal(err)
@@ -453,8 +456,8 @@ func TestReadersDoNotWaitForWriter(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer tx.Rollback()
-	if _, err := tx.ExecContext(ctx, `INSERT INTO check_results (check_name, check_type, started_at, duration_ns, success)
-		VALUES ('host', 'host', 1, 1, 1)`); err != nil {
+	if _, err := tx.ExecContext(ctx, `INSERT INTO check_results (check_id, started_at, seq, n, duration_ns, success, shape_id)
+		SELECT id, 1, 0, 2, 1, 1, (SELECT min(id) FROM result_shapes) FROM checks WHERE name = 'host'`); err != nil {
 		t.Fatal(err)
 	}
 	rctx, cancel := context.WithTimeout(ctx, time.Second)
