@@ -27,6 +27,21 @@ type status struct {
 	err    error
 	evalAt time.Time
 	evalD  time.Duration
+	// returned are the series the rule's last successful evaluation
+	// wrote (by label hash): those missing from the next one are marked
+	// stale.
+	returned map[uint64]labels.Labels
+}
+
+// statusOf is the status of a rule.
+func statusOf(r any) *status {
+	switch r := r.(type) {
+	case *AlertingRule:
+		return &r.status
+	case *RecordingRule:
+		return &r.status
+	}
+	return nil
 }
 
 func (s *status) lastErr() error {
