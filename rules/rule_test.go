@@ -244,6 +244,37 @@ groups:
 	present(at(91), 0)
 }
 
+// TestAlertTemplates: label values and annotations are templates over the
+// alert's labels and value; text without an action is taken as it is.
+func TestAlertTemplates(t *testing.T) {
+	m, _, _, set := setup(t, `
+groups:
+  - name: g
+    rules:
+      - alert: CheckDown
+        expr: vigil_check_success == 0
+        labels: {severity: page, owner: "team-{{ $labels.type }}", braces: "a } b {"}
+        annotations: {summary: "{{ $labels.check }} at {{ $value }}", runbook: "https://runbooks/check-down"}
+`)
+	set(0)
+	m.EvalGroup(context.Background(), m.Groups()[0], time.Unix(1_800_000_000, 0))
+	_, a := alertState(m)
+	if a == nil {
+		t.Fatal("no alert")
+	}
+	for _, tc := range []struct{ got, want string }{
+		{a.Labels.Get("severity"), "page"},
+		{a.Labels.Get("owner"), "team-postgres"},
+		{a.Labels.Get("braces"), "a } b {"},
+		{a.Annotations.Get("summary"), "db at 0"},
+		{a.Annotations.Get("runbook"), "https://runbooks/check-down"},
+	} {
+		if tc.got != tc.want {
+			t.Errorf("got %q, want %q", tc.got, tc.want)
+		}
+	}
+}
+
 func TestLoadErrors(t *testing.T) {
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "bad.yml"), []byte("groups:\n  - name: x\n    rules:\n      - alert: A\n        expr: rate(foo[5m]\n"), 0o644)
