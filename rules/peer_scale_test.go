@@ -4,6 +4,7 @@ package rules
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -322,6 +323,9 @@ type scaleResult struct {
 	notes  []string
 	// check are the cross-check queries' results at the last round.
 	check map[string]string
+	// byRule is the last round's evaluation time by rule name (the same
+	// name in several groups summed).
+	byRule map[string]float64
 }
 
 // crossChecks are queried on both sides after the timed rounds: the same
@@ -380,6 +384,14 @@ func TestPeerRulesAtScale(t *testing.T) {
 	}
 	for _, q := range crossChecks {
 		t.Logf("cross-check %s: vigil %s, prometheus %s", q, v.check[q], p.check[q])
+	}
+	names := make([]string, 0, len(p.byRule))
+	for name := range p.byRule {
+		names = append(names, name)
+	}
+	slices.SortFunc(names, func(a, b string) int { return cmp.Compare(p.byRule[b], p.byRule[a]) })
+	for _, name := range names {
+		t.Logf("last round by rule: %-50s vigil %7.1f ms, prometheus %7.1f ms", name, v.byRule[name]*1e3, p.byRule[name]*1e3)
 	}
 	t.Logf("vigil/prometheus: %.2f", vm.Seconds()/pm.Seconds())
 }
@@ -461,6 +473,12 @@ func runVigilScale(t *testing.T, dir string, n int) scaleResult {
 			if err := ruleErr(r); err != nil {
 				t.Fatalf("rule %s in %s: %v", ruleName(r), g.Name, err)
 			}
+		}
+	}
+	res.byRule = map[string]float64{}
+	for _, g := range groups {
+		for _, r := range g.Info().Rules {
+			res.byRule[r.Name] += r.EvaluationTime
 		}
 	}
 	res.check = map[string]string{}
@@ -697,6 +715,9 @@ func runPrometheusScale(t *testing.T, prom, dir, rulesPath string, n int) scaleR
 		fmt.Sprintf("head: %.0f series, %.0f samples appended; RSS %.1f MiB, heap in use %.1f MiB",
 			last["prometheus_tsdb_head_series"], last["prometheus_tsdb_head_samples_appended_total"],
 			last["process_resident_memory_bytes"]/(1<<20), last["go_memstats_heap_inuse_bytes"]/(1<<20)))
+	if res.byRule, err = promRuleTimes(api); err != nil {
+		t.Fatal(err)
+	}
 	res.check = map[string]string{}
 	for _, q := range crossChecks {
 		s, err := promQuery(api, q)
@@ -706,6 +727,36 @@ func runPrometheusScale(t *testing.T, prom, dir, rulesPath string, n int) scaleR
 		res.check[q] = s
 	}
 	return res
+}
+
+// promRuleTimes reads each rule's last evaluation time from the rules
+// API, summed by rule name.
+func promRuleTimes(api string) (map[string]float64, error) {
+	resp, err := http.Get(api + "/api/v1/rules")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var out struct {
+		Data struct {
+			Groups []struct {
+				Rules []struct {
+					Name           string
+					EvaluationTime float64
+				}
+			}
+		}
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		return nil, err
+	}
+	times := map[string]float64{}
+	for _, g := range out.Data.Groups {
+		for _, r := range g.Rules {
+			times[r.Name] += r.EvaluationTime
+		}
+	}
+	return times, nil
 }
 
 func promCPU(api string) (float64, error) {
