@@ -178,7 +178,8 @@ func ruleKey(g *Group, r any) string {
 }
 
 // Update replaces the groups; alerting rules unchanged by the reload keep
-// their active alerts (so `for` timers continue).
+// their active alerts (so `for` timers continue), and every unchanged rule
+// the series it last wrote (so they are marked stale when they go).
 func (m *Manager) Update(groups []*Group) {
 	if m.opts.State != nil && !m.loaded {
 		m.loaded = true
@@ -189,18 +190,26 @@ func (m *Manager) Update(groups []*Group) {
 		m.restored = rs
 	}
 	m.mu.Lock()
-	old := map[string]*AlertingRule{}
+	old := map[string]any{}
 	for _, g := range m.groups {
 		for _, r := range g.Rules {
-			if a, ok := r.(*AlertingRule); ok {
-				old[ruleKey(g, a)] = a
-			}
+			old[ruleKey(g, r)] = r
 		}
 	}
 	m.groups = map[string]*Group{}
 	var keys []string
 	for _, g := range groups {
 		for _, r := range g.Rules {
+			if prev := old[ruleKey(g, r)]; prev != nil && prev != r {
+				ps := statusOf(prev)
+				ps.mu.Lock()
+				returned := ps.returned
+				ps.mu.Unlock()
+				st := statusOf(r)
+				st.mu.Lock()
+				st.returned = returned
+				st.mu.Unlock()
+			}
 			a, ok := r.(*AlertingRule)
 			if !ok {
 				continue
@@ -208,7 +217,7 @@ func (m *Manager) Update(groups []*Group) {
 			a.key = ruleKey(g, a)
 			a.relabel = m.opts.Relabel
 			keys = append(keys, a.key)
-			if prev := old[a.key]; prev != nil {
+			if prev, _ := old[a.key].(*AlertingRule); prev != nil {
 				prev.mu.Lock()
 				a.active, a.saved = prev.active, prev.saved
 				prev.mu.Unlock()
@@ -369,7 +378,7 @@ func (m *Manager) EvalGroup(ctx context.Context, g *Group, ts time.Time) {
 			m.opts.Logger.Warn("rule evaluation failed", "group", g.Name, "file", g.File, "err", err)
 			continue
 		}
-		m.record(g, vec, ts)
+		m.record(g, statusOf(r), vec, ts)
 	}
 	if len(send) > 0 {
 		m.opts.Notifier.Send(send)
@@ -381,14 +390,27 @@ func (m *Manager) EvalGroup(ctx context.Context, g *Group, ts time.Time) {
 
 // record appends a rule's result to the store: floats, and native
 // histograms (a recording rule over histograms yields them) as histograms.
-func (m *Manager) record(g *Group, vec promql.Vector, ts time.Time) {
+// As in Prometheus, a series the rule wrote last time and not now gets a
+// stale marker: a recorded series, or the ALERTS series of an alert no
+// longer pending, ends at once instead of lingering for the lookback.
+func (m *Manager) record(g *Group, st *status, vec promql.Vector, ts time.Time) {
+	returned := make(map[uint64]labels.Labels, len(vec))
 	for _, s := range vec {
 		if s.H == nil {
 			m.opts.Store.Append(s.Metric, ts.UnixMilli(), s.F)
+		} else if err := m.opts.Store.AppendHistogram(s.Metric, ts.UnixMilli(), s.H); err != nil {
+			m.opts.Logger.Warn("rule result not recorded", "group", g.Name, "file", g.File, "err", err)
 			continue
 		}
-		if err := m.opts.Store.AppendHistogram(s.Metric, ts.UnixMilli(), s.H); err != nil {
-			m.opts.Logger.Warn("rule result not recorded", "group", g.Name, "file", g.File, "err", err)
+		returned[s.Metric.Hash()] = s.Metric
+	}
+	st.mu.Lock()
+	prev := st.returned
+	st.returned = returned
+	st.mu.Unlock()
+	for h, lset := range prev {
+		if _, ok := returned[h]; !ok {
+			m.opts.Store.MarkStale(lset, ts.UnixMilli())
 		}
 	}
 }

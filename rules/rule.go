@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"strings"
 	"sync"
 	"time"
 
@@ -27,6 +28,21 @@ type status struct {
 	err    error
 	evalAt time.Time
 	evalD  time.Duration
+	// returned are the series the rule's last successful evaluation
+	// wrote (by label hash): those missing from the next one are marked
+	// stale.
+	returned map[uint64]labels.Labels
+}
+
+// statusOf is the status of a rule.
+func statusOf(r any) *status {
+	switch r := r.(type) {
+	case *AlertingRule:
+		return &r.status
+	case *RecordingRule:
+		return &r.status
+	}
+	return nil
 }
 
 func (s *status) lastErr() error {
@@ -139,8 +155,18 @@ func (r *AlertingRule) Eval(ctx context.Context, ts time.Time, query queryFunc) 
 	seen := map[uint64]bool{}
 	lb := labels.NewBuilder(labels.EmptyLabels())
 	for _, smpl := range res {
-		data := template.AlertTemplateData(smpl.Metric.Map(), r.external, r.externalURL, smpl)
-		expand := func(text string) string { return r.expand(ctx, text, data, ts, query) }
+		var data any
+		expand := func(text string) string {
+			// Text without an action expands to itself: most label
+			// values (severity: page) skip the template engine.
+			if !strings.Contains(text, "{{") {
+				return text
+			}
+			if data == nil {
+				data = template.AlertTemplateData(smpl.Metric.Map(), r.external, r.externalURL, smpl)
+			}
+			return r.expand(ctx, text, data, ts, query)
+		}
 		lb.Reset(smpl.Metric)
 		lb.Del(model.MetricNameLabel)
 		r.labels.Range(func(l labels.Label) { lb.Set(l.Name, expand(l.Value)) })

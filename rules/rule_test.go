@@ -196,6 +196,85 @@ func TestReloadKeepsState(t *testing.T) {
 	}
 }
 
+// TestRuleSeriesGoStale: as in Prometheus, a series a rule wrote at its
+// last evaluation and not at this one gets a stale marker, so it is gone
+// at once instead of showing for another lookback (5m) — after a reload
+// that keeps the rule too.
+func TestRuleSeriesGoStale(t *testing.T) {
+	const rules = `
+groups:
+  - name: g
+    rules:
+      - record: check:down
+        expr: vigil_check_success == 0
+      - alert: CheckDown
+        expr: vigil_check_success == 0
+`
+	m, st, _, set := setup(t, rules)
+	t0 := time.Unix(1_800_000_000, 0)
+	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
+	present := func(ts time.Time, want int) {
+		t.Helper()
+		for _, q := range []string{`check:down`, `ALERTS`, `ALERTS_FOR_STATE`} {
+			if v := instant(t, st, q, ts); len(v) != want {
+				t.Errorf("%s at %s: %v, want %d series", q, ts.Sub(t0), v, want)
+			}
+		}
+	}
+	set(0)
+	m.EvalGroup(context.Background(), m.Groups()[0], at(0))
+	present(at(1), 1)
+	set(1)
+	m.EvalGroup(context.Background(), m.Groups()[0], at(30))
+	present(at(31), 0)
+
+	set(0)
+	m.EvalGroup(context.Background(), m.Groups()[0], at(60))
+	present(at(61), 1)
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "r.yml"), []byte(rules), 0o644)
+	groups, err := LoadFiles(dir, []string{"*.yml"}, time.Minute, map[string]string{"env": "prod"}, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	groups[0].File = m.Groups()[0].File
+	m.Update(groups)
+	set(1)
+	m.EvalGroup(context.Background(), m.Groups()[0], at(90))
+	present(at(91), 0)
+}
+
+// TestAlertTemplates: label values and annotations are templates over the
+// alert's labels and value; text without an action is taken as it is.
+func TestAlertTemplates(t *testing.T) {
+	m, _, _, set := setup(t, `
+groups:
+  - name: g
+    rules:
+      - alert: CheckDown
+        expr: vigil_check_success == 0
+        labels: {severity: page, owner: "team-{{ $labels.type }}", braces: "a } b {"}
+        annotations: {summary: "{{ $labels.check }} at {{ $value }}", runbook: "https://runbooks/check-down"}
+`)
+	set(0)
+	m.EvalGroup(context.Background(), m.Groups()[0], time.Unix(1_800_000_000, 0))
+	_, a := alertState(m)
+	if a == nil {
+		t.Fatal("no alert")
+	}
+	for _, tc := range []struct{ got, want string }{
+		{a.Labels.Get("severity"), "page"},
+		{a.Labels.Get("owner"), "team-postgres"},
+		{a.Labels.Get("braces"), "a } b {"},
+		{a.Annotations.Get("summary"), "db at 0"},
+		{a.Annotations.Get("runbook"), "https://runbooks/check-down"},
+	} {
+		if tc.got != tc.want {
+			t.Errorf("got %q, want %q", tc.got, tc.want)
+		}
+	}
+}
+
 func TestLoadErrors(t *testing.T) {
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "bad.yml"), []byte("groups:\n  - name: x\n    rules:\n      - alert: A\n        expr: rate(foo[5m]\n"), 0o644)

@@ -8,7 +8,6 @@ import (
 	"sort"
 	"sync"
 
-	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/value"
@@ -36,16 +35,23 @@ const (
 type Store struct {
 	mu     sync.RWMutex
 	series map[uint64][]*memSeries // by label hash; a slice for collisions
-	// byName indexes series by metric name: nearly every selector names
-	// its metric, so a query touches only those series.
-	byName map[string][]*memSeries
-	count  int
+	// byID are the series by id (ids follow creation; nil for a dropped
+	// series until Truncate renumbers).
+	byID []*memSeries
+	// postings list the ids of the series with each label name and value,
+	// in order, as Prometheus' head does: a selector reads the
+	// intersection of its equality matchers' lists — at thousands of
+	// checks, vigil_check_success{team="x"} reads the team's checks, not
+	// every check's nor every series of the team.
+	postings map[string]map[string][]uint32
+	count    int
 	// chunkRange is where histogram chunks are cut at the latest.
 	chunkRange int64
 }
 
 type memSeries struct {
 	lset   labels.Labels
+	id     uint32
 	closed []chunks.Meta
 	// The head chunk being appended to: xor while the series gets float
 	// samples, hist while it gets native histograms; at most one is set.
@@ -91,7 +97,7 @@ var _ storage.Queryable = (*Store)(nil)
 
 // NewStore returns an empty store.
 func NewStore() *Store {
-	return &Store{series: map[uint64][]*memSeries{}, byName: map[string][]*memSeries{}, chunkRange: prometheusChunkRange}
+	return &Store{series: map[uint64][]*memSeries{}, postings: map[string]map[string][]uint32{}, chunkRange: prometheusChunkRange}
 }
 
 // Append adds a sample (t in milliseconds). Samples at or before the
@@ -220,10 +226,17 @@ func (s *Store) getOrCreate(lset labels.Labels) *memSeries {
 			return ms
 		}
 	}
-	ms := &memSeries{lset: lset.Copy()}
+	ms := &memSeries{lset: lset.Copy(), id: uint32(len(s.byID))}
 	s.series[h] = append(s.series[h], ms)
-	name := ms.lset.Get(model.MetricNameLabel)
-	s.byName[name] = append(s.byName[name], ms)
+	s.byID = append(s.byID, ms)
+	ms.lset.Range(func(l labels.Label) {
+		values := s.postings[l.Name]
+		if values == nil {
+			values = map[string][]uint32{}
+			s.postings[l.Name] = values
+		}
+		values[l.Value] = append(values[l.Value], ms.id)
+	})
 	s.count++
 	return ms
 }
@@ -238,6 +251,7 @@ func (s *Store) MarkStale(lset labels.Labels, t int64) {
 func (s *Store) Truncate(mint int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	dropped := false
 	for h, list := range s.series {
 		kept := list[:0]
 		for _, ms := range list {
@@ -248,7 +262,8 @@ func (s *Store) Truncate(mint int64) {
 			ms.closed = ms.closed[i:]
 			if len(ms.closed) == 0 && ms.lastT < mint {
 				s.count--
-				s.unindex(ms)
+				s.byID[ms.id] = nil
+				dropped = true
 				continue
 			}
 			kept = append(kept, ms)
@@ -259,39 +274,103 @@ func (s *Store) Truncate(mint int64) {
 			s.series[h] = kept
 		}
 	}
+	if dropped {
+		s.renumber()
+	}
 }
 
-func (s *Store) unindex(ms *memSeries) {
-	name := ms.lset.Get(model.MetricNameLabel)
-	list := s.byName[name]
-	for i, x := range list {
-		if x == ms {
-			list = append(list[:i], list[i+1:]...)
-			break
+// renumber gives the series left consecutive ids, in the same order, and
+// rewrites the postings without the dropped ones.
+func (s *Store) renumber() {
+	const gone = math.MaxUint32
+	newID := make([]uint32, len(s.byID))
+	kept := s.byID[:0]
+	for i, ms := range s.byID {
+		if ms == nil {
+			newID[i] = gone
+			continue
+		}
+		newID[i] = uint32(len(kept))
+		ms.id = newID[i]
+		kept = append(kept, ms)
+	}
+	clear(s.byID[len(kept):])
+	s.byID = kept
+	for name, values := range s.postings {
+		for v, list := range values {
+			out := list[:0]
+			for _, id := range list {
+				if n := newID[id]; n != gone {
+					out = append(out, n)
+				}
+			}
+			if len(out) == 0 {
+				delete(values, v)
+			} else {
+				values[v] = out
+			}
+		}
+		if len(values) == 0 {
+			delete(s.postings, name)
 		}
 	}
-	if len(list) == 0 {
-		delete(s.byName, name)
-	} else {
-		s.byName[name] = list
-	}
 }
 
-// candidates are the series a selector can match: those of its metric
-// name when it names one, else all.
+// candidates visits the series a selector can match: the intersection of
+// the postings of its matchers that name values (equality, or a regexp
+// that is a set of alternatives), or every series when none does.
 func (s *Store) candidates(ms []*labels.Matcher, visit func(*memSeries)) {
+	var lists [][]uint32
 	for _, m := range ms {
-		if m.Name == model.MetricNameLabel && m.Type == labels.MatchEqual {
-			for _, x := range s.byName[m.Value] {
-				visit(x)
+		var values []string
+		switch m.Type {
+		case labels.MatchEqual:
+			values = []string{m.Value}
+		case labels.MatchRegexp:
+			values = m.SetMatches()
+		}
+		if len(values) == 0 || slices.Contains(values, "") {
+			continue // "" also matches series without the label
+		}
+		var list []uint32
+		if len(values) == 1 {
+			list = s.postings[m.Name][values[0]]
+		} else {
+			for _, v := range values {
+				list = append(list, s.postings[m.Name][v]...)
 			}
+			slices.Sort(list)
+		}
+		if len(list) == 0 {
 			return
 		}
+		lists = append(lists, list)
 	}
-	for _, list := range s.series {
-		for _, x := range list {
-			visit(x)
+	if len(lists) == 0 {
+		for _, x := range s.byID {
+			if x != nil {
+				visit(x)
+			}
 		}
+		return
+	}
+	slices.SortFunc(lists, func(a, b []uint32) int { return len(a) - len(b) })
+	rest := lists[1:]
+next:
+	for _, id := range lists[0] {
+		for i, l := range rest {
+			// Galloping would be faster on long lists; a binary search
+			// over what is left of each is enough here.
+			j, found := slices.BinarySearch(l, id)
+			if j == len(l) {
+				return
+			}
+			rest[i] = l[j:]
+			if !found {
+				continue next
+			}
+		}
+		visit(s.byID[id])
 	}
 }
 
@@ -325,34 +404,67 @@ type querier struct {
 	mint, maxt int64
 }
 
+// overlaps tells whether the series has chunks with samples in [mint, maxt].
+func (ms *memSeries) overlaps(mint, maxt int64) bool {
+	for _, c := range ms.closed {
+		if c.MaxTime >= mint && c.MinTime <= maxt {
+			return true
+		}
+	}
+	return ms.headChunk() != nil && ms.lastT >= mint && ms.hmin <= maxt
+}
+
+// each visits the labels of the series that match and have samples in
+// the querier's range.
+func (q *querier) each(ms []*labels.Matcher, visit func(*memSeries)) {
+	q.s.candidates(ms, func(m *memSeries) {
+		if matches(m.lset, ms) && m.overlaps(q.mint, q.maxt) {
+			visit(m)
+		}
+	})
+}
+
 // matching returns the series whose labels match, with the chunks that
-// overlap the querier's range. The head chunk is copied: appends continue
-// while the query reads.
-func (q *querier) matching(ms ...*labels.Matcher) []storage.ChunkSeries {
+// overlap the querier's range. Head chunks are copied — appends continue
+// while the query reads — into one buffer, and the series and their chunk
+// lists are allocated together too: a rule's selector may match
+// thousands of series, and one allocation each was most of a round's
+// garbage.
+func (q *querier) matching(ms ...*labels.Matcher) []querySeries {
 	q.s.mu.RLock()
 	defer q.s.mu.RUnlock()
-	var out []storage.ChunkSeries
-	q.s.candidates(ms, func(m *memSeries) {
-		if !matches(m.lset, ms) {
-			return
-		}
-		var metas []chunks.Meta
+	var found []*memSeries
+	nmetas, nbytes := 0, 0
+	q.each(ms, func(m *memSeries) {
+		found = append(found, m)
 		for _, c := range m.closed {
 			if c.MaxTime >= q.mint && c.MinTime <= q.maxt {
-				metas = append(metas, c)
+				nmetas++
 			}
 		}
 		if c := m.headChunk(); c != nil && m.lastT >= q.mint && m.hmin <= q.maxt {
-			head, _ := chunkenc.FromData(c.Encoding(), slices.Clone(c.Bytes()))
-			metas = append(metas, chunks.Meta{Chunk: head, MinTime: m.hmin, MaxTime: m.lastT})
+			nmetas++
+			nbytes += len(c.Bytes())
 		}
-		if len(metas) == 0 {
-			return
-		}
-		out = append(out, &storage.ChunkSeriesEntry{Lset: m.lset, ChunkIteratorFn: func(chunks.Iterator) chunks.Iterator {
-			return storage.NewListChunkSeriesIterator(metas...)
-		}})
 	})
+	out := make([]querySeries, 0, len(found))
+	chks := make([]chunkenc.Iterable, 0, nmetas)
+	buf := make([]byte, 0, nbytes)
+	for _, m := range found {
+		start := len(chks)
+		for _, c := range m.closed {
+			if c.MaxTime >= q.mint && c.MinTime <= q.maxt {
+				chks = append(chks, c.Chunk)
+			}
+		}
+		if c := m.headChunk(); c != nil && m.lastT >= q.mint && m.hmin <= q.maxt {
+			from := len(buf)
+			buf = append(buf, c.Bytes()...)
+			head, _ := chunkenc.FromData(c.Encoding(), buf[from:len(buf):len(buf)])
+			chks = append(chks, head)
+		}
+		out = append(out, querySeries{lset: m.lset, chunks: chks[start:len(chks):len(chks)]})
+	}
 	return out
 }
 
@@ -369,28 +481,32 @@ func matches(lset labels.Labels, ms []*labels.Matcher) bool {
 func (q *querier) Select(_ context.Context, sortSeries bool, _ *storage.SelectHints, ms ...*labels.Matcher) storage.SeriesSet {
 	list := q.matching(ms...)
 	if sortSeries {
-		sort.Slice(list, func(i, j int) bool { return labels.Compare(list[i].Labels(), list[j].Labels()) < 0 })
+		slices.SortFunc(list, func(a, b querySeries) int { return labels.Compare(a.lset, b.lset) })
 	}
-	return storage.NewSeriesSetFromChunkSeriesSet(&chunkSeriesSet{list: list, i: -1})
+	return &seriesSet{list: list, i: -1}
 }
 
 // LabelValues implements storage.LabelQuerier.
 func (q *querier) LabelValues(_ context.Context, name string, _ *storage.LabelHints, ms ...*labels.Matcher) ([]string, annotations.Annotations, error) {
 	seen := map[string]bool{}
-	for _, s := range q.matching(ms...) {
-		if v := s.Labels().Get(name); v != "" {
+	q.s.mu.RLock()
+	q.each(ms, func(m *memSeries) {
+		if v := m.lset.Get(name); v != "" {
 			seen[v] = true
 		}
-	}
+	})
+	q.s.mu.RUnlock()
 	return sortedKeys(seen), nil, nil
 }
 
 // LabelNames implements storage.LabelQuerier.
 func (q *querier) LabelNames(_ context.Context, _ *storage.LabelHints, ms ...*labels.Matcher) ([]string, annotations.Annotations, error) {
 	seen := map[string]bool{}
-	for _, s := range q.matching(ms...) {
-		s.Labels().Range(func(l labels.Label) { seen[l.Name] = true })
-	}
+	q.s.mu.RLock()
+	q.each(ms, func(m *memSeries) {
+		m.lset.Range(func(l labels.Label) { seen[l.Name] = true })
+	})
+	q.s.mu.RUnlock()
 	return sortedKeys(seen), nil, nil
 }
 
@@ -405,12 +521,28 @@ func sortedKeys(m map[string]bool) []string {
 	return out
 }
 
-type chunkSeriesSet struct {
-	list []storage.ChunkSeries
+type seriesSet struct {
+	list []querySeries
 	i    int
 }
 
-func (c *chunkSeriesSet) Next() bool                        { c.i++; return c.i < len(c.list) }
-func (c *chunkSeriesSet) At() storage.ChunkSeries           { return c.list[c.i] }
-func (c *chunkSeriesSet) Err() error                        { return nil }
-func (c *chunkSeriesSet) Warnings() annotations.Annotations { return nil }
+func (s *seriesSet) Next() bool                        { s.i++; return s.i < len(s.list) }
+func (s *seriesSet) At() storage.Series                { return &s.list[s.i] }
+func (s *seriesSet) Err() error                        { return nil }
+func (s *seriesSet) Warnings() annotations.Annotations { return nil }
+
+// querySeries is a series as a query sees it: its labels and the chunks
+// in the query's range, oldest first, not overlapping. It reads them with
+// storage's chain iterator, as a TSDB querier's series does: the first
+// histogram of a chunk, and the first after a Seek, has no counter-reset
+// hint, since it is not known to follow the sample before.
+type querySeries struct {
+	lset   labels.Labels
+	chunks []chunkenc.Iterable
+}
+
+func (s *querySeries) Labels() labels.Labels { return s.lset }
+
+func (s *querySeries) Iterator(it chunkenc.Iterator) chunkenc.Iterator {
+	return storage.ChainSampleIteratorFromIterables(it, s.chunks)
+}

@@ -247,7 +247,7 @@ func TestStoreHistograms(t *testing.T) {
 			if got := readBack(t, st, "h"); !slices.Equal(got, tc.want) {
 				t.Errorf("samples\n got %q\nwant %q", got, tc.want)
 			}
-			ms := st.byName["h"][0]
+			ms := st.byID[st.postings["__name__"]["h"][0]]
 			if n := len(ms.closed) + 1; n != tc.chunks {
 				t.Errorf("%d chunks, want %d", n, tc.chunks)
 			}
@@ -288,4 +288,84 @@ func TestStoreHistogramQueries(t *testing.T) {
 	if err := st.AppendHistogram(l, end.Add(time.Minute).UnixMilli(), hist(t, "{{schema:0 count:1 buckets:[1 -1]}}")); err == nil {
 		t.Error("a histogram with a negative bucket was accepted")
 	}
+}
+
+// TestStoreSelectors: selectors read the intersection of their matchers'
+// postings and get exactly the series their matchers match — before and
+// after Truncate drops series and renumbers the rest.
+func TestStoreSelectors(t *testing.T) {
+	st := NewStore()
+	var all []labels.Labels
+	add := func(t0 int64, n int) {
+		for i := range n {
+			for _, name := range []string{"up", "dur", "runs"} {
+				l := labels.FromStrings("__name__", name, "check", fmt.Sprintf("c%d", i), "team", fmt.Sprintf("t%d", i%7),
+					"type", []string{"http", "tcp", "dns"}[i%3])
+				if i%5 == 0 {
+					l = labels.NewBuilder(l).Set("site", "ams").Labels()
+				}
+				st.Append(l, t0, float64(i))
+				if t0 == 0 {
+					all = append(all, l)
+				}
+			}
+		}
+	}
+	// 300 checks at t=0; the first 200 again 3 hours later, so Truncate
+	// drops the last 100.
+	add(0, 300)
+	add(3*3600*1000, 200)
+	selectors := []string{
+		`up`, `up{team="t3"}`, `{team="t3"}`, `dur{team="t3",type="tcp"}`, `up{type=~"http|dns"}`, `up{type=~"http|nope"}`,
+		`runs{team="t3",type!="tcp"}`, `up{site=""}`, `up{site="ams",team="t0"}`, `up{site=~"|ams"}`, `up{check="c7"}`,
+		`up{check="c1000"}`, `{__name__=~"up|dur",check="c12"}`, `{__name__=~".+",team="t6",type="dns"}`, `nothing`,
+	}
+	check := func(t *testing.T, mint int64, want []labels.Labels) {
+		for _, sel := range selectors {
+			ms, err := ruleParser.ParseMetricSelector(sel)
+			if err != nil {
+				t.Fatal(err)
+			}
+			q, _ := st.Querier(mint, math.MaxInt64)
+			var got, exp []string
+			ss := q.Select(context.Background(), true, nil, ms...)
+			for ss.Next() {
+				got = append(got, ss.At().Labels().String())
+			}
+			for _, l := range want {
+				if matches(l, ms) {
+					exp = append(exp, l.String())
+				}
+			}
+			slices.Sort(exp)
+			if !slices.Equal(got, exp) {
+				t.Errorf("%s: got %d series %q, want %d %q", sel, len(got), got, len(exp), exp)
+			}
+		}
+	}
+	t.Run("all", func(t *testing.T) { check(t, math.MinInt64, all) })
+	st.Truncate(3600 * 1000)
+	t.Run("after truncate", func(t *testing.T) {
+		if series, _, _ := st.Stats(); series != 600 || len(st.byID) != 600 {
+			t.Fatalf("%d series, %d ids after Truncate, want 600", series, len(st.byID))
+		}
+		for i, ms := range st.byID {
+			if int(ms.id) != i {
+				t.Fatalf("series %s has id %d at %d", ms.lset, ms.id, i)
+			}
+		}
+		var kept []labels.Labels
+		for _, l := range all {
+			var i int
+			fmt.Sscanf(l.Get("check"), "c%d", &i)
+			if i < 200 {
+				kept = append(kept, l)
+			}
+		}
+		check(t, math.MinInt64, kept)
+		// A series created after the renumbering is found too.
+		l := labels.FromStrings("__name__", "up", "check", "new", "team", "t3", "type", "tcp")
+		st.Append(l, 4*3600*1000, 1)
+		check(t, math.MinInt64, append(kept, l))
+	})
 }
