@@ -3,6 +3,7 @@
 package rules
 
 import (
+	"bufio"
 	"bytes"
 	"cmp"
 	"context"
@@ -23,6 +24,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -213,6 +215,31 @@ func (f *fleet) each(want func(string) bool, emit func(labels.Labels, float64)) 
 	}
 }
 
+// writeText writes the fleet's current series in the text format, as the
+// agent's /metrics has them.
+func (f *fleet) writeText(w io.Writer) {
+	bw := bufio.NewWriterSize(w, 64<<10)
+	f.each(func(string) bool { return true }, func(lset labels.Labels, v float64) {
+		sep := "{"
+		lset.Range(func(l labels.Label) {
+			if l.Name == model.MetricNameLabel {
+				bw.WriteString(l.Value)
+				return
+			}
+			bw.WriteString(sep)
+			bw.WriteString(l.Name)
+			bw.WriteString(`="`)
+			bw.WriteString(l.Value) // the fleet's values need no escaping
+			bw.WriteString(`"`)
+			sep = ","
+		})
+		bw.WriteString("} ")
+		bw.WriteString(strconv.FormatFloat(v, 'g', -1, 64))
+		bw.WriteByte('\n')
+	})
+	bw.Flush()
+}
+
 func boolToFloat(b bool) float64 {
 	if b {
 		return 1
@@ -346,8 +373,8 @@ var crossChecks = []string{
 // rounds.
 //
 // RULES_PEER_CHECKS changes the number of checks; RULES_PEER_PROM=off
-// skips Prometheus; RULES_PEER_CPUPROFILE writes a CPU profile of vigil's
-// timed rounds.
+// skips Prometheus; RULES_PEER_CPUPROFILE and RULES_PEER_PROM_CPUPROFILE
+// write CPU profiles of vigil's timed rounds and of two of Prometheus'.
 func TestPeerRulesAtScale(t *testing.T) {
 	n := 10_000
 	if s := os.Getenv("RULES_PEER_CHECKS"); s != "" {
@@ -394,6 +421,11 @@ func TestPeerRulesAtScale(t *testing.T) {
 		t.Logf("last round by rule: %-50s vigil %7.1f ms, prometheus %7.1f ms", name, v.byRule[name]*1e3, p.byRule[name]*1e3)
 	}
 	t.Logf("vigil/prometheus: %.2f", vm.Seconds()/pm.Seconds())
+	if b, err := os.ReadFile("/proc/pressure/cpu"); err == nil {
+		// Prometheus' groups run at once: on a busy machine each waits
+		// for the CPU, and the sum of their durations grows with it.
+		t.Logf("machine CPU pressure at the end (/proc/pressure/cpu): %s", strings.TrimSpace(strings.SplitN(string(b), "\n", 2)[0]))
+	}
 }
 
 func roundAll(ds []time.Duration) []time.Duration {
@@ -435,7 +467,7 @@ func runVigilScale(t *testing.T, dir string, n int) scaleResult {
 	m.Update(groups)
 	var res scaleResult
 	var mallocs, allocBytes []uint64
-	var cpu []time.Duration
+	var cpu, scrapeCPU []time.Duration
 	k := scaleHistory - 1
 	profile := os.Getenv("RULES_PEER_CPUPROFILE")
 	for r := 0; r < scaleWarm+scaleRounds; r++ {
@@ -450,6 +482,7 @@ func runVigilScale(t *testing.T, dir string, n int) scaleResult {
 			defer pf.Close()
 			res.notes = append(res.notes, "CPU profile of the timed rounds in "+profile)
 		}
+		cpu0 := cpuTime()
 		for range scaleEvery {
 			k++
 			f.advance()
@@ -457,9 +490,10 @@ func runVigilScale(t *testing.T, dir string, n int) scaleResult {
 				t.Fatal(err)
 			}
 		}
+		scd := cpuTime() - cpu0
 		d, c, ma, by := vigilRound(m, groups, at(k))
 		if r >= scaleWarm {
-			res.rounds, cpu = append(res.rounds, d), append(cpu, c)
+			res.rounds, cpu, scrapeCPU = append(res.rounds, d), append(cpu, c), append(scrapeCPU, scd)
 			mallocs, allocBytes = append(mallocs, ma), append(allocBytes, by)
 		}
 	}
@@ -509,8 +543,9 @@ func runVigilScale(t *testing.T, dir string, n int) scaleResult {
 			series, stored, float64(bytes)/float64(stored)),
 		fmt.Sprintf("heap in use: %.1f MiB (store, rules and their state; test scaffolding excluded as far as it is before/after)",
 			float64(int64(m1.HeapInuse)-int64(m0.HeapInuse))/(1<<20)),
-		fmt.Sprintf("per round: CPU %s, %d allocations, %.1f MiB allocated (medians)",
-			median(cpu).Round(time.Millisecond), mallocs[len(mallocs)/2], float64(allocBytes[len(allocBytes)/2])/(1<<20)))
+		fmt.Sprintf("per round: CPU %s, %d allocations, %.1f MiB allocated; %d scrapes between rounds: CPU %s (the fleet's series generated included) (medians)",
+			median(cpu).Round(time.Millisecond), mallocs[len(mallocs)/2], float64(allocBytes[len(allocBytes)/2])/(1<<20),
+			scaleEvery, median(scrapeCPU).Round(time.Millisecond)))
 	runtime.KeepAlive(st)
 	runtime.KeepAlive(m)
 	return res
@@ -552,10 +587,12 @@ func vectorString(vec promql.Vector) string {
 }
 
 // runPrometheusScale starts Prometheus without rules, remote-writes the
-// fleet's hour of history into its head, loads the rule file (reload) and
-// keeps writing a step every 15 s as the clock reaches it; after the
-// warm-up rounds it reads the groups' last evaluation durations every
-// 15 s.
+// fleet's hour of history into its head, then has it scrape the fleet's
+// current step every 15 s from a test server (job and instance dropped,
+// so the series are the same as vigil's) — a minute of that alone, to
+// know what scraping costs — and loads the rule file (reload); after the
+// warm-up rounds it reads the groups' last evaluation durations once an
+// interval.
 func runPrometheusScale(t *testing.T, prom, dir, rulesPath string, n int) scaleResult {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -564,17 +601,49 @@ func runPrometheusScale(t *testing.T, prom, dir, rulesPath string, n int) scaleR
 	addr := ln.Addr().String()
 	ln.Close()
 	api := "http://" + addr
+	f := newFleet(n)
+	base := time.Now().Truncate(scaleStep).Add(-(scaleHistory - 1) * scaleStep)
+	at := func(k int) time.Time { return base.Add(time.Duration(k) * scaleStep) }
+	var fleetMu sync.Mutex
+	target, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		fleetMu.Lock()
+		defer fleetMu.Unlock()
+		for at(f.step + 1).Before(time.Now()) {
+			f.advance()
+		}
+		f.writeText(w)
+	})}
+	go srv.Serve(target)
+	defer srv.Close()
 	cfgPath := filepath.Join(dir, "prometheus.yml")
-	writeConfig := func(withRules bool) {
-		cfg := fmt.Sprintf("global: {evaluation_interval: %s}\n", model.Duration(scaleEvery*scaleStep))
-		if withRules {
+	writeConfig := func(scrape, rules bool) {
+		cfg := fmt.Sprintf("global: {scrape_interval: %s, evaluation_interval: %s}\n", model.Duration(scaleStep), model.Duration(scaleEvery*scaleStep))
+		if rules {
 			cfg += fmt.Sprintf("rule_files: [%q]\n", rulesPath)
+		}
+		if scrape {
+			cfg += fmt.Sprintf("scrape_configs:\n  - job_name: fleet\n    static_configs: [{targets: [%q]}]\n"+
+				"    metric_relabel_configs: [{action: labeldrop, regex: job|instance}]\n", target.Addr().String())
 		}
 		if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
-	writeConfig(false)
+	reload := func() {
+		resp, err := http.Post(api+"/-/reload", "", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("reload: %s", resp.Status)
+		}
+	}
+	writeConfig(false, false)
 	logPath := filepath.Join(dir, "prometheus.log")
 	logf, err := os.Create(logPath)
 	if err != nil {
@@ -607,10 +676,7 @@ func runPrometheusScale(t *testing.T, prom, dir, rulesPath string, n int) scaleR
 
 	// The history, 20 steps (5 minutes) a request batch, in time order so
 	// the head accepts every sample.
-	f := newFleet(n)
 	w := &remoteWriter{url: api + "/api/v1/write", series: map[uint64]*rwSeries{}}
-	base := time.Now().Truncate(scaleStep).Add(-(scaleHistory - 1) * scaleStep)
-	at := func(k int) time.Time { return base.Add(time.Duration(k) * scaleStep) }
 	start := time.Now()
 	cpu0, err := promCPU(api)
 	if err != nil {
@@ -626,6 +692,7 @@ func runPrometheusScale(t *testing.T, prom, dir, rulesPath string, n int) scaleR
 			}
 		}
 	}
+	fleetMu.Lock()
 	for ; !at(k).After(time.Now()); k++ {
 		f.advance()
 		w.add(f, at(k).UnixMilli())
@@ -633,6 +700,7 @@ func runPrometheusScale(t *testing.T, prom, dir, rulesPath string, n int) scaleR
 			t.Fatal(err)
 		}
 	}
+	fleetMu.Unlock()
 	cpu1, err := promCPU(api)
 	if err != nil {
 		t.Fatal(err)
@@ -640,45 +708,34 @@ func runPrometheusScale(t *testing.T, prom, dir, rulesPath string, n int) scaleR
 	ingestCPU := (cpu1 - cpu0) / float64(w.samples) // per sample
 	res.notes = append(res.notes, fmt.Sprintf("history: %d samples remote-written in %s, %.2f µs of Prometheus CPU a sample",
 		w.samples, time.Since(start).Round(time.Millisecond), ingestCPU*1e6))
-	perStep := w.samples / k
 
-	writeConfig(true)
-	resp, err := http.Post(api+"/-/reload", "", nil)
+	// Scraping alone for a minute, then the rules too.
+	writeConfig(true, false)
+	reload()
+	time.Sleep(scaleStep)
+	cpu2, err := promCPU(api)
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("reload: %s", resp.Status)
+	time.Sleep(scaleEvery * scaleStep)
+	cpu3, err := promCPU(api)
+	if err != nil {
+		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	live := make(chan error, 1)
-	go func() {
-		for ; ; k++ {
-			select {
-			case <-ctx.Done():
-				live <- nil
-				return
-			case <-time.After(time.Until(at(k))):
-			}
-			f.advance()
-			w.add(f, at(k).UnixMilli())
-			if err := w.flush(); err != nil {
-				live <- err
-				return
-			}
-		}
-	}()
-	defer func() {
-		cancel()
-		if err := <-live; err != nil {
-			t.Errorf("live remote write: %v", err)
-		}
-	}()
+	scrapeCPU := time.Duration((cpu3 - cpu2) * float64(time.Second))
+	writeConfig(true, true)
+	reload()
 
 	// Groups start at an offset within the interval; polling once an
 	// interval reads each group's latest round.
 	time.Sleep(scaleWarm * scaleEvery * scaleStep)
+	profiled := make(chan error, 1)
+	if path := os.Getenv("RULES_PEER_PROM_CPUPROFILE"); path != "" {
+		go func() { profiled <- promProfile(api, path, 2*scaleEvery*scaleStep) }()
+		res.notes = append(res.notes, "CPU profile of two rounds in "+path)
+	} else {
+		profiled <- nil
+	}
 	var first, last map[string]float64
 	var groups float64
 	for r := 0; r < scaleRounds; r++ {
@@ -699,6 +756,9 @@ func runPrometheusScale(t *testing.T, prom, dir, rulesPath string, n int) scaleR
 		}
 		res.rounds = append(res.rounds, time.Duration(sums["prometheus_rule_group_last_duration_seconds"]*float64(time.Second)))
 	}
+	if err := <-profiled; err != nil {
+		t.Error(err)
+	}
 	if fails := last["prometheus_rule_evaluation_failures_total"]; fails > 0 {
 		t.Fatalf("prometheus: %g rule evaluations failed", fails)
 	}
@@ -708,9 +768,8 @@ func runPrometheusScale(t *testing.T, prom, dir, rulesPath string, n int) scaleR
 	res.notes = append(res.notes,
 		fmt.Sprintf("mean round over the timed window (prometheus_rule_group_duration_seconds sum/count): %s over %.1f rounds",
 			time.Duration(mean*float64(time.Second)).Round(time.Millisecond), evals),
-		fmt.Sprintf("CPU per round: %s, of which ingesting the round's %d steps ≈ %s (at the history's rate); %g group iterations missed",
-			time.Duration(cpu*float64(time.Second)).Round(time.Millisecond), scaleEvery,
-			time.Duration(ingestCPU*float64(perStep*scaleEvery)*float64(time.Second)).Round(time.Millisecond),
+		fmt.Sprintf("CPU per round (an interval): %s, of which scraping %d times ≈ %s (the interval before rules were loaded); %g group iterations missed",
+			time.Duration(cpu*float64(time.Second)).Round(time.Millisecond), scaleEvery, scrapeCPU.Round(time.Millisecond),
 			last["prometheus_rule_group_iterations_missed_total"]),
 		fmt.Sprintf("head: %.0f series, %.0f samples appended; RSS %.1f MiB, heap in use %.1f MiB",
 			last["prometheus_tsdb_head_series"], last["prometheus_tsdb_head_samples_appended_total"],
@@ -727,6 +786,27 @@ func runPrometheusScale(t *testing.T, prom, dir, rulesPath string, n int) scaleR
 		res.check[q] = s
 	}
 	return res
+}
+
+// promProfile writes a CPU profile of Prometheus over d to path.
+func promProfile(api, path string, d time.Duration) error {
+	resp, err := http.Get(fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", api, int(d.Seconds())))
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("prometheus profile: %s", resp.Status)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // promRuleTimes reads each rule's last evaluation time from the rules

@@ -1,6 +1,8 @@
 package rules
 
 import (
+	"slices"
+	"strings"
 	"sync"
 
 	"github.com/prometheus/common/model"
@@ -14,20 +16,33 @@ import (
 // thousands of checks most series are read by Prometheus, not by the
 // agent's own rules, and storing them cost most of the agent's memory.
 //
-// Selectors are indexed by metric name, so testing a series costs the
-// selectors of its own metric, not all of them.
+// Selectors are indexed by metric name and, within it, by the value of
+// one of their equality matchers, so testing a series costs the few
+// selectors that can select it: vigil_check_success{team="t17"} is tried
+// on team t17's series only, not on every check's series for every team's
+// selector. The same selector in several rules is kept once.
 type Selection struct {
 	mu     sync.RWMutex
 	exprs  map[string]bool
-	byName map[string][][]*labels.Matcher
+	byName map[string]*nameSelectors
 	// other are selectors without a fixed metric name ({job="x"},
 	// {__name__=~"vigil_.*"}).
 	other [][]*labels.Matcher
+	// known are the selectors added, as text.
+	known map[string]bool
+}
+
+// nameSelectors are the selectors of one metric name: by the label and
+// value of an equality matcher they have besides the name's, and those
+// without one.
+type nameSelectors struct {
+	byLabel map[string]map[string][][]*labels.Matcher
+	rest    [][]*labels.Matcher
 }
 
 // NewSelection returns an empty selection (it selects nothing).
 func NewSelection() *Selection {
-	return &Selection{exprs: map[string]bool{}, byName: map[string][][]*labels.Matcher{}}
+	return &Selection{exprs: map[string]bool{}, byName: map[string]*nameSelectors{}, known: map[string]bool{}}
 }
 
 // SelectionOf is the selection of the groups' rule expressions.
@@ -71,17 +86,45 @@ func (s *Selection) add(e parser.Expr) {
 	defer s.mu.Unlock()
 	s.exprs[e.String()] = true
 	for _, ms := range parser.ExtractSelectors(e) {
-		name := ""
+		text := make([]string, len(ms))
+		for i, m := range ms {
+			text[i] = m.String()
+		}
+		slices.Sort(text)
+		if key := strings.Join(text, ","); s.known[key] {
+			continue
+		} else {
+			s.known[key] = true
+		}
+		var name, keyed *labels.Matcher
 		for _, m := range ms {
-			if m.Name == model.MetricNameLabel && m.Type == labels.MatchEqual {
-				name = m.Value
+			switch {
+			case m.Type != labels.MatchEqual:
+			case m.Name == model.MetricNameLabel:
+				name = m
+			case keyed == nil && m.Value != "":
+				keyed = m
 			}
 		}
-		if name == "" {
+		if name == nil {
 			s.other = append(s.other, ms)
-		} else {
-			s.byName[name] = append(s.byName[name], ms)
+			continue
 		}
+		ns := s.byName[name.Value]
+		if ns == nil {
+			ns = &nameSelectors{byLabel: map[string]map[string][][]*labels.Matcher{}}
+			s.byName[name.Value] = ns
+		}
+		if keyed == nil {
+			ns.rest = append(ns.rest, ms)
+			continue
+		}
+		values := ns.byLabel[keyed.Name]
+		if values == nil {
+			values = map[string][][]*labels.Matcher{}
+			ns.byLabel[keyed.Name] = values
+		}
+		values[keyed.Value] = append(values[keyed.Value], ms)
 	}
 }
 
@@ -89,9 +132,18 @@ func (s *Selection) add(e parser.Expr) {
 func (s *Selection) Selects(lset labels.Labels) bool {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	for _, ms := range s.byName[lset.Get(model.MetricNameLabel)] {
-		if matchesAll(lset, ms) {
-			return true
+	if ns := s.byName[lset.Get(model.MetricNameLabel)]; ns != nil {
+		for _, ms := range ns.rest {
+			if matchesAll(lset, ms) {
+				return true
+			}
+		}
+		for name, values := range ns.byLabel {
+			for _, ms := range values[lset.Get(name)] {
+				if matchesAll(lset, ms) {
+					return true
+				}
+			}
 		}
 	}
 	for _, ms := range s.other {
@@ -107,7 +159,7 @@ func (s *Selection) Selects(lset labels.Labels) bool {
 func (s *Selection) Wants(name string) bool {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	if len(s.byName[name]) > 0 {
+	if s.byName[name] != nil {
 		return true
 	}
 	for _, ms := range s.other {
@@ -128,15 +180,11 @@ func nameMatches(ms []*labels.Matcher, name string) bool {
 	return true
 }
 
-// Len is the number of selectors.
+// Len is the number of distinct selectors.
 func (s *Selection) Len() int {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	n := len(s.other)
-	for _, v := range s.byName {
-		n += len(v)
-	}
-	return n
+	return len(s.known)
 }
 
 func matchesAll(lset labels.Labels, ms []*labels.Matcher) bool {

@@ -3,8 +3,12 @@ package rules
 import (
 	"fmt"
 	"io"
+	"slices"
 	"testing"
 	"time"
+
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/promql/parser"
 )
 
 func TestSelection(t *testing.T) {
@@ -47,6 +51,58 @@ func TestSelection(t *testing.T) {
 		if got := s.Selects(lset); got != tc.want {
 			t.Errorf("%s: selected %v, want %v", tc.series, got, tc.want)
 		}
+	}
+}
+
+// TestSelectionIndex: the index by metric name and equality matcher
+// selects exactly what testing every selector would.
+func TestSelectionIndex(t *testing.T) {
+	t.Parallel()
+	exprs := []string{
+		`vigil_check_success{team="t1"} == 0`,
+		`avg_over_time(vigil_check_success{team="t1"}[1h]) < 0.9`, // the same selector again
+		`vigil_check_success{check="c7"} == 0`,
+		`vigil_check_duration_seconds{team="t2",type="http"} > 1`,
+		`vigil_check_duration_seconds{type="tcp",team="t3"} > 1`,
+		`max(vigil_check_phase_duration_seconds{site="",phase="tls"})`,
+		`sum(vigil_check_phase_duration_seconds{phase=~"dns|connect",team="t1"})`,
+		`rate(vigil_check_runs_total{result!="success"}[5m])`,
+		`count({__name__=~"vigil_check_(success|duration_seconds)",site="ams"})`,
+	}
+	s := NewSelection()
+	var all [][]*labels.Matcher
+	for _, e := range exprs {
+		if _, err := s.AddExpr(e); err != nil {
+			t.Fatal(err)
+		}
+		expr, _ := ruleParser.ParseExpr(e)
+		all = append(all, parser.ExtractSelectors(expr)...)
+	}
+	if s.Len() != len(all)-1 {
+		t.Errorf("%d selectors kept, want %d (one repeats)", s.Len(), len(all)-1)
+	}
+	n := 0
+	for i := range 60 {
+		for _, name := range []string{"vigil_check_success", "vigil_check_duration_seconds", "vigil_check_phase_duration_seconds", "vigil_check_runs_total", "other"} {
+			for _, extra := range [][2]string{{"phase", []string{"dns", "connect", "tls"}[i%3]}, {"result", []string{"success", "failure"}[i%2]}} {
+				b := labels.NewBuilder(labels.FromStrings("__name__", name, "check", fmt.Sprintf("c%d", i), "team", fmt.Sprintf("t%d", i%4),
+					"type", []string{"http", "tcp"}[i%2], extra[0], extra[1]))
+				if i%3 == 0 {
+					b.Set("site", "ams")
+				}
+				lset := b.Labels()
+				want := slices.ContainsFunc(all, func(ms []*labels.Matcher) bool { return matchesAll(lset, ms) })
+				if got := s.Selects(lset); got != want {
+					t.Errorf("%s: selected %v, want %v", lset, got, want)
+				}
+				if want {
+					n++
+				}
+			}
+		}
+	}
+	if n == 0 {
+		t.Fatal("nothing selected: the case tests nothing")
 	}
 }
 
