@@ -11,7 +11,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 CONFIG      ?= examples/vigil.yml
 FUZZTIME    ?= 15s
 
-.PHONY: all build run test lint bench bench-peer bench-scale bench-sched bench-db bench-invoice bench-logscan bench-notify bench-ui fuzz clean
+.PHONY: all build run test lint bench bench-peer bench-scale bench-sched bench-soak bench-rules bench-db bench-invoice bench-logscan bench-notify bench-ui fuzz clean
 
 all: build
 
@@ -86,6 +86,17 @@ bench-peer:
 # VIGIL_SCALE_WARMUP (default 3m30s) and VIGIL_SCALE_WINDOW (default 60s).
 bench-scale:
 	$(GO) test -tags peerbench -run TestPeerScale -count 1 -v -timeout 60m ./agent/
+
+# 1,000 rules over 10,000 checks' series, beside Debian's Prometheus on the
+# same data and rule file.
+bench-rules:
+	$(GO) test -tags peerbench -run 'TestPeerRulesAtScale$$' -count 1 -v -timeout 40m ./rules/
+
+# An hour of `vigil run` with 10,000 http checks (VIGIL_SOAK_N, VIGIL_SOAK):
+# RSS, anonymous memory, CPU per run and the store's size minute by minute,
+# the status page, a check page and the API fetched every 5 minutes.
+bench-soak:
+	$(GO) test -tags peerbench -run TestPeerScaleSoak -count 1 -v -timeout 3h ./agent/
 
 # The scheduler at 10,000 checks: first runs over the start-up splay and run
 # starts per 5 s (fake clock), the start-up peak without splay, and

@@ -20,6 +20,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"os"
@@ -188,9 +189,9 @@ type scaleVigil struct {
 	pageBytes, metricBytes int
 	// rssViewed is RSS MiB 15 s after the status page, a check page and
 	// the API were fetched (after the window).
-	rssViewed float64
-	buckets                []int // check starts per 5 s of the window (from the store)
-	perSecMin, perSecMax   int
+	rssViewed            float64
+	buckets              []int // check starts per 5 s of the window (from the store)
+	perSecMin, perSecMax int
 }
 
 // measureVigil runs `vigil run` with n http checks, waits warmup, and
@@ -475,4 +476,69 @@ func TestPeerScale(t *testing.T) {
 	}
 	t.Logf("for BENCHMARKS.md (window %s, warm-up %s; RSS medians of samples every %s; endpoint times median of 5 on loopback, taken after the window):\n%s\n%s",
 		s.window, s.warmup, scaleBucket, header, strings.Join(lines, "\n"))
+}
+
+// TestPeerScaleSoak runs `vigil run` with VIGIL_SOAK_N http checks (default
+// 10,000) for VIGIL_SOAK (default 1h), fetching the status page, a check
+// page and the API every 5 minutes, and prints RSS, anonymous memory, CPU
+// per run and the store's size minute by minute: memory must not grow.
+func TestPeerScaleSoak(t *testing.T) {
+	if f := flag.Lookup("test.run"); f == nil || !strings.Contains(f.Value.String(), "TestPeerScaleSoak") {
+		t.Skip("takes an hour; run it by name: make bench-soak (-run TestPeerScaleSoak)")
+	}
+	n, dur := 10000, time.Hour
+	if v := os.Getenv("VIGIL_SOAK_N"); v != "" {
+		var err error
+		if n, err = strconv.Atoi(v); err != nil || n <= 0 {
+			t.Fatalf("VIGIL_SOAK_N: %q", v)
+		}
+	}
+	if v := os.Getenv("VIGIL_SOAK"); v != "" {
+		var err error
+		if dur, err = time.ParseDuration(v); err != nil {
+			t.Fatalf("VIGIL_SOAK: %v", err)
+		}
+	}
+	bin := buildVigil(t)
+	target := startScaleTarget(t)
+	cfg := writeScaleConfig(t, target, n)
+	dir := t.TempDir()
+	addr := freeAddr(t)
+	base := "http://" + addr
+	cmd := exec.Command(bin, "run", "--config.file", cfg, "--web.listen-address", addr,
+		"--storage.path", filepath.Join(dir, "vigil.db"), "--log.level", "warn")
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() }()
+	pid := cmd.Process.Pid
+	waitReady(t, base+"/-/ready", time.Now())
+	t.Logf("command: VIGIL_SOAK_N=%d VIGIL_SOAK=%s go test -tags peerbench -run TestPeerScaleSoak -count 1 -v -timeout 3h ./agent/  (make bench-soak)", n, dur)
+	t.Logf("| minute | RSS MiB | anon MiB | CPU ms/run in the minute | store MB |")
+	t.Logf("|---:|---:|---:|---:|---:|")
+	c0 := cpuSeconds(t, pid)
+	s0, f0, _ := runsTotal(t, base)
+	for m := 1; m <= int(dur/time.Minute); m++ {
+		time.Sleep(time.Minute)
+		if m%5 == 0 {
+			for _, p := range []string{"/", "/checks/t00000", "/api/v1/checks?limit=100"} {
+				timeGet(t, base+p, 1)
+			}
+		}
+		rss, anon, _ := rssKiB(t, pid)
+		c1 := cpuSeconds(t, pid)
+		s1, f1, _ := runsTotal(t, base)
+		var size int64
+		filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+			if err == nil && !d.IsDir() {
+				if fi, err := d.Info(); err == nil {
+					size += fi.Size()
+				}
+			}
+			return nil
+		})
+		t.Logf("| %d | %.1f | %.1f | %.3f | %.1f |", m, rss/1024, anon/1024, 1000*(c1-c0)/max(s1+f1-s0-f0, 1), float64(size)/1e6)
+		c0, s0, f0 = c1, s1, f1
+	}
 }
