@@ -59,6 +59,9 @@ type Options struct {
 	PublicRead bool
 	// MaxRequests bounds the pages and API calls served at once.
 	MaxRequests int
+	// KeepCodePages turns off the periodic release of the executable's
+	// resident pages (memtune.ReleasePages).
+	KeepCodePages bool
 	// AllowedHosts are Host names the agent answers to besides localhost,
 	// IP literals, its listen addresses and the machine's hostname
 	// ("*.example.com" for a whole domain); see web.Options.
@@ -249,7 +252,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	// A drill's rollback always runs: at shutdown it is waited for, and a
 	// drill a dead agent left running is rolled back now.
 	g.Go(func() error { return a.drills.Run(subCtx) })
-	g.Go(func() error { memtune.ReleasePages(subCtx, a.log); return nil })
+	if !a.opts.KeepCodePages {
+		g.Go(func() error { memtune.ReleasePages(subCtx, a.log); return nil })
+	}
 	// Registered before the agent says it is ready: a SIGHUP that arrives
 	// before the loop runs reloads instead of killing the process.
 	hup := make(chan os.Signal, 1)

@@ -197,14 +197,16 @@ type scaleVigil struct {
 // measureVigil runs `vigil run` with n http checks, waits warmup, and
 // measures over window. Endpoint timings are taken after the window, so
 // they are not in its CPU.
-func measureVigil(t *testing.T, bin, target string, n int, warmup, window time.Duration) scaleVigil {
+// measureVigil runs `vigil run` with n checks; extra flags are added to
+// its command line.
+func measureVigil(t *testing.T, bin, target string, n int, warmup, window time.Duration, extra ...string) scaleVigil {
 	t.Helper()
 	cfg := writeScaleConfig(t, target, n)
 	db := filepath.Join(t.TempDir(), "vigil.db")
 	addr := freeAddr(t)
 	base := "http://" + addr
-	cmd := exec.Command(bin, "run", "--config.file", cfg, "--web.listen-address", addr,
-		"--storage.path", db, "--log.level", "warn")
+	cmd := exec.Command(bin, append([]string{"run", "--config.file", cfg, "--web.listen-address", addr,
+		"--storage.path", db, "--log.level", "warn"}, extra...)...)
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -272,6 +274,20 @@ func measureVigil(t *testing.T, bin, target string, n int, warmup, window time.D
 		r.buckets, r.perSecMin, r.perSecMax = startHistogram(t, db, w0, w1)
 	}
 	return r
+}
+
+// noPageout is the flag that turns off memtune.ReleasePages.
+const noPageout = "--no-memory.release-code-pages"
+
+func pageoutLine(n string, with, without scaleVigil) string {
+	perRun := func(v scaleVigil) string {
+		if v.runs == 0 {
+			return "–"
+		}
+		return fmt.Sprintf("%.3f", 1000*v.cpu/v.runs)
+	}
+	return fmt.Sprintf("| %s | %.1f | %.1f | %.1f / %.1f | %.1f / %.1f | %s / %s |", n, with.rss, without.rss,
+		with.anon, without.anon, with.rssViewed, without.rssViewed, perRun(with), perRun(without))
 }
 
 func startHistogram(t *testing.T, db string, from, to time.Time) (buckets []int, perSecMin, perSecMax int) {
@@ -438,6 +454,10 @@ func TestPeerScale(t *testing.T) {
 	idle := measureVigil(t, bin, target, 0, min(s.warmup, 30*time.Second), s.window)
 	t.Logf("idle agent (0 checks): RSS %.1f MiB (anon %.1f, max %.1f), CPU %.2f%% of a core, GET / %.1f ms, /metrics %.1f KB",
 		idle.rss, idle.anon, idle.rssMax, 100*idle.cpu/idle.window, idle.pageMS, float64(idle.metricBytes)/1024)
+	// The same without the periodic MADV_PAGEOUT of the executable
+	// (--no-memory.release-code-pages): whether it still earns its place.
+	idleKeep := measureVigil(t, bin, target, 0, min(s.warmup, 30*time.Second), s.window, noPageout)
+	pageoutLines := []string{pageoutLine("0 (idle)", idle, idleKeep)}
 
 	bbPid, bbAddr := startBlackbox(t)
 	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
@@ -473,7 +493,14 @@ func TestPeerScale(t *testing.T) {
 			100*v.cpu/v.window, perRun, v.runs, b.rss, perProbe, perRun/perProbe, v.pageMS, v.apiMS, float64(v.metricBytes)/1024)
 		lines = append(lines, line)
 		t.Logf("\n%s\n%s", header, line)
+		if n == s.ns[len(s.ns)-1] {
+			keep := measureVigil(t, bin, target, n, s.warmup, s.window, noPageout)
+			pageoutLines = append(pageoutLines, pageoutLine(strconv.Itoa(n), v, keep))
+		}
 	}
+	t.Logf("release of the executable's pages (MADV_PAGEOUT after start-up and every 5 min) on and off, each in its own run:\n%s\n%s",
+		"| checks | RSS MiB with | RSS MiB without | RssAnon with / without | RSS after the pages with / without | CPU ms/run with / without |\n|---:|---:|---:|---:|---:|---:|",
+		strings.Join(pageoutLines, "\n"))
 	t.Logf("for BENCHMARKS.md (window %s, warm-up %s; RSS medians of samples every %s; endpoint times median of 5 on loopback, taken after the window):\n%s\n%s",
 		s.window, s.warmup, scaleBucket, header, strings.Join(lines, "\n"))
 }

@@ -90,6 +90,7 @@ Examples:
   kill -HUP $(pidof vigil)                       # reload the config (or POST /-/reload)`)
 	runConfig := runCmd.Flag("config.file", "Config file; without it the embedded default (host checks) is used.").PlaceHolder("FILE").String()
 	webFlags := kingpinflag.AddFlags(runCmd, ":9877")
+	releasePages := runCmd.Flag("memory.release-code-pages", "Hand the executable's resident code and read-only data back to the page cache after start-up and every few minutes (MADV_PAGEOUT; Linux). Pages in use fault back in. BENCHMARKS.md shows the footprint with and without.").Default("true").Bool()
 	maxRequests := runCmd.Flag("web.max-requests", "Pages and API calls served at once; more are answered 503 with Retry-After (a storm of browser tabs cannot starve the checks). /metrics and the health endpoints are not counted. 0: no bound.").Default("32").Int()
 	publicRead := runCmd.Flag("web.public-read", "With basic_auth_users in the web config: still serve the status page, the read-only API and /metrics without a password. State-changing calls always need a user (without users they are accepted from localhost only).").Bool()
 	allowedHosts := runCmd.Flag("web.allowed-host", "A Host name the agent answers to besides localhost, IP addresses, its listen addresses and this machine's hostname (repeatable; *.example.com for a domain). Requests for other names are refused with 421: a page that rebinds its name to this machine cannot use the agent (SECURITY.md).").PlaceHolder("NAME").Strings()
@@ -250,14 +251,15 @@ Examples:
 	switch cmd {
 	case runCmd.FullCommand():
 		return runAgent(ctx, stderr, log, agent.Options{
-			ConfigFile:   *runConfig,
-			StoragePath:  *storagePath,
-			Retention:    time.Duration(retention),
-			Logger:       log,
-			Web:          webFlags,
-			PublicRead:   *publicRead,
-			MaxRequests:  *maxRequests,
-			AllowedHosts: *allowedHosts,
+			ConfigFile:    *runConfig,
+			StoragePath:   *storagePath,
+			Retention:     time.Duration(retention),
+			Logger:        log,
+			Web:           webFlags,
+			PublicRead:    *publicRead,
+			MaxRequests:   *maxRequests,
+			KeepCodePages: !*releasePages,
+			AllowedHosts:  *allowedHosts,
 		})
 	case onceCmd.FullCommand():
 		return once(ctx, stdout, stderr, log, onceOptions{file: *onceConfig, only: *onceChecks, output: *onceOutput, verbose: *onceVerbose})

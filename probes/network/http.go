@@ -194,7 +194,7 @@ var (
 // so a changed file is read at the next reload.
 var (
 	transportsMu sync.Mutex
-	transports   = map[transportKey]*http.Transport{}
+	transports   = map[transportKey]http.RoundTripper{}
 )
 
 type transportKey struct {
@@ -202,7 +202,7 @@ type transportKey struct {
 	insecure                                   bool
 }
 
-func transportFor(cfg *HTTPConfig) (*http.Transport, error) {
+func transportFor(cfg *HTTPConfig) (http.RoundTripper, error) {
 	t := cfg.TLS
 	if t.CAFile != "" || t.CertFile != "" || t.KeyFile != "" {
 		return newTransport(cfg)
@@ -220,18 +220,22 @@ func transportFor(cfg *HTTPConfig) (*http.Transport, error) {
 	return tr, err
 }
 
-func newTransport(cfg *HTTPConfig) (*http.Transport, error) {
+// newTransport returns the round tripper for cfg: plain-HTTP requests
+// without a proxy go over plainTransport, the rest (HTTPS, proxies, HTTP/2)
+// over a keep-alive-free http.Transport.
+func newTransport(cfg *HTTPConfig) (http.RoundTripper, error) {
 	tlsCfg, err := cfg.TLS.Build("")
 	if err != nil {
 		return nil, err
 	}
+	// A connection lives for one request: TCP keep-alive probes would
+	// never fire, and setting them up cost four setsockopt calls a run.
+	dialer := &net.Dialer{KeepAlive: -1}
 	transport := &http.Transport{
 		TLSClientConfig: tlsCfg,
 		// Every run measures a fresh connection: DNS, connect and TLS included.
 		DisableKeepAlives: true,
-		// A connection lives for one request: TCP keep-alive probes would
-		// never fire, and setting them up cost four setsockopt calls a run.
-		DialContext: (&net.Dialer{KeepAlive: -1}).DialContext,
+		DialContext:       dialer.DialContext,
 		// The check's own ctx bounds the run; no separate transport timeouts.
 		ForceAttemptHTTP2: cfg.HTTPVersion != "1.1",
 	}
@@ -241,8 +245,9 @@ func newTransport(cfg *HTTPConfig) (*http.Transport, error) {
 	if cfg.ProxyURL != "" {
 		pu, _ := url.Parse(cfg.ProxyURL)
 		transport.Proxy = http.ProxyURL(pu)
+		return transport, nil
 	}
-	return transport, nil
+	return &plainTransport{dialer: dialer, fallback: transport}, nil
 }
 
 func newHTTP(c probes.Config, _ probes.Options) (probes.Prober, error) {
@@ -319,6 +324,7 @@ func (h *HTTP) Probe(ctx context.Context, log *slog.Logger) probes.Result {
 	if err != nil {
 		return probes.Failf(probes.ReasonError, "build request: %v", err)
 	}
+	req.Close = true // one request per connection: "Connection: close"
 	for k, v := range h.cfg.Headers {
 		if strings.EqualFold(k, "Host") {
 			req.Host = v
@@ -339,7 +345,7 @@ func (h *HTTP) Probe(ctx context.Context, log *slog.Logger) probes.Result {
 	defer resp.Body.Close()
 
 	body, readErr := io.ReadAll(io.LimitReader(resp.Body, h.cfg.MaxBodyBytes+1))
-	res.Phases = nil
+	res.Phases = res.Phases[:0]
 	h.addPhases(&res, t, time.Now())
 
 	res.AddKeyValue("vigil_http_status_code", float64(resp.StatusCode))
@@ -430,6 +436,9 @@ func truncate(s string, n int) string {
 }
 
 func (h *HTTP) addPhases(res *probes.Result, t *phaseTimer, bodyDone time.Time) {
+	if res.Phases == nil {
+		res.Phases = make([]probes.Phase, 0, 5)
+	}
 	add := func(name string, d time.Duration) {
 		res.Phases = append(res.Phases, probes.Phase{Name: name, Duration: d})
 	}
