@@ -34,7 +34,9 @@ import (
 	"github.com/vigil-project/vigil/agent/runbook"
 	"github.com/vigil-project/vigil/agent/runbook/lock"
 	"github.com/vigil-project/vigil/agent/scheduler"
+	"github.com/vigil-project/vigil/agent/slo"
 	"github.com/vigil-project/vigil/agent/store"
+	"github.com/vigil-project/vigil/agent/uptime"
 	"github.com/vigil-project/vigil/agent/web"
 	"github.com/vigil-project/vigil/agent/web/api"
 	"github.com/vigil-project/vigil/internal/memtune"
@@ -87,6 +89,8 @@ type Agent struct {
 	// steps print; refreshed on reload.
 	secrets  *redact.Redactor
 	trim     memtune.HeapTrimmer
+	uptime   uptime.Tracker
+	slos     *slo.Engine
 	reloadMu sync.Mutex
 }
 
@@ -110,6 +114,11 @@ func (a *Agent) load() (*loaded, error) {
 	if l.groups, err = ruleeval.Load(cfg); err != nil {
 		return nil, fmt.Errorf("%s: rule_files: %w", cfg.File, err)
 	}
+	sloGroups, err := slo.Groups(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("%s: slos: %w", cfg.File, err)
+	}
+	l.groups = append(l.groups, sloGroups...)
 	if l.plan, err = paging.BuildPlan(cfg, paging.ExternalURL(cfg, web.ListenAddresses(a.opts.Web))); err != nil {
 		return nil, fmt.Errorf("%s: %w", cfg.File, err)
 	}
@@ -136,7 +145,8 @@ func New(ctx context.Context, opts Options) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
-	if a.store, err = store.Open(ctx, opts.StoragePath, store.Options{Retention: opts.Retention, Logger: opts.Logger}); err != nil {
+	if a.store, err = store.Open(ctx, opts.StoragePath, store.Options{Retention: opts.Retention, Logger: opts.Logger,
+		HourRetention: hourRetention(l.cfg)}); err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
 	if err := a.wire(ctx, l); err != nil {
@@ -182,14 +192,17 @@ func (a *Agent) wire(ctx context.Context, l *loaded) error {
 		Pages: a.store, Runs: a.store, Reports: a.store, KnownCheck: func(name string) bool { return a.state.Config().HasCheck(name) },
 		Steps: runbook.Env{HTTP: &http.Client{}, Redactor: a.secrets}, ReportsDir: a.reportsDir, Logger: a.log}, l.drills)
 	a.rules.Apply(l.cfg, l.groups)
+	a.slos = slo.NewEngine(a.store, a.log)
+	a.slos.Set(l.cfg.SLOs)
 	for _, w := range []func(io.Writer){a.pager.WritePrometheus, a.store.WritePrometheus, a.runbooks.WritePrometheus,
-		a.drills.WritePrometheus, a.fanout.WritePrometheus} {
+		a.drills.WritePrometheus, a.fanout.WritePrometheus, a.slos.WritePrometheus} {
 		a.exporter.AddWriter(w)
 	}
 	a.exporter.Counter("vigil_notify_drill_dropped_total")
+	a.exporter.SetUptime(a.uptime.Ratios)
 	if a.web, err = web.New(web.Options{Flags: a.opts.Web, PublicRead: a.opts.PublicRead, MaxRequests: a.opts.MaxRequests, AllowedHosts: a.opts.AllowedHosts,
 		Logger: a.log, Metrics: a.exporter, Checks: a.state, Scheduler: a.sched, Rules: a.rules, Paging: a.pager,
-		Runbooks: a.runbooks, Drills: a.drills, Store: a.store, Trimmer: &a.trim, Known: api.KnownAll{a.rules, a.state}, Reload: a.Reload}); err != nil {
+		Runbooks: a.runbooks, Drills: a.drills, Store: a.store, Uptime: &a.uptime, SLOs: a.slos, Trimmer: &a.trim, Known: api.KnownAll{a.rules, a.state}, Reload: a.Reload}); err != nil {
 		return err
 	}
 	// The API shows each check's last known result until it runs again.
@@ -209,6 +222,12 @@ func (a *Agent) wire(ctx context.Context, l *loaded) error {
 	a.exporter.Gauge("vigil_start_time_seconds", float64(time.Now().Unix()))
 	a.recordReload(true)
 	return nil
+}
+
+// hourRetention is how long the store keeps hourly run counts: 35 days,
+// or the longest SLO window and a day when that is longer.
+func hourRetention(cfg *config.Config) time.Duration {
+	return max(store.DefaultHourRetention, cfg.LongestSLOWindow()+24*time.Hour)
 }
 
 // reportsDir is where drill reports are written: the config's
@@ -249,6 +268,8 @@ func (a *Agent) Run(ctx context.Context) error {
 	g.Go(func() error { return a.pager.Run(subCtx) })
 	g.Go(func() error { return a.fanout.Run(subCtx) })
 	g.Go(func() error { return a.rules.Run(subCtx) })
+	g.Go(func() error { a.uptime.Run(subCtx, a.store, a.log); return nil })
+	g.Go(func() error { a.slos.Run(subCtx); return nil })
 	// A drill's rollback always runs: at shutdown it is waited for, and a
 	// drill a dead agent left running is rolled back now.
 	g.Go(func() error { return a.drills.Run(subCtx) })
@@ -313,6 +334,8 @@ func (a *Agent) Reload(ctx context.Context) error {
 	// Swap first so results of the new jobs find their labels.
 	stale := a.state.Set(l.cfg, l.jobs)
 	a.rules.Apply(l.cfg, l.groups)
+	a.store.SetHourRetention(hourRetention(l.cfg))
+	a.slos.Set(l.cfg.SLOs)
 	a.pager.Apply(l.plan)
 	a.secrets.Set(config.SecretValues(l.cfg))
 	a.runbooks.SetRunbooks(l.runbooks)
@@ -365,6 +388,8 @@ func (a *Agent) onResult(job *scheduler.Job, r probes.Result) {
 	}
 	a.drills.OnResult(job.Name, r)
 	a.store.Record(store.Record{Check: job.Name, Type: job.Type, Result: r})
+	a.slos.Observe(job.Name)
+	a.uptime.Observe(job.Name)
 	a.trim.Kick()
 	if !r.Success {
 		a.log.Warn("check failed", "check", job.Name, "type", job.Type, "reason", string(r.Reason), "msg", r.Message, "duration", r.Duration)

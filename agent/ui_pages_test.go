@@ -29,6 +29,11 @@ func TestStatusPages(t *testing.T) {
   - name: impossible-disk
     type: host
     host: {cpu_sample: 10ms, cpu_max: 1, memory_max: 1, disk_free_min: 1}
+slos:
+  - name: host-up
+    description: step one
+    objective: 0.99
+    checks: [host, impossible-disk]
 `)
 	if err := a.Reload(context.Background()); err != nil {
 		t.Fatal(err)
@@ -39,6 +44,13 @@ func TestStatusPages(t *testing.T) {
 		}
 	}
 	if err := a.store.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// What the agent's loops refresh every minute.
+	if err := a.uptime.Refresh(context.Background(), a.store, time.Now(), true); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.slos.Refresh(context.Background(), time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	h := a.web.Handler()
@@ -57,8 +69,11 @@ func TestStatusPages(t *testing.T) {
 		want       []string
 	}{
 		{"/", "", 200, []string{`id="step-host"`, `data-check="impossible-disk" data-status="fail"`, `data-check="host" data-status="ok"`,
-			"disk_low", "<svg class=\"spark\"", "1. Host: CPU, memory, disk", "No checks configured for this step.", `name="csrf"`}},
+			"disk_low", `<span class="runbar"`, `<i class="fail" tabindex="0"`, "1. Host: CPU, memory, disk",
+			`data-slo="host-up"`, "step one", "99% / 30d", "50.00%", "1 / 2 runs failed", `class="budget over">-4900.00%`, `<svg class="burn"`,
+			`<td class="uptime">100%</td>`, `<td class="uptime">0.00%</td>`, "No checks configured for this step.", `name="csrf"`}},
 		{"/", "zh-CN,zh;q=0.9", 200, []string{"1. 服务器：CPU、内存、磁盘", "总览", `lang="zh-CN"`}},
+		{"/checks/host", "", 200, []string{`id="uptime"`, `<div data-window="24h"><dt>24h</dt><dd title="1 / 1">100%</dd>`, `<span class="runbar"`, `<i class="ok"`}},
 		{"/checks/impossible-disk", "", 200, []string{`id="last-failure"`, "disk_low", "Failure reasons in the history", "Run now", `data-key="violations"`}},
 		{"/checks/nope", "", 404, []string{"no check named nope"}},
 		{"/alerts", "", 200, []string{"No active alerts.", "New silence"}},

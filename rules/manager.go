@@ -129,28 +129,54 @@ func LoadFiles(baseDir string, patterns []string, defaultInterval time.Duration,
 			errs = append(errs, perrs...)
 			continue
 		}
-		for _, rg := range rgs.Groups {
-			g := &Group{Name: rg.Name, File: f, Interval: time.Duration(rg.Interval), Limit: rg.Limit}
-			if g.Interval == 0 {
-				g.Interval = defaultInterval
-			}
-			for _, r := range rg.Rules {
-				expr, err := ruleParser.ParseExpr(r.Expr)
-				if err != nil {
-					errs = append(errs, fmt.Errorf("%s: group %q: %w", f, rg.Name, err))
-					continue
-				}
-				lbls := labels.FromMap(mergeMaps(rg.Labels, r.Labels))
-				if r.Record != "" {
-					g.Rules = append(g.Rules, &RecordingRule{name: r.Record, expr: expr, labels: lbls})
-					continue
-				}
-				g.Rules = append(g.Rules, &AlertingRule{name: r.Alert, expr: expr, holdDuration: time.Duration(r.For),
-					keepFiringFor: time.Duration(r.KeepFiringFor), labels: lbls, annotations: labels.FromMap(r.Annotations),
-					external: external, externalURL: externalURL, log: log, active: map[uint64]*Alert{}})
-			}
-			groups = append(groups, g)
+		gs, err := buildGroups(f, rgs, defaultInterval, external, externalURL, log)
+		groups = append(groups, gs...)
+		errs = append(errs, err)
+	}
+	return groups, errors.Join(errs...)
+}
+
+// ParseGroups parses rule-file text that did not come from a file (rules
+// the agent generates, e.g. SLO burn-rate alerts); name stands for the
+// file in errors, rule keys and the rules API.
+func ParseGroups(name string, content []byte, defaultInterval time.Duration, external map[string]string, externalURL string, log *slog.Logger) ([]*Group, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	rgs, perrs := rulefmt.Parse(content, false, model.UTF8Validation, ruleParser, log)
+	if len(perrs) > 0 {
+		return nil, fmt.Errorf("%s: %w", name, errors.Join(perrs...))
+	}
+	return buildGroups(name, rgs, defaultInterval, external, externalURL, log)
+}
+
+// buildGroups turns parsed rule groups of file f into groups to evaluate.
+func buildGroups(f string, rgs *rulefmt.RuleGroups, defaultInterval time.Duration, external map[string]string, externalURL string, log *slog.Logger) ([]*Group, error) {
+	var (
+		groups []*Group
+		errs   []error
+	)
+	for _, rg := range rgs.Groups {
+		g := &Group{Name: rg.Name, File: f, Interval: time.Duration(rg.Interval), Limit: rg.Limit}
+		if g.Interval == 0 {
+			g.Interval = defaultInterval
 		}
+		for _, r := range rg.Rules {
+			expr, err := ruleParser.ParseExpr(r.Expr)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s: group %q: %w", f, rg.Name, err))
+				continue
+			}
+			lbls := labels.FromMap(mergeMaps(rg.Labels, r.Labels))
+			if r.Record != "" {
+				g.Rules = append(g.Rules, &RecordingRule{name: r.Record, expr: expr, labels: lbls})
+				continue
+			}
+			g.Rules = append(g.Rules, &AlertingRule{name: r.Alert, expr: expr, holdDuration: time.Duration(r.For),
+				keepFiringFor: time.Duration(r.KeepFiringFor), labels: lbls, annotations: labels.FromMap(r.Annotations),
+				external: external, externalURL: externalURL, log: log, active: map[uint64]*Alert{}})
+		}
+		groups = append(groups, g)
 	}
 	return groups, errors.Join(errs...)
 }

@@ -74,7 +74,7 @@ func TestPromtoolOracle(t *testing.T) {
 			"set VIGIL_PROMTOOL to one built with go install github.com/prometheus/prometheus/cmd/promtool@VERSION (.ci/run does)")
 	}
 	files, _ := filepath.Glob("testdata/oracle/*.test.yml")
-	files = append(files, "../examples/rules/vigil.rules.test.yml")
+	files = append(files, "../examples/rules/vigil.rules.test.yml", "../examples/slo/vigil-slos.rules.test.yml")
 	if len(files) < 4 {
 		t.Fatalf("oracle test files: %v", files)
 	}

@@ -31,8 +31,8 @@ type State struct {
 	cfg           *config.Config
 	// checks indexes cfg.Checks by name.
 	checks map[string]int
-	jobs          []scheduler.Job
-	last          map[string]*probes.Result
+	jobs   []scheduler.Job
+	last   map[string]*probes.Result
 }
 
 // New returns the state of a freshly started agent.

@@ -129,6 +129,16 @@ Examples:
   vigil rules test examples/rules/vigil.rules.test.yml`)
 	rulesTestFiles := rulesTestCmd.Arg("file", "Test files (promtool format).").Required().ExistingFiles()
 
+	sloCmd := app.Command("slo", "Service level objectives (slos: in the config).")
+	sloRulesCmd := sloCmd.Command("rules", `Print the multiwindow, multi-burn-rate alerting rules of the config's SLOs
+(the rules the agent evaluates itself) as a Prometheus rule file, for a
+central Prometheus that scrapes vigil.
+
+Examples:
+  vigil slo rules examples/vigil.yml > vigil-slos.rules.yml
+  vigil slo rules examples/vigil.yml | promtool check rules`)
+	sloRulesFile := sloRulesCmd.Arg("file", "Config file.").Required().ExistingFile()
+
 	einvoiceCmd := app.Command("einvoice", "Read e-invoices as the invoice checks do.")
 	einvoiceInspectCmd := einvoiceCmd.Command("inspect", `Decode e-invoices — PNG/JPEG images, PDF, OFD, XML files or raw QR payloads — and
 print their fields (type and its name, number, date, amount and its basis, check code), the
@@ -267,6 +277,8 @@ Examples:
 		return checkConfig(stdout, stderr, *checkFiles)
 	case rulesCheckCmd.FullCommand():
 		return checkRules(stdout, stderr, *rulesCheckFiles)
+	case sloRulesCmd.FullCommand():
+		return sloRules(stdout, stderr, *sloRulesFile)
 	case rulesTestCmd.FullCommand():
 		if !rules.TestFiles(stdout, stderr, *rulesTestFiles...) {
 			return ExitFailed

@@ -447,6 +447,8 @@ func TestRunEndToEnd(t *testing.T) {
 
 	a.waitMetric(t, `vigil_check_success\{check="impossible-disk",type="host",team="ops"\} 0`)
 	a.waitMetric(t, `vigil_check_success\{check="host",type="host"\} 1`)
+	// A check's first run brings its uptime within seconds, not a minute.
+	a.waitMetric(t, `vigil_check_uptime_ratio\{check="host",type="host",window="24h"\} 1`)
 	body := a.get(t, "/metrics")
 	for _, want := range []string{
 		`vigil_check_failure_info{check="impossible-disk",type="host",team="ops",reason="disk_low"} 1`,

@@ -10,6 +10,7 @@ import (
 	"math"
 	"reflect"
 	"sort"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -22,6 +23,7 @@ import (
 	"github.com/vigil-project/vigil/agent/ruleeval"
 	"github.com/vigil-project/vigil/agent/runbook"
 	"github.com/vigil-project/vigil/agent/scheduler"
+	"github.com/vigil-project/vigil/agent/slo"
 	"github.com/vigil-project/vigil/probes"
 )
 
@@ -211,6 +213,17 @@ func checkConfig(stdout, stderr io.Writer, files []string) int {
 				n += len(g.Rules)
 			}
 			fmt.Fprintf(stdout, "%s: %d rule group(s), %d rule(s)\n", f, len(groups), n)
+		}
+		if sloGroups, err := slo.Groups(cfg); err != nil {
+			fmt.Fprintf(stderr, "%s: FAILED: slos: %v\n", f, err)
+			code = ExitFailed
+			continue
+		} else if len(sloGroups) > 0 {
+			names := make([]string, len(cfg.SLOs))
+			for i, s := range cfg.SLOs {
+				names[i] = fmt.Sprintf("%s (%s over %s)", s.Name, strconv.FormatFloat(s.Objective*100, 'f', -1, 64)+"%", s.Window)
+			}
+			fmt.Fprintf(stdout, "%s: %d SLO(s): %s\n", f, len(cfg.SLOs), strings.Join(names, ", "))
 		}
 		rbs, err := runbook.LoadConfigured(cfg)
 		if err != nil {

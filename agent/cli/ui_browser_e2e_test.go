@@ -4,11 +4,13 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -206,8 +208,69 @@ func TestStatusPageInBrowser(t *testing.T) {
 	if strings.Join(steps, ",") != "step-host,step-database,step-invoice,step-network,step-logs,step-sync" {
 		t.Errorf("overview sections: %v", steps)
 	}
-	if sparks, _ := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll('tr[data-check="invoice_qr"] svg.spark').length`)); sparks != 1 {
-		t.Errorf("invoice_qr has %d sparklines", sparks)
+	// The run bar shows the runs /api/v1/checks has, oldest first, padded
+	// to 30 slots; the SLO's budget is the API's. A run may land between
+	// the page and the API call: compare a few times.
+	barMatches := func() (string, bool) {
+		if err := chromedp.Do(ctx, chromedp.Navigate(a.url+"/"), chromedp.WaitVisible(`tr[data-check="invoice_qr"]`)); err != nil {
+			t.Fatal(err)
+		}
+		bar, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`Array.from(document.querySelectorAll('tr[data-check="invoice_qr"] .runbar i')).map(i => i.className)`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		budget, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.querySelector('tr.slo[data-slo="invoice-generation"]').dataset.budget`))
+		_, body := c.do(t, "GET", "/api/v1/checks?name=invoice_qr&history=30", "")
+		type apiCheck struct {
+			Name    string
+			History []struct{ Success bool }
+		}
+		var list struct{ Checks []apiCheck }
+		if err := json.Unmarshal([]byte(body), &list); err != nil {
+			t.Fatalf("/api/v1/checks?name=invoice_qr: %v %s", err, body)
+		}
+		i := slices.IndexFunc(list.Checks, func(c apiCheck) bool { return c.Name == "invoice_qr" })
+		if i < 0 {
+			t.Fatalf("/api/v1/checks?name=invoice_qr has no invoice_qr: %s", body)
+		}
+		hist := list.Checks[i].History
+		want := make([]string, 30-len(hist))
+		for i := range want {
+			want[i] = "none"
+		}
+		for i := len(hist) - 1; i >= 0; i-- {
+			want = append(want, map[bool]string{true: "ok", false: "fail"}[hist[i].Success])
+		}
+		_, body = c.do(t, "GET", "/api/v1/slos", "")
+		var slos struct {
+			SLOs []struct {
+				Name            string
+				BudgetRemaining *float64 `json:"budget_remaining"`
+			}
+		}
+		json.Unmarshal([]byte(body), &slos)
+		apiBudget := ""
+		for _, sl := range slos.SLOs {
+			if sl.Name == "invoice-generation" && sl.BudgetRemaining != nil {
+				apiBudget = strconv.FormatFloat(*sl.BudgetRemaining, 'g', -1, 64)
+			}
+		}
+		got := fmt.Sprintf("bar %v budget %q", bar, budget)
+		return got + fmt.Sprintf(" / API bar %v budget %q", want, apiBudget),
+			slices.Equal(bar, want) && budget == apiBudget && apiBudget != ""
+	}
+	var last string
+	matched := false
+	for range 5 {
+		var ok bool
+		if last, ok = barMatches(); ok {
+			matched = true
+			break
+		}
+		time.Sleep(time.Second)
+	}
+	if !matched {
+		t.Errorf("overview and API disagree: %s", last)
 	}
 	screenshot(t, ctx, "01-overview.png")
 

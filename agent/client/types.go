@@ -82,6 +82,18 @@ type CheckView struct {
 	Config     map[string]any `json:"config"`
 	LastResult *ResultView    `json:"last_result"`
 	History    []HistoryEntry `json:"history"`
+	// Uptime is the share of passing runs over 24h, 7d and 30d.
+	Uptime []Uptime `json:"uptime"`
+}
+
+// Uptime is the share of a check's runs that passed over one window,
+// counted in whole hours (the oldest hour may start before the window).
+type Uptime struct {
+	Window string `json:"window"` // 24h, 7d or 30d
+	// Ratio is OK/Runs, null when the window has no runs.
+	Ratio *float64 `json:"ratio"`
+	Runs  int64    `json:"runs"`
+	OK    int64    `json:"ok"`
 }
 
 // Run is a runbook run with its timeline (GET /api/v1/runbooks/runs/{id});
@@ -203,4 +215,31 @@ type Error struct {
 type AddedSilence struct {
 	route.Silence
 	Warning string `json:"warning,omitempty"`
+}
+
+// SLO is a service level objective with its attainment and error budget
+// over its window (GET /api/v1/slos).
+type SLO struct {
+	Name        string   `json:"name"`
+	Description string   `json:"description,omitempty"`
+	Objective   float64  `json:"objective"`
+	Window      string   `json:"window"`
+	Checks      []string `json:"checks"`
+	// Runs and Failed are the checks' runs over the window (whole hours).
+	Runs   int64 `json:"runs"`
+	Failed int64 `json:"failed"`
+	// Attainment is the share of runs that passed, null without runs.
+	Attainment *float64 `json:"attainment"`
+	// BudgetRemaining is the share of the error budget left (negative when
+	// overspent), null without runs.
+	BudgetRemaining *float64 `json:"budget_remaining"`
+	// Burn is the budget remaining at the end of each hour with runs.
+	Burn       []BurnPoint `json:"burn"`
+	ComputedAt time.Time   `json:"computed_at,omitzero"`
+}
+
+// BurnPoint is the error budget remaining at a time.
+type BurnPoint struct {
+	At        time.Time `json:"at"`
+	Remaining float64   `json:"remaining"`
 }

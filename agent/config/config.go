@@ -53,6 +53,8 @@ type Config struct {
 	// Drills are globs of drill files (relative to the config file's
 	// directory when not absolute).
 	Drills FileGlobs `yaml:"drills" json:"drills,omitempty"`
+	// SLOs are objectives for the share of passing runs of some checks.
+	SLOs []SLO `yaml:"slos" json:"slos,omitempty"`
 	// DrillReportsDir is where drill reports are written as Markdown and
 	// JSON (default: drill-reports beside the store).
 	DrillReportsDir string `yaml:"drill_reports_dir" json:"drill_reports_dir,omitempty"`
@@ -241,6 +243,7 @@ func Parse(file string, data []byte) (*Config, error) {
 	d.validateNotify(root, &cfg.Notify)
 	d.validateRunbookLock(root, &cfg.RunbookLock)
 	d.validateGlobs(root, &cfg)
+	d.validateSLOs(root, &cfg)
 
 	if len(d.errs) > 0 {
 		sortErrors(d.errs)

@@ -67,6 +67,16 @@ func TestInvalid(t *testing.T) {
 			`:18:7: notify.receivers[1].name: duplicate receiver name "oncall"`,
 			`:21:7: notify.receivers[2]: receiver "empty" has no integrations (webhook_configs, pagerduty_configs, ...)`,
 		}},
+		{"invalid-slos.yml", []string{
+			`:5:5: slos[0].objective: must be a ratio between 0 and 1 exclusive, e.g. 0.999 for 99.9%, got 99.9`,
+			`:6:5: slos[0].window: must be between 1d and 90d, got 2h`,
+			`:7:19: slos[0].checks[1]: no check named "wbe"`,
+			`:8:5: slos[1].name: duplicate SLO name "web-up"`,
+			`:8:5: slos[1].checks: required: the checks whose runs the objective is about`,
+			`:10:14: slos[1].labels.bad-label: invalid label name (must match [a-zA-Z_][a-zA-Z0-9_]* and not start with __)`,
+			`:11:5: slos[2].name: required`,
+			`:13:5: slos[2].windw: unknown field (did you mean "window"?)`,
+		}},
 		{"invalid-duplicate-name.yml", []string{
 			`:6:11: checks[2].name: duplicate check name "host" (first defined at line 2)`,
 		}},

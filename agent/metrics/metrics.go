@@ -46,6 +46,17 @@ type Exporter struct {
 	checks map[string]*checkSeries
 	// order is checks sorted by name, rebuilt after a check comes or goes.
 	order []*checkSeries
+	// uptime reads a check's uptime per window (24h, 7d, 30d); nil: none
+	// exported.
+	uptime func(check string) (ratios [3]float64, ok [3]bool)
+}
+
+// SetUptime sets where vigil_check_uptime_ratio comes from; call it before
+// the first scrape.
+func (e *Exporter) SetUptime(f func(check string) (ratios [3]float64, ok [3]bool)) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.uptime = f
 }
 
 // checkSeries is what one check's series are rendered from.

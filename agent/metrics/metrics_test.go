@@ -197,6 +197,16 @@ func TestFailureThreshold(t *testing.T) {
 // colliding labels, collectors and failures.
 func TestSamplesMatchText(t *testing.T) {
 	e := New()
+	// Uptime: c0000 has all three windows, c0001 only 30 days, the rest none.
+	e.SetUptime(func(check string) ([3]float64, [3]bool) {
+		switch check {
+		case "c0000":
+			return [3]float64{1, 0.99, 0.5}, [3]bool{true, true, true}
+		case "c0001":
+			return [3]float64{0, 0, 0.25}, [3]bool{false, false, true}
+		}
+		return [3]float64{}, [3]bool{}
+	})
 	start := time.Unix(1700000000, 250_000_000)
 	for i := range 3*renderChunk + 7 {
 		c := Check{Name: fmt.Sprintf("c%04d", i), Type: "http", Interval: time.Minute, FailureThreshold: 1 + i%3,
@@ -235,6 +245,18 @@ func TestSamplesMatchText(t *testing.T) {
 			}
 			fromText[lset.String()] = v
 		}
+	}
+	for series, want := range map[string]float64{
+		`{__name__="vigil_check_uptime_ratio", check="c0000", process="user", team="t0", type="http", window="24h"}`: 1,
+		`{__name__="vigil_check_uptime_ratio", check="c0000", process="user", team="t0", type="http", window="30d"}`: 0.5,
+		`{__name__="vigil_check_uptime_ratio", check="c0001", process="user", team="t1", type="http", window="30d"}`: 0.25,
+	} {
+		if got, ok := fromText[series]; !ok || got != want {
+			t.Errorf("%s = %v (present %v), want %v", series, got, ok, want)
+		}
+	}
+	if n := strings.Count(b.String(), "vigil_check_uptime_ratio{"); n != 4 {
+		t.Errorf("%d uptime series, want 4 (windows without runs are absent)", n)
 	}
 	fromSamples := map[string]float64{}
 	e.Samples(func(string) bool { return true }, func(l labels.Labels, v float64) { fromSamples[l.String()] = v })

@@ -17,10 +17,11 @@ type coreFamily struct {
 	name, typ, help string
 	// each calls add for each of the check's series in this family: the
 	// family labels beyond the check's, and the value.
-	each func(cs *checkSeries, add func(extra []probes.Label, v float64))
+	each func(e *Exporter, cs *checkSeries, add func(extra []probes.Label, v float64))
 }
 
 var (
+	uptimeWindows = [3][]probes.Label{{{Name: "window", Value: "24h"}}, {{Name: "window", Value: "7d"}}, {{Name: "window", Value: "30d"}}}
 	resultSuccess = []probes.Label{{Name: "result", Value: "success"}}
 	resultFailure = []probes.Label{{Name: "result", Value: "failure"}}
 )
@@ -28,43 +29,55 @@ var (
 // coreFamilies are sorted by name, as /metrics lists families.
 var coreFamilies = []coreFamily{
 	{"vigil_check_consecutive_failures", "gauge", "Failed runs in a row of the check (0 after a success).",
-		func(cs *checkSeries, add func([]probes.Label, float64)) {
+		func(e *Exporter, cs *checkSeries, add func([]probes.Label, float64)) {
 			add(nil, float64(cs.consecutive))
 		}},
 	{"vigil_check_duration_seconds", "gauge", "Duration of the check's last run.",
-		func(cs *checkSeries, add func([]probes.Label, float64)) {
+		func(e *Exporter, cs *checkSeries, add func([]probes.Label, float64)) {
 			add(nil, cs.last.Duration.Seconds())
 		}},
 	{"vigil_check_failure_info", "gauge", "1 for the reason the check fails (once failure_threshold runs in a row failed); absent while it passes.",
-		func(cs *checkSeries, add func([]probes.Label, float64)) {
+		func(e *Exporter, cs *checkSeries, add func([]probes.Label, float64)) {
 			if cs.failing && !cs.last.Success {
 				add([]probes.Label{{Name: "reason", Value: string(cs.last.Reason)}}, 1)
 			}
 		}},
 	{"vigil_check_interval_seconds", "gauge", "The check's configured interval (a check not run for twice this is stale).",
-		func(cs *checkSeries, add func([]probes.Label, float64)) {
+		func(e *Exporter, cs *checkSeries, add func([]probes.Label, float64)) {
 			if cs.check.Interval > 0 {
 				add(nil, cs.check.Interval.Seconds())
 			}
 		}},
 	{"vigil_check_last_run_timestamp_seconds", "gauge", "Unix time the check's last run started.",
-		func(cs *checkSeries, add func([]probes.Label, float64)) {
+		func(e *Exporter, cs *checkSeries, add func([]probes.Label, float64)) {
 			add(nil, float64(cs.last.Start.UnixNano())/1e9)
 		}},
 	{"vigil_check_phase_duration_seconds", "gauge", "Duration of each phase of the check's last run (dns, connect, tls, processing, transfer and the like).",
-		func(cs *checkSeries, add func([]probes.Label, float64)) {
+		func(e *Exporter, cs *checkSeries, add func([]probes.Label, float64)) {
 			for _, p := range cs.last.Phases {
 				add([]probes.Label{{Name: "phase", Value: p.Name}}, p.Duration.Seconds())
 			}
 		}},
 	{"vigil_check_runs_total", "counter", "Runs of the check since the agent started, by result (success or failure).",
-		func(cs *checkSeries, add func([]probes.Label, float64)) {
+		func(e *Exporter, cs *checkSeries, add func([]probes.Label, float64)) {
 			// Both exist from the first run so rate() sees the first increment.
 			add(resultFailure, float64(cs.runs[1]))
 			add(resultSuccess, float64(cs.runs[0]))
 		}},
+	{"vigil_check_uptime_ratio", "gauge", "Share of the check's runs that passed over the window (24h, 7d, 30d; counted in whole hours, from the store, refreshed every minute for 24h and every 15 minutes for the others); absent for a window without runs.",
+		func(e *Exporter, cs *checkSeries, add func([]probes.Label, float64)) {
+			if e.uptime == nil {
+				return
+			}
+			r, ok := e.uptime(cs.check.Name)
+			for i := range r {
+				if ok[i] {
+					add(uptimeWindows[i], r[i])
+				}
+			}
+		}},
 	{"vigil_check_success", "gauge", "1 if the check passes, 0 once it has failed failure_threshold runs in a row.",
-		func(cs *checkSeries, add func([]probes.Label, float64)) {
+		func(e *Exporter, cs *checkSeries, add func([]probes.Label, float64)) {
 			add(nil, boolFloat(!cs.failing))
 		}},
 }
@@ -180,7 +193,7 @@ func (e *Exporter) writeChecks(w io.Writer) {
 				}
 				if f.core != nil {
 					if cs.last != nil {
-						f.core.each(cs, add)
+						f.core.each(e, cs, add)
 					}
 				} else {
 					src.each(f.name, add)
@@ -324,7 +337,7 @@ func (e *Exporter) Samples(want func(name string) bool, emit func(lset labels.La
 			}
 			if f.core != nil {
 				if cs.last != nil {
-					f.core.each(cs, add)
+					f.core.each(e, cs, add)
 				}
 			} else {
 				src.each(f.name, add)

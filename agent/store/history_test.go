@@ -406,8 +406,10 @@ func TestMigrateCompactsHistory(t *testing.T) {
 func TestTidy(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "vigil.db")
-	s := openStore(t, path, Options{})
-	t0 := time.Now().Add(-30 * 24 * time.Hour)
+	// Hours are kept 35 days: the runs 40 days ago leave neither results
+	// nor hourly counts behind.
+	s := openStore(t, path, Options{HourRetention: DefaultHourRetention})
+	t0 := time.Now().Add(-40 * 24 * time.Hour)
 	for i := range 3000 {
 		s.Record(Record{Check: fmt.Sprintf("gone-%d", i%30), Type: "http", Result: httpResult(t0.Add(time.Duration(i)*time.Second), 1)})
 	}
@@ -432,7 +434,7 @@ func TestTidy(t *testing.T) {
 	}
 	rows.Close()
 	if !reflect.DeepEqual(names, []string{"kept"}) {
-		t.Errorf("checks after reopening: %q, want only the one with results", names)
+		t.Errorf("checks after reopening: %q, want only the one with results and hourly counts", names)
 	}
 
 	pages := func() (total, free int) {

@@ -107,6 +107,19 @@ const (
 	journalSizeLimit = 0
 )
 
+// SetHourRetention changes how long hourly run counts are kept (a reload
+// that adds a longer SLO window); never shorter than the history.
+func (s *Store) SetHourRetention(d time.Duration) {
+	if d > 0 && s.retention > 0 {
+		d = max(d, s.retention)
+	}
+	s.hourRetention.Store(int64(d))
+}
+
+// DefaultHourRetention keeps the hourly run counts for a 30-day uptime
+// and SLO window plus a margin: 10,000 checks take about 7.2 million rows.
+const DefaultHourRetention = 35 * 24 * time.Hour
+
 // ErrClosed is returned by Flush after Close.
 var ErrClosed = errors.New("store is closed")
 
@@ -127,6 +140,11 @@ type Options struct {
 	// means no cap. Enforced by the sweep, so only with Retention > 0 or
 	// on Prune.
 	MaxResultsPerCheck int
+	// HourRetention is how long the hourly run counts behind uptime and
+	// SLOs are kept (check_hours, one row per check and hour). 0 means
+	// DefaultHourRetention, or forever when Retention is 0; it is never
+	// shorter than Retention.
+	HourRetention time.Duration
 	// QueueSize is how many records may wait for the writer (default 1024).
 	QueueSize int
 	// EnqueueTimeout is how long Record waits for room in a full queue
@@ -141,8 +159,10 @@ type Store struct {
 	w, r           *sql.DB
 	log            *slog.Logger
 	enqueueTimeout time.Duration
-	pruneChunk     int // rows per sweep transaction; a field for tests
-	maxResults     int // per check; 0 for no cap
+	pruneChunk     int           // rows per sweep transaction; a field for tests
+	maxResults     int           // per check; 0 for no cap
+	hourRetention  atomic.Int64  // time.Duration; 0: keep check_hours forever
+	retention      time.Duration // of the history; 0: forever
 	pruneMu        sync.Mutex
 
 	ids    ids        // the writer's check and shape ids
@@ -267,6 +287,13 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("open store %s for reading: %w", path, err)
 	}
 
+	hourRetention := opts.HourRetention
+	if hourRetention == 0 && opts.Retention > 0 {
+		hourRetention = DefaultHourRetention
+	}
+	if hourRetention > 0 && opts.Retention > 0 {
+		hourRetention = max(hourRetention, opts.Retention)
+	}
 	maxResults := opts.MaxResultsPerCheck
 	if maxResults == 0 && opts.Retention > 0 {
 		maxResults = max(1, int(opts.Retention/DefaultResultSpacing))
@@ -277,6 +304,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		enqueueTimeout: opts.EnqueueTimeout,
 		pruneChunk:     pruneChunk,
 		maxResults:     max(0, maxResults),
+		retention:      opts.Retention,
 		queue:          make(chan row, opts.QueueSize),
 		flushReq:       make(chan chan error),
 		stop:           make(chan struct{}),
@@ -284,6 +312,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		checkpointReq:  make(chan struct{}, 1),
 		walPath:        abs + "-wal",
 	}
+	s.hourRetention.Store(int64(hourRetention))
 	// The background loops' context is the store's lifetime, not Open's
 	// ctx, which only bounds opening.
 	bctx, cancel := context.WithCancel(context.Background())
@@ -320,7 +349,8 @@ func dsn(abs string, params ...string) string {
 // once, at start-up, in roughly the time quick_check took.
 func tidy(ctx context.Context, db *sql.DB, log *slog.Logger, minFree int64) error {
 	if _, err := db.ExecContext(ctx, `DELETE FROM checks
-		WHERE NOT EXISTS (SELECT 1 FROM check_results WHERE check_id = checks.id)`); err != nil {
+		WHERE NOT EXISTS (SELECT 1 FROM check_results WHERE check_id = checks.id)
+		AND NOT EXISTS (SELECT 1 FROM check_hours WHERE check_id = checks.id)`); err != nil {
 		return fmt.Errorf("forget checks without results: %w", err)
 	}
 	var pages, free, size int64

@@ -186,11 +186,19 @@ func (s *Store) insert(batch []row) (err error) {
 		return fmt.Errorf("prepare insert: %w", err)
 	}
 	defer stmt.Close()
+	hours := make(map[hourKey]hourCount, len(batch))
 	for _, w := range batch {
 		checkID, err := res.check(w.check)
 		if err != nil {
 			return err
 		}
+		k := hourKey{checkID, hourOf(w.startMS)}
+		c := hours[k]
+		c.runs++
+		if w.success {
+			c.ok++
+		}
+		hours[k] = c
 		shapeID, err := res.shape(w.typ, w.shape)
 		if err != nil {
 			return err
@@ -204,10 +212,48 @@ func (s *Store) insert(batch []row) (err error) {
 			return fmt.Errorf("insert check result: %w", err)
 		}
 	}
+	if err := addHours(ctx, tx, hours); err != nil {
+		return err
+	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("commit check results: %w", err)
 	}
 	res.keep()
+	return nil
+}
+
+// hourKey is a check's hour in check_hours; hourCount its runs.
+type (
+	hourKey   struct{ check, hour int64 }
+	hourCount struct{ runs, ok int64 }
+)
+
+// hourOf is the check_hours hour of a start time in unix milliseconds.
+func hourOf(ms int64) int64 {
+	h := ms / 3_600_000
+	if ms < 0 && ms%3_600_000 != 0 {
+		h-- // floor, for starts before 1970 in hand-made tests
+	}
+	return h
+}
+
+// addHours adds a batch's runs to check_hours: one upsert per check and
+// hour, not per run.
+func addHours(ctx context.Context, tx *sql.Tx, hours map[hourKey]hourCount) error {
+	if len(hours) == 0 {
+		return nil
+	}
+	stmt, err := tx.PrepareContext(ctx, `INSERT INTO check_hours (check_id, hour, runs, ok) VALUES (?, ?, ?, ?)
+		ON CONFLICT (check_id, hour) DO UPDATE SET runs = runs + excluded.runs, ok = ok + excluded.ok`)
+	if err != nil {
+		return fmt.Errorf("prepare hourly counts: %w", err)
+	}
+	defer stmt.Close()
+	for k, c := range hours {
+		if _, err := stmt.ExecContext(ctx, k.check, k.hour, c.runs, c.ok); err != nil {
+			return fmt.Errorf("add hourly counts: %w", err)
+		}
+	}
 	return nil
 }
 
@@ -357,7 +403,16 @@ func (s *Store) prune(ctx context.Context, olderThan time.Time) (st pruneStats, 
 	// listed, to below the cap.
 	s.pruneMu.Lock()
 	defer s.pruneMu.Unlock()
-	sw := &sweep{s: s, ctx: ctx, st: &st}
+	sw := &sweep{s: s, ctx: ctx, st: &st, hourCutoff: math.MinInt64}
+	if hr := time.Duration(s.hourRetention.Load()); hr > 0 {
+		// The sweep's now is olderThan plus the retention; hours outlive
+		// the history they count: never cut later than it.
+		now := time.Now()
+		if s.retention > 0 {
+			now = olderThan.Add(s.retention)
+		}
+		sw.hourCutoff = hourOf(min(now.Add(-hr).UnixMilli(), olderThan.UnixMilli()))
+	}
 	defer sw.rollback()
 	cutoff := olderThan.UnixMilli()
 	for after := int64(math.MinInt64); ; {
@@ -422,12 +477,15 @@ func (s *Store) checkCounts(ctx context.Context, after int64) ([]checkCount, err
 
 // sweep is one prune's open transaction and what it has done so far.
 type sweep struct {
-	s     *Store
-	ctx   context.Context
-	st    *pruneStats
-	tx    *sql.Tx
-	began time.Time
-	rows  int // deleted in tx
+	s   *Store
+	ctx context.Context
+	st  *pruneStats
+	// hourCutoff is the first hour of check_hours kept (math.MinInt64:
+	// all of them).
+	hourCutoff int64
+	tx         *sql.Tx
+	began      time.Time
+	rows       int // deleted in tx
 }
 
 // check deletes check id's rows before cutoff, then its oldest rows beyond
@@ -436,6 +494,15 @@ func (sw *sweep) check(id, n, cutoff int64) error {
 	old, err := sw.deleteOldest(id, cutoff, math.MaxInt64)
 	if err != nil {
 		return err
+	}
+	if sw.hourCutoff > math.MinInt64 {
+		// At most one row per hour: one statement, in the open transaction.
+		if err := sw.begin(); err != nil {
+			return err
+		}
+		if _, err := sw.tx.ExecContext(sw.ctx, `DELETE FROM check_hours WHERE check_id = ? AND hour < ?`, id, sw.hourCutoff); err != nil {
+			return err
+		}
 	}
 	if limit := int64(sw.s.maxResults); limit > 0 && n-old > limit {
 		deleted, err := sw.deleteOldest(id, math.MaxInt64, n-old-limit)

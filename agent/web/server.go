@@ -66,6 +66,8 @@ type Options struct {
 	Runbooks  api.Runbooks
 	Drills    api.Drills
 	Store     Store
+	Uptime    api.Uptime
+	SLOs      api.SLOs
 	Trimmer   ui.Trimmer
 	// Known are the label sets silences are checked against.
 	Known api.Known
@@ -105,7 +107,7 @@ func New(opts Options) (*Server, error) {
 		s.busy = make(chan struct{}, opts.MaxRequests)
 	}
 	s.api = api.New(api.Options{Checks: opts.Checks, Scheduler: opts.Scheduler, Paging: opts.Paging, Runbooks: opts.Runbooks,
-		Drills: opts.Drills, Store: opts.Store, Known: opts.Known, Reload: opts.Reload, Logger: opts.Logger})
+		Drills: opts.Drills, Store: opts.Store, Uptime: opts.Uptime, SLOs: opts.SLOs, Known: opts.Known, Reload: opts.Reload, Logger: opts.Logger})
 	s.site = ui.NewSite(ui.SiteOptions{API: s.api, Scheduler: opts.Scheduler, Paging: opts.Paging, Runbooks: opts.Runbooks,
 		Drills: opts.Drills, Store: opts.Store, Rules: opts.Rules, Trimmer: opts.Trimmer, Reload: opts.Reload,
 		AuthEnabled: func() bool { c, _ := s.web.current(); return len(c.Users) > 0 }, CSRF: s.csrf,

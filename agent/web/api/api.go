@@ -17,6 +17,7 @@ import (
 	"github.com/vigil-project/vigil/agent/notify/outbox"
 	"github.com/vigil-project/vigil/agent/notify/route"
 	"github.com/vigil-project/vigil/agent/runbook"
+	"github.com/vigil-project/vigil/agent/slo"
 	"github.com/vigil-project/vigil/agent/store"
 	"github.com/vigil-project/vigil/agent/web/httpx"
 	"github.com/vigil-project/vigil/probes"
@@ -73,6 +74,17 @@ type Store interface {
 	Run(ctx context.Context, id string) (store.RunRow, []store.RunEvent, error)
 	DrillRuns(ctx context.Context, drill string, limit int, states ...string) ([]store.DrillRow, error)
 	DrillRun(ctx context.Context, id string) (store.DrillRow, error)
+	CheckUptime(ctx context.Context, check string, now time.Time, windows []time.Duration) ([]store.Counts, error)
+}
+
+// SLOs are the configured SLOs as last computed.
+type SLOs interface {
+	Statuses() []slo.Status
+}
+
+// Uptime is every check's cached uptime per window (uptime.Windows).
+type Uptime interface {
+	Get(check string) [3]store.Counts
 }
 
 // Options are the subsystems the API serves.
@@ -83,6 +95,11 @@ type Options struct {
 	Runbooks  Runbooks
 	Drills    Drills
 	Store     Store
+	// Uptime is the cached uptime the check lists show (nil: none); a
+	// single check's view reads the store instead.
+	Uptime Uptime
+	// SLOs are the configured SLOs (nil: none).
+	SLOs SLOs
 	// Known are the label sets alerts and silences can be about; a
 	// silence matching none of them is kept, with a warning.
 	Known Known
@@ -116,6 +133,8 @@ type API struct {
 	runbooks Runbooks
 	drills   Drills
 	store    Store
+	uptime   Uptime
+	slos     SLOs
 	known    Known
 	reload   func(ctx context.Context) error
 	log      *slog.Logger
@@ -132,7 +151,7 @@ func New(opts Options) *API {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	return &API{state: opts.Checks, sched: opts.Scheduler, pager: opts.Paging, runbooks: opts.Runbooks,
-		drills: opts.Drills, store: opts.Store, known: opts.Known, reload: opts.Reload, log: opts.Logger}
+		drills: opts.Drills, store: opts.Store, uptime: opts.Uptime, slos: opts.SLOs, known: opts.Known, reload: opts.Reload, log: opts.Logger}
 }
 
 // Routes registers the API's routes with their access levels.
@@ -141,6 +160,7 @@ func (api *API) Routes(rt httpx.Router) {
 	rt.Read("GET /api/v1/checks", api.handleChecks)
 	rt.Read("GET /api/v1/checks/{name}", api.handleCheck)
 	rt.Write("POST /api/v1/checks/{name}/run", api.handleRun)
+	rt.Read("GET /api/v1/slos", api.handleSLOs)
 	api.notifyRoutes(rt)
 	api.runbookRoutes(rt)
 	api.drillRoutes(rt)

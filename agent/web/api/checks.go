@@ -15,6 +15,8 @@ import (
 	"github.com/vigil-project/vigil/agent/client"
 	"github.com/vigil-project/vigil/agent/config"
 	"github.com/vigil-project/vigil/agent/scheduler"
+	"github.com/vigil-project/vigil/agent/store"
+	"github.com/vigil-project/vigil/agent/uptime"
 	"github.com/vigil-project/vigil/agent/web/httpx"
 	"github.com/vigil-project/vigil/probes"
 	"gopkg.in/yaml.v3"
@@ -48,7 +50,27 @@ func (api *API) CheckViews(ctx context.Context, limit int, only string, withConf
 	if err := api.withHistory(ctx, views, limit); err != nil {
 		return nil, err
 	}
+	if only != "" && len(views) == 1 {
+		// One check: its uptime as of now, not the minute-old cache.
+		counts, err := api.store.CheckUptime(ctx, only, time.Now(), uptime.Windows[:])
+		if err != nil {
+			return nil, err
+		}
+		views[0].Uptime = uptimeViews(counts)
+	}
 	return views, nil
+}
+
+// uptimeViews are the API's form of counts per uptime.Windows.
+func uptimeViews(counts []store.Counts) []client.Uptime {
+	out := make([]client.Uptime, len(counts))
+	for i, c := range counts {
+		out[i] = client.Uptime{Window: uptime.WindowNames[i], Runs: c.Runs, OK: c.OK}
+		if r, ok := c.Ratio(); ok {
+			out[i].Ratio = &r
+		}
+	}
+	return out
 }
 
 // Brief is what the overview needs of every check to group, count and
@@ -96,6 +118,10 @@ func (api *API) view(c config.Check, withConfig bool) client.CheckView {
 	if r, ok := api.state.Last(c.Name); ok {
 		rv := client.NewResultView(r)
 		v.LastResult = &rv
+	}
+	if api.uptime != nil {
+		u := api.uptime.Get(c.Name)
+		v.Uptime = uptimeViews(u[:])
 	}
 	return v
 }

@@ -165,6 +165,7 @@ const (
 )
 
 type overviewData struct {
+	SLOs        []client.SLO
 	Steps       []uiStep
 	Total       int
 	Failing     int
@@ -273,6 +274,9 @@ func (site *Site) pageOverview(w http.ResponseWriter, r *http.Request) {
 	}
 	if runs, err := site.opts.Store.Runs(r.Context(), 100, runbook.StateWaitingApproval); err == nil {
 		d.Approvals = len(runs)
+	}
+	if d.Query == "" {
+		d.SLOs = site.opts.API.SLOViews()
 	}
 	if run := site.opts.Drills.Current(); run != nil {
 		d.ActiveDrill = run.Drill.Name

@@ -15,10 +15,12 @@ import (
 	"math"
 	"net/http"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/vigil-project/vigil/agent/client"
 	"github.com/vigil-project/vigil/agent/runbook"
 	"golang.org/x/text/language"
 )
@@ -180,9 +182,109 @@ func Sparkline(points []Point, width, height int) template.HTML {
 		width, height, width, height, strings.TrimSpace(line.String()), dots.String()))
 }
 
+// RunBar draws a check's last runs as a bar of slots, oldest left, newest
+// right: green for a pass, red for a failure, grey for no run yet (a new
+// check, an hourly check's first hours). Each slot names its time, result,
+// reason and duration on hover (title) and on tap or keyboard focus (the
+// data-tip shown by CSS), without script. history is newest first, as the
+// API gives it.
+func RunBar(lang string, history []client.HistoryEntry, slots int) template.HTML {
+	var b strings.Builder
+	b.WriteString(`<span class="runbar" role="img" aria-label="`)
+	b.WriteString(template.HTMLEscapeString(T(lang, "uptime.bar")))
+	b.WriteString(`">`)
+	for range max(0, slots-len(history)) {
+		b.WriteString(`<i class="none"></i>`)
+	}
+	for i := min(len(history), slots) - 1; i >= 0; i-- {
+		h := history[i]
+		class, tip := "ok", "OK"
+		if !h.Success {
+			class, tip = "fail", "FAIL "+h.Reason
+		}
+		tip = h.Start.Local().Format("2006-01-02 15:04:05") + " · " + tip + " · " + secs(h.DurationSeconds)
+		fmt.Fprintf(&b, `<i class="%s" tabindex="0" title="%s" data-tip="%s"></i>`, class,
+			template.HTMLEscapeString(tip), template.HTMLEscapeString(tip))
+	}
+	b.WriteString(`</span>`)
+	return template.HTML(b.String())
+}
+
+// BurnChart draws an SLO's error budget remaining over its window as an
+// inline SVG line: the top edge is the whole budget, the dashed line its
+// end (0%); a line below it is budget overspent. Inline SVG needs no
+// script and passes the CSP.
+func BurnChart(points []client.BurnPoint, width, height int) template.HTML {
+	if len(points) == 0 {
+		return ""
+	}
+	lo := 0.0
+	for _, p := range points {
+		lo = math.Min(lo, p.Remaining)
+	}
+	span := 1 - lo
+	t0, t1 := points[0].At, points[len(points)-1].At
+	dt := t1.Sub(t0).Seconds()
+	y := func(v float64) float64 { return 2 + (1-v)/span*float64(height-4) }
+	var line strings.Builder
+	for _, p := range points {
+		x := 2.0
+		if dt > 0 {
+			x += p.At.Sub(t0).Seconds() / dt * float64(width-4)
+		}
+		fmt.Fprintf(&line, "%.1f,%.1f ", x, y(p.Remaining))
+	}
+	if len(points) == 1 {
+		fmt.Fprintf(&line, "%d,%.1f", width-2, y(points[0].Remaining))
+	}
+	class := "burn-line"
+	if points[len(points)-1].Remaining < 0 {
+		class += " over"
+	}
+	return template.HTML(fmt.Sprintf(`<svg class="burn" width="%d" height="%d" viewBox="0 0 %d %d" role="img" aria-label="error budget remaining"><line x1="0" x2="%d" y1="%.1f" y2="%.1f" class="burn-zero"/><polyline points="%s" class="%s"/></svg>`,
+		width, height, width, height, width, y(0), y(0), strings.TrimSpace(line.String()), class))
+}
+
+// Ratio shows a ratio as a percentage with two decimals (truncated), or
+// — for null.
+func Ratio(r *float64) string {
+	if r == nil {
+		return "—"
+	}
+	return strconv.FormatFloat(math.Floor(*r*10000)/100, 'f', 2, 64) + "%"
+}
+
+// Percent shows an uptime ratio: 99.93%, 100%, or — without runs. Two
+// decimals, truncated rather than rounded, so 99.999% never reads 100%.
+func Percent(u client.Uptime) string {
+	if u.Ratio == nil {
+		return "—"
+	}
+	if *u.Ratio >= 1 {
+		return "100%"
+	}
+	return strconv.FormatFloat(math.Floor(*u.Ratio*10000)/100, 'f', 2, 64) + "%"
+}
+
+func secs(s float64) string {
+	switch {
+	case s == 0:
+		return "0"
+	case s < 1:
+		return fmt.Sprintf("%.1f ms", s*1000)
+	case s < 120:
+		return fmt.Sprintf("%.2f s", s)
+	}
+	return shortDuration(time.Duration(s * float64(time.Second)))
+}
+
 var funcs = template.FuncMap{
-	"t":     T,
-	"spark": Sparkline,
+	"t":      T,
+	"spark":  Sparkline,
+	"runbar": RunBar,
+	"pct":    Percent,
+	"ratio":  Ratio,
+	"burn":   BurnChart,
 	"ago": func(lang string, now, t time.Time) string {
 		if t.IsZero() {
 			return "—"
@@ -197,17 +299,7 @@ var funcs = template.FuncMap{
 		}
 		return s + " ago"
 	},
-	"secs": func(s float64) string {
-		switch {
-		case s == 0:
-			return "0"
-		case s < 1:
-			return fmt.Sprintf("%.1f ms", s*1000)
-		case s < 120:
-			return fmt.Sprintf("%.2f s", s)
-		}
-		return shortDuration(time.Duration(s * float64(time.Second)))
-	},
+	"secs": secs,
 	"ts": func(t time.Time) string {
 		if t.IsZero() {
 			return "—"
@@ -240,6 +332,7 @@ var funcs = template.FuncMap{
 		}
 		return strings.Join(parts, " → ")
 	},
+	"mul100": func(f float64) float64 { return math.Round(f*1e6) / 1e4 },
 	"deref": func(f *float64) float64 {
 		if f == nil {
 			return math.NaN()

@@ -1,0 +1,254 @@
+// Package slo computes service level objectives over checks: each SLO's
+// attainment (the share of its checks' runs that passed over its window)
+// and its error budget, from the store's hourly run counts; exports them
+// as vigil_slo_* series; draws the budget's burn-down; and generates the
+// multiwindow, multi-burn-rate alerting rules the agent evaluates and a
+// central Prometheus can load (rules.go).
+package slo
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/vigil-project/vigil/agent/config"
+	"github.com/vigil-project/vigil/agent/store"
+)
+
+// Source reads hourly run counts (the store).
+type Source interface {
+	Hours(ctx context.Context, checks []string, from time.Time) ([]store.Hour, error)
+	// Flush commits the runs recorded so far.
+	Flush(ctx context.Context) error
+}
+
+// Status is an SLO as of one evaluation.
+type Status struct {
+	config.SLO
+	// At is when it was computed.
+	At time.Time
+	// Runs and Failed are its checks' runs and failed runs over the window
+	// (counted in whole hours).
+	Runs, Failed int64
+	// Burn is the error budget remaining at the end of each hour of the
+	// window that had runs, oldest first: the burn-down chart.
+	Burn []Point
+}
+
+// Point is the error budget remaining at a time.
+type Point struct {
+	At        time.Time
+	Remaining float64
+}
+
+// Attainment is the share of runs that passed; ok is false without runs.
+func (s Status) Attainment() (float64, bool) {
+	if s.Runs == 0 {
+		return 0, false
+	}
+	return float64(s.Runs-s.Failed) / float64(s.Runs), true
+}
+
+// BudgetRemaining is the share of the error budget left: 1 with no
+// failures, 0 when failures reached (1-objective) of the runs, negative
+// beyond. ok is false without runs.
+func (s Status) BudgetRemaining() (float64, bool) {
+	if s.Runs == 0 {
+		return 0, false
+	}
+	return remaining(s.Failed, s.Runs, s.Objective), true
+}
+
+// remaining is the budget left after failed of runs (budget = (1 -
+// objective) * runs).
+func remaining(failed, runs int64, objective float64) float64 {
+	return 1 - float64(failed)/(float64(runs)*(1-objective))
+}
+
+// Compute reads an SLO's window ending at now from src.
+func Compute(ctx context.Context, src Source, s config.SLO, now time.Time) (Status, error) {
+	st := Status{SLO: s, At: now}
+	hours, err := src.Hours(ctx, s.Checks, now.Add(-time.Duration(s.Window)))
+	if err != nil {
+		return st, fmt.Errorf("slo %s: %w", s.Name, err)
+	}
+	for _, h := range hours {
+		st.Runs += h.Runs
+		st.Failed += h.Runs - h.OK
+	}
+	// The burn-down: failures so far against the budget of the whole
+	// window's runs so far, so the line ends at BudgetRemaining.
+	var failed int64
+	for _, h := range hours {
+		failed += h.Runs - h.OK
+		end := h.Start.Add(time.Hour)
+		if end.After(now) {
+			end = now
+		}
+		st.Burn = append(st.Burn, Point{At: end, Remaining: remaining(failed, st.Runs, s.Objective)})
+	}
+	return st, nil
+}
+
+// refreshEvery is how often the SLOs are recomputed: a 30-day window moves
+// by the hour, and the current hour's runs come in by the minute.
+const refreshEvery = time.Minute
+
+// Engine keeps the configured SLOs' statuses current. Safe for
+// concurrent use.
+type Engine struct {
+	src Source
+	log *slog.Logger
+
+	mu     sync.RWMutex
+	slos   []config.SLO
+	status map[string]Status
+	// unseen are the checks of SLOs that have no runs yet: their first
+	// result refreshes the SLOs at once instead of within a minute.
+	unseen map[string]bool
+	kick   chan struct{}
+}
+
+// NewEngine returns an engine reading src.
+func NewEngine(src Source, log *slog.Logger) *Engine {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Engine{src: src, log: log, status: map[string]Status{}, kick: make(chan struct{}, 1)}
+}
+
+// Set installs the SLOs of a (re)loaded config; they are computed at once.
+func (e *Engine) Set(slos []config.SLO) {
+	e.mu.Lock()
+	e.slos = slos
+	keep := make(map[string]Status, len(slos))
+	for _, s := range slos {
+		if st, ok := e.status[s.Name]; ok {
+			keep[s.Name] = st
+		}
+	}
+	e.status = keep
+	e.unseen = unseenChecks(slos, keep)
+	e.mu.Unlock()
+	e.poke()
+}
+
+func (e *Engine) poke() {
+	select {
+	case e.kick <- struct{}{}:
+	default:
+	}
+}
+
+// unseenChecks are the checks of SLOs without runs in status.
+func unseenChecks(slos []config.SLO, status map[string]Status) map[string]bool {
+	out := map[string]bool{}
+	for _, s := range slos {
+		if status[s.Name].Runs == 0 {
+			for _, c := range s.Checks {
+				out[c] = true
+			}
+		}
+	}
+	return out
+}
+
+// Observe notes a run of check: the first run of an SLO's checks refreshes
+// it right away (after the store has committed the run), so a new SLO
+// shows its attainment within a second, not a minute.
+func (e *Engine) Observe(check string) {
+	e.mu.RLock()
+	first := e.unseen[check]
+	e.mu.RUnlock()
+	if first {
+		e.poke()
+	}
+}
+
+// Statuses are the SLOs in config order, as last computed (an SLO not yet
+// computed has no runs).
+func (e *Engine) Statuses() []Status {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	out := make([]Status, 0, len(e.slos))
+	for _, s := range e.slos {
+		st, ok := e.status[s.Name]
+		if !ok || !sameSLO(st.SLO, s) {
+			st = Status{SLO: s}
+		}
+		out = append(out, st)
+	}
+	return out
+}
+
+func sameSLO(a, b config.SLO) bool {
+	return fmt.Sprint(a) == fmt.Sprint(b)
+}
+
+// Refresh recomputes every SLO now.
+func (e *Engine) Refresh(ctx context.Context, now time.Time) error {
+	e.mu.RLock()
+	slos := e.slos
+	e.mu.RUnlock()
+	var firstErr error
+	for _, s := range slos {
+		st, err := Compute(ctx, e.src, s, now)
+		if err != nil {
+			firstErr = err
+			continue
+		}
+		e.mu.Lock()
+		e.status[s.Name] = st
+		e.mu.Unlock()
+	}
+	e.mu.Lock()
+	e.unseen = unseenChecks(e.slos, e.status)
+	e.mu.Unlock()
+	return firstErr
+}
+
+// Run refreshes the SLOs every minute and after each Set until ctx is done.
+func (e *Engine) Run(ctx context.Context) {
+	tick := time.NewTicker(refreshEvery)
+	defer tick.Stop()
+	for {
+		if err := e.Refresh(ctx, time.Now()); err != nil && ctx.Err() == nil {
+			e.log.Warn("could not compute SLOs", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		case <-e.kick:
+			// A first run: read it once the store has it.
+			if err := e.src.Flush(ctx); err != nil && ctx.Err() == nil {
+				e.log.Warn("could not flush the store for SLOs", "err", err)
+			}
+		}
+	}
+}
+
+// WritePrometheus writes the vigil_slo_* series.
+func (e *Engine) WritePrometheus(w io.Writer) {
+	sts := e.Statuses()
+	if len(sts) == 0 {
+		return
+	}
+	family := func(name, help string, value func(Status) (float64, bool)) {
+		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s gauge\n", name, help, name)
+		for _, st := range sts {
+			if v, ok := value(st); ok {
+				fmt.Fprintf(w, "%s{slo=%q} %s\n", name, st.Name, formatFloat(v))
+			}
+		}
+	}
+	family("vigil_slo_attainment_ratio", "Share of the SLO's check runs that passed over its window (counted in whole hours; absent without runs).", Status.Attainment)
+	family("vigil_slo_error_budget_remaining_ratio", "Share of the SLO's error budget left over its window: 1 without failures, 0 when failed runs reach (1 - objective) of its runs, negative beyond (absent without runs).", Status.BudgetRemaining)
+	family("vigil_slo_objective_ratio", "The SLO's objective: the share of its checks' runs that should pass over its window.", func(st Status) (float64, bool) { return st.Objective, true })
+	family("vigil_slo_window_failed_runs", "Failed runs of the SLO's checks over its window.", func(st Status) (float64, bool) { return float64(st.Failed), st.Runs > 0 })
+	family("vigil_slo_window_runs", "Runs of the SLO's checks over its window.", func(st Status) (float64, bool) { return float64(st.Runs), true })
+	family("vigil_slo_window_seconds", "The SLO's rolling window.", func(st Status) (float64, bool) { return time.Duration(st.Window).Seconds(), true })
+}

@@ -1,0 +1,145 @@
+package slo
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/common/model"
+
+	"github.com/vigil-project/vigil/agent/config"
+	"github.com/vigil-project/vigil/agent/store"
+	"github.com/vigil-project/vigil/probes"
+	_ "github.com/vigil-project/vigil/probes/all"
+	"github.com/vigil-project/vigil/rules"
+)
+
+// TestShippedRulesInStep: examples/slo/vigil-slos.rules.yml is what
+// `vigil slo rules examples/vigil.yml` prints, and it passes the rule
+// checker (promtool's checks; rules/unittest_test.go runs its tests under
+// both vigil and promtool).
+func TestShippedRulesInStep(t *testing.T) {
+	t.Parallel()
+	cfg, err := config.Load("../../examples/vigil.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.SLOs) == 0 {
+		t.Fatal("examples/vigil.yml has no slos")
+	}
+	want, err := Rules(cfg.SLOs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const shipped = "../../examples/slo/vigil-slos.rules.yml"
+	got, err := os.ReadFile(shipped)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s is out of step with examples/vigil.yml: regenerate it with\n  go run . slo rules examples/vigil.yml > examples/slo/vigil-slos.rules.yml", shipped)
+	}
+	var out, errOut strings.Builder
+	if !rules.CheckFiles(&out, &errOut, shipped) {
+		t.Errorf("rules check: %s%s", out.String(), errOut.String())
+	}
+	groups, err := Groups(cfg)
+	if err != nil || len(groups) != len(cfg.SLOs) {
+		t.Fatalf("Groups: %d groups, %v", len(groups), err)
+	}
+}
+
+func TestBurnRates(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		window     time.Duration
+		page1, pg2 float64
+	}{
+		{30 * 24 * time.Hour, 14.4, 6},
+		{28 * 24 * time.Hour, 13.44, 5.6},
+		{7 * 24 * time.Hour, 3.36, 1.4},
+	} {
+		if got := pageWindows[0].BurnRate(tc.window); formatThreshold(got) != formatThreshold(tc.page1) {
+			t.Errorf("%s: 1h burn rate %v, want %v", tc.window, got, tc.page1)
+		}
+		if got := pageWindows[1].BurnRate(tc.window); formatThreshold(got) != formatThreshold(tc.pg2) {
+			t.Errorf("%s: 6h burn rate %v, want %v", tc.window, got, tc.pg2)
+		}
+	}
+	if got := checksMatcher([]string{"tax.gw-1", "a|b", `q"x`}); got != `check=~"a\\|b|q\"x|tax\\.gw-1"` {
+		t.Errorf("matcher %s", got)
+	}
+}
+
+// TestEngine computes an SLO from a real store: 100 runs an hour for ten
+// hours, 5 failing in hour 3 and 1 in hour 8; objective 0.99.
+func TestEngine(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "vigil.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	now := time.Now().Truncate(time.Hour).Add(30 * time.Minute)
+	start := now.Add(-10 * time.Hour)
+	for h := range 10 {
+		for i := range 100 {
+			ok := !(h == 3 && i < 5) && !(h == 8 && i == 0)
+			check := []string{"a", "b"}[i%2]
+			st.Record(store.Record{Check: check, Type: "http", Result: probes.Result{Start: start.Add(time.Duration(h)*time.Hour + time.Duration(i)*time.Second), Success: ok}})
+		}
+	}
+	st.Record(store.Record{Check: "other", Type: "http", Result: probes.Result{Start: now.Add(-time.Minute)}})
+	if err := st.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	e := NewEngine(st, nil)
+	e.Set([]config.SLO{
+		{Name: "web", Objective: 0.99, Window: model.Duration(30 * 24 * time.Hour), Checks: []string{"a", "b"}},
+		{Name: "idle", Objective: 0.9, Window: model.Duration(24 * time.Hour), Checks: []string{"nosuch"}},
+	})
+	if err := e.Refresh(ctx, now); err != nil {
+		t.Fatal(err)
+	}
+	sts := e.Statuses()
+	web := sts[0]
+	if web.Runs != 1000 || web.Failed != 6 {
+		t.Fatalf("web: %d runs, %d failed; want 1000, 6", web.Runs, web.Failed)
+	}
+	if a, ok := web.Attainment(); !ok || a != 0.994 {
+		t.Errorf("attainment %v", a)
+	}
+	// Budget: 1% of 1000 runs = 10 failures; 6 spent.
+	if b, ok := web.BudgetRemaining(); !ok || formatThreshold(b) != "0.4" {
+		t.Errorf("budget remaining %v, want 0.4", b)
+	}
+	if len(web.Burn) != 10 || formatThreshold(web.Burn[2].Remaining) != "1" || formatThreshold(web.Burn[3].Remaining) != "0.5" ||
+		formatThreshold(web.Burn[9].Remaining) != "0.4" {
+		t.Errorf("burn-down %+v", web.Burn)
+	}
+	if _, ok := sts[1].Attainment(); ok {
+		t.Error("an SLO without runs has an attainment")
+	}
+	var b bytes.Buffer
+	e.WritePrometheus(&b)
+	for _, want := range []string{
+		"vigil_slo_attainment_ratio{slo=\"web\"} 0.994\n",
+		"vigil_slo_error_budget_remaining_ratio{slo=\"web\"} 0.4",
+		"vigil_slo_objective_ratio{slo=\"idle\"} 0.9\n",
+		"vigil_slo_window_runs{slo=\"idle\"} 0\n",
+		"vigil_slo_window_seconds{slo=\"web\"} 2.592e+06\n",
+		"# HELP vigil_slo_error_budget_remaining_ratio ",
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("/metrics lacks %q:\n%s", want, b.String())
+		}
+	}
+	if strings.Contains(b.String(), `vigil_slo_attainment_ratio{slo="idle"}`) {
+		t.Error("attainment exported for an SLO without runs")
+	}
+}

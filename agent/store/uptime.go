@@ -1,0 +1,148 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Counts are runs and how many of them succeeded.
+type Counts struct{ Runs, OK int64 }
+
+// Ratio is OK/Runs; ok is false when there were no runs.
+func (c Counts) Ratio() (ratio float64, ok bool) {
+	if c.Runs == 0 {
+		return 0, false
+	}
+	return float64(c.OK) / float64(c.Runs), true
+}
+
+// Add sums two counts.
+func (c Counts) Add(d Counts) Counts { return Counts{c.Runs + d.Runs, c.OK + d.OK} }
+
+// windowStart is the first hour a window ending at now covers: windows
+// are counted in whole hours, so the oldest hour may be partly before the
+// window (uptime "over 24h" covers 24 to 25 hours).
+func windowStart(now time.Time, w time.Duration) int64 {
+	return hourOf(now.Add(-w).UnixMilli())
+}
+
+// windowSums selects, per check id, the runs and successes of each window
+// (?1..?n are the windows' first hours; the scan starts at the longest).
+func windowSums(n int) string {
+	var b strings.Builder
+	b.WriteString("SELECT check_id")
+	for i := range n {
+		fmt.Fprintf(&b, ", ifnull(sum(CASE WHEN hour >= ?%d THEN runs END), 0), ifnull(sum(CASE WHEN hour >= ?%d THEN ok END), 0)", i+1, i+1)
+	}
+	return b.String()
+}
+
+// Uptime returns every check's counts over each of windows, ending at now,
+// keyed by check name. It reads each check's hours of the longest window:
+// at 10,000 checks and 30 days that is 7.2 million rows, so callers cache
+// the answer (the agent refreshes it hourly and adds runs as they come).
+func (s *Store) Uptime(ctx context.Context, now time.Time, windows []time.Duration) (map[string][]Counts, error) {
+	if len(windows) == 0 {
+		return map[string][]Counts{}, nil
+	}
+	args := make([]any, 0, len(windows))
+	first := int64(1<<62 - 1)
+	for _, w := range windows {
+		h := windowStart(now, w)
+		args = append(args, h)
+		first = min(first, h)
+	}
+	q := windowSums(len(windows)) + fmt.Sprintf(` FROM check_hours WHERE hour >= %d GROUP BY check_id`, first)
+	q = `SELECT c.name, u.* FROM (` + q + `) u JOIN checks c ON c.id = u.check_id`
+	rows, err := s.r.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("read uptime: %w", err)
+	}
+	defer rows.Close()
+	out := map[string][]Counts{}
+	for rows.Next() {
+		var (
+			name string
+			id   int64
+		)
+		c := make([]Counts, len(windows))
+		dst := []any{&name, &id}
+		for i := range c {
+			dst = append(dst, &c[i].Runs, &c[i].OK)
+		}
+		if err := rows.Scan(dst...); err != nil {
+			return nil, fmt.Errorf("read uptime: %w", err)
+		}
+		out[name] = c
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read uptime: %w", err)
+	}
+	return out, nil
+}
+
+// CheckUptime returns one check's counts over each of windows ending at
+// now: one range of check_hours, at most one row per hour of the longest
+// window.
+func (s *Store) CheckUptime(ctx context.Context, check string, now time.Time, windows []time.Duration) ([]Counts, error) {
+	out := make([]Counts, len(windows))
+	if len(windows) == 0 {
+		return out, nil
+	}
+	args := make([]any, 0, len(windows)+1)
+	first := int64(1<<62 - 1)
+	for _, w := range windows {
+		h := windowStart(now, w)
+		args = append(args, h)
+		first = min(first, h)
+	}
+	args = append(args, check)
+	q := windowSums(len(windows)) + fmt.Sprintf(` FROM check_hours
+		WHERE check_id = (SELECT id FROM checks WHERE name = ?%d) AND hour >= %d`, len(windows)+1, first)
+	dst := []any{new(any)}
+	for i := range out {
+		dst = append(dst, &out[i].Runs, &out[i].OK)
+	}
+	if err := s.r.QueryRowContext(ctx, q, args...).Scan(dst...); err != nil {
+		return nil, fmt.Errorf("read uptime of %q: %w", check, err)
+	}
+	return out, nil
+}
+
+// Hour is the runs of some checks in one hour.
+type Hour struct {
+	Start time.Time
+	Counts
+}
+
+// Hours returns the summed counts of checks per hour from the hour of from
+// on, oldest first; hours without runs are left out.
+func (s *Store) Hours(ctx context.Context, checks []string, from time.Time) ([]Hour, error) {
+	names, err := json.Marshal(checks)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := s.r.QueryContext(ctx, `SELECT hour, sum(runs), sum(ok) FROM check_hours
+		WHERE check_id IN (SELECT id FROM checks WHERE name IN (SELECT value FROM json_each(?)))
+		AND hour >= ? GROUP BY hour ORDER BY hour`, string(names), hourOf(from.UnixMilli()))
+	if err != nil {
+		return nil, fmt.Errorf("read hourly runs: %w", err)
+	}
+	defer rows.Close()
+	var out []Hour
+	for rows.Next() {
+		var (
+			h    int64
+			hour Hour
+		)
+		if err := rows.Scan(&h, &hour.Runs, &hour.OK); err != nil {
+			return nil, fmt.Errorf("read hourly runs: %w", err)
+		}
+		hour.Start = time.Unix(h*3600, 0)
+		out = append(out, hour)
+	}
+	return out, rows.Err()
+}
