@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"os"
 	"os/signal"
@@ -170,8 +171,9 @@ func (a *Agent) wire(ctx context.Context, l *loaded) error {
 	})
 	var err error
 	drillDropped := func() { a.exporter.Inc("vigil_notify_drill_dropped_total") }
+	dependency := func(lbls map[string]string) string { return a.state.FailingDependency(lbls["check"]) }
 	if a.pager, err = paging.New(ctx, paging.Options{Store: a.store, Logger: a.log, OnDrillDropped: drillDropped,
-		ExternalLabels: a.state.ExternalLabels}, l.cfg, l.plan); err != nil {
+		ExternalLabels: a.state.ExternalLabels, Dependency: dependency}, l.cfg, l.plan); err != nil {
 		return err
 	}
 	locker, lockState, err := lock.FromConfig(ctx, l.cfg, a.store, a.log)
@@ -222,6 +224,20 @@ func (a *Agent) wire(ctx context.Context, l *loaded) error {
 	a.exporter.Gauge("vigil_start_time_seconds", float64(time.Now().Unix()))
 	a.recordReload(true)
 	return nil
+}
+
+// dependencyFailed marks a failed result of a check whose dependency dep
+// fails: reason dependency_failed, its own reason and message kept in the
+// message and in the diagnostics.
+func dependencyFailed(r probes.Result, dep string) probes.Result {
+	diag := make(map[string]any, len(r.Diagnostics)+2)
+	maps.Copy(diag, r.Diagnostics)
+	diag["dependency_failed"] = dep
+	diag["own_reason"] = string(r.Reason)
+	r.Diagnostics = diag
+	r.Message = fmt.Sprintf("%s is failing (depends_on); own result: %s: %s", dep, r.Reason, r.Message)
+	r.Reason = probes.ReasonDependencyFailed
+	return r
 }
 
 // hourRetention is how long the store keeps hourly run counts: 35 days,
@@ -374,6 +390,11 @@ func (a *Agent) onStop(job *scheduler.Job) {
 }
 
 func (a *Agent) onResult(job *scheduler.Job, r probes.Result) {
+	if !r.Success {
+		if dep := a.state.FailingDependency(job.Name); dep != "" {
+			r = dependencyFailed(r, dep)
+		}
+	}
 	// One copy of the result, shared by the state and the exporter.
 	last := &r
 	a.state.Record(job.Name, last)

@@ -29,6 +29,10 @@ const (
 	ReasonHighLatency      Reason = "high_latency"
 	ReasonUnreachable      Reason = "unreachable"
 
+	// ReasonDependencyFailed: the check failed while a check it depends on
+	// (depends_on) failed; its own reason is in the message.
+	ReasonDependencyFailed Reason = "dependency_failed"
+
 	// database
 	ReasonAuthFailed         Reason = "auth_failed"
 	ReasonCanaryMismatch     Reason = "canary_mismatch"
@@ -81,6 +85,7 @@ var knownReasons = map[Reason]bool{
 	ReasonPatternThreshold: true, ReasonLogUnreadable: true, ReasonLogMissing: true,
 	ReasonCPUHigh: true, ReasonMemoryHigh: true, ReasonDiskLow: true,
 	ReasonInodesLow: true, ReasonProcessMissing: true,
+	ReasonDependencyFailed: true,
 }
 
 // Known reports whether r belongs to the vocabulary.

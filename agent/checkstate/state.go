@@ -109,6 +109,38 @@ func (s *State) Last(name string) (probes.Result, bool) {
 	return probes.Result{}, false
 }
 
+// FailingDependency names the dependency that explains a failure of the
+// check: following depends_on, the deepest check whose last run failed —
+// the root cause when a chain fails together (tax network down, so the
+// gateway check fails, so invoice_sync fails). "" when every dependency's
+// last run passed, or it has none.
+func (s *State) FailingDependency(check string) string {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	seen := map[string]bool{check: true}
+	var root func(name string) string
+	root = func(name string) string {
+		i, ok := s.checks[name]
+		if !ok {
+			return ""
+		}
+		for _, dep := range s.cfg.Checks[i].DependsOn {
+			if seen[dep] {
+				continue
+			}
+			seen[dep] = true
+			if r, ok := s.last[dep]; ok && !r.Success {
+				if deeper := root(dep); deeper != "" {
+					return deeper
+				}
+				return dep
+			}
+		}
+		return ""
+	}
+	return root(check)
+}
+
 // Restore seeds last results read from the store at start.
 func (s *State) Restore(last map[string]probes.Result) {
 	s.mu.Lock()

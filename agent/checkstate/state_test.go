@@ -68,3 +68,47 @@ func TestWarm(t *testing.T) {
 		t.Error("not warm after the warm-up limit")
 	}
 }
+
+func TestFailingDependency(t *testing.T) {
+	t.Parallel()
+	// sync -> gateway -> net; sync -> db; cycle-free, but db lists sync
+	// back through a stale config would not loop either (seen).
+	cfg := &config.Config{Checks: []config.Check{
+		{Name: "net"},
+		{Name: "gateway", DependsOn: []string{"net"}},
+		{Name: "db"},
+		{Name: "sync", DependsOn: []string{"gateway", "db"}},
+		{Name: "loop", DependsOn: []string{"loop2"}},
+		{Name: "loop2", DependsOn: []string{"loop"}},
+	}}
+	s := New(cfg, nil)
+	set := func(name string, ok bool) { s.Record(name, &probes.Result{Success: ok}) }
+	for _, c := range cfg.Checks {
+		set(c.Name, true)
+	}
+	tests := []struct {
+		failing []string
+		check   string
+		want    string
+	}{
+		{nil, "sync", ""},
+		{[]string{"db"}, "sync", "db"},
+		{[]string{"gateway"}, "sync", "gateway"},
+		{[]string{"gateway", "net"}, "sync", "net"}, // the root cause
+		{[]string{"net"}, "sync", ""},               // gateway passed: net is not why sync fails
+		{[]string{"net"}, "gateway", "net"},
+		{[]string{"loop", "loop2"}, "loop", "loop2"},
+		{[]string{"db"}, "nosuch", ""},
+	}
+	for _, tt := range tests {
+		for _, c := range cfg.Checks {
+			set(c.Name, true)
+		}
+		for _, f := range tt.failing {
+			set(f, false)
+		}
+		if got := s.FailingDependency(tt.check); got != tt.want {
+			t.Errorf("failing %v: FailingDependency(%s) = %q, want %q", tt.failing, tt.check, got, tt.want)
+		}
+	}
+}

@@ -101,6 +101,12 @@ type Check struct {
 	// blip that a recheck clears never pages. 0 or 1: the first failure.
 	FailureThreshold int               `yaml:"failure_threshold" json:"failure_threshold,omitempty"`
 	Labels           map[string]string `yaml:"labels" json:"labels,omitempty"`
+	// DependsOn names checks this one cannot pass without (the network
+	// path to the tax authority, the database): while one of them fails,
+	// this check's failures are reported as dependency_failed (its own
+	// reason kept in the message) and its alerts are held back, resolves
+	// excepted.
+	DependsOn []string `yaml:"depends_on" json:"depends_on,omitempty"`
 
 	// Spec is the type's own section (the key named like the type) with the
 	// family's defaults applied.
@@ -474,6 +480,64 @@ func (d *decoder) validateChecks(nodes []*yaml.Node, checks []Check) {
 		}
 		d.validateLabels(lookupValue(n, "labels"), n, joinPath(path, "labels"), c.Labels, true)
 	}
+	d.validateDependencies(nodes, checks, seen)
+}
+
+// validateDependencies checks depends_on: known checks, not itself, no
+// cycle (a cycle would let two failing checks each blame the other and
+// page nobody).
+func (d *decoder) validateDependencies(nodes []*yaml.Node, checks []Check, known map[string]int) {
+	deps := map[string][]string{}
+	for _, c := range checks {
+		deps[c.Name] = c.DependsOn
+	}
+	reported := map[string]bool{}
+	for i, c := range checks {
+		list := lookupValue(nodes[i], "depends_on")
+		at := func(j int) *yaml.Node {
+			if list != nil && list.Kind == yaml.SequenceNode && j < len(list.Content) {
+				return list.Content[j]
+			}
+			return nodes[i]
+		}
+		path := joinPath(fmt.Sprintf("checks[%d]", i), "depends_on")
+		for j, dep := range c.DependsOn {
+			switch _, ok := known[dep]; {
+			case dep == c.Name:
+				d.errorf(at(j), fmt.Sprintf("%s[%d]", path, j), "a check cannot depend on itself")
+			case !ok:
+				d.errorf(at(j), fmt.Sprintf("%s[%d]", path, j), "no check named %q", dep)
+			}
+		}
+		if cycle := findCycle(c.Name, deps); cycle != nil && !reported[c.Name] {
+			for _, n := range cycle {
+				reported[n] = true
+			}
+			d.errorf(at(0), path, "dependency cycle: %s", strings.Join(cycle, " → "))
+		}
+	}
+}
+
+// findCycle returns a path of depends_on from start back to start, or nil.
+func findCycle(start string, deps map[string][]string) []string {
+	visited := map[string]bool{}
+	var walk func(name string, path []string) []string
+	walk = func(name string, path []string) []string {
+		for _, dep := range deps[name] {
+			if dep == start {
+				return append(path, dep)
+			}
+			if visited[dep] || dep == name {
+				continue
+			}
+			visited[dep] = true
+			if c := walk(dep, append(path, dep)); c != nil {
+				return c
+			}
+		}
+		return nil
+	}
+	return walk(start, []string{start})
 }
 
 func (d *decoder) validateLabels(n, fallback *yaml.Node, path string, labels map[string]string, check bool) {

@@ -67,6 +67,11 @@ func TestInvalid(t *testing.T) {
 			`:18:7: notify.receivers[1].name: duplicate receiver name "oncall"`,
 			`:21:7: notify.receivers[2]: receiver "empty" has no integrations (webhook_configs, pagerduty_configs, ...)`,
 		}},
+		{"invalid-depends.yml", []string{
+			`:2:43: checks[0].depends_on: dependency cycle: net → sync → net`,
+			`:5:23: checks[1].depends_on[1]: no check named "nosuch"`,
+			`:5:31: checks[1].depends_on[2]: a check cannot depend on itself`,
+		}},
 		{"invalid-slos.yml", []string{
 			`:5:5: slos[0].objective: must be a ratio between 0 and 1 exclusive, e.g. 0.999 for 99.9%, got 99.9`,
 			`:6:5: slos[0].window: must be between 1d and 90d, got 2h`,

@@ -49,6 +49,9 @@ type Options struct {
 	OnDrillDropped func()
 	// ExternalLabels are added to runbook messages, as to alerts.
 	ExternalLabels func() map[string]string
+	// Dependency names the failing check an alert's check depends on, ""
+	// for none (see route.Options.Dependency).
+	Dependency func(lbls map[string]string) string
 }
 
 // Pager receives converted alerts (Alerts) and runbook messages
@@ -214,6 +217,7 @@ func (p *Pager) newDispatcher(plan *Plan) *route.Dispatcher {
 		ExternalURL: plan.externalURL, Logger: p.opts.Logger,
 		SendResolved: func(r string) bool { return plan.resolved[r] },
 		OnDrop:       p.opts.OnDrillDropped,
+		Dependency:   p.opts.Dependency,
 	})
 }
 

@@ -67,6 +67,10 @@ type Options struct {
 	// OnDrop is called for each drill alert dropped for want of a drill
 	// receiver (metrics).
 	OnDrop func()
+	// Dependency names the failing check an alert's check depends on
+	// (depends_on), "" when none: such an alert is held back like an
+	// inhibited one, and its resolve still goes out. nil: no dependencies.
+	Dependency func(lbls map[string]string) string
 }
 
 // Dispatcher groups alerts by route and group labels and hands each group
@@ -309,6 +313,13 @@ func (d *Dispatcher) prepare(ctx context.Context, g *group, now time.Time) (*Not
 	}
 	receiver, rt := g.route.Receiver, g.route
 	d.mu.Unlock()
+	if len(firing) == 0 && len(resolved) == 0 {
+		// Every alert muted: nothing is sent and nothing recorded, as
+		// Alertmanager's pipeline stops when its mute stages leave no
+		// alerts. Recording an empty set would make the log forget what
+		// was paged, and the alert's resolve would never go out.
+		return nil, nil
+	}
 
 	// In a maintenance window the flush sends nothing and records nothing,
 	// as Alertmanager's time stages do: what still fires when the window
@@ -405,6 +416,9 @@ type Mute struct {
 	SilencedBy []string
 	// Inhibited: an inhibit rule mutes it.
 	Inhibited bool
+	// DependencyFailed is the failing check the alert's check depends on
+	// (depends_on), which holds it back.
+	DependencyFailed string
 	// TimeIntervals are the maintenance windows that keep every route it
 	// goes to from paging now (empty if any route pages).
 	TimeIntervals []string
@@ -423,7 +437,15 @@ func (d *Dispatcher) Muted(lbls map[string]string) Mute {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	m.Inhibited = d.inhibitedLocked(lbls, notify.Fingerprint(lbls))
+	m.DependencyFailed = d.dependency(lbls)
 	return m
+}
+
+func (d *Dispatcher) dependency(lbls map[string]string) string {
+	if d.opts.Dependency == nil || lbls["check"] == "" {
+		return ""
+	}
+	return d.opts.Dependency(lbls)
 }
 
 // MaintenanceOf names the maintenance windows that keep every route an
@@ -453,7 +475,7 @@ func (d *Dispatcher) mutedLocked(a notify.Alert, now time.Time) bool {
 	}
 	// A resolved alert is still sent as resolved even if something else
 	// fires now: the receiver was told it fired.
-	return !a.Resolved(now) && d.inhibitedLocked(a.Labels, a.Fingerprint)
+	return !a.Resolved(now) && (d.inhibitedLocked(a.Labels, a.Fingerprint) || d.dependency(a.Labels) != "")
 }
 
 func (d *Dispatcher) inhibitedLocked(lbls map[string]string, fp string) bool {

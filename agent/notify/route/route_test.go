@@ -589,3 +589,45 @@ func TestMatchesNothing(t *testing.T) {
 		}
 	}
 }
+
+// TestDependencyHoldsBackAlerts: while the check an alert's check depends
+// on fails, the alert is held back like an inhibited one; a page sent
+// before keeps no repeat, and the resolve still goes out.
+func TestDependencyHoldsBackAlerts(t *testing.T) {
+	c := &clock{t: time.Unix(1_700_000_000, 0)}
+	s := &memSink{}
+	netDown := false
+	d := newTestDispatcher(t, c, s, Options{Dependency: func(l map[string]string) string {
+		if l["check"] == "invoice_sync" && netDown {
+			return "tax-network"
+		}
+		return ""
+	}})
+	ctx := context.Background()
+	step := func(dt time.Duration, want ...string) {
+		t.Helper()
+		c.add(dt)
+		d.FlushDue(ctx)
+		if got := s.statuses(); strings.Join(got, " ") != strings.Join(want, " ") {
+			t.Fatalf("after +%s: sent %v, want %v", dt, got, want)
+		}
+	}
+	// The network goes first: invoice_sync's alert is held back, the
+	// network's pages.
+	netDown = true
+	d.Put([]notify.Alert{firing("CheckFailing", "check", "tax-network"), firing("SyncFailing", "check", "invoice_sync")})
+	step(30*time.Second, "oncall:firing:1")
+	if m := d.Muted(map[string]string{"alertname": "SyncFailing", "check": "invoice_sync"}); m.DependencyFailed != "tax-network" {
+		t.Errorf("Muted = %+v, want the dependency named", m)
+	}
+	step(4*time.Hour, "oncall:firing:1", "oncall:firing:1") // the network's repeat; sync still held
+	// The network recovers, sync still fails: now it pages.
+	netDown = false
+	d.Put([]notify.Alert{resolvedAt(firing("CheckFailing", "check", "tax-network"), c.t)})
+	step(5*time.Minute, "oncall:firing:1", "oncall:firing:1", "oncall:resolved:1", "oncall:firing:1")
+	// The network fails again; sync's alert resolves while held back: the
+	// resolve of what was paged goes out.
+	netDown = true
+	d.Put([]notify.Alert{resolvedAt(firing("SyncFailing", "check", "invoice_sync"), c.t)})
+	step(5*time.Minute, "oncall:firing:1", "oncall:firing:1", "oncall:resolved:1", "oncall:firing:1", "oncall:resolved:1")
+}

@@ -43,6 +43,8 @@ var messages = map[string]msg{
 	"col.last_run":        {"Last run", "上次运行"},
 	"col.duration":        {"Duration", "耗时"},
 	"col.history":         {"Last runs", "最近运行"},
+	"state.dependency":    {"held back", "已抑制"},
+	"alert.dependency":    {"depends on failing", "依赖故障："},
 	"slo.title":           {"Service level objectives", "服务等级目标 (SLO)"},
 	"slo.name":            {"SLO", "SLO"},
 	"slo.objective":       {"Objective / window", "目标 / 窗口"},

@@ -238,7 +238,7 @@ func (site *Site) pageOverview(w http.ResponseWriter, r *http.Request) {
 	firingBy := map[string]int{}
 	for _, al := range alerts {
 		switch {
-		case len(al.SilencedBy) > 0, len(al.Maintenance) > 0:
+		case len(al.SilencedBy) > 0, len(al.Maintenance) > 0, al.DependencyFailed != "":
 			// Someone already knows, or it is planned; the tiles count what
 			// needs attention.
 		case al.State == "firing":
@@ -359,6 +359,9 @@ type uiAlert struct {
 	// Maintenance names the maintenance windows that keep it from paging
 	// now.
 	Maintenance []string
+	// DependencyFailed is the failing check its check depends on, which
+	// holds it back (depends_on).
+	DependencyFailed string
 	// SilenceLink prefills the silence form with the alert's identity.
 	SilenceLink string
 }
@@ -378,7 +381,7 @@ func (site *Site) uiAlerts(now time.Time) []uiAlert {
 				v := uiAlert{Name: al.Labels.Get("alertname"), Labels: al.Labels.Map(), Annotations: al.Annotations.Map(),
 					State: al.State.String(), ActiveAt: al.ActiveAt, Value: al.Value}
 				m := site.opts.Paging.Muted(v.Labels)
-				v.SilencedBy, v.Maintenance = m.SilencedBy, m.TimeIntervals
+				v.SilencedBy, v.Maintenance, v.DependencyFailed = m.SilencedBy, m.TimeIntervals, m.DependencyFailed
 				q := url.Values{"matchers": {`alertname="` + v.Name + `"`}}
 				if c := v.Labels["check"]; c != "" {
 					q.Add("matchers", `check="`+c+`"`)
