@@ -29,7 +29,9 @@ import (
 	"github.com/vigil-project/vigil/agent/checkstate"
 	"github.com/vigil-project/vigil/agent/config"
 	"github.com/vigil-project/vigil/agent/drill"
+	"github.com/vigil-project/vigil/agent/incident"
 	"github.com/vigil-project/vigil/agent/metrics"
+	"github.com/vigil-project/vigil/agent/notify/route"
 	"github.com/vigil-project/vigil/agent/paging"
 	"github.com/vigil-project/vigil/agent/ruleeval"
 	"github.com/vigil-project/vigil/agent/runbook"
@@ -88,11 +90,12 @@ type Agent struct {
 	web      *web.Server
 	// secrets masks the config's secret values in what runbook and drill
 	// steps print; refreshed on reload.
-	secrets  *redact.Redactor
-	trim     memtune.HeapTrimmer
-	uptime   uptime.Tracker
-	slos     *slo.Engine
-	reloadMu sync.Mutex
+	secrets   *redact.Redactor
+	trim      memtune.HeapTrimmer
+	uptime    uptime.Tracker
+	slos      *slo.Engine
+	incidents *incident.Recorder
+	reloadMu  sync.Mutex
 }
 
 // loaded is everything one config builds before any of it is applied.
@@ -184,9 +187,15 @@ func (a *Agent) wire(ctx context.Context, l *loaded) error {
 	a.runbooks = runbook.NewManager(runbook.Options{Journal: a.store, Locker: locker, State: lockState, Logger: a.log,
 		Env: runbook.Env{HTTP: &http.Client{}, Checker: runbook.CheckerOf(a.sched), Pager: a.pager, Redactor: a.secrets}})
 	a.runbooks.SetRunbooks(l.runbooks)
+	a.incidents = incident.New(incident.Options{Store: a.store, RootCause: a.state.FailingDependency,
+		Silences: func() []route.Silence { return a.pager.Silences().List() }, Logger: a.log})
+	if err := a.incidents.Load(ctx); err != nil {
+		a.log.Warn("could not read open incidents", "err", err)
+	}
 	a.fanout = alerts.New(alerts.Options{ExternalURL: a.pager.ExternalURL, ExternalLabels: a.state.ExternalLabels,
 		CheckInfo: a.state.CheckInfo, Logger: a.log},
 		alerts.Named{Name: "paging", Consumer: a.pager},
+		alerts.Named{Name: "incidents", Consumer: a.incidents},
 		alerts.Named{Name: "runbooks", Consumer: alerts.ConsumerFunc(a.runbooks.OnAlerts)})
 	a.rules = ruleeval.New(ruleeval.Options{Series: rules.Sources(a.exporter.Samples, rules.TextSource(a.exporter.WriteAgent)), State: a.store, Ready: a.state.Warm, ExternalLabels: a.state.ExternalLabels,
 		Notifier: a.fanout, Relabel: func(ls labels.Labels) labels.Labels { return a.drills.Relabel(ls) }, Logger: a.log})
@@ -204,7 +213,7 @@ func (a *Agent) wire(ctx context.Context, l *loaded) error {
 	a.exporter.SetUptime(a.uptime.Ratios)
 	if a.web, err = web.New(web.Options{Flags: a.opts.Web, PublicRead: a.opts.PublicRead, MaxRequests: a.opts.MaxRequests, AllowedHosts: a.opts.AllowedHosts,
 		Logger: a.log, Metrics: a.exporter, Checks: a.state, Scheduler: a.sched, Rules: a.rules, Paging: a.pager,
-		Runbooks: a.runbooks, Drills: a.drills, Store: a.store, Uptime: &a.uptime, SLOs: a.slos, Trimmer: &a.trim, Known: api.KnownAll{a.rules, a.state}, Reload: a.Reload}); err != nil {
+		Runbooks: a.runbooks, Drills: a.drills, Store: a.store, Uptime: &a.uptime, SLOs: a.slos, Incidents: a.incidents, Trimmer: &a.trim, Known: api.KnownAll{a.rules, a.state}, Reload: a.Reload}); err != nil {
 		return err
 	}
 	// The API shows each check's last known result until it runs again.

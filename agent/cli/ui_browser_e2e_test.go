@@ -332,6 +332,55 @@ func TestStatusPageInBrowser(t *testing.T) {
 	if !strings.Contains(body, `"kind": "approved"`) || !strings.Contains(body, `"detail": "ops"`) {
 		t.Errorf("journal does not record the approval by ops:\n%s", body)
 	}
+
+	// The outage is an incident: its timeline lists the failed run, the
+	// alert firing, the page and the runbook run, in that order.
+	var incidentID int64
+	for deadline := time.Now().Add(20 * time.Second); incidentID == 0; {
+		_, body := c.do(t, "GET", "/api/v1/incidents", "")
+		var list struct {
+			Incidents []struct {
+				ID        int64
+				Alertname string
+			}
+		}
+		json.Unmarshal([]byte(body), &list)
+		for _, in := range list.Incidents {
+			if in.Alertname == "InvoiceQRFailing" {
+				incidentID = in.ID
+			}
+		}
+		if incidentID == 0 && time.Now().After(deadline) {
+			t.Fatalf("no InvoiceQRFailing incident: %s", body)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	incURL := fmt.Sprintf("%s/incidents/%d", a.url, incidentID)
+	waitFor(t, ctx, incURL, `li.ev-runbook`, 20*time.Second)
+	kinds, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`Array.from(document.querySelectorAll("ol.incident-timeline li.ev")).map(li => li.dataset.kind)`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	firstAt := map[string]int{}
+	for i, k := range kinds {
+		if _, ok := firstAt[k]; !ok {
+			firstAt[k] = i
+		}
+	}
+	// The page and the runbook both follow the alert; which comes first
+	// is a matter of milliseconds, and the timeline says what happened.
+	for _, pair := range [][2]string{{"failure", "alert"}, {"alert", "page"}, {"alert", "runbook"}} {
+		a, aok := firstAt[pair[0]]
+		b, bok := firstAt[pair[1]]
+		if !aok || !bok || a > b {
+			t.Errorf("incident timeline %v: want the first %s before the first %s", kinds, pair[0], pair[1])
+		}
+	}
+	if _, body := c.do(t, "GET", fmt.Sprintf("/api/v1/incidents/%d", incidentID), ""); !strings.Contains(body, `"time_to_page_seconds"`) ||
+		strings.Contains(body, `"time_to_page_seconds": 0,`) {
+		t.Errorf("incident without a time to page: %s", body)
+	}
+	screenshot(t, ctx, "11-incident.png")
 	// The failover was real: the gateway now answers from the standby.
 	resp, err := http.Get(url(0) + "/api/v1/invoices?limit=1")
 	if err != nil {

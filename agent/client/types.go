@@ -243,3 +243,38 @@ type BurnPoint struct {
 	At        time.Time `json:"at"`
 	Remaining float64   `json:"remaining"`
 }
+
+// Incident is a firing episode of an alert (GET /api/v1/incidents, and
+// with its timeline GET /api/v1/incidents/{id}).
+type Incident struct {
+	ID          int64             `json:"id"`
+	Alertname   string            `json:"alertname"`
+	Labels      map[string]string `json:"labels"`
+	Annotations map[string]string `json:"annotations,omitempty"`
+	Check       string            `json:"check,omitempty"`
+	// RootCause is the failing dependency of the check when it fired.
+	RootCause      string    `json:"root_cause,omitempty"`
+	Open           bool      `json:"open"`
+	StartedAt      time.Time `json:"started_at"`
+	FiringAt       time.Time `json:"firing_at"`
+	FirstFailureAt time.Time `json:"first_failure_at,omitzero"`
+	PagedAt        time.Time `json:"paged_at,omitzero"`
+	ResolvedAt     time.Time `json:"resolved_at,omitzero"`
+	// Seconds from the check's first failed run to the alert firing, the
+	// first page delivered and the alert resolving (0: not known or not yet).
+	TimeToDetect  float64         `json:"time_to_detect_seconds"`
+	TimeToPage    float64         `json:"time_to_page_seconds"`
+	TimeToRecover float64         `json:"time_to_recover_seconds"`
+	Timeline      []IncidentEvent `json:"timeline,omitempty"`
+}
+
+// IncidentEvent is one entry of an incident's timeline.
+type IncidentEvent struct {
+	At      time.Time `json:"at"`
+	Kind    string    `json:"kind"` // failure, recovery, alert, page, runbook, silence
+	Title   string    `json:"title"`
+	Detail  []string  `json:"detail,omitempty"`
+	Status  string    `json:"status,omitempty"`  // of a page: firing, resolved
+	Outcome string    `json:"outcome,omitempty"` // of a page: sent, pending, dead
+	Link    string    `json:"link,omitempty"`
+}

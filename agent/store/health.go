@@ -20,7 +20,7 @@ const (
 	opPrune    = "prune"
 )
 
-var writeOps = []string{opHistory, opAlerts, opOutbox, opSilences, opRunbooks, opDrills, opPrune}
+var writeOps = []string{opHistory, opAlerts, opOutbox, opSilences, opRunbooks, opDrills, opIncidents, opPrune}
 
 // writeHealth remembers whether the store's writes work. A full disk, a
 // file turned read-only or a damaged page makes every write fail while

@@ -37,6 +37,7 @@ type Metrics interface {
 // reads the rest).
 type Store interface {
 	api.Store
+	api.IncidentList
 	// WriteHealth is why writes fail, nil while they succeed (readiness).
 	WriteHealth() error
 }
@@ -68,6 +69,7 @@ type Options struct {
 	Store     Store
 	Uptime    api.Uptime
 	SLOs      api.SLOs
+	Incidents api.Incidents
 	Trimmer   ui.Trimmer
 	// Known are the label sets silences are checked against.
 	Known api.Known
@@ -107,7 +109,7 @@ func New(opts Options) (*Server, error) {
 		s.busy = make(chan struct{}, opts.MaxRequests)
 	}
 	s.api = api.New(api.Options{Checks: opts.Checks, Scheduler: opts.Scheduler, Paging: opts.Paging, Runbooks: opts.Runbooks,
-		Drills: opts.Drills, Store: opts.Store, Uptime: opts.Uptime, SLOs: opts.SLOs, Known: opts.Known, Reload: opts.Reload, Logger: opts.Logger})
+		Drills: opts.Drills, Store: opts.Store, Uptime: opts.Uptime, SLOs: opts.SLOs, Incidents: opts.Incidents, IncidentList: opts.Store, Known: opts.Known, Reload: opts.Reload, Logger: opts.Logger})
 	s.site = ui.NewSite(ui.SiteOptions{API: s.api, Scheduler: opts.Scheduler, Paging: opts.Paging, Runbooks: opts.Runbooks,
 		Drills: opts.Drills, Store: opts.Store, Rules: opts.Rules, Trimmer: opts.Trimmer, Reload: opts.Reload,
 		AuthEnabled: func() bool { c, _ := s.web.current(); return len(c.Users) > 0 }, CSRF: s.csrf,

@@ -100,6 +100,9 @@ type Options struct {
 	Uptime Uptime
 	// SLOs are the configured SLOs (nil: none).
 	SLOs SLOs
+	// Incidents build incident timelines; IncidentList lists them.
+	Incidents    Incidents
+	IncidentList IncidentList
 	// Known are the label sets alerts and silences can be about; a
 	// silence matching none of them is kept, with a warning.
 	Known Known
@@ -127,17 +130,19 @@ func (ks KnownAll) LabelSets(ctx context.Context) []map[string]string {
 
 // API serves the REST API.
 type API struct {
-	state    Checks
-	sched    Scheduler
-	pager    Paging
-	runbooks Runbooks
-	drills   Drills
-	store    Store
-	uptime   Uptime
-	slos     SLOs
-	known    Known
-	reload   func(ctx context.Context) error
-	log      *slog.Logger
+	state        Checks
+	sched        Scheduler
+	pager        Paging
+	runbooks     Runbooks
+	drills       Drills
+	store        Store
+	uptime       Uptime
+	slos         SLOs
+	incidents    Incidents
+	incidentList IncidentList
+	known        Known
+	reload       func(ctx context.Context) error
+	log          *slog.Logger
 
 	// specs caches each check's rendered config section (a YAML round
 	// trip, most of a page's time), by the config it renders.
@@ -151,7 +156,7 @@ func New(opts Options) *API {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	return &API{state: opts.Checks, sched: opts.Scheduler, pager: opts.Paging, runbooks: opts.Runbooks,
-		drills: opts.Drills, store: opts.Store, uptime: opts.Uptime, slos: opts.SLOs, known: opts.Known, reload: opts.Reload, log: opts.Logger}
+		drills: opts.Drills, store: opts.Store, uptime: opts.Uptime, slos: opts.SLOs, incidents: opts.Incidents, incidentList: opts.IncidentList, known: opts.Known, reload: opts.Reload, log: opts.Logger}
 }
 
 // Routes registers the API's routes with their access levels.
@@ -161,6 +166,8 @@ func (api *API) Routes(rt httpx.Router) {
 	rt.Read("GET /api/v1/checks/{name}", api.handleCheck)
 	rt.Write("POST /api/v1/checks/{name}/run", api.handleRun)
 	rt.Read("GET /api/v1/slos", api.handleSLOs)
+	rt.Read("GET /api/v1/incidents", api.handleIncidents)
+	rt.Read("GET /api/v1/incidents/{id}", api.handleIncident)
 	api.notifyRoutes(rt)
 	api.runbookRoutes(rt)
 	api.drillRoutes(rt)

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -84,6 +85,8 @@ func (site *Site) Routes(rt httpx.Router) {
 	rt.Read("GET /{$}", site.pageOverview)
 	rt.Read("GET /checks/{name}", site.pageCheck)
 	rt.Read("GET /alerts", site.pageAlerts)
+	rt.Read("GET /incidents", site.pageIncidents)
+	rt.Read("GET /incidents/{id}", site.pageIncident)
 	rt.Read("GET /runbooks", site.pageRunbooks)
 	rt.Read("GET /runbooks/runs/{id}", site.pageRun)
 	rt.Read("GET /drills", site.pageDrills)
@@ -407,6 +410,9 @@ type alertsData struct {
 	Windows []route.Window
 	// Matchers prefill the new-silence form.
 	Matchers string
+	// Resolved are the incidents resolved in the last day: a recovered
+	// alert stays visible.
+	Resolved []client.Incident
 }
 
 func (site *Site) pageAlerts(w http.ResponseWriter, r *http.Request) {
@@ -417,7 +423,45 @@ func (site *Site) pageAlerts(w http.ResponseWriter, r *http.Request) {
 			d.Silences = append(d.Silences, s)
 		}
 	}
+	if list, err := site.opts.API.IncidentViews(r.Context(), 24*time.Hour, 100); err == nil {
+		for _, in := range list {
+			if !in.Open && time.Since(in.ResolvedAt) < 24*time.Hour {
+				d.Resolved = append(d.Resolved, in)
+			}
+		}
+	}
 	site.render(w, r, http.StatusOK, "alerts", site.page(w, r, "alerts", "", d))
+}
+
+type incidentsData struct {
+	Incidents []client.Incident
+}
+
+func (site *Site) pageIncidents(w http.ResponseWriter, r *http.Request) {
+	list, err := site.opts.API.IncidentViews(r.Context(), 7*24*time.Hour, 200)
+	if err != nil {
+		site.pageError(w, r, http.StatusInternalServerError, err.Error())
+		return
+	}
+	site.render(w, r, http.StatusOK, "incidents", site.page(w, r, "incidents", "", incidentsData{Incidents: list}))
+}
+
+func (site *Site) pageIncident(w http.ResponseWriter, r *http.Request) {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil {
+		site.pageError(w, r, http.StatusNotFound, "no such incident")
+		return
+	}
+	in, err := site.opts.API.IncidentView(r.Context(), id)
+	switch {
+	case errors.Is(err, store.ErrNoIncident):
+		site.pageError(w, r, http.StatusNotFound, "no such incident")
+		return
+	case err != nil:
+		site.pageError(w, r, http.StatusInternalServerError, err.Error())
+		return
+	}
+	site.render(w, r, http.StatusOK, "incident", site.page(w, r, "incidents", in.Alertname, map[string]any{"Incident": in}))
 }
 
 type runbooksData struct {
