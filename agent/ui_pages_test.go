@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -178,26 +179,123 @@ func BenchmarkStatusPage(b *testing.B) {
 	}
 }
 
-// TestCheckPageDiagnostics: a traceroute becomes a table of hops, other
-// diagnostics are shown as they are.
+// TestCheckPageDiagnostics: a traceroute becomes a table of hops, plain
+// diagnostics one key/value table, lists of objects tables with a column
+// per field, nothing is shown as quoted JSON.
 func TestCheckPageDiagnostics(t *testing.T) {
 	a := newTestAgent(t)
 	a.state.Record("host", &probes.Result{Success: false, Reason: probes.ReasonTimeout, Message: "no answer", Start: time.Now(),
 		Diagnostics: map[string]any{
-			"traceroute": []network.Hop{{TTL: 1, Addr: "10.0.0.1", RTTSeconds: 0.0012}, {TTL: 2}, {TTL: 3, Addr: "198.51.100.7", RTTSeconds: 0.03, Reached: true}},
-			"qr_decoded": "01,32,,24312000000136634917,0.01,20240514,,1DD6",
+			"traceroute":  []network.Hop{{TTL: 1, Addr: "10.0.0.1", RTTSeconds: 0.0012}, {TTL: 2}, {TTL: 3, Addr: "198.51.100.7", RTTSeconds: 0.03, Reached: true}},
+			"qr_decoded":  "01,32,,24312000000136634917,0.01,20240514,,1DD6",
+			"qr_expected": "01,32,,24312000000136634917,100.00,20240514,,1DD6",
+			"patterns": []struct {
+				Pattern string   `json:"pattern"`
+				Matches int      `json:"matches"`
+				Lines   []string `json:"lines"`
+			}{{"sync_failed", 2, []string{`{"msg":"sync failed","token":"<redacted>"}`, "second <line>"}}},
+			"violations": []string{"disk_low: / 3% free"},
 		}})
 	rec := httptest.NewRecorder()
 	a.web.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/checks/host", nil))
 	body := rec.Body.String()
 	for _, want := range []string{`<table class="hops">`, "<td>10.0.0.1</td><td>1.2 ms</td>", "<td>2</td><td>*</td>", "198.51.100.7",
-		`data-key="qr_decoded"`, "01,32,,24312000000136634917"} {
+		`<tr data-key="qr_decoded"><th>qr_decoded</th><td>01,32,,24312000000136634917`, `<tr data-key="qr_expected">`,
+		`<div class="diag" data-key="patterns"><div class="scroll"><table class="diag cols"><thead><tr><th>pattern</th><th>matches</th><th>lines</th></tr></thead>`,
+		`<td>sync_failed</td><td><span title="2">2</span></td><td><ul class="vals"><li>{&#34;msg&#34;:&#34;sync failed&#34;,&#34;token&#34;:&#34;&lt;redacted&gt;&#34;}</li><li>second &lt;line&gt;</li></ul></td>`,
+		`<div class="diag" data-key="violations"><ul class="vals"><li>disk_low: / 3% free</li></ul></div>`} {
 		if !strings.Contains(body, want) {
 			t.Errorf("check page lacks %q", want)
 		}
 	}
 	if strings.Contains(body, `data-key="traceroute"`) {
 		t.Error("the traceroute is shown raw as well as a table")
+	}
+	if strings.Contains(body, "<pre") {
+		t.Error("diagnostics shown as preformatted JSON")
+	}
+}
+
+// TestStatusPageCheckDetail: phases in the order they ran, values with
+// their units (the raw number in the title), the next run, times in the
+// configured zone, Chinese durations; the API has phases and next_run.
+func TestStatusPageCheckDetail(t *testing.T) {
+	a := newTestAgent(t)
+	writeFile(t, a.state.Config().File, `global: {timezone: Asia/Shanghai}
+checks:
+  - name: host
+    type: host
+    interval: 1h
+    host: {cpu_sample: 10ms, cpu_max: 1, memory_max: 1, disk_free_min: 0}
+`)
+	if err := a.Reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.sched.RunNow(context.Background(), "host"); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Date(2025, 3, 1, 1, 2, 3, 0, time.UTC) // 09:02:03 in Shanghai
+	a.state.Record("host", &probes.Result{Success: true, Start: start, Duration: 1500 * time.Millisecond,
+		Phases: []probes.Phase{{Name: "resolve", Duration: 2 * time.Millisecond}, {Name: "connect", Duration: 30 * time.Millisecond},
+			{Name: "tls", Duration: 40 * time.Millisecond}, {Name: "body", Duration: 5 * time.Millisecond}},
+		Values: []probes.Value{{Name: "vigil_host_memory_available_bytes", Value: 3 << 30}, {Name: "vigil_host_memory_used_ratio", Value: 0.4213},
+			{Name: "vigil_http_status_code", Value: 200}, {Name: "vigil_log_lines_total", Value: 123456}, {Name: "vigil_host_load1", Value: 0.52}}})
+	get := func(path, lang string) string {
+		req := httptest.NewRequest("GET", path, nil)
+		req.Header.Set("Accept-Language", lang)
+		rec := httptest.NewRecorder()
+		a.web.Handler().ServeHTTP(rec, req)
+		if rec.Code != 200 {
+			t.Fatalf("%s: %d", path, rec.Code)
+		}
+		return rec.Body.String()
+	}
+	body := get("/checks/host", "en")
+	phases := regexp.MustCompile(`data-phase="(\w+)"`).FindAllStringSubmatch(body, -1)
+	var order []string
+	for _, m := range phases {
+		order = append(order, m[1])
+	}
+	if strings.Join(order, ",") != "resolve,connect,tls,body" {
+		t.Errorf("phases shown in the order %v", order)
+	}
+	for _, want := range []string{
+		`<td title="3221225472">3.00 GiB</td>`, `<td title="0.4213">42.13%</td>`, `<td title="200">200</td>`,
+		`<td title="123456">123456</td>`, `<td title="0.52">0.52</td>`, `<td title="0.03 s">30.0 ms</td>`,
+		"2025-03-01 09:02:03", `<dd id="next-run"><time datetime=`, ">in ",
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("check page lacks %q", want)
+		}
+	}
+	zh := get("/checks/host", "zh-CN")
+	for _, want := range []string{"下次运行", "后</time>", "30.0 毫秒"} {
+		if !strings.Contains(zh, want) {
+			t.Errorf("Chinese check page lacks %q", want)
+		}
+	}
+	over := get("/", "zh-CN")
+	if !regexp.MustCompile(`>\d+天\d{2}小时前</time>`).MatchString(over) {
+		t.Errorf("Chinese overview: the last run is not in days and hours ago")
+	}
+	var view struct {
+		NextRun    time.Time `json:"next_run"`
+		LastResult struct {
+			Phases []struct {
+				Name    string
+				Seconds float64
+			} `json:"phases"`
+			PhasesSeconds map[string]float64 `json:"phases_seconds"`
+		} `json:"last_result"`
+	}
+	if err := json.Unmarshal([]byte(get("/api/v1/checks/host", "")), &view); err != nil {
+		t.Fatal(err)
+	}
+	if view.NextRun.Before(time.Now()) || view.NextRun.After(time.Now().Add(2*time.Hour)) {
+		t.Errorf("API next_run %v, want within the interval or two", view.NextRun)
+	}
+	if len(view.LastResult.Phases) != 4 || view.LastResult.Phases[0].Name != "resolve" || view.LastResult.PhasesSeconds["tls"] != 0.04 {
+		t.Errorf("API phases %+v %v", view.LastResult.Phases, view.LastResult.PhasesSeconds)
 	}
 }
 

@@ -118,7 +118,7 @@ func (site *Site) page(w http.ResponseWriter, r *http.Request, nav, title string
 		flash = T(lang, "flash."+flash)
 	}
 	return Page{Lang: lang, Title: title, Nav: nav, User: user, AuthEnabled: site.opts.AuthEnabled(), CSRF: site.opts.CSRF.Token(user),
-		Path: path, Flash: flash, Now: time.Now(), Data: data}
+		Path: path, Flash: flash, Now: time.Now(), Zone: site.opts.API.Zone(), Data: data}
 }
 
 func (site *Site) render(w http.ResponseWriter, r *http.Request, status int, name string, p Page) {
@@ -294,7 +294,15 @@ type checkData struct {
 	Check   uiCheck
 	Reasons []reasonCount
 	Hops    []map[string]any
-	Diag    map[string]any
+	// DiagValues are the plain diagnostics (one key/value table, where
+	// qr_decoded and qr_expected read one above the other), DiagBlocks
+	// the structured ones (a table each), both by key.
+	DiagValues, DiagBlocks []diagItem
+}
+
+type diagItem struct {
+	Key   string
+	Value any
 }
 
 type reasonCount struct {
@@ -331,17 +339,26 @@ func (site *Site) pageCheck(w http.ResponseWriter, r *http.Request) {
 	}
 	sort.Slice(d.Reasons, func(i, j int) bool { return d.Reasons[i].Count > d.Reasons[j].Count })
 	if lr := views[0].LastResult; lr != nil && len(lr.Diagnostics) > 0 {
-		// Diagnostics are JSON-shaped; the traceroute gets a table, the
-		// rest is shown as it is.
-		d.Diag = map[string]any{}
-		for k, v := range lr.Diagnostics {
+		// Diagnostics are JSON-shaped; the traceroute gets a table of its
+		// own, the rest the generic tables (DiagHTML).
+		keys := make([]string, 0, len(lr.Diagnostics))
+		for k := range lr.Diagnostics {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			v := lr.Diagnostics[k]
 			if k == "traceroute" {
 				b, _ := json.Marshal(v)
 				if json.Unmarshal(b, &d.Hops) == nil {
 					continue
 				}
 			}
-			d.Diag[k] = v
+			if IsScalar(v) {
+				d.DiagValues = append(d.DiagValues, diagItem{k, v})
+			} else {
+				d.DiagBlocks = append(d.DiagBlocks, diagItem{k, v})
+			}
 		}
 	}
 	site.render(w, r, http.StatusOK, "check", site.page(w, r, "overview", views[0].Name, d))
