@@ -13,7 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vigil-project/vigil/agent/drill"
 	"github.com/vigil-project/vigil/agent/notify/route"
+	"github.com/vigil-project/vigil/agent/store"
 	"github.com/vigil-project/vigil/probes"
 	"github.com/vigil-project/vigil/probes/network"
 )
@@ -471,5 +473,94 @@ func TestOverviewFoldsPassing(t *testing.T) {
 	body = get("/?q=host1")
 	if n := strings.Count(body, `<tr class="check"`); n != 10 || !strings.Contains(body, "10 / 26") {
 		t.Errorf("search shows %d rows, want host10–host19", n)
+	}
+}
+
+// TestStatusPageRunNotifyReceiver: a runbook run's notify step is labelled
+// with its receiver, and step details are tables, not JSON.
+func TestStatusPageRunNotifyReceiver(t *testing.T) {
+	a := newTestAgent(t)
+	ctx := context.Background()
+	now := time.Now()
+	if err := a.store.CreateRun(ctx, store.RunRow{ID: "r1", Runbook: "invoice-failover", Target: "e-invoice", Trigger: "manual", Labels: "{}",
+		Mode: "enforce", State: "succeeded", CreatedAt: now}, store.RunEvent{At: now, Kind: "created", Detail: "ops"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, ev := range []store.RunEvent{
+		{At: now, Kind: "step_start", Phase: "steps", Step: 2, Name: "tell on-call", Attempt: 1,
+			Detail: `{"name":"tell on-call","kind":"notify","check":"oncall","message":"failed over"}`},
+		{At: now, Kind: "step_end", Phase: "steps", Step: 2, Attempt: 1, Detail: `{"status":"ok"}`, Took: 12 * time.Millisecond},
+	} {
+		if err := a.store.AddRunEvent(ctx, "r1", ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for lang, want := range map[string][]string{
+		"en": {`<span class="badge receiver" data-receiver="oncall">receiver: oncall</span>`, "<th>receiver</th><td>oncall</td>", "<th>message</th><td>failed over</td>"},
+		"zh": {`接收方: oncall</span>`, "<th>接收方</th><td>oncall</td>"},
+	} {
+		req := httptest.NewRequest("GET", "/runbooks/runs/r1?lang="+lang, nil)
+		rec := httptest.NewRecorder()
+		a.web.Handler().ServeHTTP(rec, req)
+		body := rec.Body.String()
+		if rec.Code != 200 {
+			t.Fatalf("%d %s", rec.Code, body)
+		}
+		if n := strings.Count(body, `data-receiver="oncall"`); n != 2 {
+			t.Errorf("%s: %d events labelled with the receiver, want the step's 2", lang, n)
+		}
+		for _, w := range want {
+			if !strings.Contains(body, w) {
+				t.Errorf("%s: run page lacks %q", lang, w)
+			}
+		}
+		if strings.Contains(body, `"check"`) || strings.Contains(body, "<pre>{") {
+			t.Errorf("%s: step detail shown as JSON", lang)
+		}
+	}
+}
+
+// TestStatusPageDrillReport: a drill report lists each fact once (a
+// measure an objective shows is not listed again, the Markdown is a
+// link, not a copy) with durations as `vigil drill run` prints them.
+func TestStatusPageDrillReport(t *testing.T) {
+	a := newTestAgent(t)
+	t0 := time.Date(2025, 3, 1, 1, 0, 0, 0, time.UTC)
+	detect, failover := 12.34, 95.0
+	rep := drill.Report{ID: "d1", Drill: "invoice-qr-failover", State: drill.StatePassed, Checks: []string{"invoice_qr"},
+		StartedAt: t0.Add(-5 * time.Second), FinishedAt: t0.Add(3 * time.Minute),
+		Marks: []drill.Mark{{Name: drill.MarkStarted, At: t0.Add(-5 * time.Second)}, {Name: drill.MarkInjected, At: t0},
+			{Name: drill.MarkFirstFailure, At: t0.Add(12340 * time.Millisecond)}, {Name: drill.MarkSwitched, At: t0.Add(95 * time.Second)}},
+		Measures:   map[string]float64{"time_to_detect": detect, "time_to_failover": failover, "time_to_page": 30},
+		Objectives: []drill.ObjectiveResult{{Measure: "time_to_detect", Limit: 90, Measured: &detect, Passed: true}, {Measure: "time_to_failover", Limit: 300, Measured: &failover, Passed: true}},
+		Actions:    []drill.ActionResult{{Phase: "inject", Name: "corrupt QR amounts", At: t0, Took: 3456 * time.Microsecond}},
+	}
+	b, _ := json.Marshal(rep)
+	if err := a.store.SaveDrillRun(context.Background(), store.DrillRow{ID: "d1", Drill: rep.Drill, State: rep.State,
+		StartedAt: rep.StartedAt, FinishedAt: rep.FinishedAt, Report: string(b)}); err != nil {
+		t.Fatal(err)
+	}
+	rec := httptest.NewRecorder()
+	a.web.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/drills/runs/d1", nil))
+	body := rec.Body.String()
+	if rec.Code != 200 {
+		t.Fatalf("%d %s", rec.Code, body)
+	}
+	for _, want := range []string{
+		`<tr data-measure="time_to_detect"><td>time_to_detect</td><td>≤ 1m30s</td><td>12.3s</td>`,
+		`<tr data-measure="time_to_failover"><td>time_to_failover</td><td>≤ 5m0s</td><td>1m35s</td>`,
+		`<tr data-measure="time_to_page"><th>time_to_page</th><td title="30 s">30s</td>`,
+		`<tr data-mark="drill_started"><td>`, `<td>T-5s</td>`, `<td>T&#43;12.3s</td>`, `<td>T&#43;1m35s</td>`,
+		`<td>3ms</td>`, "(3m5s)", `href="/api/v1/drills/runs/d1?format=markdown"`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("drill page lacks %q", want)
+		}
+	}
+	if n := strings.Count(body, `data-measure="time_to_detect"`); n != 1 {
+		t.Errorf("time_to_detect shown %d times, want once", n)
+	}
+	if strings.Contains(body, "<pre") || strings.Contains(body, "## Objectives") {
+		t.Error("the Markdown report is repeated on the page")
 	}
 }
