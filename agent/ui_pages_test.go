@@ -547,11 +547,11 @@ func TestStatusPageDrillReport(t *testing.T) {
 		t.Fatalf("%d %s", rec.Code, body)
 	}
 	for _, want := range []string{
-		`<tr data-measure="time_to_detect"><td>time_to_detect</td><td>≤ 1m30s</td><td>12.3s</td>`,
-		`<tr data-measure="time_to_failover"><td>time_to_failover</td><td>≤ 5m0s</td><td>1m35s</td>`,
+		`<tr data-measure="time_to_detect"><td>time_to_detect</td><td class="num">≤ 1m30s</td><td class="num">12.3s</td>`,
+		`<tr data-measure="time_to_failover"><td>time_to_failover</td><td class="num">≤ 5m0s</td><td class="num">1m35s</td>`,
 		`<tr data-measure="time_to_page"><th>time_to_page</th><td title="30 s">30s</td>`,
-		`<tr data-mark="drill_started"><td>`, `<td>T-5s</td>`, `<td>T&#43;12.3s</td>`, `<td>T&#43;1m35s</td>`,
-		`<td>3ms</td>`, "(3m5s)", `href="/api/v1/drills/runs/d1?format=markdown"`,
+		`<tr data-mark="drill_started"><td class="num">`, `<td class="num">T-5s</td>`, `<td class="num">T&#43;12.3s</td>`, `<td class="num">T&#43;1m35s</td>`,
+		`<td class="num">3ms</td>`, "(3m5s)", `href="/api/v1/drills/runs/d1?format=markdown"`,
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("drill page lacks %q", want)

@@ -159,6 +159,7 @@ var messages = map[string]msg{
 	"drill.problems":      {"Problems", "问题"},
 	"drill.markdown":      {"Report (Markdown)", "报告（Markdown）"},
 	"drill.markdown_hint": {"the same as vigil drill show", "与 vigil drill show 输出相同"},
+	"drill.abort_reason":  {"Aborted because", "中止原因"},
 	"drill.checks":        {"Checks under fault", "注入故障的检查项"},
 	"drill.milestone":     {"Milestone", "里程碑"},
 	"drill.detail":        {"Detail", "详情"},

@@ -528,6 +528,9 @@ func eventDetail(p Page, raw json.RawMessage) (string, template.HTML) {
 		return string(raw), ""
 	}
 	if obj, ok := n.(object); ok {
+		if len(obj) == 0 {
+			return "", ""
+		}
 		notify := false
 		for _, f := range obj {
 			if f.Key == "kind" && f.Val == "notify" {

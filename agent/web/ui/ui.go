@@ -280,6 +280,7 @@ var funcs = template.FuncMap{
 	"ts":     Timestamp,
 	"human":  func(p Page, name string, v float64) string { return HumanValue(p.Lang, p.Zone, p.Now, name, v) },
 	"raw":    Raw,
+	"msecs":  func(ms int64) float64 { return float64(ms) / 1000 },
 	"diag":   DiagHTML,
 	"sortedKeys": func(m map[string]string) []string {
 		keys := make([]string, 0, len(m))
