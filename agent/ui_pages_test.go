@@ -8,11 +8,14 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/vigil-project/vigil/agent/drill"
 	"github.com/vigil-project/vigil/agent/notify/route"
+	"github.com/vigil-project/vigil/agent/store"
 	"github.com/vigil-project/vigil/probes"
 	"github.com/vigil-project/vigil/probes/network"
 )
@@ -178,26 +181,123 @@ func BenchmarkStatusPage(b *testing.B) {
 	}
 }
 
-// TestCheckPageDiagnostics: a traceroute becomes a table of hops, other
-// diagnostics are shown as they are.
+// TestCheckPageDiagnostics: a traceroute becomes a table of hops, plain
+// diagnostics one key/value table, lists of objects tables with a column
+// per field, nothing is shown as quoted JSON.
 func TestCheckPageDiagnostics(t *testing.T) {
 	a := newTestAgent(t)
 	a.state.Record("host", &probes.Result{Success: false, Reason: probes.ReasonTimeout, Message: "no answer", Start: time.Now(),
 		Diagnostics: map[string]any{
-			"traceroute": []network.Hop{{TTL: 1, Addr: "10.0.0.1", RTTSeconds: 0.0012}, {TTL: 2}, {TTL: 3, Addr: "198.51.100.7", RTTSeconds: 0.03, Reached: true}},
-			"qr_decoded": "01,32,,24312000000136634917,0.01,20240514,,1DD6",
+			"traceroute":  []network.Hop{{TTL: 1, Addr: "10.0.0.1", RTTSeconds: 0.0012}, {TTL: 2}, {TTL: 3, Addr: "198.51.100.7", RTTSeconds: 0.03, Reached: true}},
+			"qr_decoded":  "01,32,,24312000000136634917,0.01,20240514,,1DD6",
+			"qr_expected": "01,32,,24312000000136634917,100.00,20240514,,1DD6",
+			"patterns": []struct {
+				Pattern string   `json:"pattern"`
+				Matches int      `json:"matches"`
+				Lines   []string `json:"lines"`
+			}{{"sync_failed", 2, []string{`{"msg":"sync failed","token":"<redacted>"}`, "second <line>"}}},
+			"violations": []string{"disk_low: / 3% free"},
 		}})
 	rec := httptest.NewRecorder()
 	a.web.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/checks/host", nil))
 	body := rec.Body.String()
 	for _, want := range []string{`<table class="hops">`, "<td>10.0.0.1</td><td>1.2 ms</td>", "<td>2</td><td>*</td>", "198.51.100.7",
-		`data-key="qr_decoded"`, "01,32,,24312000000136634917"} {
+		`<tr data-key="qr_decoded"><th>qr_decoded</th><td>01,32,,24312000000136634917`, `<tr data-key="qr_expected">`,
+		`<div class="diag" data-key="patterns"><div class="scroll"><table class="diag cols"><thead><tr><th>pattern</th><th>matches</th><th>lines</th></tr></thead>`,
+		`<td>sync_failed</td><td><span title="2">2</span></td><td><ul class="vals"><li>{&#34;msg&#34;:&#34;sync failed&#34;,&#34;token&#34;:&#34;&lt;redacted&gt;&#34;}</li><li>second &lt;line&gt;</li></ul></td>`,
+		`<div class="diag" data-key="violations"><ul class="vals"><li>disk_low: / 3% free</li></ul></div>`} {
 		if !strings.Contains(body, want) {
 			t.Errorf("check page lacks %q", want)
 		}
 	}
 	if strings.Contains(body, `data-key="traceroute"`) {
 		t.Error("the traceroute is shown raw as well as a table")
+	}
+	if strings.Contains(body, "<pre") {
+		t.Error("diagnostics shown as preformatted JSON")
+	}
+}
+
+// TestStatusPageCheckDetail: phases in the order they ran, values with
+// their units (the raw number in the title), the next run, times in the
+// configured zone, Chinese durations; the API has phases and next_run.
+func TestStatusPageCheckDetail(t *testing.T) {
+	a := newTestAgent(t)
+	writeFile(t, a.state.Config().File, `global: {timezone: Asia/Shanghai}
+checks:
+  - name: host
+    type: host
+    interval: 1h
+    host: {cpu_sample: 10ms, cpu_max: 1, memory_max: 1, disk_free_min: 0}
+`)
+	if err := a.Reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.sched.RunNow(context.Background(), "host"); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Date(2025, 3, 1, 1, 2, 3, 0, time.UTC) // 09:02:03 in Shanghai
+	a.state.Record("host", &probes.Result{Success: true, Start: start, Duration: 1500 * time.Millisecond,
+		Phases: []probes.Phase{{Name: "resolve", Duration: 2 * time.Millisecond}, {Name: "connect", Duration: 30 * time.Millisecond},
+			{Name: "tls", Duration: 40 * time.Millisecond}, {Name: "body", Duration: 5 * time.Millisecond}},
+		Values: []probes.Value{{Name: "vigil_host_memory_available_bytes", Value: 3 << 30}, {Name: "vigil_host_memory_used_ratio", Value: 0.4213},
+			{Name: "vigil_http_status_code", Value: 200}, {Name: "vigil_log_lines_total", Value: 123456}, {Name: "vigil_host_load1", Value: 0.52}}})
+	get := func(path, lang string) string {
+		req := httptest.NewRequest("GET", path, nil)
+		req.Header.Set("Accept-Language", lang)
+		rec := httptest.NewRecorder()
+		a.web.Handler().ServeHTTP(rec, req)
+		if rec.Code != 200 {
+			t.Fatalf("%s: %d", path, rec.Code)
+		}
+		return rec.Body.String()
+	}
+	body := get("/checks/host", "en")
+	phases := regexp.MustCompile(`data-phase="(\w+)"`).FindAllStringSubmatch(body, -1)
+	var order []string
+	for _, m := range phases {
+		order = append(order, m[1])
+	}
+	if strings.Join(order, ",") != "resolve,connect,tls,body" {
+		t.Errorf("phases shown in the order %v", order)
+	}
+	for _, want := range []string{
+		`<td title="3221225472">3.00 GiB</td>`, `<td title="0.4213">42.13%</td>`, `<td title="200">200</td>`,
+		`<td title="123456">123456</td>`, `<td title="0.52">0.52</td>`, `<td title="0.03 s">30.0 ms</td>`,
+		"2025-03-01 09:02:03", `<dd id="next-run"><time datetime=`, ">in ",
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("check page lacks %q", want)
+		}
+	}
+	zh := get("/checks/host", "zh-CN")
+	for _, want := range []string{"下次运行", "后</time>", "30.0 毫秒"} {
+		if !strings.Contains(zh, want) {
+			t.Errorf("Chinese check page lacks %q", want)
+		}
+	}
+	over := get("/", "zh-CN")
+	if !regexp.MustCompile(`>\d+天\d{2}小时前</time>`).MatchString(over) {
+		t.Errorf("Chinese overview: the last run is not in days and hours ago")
+	}
+	var view struct {
+		NextRun    time.Time `json:"next_run"`
+		LastResult struct {
+			Phases []struct {
+				Name    string
+				Seconds float64
+			} `json:"phases"`
+			PhasesSeconds map[string]float64 `json:"phases_seconds"`
+		} `json:"last_result"`
+	}
+	if err := json.Unmarshal([]byte(get("/api/v1/checks/host", "")), &view); err != nil {
+		t.Fatal(err)
+	}
+	if view.NextRun.Before(time.Now()) || view.NextRun.After(time.Now().Add(2*time.Hour)) {
+		t.Errorf("API next_run %v, want within the interval or two", view.NextRun)
+	}
+	if len(view.LastResult.Phases) != 4 || view.LastResult.Phases[0].Name != "resolve" || view.LastResult.PhasesSeconds["tls"] != 0.04 {
+		t.Errorf("API phases %+v %v", view.LastResult.Phases, view.LastResult.PhasesSeconds)
 	}
 }
 
@@ -373,5 +473,94 @@ func TestOverviewFoldsPassing(t *testing.T) {
 	body = get("/?q=host1")
 	if n := strings.Count(body, `<tr class="check"`); n != 10 || !strings.Contains(body, "10 / 26") {
 		t.Errorf("search shows %d rows, want host10–host19", n)
+	}
+}
+
+// TestStatusPageRunNotifyReceiver: a runbook run's notify step is labelled
+// with its receiver, and step details are tables, not JSON.
+func TestStatusPageRunNotifyReceiver(t *testing.T) {
+	a := newTestAgent(t)
+	ctx := context.Background()
+	now := time.Now()
+	if err := a.store.CreateRun(ctx, store.RunRow{ID: "r1", Runbook: "invoice-failover", Target: "e-invoice", Trigger: "manual", Labels: "{}",
+		Mode: "enforce", State: "succeeded", CreatedAt: now}, store.RunEvent{At: now, Kind: "created", Detail: "ops"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, ev := range []store.RunEvent{
+		{At: now, Kind: "step_start", Phase: "steps", Step: 2, Name: "tell on-call", Attempt: 1,
+			Detail: `{"name":"tell on-call","kind":"notify","check":"oncall","message":"failed over"}`},
+		{At: now, Kind: "step_end", Phase: "steps", Step: 2, Attempt: 1, Detail: `{"status":"ok"}`, Took: 12 * time.Millisecond},
+	} {
+		if err := a.store.AddRunEvent(ctx, "r1", ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for lang, want := range map[string][]string{
+		"en": {`<span class="badge receiver" data-receiver="oncall">receiver: oncall</span>`, "<th>receiver</th><td>oncall</td>", "<th>message</th><td>failed over</td>"},
+		"zh": {`接收方: oncall</span>`, "<th>接收方</th><td>oncall</td>"},
+	} {
+		req := httptest.NewRequest("GET", "/runbooks/runs/r1?lang="+lang, nil)
+		rec := httptest.NewRecorder()
+		a.web.Handler().ServeHTTP(rec, req)
+		body := rec.Body.String()
+		if rec.Code != 200 {
+			t.Fatalf("%d %s", rec.Code, body)
+		}
+		if n := strings.Count(body, `data-receiver="oncall"`); n != 2 {
+			t.Errorf("%s: %d events labelled with the receiver, want the step's 2", lang, n)
+		}
+		for _, w := range want {
+			if !strings.Contains(body, w) {
+				t.Errorf("%s: run page lacks %q", lang, w)
+			}
+		}
+		if strings.Contains(body, `"check"`) || strings.Contains(body, "<pre>{") {
+			t.Errorf("%s: step detail shown as JSON", lang)
+		}
+	}
+}
+
+// TestStatusPageDrillReport: a drill report lists each fact once (a
+// measure an objective shows is not listed again, the Markdown is a
+// link, not a copy) with durations as `vigil drill run` prints them.
+func TestStatusPageDrillReport(t *testing.T) {
+	a := newTestAgent(t)
+	t0 := time.Date(2025, 3, 1, 1, 0, 0, 0, time.UTC)
+	detect, failover := 12.34, 95.0
+	rep := drill.Report{ID: "d1", Drill: "invoice-qr-failover", State: drill.StatePassed, Checks: []string{"invoice_qr"},
+		StartedAt: t0.Add(-5 * time.Second), FinishedAt: t0.Add(3 * time.Minute),
+		Marks: []drill.Mark{{Name: drill.MarkStarted, At: t0.Add(-5 * time.Second)}, {Name: drill.MarkInjected, At: t0},
+			{Name: drill.MarkFirstFailure, At: t0.Add(12340 * time.Millisecond)}, {Name: drill.MarkSwitched, At: t0.Add(95 * time.Second)}},
+		Measures:   map[string]float64{"time_to_detect": detect, "time_to_failover": failover, "time_to_page": 30},
+		Objectives: []drill.ObjectiveResult{{Measure: "time_to_detect", Limit: 90, Measured: &detect, Passed: true}, {Measure: "time_to_failover", Limit: 300, Measured: &failover, Passed: true}},
+		Actions:    []drill.ActionResult{{Phase: "inject", Name: "corrupt QR amounts", At: t0, Took: 3456 * time.Microsecond}},
+	}
+	b, _ := json.Marshal(rep)
+	if err := a.store.SaveDrillRun(context.Background(), store.DrillRow{ID: "d1", Drill: rep.Drill, State: rep.State,
+		StartedAt: rep.StartedAt, FinishedAt: rep.FinishedAt, Report: string(b)}); err != nil {
+		t.Fatal(err)
+	}
+	rec := httptest.NewRecorder()
+	a.web.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/drills/runs/d1", nil))
+	body := rec.Body.String()
+	if rec.Code != 200 {
+		t.Fatalf("%d %s", rec.Code, body)
+	}
+	for _, want := range []string{
+		`<tr data-measure="time_to_detect"><td>time_to_detect</td><td class="num">≤ 1m30s</td><td class="num">12.3s</td>`,
+		`<tr data-measure="time_to_failover"><td>time_to_failover</td><td class="num">≤ 5m0s</td><td class="num">1m35s</td>`,
+		`<tr data-measure="time_to_page"><th>time_to_page</th><td title="30 s">30s</td>`,
+		`<tr data-mark="drill_started"><td class="num">`, `<td class="num">T-5s</td>`, `<td class="num">T&#43;12.3s</td>`, `<td class="num">T&#43;1m35s</td>`,
+		`<td class="num">3ms</td>`, "(3m5s)", `href="/api/v1/drills/runs/d1?format=markdown"`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("drill page lacks %q", want)
+		}
+	}
+	if n := strings.Count(body, `data-measure="time_to_detect"`); n != 1 {
+		t.Errorf("time_to_detect shown %d times, want once", n)
+	}
+	if strings.Contains(body, "<pre") || strings.Contains(body, "## Objectives") {
+		t.Error("the Markdown report is repeated on the page")
 	}
 }

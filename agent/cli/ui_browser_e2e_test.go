@@ -294,8 +294,14 @@ func TestStatusPageInBrowser(t *testing.T) {
 		t.Errorf("check page after the fault: %q", failure)
 	}
 	// The detail shows what the QR said against what the service said.
-	if n, _ := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll('pre[data-key="qr_decoded"], pre[data-key="qr_expected"]').length`)); n != 2 {
+	if n, _ := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll('#diagnostics tr[data-key="qr_decoded"], #diagnostics tr[data-key="qr_expected"]').length`)); n != 2 {
 		t.Errorf("check page shows %d of the QR decode diagnostics, want 2", n)
+	}
+	// Phases in the order they ran: the invoice is created before its QR
+	// code is decoded.
+	phases, _ := chromedp.Run(ctx, chromedp.Evaluate[[]string](`Array.from(document.querySelectorAll("table.phases tr")).map(r => r.dataset.phase)`))
+	if len(phases) < 2 || !slices.Contains(phases, "void") || phases[len(phases)-1] != "void" {
+		t.Errorf("phases shown as %v, want the run's order (void last)", phases)
 	}
 	screenshot(t, ctx, "02-check-failed.png")
 	waitFor(t, ctx, a.url+"/", `tr[data-check="invoice_qr"][data-status="fail"]`, 10*time.Second)
@@ -425,25 +431,74 @@ func TestStatusPageInBrowser(t *testing.T) {
 	waitFor(t, ctx, a.url+"/drills", `form[action="/ui/drills/run"]`, 5*time.Second)
 	screenshot(t, ctx, "08-drills.png")
 
-	// Chinese, on a phone: nothing wider than the screen.
-	if err := chromedp.Do(ctx, chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile), chromedp.Navigate(a.url+"/?lang=zh")); err != nil {
+	// A drill, started and aborted at once, for a drill report to look at.
+	st, body := c.do(t, "POST", "/api/v1/drills/run", `{"name": "invoice-qr-failover", "by": "ops"}`)
+	if st != http.StatusAccepted && st != http.StatusOK {
+		t.Fatalf("start drill: %d %s", st, body)
+	}
+	var started struct{ ID string }
+	json.Unmarshal([]byte(body), &started)
+	if st, body := c.do(t, "POST", "/api/v1/drills/runs/"+started.ID+"/abort", `{"by": "ops"}`); st/100 != 2 {
+		t.Fatalf("abort drill: %d %s", st, body)
+	}
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(250 * time.Millisecond) {
+		_, body := c.do(t, "GET", "/api/v1/drills/runs/"+started.ID, "")
+		if !strings.Contains(body, `"state": "running"`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("drill still running after its abort: %s", body)
+		}
+	}
+
+	// Every page on a phone, in English and Chinese: nothing wider than
+	// the screen (no sideways scrolling) and no button or badge broken
+	// over lines. Screenshots of each.
+	phonePages := []struct{ name, path string }{
+		{"overview", "/"}, {"check", "/checks/invoice_qr"}, {"logscan", "/checks/invoice-log"}, {"alerts", "/alerts"},
+		{"runbooks", "/runbooks"}, {"run", "/runbooks/runs/" + run.ID}, {"drills", "/drills"}, {"drill", "/drills/runs/" + started.ID},
+	}
+	if err := chromedp.Do(ctx, chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile)); err != nil {
 		t.Fatal(err)
 	}
-	nav, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`header nav a[href="/"]`)))
-	if err != nil {
-		t.Fatal(err)
+	for _, lang := range []string{"en", "zh"} {
+		for i, pg := range phonePages {
+			sep := "?"
+			if strings.Contains(pg.path, "?") {
+				sep = "&"
+			}
+			if err := chromedp.Do(ctx, chromedp.Navigate(a.url+pg.path+sep+"lang="+lang), chromedp.WaitVisible("footer")); err != nil {
+				t.Fatal(err)
+			}
+			width, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.documentElement.scrollWidth`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if width > 390 {
+				wide, _ := chromedp.Run(ctx, chromedp.Evaluate[[]string](`Array.from(document.querySelectorAll("body *")).filter(e => !e.closest(".scroll") && e.getBoundingClientRect().right > 391).slice(0, 8).map(e => e.tagName + "." + e.className + " " + Math.round(e.getBoundingClientRect().right) + "px")`))
+				t.Errorf("%s %s is %d px wide on a 390 px screen: %v", lang, pg.path, width, wide)
+			}
+			broken, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`Array.from(document.querySelectorAll("button, a.button, .badge")).filter(b => {
+				const r = b.getBoundingClientRect(), cs = getComputedStyle(b);
+				if (!r.height) return false;
+				const inner = r.height - parseFloat(cs.paddingTop) - parseFloat(cs.paddingBottom) - parseFloat(cs.borderTopWidth) - parseFloat(cs.borderBottomWidth);
+				const line = parseFloat(cs.lineHeight) || parseFloat(cs.fontSize) * 1.45;
+				return inner > line * 1.5;
+			}).map(b => b.textContent.trim())`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(broken) > 0 {
+				t.Errorf("%s %s: buttons or badges broken over lines: %q", lang, pg.path, broken)
+			}
+			if lang == "zh" && pg.name == "overview" {
+				if nav, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`header nav a[href="/"]`))); nav != "总览" {
+					t.Errorf("Chinese nav: %q", nav)
+				}
+			}
+			screenshot(t, ctx, fmt.Sprintf("phone-%s-%02d-%s.png", lang, i+1, pg.name))
+		}
 	}
-	fits, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.documentElement.scrollWidth <= window.innerWidth + 1`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if nav != "总览" {
-		t.Errorf("Chinese nav: %q", nav)
-	}
-	if !fits {
-		t.Error("the overview is wider than a phone screen")
-	}
-	screenshot(t, ctx, "09-overview-zh-phone.png")
 }
 
 // TestStatusPageAuthInBrowser: without credentials the browser gets the

@@ -14,14 +14,23 @@ import (
 
 // ResultView is the JSON form of a result, shared by the API and `vigil once -o json`.
 type ResultView struct {
-	Success         bool               `json:"success"`
-	Reason          string             `json:"reason,omitempty"`
-	Message         string             `json:"message,omitempty"`
-	Start           time.Time          `json:"start"`
-	DurationSeconds float64            `json:"duration_seconds"`
-	Phases          map[string]float64 `json:"phases_seconds,omitempty"`
-	Values          []ValueView        `json:"values,omitempty"`
-	Diagnostics     map[string]any     `json:"diagnostics,omitempty"`
+	Success         bool      `json:"success"`
+	Reason          string    `json:"reason,omitempty"`
+	Message         string    `json:"message,omitempty"`
+	Start           time.Time `json:"start"`
+	DurationSeconds float64   `json:"duration_seconds"`
+	// Phases are the phase durations by name; PhaseList is the same in
+	// the order the phases ran (a JSON object's keys have no order).
+	Phases      map[string]float64 `json:"phases_seconds,omitempty"`
+	PhaseList   []PhaseView        `json:"phases,omitempty"`
+	Values      []ValueView        `json:"values,omitempty"`
+	Diagnostics map[string]any     `json:"diagnostics,omitempty"`
+}
+
+// PhaseView is one phase of a run.
+type PhaseView struct {
+	Name    string  `json:"name"`
+	Seconds float64 `json:"seconds"`
 }
 
 // ValueView is one exported value.
@@ -43,8 +52,10 @@ func NewResultView(r probes.Result) ResultView {
 	}
 	if len(r.Phases) > 0 {
 		v.Phases = make(map[string]float64, len(r.Phases))
-		for _, p := range r.Phases {
+		v.PhaseList = make([]PhaseView, len(r.Phases))
+		for i, p := range r.Phases {
 			v.Phases[p.Name] = p.Duration.Seconds()
+			v.PhaseList[i] = PhaseView{Name: p.Name, Seconds: p.Duration.Seconds()}
 		}
 	}
 	for _, val := range r.Values {
@@ -84,6 +95,9 @@ type CheckView struct {
 	History    []HistoryEntry `json:"history"`
 	// Uptime is the share of passing runs over 24h, 7d and 30d.
 	Uptime []Uptime `json:"uptime"`
+	// NextRun is when the check's next run is due; absent while a run is
+	// in flight or the check is not scheduled.
+	NextRun time.Time `json:"next_run,omitzero"`
 }
 
 // Uptime is the share of a check's runs that passed over one window,

@@ -86,6 +86,20 @@ type Global struct {
 	EvaluationInterval model.Duration `yaml:"evaluation_interval" json:"evaluation_interval"`
 	// SampleRetention is how long the sample store keeps samples.
 	SampleRetention model.Duration `yaml:"sample_retention" json:"sample_retention"`
+	// Timezone is the IANA zone the status page shows times in (empty:
+	// the host's local zone).
+	Timezone string `yaml:"timezone" json:"timezone,omitempty"`
+	// Location is Timezone loaded (time.Local when Timezone is empty); set
+	// by Parse.
+	Location *time.Location `yaml:"-" json:"-"`
+}
+
+// Zone is where times are shown: Location, or the host's local zone.
+func (g Global) Zone() *time.Location {
+	if g.Location == nil {
+		return time.Local
+	}
+	return g.Location
 }
 
 // Check is one configured check. Interval, Timeout and RecheckInterval are
@@ -447,6 +461,22 @@ func (d *decoder) validateGlobal(root *yaml.Node, g *Global) {
 		labelsNode = lookupValue(gn, "labels")
 	}
 	d.validateLabels(labelsNode, at("labels"), "global.labels", g.Labels, false)
+	g.Location = time.Local
+	if g.Timezone != "" {
+		// The binary embeds time/tzdata, so a name resolves the same on a
+		// host without zoneinfo files. "Local" would mean the host's zone
+		// under another name: refused as not an IANA name.
+		loc, err := time.LoadLocation(g.Timezone)
+		if err != nil || g.Timezone == "Local" {
+			n := at("timezone")
+			if v := lookupValue(gn, "timezone"); v != nil {
+				n = v
+			}
+			d.errorf(n, "global.timezone", "unknown time zone %q (want an IANA name like Asia/Shanghai or UTC)", g.Timezone)
+		} else {
+			g.Location = loc
+		}
+	}
 }
 
 func (d *decoder) validateChecks(nodes []*yaml.Node, checks []Check) {

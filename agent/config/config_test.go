@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"gopkg.in/yaml.v3"
 
@@ -107,6 +108,9 @@ func TestInvalid(t *testing.T) {
 			`:5:3: global.max_concurrency: must be at least 1`,
 			`:10:5: checks[0].timeout: timeout 30s is longer than the interval 10s`,
 			`:13:15: checks[1].interval: must be greater than 0`,
+		}},
+		{"invalid-timezone.yml", []string{
+			`:3:13: global.timezone: unknown time zone "Asia/Shangai" (want an IANA name like Asia/Shanghai or UTC)`,
 		}},
 		{"invalid-labels.yml", []string{
 			`:4:5: global.labels.bad-name: invalid label name (must match [a-zA-Z_][a-zA-Z0-9_]* and not start with __)`,
@@ -227,6 +231,40 @@ checks:
 	}
 	if cfg.Global.Labels["env"] != "prod" {
 		t.Errorf("global labels lost")
+	}
+}
+
+// TestTimezone: global.timezone names the zone the status page shows
+// times in; without it the host's local zone.
+func TestTimezone(t *testing.T) {
+	tests := []struct {
+		name, yaml string
+		want       string // the zone's name; "" for time.Local
+	}{
+		{"default is the host's zone", "global: {interval: 1m}\n", ""},
+		{"IANA name", "global: {timezone: Asia/Shanghai}\n", "Asia/Shanghai"},
+		{"UTC", "global: {timezone: UTC}\n", "UTC"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := Parse("x.yml", []byte(tt.yaml+"checks: [{name: a, type: host}]\n"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			loc := cfg.Global.Zone()
+			if tt.want == "" {
+				if loc != time.Local {
+					t.Errorf("zone %v, want the host's", loc)
+				}
+				return
+			}
+			if loc.String() != tt.want {
+				t.Errorf("zone %v, want %s", loc, tt.want)
+			}
+		})
+	}
+	if _, err := Parse("x.yml", []byte("global: {timezone: Local}\nchecks: [{name: a, type: host}]\n")); err == nil {
+		t.Error(`timezone "Local" accepted: it is not an IANA name`)
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"math/rand/v2"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/vigil-project/vigil/probes"
@@ -128,6 +129,9 @@ type runner struct {
 	// new run starts until it does, so runs of one check never overlap.
 	// Only the run in flight touches it.
 	abandoned <-chan probes.Result
+	// nextRun mirrors next for readers outside the dispatcher (NextRun):
+	// Unix nanoseconds, 0 while a run is in flight.
+	nextRun atomic.Int64
 
 	// The fields below belong to the dispatcher goroutine.
 
@@ -349,6 +353,7 @@ func (d *dispatcher) begin(ctx context.Context, r *runner) {
 		}()
 	}
 	r.next = time.Now().Add(SplayOffset(r.job.Name, r.job.Splay, r.job.Interval))
+	r.nextRun.Store(r.next.UnixNano())
 	heap.Push(&d.queue, r)
 }
 
@@ -396,6 +401,7 @@ func (d *dispatcher) run(ctx context.Context, r *runner, held bool) {
 	}
 	rctx, cancel := context.WithCancel(ctx)
 	r.running, r.cancelRun = true, cancel
+	r.nextRun.Store(0)
 	r.live++
 	s := d.s
 	go func() {
@@ -446,6 +452,7 @@ func (d *dispatcher) ended(ctx context.Context, e ended) {
 		delay += toPhase(phase, e.due, r.job.Interval)
 	}
 	r.next = e.start.Add(delay)
+	r.nextRun.Store(r.next.UnixNano())
 	heap.Push(&d.queue, r)
 }
 
@@ -508,6 +515,23 @@ func (s *Scheduler) RunNow(ctx context.Context, name string) (probes.Result, err
 	case <-ctx.Done():
 		return probes.Result{}, ctx.Err()
 	}
+}
+
+// NextRun is when the named check's next run is due: zero while a run of
+// it is in flight (the next is set when it ends). ok is false for a name
+// the scheduler does not run. A due run may wait a little longer for a
+// concurrency slot.
+func (s *Scheduler) NextRun(name string) (next time.Time, ok bool) {
+	s.mu.Lock()
+	r, ok := s.runners[name]
+	s.mu.Unlock()
+	if !ok {
+		return time.Time{}, false
+	}
+	if ns := r.nextRun.Load(); ns != 0 {
+		next = time.Unix(0, ns)
+	}
+	return next, true
 }
 
 // RunOnce runs the given jobs once, concurrently within the concurrency

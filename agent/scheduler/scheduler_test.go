@@ -560,3 +560,41 @@ func TestOverride(t *testing.T) {
 	simulate.Store(false)
 	waitFor(t, 2*time.Second, "a real run after the override", func() bool { return probed.Load() > 0 })
 }
+
+// TestNextRun: the next run is known while a check waits, unknown while a
+// run is in flight, and follows the interval once it has run; an unknown
+// name is not ok.
+func TestNextRun(t *testing.T) {
+	release := make(chan struct{})
+	entered := make(chan struct{}, 1)
+	slow := probes.ProberFunc(func(ctx context.Context, _ *slog.Logger) probes.Result {
+		entered <- struct{}{}
+		<-release
+		return probes.Result{Success: true}
+	})
+	before := time.Now()
+	s := start(t, Options{MaxConcurrency: 2},
+		Job{Name: "idle", Interval: time.Hour, Splay: time.Hour, Timeout: time.Second, Prober: pass},
+		Job{Name: "busy", Interval: time.Hour, Timeout: time.Second, Prober: slow})
+	next, ok := s.NextRun("idle")
+	if !ok || next.Before(before) || next.After(time.Now().Add(time.Hour)) {
+		t.Errorf("idle: next run %v (ok %v), want within the hour's splay", next, ok)
+	}
+	<-entered
+	if next, ok := s.NextRun("busy"); !ok || !next.IsZero() {
+		t.Errorf("busy while running: next run %v (ok %v), want zero", next, ok)
+	}
+	close(release)
+	waitFor(t, time.Second, "busy's next run", func() bool {
+		next, _ := s.NextRun("busy")
+		return !next.IsZero()
+	})
+	// After a passing first run the check moves to its phase: within two
+	// intervals of now.
+	if next, _ := s.NextRun("busy"); next.Before(before.Add(time.Hour)) || next.After(time.Now().Add(2*time.Hour)) {
+		t.Errorf("busy after its run: next run %v, want an interval or two ahead", next)
+	}
+	if _, ok := s.NextRun("nope"); ok {
+		t.Error("an unknown check has a next run")
+	}
+}

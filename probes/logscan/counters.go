@@ -3,6 +3,7 @@ package logscan
 import (
 	"strings"
 	"sync"
+	"time"
 	"unicode/utf8"
 
 	"github.com/vigil-project/vigil/probes"
@@ -33,6 +34,9 @@ type patternCounts struct {
 	total      uint64
 	lastMatch  float64 // Unix seconds, 0 before the first match
 	series     map[string]*series
+	// recent are the last matching lines (in memory only: not in the
+	// checkpoint, so none after a restart until lines match again).
+	recent *recentLines
 }
 
 type series struct {
@@ -47,7 +51,7 @@ func newCounters(ps []Pattern) *counters {
 		if max == 0 {
 			max = defaultMaxLabelValues
 		}
-		pc := patternCounts{name: p.Name, labelNames: p.LabelsFromGroups, maxValues: max, series: map[string]*series{}}
+		pc := patternCounts{name: p.Name, labelNames: p.LabelsFromGroups, maxValues: max, series: map[string]*series{}, recent: &recentLines{}}
 		if len(p.LabelsFromGroups) == 0 {
 			pc.series[""] = &series{}
 		}
@@ -65,6 +69,7 @@ func (c *counters) reset() {
 	for i := range c.patterns {
 		pc := &c.patterns[i]
 		pc.total, pc.lastMatch = 0, 0
+		pc.recent.reset()
 		pc.series = map[string]*series{}
 		if len(pc.labelNames) == 0 {
 			pc.series[""] = &series{}
@@ -72,12 +77,14 @@ func (c *counters) reset() {
 	}
 }
 
-// match counts one matching line; the caller holds mu. values are the
-// label values (nil for patterns without labels).
-func (c *counters) match(p int, values []string, now float64) {
+// match counts one matching line and keeps it among the pattern's recent
+// lines; the caller holds mu. values are the label values (nil for
+// patterns without labels).
+func (c *counters) match(p int, values []string, line []byte, now float64) {
 	pc := &c.patterns[p]
 	pc.total++
 	pc.lastMatch = now
+	pc.recent.add(line, pc.total)
 	key := joinKey(values)
 	s := pc.series[key]
 	if s == nil {
@@ -162,6 +169,7 @@ func (c *counters) load(k counts) {
 				continue
 			}
 			pc.total, pc.lastMatch = ps.Total, ps.LastMatch
+			pc.recent.reset()
 			pc.series = map[string]*series{}
 			for _, s := range ps.Series {
 				pc.series[joinKey(s.Values)] = &series{labels: s.Values, n: s.Count}
@@ -198,6 +206,37 @@ func (k *counts) values(files int) []probes.Value {
 			out = append(out, probes.Value{Name: "vigil_log_last_match_timestamp_seconds",
 				Labels: []probes.Label{{Name: "pattern", Value: ps.Name}}, Value: ps.LastMatch})
 		}
+	}
+	return out
+}
+
+// reports are the patterns at an evaluation that saw the totals upto,
+// whose previous one saw prev: matches between, and the lines matched
+// between (redacted).
+func (c *counters) reports(prev, upto []uint64) []PatternReport {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]PatternReport, len(c.patterns))
+	for i, pc := range c.patterns {
+		var before uint64
+		if i < len(prev) {
+			before = prev[i]
+		}
+		total := pc.total
+		if i < len(upto) {
+			total = upto[i]
+		}
+		r := PatternReport{Pattern: pc.name, Total: total}
+		if total > before {
+			r.Matches = total - before
+		}
+		if pc.lastMatch > 0 {
+			r.LastMatch = time.Unix(0, int64(pc.lastMatch*1e9)).UTC()
+		}
+		for _, l := range pc.recent.between(before, total) {
+			r.Lines = append(r.Lines, redactLine(l))
+		}
+		out[i] = r
 	}
 	return out
 }

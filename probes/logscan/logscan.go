@@ -190,6 +190,12 @@ func (l *Logscan) Probe(ctx context.Context, log *slog.Logger) probes.Result {
 	}
 	totals, lines := l.c.totals()
 	l.mu.Lock()
+	prev := l.evaluated
+	l.mu.Unlock()
+	// Read under the counters' lock only: Run may hold it while it
+	// publishes under l.mu.
+	reports := l.c.reports(prev, totals)
+	l.mu.Lock()
 	defer l.mu.Unlock()
 	prev, prevLines := l.evaluated, l.lines
 	if len(prev) != len(totals) {
@@ -207,8 +213,10 @@ func (l *Logscan) Probe(ctx context.Context, log *slog.Logger) probes.Result {
 		}
 	}
 	summary := fmt.Sprintf("%d new lines in %s; matches %s", lines-prevLines, l.summary, strings.Join(counts, " "))
+	// Per pattern: the matches of this interval and their last lines.
+	res.Diagnostics = map[string]any{"patterns": reports}
 	if len(l.errs) > 0 {
-		res.Diagnostics = map[string]any{"unreadable": l.errs}
+		res.Diagnostics["unreadable"] = l.errs
 	}
 	switch {
 	case len(over) > 0:

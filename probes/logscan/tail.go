@@ -570,7 +570,7 @@ func (t *tailer) matchLines(buf []byte, ends []int) {
 			}
 			values = slices.Clone(t.vals)
 		}
-		t.c.match(p, values, now)
+		t.c.match(p, values, line, now)
 	})
 }
 

@@ -36,6 +36,18 @@ type Scheduler interface {
 	RunNow(ctx context.Context, name string) (probes.Result, error)
 }
 
+// NextRuns is a scheduler that knows when each check runs next (the
+// agent's does); the check views show it.
+type NextRuns interface {
+	NextRun(name string) (time.Time, bool)
+}
+
+// Configured is a Checks that knows the loaded config (the agent's
+// checkstate does), for global.timezone.
+type Configured interface {
+	Config() *config.Config
+}
+
 // Paging holds the silences and the delivery queues.
 type Paging interface {
 	Silences() *route.Silences
@@ -157,6 +169,17 @@ func New(opts Options) *API {
 	}
 	return &API{state: opts.Checks, sched: opts.Scheduler, pager: opts.Paging, runbooks: opts.Runbooks,
 		drills: opts.Drills, store: opts.Store, uptime: opts.Uptime, slos: opts.SLOs, incidents: opts.Incidents, incidentList: opts.IncidentList, known: opts.Known, reload: opts.Reload, log: opts.Logger}
+}
+
+// Zone is the time zone the status page shows times in: the config's
+// global.timezone, or the host's zone. It follows reloads.
+func (api *API) Zone() *time.Location {
+	if c, ok := api.state.(Configured); ok {
+		if cfg := c.Config(); cfg != nil {
+			return cfg.Global.Zone()
+		}
+	}
+	return time.Local
 }
 
 // Routes registers the API's routes with their access levels.

@@ -123,6 +123,11 @@ func (api *API) view(c config.Check, withConfig bool) client.CheckView {
 		u := api.uptime.Get(c.Name)
 		v.Uptime = uptimeViews(u[:])
 	}
+	if nr, ok := api.sched.(NextRuns); ok {
+		if next, ok := nr.NextRun(c.Name); ok && !next.IsZero() {
+			v.NextRun = next.UTC()
+		}
+	}
 	return v
 }
 

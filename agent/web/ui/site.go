@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"html/template"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -121,7 +122,7 @@ func (site *Site) page(w http.ResponseWriter, r *http.Request, nav, title string
 		flash = T(lang, "flash."+flash)
 	}
 	return Page{Lang: lang, Title: title, Nav: nav, User: user, AuthEnabled: site.opts.AuthEnabled(), CSRF: site.opts.CSRF.Token(user),
-		Path: path, Flash: flash, Now: time.Now(), Data: data}
+		Path: path, Flash: flash, Now: time.Now(), Zone: site.opts.API.Zone(), Data: data}
 }
 
 func (site *Site) render(w http.ResponseWriter, r *http.Request, status int, name string, p Page) {
@@ -297,7 +298,15 @@ type checkData struct {
 	Check   uiCheck
 	Reasons []reasonCount
 	Hops    []map[string]any
-	Diag    map[string]any
+	// DiagValues are the plain diagnostics (one key/value table, where
+	// qr_decoded and qr_expected read one above the other), DiagBlocks
+	// the structured ones (a table each), both by key.
+	DiagValues, DiagBlocks []diagItem
+}
+
+type diagItem struct {
+	Key   string
+	Value any
 }
 
 type reasonCount struct {
@@ -334,17 +343,26 @@ func (site *Site) pageCheck(w http.ResponseWriter, r *http.Request) {
 	}
 	sort.Slice(d.Reasons, func(i, j int) bool { return d.Reasons[i].Count > d.Reasons[j].Count })
 	if lr := views[0].LastResult; lr != nil && len(lr.Diagnostics) > 0 {
-		// Diagnostics are JSON-shaped; the traceroute gets a table, the
-		// rest is shown as it is.
-		d.Diag = map[string]any{}
-		for k, v := range lr.Diagnostics {
+		// Diagnostics are JSON-shaped; the traceroute gets a table of its
+		// own, the rest the generic tables (DiagHTML).
+		keys := make([]string, 0, len(lr.Diagnostics))
+		for k := range lr.Diagnostics {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			v := lr.Diagnostics[k]
 			if k == "traceroute" {
 				b, _ := json.Marshal(v)
 				if json.Unmarshal(b, &d.Hops) == nil {
 					continue
 				}
 			}
-			d.Diag[k] = v
+			if IsScalar(v) {
+				d.DiagValues = append(d.DiagValues, diagItem{k, v})
+			} else {
+				d.DiagBlocks = append(d.DiagBlocks, diagItem{k, v})
+			}
 		}
 	}
 	site.render(w, r, http.StatusOK, "check", site.page(w, r, "overview", views[0].Name, d))
@@ -493,7 +511,12 @@ type runData struct {
 
 type runEvent struct {
 	client.Event
+	// DetailText is a detail that is a plain string (who approved, the
+	// final state); DetailHTML one that is an object, as a table.
 	DetailText string
+	DetailHTML template.HTML
+	// Receiver is the paging receiver of a notify step.
+	Receiver string
 }
 
 func (site *Site) pageRun(w http.ResponseWriter, r *http.Request) {
@@ -506,23 +529,71 @@ func (site *Site) pageRun(w http.ResponseWriter, r *http.Request) {
 		site.pageError(w, r, http.StatusInternalServerError, err.Error())
 		return
 	}
+	p := site.page(w, r, "runbooks", run.Runbook, nil)
 	d := runData{Run: api.ViewRun(run, evs)}
+	// A step's start carries the rendered step; a notify step's "check"
+	// field is the receiver it pages (runbook.NotifyStep's Render).
+	type stepKey struct {
+		phase string
+		step  int
+	}
+	receivers := map[stepKey]string{}
+	for _, e := range d.Run.Timeline {
+		var rs runbook.RenderedStep
+		if e.Step != nil && len(e.Detail) > 0 && json.Unmarshal(e.Detail, &rs) == nil && rs.Kind == "notify" && rs.Check != "" {
+			receivers[stepKey{e.Phase, *e.Step}] = rs.Check
+		}
+	}
 	for _, e := range d.Run.Timeline {
 		re := runEvent{Event: e}
-		if len(e.Detail) > 0 {
-			var v any
-			if json.Unmarshal(e.Detail, &v) == nil {
-				if s, ok := v.(string); ok {
-					re.DetailText = s
-				} else {
-					b, _ := json.MarshalIndent(v, "", "  ")
-					re.DetailText = string(b)
-				}
-			}
+		if e.Step != nil {
+			re.Receiver = receivers[stepKey{e.Phase, *e.Step}]
 		}
+		re.DetailText, re.DetailHTML = eventDetail(p, e.Detail)
 		d.Events = append(d.Events, re)
 	}
-	site.render(w, r, http.StatusOK, "run", site.page(w, r, "runbooks", run.Runbook, d))
+	p.Data = d
+	site.render(w, r, http.StatusOK, "run", p)
+}
+
+// eventDetail is a journal entry's detail for the timeline: a string as
+// text, anything else as tables, a notify step's "check" (its receiver)
+// named "receiver".
+func eventDetail(p Page, raw json.RawMessage) (string, template.HTML) {
+	if len(raw) == 0 {
+		return "", ""
+	}
+	var v any
+	if json.Unmarshal(raw, &v) != nil {
+		return string(raw), ""
+	}
+	if s, ok := v.(string); ok {
+		return s, ""
+	}
+	n, err := normalize(json.RawMessage(raw))
+	if err != nil {
+		return string(raw), ""
+	}
+	if obj, ok := n.(object); ok {
+		if len(obj) == 0 {
+			return "", ""
+		}
+		notify := false
+		for _, f := range obj {
+			if f.Key == "kind" && f.Val == "notify" {
+				notify = true
+			}
+		}
+		for i := range obj {
+			if notify && obj[i].Key == "check" {
+				obj[i].Key = T(p.Lang, "runbook.receiver")
+			}
+		}
+		n = obj
+	}
+	var b strings.Builder
+	diagRenderer{lang: p.Lang, loc: p.Zone, now: p.Now}.value(&b, "", n, 0)
+	return "", template.HTML(b.String())
 }
 
 type drillsData struct {
@@ -549,14 +620,36 @@ func (site *Site) pageDrills(w http.ResponseWriter, r *http.Request) {
 }
 
 type drillData struct {
-	Report   drill.Report
-	Markdown string
-	Measures []measure
+	Report drill.Report
+	// Took is the run's length as the Markdown report gives it.
+	Took string
+	// Objectives, Marks and the measures no objective shows (Measures) in
+	// the CLI's format (vigil drill run / show): durations as drill.Secs.
+	Objectives []objectiveRow
+	Marks      []markRow
+	Measures   []measure
+	Actions    []actionRow
+}
+
+type objectiveRow struct {
+	Measure, Limit, Measured, Result string
+	Passed                           bool
+}
+
+type markRow struct {
+	drill.Mark
+	// Rel is the time since the fault was injected (T+), "" before it.
+	Rel string
 }
 
 type measure struct {
-	Name    string
-	Seconds float64
+	Name, Value string
+	Seconds     float64
+}
+
+type actionRow struct {
+	drill.ActionResult
+	Took string
 }
 
 func (site *Site) pageDrill(w http.ResponseWriter, r *http.Request) {
@@ -570,12 +663,50 @@ func (site *Site) pageDrill(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rep := site.opts.API.DrillReport(r, row)
-	d := drillData{Report: rep, Markdown: rep.Markdown()}
+	site.render(w, r, http.StatusOK, "drill", site.page(w, r, "drills", rep.Drill, newDrillData(rep)))
+}
+
+// newDrillData lays a report out for its page: each fact once (a measure
+// an objective shows is not listed again), durations as the CLI prints
+// them.
+func newDrillData(rep drill.Report) drillData {
+	d := drillData{Report: rep}
+	if !rep.FinishedAt.IsZero() {
+		d.Took = rep.FinishedAt.Sub(rep.StartedAt).Round(time.Second).String()
+	}
+	shown := map[string]bool{}
+	for _, o := range rep.Objectives {
+		limit, measured, res := o.Cells()
+		d.Objectives = append(d.Objectives, objectiveRow{Measure: o.Measure, Limit: "≤ " + limit, Measured: measured, Result: res, Passed: o.Passed})
+		shown[o.Measure] = true
+	}
 	for name, s := range rep.Measures {
-		d.Measures = append(d.Measures, measure{name, s})
+		if !shown[name] {
+			d.Measures = append(d.Measures, measure{Name: name, Value: drill.Secs(s), Seconds: s})
+		}
 	}
 	sort.Slice(d.Measures, func(i, j int) bool { return d.Measures[i].Seconds < d.Measures[j].Seconds })
-	site.render(w, r, http.StatusOK, "drill", site.page(w, r, "drills", rep.Drill, d))
+	var t0 time.Time
+	for _, m := range rep.Marks {
+		if m.Name == drill.MarkInjected {
+			t0 = m.At
+		}
+	}
+	for _, m := range rep.Marks {
+		mr := markRow{Mark: m}
+		if !t0.IsZero() {
+			if rel := m.At.Sub(t0).Seconds(); rel < 0 {
+				mr.Rel = "T-" + drill.Secs(-rel)
+			} else {
+				mr.Rel = "T+" + drill.Secs(rel)
+			}
+		}
+		d.Marks = append(d.Marks, mr)
+	}
+	for _, a := range rep.Actions {
+		d.Actions = append(d.Actions, actionRow{ActionResult: a, Took: a.Took.Round(time.Millisecond).String()})
+	}
+	return d
 }
 
 // Form posts. Each checks the form token, acts as the authenticated user

@@ -8,7 +8,6 @@ package ui
 import (
 	"bytes"
 	"embed"
-	"encoding/json"
 	"fmt"
 	"html/template"
 	"io/fs"
@@ -48,7 +47,9 @@ type Page struct {
 	// a message from the agent).
 	Flash string
 	Now   time.Time
-	Data  any
+	// Zone is where times are shown (global.timezone; nil: the host's).
+	Zone *time.Location
+	Data any
 }
 
 // Pages renders the templates; they are parsed at the first request, so an
@@ -188,7 +189,7 @@ func Sparkline(points []Point, width, height int) template.HTML {
 // reason and duration on hover (title) and on tap or keyboard focus (the
 // data-tip shown by CSS), without script. history is newest first, as the
 // API gives it.
-func RunBar(lang string, history []client.HistoryEntry, slots int) template.HTML {
+func RunBar(lang string, loc *time.Location, history []client.HistoryEntry, slots int) template.HTML {
 	var b strings.Builder
 	b.WriteString(`<span class="runbar" role="img" aria-label="`)
 	b.WriteString(template.HTMLEscapeString(T(lang, "uptime.bar")))
@@ -202,7 +203,7 @@ func RunBar(lang string, history []client.HistoryEntry, slots int) template.HTML
 		if !h.Success {
 			class, tip = "fail", "FAIL "+h.Reason
 		}
-		tip = h.Start.Local().Format("2006-01-02 15:04:05") + " · " + tip + " · " + secs(h.DurationSeconds)
+		tip = Timestamp(loc, h.Start) + " · " + tip + " · " + Secs(lang, h.DurationSeconds)
 		fmt.Fprintf(&b, `<i class="%s" tabindex="0" title="%s" data-tip="%s"></i>`, class,
 			template.HTMLEscapeString(tip), template.HTMLEscapeString(tip))
 	}
@@ -266,18 +267,6 @@ func Percent(u client.Uptime) string {
 	return strconv.FormatFloat(math.Floor(*u.Ratio*10000)/100, 'f', 2, 64) + "%"
 }
 
-func secs(s float64) string {
-	switch {
-	case s == 0:
-		return "0"
-	case s < 1:
-		return fmt.Sprintf("%.1f ms", s*1000)
-	case s < 120:
-		return fmt.Sprintf("%.2f s", s)
-	}
-	return shortDuration(time.Duration(s * float64(time.Second)))
-}
-
 var funcs = template.FuncMap{
 	"t":      T,
 	"spark":  Sparkline,
@@ -285,34 +274,14 @@ var funcs = template.FuncMap{
 	"pct":    Percent,
 	"ratio":  Ratio,
 	"burn":   BurnChart,
-	"ago": func(lang string, now, t time.Time) string {
-		if t.IsZero() {
-			return "—"
-		}
-		d := now.Sub(t).Round(time.Second)
-		if d < 0 {
-			d = 0
-		}
-		s := shortDuration(d)
-		if lang == "zh" {
-			return s + "前"
-		}
-		return s + " ago"
-	},
-	"secs": secs,
-	"ts": func(t time.Time) string {
-		if t.IsZero() {
-			return "—"
-		}
-		return t.Local().Format("2006-01-02 15:04:05")
-	},
-	"pretty": func(v any) string {
-		b, err := json.MarshalIndent(v, "", "  ")
-		if err != nil {
-			return fmt.Sprint(v)
-		}
-		return string(b)
-	},
+	"ago":    Ago,
+	"until":  Until,
+	"secs":   Secs,
+	"ts":     Timestamp,
+	"human":  func(p Page, name string, v float64) string { return HumanValue(p.Lang, p.Zone, p.Now, name, v) },
+	"raw":    Raw,
+	"msecs":  func(ms int64) float64 { return float64(ms) / 1000 },
+	"diag":   DiagHTML,
 	"sortedKeys": func(m map[string]string) []string {
 		keys := make([]string, 0, len(m))
 		for k := range m {
@@ -324,11 +293,15 @@ var funcs = template.FuncMap{
 	"join":     strings.Join,
 	"contains": strings.Contains,
 	// stepsLine is a runbook's steps as "kind name → kind name …"; the
-	// kinds come from the runbook step-kind registry.
-	"stepsLine": func(steps []runbook.Step) string {
+	// kinds come from the runbook step-kind registry. A notify step names
+	// its receiver.
+	"stepsLine": func(lang string, steps []runbook.Step) string {
 		parts := make([]string, len(steps))
 		for i := range steps {
 			parts[i] = steps[i].Kind() + " " + steps[i].Name
+			if n, ok := steps[i].Config.(*runbook.NotifyStep); ok {
+				parts[i] += " (" + T(lang, "runbook.receiver") + ": " + n.Receiver + ")"
+			}
 		}
 		return strings.Join(parts, " → ")
 	},
@@ -339,16 +312,4 @@ var funcs = template.FuncMap{
 		}
 		return *f
 	},
-}
-
-func shortDuration(d time.Duration) string {
-	switch {
-	case d < time.Minute:
-		return fmt.Sprintf("%ds", int(d.Seconds()))
-	case d < time.Hour:
-		return fmt.Sprintf("%dm%02ds", int(d.Minutes()), int(d.Seconds())%60)
-	case d < 48*time.Hour:
-		return fmt.Sprintf("%dh%02dm", int(d.Hours()), int(d.Minutes())%60)
-	}
-	return fmt.Sprintf("%dd%02dh", int(d.Hours())/24, int(d.Hours())%24)
 }

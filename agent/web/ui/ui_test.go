@@ -144,3 +144,29 @@ steps:
 		t.Errorf("runbooks page lacks the steps line:\n%s", body)
 	}
 }
+
+// TestRunbooksPageNamesReceivers: a notify step names the receiver it
+// pages, in the page's language.
+func TestRunbooksPageNamesReceivers(t *testing.T) {
+	rb, err := runbook.Parse("rb.yml", []byte(`name: failover
+trigger: {alert: InvoiceQRFailing}
+steps:
+  - name: settle
+    wait: 1s
+  - name: tell on-call
+    notify: {receiver: oncall, message: "failed over"}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for lang, want := range map[string]string{"en": "wait settle → notify tell on-call (receiver: oncall)", "zh": "notify tell on-call (接收方: oncall)"} {
+		rec := httptest.NewRecorder()
+		page := Page{Lang: lang, Now: time.Now(), Data: runbooksData{Runbooks: []*runbook.Runbook{rb}}}
+		if err := New().Render(rec, 200, "runbooks", page); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(rec.Body.String(), want) {
+			t.Errorf("%s: runbooks page lacks %q", lang, want)
+		}
+	}
+}
