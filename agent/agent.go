@@ -8,6 +8,7 @@ package agent
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -64,6 +65,8 @@ type Options struct {
 	PublicRead bool
 	// MaxRequests bounds the pages and API calls served at once.
 	MaxRequests int
+	// PublicStatus serves the public status page without a user.
+	PublicStatus bool
 	// KeepCodePages turns off the periodic release of the executable's
 	// resident pages (memtune.ReleasePages).
 	KeepCodePages bool
@@ -211,7 +214,7 @@ func (a *Agent) wire(ctx context.Context, l *loaded) error {
 	}
 	a.exporter.Counter("vigil_notify_drill_dropped_total")
 	a.exporter.SetUptime(a.uptime.Ratios)
-	if a.web, err = web.New(web.Options{Flags: a.opts.Web, PublicRead: a.opts.PublicRead, MaxRequests: a.opts.MaxRequests, AllowedHosts: a.opts.AllowedHosts,
+	if a.web, err = web.New(web.Options{Flags: a.opts.Web, PublicRead: a.opts.PublicRead, PublicStatus: a.opts.PublicStatus, MaxRequests: a.opts.MaxRequests, AllowedHosts: a.opts.AllowedHosts,
 		Logger: a.log, Metrics: a.exporter, Checks: a.state, Scheduler: a.sched, Rules: a.rules, Paging: a.pager,
 		Runbooks: a.runbooks, Drills: a.drills, Store: a.store, Uptime: &a.uptime, SLOs: a.slos, Incidents: a.incidents, Trimmer: &a.trim, Known: api.KnownAll{a.rules, a.state}, Reload: a.Reload}); err != nil {
 		return err
@@ -233,6 +236,34 @@ func (a *Agent) wire(ctx context.Context, l *loaded) error {
 	a.exporter.Gauge("vigil_start_time_seconds", float64(time.Now().Unix()))
 	a.recordReload(true)
 	return nil
+}
+
+// redactResult masks the config's secret values in a result's message and
+// diagnostics before they reach the state, /metrics, the store, the API,
+// pages and logs: a probe may quote what a target sent back (a log line
+// with a token, an error echoing a DSN). Diagnostics are rewritten only
+// when they hold a secret; they then become plain JSON values.
+func redactResult(sec *redact.Redactor, r probes.Result) probes.Result {
+	if sec == nil || (r.Message == "" && len(r.Diagnostics) == 0) {
+		return r
+	}
+	r.Message = sec.Redact(r.Message)
+	if len(r.Diagnostics) == 0 {
+		return r
+	}
+	b, err := json.Marshal(r.Diagnostics)
+	if err != nil {
+		return r
+	}
+	if masked := sec.Redact(string(b)); masked != string(b) {
+		var diag map[string]any
+		if err := json.Unmarshal([]byte(masked), &diag); err == nil {
+			r.Diagnostics = diag
+		} else {
+			r.Diagnostics = map[string]any{"redacted": "diagnostics withheld: they held a secret value"}
+		}
+	}
+	return r
 }
 
 // dependencyFailed marks a failed result of a check whose dependency dep
@@ -404,6 +435,7 @@ func (a *Agent) onResult(job *scheduler.Job, r probes.Result) {
 			r = dependencyFailed(r, dep)
 		}
 	}
+	r = redactResult(a.secrets, r)
 	// One copy of the result, shared by the state and the exporter.
 	last := &r
 	a.state.Record(job.Name, last)

@@ -14,7 +14,9 @@ import (
 	"time"
 
 	"github.com/vigil-project/vigil/agent/drill"
+	"github.com/vigil-project/vigil/agent/notify"
 	"github.com/vigil-project/vigil/agent/notify/route"
+	"github.com/vigil-project/vigil/agent/web"
 	"github.com/vigil-project/vigil/agent/store"
 	"github.com/vigil-project/vigil/probes"
 	"github.com/vigil-project/vigil/probes/network"
@@ -562,5 +564,82 @@ func TestStatusPageDrillReport(t *testing.T) {
 	}
 	if strings.Contains(body, "<pre") || strings.Contains(body, "## Objectives") {
 		t.Error("the Markdown report is repeated on the page")
+	}
+}
+
+// TestPublicStatusPage: with --web.public-status and users configured,
+// /status and /api/v1/status answer without a user and show per-step state,
+// uptime, SLOs and the open incident's public_summary — and nothing that
+// names a check, a host, a reason or a message — while the rest still
+// needs the user.
+func TestPublicStatusPage(t *testing.T) {
+	a := newAuthAgent(t, true, false)
+	a.opts.PublicStatus = true
+	var err error
+	if a.web, err = web.New(web.Options{Flags: a.opts.Web, PublicStatus: true, AllowedHosts: a.opts.AllowedHosts, Logger: a.log,
+		Metrics: a.exporter, Checks: a.state, Scheduler: a.sched, Rules: a.rules, Paging: a.pager, Runbooks: a.runbooks,
+		Drills: a.drills, Store: a.store, Uptime: &a.uptime, SLOs: a.slos, Incidents: a.incidents, Trimmer: &a.trim}); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, a.state.Config().File, `checks:
+  - name: host
+    type: host
+    host: {cpu_sample: 10ms, cpu_max: 1, memory_max: 1, disk_free_min: 0}
+  - name: tax-gw-internal
+    type: tcp
+    tcp: {address: "127.0.0.1:1"}
+slos:
+  - name: tax-reachability
+    description: the tax platform answers
+    objective: 0.99
+    checks: [tax-gw-internal]
+`)
+	ctx := context.Background()
+	if err := a.Reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []string{"host", "tax-gw-internal"} {
+		if _, err := a.sched.RunNow(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a.store.Flush(ctx)
+	a.uptime.Refresh(ctx, a.store, time.Now(), true)
+	a.slos.Refresh(ctx, time.Now())
+	alert := notify.Alert{Labels: map[string]string{"alertname": "TaxGatewayDown", "check": "tax-gw-internal", "instance": "10.9.8.7:5432"},
+		Annotations: map[string]string{"summary": "tax-gw-internal at 10.9.8.7 refused", "public_summary": "Invoices reach the tax platform late."},
+		StartsAt: time.Now(), EndsAt: time.Now().Add(time.Hour)}
+	alert.Fingerprint = notify.Fingerprint(alert.Labels)
+	a.incidents.Alerts(ctx, []notify.Alert{alert})
+
+	h := a.web.Handler()
+	get := func(path string) (int, string) {
+		req := httptest.NewRequest("GET", path, nil)
+		req.RemoteAddr = "192.0.2.10:40000"
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return rec.Code, rec.Body.String()
+	}
+	for _, path := range []string{"/status", "/api/v1/status"} {
+		code, body := get(path)
+		if code != 200 {
+			t.Fatalf("%s without a user: %d %s", path, code, firstLine(body))
+		}
+		for _, want := range []string{"Invoices reach the tax platform late.", "tax-reachability", "network", "down"} {
+			if !strings.Contains(body, want) {
+				t.Errorf("%s lacks %q", path, want)
+			}
+		}
+		for _, leak := range []string{"tax-gw-internal", "127.0.0.1", "10.9.8.7", "connection_refused", "refused", "TaxGatewayDown", "/metrics", "/alerts"} {
+			if strings.Contains(body, leak) {
+				t.Errorf("%s reveals %q", path, leak)
+			}
+		}
+	}
+	if code, _ := get("/"); code != 401 {
+		t.Errorf("/ without a user: %d, want 401", code)
+	}
+	if code, _ := get("/api/v1/checks"); code != 401 {
+		t.Errorf("/api/v1/checks without a user: %d, want 401", code)
 	}
 }

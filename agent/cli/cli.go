@@ -90,6 +90,7 @@ Examples:
   kill -HUP $(pidof vigil)                       # reload the config (or POST /-/reload)`)
 	runConfig := runCmd.Flag("config.file", "Config file; without it the embedded default (host checks) is used.").PlaceHolder("FILE").String()
 	webFlags := kingpinflag.AddFlags(runCmd, ":9877")
+	publicStatus := runCmd.Flag("web.public-status", "Serve the public status page (/status, /api/v1/status: per checklist step state and uptime, SLOs, open incidents' public_summary; no check names, hosts or diagnostics) without a user, even when basic_auth_users are set.").Bool()
 	releasePages := runCmd.Flag("memory.release-code-pages", "Hand the executable's resident code and read-only data back to the page cache after start-up and every few minutes (MADV_PAGEOUT; Linux). Pages in use fault back in. BENCHMARKS.md shows the footprint with and without.").Default("true").Bool()
 	maxRequests := runCmd.Flag("web.max-requests", "Pages and API calls served at once; more are answered 503 with Retry-After (a storm of browser tabs cannot starve the checks). /metrics and the health endpoints are not counted. 0: no bound.").Default("32").Int()
 	publicRead := runCmd.Flag("web.public-read", "With basic_auth_users in the web config: still serve the status page, the read-only API and /metrics without a password. State-changing calls always need a user (without users they are accepted from localhost only).").Bool()
@@ -268,6 +269,7 @@ Examples:
 			Web:           webFlags,
 			PublicRead:    *publicRead,
 			MaxRequests:   *maxRequests,
+			PublicStatus:  *publicStatus,
 			KeepCodePages: !*releasePages,
 			AllowedHosts:  *allowedHosts,
 		})

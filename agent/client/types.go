@@ -292,3 +292,43 @@ type IncidentEvent struct {
 	Outcome string    `json:"outcome,omitempty"` // of a page: sent, pending, dead
 	Link    string    `json:"link,omitempty"`
 }
+
+// PublicStatus is the read-only status for internal customers (GET
+// /api/v1/status, the /status page): per checklist step its state and
+// uptime, the SLOs, and the open incidents' public text — no check names,
+// hosts, addresses, DSNs, messages or diagnostics.
+type PublicStatus struct {
+	// Status is the worst step's: operational, degraded, down or unknown.
+	Status    string           `json:"status"`
+	Steps     []PublicStep     `json:"steps"`
+	SLOs      []PublicSLO      `json:"slos"`
+	Incidents []PublicIncident `json:"incidents"`
+	UpdatedAt time.Time        `json:"updated_at"`
+}
+
+// PublicStep is one checklist step: operational (every check passes),
+// degraded (some fail), down (all fail) or unknown (none has run).
+type PublicStep struct {
+	Step   string   `json:"step"`
+	Status string   `json:"status"`
+	Uptime []Uptime `json:"uptime"` // its checks' runs pooled
+}
+
+// PublicSLO is an SLO without its checks.
+type PublicSLO struct {
+	Name            string   `json:"name"`
+	Description     string   `json:"description,omitempty"`
+	Objective       float64  `json:"objective"`
+	Window          string   `json:"window"`
+	Attainment      *float64 `json:"attainment"`
+	BudgetRemaining *float64 `json:"budget_remaining"`
+}
+
+// PublicIncident is an open incident as customers see it: the step it
+// touches, since when, and the alert's public_summary annotation (empty
+// when the rule has none; the page then says the step is disrupted).
+type PublicIncident struct {
+	Step    string    `json:"step,omitempty"`
+	Since   time.Time `json:"since"`
+	Summary string    `json:"summary,omitempty"`
+}

@@ -50,6 +50,9 @@ type Options struct {
 	// PublicRead serves read-only pages, the read API and /metrics without
 	// a user even when the web config sets basic_auth_users.
 	PublicRead bool
+	// PublicStatus serves /status and /api/v1/status without a user (the
+	// public status page: nothing that reveals hosts or diagnostics).
+	PublicStatus bool
 	// MaxRequests bounds the pages and API calls served at once (0: no
 	// bound); see bounded.
 	MaxRequests int
@@ -109,8 +112,8 @@ func New(opts Options) (*Server, error) {
 		s.busy = make(chan struct{}, opts.MaxRequests)
 	}
 	s.api = api.New(api.Options{Checks: opts.Checks, Scheduler: opts.Scheduler, Paging: opts.Paging, Runbooks: opts.Runbooks,
-		Drills: opts.Drills, Store: opts.Store, Uptime: opts.Uptime, SLOs: opts.SLOs, Incidents: opts.Incidents, IncidentList: opts.Store, Known: opts.Known, Reload: opts.Reload, Logger: opts.Logger})
-	s.site = ui.NewSite(ui.SiteOptions{API: s.api, Scheduler: opts.Scheduler, Paging: opts.Paging, Runbooks: opts.Runbooks,
+		Drills: opts.Drills, Store: opts.Store, Uptime: opts.Uptime, SLOs: opts.SLOs, Incidents: opts.Incidents, IncidentList: opts.Store, PublicStatus: opts.PublicStatus, Known: opts.Known, Reload: opts.Reload, Logger: opts.Logger})
+	s.site = ui.NewSite(ui.SiteOptions{API: s.api, PublicStatus: opts.PublicStatus, Scheduler: opts.Scheduler, Paging: opts.Paging, Runbooks: opts.Runbooks,
 		Drills: opts.Drills, Store: opts.Store, Rules: opts.Rules, Trimmer: opts.Trimmer, Reload: opts.Reload,
 		AuthEnabled: func() bool { c, _ := s.web.current(); return len(c.Users) > 0 }, CSRF: s.csrf,
 		OnCSRFRefused: func() { s.refused(refusedCSRF) }, Logger: opts.Logger})

@@ -112,6 +112,8 @@ type Options struct {
 	Uptime Uptime
 	// SLOs are the configured SLOs (nil: none).
 	SLOs SLOs
+	// PublicStatus serves GET /api/v1/status without a user.
+	PublicStatus bool
 	// Incidents build incident timelines; IncidentList lists them.
 	Incidents    Incidents
 	IncidentList IncidentList
@@ -152,6 +154,7 @@ type API struct {
 	slos         SLOs
 	incidents    Incidents
 	incidentList IncidentList
+	publicStatus bool
 	known        Known
 	reload       func(ctx context.Context) error
 	log          *slog.Logger
@@ -168,7 +171,7 @@ func New(opts Options) *API {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	return &API{state: opts.Checks, sched: opts.Scheduler, pager: opts.Paging, runbooks: opts.Runbooks,
-		drills: opts.Drills, store: opts.Store, uptime: opts.Uptime, slos: opts.SLOs, incidents: opts.Incidents, incidentList: opts.IncidentList, known: opts.Known, reload: opts.Reload, log: opts.Logger}
+		drills: opts.Drills, store: opts.Store, uptime: opts.Uptime, slos: opts.SLOs, incidents: opts.Incidents, incidentList: opts.IncidentList, publicStatus: opts.PublicStatus, known: opts.Known, reload: opts.Reload, log: opts.Logger}
 }
 
 // Zone is the time zone the status page shows times in: the config's
@@ -189,6 +192,11 @@ func (api *API) Routes(rt httpx.Router) {
 	rt.Read("GET /api/v1/checks/{name}", api.handleCheck)
 	rt.Write("POST /api/v1/checks/{name}/run", api.handleRun)
 	rt.Read("GET /api/v1/slos", api.handleSLOs)
+	if api.publicStatus {
+		rt.Open("GET /api/v1/status", api.handleStatus)
+	} else {
+		rt.Read("GET /api/v1/status", api.handleStatus)
+	}
 	rt.Read("GET /api/v1/incidents", api.handleIncidents)
 	rt.Read("GET /api/v1/incidents/{id}", api.handleIncident)
 	api.notifyRoutes(rt)

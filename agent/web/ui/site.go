@@ -56,6 +56,8 @@ type SiteOptions struct {
 	Trimmer   Trimmer
 	// Reload re-reads the agent's config.
 	Reload func(ctx context.Context) error
+	// PublicStatus serves /status without a user.
+	PublicStatus bool
 	// AuthEnabled reports whether the web config has users.
 	AuthEnabled func() bool
 	CSRF        CSRF
@@ -86,6 +88,11 @@ func (site *Site) Routes(rt httpx.Router) {
 	rt.Read("GET /{$}", site.pageOverview)
 	rt.Read("GET /checks/{name}", site.pageCheck)
 	rt.Read("GET /alerts", site.pageAlerts)
+	if site.opts.PublicStatus {
+		rt.Open("GET /status", site.pageStatus)
+	} else {
+		rt.Read("GET /status", site.pageStatus)
+	}
 	rt.Read("GET /incidents", site.pageIncidents)
 	rt.Read("GET /incidents/{id}", site.pageIncident)
 	rt.Read("GET /runbooks", site.pageRunbooks)
@@ -449,6 +456,12 @@ func (site *Site) pageAlerts(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	site.render(w, r, http.StatusOK, "alerts", site.page(w, r, "alerts", "", d))
+}
+
+// pageStatus is the public status page: only what api.PublicStatus
+// builds, in a layout without the agent's navigation.
+func (site *Site) pageStatus(w http.ResponseWriter, r *http.Request) {
+	site.render(w, r, http.StatusOK, "status", site.page(w, r, "public", "", site.opts.API.PublicStatus(r.Context())))
 }
 
 type incidentsData struct {

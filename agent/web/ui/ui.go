@@ -64,7 +64,7 @@ type Pages struct {
 func New() *Pages { return &Pages{} }
 
 // Names of the page templates (templates/<name>.html).
-var pageNames = []string{"overview", "check", "alerts", "incidents", "incident", "runbooks", "run", "drills", "drill", "error"}
+var pageNames = []string{"overview", "check", "alerts", "incidents", "incident", "status", "runbooks", "run", "drills", "drill", "error"}
 
 func (p *Pages) parse() {
 	p.pages = map[string]*template.Template{}
