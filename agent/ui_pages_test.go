@@ -16,8 +16,8 @@ import (
 	"github.com/vigil-project/vigil/agent/drill"
 	"github.com/vigil-project/vigil/agent/notify"
 	"github.com/vigil-project/vigil/agent/notify/route"
-	"github.com/vigil-project/vigil/agent/web"
 	"github.com/vigil-project/vigil/agent/store"
+	"github.com/vigil-project/vigil/agent/web"
 	"github.com/vigil-project/vigil/probes"
 	"github.com/vigil-project/vigil/probes/network"
 )
@@ -608,7 +608,7 @@ slos:
 	a.slos.Refresh(ctx, time.Now())
 	alert := notify.Alert{Labels: map[string]string{"alertname": "TaxGatewayDown", "check": "tax-gw-internal", "instance": "10.9.8.7:5432"},
 		Annotations: map[string]string{"summary": "tax-gw-internal at 10.9.8.7 refused", "public_summary": "Invoices reach the tax platform late."},
-		StartsAt: time.Now(), EndsAt: time.Now().Add(time.Hour)}
+		StartsAt:    time.Now(), EndsAt: time.Now().Add(time.Hour)}
 	alert.Fingerprint = notify.Fingerprint(alert.Labels)
 	a.incidents.Alerts(ctx, []notify.Alert{alert})
 
