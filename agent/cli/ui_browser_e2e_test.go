@@ -457,6 +457,7 @@ func TestStatusPageInBrowser(t *testing.T) {
 	phonePages := []struct{ name, path string }{
 		{"overview", "/"}, {"check", "/checks/invoice_qr"}, {"logscan", "/checks/invoice-log"}, {"alerts", "/alerts"},
 		{"runbooks", "/runbooks"}, {"run", "/runbooks/runs/" + run.ID}, {"drills", "/drills"}, {"drill", "/drills/runs/" + started.ID},
+		{"incidents", "/incidents"}, {"incident", fmt.Sprintf("/incidents/%d", incidentID)}, {"status", "/status"},
 	}
 	if err := chromedp.Do(ctx, chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile)); err != nil {
 		t.Fatal(err)
