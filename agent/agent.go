@@ -450,7 +450,7 @@ func (a *Agent) onResult(job *scheduler.Job, r probes.Result) {
 	}
 	a.drills.OnResult(job.Name, r)
 	a.store.Record(store.Record{Check: job.Name, Type: job.Type, Result: r})
-	a.slos.Observe(job.Name)
+	a.slos.Observe(job.Name, r.Success)
 	a.uptime.Observe(job.Name)
 	a.trim.Kick()
 	if !r.Success {

@@ -109,7 +109,9 @@ type Engine struct {
 	// unseen are the checks of SLOs that have no runs yet: their first
 	// result refreshes the SLOs at once instead of within a minute.
 	unseen map[string]bool
-	kick   chan struct{}
+	// members are the checks of any SLO.
+	members map[string]bool
+	kick    chan struct{}
 }
 
 // NewEngine returns an engine reading src.
@@ -132,6 +134,12 @@ func (e *Engine) Set(slos []config.SLO) {
 	}
 	e.status = keep
 	e.unseen = unseenChecks(slos, keep)
+	e.members = map[string]bool{}
+	for _, s := range slos {
+		for _, c := range s.Checks {
+			e.members[c] = true
+		}
+	}
 	e.mu.Unlock()
 	e.poke()
 }
@@ -156,17 +164,23 @@ func unseenChecks(slos []config.SLO, status map[string]Status) map[string]bool {
 	return out
 }
 
-// Observe notes a run of check: the first run of an SLO's checks refreshes
-// it right away (after the store has committed the run), so a new SLO
-// shows its attainment within a second, not a minute.
-func (e *Engine) Observe(check string) {
+// Observe notes a run of check. The first run of an SLO's checks, and a
+// failed run of one, refresh the SLOs soon (at most every kickEvery, once
+// the store has committed the run): a new SLO shows its attainment at
+// once, and an outage shows in the budget while it happens, not up to a
+// minute later.
+func (e *Engine) Observe(check string, success bool) {
 	e.mu.RLock()
-	first := e.unseen[check]
+	poke := e.unseen[check] || (!success && e.members[check])
 	e.mu.RUnlock()
-	if first {
+	if poke {
 		e.poke()
 	}
 }
+
+// kickEvery bounds the refreshes Observe brings: a check failing every
+// 10 s in each of many SLOs still costs one refresh per interval.
+const kickEvery = 5 * time.Second
 
 // Statuses are the SLOs in config order, as last computed (an SLO not yet
 // computed has no runs).
@@ -214,6 +228,7 @@ func (e *Engine) Refresh(ctx context.Context, now time.Time) error {
 func (e *Engine) Run(ctx context.Context) {
 	tick := time.NewTicker(refreshEvery)
 	defer tick.Stop()
+	var lastKick time.Time
 	for {
 		if err := e.Refresh(ctx, time.Now()); err != nil && ctx.Err() == nil {
 			e.log.Warn("could not compute SLOs", "err", err)
@@ -223,7 +238,15 @@ func (e *Engine) Run(ctx context.Context) {
 			return
 		case <-tick.C:
 		case <-e.kick:
-			// A first run: read it once the store has it.
+			if wait := kickEvery - time.Since(lastKick); wait > 0 {
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(wait):
+				}
+			}
+			lastKick = time.Now()
+			// Read the run once the store has it.
 			if err := e.src.Flush(ctx); err != nil && ctx.Err() == nil {
 				e.log.Warn("could not flush the store for SLOs", "err", err)
 			}
