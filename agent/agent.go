@@ -190,8 +190,9 @@ func (a *Agent) wire(ctx context.Context, l *loaded) error {
 	a.runbooks = runbook.NewManager(runbook.Options{Journal: a.store, Locker: locker, State: lockState, Logger: a.log,
 		Env: runbook.Env{HTTP: &http.Client{}, Checker: runbook.CheckerOf(a.sched), Pager: a.pager, Redactor: a.secrets}})
 	a.runbooks.SetRunbooks(l.runbooks)
+	acks, _ := lockState.(incident.Acks)
 	a.incidents = incident.New(incident.Options{Store: a.store, RootCause: a.state.FailingDependency,
-		Silences: func() []route.Silence { return a.pager.Silences().List() }, Logger: a.log})
+		Silences: func() []route.Silence { return a.pager.Silences().List() }, Acks: acks, Logger: a.log})
 	if err := a.incidents.Load(ctx); err != nil {
 		a.log.Warn("could not read open incidents", "err", err)
 	}

@@ -37,6 +37,12 @@ type Store interface {
 	Run(ctx context.Context, id string) (store.RunRow, []store.RunEvent, error)
 }
 
+// Acks reads runbook acknowledgements (the runbook lock state): key is
+// runbook/target.
+type Acks interface {
+	Acked(ctx context.Context, key string) (by string, at time.Time, ok bool, err error)
+}
+
 // Options configure a Recorder.
 type Options struct {
 	Store Store
@@ -44,6 +50,8 @@ type Options struct {
 	RootCause func(check string) string
 	// Silences are the pager's silences (nil: none shown).
 	Silences func() []route.Silence
+	// Acks are the runbook acknowledgements (nil: none shown).
+	Acks Acks
 	Logger   *slog.Logger
 	Now      func() time.Time
 }
@@ -166,7 +174,7 @@ func (r *Recorder) firstPage(ctx context.Context, in store.Incident, end time.Ti
 // Event is one entry of an incident's timeline.
 type Event struct {
 	At time.Time
-	// Kind is failure, recovery, alert, page, runbook, silence.
+	// Kind is failure, recovery, alert, page, runbook, ack, silence.
 	Kind string
 	// Title is a line for people; Detail more lines (diagnostics, steps).
 	Title  string
@@ -210,7 +218,7 @@ func (r *Recorder) Timeline(ctx context.Context, id int64) (View, error) {
 	v.Events = append(v.Events, alertEvents(in)...)
 	pages := r.pages(ctx, in, end)
 	v.Events = append(v.Events, pages...)
-	v.Events = append(v.Events, r.runbookEvents(ctx, in)...)
+	v.Events = append(v.Events, r.runbookEvents(ctx, in, end)...)
 	v.Events = append(v.Events, r.silenceEvents(in, end)...)
 	sort.SliceStable(v.Events, func(i, j int) bool { return v.Events[i].At.Before(v.Events[j].At) })
 	v.Durations = durations(in, pages)
@@ -375,13 +383,14 @@ func (r *Recorder) pages(ctx context.Context, in store.Incident, end time.Time) 
 
 // runbookEvents are the runs the incident's alert started, with their
 // journal.
-func (r *Recorder) runbookEvents(ctx context.Context, in store.Incident) []Event {
+func (r *Recorder) runbookEvents(ctx context.Context, in store.Incident, end time.Time) []Event {
 	runs, err := r.opts.Store.Runs(ctx, 500)
 	if err != nil {
 		r.opts.Logger.Warn("incident timeline: runbook runs", "err", err)
 		return nil
 	}
 	var out []Event
+	acked := map[string]bool{}
 	for _, run := range runs {
 		fp, _, _ := strings.Cut(run.Alert, "@")
 		if fp != in.Fingerprint || run.CreatedAt.Before(in.StartedAt.Add(-time.Minute)) {
@@ -406,6 +415,19 @@ func (r *Recorder) runbookEvents(ctx context.Context, in store.Incident) []Event
 		}
 		if !run.FinishedAt.IsZero() {
 			out = append(out, Event{At: run.FinishedAt, Kind: "runbook", Title: fmt.Sprintf("runbook %s %s", run.Runbook, run.State), Link: link})
+		}
+		acked[run.Runbook+"/"+run.Target] = true
+	}
+	// Acknowledgements of those runbooks' targets made during the incident
+	// (an ack clears the runbook's cooldown for its target).
+	if r.opts.Acks != nil {
+		for key := range acked {
+			by, at, ok, err := r.opts.Acks.Acked(ctx, key)
+			if err != nil || !ok || at.Before(in.StartedAt) || at.After(end.Add(10*time.Minute)) {
+				continue
+			}
+			rb, target, _ := strings.Cut(key, "/")
+			out = append(out, Event{At: at, Kind: "ack", Title: fmt.Sprintf("acknowledged by %s: runbook %s for %s (cooldown cleared)", by, rb, target), Link: "/runbooks"})
 		}
 	}
 	return out

@@ -2,6 +2,7 @@ package incident
 
 import (
 	"context"
+	"fmt"
 	"encoding/json"
 	"path/filepath"
 	"testing"
@@ -11,6 +12,14 @@ import (
 	"github.com/vigil-project/vigil/agent/store"
 	"github.com/vigil-project/vigil/probes"
 )
+
+// fakeAcks are acknowledgements by key.
+type fakeAcks map[string]time.Time
+
+func (f fakeAcks) Acked(_ context.Context, key string) (string, time.Time, bool, error) {
+	at, ok := f[key]
+	return "li.wei", at, ok, nil
+}
 
 // TestIncidentLifecycle: an alert fires after its check failed twice; the
 // incident records the first failure and the root cause, lists the page
@@ -106,6 +115,27 @@ func TestIncidentLifecycle(t *testing.T) {
 	}
 	if got, _ := st.IncidentByID(ctx, in.ID); !got.PagedAt.Equal(now.Add(-65*time.Second + 32*time.Second)) {
 		t.Errorf("paged_at %v", got.PagedAt)
+	}
+	// A runbook run the alert started, and an ack of its target during the
+	// incident, join the timeline.
+	fp := alert.Fingerprint
+	rbRun := store.RunRow{ID: "r1", Runbook: "sync-resync", Target: "invoice_sync", Trigger: "alert", Labels: "{}",
+		Alert: fp + "@1", Mode: "enforce", State: "running", CreatedAt: t0.Add(time.Minute + 31*time.Second)}
+	if err := st.CreateRun(ctx, rbRun, store.RunEvent{At: rbRun.CreatedAt, Kind: "created"}); err != nil {
+		t.Fatal(err)
+	}
+	r3 := New(Options{Store: st, Now: func() time.Time { return now }, Acks: fakeAcks{"sync-resync/invoice_sync": t0.Add(time.Minute + 40*time.Second)}})
+	v, err = r3.Timeline(ctx, in.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kinds = nil
+	for _, e := range v.Events {
+		kinds = append(kinds, e.Kind)
+	}
+	want = []string{"failure", "failure", "alert", "alert", "runbook", "runbook", "page", "ack", "recovery", "alert"}
+	if fmt.Sprint(kinds) != fmt.Sprint(want) {
+		t.Errorf("timeline with a runbook run and an ack: %v, want %v", kinds, want)
 	}
 	if _, err := st.IncidentByID(ctx, 999); err != store.ErrNoIncident {
 		t.Errorf("unknown id: %v", err)

@@ -73,6 +73,7 @@ var messages = map[string]msg{
 	"event.alert":            {"alert", "告警"},
 	"event.page":             {"page", "通知"},
 	"event.runbook":          {"runbook", "预案"},
+	"event.ack":              {"ack", "确认"},
 	"event.silence":          {"silence", "静默"},
 	"state.dependency":       {"held back", "已抑制"},
 	"alert.dependency":       {"depends on failing", "依赖故障："},
