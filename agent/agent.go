@@ -207,7 +207,7 @@ func (a *Agent) wire(ctx context.Context, l *loaded) error {
 		Pages: a.store, Runs: a.store, Reports: a.store, KnownCheck: func(name string) bool { return a.state.Config().HasCheck(name) },
 		Steps: runbook.Env{HTTP: &http.Client{}, Redactor: a.secrets}, ReportsDir: a.reportsDir, Logger: a.log}, l.drills)
 	a.rules.Apply(l.cfg, l.groups)
-	a.slos = slo.NewEngine(a.store, a.log)
+	a.slos = slo.NewEngine(a.store, a.rules.Sum, a.log)
 	a.slos.Set(l.cfg.SLOs)
 	for _, w := range []func(io.Writer){a.pager.WritePrometheus, a.store.WritePrometheus, a.runbooks.WritePrometheus,
 		a.drills.WritePrometheus, a.fanout.WritePrometheus, a.slos.WritePrometheus} {

@@ -73,12 +73,17 @@ func TestInvalid(t *testing.T) {
 			`:5:23: checks[1].depends_on[1]: no check named "nosuch"`,
 			`:5:31: checks[1].depends_on[2]: a check cannot depend on itself`,
 		}},
+		{"invalid-slo-sli.yml", []string{
+			`:7:5: slos[0].sli: set checks or sli, not both`,
+			`:11:7: slos[1].sli.error_query: must use {{.window}} as its range, e.g. sum(rate(x[{{.window}}]))`,
+			`:12:7: slos[1].sli.total_query: 1:15: parse error: unclosed left parenthesis`,
+		}},
 		{"invalid-slos.yml", []string{
 			`:5:5: slos[0].objective: must be a ratio between 0 and 1 exclusive, e.g. 0.999 for 99.9%, got 99.9`,
 			`:6:5: slos[0].window: must be between 1d and 90d, got 2h`,
 			`:7:19: slos[0].checks[1]: no check named "wbe"`,
 			`:8:5: slos[1].name: duplicate SLO name "web-up"`,
-			`:8:5: slos[1].checks: required: the checks whose runs the objective is about`,
+			`:8:5: slos[1].checks: required: the checks whose runs the objective is about (or sli: with error_query and total_query)`,
 			`:10:14: slos[1].labels.bad-label: invalid label name (must match [a-zA-Z_][a-zA-Z0-9_]* and not start with __)`,
 			`:11:5: slos[2].name: required`,
 			`:13:5: slos[2].windw: unknown field (did you mean "window"?)`,

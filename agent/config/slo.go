@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/promql/parser"
 	"gopkg.in/yaml.v3"
 )
 
@@ -20,11 +21,30 @@ type SLO struct {
 	Objective float64 `yaml:"objective" json:"objective"`
 	// Window is the rolling window the objective holds over (default 30d).
 	Window model.Duration `yaml:"window" json:"window"`
-	// Checks are the checks whose runs are the SLI's events.
-	Checks []string `yaml:"checks" json:"checks"`
+	// Checks are the checks whose runs are the SLI's events; or SLI.
+	Checks []string `yaml:"checks" json:"checks,omitempty"`
+	// SLI is a PromQL SLI over the agent's own series instead of checks'
+	// runs (e.g. request and error lines counted by a logscan check).
+	SLI *SLIQueries `yaml:"sli" json:"sli,omitempty"`
 	// Labels are added to the SLO's burn-rate alerts (routing: team,
 	// severity overrides).
 	Labels map[string]string `yaml:"labels" json:"labels,omitempty"`
+}
+
+// SLIQueries are an SLI as two PromQL expressions over {{.window}}, as
+// Sloth writes them: the rate of bad events and the rate of all events,
+// per second.
+type SLIQueries struct {
+	ErrorQuery string `yaml:"error_query" json:"error_query"`
+	TotalQuery string `yaml:"total_query" json:"total_query"`
+}
+
+// WindowVar is what an SLI query says for its window.
+var windowVar = regexp.MustCompile(`\{\{\s*\.window\s*\}\}`)
+
+// SLIQuery is q with its window filled in.
+func SLIQuery(q string, window model.Duration) string {
+	return windowVar.ReplaceAllString(q, window.String())
 }
 
 // DefaultSLOWindow is an SLO's window when it names none.
@@ -74,8 +94,24 @@ func (d *decoder) validateSLOs(root *yaml.Node, cfg *Config) {
 		if s.Window < model.Duration(24*time.Hour) || s.Window > MaxSLOWindow {
 			d.errorf(at(i, "window"), path+".window", "must be between 1d and %s, got %s", MaxSLOWindow, s.Window)
 		}
-		if len(s.Checks) == 0 {
-			d.errorf(at(i, ""), path+".checks", "required: the checks whose runs the objective is about")
+		switch {
+		case len(s.Checks) == 0 && s.SLI == nil:
+			d.errorf(at(i, ""), path+".checks", "required: the checks whose runs the objective is about (or sli: with error_query and total_query)")
+		case len(s.Checks) > 0 && s.SLI != nil:
+			d.errorf(at(i, "sli"), path+".sli", "set checks or sli, not both")
+		case s.SLI != nil:
+			for field, q := range map[string]string{"error_query": s.SLI.ErrorQuery, "total_query": s.SLI.TotalQuery} {
+				switch {
+				case q == "":
+					d.errorf(at(i, "sli"), path+".sli."+field, "required")
+				case !windowVar.MatchString(q):
+					d.errorf(at(i, "sli."+field), path+".sli."+field, "must use {{.window}} as its range, e.g. sum(rate(x[{{.window}}]))")
+				default:
+					if _, err := parser.NewParser(parser.Options{}).ParseExpr(SLIQuery(q, model.Duration(5*time.Minute))); err != nil {
+						d.errorf(at(i, "sli."+field), path+".sli."+field, "%v", err)
+					}
+				}
+			}
 		}
 		for j, c := range s.Checks {
 			if !cfg.HasCheck(c) {

@@ -198,6 +198,33 @@ func (e *Evaluator) Count(ctx context.Context, expr string) (int, error) {
 	return 0, nil
 }
 
+// Sum runs an instant query at ts and returns the sum of its result's
+// values (a scalar's value); ok is false when the result is empty. Unlike
+// Count it adds nothing to what is scraped: the series must be selected
+// by a loaded rule (SLO rules select their SLI's).
+func (e *Evaluator) Sum(ctx context.Context, expr string, ts time.Time) (float64, bool, error) {
+	q, err := e.engine.NewInstantQuery(ctx, e.store, nil, expr, ts)
+	if err != nil {
+		return 0, false, err
+	}
+	defer q.Close()
+	res := q.Exec(ctx)
+	if res.Err != nil {
+		return 0, false, res.Err
+	}
+	switch v := res.Value.(type) {
+	case promql.Vector:
+		sum := 0.0
+		for _, s := range v {
+			sum += s.F
+		}
+		return sum, len(v) > 0, nil
+	case promql.Scalar:
+		return v.V, true, nil
+	}
+	return 0, false, nil
+}
+
 // EvalNow scrapes and evaluates every group once at ts, whatever their
 // interval, synchronously (tests that need the rules to have seen a
 // result).

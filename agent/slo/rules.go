@@ -123,12 +123,12 @@ func Rules(slos []config.SLO) ([]byte, error) {
 		sel := checksMatcher(s.Checks)
 		for _, w := range Windows {
 			r := model.Duration(w).String()
-			g.Rules = append(g.Rules, rule{
-				Record: RecordName(w),
-				Expr: fmt.Sprintf(`sum(increase(vigil_check_runs_total{%s,result="failure"}[%s])) / sum(increase(vigil_check_runs_total{%s}[%s]))`,
-					sel, r, sel, r),
-				Labels: map[string]string{"slo": s.Name},
-			})
+			expr := fmt.Sprintf(`sum(increase(vigil_check_runs_total{%s,result="failure"}[%s])) / sum(increase(vigil_check_runs_total{%s}[%s]))`,
+				sel, r, sel, r)
+			if s.SLI != nil {
+				expr = fmt.Sprintf("(%s) / (%s)", config.SLIQuery(s.SLI.ErrorQuery, model.Duration(w)), config.SLIQuery(s.SLI.TotalQuery, model.Duration(w)))
+			}
+			g.Rules = append(g.Rules, rule{Record: RecordName(w), Expr: expr, Labels: map[string]string{"slo": s.Name}})
 		}
 		budget := 1 - s.Objective
 		var conds []string
@@ -140,6 +140,13 @@ func Rules(slos []config.SLO) ([]byte, error) {
 			// not page (as failure_threshold promises). increase()
 			// extrapolates, so two failures read as about 2, one as
 			// about 1.
+			if s.SLI != nil {
+				// A PromQL SLI counts events, not runs: no two-failures
+				// guard (its traffic decides how noisy it is).
+				conds = append(conds, fmt.Sprintf(`(%s{slo=%q} > %s and %s{slo=%q} > %s)`,
+					RecordName(w.long), s.Name, th, RecordName(w.short), s.Name, th))
+				continue
+			}
 			conds = append(conds, fmt.Sprintf(`(%s{slo=%q} > %s and %s{slo=%q} > %s and on () sum(increase(vigil_check_runs_total{%s,result="failure"}[%s])) > 1.5)`,
 				RecordName(w.long), s.Name, th, RecordName(w.short), s.Name, th, sel, model.Duration(w.short)))
 		}
@@ -150,6 +157,10 @@ func Rules(slos []config.SLO) ([]byte, error) {
 		labels["slo"] = s.Name
 		desc := fmt.Sprintf("The checks of SLO %s (%s) fail fast enough to spend %.0f%% of its %s error budget in an hour or %.0f%% in six hours (and failed at least twice in the short window): {{ $value | humanizePercentage }} of runs failed over the long window.",
 			s.Name, strings.Join(s.Checks, ", "), pageWindows[0].budget*100, model.Duration(s.Window), pageWindows[1].budget*100)
+		if s.SLI != nil {
+			desc = fmt.Sprintf("SLO %s fails fast enough to spend %.0f%% of its %s error budget in an hour or %.0f%% in six hours: {{ $value | humanizePercentage }} of its events were bad over the long window.",
+				s.Name, pageWindows[0].budget*100, model.Duration(s.Window), pageWindows[1].budget*100)
+		}
 		g.Rules = append(g.Rules, rule{
 			Alert:  "SLOErrorBudgetBurn",
 			Expr:   strings.Join(conds, "\nor\n"),

@@ -11,16 +11,22 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"sync"
 	"time"
+
+	"github.com/prometheus/common/model"
 
 	"github.com/vigil-project/vigil/agent/config"
 	"github.com/vigil-project/vigil/agent/store"
 )
 
-// Source reads hourly run counts (the store).
+// Source reads hourly run counts (the store) and keeps the hourly events
+// of PromQL SLIs.
 type Source interface {
 	Hours(ctx context.Context, checks []string, from time.Time) ([]store.Hour, error)
+	SLOHours(ctx context.Context, slo string, from time.Time) ([]store.Hour, error)
+	SetSLOHour(ctx context.Context, slo string, hour time.Time, total, errors int64) error
 	// Flush commits the runs recorded so far.
 	Flush(ctx context.Context) error
 }
@@ -68,10 +74,23 @@ func remaining(failed, runs int64, objective float64) float64 {
 	return 1 - float64(failed)/(float64(runs)*(1-objective))
 }
 
-// Compute reads an SLO's window ending at now from src.
+// Query evaluates a PromQL expression at ts over the agent's sample
+// store and sums its result; ok is false for an empty result.
+type Query func(ctx context.Context, expr string, ts time.Time) (v float64, ok bool, err error)
+
+// Compute reads an SLO's window ending at now from src: its checks' runs,
+// or its PromQL SLI's events.
 func Compute(ctx context.Context, src Source, s config.SLO, now time.Time) (Status, error) {
 	st := Status{SLO: s, At: now}
-	hours, err := src.Hours(ctx, s.Checks, now.Add(-time.Duration(s.Window)))
+	var (
+		hours []store.Hour
+		err   error
+	)
+	if s.SLI != nil {
+		hours, err = src.SLOHours(ctx, s.Name, now.Add(-time.Duration(s.Window)))
+	} else {
+		hours, err = src.Hours(ctx, s.Checks, now.Add(-time.Duration(s.Window)))
+	}
 	if err != nil {
 		return st, fmt.Errorf("slo %s: %w", s.Name, err)
 	}
@@ -100,8 +119,11 @@ const refreshEvery = time.Minute
 // Engine keeps the configured SLOs' statuses current. Safe for
 // concurrent use.
 type Engine struct {
-	src Source
-	log *slog.Logger
+	src   Source
+	query Query
+	log   *slog.Logger
+	// sampled is when each PromQL SLO's events were last read.
+	sampled map[string]time.Time
 
 	mu     sync.RWMutex
 	slos   []config.SLO
@@ -114,12 +136,65 @@ type Engine struct {
 	kick    chan struct{}
 }
 
-// NewEngine returns an engine reading src.
-func NewEngine(src Source, log *slog.Logger) *Engine {
+// NewEngine returns an engine reading src; query evaluates PromQL SLIs
+// (nil: SLOs with an sli: have no events).
+func NewEngine(src Source, query Query, log *slog.Logger) *Engine {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Engine{src: src, log: log, status: map[string]Status{}, kick: make(chan struct{}, 1)}
+	return &Engine{src: src, query: query, log: log, status: map[string]Status{}, sampled: map[string]time.Time{}, kick: make(chan struct{}, 1)}
+}
+
+// minSample is the shortest window a PromQL SLI is read over: a rate over
+// less than a minute of the agent's samples says little.
+const minSample = time.Minute
+
+// sample records a PromQL SLO's events of the current hour so far, and
+// completes the previous hour when the hour turned since the last read.
+func (e *Engine) sample(ctx context.Context, s config.SLO, now time.Time) error {
+	if e.query == nil {
+		return nil
+	}
+	hour := now.Truncate(time.Hour)
+	e.mu.Lock()
+	last := e.sampled[s.Name]
+	e.mu.Unlock()
+	if !last.IsZero() && last.Before(hour) {
+		if err := e.sampleHour(ctx, s, last.Truncate(time.Hour), time.Hour); err != nil {
+			return err
+		}
+	}
+	if w := now.Sub(hour).Truncate(time.Second); w >= minSample {
+		if err := e.sampleHour(ctx, s, hour, w); err != nil {
+			return err
+		}
+	}
+	e.mu.Lock()
+	e.sampled[s.Name] = now
+	e.mu.Unlock()
+	return nil
+}
+
+// sampleHour reads the SLI over window w from the start of hour and
+// records its events: the per-second rates times the seconds.
+func (e *Engine) sampleHour(ctx context.Context, s config.SLO, hour time.Time, w time.Duration) error {
+	at := hour.Add(w)
+	read := func(q string) (float64, error) {
+		v, ok, err := e.query(ctx, config.SLIQuery(q, model.Duration(w)), at)
+		if err != nil || !ok || math.IsNaN(v) || math.IsInf(v, 0) || v < 0 {
+			return 0, err
+		}
+		return v * w.Seconds(), nil
+	}
+	total, err := read(s.SLI.TotalQuery)
+	if err != nil {
+		return fmt.Errorf("slo %s: total_query: %w", s.Name, err)
+	}
+	bad, err := read(s.SLI.ErrorQuery)
+	if err != nil {
+		return fmt.Errorf("slo %s: error_query: %w", s.Name, err)
+	}
+	return e.src.SetSLOHour(ctx, s.Name, hour, int64(math.Round(total)), int64(math.Round(min(bad, total))))
 }
 
 // Set installs the SLOs of a (re)loaded config; they are computed at once.
@@ -209,6 +284,11 @@ func (e *Engine) Refresh(ctx context.Context, now time.Time) error {
 	e.mu.RUnlock()
 	var firstErr error
 	for _, s := range slos {
+		if s.SLI != nil {
+			if err := e.sample(ctx, s, now); err != nil && firstErr == nil {
+				firstErr = err
+			}
+		}
 		st, err := Compute(ctx, e.src, s, now)
 		if err != nil {
 			firstErr = err
@@ -271,7 +351,7 @@ func (e *Engine) WritePrometheus(w io.Writer) {
 	family("vigil_slo_attainment_ratio", "Share of the SLO's check runs that passed over its window (counted in whole hours; absent without runs).", Status.Attainment)
 	family("vigil_slo_error_budget_remaining_ratio", "Share of the SLO's error budget left over its window: 1 without failures, 0 when failed runs reach (1 - objective) of its runs, negative beyond (absent without runs).", Status.BudgetRemaining)
 	family("vigil_slo_objective_ratio", "The SLO's objective: the share of its checks' runs that should pass over its window.", func(st Status) (float64, bool) { return st.Objective, true })
-	family("vigil_slo_window_failed_runs", "Failed runs of the SLO's checks over its window.", func(st Status) (float64, bool) { return float64(st.Failed), st.Runs > 0 })
-	family("vigil_slo_window_runs", "Runs of the SLO's checks over its window.", func(st Status) (float64, bool) { return float64(st.Runs), true })
+	family("vigil_slo_window_failed_runs", "Failed runs of the SLO's checks (or bad events of its PromQL SLI) over its window.", func(st Status) (float64, bool) { return float64(st.Failed), st.Runs > 0 })
+	family("vigil_slo_window_runs", "Runs of the SLO's checks (or events of its PromQL SLI) over its window.", func(st Status) (float64, bool) { return float64(st.Runs), true })
 	family("vigil_slo_window_seconds", "The SLO's rolling window.", func(st Status) (float64, bool) { return time.Duration(st.Window).Seconds(), true })
 }

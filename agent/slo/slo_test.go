@@ -98,7 +98,7 @@ func TestEngine(t *testing.T) {
 	if err := st.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
-	e := NewEngine(st, nil)
+	e := NewEngine(st, nil, nil)
 	e.Set([]config.SLO{
 		{Name: "web", Objective: 0.99, Window: model.Duration(30 * 24 * time.Hour), Checks: []string{"a", "b"}},
 		{Name: "idle", Objective: 0.9, Window: model.Duration(24 * time.Hour), Checks: []string{"nosuch"}},
@@ -141,5 +141,63 @@ func TestEngine(t *testing.T) {
 	}
 	if strings.Contains(b.String(), `vigil_slo_attainment_ratio{slo="idle"}`) {
 		t.Error("attainment exported for an SLO without runs")
+	}
+}
+
+// TestPromQLSLI: an SLO over PromQL queries records the hour's events from
+// the queries' rates every refresh, completes the hour when it turns, and
+// computes attainment and budget from them.
+func TestPromQLSLI(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "vigil.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	// 10 requests a second, 0.1 of them server errors.
+	var asked []string
+	query := func(_ context.Context, expr string, _ time.Time) (float64, bool, error) {
+		asked = append(asked, expr)
+		switch {
+		case strings.Contains(expr, `pattern="server_error"`):
+			return 0.1, true, nil
+		case strings.Contains(expr, `pattern="request"`):
+			return 10, true, nil
+		}
+		return 0, false, nil
+	}
+	e := NewEngine(st, query, nil)
+	e.Set([]config.SLO{{Name: "api", Objective: 0.995, Window: model.Duration(30 * 24 * time.Hour), SLI: &config.SLIQueries{
+		ErrorQuery: `sum(rate(vigil_log_matches_total{pattern="server_error"}[{{.window}}]))`,
+		TotalQuery: `sum(rate(vigil_log_matches_total{pattern="request"}[{{ .window }}]))`,
+	}}})
+	hour := time.Now().Truncate(time.Hour).Add(-2 * time.Hour)
+	if err := e.Refresh(ctx, hour.Add(30*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	api := e.Statuses()[0]
+	if api.Runs != 18000 || api.Failed != 180 {
+		t.Fatalf("after 30 minutes: %d events, %d bad; want 18000, 180", api.Runs, api.Failed)
+	}
+	if !strings.Contains(strings.Join(asked, " "), "[30m]") {
+		t.Errorf("queries not over the 30 minutes so far: %q", asked)
+	}
+	// The hour turns: the last one is read whole, the new one so far.
+	if err := e.Refresh(ctx, hour.Add(65*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	api = e.Statuses()[0]
+	if api.Runs != 36000+3000 || api.Failed != 360+30 {
+		t.Errorf("after the hour turned: %d events, %d bad; want 39000, 390", api.Runs, api.Failed)
+	}
+	if a, _ := api.Attainment(); formatThreshold(a) != "0.99" {
+		t.Errorf("attainment %v, want 0.99", a)
+	}
+	if b, _ := api.BudgetRemaining(); formatThreshold(b) != "-1" {
+		t.Errorf("budget remaining %v, want -1 (1%% bad against 0.5%% allowed)", b)
+	}
+	if !strings.Contains(strings.Join(asked, " "), "[1h]") {
+		t.Errorf("the finished hour was not read whole: %q", asked)
 	}
 }

@@ -146,3 +146,35 @@ func (s *Store) Hours(ctx context.Context, checks []string, from time.Time) ([]H
 	}
 	return out, rows.Err()
 }
+
+// SetSLOHour records an SLO's events in the hour starting at hour (the
+// SLI's totals so far replace what was recorded for that hour).
+func (s *Store) SetSLOHour(ctx context.Context, slo string, hour time.Time, total, errors int64) (err error) {
+	defer func() { err = s.track(opHistory, err) }()
+	if _, err := s.w.ExecContext(ctx, `INSERT INTO slo_hours (slo, hour, total, errors) VALUES (?, ?, ?, ?)
+		ON CONFLICT (slo, hour) DO UPDATE SET total = excluded.total, errors = excluded.errors`,
+		slo, hourOf(hour.UnixMilli()), total, errors); err != nil {
+		return fmt.Errorf("record SLO events: %w", err)
+	}
+	return nil
+}
+
+// SLOHours returns an SLO's events per hour from the hour of from on,
+// oldest first, as Counts (Runs: events, OK: good events).
+func (s *Store) SLOHours(ctx context.Context, slo string, from time.Time) ([]Hour, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT hour, total, errors FROM slo_hours WHERE slo = ? AND hour >= ? ORDER BY hour`,
+		slo, hourOf(from.UnixMilli()))
+	if err != nil {
+		return nil, fmt.Errorf("read SLO events: %w", err)
+	}
+	defer rows.Close()
+	var out []Hour
+	for rows.Next() {
+		var h, total, errs int64
+		if err := rows.Scan(&h, &total, &errs); err != nil {
+			return nil, fmt.Errorf("read SLO events: %w", err)
+		}
+		out = append(out, Hour{Start: time.Unix(h*3600, 0), Counts: Counts{Runs: total, OK: max(0, total-errs)}})
+	}
+	return out, rows.Err()
+}

@@ -433,6 +433,12 @@ func (s *Store) prune(ctx context.Context, olderThan time.Time) (st pruneStats, 
 	if err := sw.commit(); err != nil {
 		return st, fmt.Errorf("prune history: %w", err)
 	}
+	if sw.hourCutoff > math.MinInt64 {
+		// One row per SLO and hour: a few thousand rows a month at most.
+		if _, err := s.w.ExecContext(ctx, `DELETE FROM slo_hours WHERE hour < ?`, sw.hourCutoff); err != nil {
+			return st, fmt.Errorf("prune SLO events: %w", err)
+		}
+	}
 	// Never past now: a shape the writer cached was used within the last
 	// shapeRefresh, whatever olderThan a caller passes.
 	unused := min(cutoff, time.Now().UnixMilli()) - 2*shapeRefresh.Milliseconds()
