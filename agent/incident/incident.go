@@ -51,9 +51,9 @@ type Options struct {
 	// Silences are the pager's silences (nil: none shown).
 	Silences func() []route.Silence
 	// Acks are the runbook acknowledgements (nil: none shown).
-	Acks Acks
-	Logger   *slog.Logger
-	Now      func() time.Time
+	Acks   Acks
+	Logger *slog.Logger
+	Now    func() time.Time
 }
 
 // Recorder opens and closes incidents from the alerts the rule engine

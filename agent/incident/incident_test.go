@@ -2,8 +2,8 @@ package incident
 
 import (
 	"context"
-	"fmt"
 	"encoding/json"
+	"fmt"
 	"path/filepath"
 	"testing"
 	"time"
