@@ -238,6 +238,10 @@ func newTransport(cfg *HTTPConfig) (http.RoundTripper, error) {
 		DialContext:       dialer.DialContext,
 		// The check's own ctx bounds the run; no separate transport timeouts.
 		ForceAttemptHTTP2: cfg.HTTPVersion != "1.1",
+		// No Accept-Encoding: gzip of its own, as on plain HTTP
+		// (plainTransport): the body is read and matched as the server
+		// sends it, over either scheme (a Headers entry can still ask).
+		DisableCompression: true,
 	}
 	if cfg.HTTPVersion == "1.1" {
 		transport.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
