@@ -225,7 +225,7 @@ func TestCheckPageDiagnostics(t *testing.T) {
 // configured zone, Chinese durations; the API has phases and next_run.
 func TestStatusPageCheckDetail(t *testing.T) {
 	a := newTestAgent(t)
-	writeFile(t, a.state.Config().File, `global: {timezone: Asia/Shanghai}
+	writeFile(t, a.state.Config().File, `global: {timezone: Asia/Shanghai, startup_splay: 0s}
 checks:
   - name: host
     type: host
@@ -253,6 +253,16 @@ checks:
 			t.Fatalf("%s: %d", path, rec.Code)
 		}
 		return rec.Body.String()
+	}
+	// The splayed first run may be in flight (no next run then): wait
+	// until the scheduler has the next one.
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if next, _ := a.sched.NextRun("host"); !next.IsZero() {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the host check has no next run after 15 s")
+		}
 	}
 	body := get("/checks/host", "en")
 	phases := regexp.MustCompile(`data-phase="(\w+)"`).FindAllStringSubmatch(body, -1)
