@@ -82,8 +82,16 @@ const incidentCols = `id, fingerprint, alertname, labels, annotations, check_nam
 // Incidents lists the open incidents and those that fired since since,
 // newest first, at most limit.
 func (s *Store) Incidents(ctx context.Context, since time.Time, limit int) ([]Incident, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT `+incidentCols+` FROM incidents
-		WHERE resolved_at = 0 OR firing_at >= ? ORDER BY firing_at DESC, id DESC LIMIT ?`, since.UnixMilli(), limit)
+	return s.incidents(ctx, `WHERE resolved_at = 0 OR firing_at >= ? ORDER BY firing_at DESC, id DESC LIMIT ?`, since.UnixMilli(), limit)
+}
+
+// OpenIncidents are the incidents not resolved yet, newest first.
+func (s *Store) OpenIncidents(ctx context.Context) ([]Incident, error) {
+	return s.incidents(ctx, `WHERE resolved_at = 0 ORDER BY firing_at DESC, id DESC`)
+}
+
+func (s *Store) incidents(ctx context.Context, where string, args ...any) ([]Incident, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT `+incidentCols+` FROM incidents `+where, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list incidents: %w", err)
 	}
@@ -106,11 +114,6 @@ func (s *Store) IncidentByID(ctx context.Context, id int64) (Incident, error) {
 		return in, ErrNoIncident
 	}
 	return in, err
-}
-
-// OpenIncidents are the incidents not resolved yet.
-func (s *Store) OpenIncidents(ctx context.Context) ([]Incident, error) {
-	return s.Incidents(ctx, time.Now().Add(1<<40), 1<<20)
 }
 
 func scanIncident(r interface{ Scan(...any) error }) (Incident, error) {

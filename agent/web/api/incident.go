@@ -18,9 +18,10 @@ type Incidents interface {
 	Timeline(ctx context.Context, id int64) (incident.View, error)
 }
 
-// IncidentList is what the incident list reads from the store.
+// IncidentList is what the incident lists read from the store.
 type IncidentList interface {
 	Incidents(ctx context.Context, since time.Time, limit int) ([]store.Incident, error)
+	OpenIncidents(ctx context.Context) ([]store.Incident, error)
 }
 
 // IncidentViews lists the open incidents and those that fired in the last

@@ -97,7 +97,7 @@ func (api *API) PublicStatus(ctx context.Context) client.PublicStatus {
 		}
 	}
 	if api.incidentList != nil {
-		if ins, err := api.incidentList.Incidents(ctx, time.Now().Add(1<<40), 100); err == nil {
+		if ins, err := api.incidentList.OpenIncidents(ctx); err == nil {
 			for _, in := range ins {
 				out.Incidents = append(out.Incidents, client.PublicIncident{Step: string(stepOf[in.Check]),
 					Since: in.FiringAt.UTC(), Summary: in.Annotations["public_summary"]})
