@@ -142,15 +142,7 @@ func (s *kvState) Ack(ctx context.Context, key, by string) error {
 // Acked is the last acknowledgement of key: who and when (ok false when
 // none was recorded).
 func (s *kvState) Acked(ctx context.Context, key string) (by string, at time.Time, ok bool, err error) {
-	v, found, err := s.get(ctx, ackedPrefix+key)
-	if err != nil || !found || v == "" {
-		return "", time.Time{}, false, err
-	}
-	m, err := decodeMark(v)
-	if err != nil {
-		return "", time.Time{}, false, err
-	}
-	return m.By, m.At, true, nil
+	return ackedMark(s.get(ctx, ackedPrefix+key))
 }
 
 func (s *kvState) Paused(ctx context.Context) (bool, string, error) {

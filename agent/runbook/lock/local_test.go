@@ -148,6 +148,15 @@ func TestLocalState(t *testing.T) {
 			if m, err := decodeMark(v); !ok || err != nil || m.By != "alice" || m.At.IsZero() {
 				t.Fatalf("acked_by = %q (%v)", v, err)
 			}
+			acked := s.(interface {
+				Acked(context.Context, string) (string, time.Time, bool, error)
+			})
+			if by, at, ok, err := acked.Acked(ctx, "rb/t"); err != nil || !ok || by != "alice" || at.IsZero() {
+				t.Fatalf("Acked = %q %v %v %v", by, at, ok, err)
+			}
+			if _, _, ok, err := acked.Acked(ctx, "rb/other"); err != nil || ok {
+				t.Fatalf("Acked of a key never acked: %v %v", ok, err)
+			}
 		}},
 		{"pause round trip", func(t *testing.T, s State, _ *MemKV) {
 			if p, by, err := s.Paused(ctx); err != nil || p || by != "" {

@@ -90,6 +90,19 @@ func encodeMark(by string, at time.Time) string {
 	return string(b)
 }
 
+// ackedMark decodes a stored acknowledgement as the states' get returns
+// it: who and when, ok false when none was recorded.
+func ackedMark(v string, found bool, err error) (by string, at time.Time, ok bool, _ error) {
+	if err != nil || !found || v == "" {
+		return "", time.Time{}, false, err
+	}
+	m, err := decodeMark(v)
+	if err != nil {
+		return "", time.Time{}, false, err
+	}
+	return m.By, m.At, true, nil
+}
+
 func decodeMark(v string) (mark, error) {
 	var m mark
 	if err := json.Unmarshal([]byte(v), &m); err != nil {
