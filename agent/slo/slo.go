@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"reflect"
 	"sync"
 	"time"
 
@@ -273,9 +274,7 @@ func (e *Engine) Statuses() []Status {
 	return out
 }
 
-func sameSLO(a, b config.SLO) bool {
-	return fmt.Sprint(a) == fmt.Sprint(b)
-}
+func sameSLO(a, b config.SLO) bool { return reflect.DeepEqual(a, b) }
 
 // Refresh recomputes every SLO now.
 func (e *Engine) Refresh(ctx context.Context, now time.Time) error {

@@ -180,6 +180,15 @@ func TestPromQLSLI(t *testing.T) {
 	if api.Runs != 18000 || api.Failed != 180 {
 		t.Fatalf("after 30 minutes: %d events, %d bad; want 18000, 180", api.Runs, api.Failed)
 	}
+	// A reload with the same SLO (a new config, equal values) keeps its
+	// status until the next refresh.
+	same := e.Statuses()[0].SLO
+	sli := *same.SLI
+	same.SLI = &sli
+	e.Set([]config.SLO{same})
+	if got := e.Statuses()[0].Runs; got != 18000 {
+		t.Errorf("after reloading the same SLO: %d events, want the 18000 kept", got)
+	}
 	if !strings.Contains(strings.Join(asked, " "), "[30m]") {
 		t.Errorf("queries not over the 30 minutes so far: %q", asked)
 	}
