@@ -16,41 +16,27 @@ import (
 // head, and sends the request line and headers it read to got.
 func rawServer(t *testing.T, reply func(c net.Conn)) (url string, got chan string) {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
 	got = make(chan string, 16)
-	go func() {
+	addr := serveConns(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
+		var head strings.Builder
 		for {
-			c, err := l.Accept()
+			line, err := br.ReadString('\n')
 			if err != nil {
 				return
 			}
-			go func() {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				var head strings.Builder
-				for {
-					line, err := br.ReadString('\n')
-					if err != nil {
-						return
-					}
-					head.WriteString(line)
-					if line == "\r\n" {
-						break
-					}
-				}
-				select {
-				case got <- head.String():
-				default:
-				}
-				reply(c)
-			}()
+			head.WriteString(line)
+			if line == "\r\n" {
+				break
+			}
 		}
-	}()
-	return "http://" + l.Addr().String() + "/path?q=1", got
+		select {
+		case got <- head.String():
+		default:
+		}
+		reply(c)
+	})
+	return "http://" + addr + "/path?q=1", got
 }
 
 func canned(s string) func(net.Conn) {

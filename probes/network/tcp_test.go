@@ -14,8 +14,9 @@ import (
 	"github.com/vigil-project/vigil/probes/internal/tlsconfig"
 )
 
-// lineServer answers each line with reply(line); it never closes first.
-func lineServer(t *testing.T, reply func(string) string) string {
+// serveConns listens on loopback and hands each connection to handle in
+// its own goroutine, closing it after; it returns the address.
+func serveConns(t *testing.T, handle func(c net.Conn)) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -30,16 +31,24 @@ func lineServer(t *testing.T, reply func(string) string) string {
 			}
 			go func() {
 				defer c.Close()
-				sc := bufio.NewScanner(c)
-				for sc.Scan() {
-					if out := reply(sc.Text()); out != "" {
-						c.Write([]byte(out))
-					}
-				}
+				handle(c)
 			}()
 		}
 	}()
 	return l.Addr().String()
+}
+
+// lineServer answers each line with reply(line); it never closes first.
+func lineServer(t *testing.T, reply func(string) string) string {
+	t.Helper()
+	return serveConns(t, func(c net.Conn) {
+		sc := bufio.NewScanner(c)
+		for sc.Scan() {
+			if out := reply(sc.Text()); out != "" {
+				c.Write([]byte(out))
+			}
+		}
+	})
 }
 
 func probeTCP(t *testing.T, timeout time.Duration, cfg *TCPConfig) probes.Result {
