@@ -21,7 +21,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -36,6 +35,8 @@ import (
 	"time"
 
 	_ "modernc.org/sqlite" // reads the agent's check history after it stops
+
+	"github.com/vigil-project/vigil/internal/testenv"
 )
 
 const (
@@ -92,22 +93,6 @@ func cpuSeconds(t *testing.T, pid int) float64 {
 	ut, _ := strconv.ParseInt(f[11], 10, 64)
 	st, _ := strconv.ParseInt(f[12], 10, 64)
 	return float64(ut+st) / 100 // USER_HZ
-}
-
-// startScaleTarget serves 200 "ok" on every path, at once, in the test
-// process: only the agent's and blackbox_exporter's own CPU is measured.
-func startScaleTarget(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		io.WriteString(w, "ok\n")
-	})}
-	go srv.Serve(l)
-	t.Cleanup(func() { srv.Close() })
-	return l.Addr().String()
 }
 
 func writeScaleConfig(t *testing.T, target string, n int) string {
@@ -448,7 +433,7 @@ func TestPeerScale(t *testing.T) {
 		runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version(), scaleConcurrency)
 
 	bin := buildVigil(t)
-	target := startScaleTarget(t)
+	target := testenv.OKServer(t)
 
 	// The idle agent: no checks, a shorter warm-up (nothing to splay).
 	idle := measureVigil(t, bin, target, 0, min(s.warmup, 30*time.Second), s.window)
@@ -527,7 +512,7 @@ func TestPeerScaleSoak(t *testing.T) {
 		}
 	}
 	bin := buildVigil(t)
-	target := startScaleTarget(t)
+	target := testenv.OKServer(t)
 	cfg := writeScaleConfig(t, target, n)
 	dir := t.TempDir()
 	addr := freeAddr(t)

@@ -15,16 +15,12 @@ package scheduler_test
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"runtime"
 	"runtime/metrics"
 	"slices"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -37,6 +33,7 @@ import (
 	"github.com/vigil-project/vigil/agent/checkstate"
 	"github.com/vigil-project/vigil/agent/config"
 	"github.com/vigil-project/vigil/agent/scheduler"
+	"github.com/vigil-project/vigil/internal/testenv"
 	_ "github.com/vigil-project/vigil/probes/all"
 )
 
@@ -48,19 +45,6 @@ const (
 	// to a local server takes.
 	benchProbe = time.Millisecond
 )
-
-func envInt(t *testing.T, name string, def int) int {
-	t.Helper()
-	v := os.Getenv(name)
-	if v == "" {
-		return def
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n <= 0 {
-		t.Fatalf("%s: %q is not a positive count", name, v)
-	}
-	return n
-}
 
 // histogram counts the offsets in [from, from+n*width) per bucket.
 func histogram(offsets []time.Duration, from, width time.Duration, n int) []int {
@@ -135,7 +119,7 @@ func (p *peak) sample() {
 // three minutes of fake time with the default start-up splay (10s), none,
 // and a whole interval, and prints where their runs fell.
 func TestSchedulerScaleSpread(t *testing.T) {
-	n := envInt(t, "VIGIL_SCHED_N", 10000)
+	n := testenv.PositiveInt(t, "VIGIL_SCHED_N", 10000)
 	t.Logf("machine: %d CPUs, %s; %d checks every %s, each run %s of fake time, max_concurrency %d, synctest fake clock",
 		runtime.NumCPU(), runtime.Version(), n, benchInterval, benchProbe, benchConcurrency)
 	// Without splay last: its start-up leaves the most stacks cached.
@@ -194,22 +178,6 @@ func TestSchedulerScaleSpread(t *testing.T) {
 	}
 }
 
-// startTarget serves 200 "ok" on every path for the reload benchmark's
-// running checks.
-func startTarget(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		io.WriteString(w, "ok\n")
-	})}
-	go srv.Serve(l)
-	t.Cleanup(func() { srv.Close() })
-	return l.Addr().String()
-}
-
 // reloadConfig is n http checks at a one-minute interval spread over it,
 // as in bench-scale; version changes the URL of the first changed checks.
 func reloadConfig(target string, n, changed, version int) []byte {
@@ -239,9 +207,9 @@ func ms(d time.Duration) string { return fmt.Sprintf("%.0f ms", float64(d.Micros
 // Update), and the parts that grow with the checks on their own. Each case
 // is timed VIGIL_SCHED_RELOADS times; the median is reported.
 func TestSchedulerScaleReload(t *testing.T) {
-	n := envInt(t, "VIGIL_SCHED_N", 10000)
-	k := envInt(t, "VIGIL_SCHED_RELOADS", 7)
-	target := startTarget(t)
+	n := testenv.PositiveInt(t, "VIGIL_SCHED_N", 10000)
+	k := testenv.PositiveInt(t, "VIGIL_SCHED_RELOADS", 7)
+	target := testenv.OKServer(t)
 	dir := t.TempDir()
 	file := filepath.Join(dir, "vigil.yml")
 	write := func(changed, version int) {

@@ -11,12 +11,12 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/vigil-project/vigil/internal/testenv"
 	"github.com/vigil-project/vigil/probes"
 )
 
@@ -42,8 +42,8 @@ import (
 //     D days plus what one sweep interval adds; then measures as in 3 the
 //     hourly sweep the agent runs from then on (20 s baseline).
 func TestPeerStoreScale(t *testing.T) {
-	checks := envInt(t, "VIGIL_STORE_CHECKS", 10_000)
-	days := envInt(t, "VIGIL_STORE_DAYS", 7)
+	checks := testenv.PositiveInt(t, "VIGIL_STORE_CHECKS", 10_000)
+	days := testenv.PositiveInt(t, "VIGIL_STORE_DAYS", 7)
 	dir := os.Getenv("VIGIL_STORE_DIR")
 	if dir == "" {
 		dir = t.TempDir()
@@ -127,19 +127,6 @@ func sweepUnderLoad(t *testing.T, s *Store, live *liveWriter, checks int, what s
 	if d := s.Dropped(); d > 0 {
 		t.Errorf("%d live records dropped", d)
 	}
-}
-
-func envInt(t *testing.T, name string, def int) int {
-	t.Helper()
-	v := os.Getenv(name)
-	if v == "" {
-		return def
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n <= 0 {
-		t.Fatalf("%s=%q: want a positive integer", name, v)
-	}
-	return n
 }
 
 // httpGen makes results that look like the http probe's against HTTPS
