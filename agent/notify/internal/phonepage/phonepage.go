@@ -124,7 +124,7 @@ func CutRunes(s string, n int) string {
 		return s
 	}
 	r := []rune(s)
-	return string(r[:n-1]) + "…"
+	return strings.TrimRight(string(r[:n-1]), " ") + "…"
 }
 
 // Default template parameters: the names and texts vigil fills when an
