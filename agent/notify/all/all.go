@@ -4,11 +4,14 @@
 package all
 
 import (
+	_ "github.com/vigil-project/vigil/agent/notify/aliyunsms"
+	_ "github.com/vigil-project/vigil/agent/notify/aliyunvoice"
 	_ "github.com/vigil-project/vigil/agent/notify/dingtalk"
 	_ "github.com/vigil-project/vigil/agent/notify/email"
 	_ "github.com/vigil-project/vigil/agent/notify/feishu"
 	_ "github.com/vigil-project/vigil/agent/notify/pagerduty"
 	_ "github.com/vigil-project/vigil/agent/notify/slack"
+	_ "github.com/vigil-project/vigil/agent/notify/tencentsms"
 	_ "github.com/vigil-project/vigil/agent/notify/webhook"
 	_ "github.com/vigil-project/vigil/agent/notify/wecom"
 )
