@@ -392,16 +392,18 @@ func TestSilenceAndDrillRouting(t *testing.T) {
 func TestPagingExampleConfig(t *testing.T) {
 	env := map[string]string{
 		"ONCALL_PD_KEY": "R0UTINGKEY", "OPS_DINGTALK_SECRET": "SEC0", "OPS_FEISHU_SECRET": "s", "SMTP_PASSWORD": "p",
-		"OPS_DINGTALK_URL": "https://oapi.dingtalk.com/robot/send?access_token=T",
-		"OPS_WECOM_URL":    "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=K",
-		"OPS_FEISHU_URL":   "https://open.feishu.cn/open-apis/bot/v2/hook/H",
-		"OPS_SLACK_URL":    "https://hooks.slack.com/services/T/B/X",
+		"OPS_DINGTALK_URL":     "https://oapi.dingtalk.com/robot/send?access_token=T",
+		"OPS_WECOM_URL":        "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=K",
+		"OPS_FEISHU_URL":       "https://open.feishu.cn/open-apis/bot/v2/hook/H",
+		"OPS_SLACK_URL":        "https://hooks.slack.com/services/T/B/X",
+		"ALIYUN_ACCESS_KEY_ID": "LTAI5tExample", "ALIYUN_ACCESS_KEY_SECRET": "s",
+		"TENCENT_SECRET_ID": "AKIDExample", "TENCENT_SECRET_KEY": "k",
 	}
 	for k, v := range env {
 		t.Setenv(k, v)
 	}
 	out, errOut, code := run(t, "check-config", "../../examples/paging.yml")
-	if code != 0 || !strings.Contains(out, "paging: 2 Alertmanager peer(s), 5 receiver(s) with 7 integration(s)") {
+	if code != 0 || !strings.Contains(out, "paging: 2 Alertmanager peer(s), 6 receiver(s) with 10 integration(s)") {
 		t.Fatalf("check-config: %d\n%s%s", code, out, errOut)
 	}
 	os.Unsetenv("SMTP_PASSWORD")

@@ -281,10 +281,12 @@ func TestExampleConfigs(t *testing.T) {
 	// The paging example's robots check the shape of their addresses.
 	for k, v := range map[string]string{
 		"ONCALL_PD_KEY": "R0UTINGKEY", "OPS_DINGTALK_SECRET": "SEC0", "OPS_FEISHU_SECRET": "s", "SMTP_PASSWORD": "p",
-		"OPS_DINGTALK_URL": "https://oapi.dingtalk.com/robot/send?access_token=T",
-		"OPS_WECOM_URL":    "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=K",
-		"OPS_FEISHU_URL":   "https://open.feishu.cn/open-apis/bot/v2/hook/H",
-		"OPS_SLACK_URL":    "https://hooks.slack.com/services/T/B/X",
+		"OPS_DINGTALK_URL":     "https://oapi.dingtalk.com/robot/send?access_token=T",
+		"OPS_WECOM_URL":        "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=K",
+		"OPS_FEISHU_URL":       "https://open.feishu.cn/open-apis/bot/v2/hook/H",
+		"OPS_SLACK_URL":        "https://hooks.slack.com/services/T/B/X",
+		"ALIYUN_ACCESS_KEY_ID": "LTAI5tExample", "ALIYUN_ACCESS_KEY_SECRET": "s",
+		"TENCENT_SECRET_ID": "AKIDExample", "TENCENT_SECRET_KEY": "k",
 	} {
 		t.Setenv(k, v)
 	}
