@@ -14,6 +14,8 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/prometheus/common/model"
+
 	"github.com/vigil-project/vigil/agent/client"
 	"github.com/vigil-project/vigil/agent/drill"
 	"github.com/vigil-project/vigil/agent/notify/route"
@@ -88,6 +90,7 @@ func (site *Site) Routes(rt httpx.Router) {
 	rt.Read("GET /{$}", site.pageOverview)
 	rt.Read("GET /checks/{name}", site.pageCheck)
 	rt.Read("GET /alerts", site.pageAlerts)
+	rt.Read("GET /slos/{name}", site.pageSLO)
 	if site.opts.PublicStatus {
 		rt.Open("GET /status", site.pageStatus)
 	} else {
@@ -462,6 +465,35 @@ func (site *Site) pageAlerts(w http.ResponseWriter, r *http.Request) {
 // builds, in a layout without the agent's navigation.
 func (site *Site) pageStatus(w http.ResponseWriter, r *http.Request) {
 	site.render(w, r, http.StatusOK, "status", site.page(w, r, "public", "", site.opts.API.PublicStatus(r.Context())))
+}
+
+type sloData struct {
+	SLO client.SLODetail
+	// From and To are the window the chart spans.
+	From, To time.Time
+}
+
+// pageSLO is one SLO for its operators: objective, SLI, attainment and
+// budget, the burn-down over the whole window, the burn rates over its
+// alert's windows and the alert's state.
+func (site *Site) pageSLO(w http.ResponseWriter, r *http.Request) {
+	d, err := site.opts.API.SLODetail(r.Context(), r.PathValue("name"))
+	switch {
+	case errors.Is(err, api.ErrNoSLO):
+		site.pageError(w, r, http.StatusNotFound, "no SLO named "+r.PathValue("name"))
+		return
+	case err != nil:
+		site.pageError(w, r, http.StatusInternalServerError, err.Error())
+		return
+	}
+	sd := sloData{SLO: d, To: d.ComputedAt}
+	if sd.To.IsZero() {
+		sd.To = time.Now()
+	}
+	if win, err := model.ParseDuration(d.Window); err == nil {
+		sd.From = sd.To.Add(-time.Duration(win))
+	}
+	site.render(w, r, http.StatusOK, "slo", site.page(w, r, "overview", d.Name, sd))
 }
 
 type incidentsData struct {
