@@ -162,6 +162,15 @@ func (s *Store) HistoryBetween(ctx context.Context, check string, from, to time.
 		ORDER BY started_at, seq LIMIT ?4`, check, from.UnixMilli(), to.UnixMilli(), limit)
 }
 
+// An incident's timeline shows the notifications queued from
+// IncidentPagesBefore its start to IncidentPagesAfter its resolution (a
+// resolve goes out after a group wait, or after an outage of the
+// receiver); the outbox sweep keeps them.
+const (
+	IncidentPagesBefore = time.Minute
+	IncidentPagesAfter  = 10 * time.Minute
+)
+
 // OutboxBetween returns the notifications queued in [from, to], oldest
 // first, at most limit.
 func (s *Store) OutboxBetween(ctx context.Context, from, to time.Time, limit int) ([]*OutboxItem, error) {
