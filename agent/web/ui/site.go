@@ -497,16 +497,62 @@ func (site *Site) pageSLO(w http.ResponseWriter, r *http.Request) {
 }
 
 type incidentsData struct {
-	Incidents []client.Incident
+	api.IncidentPage
+	// Form is the filter as asked (the form's values); Filtered says a
+	// filter other than the default 7 days is set.
+	Form     url.Values
+	Filtered bool
+	// First and Last number the incidents shown (1-based); Prev and Next
+	// link the neighbouring pages ("" for none).
+	First, Last int
+	Prev, Next  string
 }
 
+// incidentsPageSize is how many incidents /incidents shows at a time.
+const incidentsPageSize = 50
+
+// pageIncidents lists incidents with the API's filters (state, check,
+// alert name, time range) a page at a time.
 func (site *Site) pageIncidents(w http.ResponseWriter, r *http.Request) {
-	list, err := site.opts.API.IncidentViews(r.Context(), 7*24*time.Hour, 200)
+	q := r.URL.Query()
+	f, err := api.ParseIncidentFilter(q, site.opts.API.Zone(), time.Now(), incidentsPageSize)
+	if err != nil {
+		site.pageError(w, r, http.StatusBadRequest, err.Error())
+		return
+	}
+	p, err := site.opts.API.IncidentPage(r.Context(), f)
 	if err != nil {
 		site.pageError(w, r, http.StatusInternalServerError, err.Error())
 		return
 	}
-	site.render(w, r, http.StatusOK, "incidents", site.page(w, r, "incidents", "", incidentsData{Incidents: list}))
+	d := incidentsData{IncidentPage: p, Form: q, First: p.Offset + 1, Last: p.Offset + len(p.Incidents)}
+	for _, k := range []string{"state", "check", "alertname", "from", "to", "days"} {
+		if q.Get(k) != "" {
+			d.Filtered = true
+		}
+	}
+	link := func(offset int) string {
+		v := url.Values{}
+		for k, vs := range q {
+			if k != "offset" && k != "lang" && k != "flash" && len(vs) > 0 && vs[0] != "" {
+				v.Set(k, vs[0])
+			}
+		}
+		if offset > 0 {
+			v.Set("offset", strconv.Itoa(offset))
+		}
+		if len(v) == 0 {
+			return "/incidents"
+		}
+		return "/incidents?" + v.Encode()
+	}
+	if p.NextOffset > 0 {
+		d.Next = link(p.NextOffset)
+	}
+	if p.Offset > 0 {
+		d.Prev = link(max(0, p.Offset-f.Limit))
+	}
+	site.render(w, r, http.StatusOK, "incidents", site.page(w, r, "incidents", "", d))
 }
 
 func (site *Site) pageIncident(w http.ResponseWriter, r *http.Request) {
