@@ -344,6 +344,10 @@ type IncidentEvent struct {
 // uptime, the SLOs, and the open incidents' public text — no check names,
 // hosts, addresses, DSNs, messages or diagnostics.
 type PublicStatus struct {
+	// Title and Description are the config's public_status text (English;
+	// empty: the page's default title, no description).
+	Title       string `json:"title,omitempty"`
+	Description string `json:"description,omitempty"`
 	// Status is the worst step's: operational, degraded, down or unknown.
 	Status    string           `json:"status"`
 	Steps     []PublicStep     `json:"steps"`

@@ -464,7 +464,15 @@ func (site *Site) pageAlerts(w http.ResponseWriter, r *http.Request) {
 // pageStatus is the public status page: only what api.PublicStatus
 // builds, in a layout without the agent's navigation.
 func (site *Site) pageStatus(w http.ResponseWriter, r *http.Request) {
-	site.render(w, r, http.StatusOK, "status", site.page(w, r, "public", "", site.opts.API.PublicStatus(r.Context())))
+	p := site.page(w, r, "public", "", nil)
+	d := site.opts.API.PublicStatus(r.Context())
+	// The configured text in the page's language, or the default title.
+	d.Title, d.Description = site.opts.API.PublicText(p.Lang)
+	if d.Title == "" {
+		d.Title = T(p.Lang, "public.title")
+	}
+	p.Title, p.Data = d.Title, d
+	site.render(w, r, http.StatusOK, "status", p)
 }
 
 type sloData struct {
