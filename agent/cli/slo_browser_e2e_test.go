@@ -87,6 +87,16 @@ func TestSLOPageInBrowser(t *testing.T) {
 	if err := chromedp.Do(ctx, chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile)); err != nil {
 		t.Fatal(err)
 	}
+	// The incident list's filter form too.
+	for _, lang := range []string{"en", "zh"} {
+		if err := chromedp.Do(ctx, chromedp.Navigate(a.url+"/incidents?state=open&lang="+lang), chromedp.WaitVisible("#incident-filters")); err != nil {
+			t.Fatal(err)
+		}
+		if width, _ := chromedp.Run(ctx, chromedp.Evaluate[int](`document.documentElement.scrollWidth`)); width > 390 {
+			t.Errorf("%s /incidents?state=open is %d px wide on a 390 px screen", lang, width)
+		}
+		screenshot(t, ctx, "phone-"+lang+"-incidents-filtered.png")
+	}
 	for _, lang := range []string{"en", "zh"} {
 		if err := chromedp.Do(ctx, chromedp.Navigate(a.url+"/slos/invoice-generation?lang="+lang), chromedp.WaitVisible("footer")); err != nil {
 			t.Fatal(err)
