@@ -57,7 +57,11 @@ type Options struct {
 	StoragePath string
 	// Retention is how long check results are kept (default 7 days).
 	Retention time.Duration
-	Logger    *slog.Logger
+	// OutboxRetention is how long delivered and dead-lettered
+	// notifications are kept (default 7 days); those an incident shows
+	// are kept with it.
+	OutboxRetention time.Duration
+	Logger          *slog.Logger
 	// Web holds the listen addresses and the exporter-toolkit web config file.
 	Web *toolkit.FlagConfig
 	// PublicRead serves read-only pages, the read API and /metrics without
@@ -147,12 +151,15 @@ func New(ctx context.Context, opts Options) (*Agent, error) {
 	if opts.Retention == 0 {
 		opts.Retention = 7 * 24 * time.Hour
 	}
+	if opts.OutboxRetention == 0 {
+		opts.OutboxRetention = 7 * 24 * time.Hour
+	}
 	a := &Agent{opts: opts, log: opts.Logger, exporter: metrics.New()}
 	l, err := a.load()
 	if err != nil {
 		return nil, err
 	}
-	if a.store, err = store.Open(ctx, opts.StoragePath, store.Options{Retention: opts.Retention, Logger: opts.Logger,
+	if a.store, err = store.Open(ctx, opts.StoragePath, store.Options{Retention: opts.Retention, OutboxRetention: opts.OutboxRetention, Logger: opts.Logger,
 		HourRetention: hourRetention(l.cfg)}); err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}

@@ -98,6 +98,8 @@ Examples:
 	storagePath := runCmd.Flag("storage.path", "SQLite file for check history and agent state.").Default("./data/vigil.db").String()
 	retention := model.Duration(0)
 	runCmd.Flag("storage.retention", "How long check history is kept.").Default("7d").SetValue(&retention)
+	outboxRetention := model.Duration(0)
+	runCmd.Flag("storage.outbox-retention", "How long delivered and dead-lettered notifications are kept (GET /api/v1/notifications). Those an incident's timeline shows are kept as long as the incident; pending ones until they are delivered.").Default("7d").SetValue(&outboxRetention)
 
 	onceCmd := app.Command("once", `Run checks now, print the results and exit: 0 if all pass, 1 if any fail, 2 on a config error.
 
@@ -262,16 +264,17 @@ Examples:
 	switch cmd {
 	case runCmd.FullCommand():
 		return runAgent(ctx, stderr, log, agent.Options{
-			ConfigFile:    *runConfig,
-			StoragePath:   *storagePath,
-			Retention:     time.Duration(retention),
-			Logger:        log,
-			Web:           webFlags,
-			PublicRead:    *publicRead,
-			MaxRequests:   *maxRequests,
-			PublicStatus:  *publicStatus,
-			KeepCodePages: !*releasePages,
-			AllowedHosts:  *allowedHosts,
+			ConfigFile:      *runConfig,
+			StoragePath:     *storagePath,
+			Retention:       time.Duration(retention),
+			OutboxRetention: time.Duration(outboxRetention),
+			Logger:          log,
+			Web:             webFlags,
+			PublicRead:      *publicRead,
+			MaxRequests:     *maxRequests,
+			PublicStatus:    *publicStatus,
+			KeepCodePages:   !*releasePages,
+			AllowedHosts:    *allowedHosts,
 		})
 	case onceCmd.FullCommand():
 		return once(ctx, stdout, stderr, log, onceOptions{file: *onceConfig, only: *onceChecks, output: *onceOutput, verbose: *onceVerbose})

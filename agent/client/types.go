@@ -252,6 +252,52 @@ type SLO struct {
 	ComputedAt time.Time   `json:"computed_at,omitzero"`
 }
 
+// SLODetail is one SLO with what its operator page shows (GET
+// /api/v1/slos/{name}): its SLI, the current burn rates over its alert's
+// windows and the state of that alert.
+type SLODetail struct {
+	SLO
+	// SLI is its PromQL SLI as configured (with {{.window}}); nil for an
+	// SLO over checks.
+	SLI    *SLIQueries       `json:"sli,omitempty"`
+	Labels map[string]string `json:"labels,omitempty"`
+	// BurnRates are the burn rates over the SRE workbook's window pairs,
+	// as multiples of the rate that spends the budget over the window.
+	BurnRates []BurnRate `json:"burn_rates"`
+	Alert     SLOAlert   `json:"alert"`
+}
+
+// SLIQueries are a PromQL SLI: bad and all events per second.
+type SLIQueries struct {
+	ErrorQuery string `json:"error_query"`
+	TotalQuery string `json:"total_query"`
+}
+
+// BurnRate is one multiwindow burn-rate condition of an SLO's alert.
+type BurnRate struct {
+	LongWindow  string `json:"long_window"`
+	ShortWindow string `json:"short_window"`
+	// BudgetShare is the share of the window's budget spent in the long
+	// window at the threshold (0.02, 0.05).
+	BudgetShare float64 `json:"budget_share"`
+	Threshold   float64 `json:"threshold"`
+	// Long and Short are the current burn rates, null without data.
+	Long     *float64 `json:"long"`
+	Short    *float64 `json:"short"`
+	Exceeded bool     `json:"exceeded"`
+}
+
+// SLOAlert is the state of an SLO's burn-rate alert: firing, pending,
+// inactive, or not_loaded when the rule engine has no rules for the SLO.
+type SLOAlert struct {
+	Alertname      string    `json:"alertname"`
+	State          string    `json:"state"`
+	ActiveAt       time.Time `json:"active_at,omitzero"`
+	Health         string    `json:"health,omitempty"`
+	LastError      string    `json:"last_error,omitempty"`
+	LastEvaluation time.Time `json:"last_evaluation,omitzero"`
+}
+
 // BurnPoint is the error budget remaining at a time.
 type BurnPoint struct {
 	At        time.Time `json:"at"`
@@ -298,6 +344,10 @@ type IncidentEvent struct {
 // uptime, the SLOs, and the open incidents' public text — no check names,
 // hosts, addresses, DSNs, messages or diagnostics.
 type PublicStatus struct {
+	// Title and Description are the config's public_status text (English;
+	// empty: the page's default title, no description).
+	Title       string `json:"title,omitempty"`
+	Description string `json:"description,omitempty"`
 	// Status is the worst step's: operational, degraded, down or unknown.
 	Status    string           `json:"status"`
 	Steps     []PublicStep     `json:"steps"`

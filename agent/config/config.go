@@ -55,6 +55,8 @@ type Config struct {
 	Drills FileGlobs `yaml:"drills" json:"drills,omitempty"`
 	// SLOs are objectives for the share of passing runs of some checks.
 	SLOs []SLO `yaml:"slos" json:"slos,omitempty"`
+	// PublicStatus is the public status page's title and description.
+	PublicStatus PublicStatus `yaml:"public_status" json:"public_status,omitzero"`
 	// DrillReportsDir is where drill reports are written as Markdown and
 	// JSON (default: drill-reports beside the store).
 	DrillReportsDir string `yaml:"drill_reports_dir" json:"drill_reports_dir,omitempty"`
@@ -264,6 +266,7 @@ func Parse(file string, data []byte) (*Config, error) {
 	d.validateRunbookLock(root, &cfg.RunbookLock)
 	d.validateGlobs(root, &cfg)
 	d.validateSLOs(root, &cfg)
+	d.validatePublicStatus(root, &cfg.PublicStatus)
 
 	if len(d.errs) > 0 {
 		sortErrors(d.errs)

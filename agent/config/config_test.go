@@ -371,3 +371,28 @@ func TestSecrets(t *testing.T) {
 		t.Error("the rejected inline secret is echoed in the error")
 	}
 }
+
+// TestPublicStatusText: public_status's title and description, per
+// language, bounded; unknown keys are errors like everywhere.
+func TestPublicStatusText(t *testing.T) {
+	cfg, err := Parse("x.yml", []byte("public_status: {title: Invoices, title_zh: 开票, description: All steps}\nchecks: [{name: a, type: host}]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ti, d := cfg.PublicStatus.Text("zh"); ti != "开票" || d != "All steps" {
+		t.Errorf("zh: %q %q", ti, d)
+	}
+	if ti, _ := cfg.PublicStatus.Text("en"); ti != "Invoices" {
+		t.Errorf("en: %q", ti)
+	}
+	for _, bad := range []string{
+		"public_status: {title: \"" + strings.Repeat("x", 81) + "\"}\n",
+		"public_status: {title: \"a\\nb\"}\n",
+		"public_status: {description: \"" + strings.Repeat("说", 301) + "\"}\n",
+		"public_status: {subtitle: x}\n",
+	} {
+		if _, err := Parse("x.yml", []byte(bad+"checks: [{name: a, type: host}]\n")); err == nil || !strings.Contains(err.Error(), "public_status") {
+			t.Errorf("%q: %v", bad, err)
+		}
+	}
+}

@@ -336,7 +336,7 @@ func truncate(s string, n int) string {
 
 // pages are the notifications that carried the incident's alert.
 func (r *Recorder) pages(ctx context.Context, in store.Incident, end time.Time) []Event {
-	items, err := r.opts.Store.OutboxBetween(ctx, in.StartedAt.Add(-time.Minute), end.Add(10*time.Minute), 10*maxEvents)
+	items, err := r.opts.Store.OutboxBetween(ctx, in.StartedAt.Add(-store.IncidentPagesBefore), end.Add(store.IncidentPagesAfter), 10*maxEvents)
 	if err != nil {
 		r.opts.Logger.Warn("incident timeline: pages", "err", err)
 		return nil

@@ -137,6 +137,29 @@ func TestIncidentLifecycle(t *testing.T) {
 	if fmt.Sprint(kinds) != fmt.Sprint(want) {
 		t.Errorf("timeline with a runbook run and an ack: %v, want %v", kinds, want)
 	}
+	// The outbox sweep deletes finished notifications, but not the page
+	// this incident shows: its timeline outlives the outbox retention.
+	other := notify.Alert{Labels: map[string]string{"alertname": "Other"}, StartsAt: now}
+	other.Fingerprint = notify.Fingerprint(other.Labels)
+	otherPayload, _ := json.Marshal(notify.Message{Receiver: "oncall", Alerts: []notify.Alert{other}, Created: now})
+	it2 := &store.OutboxItem{Target: "oncall/webhook[0]", OrderKey: "k2", Payload: otherPayload, CreatedAt: now, NextAt: now}
+	if err := st.Enqueue(ctx, []*store.OutboxItem{it2}); err != nil {
+		t.Fatal(err)
+	}
+	st.UpdateOutbox(ctx, []store.OutboxItem{{ID: it2.ID, State: store.OutboxSent, Attempts: 1, DoneAt: now}})
+	if n, err := st.PruneOutbox(ctx, time.Now().Add(time.Hour)); err != nil || n != 1 {
+		t.Errorf("PruneOutbox deleted %d (%v), want the other alert's page only", n, err)
+	}
+	v, _ = r3.Timeline(ctx, in.ID)
+	pages := 0
+	for _, e := range v.Events {
+		if e.Kind == "page" {
+			pages++
+		}
+	}
+	if pages != 1 {
+		t.Errorf("after the outbox sweep the timeline shows %d pages, want 1: %+v", pages, v.Events)
+	}
 	if _, err := st.IncidentByID(ctx, 999); err != store.ErrNoIncident {
 		t.Errorf("unknown id: %v", err)
 	}

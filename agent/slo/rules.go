@@ -162,7 +162,7 @@ func Rules(slos []config.SLO) ([]byte, error) {
 				s.Name, pageWindows[0].budget*100, model.Duration(s.Window), pageWindows[1].budget*100)
 		}
 		g.Rules = append(g.Rules, rule{
-			Alert:  "SLOErrorBudgetBurn",
+			Alert:  BurnAlert,
 			Expr:   strings.Join(conds, "\nor\n"),
 			Labels: labels,
 			Annotations: map[string]string{

@@ -103,6 +103,11 @@ func Compute(ctx context.Context, src Source, s config.SLO, now time.Time) (Stat
 	// window's runs so far, so the line ends at BudgetRemaining.
 	var failed int64
 	for _, h := range hours {
+		if h.Runs == 0 {
+			// A PromQL SLI's hour without events (its SLO may have none
+			// at all: 0/0 is no point, and NaN is no JSON).
+			continue
+		}
 		failed += h.Runs - h.OK
 		end := h.Start.Add(time.Hour)
 		if end.After(now) {

@@ -210,3 +210,93 @@ func TestPromQLSLI(t *testing.T) {
 		t.Errorf("the finished hour was not read whole: %q", asked)
 	}
 }
+
+// TestPromQLSLIWithoutEvents: an SLI whose queries find no events has no
+// attainment and no burn-down point (0/0 is not a point, and NaN cannot
+// be answered as JSON).
+func TestPromQLSLIWithoutEvents(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "vigil.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	e := NewEngine(st, func(context.Context, string, time.Time) (float64, bool, error) { return 0, true, nil }, nil)
+	e.Set([]config.SLO{{Name: "quiet", Objective: 0.99, Window: model.Duration(24 * time.Hour),
+		SLI: &config.SLIQueries{ErrorQuery: `sum(rate(x[{{.window}}]))`, TotalQuery: `sum(rate(y[{{.window}}]))`}}})
+	if err := e.Refresh(ctx, time.Now().Truncate(time.Hour).Add(30*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	s := e.Statuses()[0]
+	if _, ok := s.Attainment(); ok || len(s.Burn) != 0 {
+		t.Errorf("without events: attainment ok %v, burn-down %+v", ok, s.Burn)
+	}
+}
+
+// TestEngineBurnRates reads the burn rates from the recording rules'
+// series: the error ratio over the budget, per window pair; unknown
+// without a sample.
+func TestEngineBurnRates(t *testing.T) {
+	t.Parallel()
+	ratios := map[string]float64{"1h": 0.02, "5m": 0.5, "6h": 0.001}
+	var asked []string
+	query := func(_ context.Context, expr string, _ time.Time) (float64, bool, error) {
+		asked = append(asked, expr)
+		for w, v := range ratios {
+			if strings.HasPrefix(expr, "slo:sli_error:ratio_rate"+w+"{") {
+				return v, true, nil
+			}
+		}
+		return 0, false, nil
+	}
+	e := NewEngine(nil, query, nil)
+	s := config.SLO{Name: "web", Objective: 0.99, Window: model.Duration(30 * 24 * time.Hour), Checks: []string{"a"}}
+	rates, err := e.BurnRates(context.Background(), s, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rates) != 2 {
+		t.Fatalf("%d window pairs, want 2", len(rates))
+	}
+	r1, r2 := rates[0], rates[1]
+	if r1.Long != time.Hour || r1.Short != 5*time.Minute || formatThreshold(r1.Threshold) != "14.4" ||
+		!r1.LongKnown || formatThreshold(r1.LongRate) != "2" || formatThreshold(r1.ShortRate) != "50" || r1.Exceeded() {
+		t.Errorf("1h/5m: %+v", r1)
+	}
+	if r2.Long != 6*time.Hour || r2.Short != 30*time.Minute || formatThreshold(r2.Threshold) != "6" ||
+		formatThreshold(r2.LongRate) != "0.1" || r2.ShortKnown || r2.Exceeded() {
+		t.Errorf("6h/30m: %+v", r2)
+	}
+	if !strings.Contains(strings.Join(asked, " "), `slo:sli_error:ratio_rate5m{slo="web"}`) {
+		t.Errorf("queries %q", asked)
+	}
+	ratios["1h"] = 0.2
+	rates, _ = e.BurnRates(context.Background(), s, time.Now())
+	if !rates[0].Exceeded() {
+		t.Errorf("a burn rate of 20 over 1h and 50 over 5m is not over 14.4: %+v", rates[0])
+	}
+	if rates, _ := NewEngine(nil, nil, nil).BurnRates(context.Background(), s, time.Now()); len(rates) != 2 || rates[0].LongKnown {
+		t.Errorf("without a query: %+v", rates)
+	}
+}
+
+// TestAlert finds an SLO's burn-rate alert among loaded groups, and says
+// when it is not loaded.
+func TestAlert(t *testing.T) {
+	t.Parallel()
+	cfg := &config.Config{SLOs: []config.SLO{{Name: "web", Objective: 0.99, Window: model.Duration(30 * 24 * time.Hour), Checks: []string{"a"}}}}
+	groups, err := Groups(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ai := Alert(groups, "web"); !ai.Loaded || ai.State != "inactive" {
+		t.Errorf("web: %+v", ai)
+	}
+	if ai := Alert(groups, "other"); ai.Loaded {
+		t.Errorf("other: %+v", ai)
+	}
+	if ai := Alert(nil, "web"); ai.Loaded {
+		t.Errorf("no groups: %+v", ai)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -79,10 +80,62 @@ func timeOrZero(ms int64) time.Time {
 
 const incidentCols = `id, fingerprint, alertname, labels, annotations, check_name, root_cause, started_at, firing_at, first_failure_at, paged_at, resolved_at`
 
-// Incidents lists the open incidents and those that fired since since,
-// newest first, at most limit.
-func (s *Store) Incidents(ctx context.Context, since time.Time, limit int) ([]Incident, error) {
-	return s.incidents(ctx, `WHERE resolved_at = 0 OR firing_at >= ? ORDER BY firing_at DESC, id DESC LIMIT ?`, since.UnixMilli(), limit)
+// IncidentFilter selects incidents (FindIncidents); zero fields select
+// everything.
+type IncidentFilter struct {
+	// State is "open", "resolved" or "" for both.
+	State string
+	// Check and Alertname match exactly.
+	Check, Alertname string
+	// From and To select incidents firing at some time in [From, To]:
+	// fired by To and open or resolved at or after From.
+	From, To time.Time
+	// Limit (0: no limit) and Offset page the answer.
+	Limit, Offset int
+}
+
+// FindIncidents lists the incidents f selects, newest first, a page at a
+// time, with how many it selects in all.
+func (s *Store) FindIncidents(ctx context.Context, f IncidentFilter) ([]Incident, int, error) {
+	var (
+		conds []string
+		args  []any
+	)
+	switch f.State {
+	case "open":
+		conds = append(conds, "resolved_at = 0")
+	case "resolved":
+		conds = append(conds, "resolved_at != 0")
+	case "":
+	default:
+		return nil, 0, fmt.Errorf("incident state %q: want open or resolved", f.State)
+	}
+	if f.Check != "" {
+		conds, args = append(conds, "check_name = ?"), append(args, f.Check)
+	}
+	if f.Alertname != "" {
+		conds, args = append(conds, "alertname = ?"), append(args, f.Alertname)
+	}
+	if !f.To.IsZero() {
+		conds, args = append(conds, "firing_at <= ?"), append(args, f.To.UnixMilli())
+	}
+	if !f.From.IsZero() {
+		conds, args = append(conds, "(resolved_at = 0 OR resolved_at >= ?)"), append(args, f.From.UnixMilli())
+	}
+	where := ""
+	if len(conds) > 0 {
+		where = "WHERE " + strings.Join(conds, " AND ")
+	}
+	var total int
+	if err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM incidents `+where, args...).Scan(&total); err != nil {
+		return nil, 0, fmt.Errorf("count incidents: %w", err)
+	}
+	limit := f.Limit
+	if limit <= 0 {
+		limit = -1 // SQLite: no limit
+	}
+	list, err := s.incidents(ctx, where+` ORDER BY firing_at DESC, id DESC LIMIT ? OFFSET ?`, append(args, limit, max(f.Offset, 0))...)
+	return list, total, err
 }
 
 // OpenIncidents are the incidents not resolved yet, newest first.
@@ -161,6 +214,15 @@ func (s *Store) HistoryBetween(ctx context.Context, check string, from, to time.
 		WHERE check_id = (SELECT id FROM checks WHERE name = ?1) AND started_at BETWEEN ?2 AND ?3
 		ORDER BY started_at, seq LIMIT ?4`, check, from.UnixMilli(), to.UnixMilli(), limit)
 }
+
+// An incident's timeline shows the notifications queued from
+// IncidentPagesBefore its start to IncidentPagesAfter its resolution (a
+// resolve goes out after a group wait, or after an outage of the
+// receiver); the outbox sweep keeps them.
+const (
+	IncidentPagesBefore = time.Minute
+	IncidentPagesAfter  = 10 * time.Minute
+)
 
 // OutboxBetween returns the notifications queued in [from, to], oldest
 // first, at most limit.

@@ -135,14 +135,38 @@ func (s *Store) outbox(ctx context.Context, where string, args ...any) ([]*Outbo
 	return out, rows.Err()
 }
 
-// PruneOutbox deletes delivered and dead items finished before t.
-func (s *Store) PruneOutbox(ctx context.Context, before time.Time) (err error) {
+// pruneOutboxQuery deletes up to ?2 delivered or dead-lettered items
+// finished before ?1, except those an incident's timeline shows: items
+// queued within its page window (IncidentPagesBefore its start to
+// IncidentPagesAfter its resolution; open incidents: any time after its
+// start) that carry its alert (its fingerprint is in the payload).
+// Incidents are kept, so their pages are too.
+const pruneOutboxQuery = `DELETE FROM outbox WHERE id IN (SELECT id FROM outbox o
+	WHERE o.state != 'pending' AND o.done_at < ?1
+	AND NOT EXISTS (SELECT 1 FROM incidents i
+		WHERE o.created_at >= i.started_at - ?3
+		AND (i.resolved_at = 0 OR o.created_at <= i.resolved_at + ?4)
+		AND instr(o.payload, i.fingerprint) > 0)
+	ORDER BY id LIMIT ?2)`
+
+// PruneOutbox deletes delivered and dead-lettered notifications finished
+// before before, keeping those an incident's timeline shows, in
+// transactions of at most pruneChunk rows; it returns how many it deleted.
+// The retention sweep calls it (Options.OutboxRetention).
+func (s *Store) PruneOutbox(ctx context.Context, before time.Time) (n int64, err error) {
 	defer func() { err = s.track(opOutbox, err) }()
-	_, err = s.w.ExecContext(ctx, `DELETE FROM outbox WHERE state != 'pending' AND done_at < ?`, before.UnixMilli())
-	if err != nil {
-		return fmt.Errorf("prune outbox: %w", err)
+	for {
+		res, err := s.w.ExecContext(ctx, pruneOutboxQuery, before.UnixMilli(), s.pruneChunk,
+			IncidentPagesBefore.Milliseconds(), IncidentPagesAfter.Milliseconds())
+		if err != nil {
+			return n, fmt.Errorf("prune outbox: %w", err)
+		}
+		k, _ := res.RowsAffected()
+		n += k
+		if k < int64(s.pruneChunk) {
+			return n, nil
+		}
 	}
-	return nil
 }
 
 // NotifyLogEntry is the last notification of one alert group.

@@ -145,6 +145,11 @@ type Options struct {
 	// DefaultHourRetention, or forever when Retention is 0; it is never
 	// shorter than Retention.
 	HourRetention time.Duration
+	// OutboxRetention is how long delivered and dead-lettered
+	// notifications are kept after they finished (0: forever); the sweep
+	// deletes older ones, except those an incident's timeline shows, which
+	// are kept with the incident. Pending ones are never deleted.
+	OutboxRetention time.Duration
 	// QueueSize is how many records may wait for the writer (default 1024).
 	QueueSize int
 	// EnqueueTimeout is how long Record waits for room in a full queue
@@ -320,9 +325,9 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	s.wg.Add(2)
 	go s.writer()
 	go s.checkpointLoop(bctx)
-	if opts.Retention > 0 {
+	if opts.Retention > 0 || opts.OutboxRetention > 0 {
 		s.wg.Add(1)
-		go s.pruneLoop(bctx, opts.Retention, opts.PruneInterval)
+		go s.pruneLoop(bctx, opts.Retention, opts.OutboxRetention, opts.PruneInterval)
 	}
 	return s, nil
 }

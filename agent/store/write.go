@@ -600,22 +600,35 @@ func (sw *sweep) rollback() {
 
 // pruneLoop deletes results older than retention at start-up and then
 // every interval, until ctx is cancelled by Close.
-func (s *Store) pruneLoop(ctx context.Context, retention, interval time.Duration) {
+func (s *Store) pruneLoop(ctx context.Context, retention, outboxRetention, interval time.Duration) {
 	defer s.wg.Done()
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		start := time.Now()
-		st, err := s.prune(ctx, start.Add(-retention))
-		switch {
-		case ctx.Err() != nil:
-			return
-		case err != nil:
-			s.log.Warn("prune check history", "err", err)
-		case st.rows > 0 || st.shapes > 0:
-			s.log.Debug("pruned check history", "rows", st.rows, "over_cap", st.overCap, "shapes", st.shapes,
-				"retention", retention, "transactions", len(st.holds), "longest_hold", longest(st.holds),
-				"took", time.Since(start))
+		if retention > 0 {
+			st, err := s.prune(ctx, start.Add(-retention))
+			switch {
+			case ctx.Err() != nil:
+				return
+			case err != nil:
+				s.log.Warn("prune check history", "err", err)
+			case st.rows > 0 || st.shapes > 0:
+				s.log.Debug("pruned check history", "rows", st.rows, "over_cap", st.overCap, "shapes", st.shapes,
+					"retention", retention, "transactions", len(st.holds), "longest_hold", longest(st.holds),
+					"took", time.Since(start))
+			}
+		}
+		if outboxRetention > 0 {
+			n, err := s.PruneOutbox(ctx, time.Now().Add(-outboxRetention))
+			switch {
+			case ctx.Err() != nil:
+				return
+			case err != nil:
+				s.log.Warn("prune outbox", "err", err)
+			case n > 0:
+				s.log.Debug("pruned outbox", "notifications", n, "retention", outboxRetention)
+			}
 		}
 		select {
 		case <-t.C:

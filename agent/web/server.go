@@ -112,7 +112,7 @@ func New(opts Options) (*Server, error) {
 		s.busy = make(chan struct{}, opts.MaxRequests)
 	}
 	s.api = api.New(api.Options{Checks: opts.Checks, Scheduler: opts.Scheduler, Paging: opts.Paging, Runbooks: opts.Runbooks,
-		Drills: opts.Drills, Store: opts.Store, Uptime: opts.Uptime, SLOs: opts.SLOs, Incidents: opts.Incidents, IncidentList: opts.Store, PublicStatus: opts.PublicStatus, Known: opts.Known, Reload: opts.Reload, Logger: opts.Logger})
+		Drills: opts.Drills, Store: opts.Store, Uptime: opts.Uptime, SLOs: opts.SLOs, Rules: opts.Rules, Incidents: opts.Incidents, IncidentList: opts.Store, PublicStatus: opts.PublicStatus, Known: opts.Known, Reload: opts.Reload, Logger: opts.Logger})
 	s.site = ui.NewSite(ui.SiteOptions{API: s.api, PublicStatus: opts.PublicStatus, Scheduler: opts.Scheduler, Paging: opts.Paging, Runbooks: opts.Runbooks,
 		Drills: opts.Drills, Store: opts.Store, Rules: opts.Rules, Trimmer: opts.Trimmer, Reload: opts.Reload,
 		AuthEnabled: func() bool { c, _ := s.web.current(); return len(c.Users) > 0 }, CSRF: s.csrf,

@@ -21,6 +21,7 @@ import (
 	"github.com/vigil-project/vigil/agent/store"
 	"github.com/vigil-project/vigil/agent/web/httpx"
 	"github.com/vigil-project/vigil/probes"
+	"github.com/vigil-project/vigil/rules"
 )
 
 // Checks are the configured checks and their last results.
@@ -94,6 +95,12 @@ type SLOs interface {
 	Statuses() []slo.Status
 }
 
+// RuleGroups are the rule engine's loaded groups (the SLO page reads the
+// state of the SLOs' burn-rate alerts).
+type RuleGroups interface {
+	Groups() []*rules.Group
+}
+
 // Uptime is every check's cached uptime per window (uptime.Windows).
 type Uptime interface {
 	Get(check string) [3]store.Counts
@@ -112,6 +119,8 @@ type Options struct {
 	Uptime Uptime
 	// SLOs are the configured SLOs (nil: none).
 	SLOs SLOs
+	// Rules are the rule engine's groups (nil: no rules loaded).
+	Rules RuleGroups
 	// PublicStatus serves GET /api/v1/status without a user.
 	PublicStatus bool
 	// Incidents build incident timelines; IncidentList lists them.
@@ -152,6 +161,7 @@ type API struct {
 	store        Store
 	uptime       Uptime
 	slos         SLOs
+	rules        RuleGroups
 	incidents    Incidents
 	incidentList IncidentList
 	publicStatus bool
@@ -171,7 +181,7 @@ func New(opts Options) *API {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	return &API{state: opts.Checks, sched: opts.Scheduler, pager: opts.Paging, runbooks: opts.Runbooks,
-		drills: opts.Drills, store: opts.Store, uptime: opts.Uptime, slos: opts.SLOs, incidents: opts.Incidents, incidentList: opts.IncidentList, publicStatus: opts.PublicStatus, known: opts.Known, reload: opts.Reload, log: opts.Logger}
+		drills: opts.Drills, store: opts.Store, uptime: opts.Uptime, slos: opts.SLOs, rules: opts.Rules, incidents: opts.Incidents, incidentList: opts.IncidentList, publicStatus: opts.PublicStatus, known: opts.Known, reload: opts.Reload, log: opts.Logger}
 }
 
 // Zone is the time zone the status page shows times in: the config's
@@ -192,6 +202,7 @@ func (api *API) Routes(rt httpx.Router) {
 	rt.Read("GET /api/v1/checks/{name}", api.handleCheck)
 	rt.Write("POST /api/v1/checks/{name}/run", api.handleRun)
 	rt.Read("GET /api/v1/slos", api.handleSLOs)
+	rt.Read("GET /api/v1/slos/{name}", api.handleSLO)
 	if api.publicStatus {
 		rt.Open("GET /api/v1/status", api.handleStatus)
 	} else {

@@ -31,11 +31,23 @@ func worse(a, b string) string {
 	return a
 }
 
+// PublicText is the public status page's configured title and
+// description in lang (public_status; "" for the page's defaults).
+func (api *API) PublicText(lang string) (title, description string) {
+	if c, ok := api.state.(Configured); ok {
+		if cfg := c.Config(); cfg != nil {
+			return cfg.PublicStatus.Text(lang)
+		}
+	}
+	return "", ""
+}
+
 // PublicStatus builds the public status. It reads only what may be shown
 // to anyone who can reach the agent: step names, pooled counts, SLO names
 // and descriptions, and public_summary annotations.
 func (api *API) PublicStatus(ctx context.Context) client.PublicStatus {
 	out := client.PublicStatus{Status: "operational", UpdatedAt: time.Now().UTC()}
+	out.Title, out.Description = api.PublicText("en")
 	type acc struct {
 		ran, failing, total int
 		counts              [3]store.Counts

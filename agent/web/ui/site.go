@@ -14,6 +14,8 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/prometheus/common/model"
+
 	"github.com/vigil-project/vigil/agent/client"
 	"github.com/vigil-project/vigil/agent/drill"
 	"github.com/vigil-project/vigil/agent/notify/route"
@@ -88,6 +90,7 @@ func (site *Site) Routes(rt httpx.Router) {
 	rt.Read("GET /{$}", site.pageOverview)
 	rt.Read("GET /checks/{name}", site.pageCheck)
 	rt.Read("GET /alerts", site.pageAlerts)
+	rt.Read("GET /slos/{name}", site.pageSLO)
 	if site.opts.PublicStatus {
 		rt.Open("GET /status", site.pageStatus)
 	} else {
@@ -461,20 +464,103 @@ func (site *Site) pageAlerts(w http.ResponseWriter, r *http.Request) {
 // pageStatus is the public status page: only what api.PublicStatus
 // builds, in a layout without the agent's navigation.
 func (site *Site) pageStatus(w http.ResponseWriter, r *http.Request) {
-	site.render(w, r, http.StatusOK, "status", site.page(w, r, "public", "", site.opts.API.PublicStatus(r.Context())))
+	p := site.page(w, r, "public", "", nil)
+	d := site.opts.API.PublicStatus(r.Context())
+	// The configured text in the page's language, or the default title.
+	d.Title, d.Description = site.opts.API.PublicText(p.Lang)
+	if d.Title == "" {
+		d.Title = T(p.Lang, "public.title")
+	}
+	p.Title, p.Data = d.Title, d
+	site.render(w, r, http.StatusOK, "status", p)
+}
+
+type sloData struct {
+	SLO client.SLODetail
+	// From and To are the window the chart spans.
+	From, To time.Time
+}
+
+// pageSLO is one SLO for its operators: objective, SLI, attainment and
+// budget, the burn-down over the whole window, the burn rates over its
+// alert's windows and the alert's state.
+func (site *Site) pageSLO(w http.ResponseWriter, r *http.Request) {
+	d, err := site.opts.API.SLODetail(r.Context(), r.PathValue("name"))
+	switch {
+	case errors.Is(err, api.ErrNoSLO):
+		site.pageError(w, r, http.StatusNotFound, "no SLO named "+r.PathValue("name"))
+		return
+	case err != nil:
+		site.pageError(w, r, http.StatusInternalServerError, err.Error())
+		return
+	}
+	sd := sloData{SLO: d, To: d.ComputedAt}
+	if sd.To.IsZero() {
+		sd.To = time.Now()
+	}
+	if win, err := model.ParseDuration(d.Window); err == nil {
+		sd.From = sd.To.Add(-time.Duration(win))
+	}
+	site.render(w, r, http.StatusOK, "slo", site.page(w, r, "overview", d.Name, sd))
 }
 
 type incidentsData struct {
-	Incidents []client.Incident
+	api.IncidentPage
+	// Form is the filter as asked (the form's values); Filtered says a
+	// filter other than the default 7 days is set.
+	Form     url.Values
+	Filtered bool
+	// First and Last number the incidents shown (1-based); Prev and Next
+	// link the neighbouring pages ("" for none).
+	First, Last int
+	Prev, Next  string
 }
 
+// incidentsPageSize is how many incidents /incidents shows at a time.
+const incidentsPageSize = 50
+
+// pageIncidents lists incidents with the API's filters (state, check,
+// alert name, time range) a page at a time.
 func (site *Site) pageIncidents(w http.ResponseWriter, r *http.Request) {
-	list, err := site.opts.API.IncidentViews(r.Context(), 7*24*time.Hour, 200)
+	q := r.URL.Query()
+	f, err := api.ParseIncidentFilter(q, site.opts.API.Zone(), time.Now(), incidentsPageSize)
+	if err != nil {
+		site.pageError(w, r, http.StatusBadRequest, err.Error())
+		return
+	}
+	p, err := site.opts.API.IncidentPage(r.Context(), f)
 	if err != nil {
 		site.pageError(w, r, http.StatusInternalServerError, err.Error())
 		return
 	}
-	site.render(w, r, http.StatusOK, "incidents", site.page(w, r, "incidents", "", incidentsData{Incidents: list}))
+	d := incidentsData{IncidentPage: p, Form: q, First: p.Offset + 1, Last: p.Offset + len(p.Incidents)}
+	for _, k := range []string{"state", "check", "alertname", "from", "to", "days"} {
+		if q.Get(k) != "" {
+			d.Filtered = true
+		}
+	}
+	link := func(offset int) string {
+		v := url.Values{}
+		for k, vs := range q {
+			if k != "offset" && k != "lang" && k != "flash" && len(vs) > 0 && vs[0] != "" {
+				v.Set(k, vs[0])
+			}
+		}
+		if offset > 0 {
+			v.Set("offset", strconv.Itoa(offset))
+		}
+		if len(v) == 0 {
+			return "/incidents"
+		}
+		return "/incidents?" + v.Encode()
+	}
+	if p.NextOffset > 0 {
+		d.Next = link(p.NextOffset)
+	}
+	if p.Offset > 0 {
+		d.Prev = link(max(0, p.Offset-f.Limit))
+	}
+	site.render(w, r, http.StatusOK, "incidents", site.page(w, r, "incidents", "", d))
 }
 
 func (site *Site) pageIncident(w http.ResponseWriter, r *http.Request) {

@@ -64,7 +64,7 @@ type Pages struct {
 func New() *Pages { return &Pages{} }
 
 // Names of the page templates (templates/<name>.html).
-var pageNames = []string{"overview", "check", "alerts", "incidents", "incident", "status", "runbooks", "run", "drills", "drill", "error"}
+var pageNames = []string{"overview", "check", "alerts", "incidents", "incident", "slo", "status", "runbooks", "run", "drills", "drill", "error"}
 
 func (p *Pages) parse() {
 	p.pages = map[string]*template.Template{}
@@ -213,25 +213,42 @@ func RunBar(lang string, loc *time.Location, history []client.HistoryEntry, slot
 
 // BurnChart draws an SLO's error budget remaining over its window as an
 // inline SVG line: the top edge is the whole budget, the dashed line its
-// end (0%); a line below it is budget overspent. Inline SVG needs no
-// script and passes the CSP.
+// end (0%); a line below it is budget overspent. The x axis runs from
+// the first point to the last. Inline SVG needs no script and passes the
+// CSP.
 func BurnChart(points []client.BurnPoint, width, height int) template.HTML {
 	if len(points) == 0 {
 		return ""
 	}
+	return burnChart(points, points[0].At, points[len(points)-1].At, width, height, "burn")
+}
+
+// BurnChartWindow is BurnChart with the x axis running over the whole
+// window, from to to (the SLO page's large chart: hours without runs
+// show as a gap at the start).
+func BurnChartWindow(points []client.BurnPoint, from, to time.Time, width, height int) template.HTML {
+	if len(points) == 0 {
+		return ""
+	}
+	return burnChart(points, from, to, width, height, "burn large")
+}
+
+// burnChart draws points over t0..t1; the large chart marks the last
+// point, which is all there is early in a window.
+func burnChart(points []client.BurnPoint, t0, t1 time.Time, width, height int, svgClass string) template.HTML {
 	lo := 0.0
 	for _, p := range points {
 		lo = math.Min(lo, p.Remaining)
 	}
 	span := 1 - lo
-	t0, t1 := points[0].At, points[len(points)-1].At
 	dt := t1.Sub(t0).Seconds()
 	y := func(v float64) float64 { return 2 + (1-v)/span*float64(height-4) }
 	var line strings.Builder
+	x := 2.0
 	for _, p := range points {
-		x := 2.0
+		x = 2.0
 		if dt > 0 {
-			x += p.At.Sub(t0).Seconds() / dt * float64(width-4)
+			x += min(max(p.At.Sub(t0).Seconds()/dt, 0), 1) * float64(width-4)
 		}
 		fmt.Fprintf(&line, "%.1f,%.1f ", x, y(p.Remaining))
 	}
@@ -242,8 +259,12 @@ func BurnChart(points []client.BurnPoint, width, height int) template.HTML {
 	if points[len(points)-1].Remaining < 0 {
 		class += " over"
 	}
-	return template.HTML(fmt.Sprintf(`<svg class="burn" width="%d" height="%d" viewBox="0 0 %d %d" role="img" aria-label="error budget remaining"><line x1="0" x2="%d" y1="%.1f" y2="%.1f" class="burn-zero"/><polyline points="%s" class="%s"/></svg>`,
-		width, height, width, height, width, y(0), y(0), strings.TrimSpace(line.String()), class))
+	mark := ""
+	if svgClass != "burn" {
+		mark = fmt.Sprintf(`<circle cx="%.1f" cy="%.1f" r="3" class="%s"/>`, x, y(points[len(points)-1].Remaining), class)
+	}
+	return template.HTML(fmt.Sprintf(`<svg class="%s" width="%d" height="%d" viewBox="0 0 %d %d" role="img" aria-label="error budget remaining"><line x1="0" x2="%d" y1="%.1f" y2="%.1f" class="burn-zero"/><polyline points="%s" class="%s"/>%s</svg>`,
+		svgClass, width, height, width, height, width, y(0), y(0), strings.TrimSpace(line.String()), class, mark))
 }
 
 // Ratio shows a ratio as a percentage with two decimals (truncated), or
@@ -268,20 +289,28 @@ func Percent(u client.Uptime) string {
 }
 
 var funcs = template.FuncMap{
-	"t":      T,
-	"spark":  Sparkline,
-	"runbar": RunBar,
-	"pct":    Percent,
-	"ratio":  Ratio,
-	"burn":   BurnChart,
-	"ago":    Ago,
-	"until":  Until,
-	"secs":   Secs,
-	"ts":     Timestamp,
-	"human":  func(p Page, name string, v float64) string { return HumanValue(p.Lang, p.Zone, p.Now, name, v) },
-	"raw":    Raw,
-	"msecs":  func(ms int64) float64 { return float64(ms) / 1000 },
-	"diag":   DiagHTML,
+	"t":          T,
+	"spark":      Sparkline,
+	"runbar":     RunBar,
+	"pct":        Percent,
+	"ratio":      Ratio,
+	"burn":       BurnChart,
+	"burnWindow": BurnChartWindow,
+	// rate shows a burn rate (14.4×), or — for null.
+	"rate": func(r *float64) string {
+		if r == nil {
+			return "—"
+		}
+		return strconv.FormatFloat(math.Round(*r*100)/100, 'f', -1, 64) + "×"
+	},
+	"ago":   Ago,
+	"until": Until,
+	"secs":  Secs,
+	"ts":    Timestamp,
+	"human": func(p Page, name string, v float64) string { return HumanValue(p.Lang, p.Zone, p.Now, name, v) },
+	"raw":   Raw,
+	"msecs": func(ms int64) float64 { return float64(ms) / 1000 },
+	"diag":  DiagHTML,
 	"sortedKeys": func(m map[string]string) []string {
 		keys := make([]string, 0, len(m))
 		for k := range m {
@@ -305,6 +334,7 @@ var funcs = template.FuncMap{
 		}
 		return strings.Join(parts, " → ")
 	},
+	"ptr":    func(f float64) *float64 { return &f },
 	"mul100": func(f float64) float64 { return math.Round(f*1e6) / 1e4 },
 	"deref": func(f *float64) float64 {
 		if f == nil {
