@@ -213,7 +213,9 @@ func (d *decoder) validateRemoteWrite(root *yaml.Node, cfg *Config) {
 			if b.Username == "" {
 				d.errorf(at(i, "basic_auth"), path+".basic_auth.username", "required")
 			}
-			if b.Password.IsSet() == (b.PasswordFile != "") {
+			// An inline password was reported by its decoder already.
+			reported := !b.Password.IsSet() && lookupValue(lookupValue(item, "basic_auth"), "password") != nil
+			if b.Password.IsSet() == (b.PasswordFile != "") && !reported {
 				d.errorf(at(i, "basic_auth"), path+".basic_auth.password", "set exactly one of password (${ENV}) and password_file")
 			}
 		}
