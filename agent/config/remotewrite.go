@@ -231,7 +231,7 @@ func (d *decoder) validateRemoteWrite(root *yaml.Node, cfg *Config) {
 		rw.Relabel = nil
 		for j := range rw.WriteRelabelConfigs {
 			field := fmt.Sprintf("write_relabel_configs.%d", j)
-			rc, err := rw.WriteRelabelConfigs[j].compile()
+			rc, err := rw.WriteRelabelConfigs[j].Compile()
 			if err != nil {
 				d.errorf(at(i, field), fmt.Sprintf("%s.write_relabel_configs[%d]", path, j), "%v", err)
 				continue
@@ -285,9 +285,9 @@ func (d *decoder) validateQueue(q *QueueConfig, at func(int, string) *yaml.Node,
 	}
 }
 
-// compile builds Prometheus's relabel.Config with its defaults (regex
+// Compile builds Prometheus's relabel.Config with its defaults (regex
 // (.*), separator ";", replacement $1, action replace) and validates it.
-func (c *RelabelConfig) compile() (*relabel.Config, error) {
+func (c *RelabelConfig) Compile() (*relabel.Config, error) {
 	rc := relabel.DefaultRelabelConfig
 	rc.SourceLabels = make(model.LabelNames, len(c.SourceLabels))
 	for i, l := range c.SourceLabels {
