@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -330,4 +331,19 @@ func TestRemoteWriteQueueFull(t *testing.T) {
 	testenv.Eventually(t, 60*time.Second, "sending again", func() bool {
 		return agentMetric(t, a, "vigil_remote_write_last_success_timestamp_seconds"+remote) > float64(back.Unix())
 	})
+}
+
+// TestRemoteWriteExample: examples/remote-write.yml passes check-config,
+// whose summary names the remotes without their URLs or credentials.
+func TestRemoteWriteExample(t *testing.T) {
+	t.Setenv("VM_PASSWORD", "vm-s3cret")
+	out, errOut, code := run(t, "check-config", "../../examples/remote-write.yml")
+	if code != 0 || !strings.Contains(out, "2 remote_write receiver(s): central (every 30s, queue of 100000 samples), vm (every 1m, queue of 100000 samples)") {
+		t.Fatalf("check-config: %d\n%s%s", code, out, errOut)
+	}
+	for _, secret := range []string{"vm-s3cret", "vm.example.com"} {
+		if strings.Contains(out+errOut, secret) {
+			t.Errorf("check-config shows %q:\n%s%s", secret, out, errOut)
+		}
+	}
 }
