@@ -301,6 +301,8 @@ func TestExampleConfigs(t *testing.T) {
 		"OPS_WECOM_URL":    "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=K",
 		"OPS_FEISHU_URL":   "https://open.feishu.cn/open-apis/bot/v2/hook/H",
 		"OPS_SLACK_URL":    "https://hooks.slack.com/services/T/B/X",
+		// The remote-write example's basic auth.
+		"VM_PASSWORD": "p",
 	} {
 		t.Setenv(k, v)
 	}
