@@ -1,6 +1,6 @@
 // Package agent is the vigil daemon's composition root: New builds the
 // subsystems (checkstate, scheduler, store, ruleeval, alerts, paging,
-// runbook, drill, web) from one config and wires them through the small
+// runbook, drill, remotewrite, web) from one config and wires them through the small
 // interfaces each declares; Run owns their goroutines in one errgroup and
 // closes the store only after all of them have stopped; Reload swaps a new
 // config in whole or not at all. Nothing else lives here.
