@@ -1,6 +1,6 @@
 // Package agent is the vigil daemon's composition root: New builds the
 // subsystems (checkstate, scheduler, store, ruleeval, alerts, paging,
-// runbook, drill, web) from one config and wires them through the small
+// runbook, drill, remotewrite, web) from one config and wires them through the small
 // interfaces each declares; Run owns their goroutines in one errgroup and
 // closes the store only after all of them have stopped; Reload swaps a new
 // config in whole or not at all. Nothing else lives here.
@@ -34,6 +34,7 @@ import (
 	"github.com/vigil-project/vigil/agent/metrics"
 	"github.com/vigil-project/vigil/agent/notify/route"
 	"github.com/vigil-project/vigil/agent/paging"
+	"github.com/vigil-project/vigil/agent/remotewrite"
 	"github.com/vigil-project/vigil/agent/ruleeval"
 	"github.com/vigil-project/vigil/agent/runbook"
 	"github.com/vigil-project/vigil/agent/runbook/lock"
@@ -102,6 +103,7 @@ type Agent struct {
 	uptime    uptime.Tracker
 	slos      *slo.Engine
 	incidents *incident.Recorder
+	remotes   *remotewrite.Manager
 	reloadMu  sync.Mutex
 }
 
@@ -214,10 +216,15 @@ func (a *Agent) wire(ctx context.Context, l *loaded) error {
 		Pages: a.store, Runs: a.store, Reports: a.store, KnownCheck: func(name string) bool { return a.state.Config().HasCheck(name) },
 		Steps: runbook.Env{HTTP: &http.Client{}, Redactor: a.secrets}, ReportsDir: a.reportsDir, Logger: a.log}, l.drills)
 	a.rules.Apply(l.cfg, l.groups)
+	// Remote write sends what /metrics shows, read as the rules read it,
+	// and the rules' ALERTS series.
+	a.remotes = remotewrite.New(remotewrite.Options{Series: rules.Sources(a.exporter.Samples,
+		rules.TextSource(a.exporter.WriteAgent), a.rules.AlertSeries), Ready: a.state.Warm, Logger: a.log})
+	a.remotes.Apply(l.cfg)
 	a.slos = slo.NewEngine(a.store, a.rules.Sum, a.log)
 	a.slos.Set(l.cfg.SLOs)
 	for _, w := range []func(io.Writer){a.pager.WritePrometheus, a.store.WritePrometheus, a.runbooks.WritePrometheus,
-		a.drills.WritePrometheus, a.fanout.WritePrometheus, a.slos.WritePrometheus} {
+		a.drills.WritePrometheus, a.fanout.WritePrometheus, a.slos.WritePrometheus, a.remotes.WritePrometheus} {
 		a.exporter.AddWriter(w)
 	}
 	a.exporter.Counter("vigil_notify_drill_dropped_total")
@@ -334,6 +341,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	g.Go(func() error { return a.rules.Run(subCtx) })
 	g.Go(func() error { a.uptime.Run(subCtx, a.store, a.log); return nil })
 	g.Go(func() error { a.slos.Run(subCtx); return nil })
+	g.Go(func() error { return a.remotes.Run(subCtx) })
 	// A drill's rollback always runs: at shutdown it is waited for, and a
 	// drill a dead agent left running is rolled back now.
 	g.Go(func() error { return a.drills.Run(subCtx) })
@@ -404,6 +412,7 @@ func (a *Agent) Reload(ctx context.Context) error {
 	a.secrets.Set(config.SecretValues(l.cfg))
 	a.runbooks.SetRunbooks(l.runbooks)
 	a.drills.Set(l.drills)
+	a.remotes.Apply(l.cfg)
 	if err := a.sched.Update(ctx, l.jobs); err != nil {
 		return fmt.Errorf("apply config: %w", err)
 	}

@@ -262,14 +262,24 @@ func (r *AlertingRule) expand(ctx context.Context, text string, data any, ts tim
 
 // series are the ALERTS and ALERTS_FOR_STATE samples of an active alert.
 func (r *AlertingRule) series(a *Alert, ts time.Time) promql.Vector {
+	alerts, forState := a.Series()
+	return promql.Vector{
+		{Metric: alerts, T: ts.UnixMilli(), F: 1},
+		{Metric: forState, T: ts.UnixMilli(), F: float64(a.ActiveAt.Unix())},
+	}
+}
+
+// Series are the labels of the alert's ALERTS series (value 1) and of its
+// ALERTS_FOR_STATE series (value ActiveAt in Unix seconds), which an
+// evaluation writes while the alert is pending or firing.
+func (a *Alert) Series() (alerts, forState labels.Labels) {
 	lb := labels.NewBuilder(a.Labels)
 	lb.Set(model.MetricNameLabel, "ALERTS")
 	lb.Set("alertstate", a.State.String())
-	alerts := promql.Sample{Metric: lb.Labels(), T: ts.UnixMilli(), F: 1}
+	alerts = lb.Labels()
 	lb = labels.NewBuilder(a.Labels)
 	lb.Set(model.MetricNameLabel, "ALERTS_FOR_STATE")
-	forState := promql.Sample{Metric: lb.Labels(), T: ts.UnixMilli(), F: float64(a.ActiveAt.Unix())}
-	return promql.Vector{alerts, forState}
+	return alerts, lb.Labels()
 }
 
 // Alerts returns copies of the rule's active (pending, firing, recently

@@ -251,6 +251,14 @@ func checkConfig(stdout, stderr io.Writer, files []string) int {
 			}
 			fmt.Fprintf(stdout, "%s: %d drill(s): %s\n", f, len(drs), strings.Join(names, ", "))
 		}
+		if len(cfg.RemoteWrite) > 0 {
+			// Names only: a URL may carry a token in its query.
+			names := make([]string, len(cfg.RemoteWrite))
+			for i, rw := range cfg.RemoteWrite {
+				names[i] = fmt.Sprintf("%s (every %s, queue of %d samples)", rw.Name, rw.Interval, rw.QueueConfig.Capacity)
+			}
+			fmt.Fprintf(stdout, "%s: %d remote_write receiver(s): %s\n", f, len(cfg.RemoteWrite), strings.Join(names, ", "))
+		}
 		paging, err := paging.Check(cfg)
 		if err != nil {
 			fmt.Fprintf(stderr, "%s: FAILED: %v\n", f, err)

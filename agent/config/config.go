@@ -60,6 +60,9 @@ type Config struct {
 	// DrillReportsDir is where drill reports are written as Markdown and
 	// JSON (default: drill-reports beside the store).
 	DrillReportsDir string `yaml:"drill_reports_dir" json:"drill_reports_dir,omitempty"`
+	// RemoteWrite are receivers the agent pushes its series to (push
+	// mode); decoded by decodeRemoteWrite over DefaultRemoteWrite.
+	RemoteWrite []RemoteWrite `yaml:"-" json:"remote_write,omitempty"`
 
 	// File is where the config came from (DefaultFile for the embedded one).
 	File string `yaml:"-" json:"-"`
@@ -242,7 +245,11 @@ func Parse(file string, data []byte) (*Config, error) {
 	root := doc.Content[0]
 
 	var checkNodes []*yaml.Node
-	d.decodeStruct(root, reflect.ValueOf(&cfg).Elem(), "", extraKeys{Names: []string{"checks"}, Claim: func(k, v *yaml.Node) bool {
+	d.decodeStruct(root, reflect.ValueOf(&cfg).Elem(), "", extraKeys{Names: []string{"checks", "remote_write"}, Claim: func(k, v *yaml.Node) bool {
+		if k.Value == "remote_write" {
+			cfg.RemoteWrite = d.decodeRemoteWrite(v)
+			return true
+		}
 		if k.Value != "checks" {
 			return false
 		}
@@ -267,6 +274,7 @@ func Parse(file string, data []byte) (*Config, error) {
 	d.validateGlobs(root, &cfg)
 	d.validateSLOs(root, &cfg)
 	d.validatePublicStatus(root, &cfg.PublicStatus)
+	d.validateRemoteWrite(root, &cfg)
 
 	if len(d.errs) > 0 {
 		sortErrors(d.errs)

@@ -123,6 +123,22 @@ func TestInvalid(t *testing.T) {
 			`:9:7: checks[0].labels.check: label name is reserved for the agent's own use`,
 			`:10:7: checks[0].labels.__meta: invalid label name (must match [a-zA-Z_][a-zA-Z0-9_]* and not start with __)`,
 		}},
+		{"invalid-remote-write.yml", []string{
+			`:3:5: remote_write[0].url: must be an http(s) URL like http://prometheus:9090/api/v1/write`,
+			`:4:5: remote_write[1].url: credentials cannot be written in the URL: use basic_auth with password_file or password: ${ENV}`,
+			`:7:5: remote_write[2].remote_timeout: must be greater than 0`,
+			`:8:5: remote_write[2].interval: must be at least 1s`,
+			`:9:15: remote_write[2].headers.Authorization: is set by the agent (credentials go in basic_auth or bearer_token, which are secrets)`,
+			`:10:43: remote_write[2].basic_auth.password: secrets cannot be written inline: use an environment reference like ${NAME} or the matching _file field`,
+			`:11:20: remote_write[2].queue_config.capacity: must be between max_samples_per_send (100) and 10000000, got 10`,
+			`:11:61: remote_write[2].queue_config.min_backoff: must not exceed max_backoff (5s)`,
+			`:12:5: remote_write[3].name: duplicate remote name "prom.example:9090" (remote_write[2] has it); give each remote its own name`,
+			`:13:23: remote_write[3].external_labels.bad-name: invalid label name (must match [a-zA-Z_][a-zA-Z0-9_]* and not start with __)`,
+			":15:9: remote_write[3].write_relabel_configs[0]: regex: error parsing regexp: missing closing ): `^(?s:()$`",
+			`:16:9: remote_write[3].write_relabel_configs[1]: unknown relabel action "explode"`,
+			`:17:20: remote_write[3].queue_config.capacty: unknown field (did you mean "capacity"?)`,
+			`:18:5: remote_write[4].url: required: the receiver's write endpoint, e.g. http://prometheus:9090/api/v1/write`,
+		}},
 		{"invalid-empty.yml", []string{
 			`: config is empty`,
 		}},
@@ -287,6 +303,8 @@ func TestExampleConfigs(t *testing.T) {
 		"OPS_SLACK_URL":        "https://hooks.slack.com/services/T/B/X",
 		"ALIYUN_ACCESS_KEY_ID": "LTAI5tExample", "ALIYUN_ACCESS_KEY_SECRET": "s",
 		"TENCENT_SECRET_ID": "AKIDExample", "TENCENT_SECRET_KEY": "k",
+		// The remote-write example's basic auth.
+		"VM_PASSWORD": "p",
 	} {
 		t.Setenv(k, v)
 	}

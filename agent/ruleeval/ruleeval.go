@@ -159,6 +159,29 @@ func (e *Evaluator) ActiveAlerts() []rules.Alert {
 	return out
 }
 
+// AlertSeries is a rules.Source of the ALERTS and ALERTS_FOR_STATE series
+// of every pending and firing alert, as the last evaluation wrote them to
+// the sample store (remote write sends them with the exporter's series).
+func (e *Evaluator) AlertSeries(want func(name string) bool, emit func(lset labels.Labels, v float64)) error {
+	wantAlerts, wantFor := want("ALERTS"), want("ALERTS_FOR_STATE")
+	if !wantAlerts && !wantFor {
+		return nil
+	}
+	for _, a := range e.ActiveAlerts() {
+		if a.State == rules.StateInactive {
+			continue
+		}
+		alerts, forState := a.Series()
+		if wantAlerts {
+			emit(alerts, 1)
+		}
+		if wantFor {
+			emit(forState, float64(a.ActiveAt.Unix()))
+		}
+	}
+	return nil
+}
+
 // Count runs an instant query now and returns the number of elements of
 // its result (a scalar counts as one).
 //
