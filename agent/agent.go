@@ -227,7 +227,7 @@ func (a *Agent) wire(ctx context.Context, l *loaded) error {
 		a.drills.WritePrometheus, a.fanout.WritePrometheus, a.slos.WritePrometheus, a.remotes.WritePrometheus} {
 		a.exporter.AddWriter(w)
 	}
-	a.exporter.Counter("vigil_notify_drill_dropped_total")
+	a.exporter.Counter("vigil_notify_drill_dropped_total", "Drill alerts (drill=\"true\") not sent because no notify.drill_receiver is configured.")
 	a.exporter.SetUptime(a.uptime.Ratios)
 	if a.web, err = web.New(web.Options{Flags: a.opts.Web, PublicRead: a.opts.PublicRead, PublicStatus: a.opts.PublicStatus, MaxRequests: a.opts.MaxRequests, AllowedHosts: a.opts.AllowedHosts,
 		Logger: a.log, Metrics: a.exporter, Checks: a.state, Scheduler: a.sched, Rules: a.rules, Paging: a.pager,
@@ -244,11 +244,11 @@ func (a *Agent) wire(ctx context.Context, l *loaded) error {
 		last[name] = rec.Result
 	}
 	a.state.Restore(last)
-	a.exporter.Gauge("vigil_build_info", 1,
+	a.exporter.Gauge("vigil_build_info", "1, labelled with the agent's version, revision and Go version.", 1,
 		probes.Label{Name: "version", Value: version.Version},
 		probes.Label{Name: "revision", Value: version.GetRevision()},
 		probes.Label{Name: "goversion", Value: version.GoVersion})
-	a.exporter.Gauge("vigil_start_time_seconds", float64(time.Now().Unix()))
+	a.exporter.Gauge("vigil_start_time_seconds", "Time the agent started, Unix time.", float64(time.Now().Unix()))
 	a.recordReload(true)
 	return nil
 }
@@ -424,13 +424,15 @@ func (a *Agent) Reload(ctx context.Context) error {
 	return nil
 }
 
+const reloadHelp = "1 if the last config (re)load succeeded, 0 after a rejected one (the previous config keeps running)."
+
 func (a *Agent) recordReload(ok bool) {
 	if ok {
-		a.exporter.Gauge("vigil_config_last_reload_successful", 1)
-		a.exporter.Gauge("vigil_config_last_reload_success_timestamp_seconds", float64(time.Now().Unix()))
+		a.exporter.Gauge("vigil_config_last_reload_successful", reloadHelp, 1)
+		a.exporter.Gauge("vigil_config_last_reload_success_timestamp_seconds", "Time of the last successful config (re)load, Unix time.", float64(time.Now().Unix()))
 		return
 	}
-	a.exporter.Gauge("vigil_config_last_reload_successful", 0)
+	a.exporter.Gauge("vigil_config_last_reload_successful", reloadHelp, 0)
 }
 
 // onStart exports a streaming check's live values while its runner runs.

@@ -55,12 +55,23 @@ type Family struct {
 	NewConfig func() Config
 	// New builds a prober from a validated config returned by NewConfig.
 	New func(cfg Config, opts Options) (Prober, error)
+	// Metrics documents every series the family's results and collectors
+	// export (the HELP text on /metrics); a test holds the probes' value
+	// names to this list.
+	Metrics []Metric
+}
+
+// Metric documents one metric family a check type exports.
+type Metric struct {
+	Name string
+	Help string
 }
 
 var registry = struct {
 	sync.RWMutex
-	m map[string]Family
-}{m: map[string]Family{}}
+	m    map[string]Family
+	help map[string]string // Metric.Name → Help, over all families
+}{m: map[string]Family{}, help: map[string]string{}}
 
 // Register adds a family. It is meant for init(); a duplicate or incomplete
 // registration is a programming error and panics.
@@ -73,7 +84,24 @@ func Register(f Family) {
 	if _, dup := registry.m[f.Type]; dup {
 		panic(fmt.Sprintf("probes: check type %q registered twice", f.Type))
 	}
+	for _, m := range f.Metrics {
+		if m.Help == "" {
+			panic(fmt.Sprintf("probes: family %q documents %s without help", f.Type, m.Name))
+		}
+		if h, dup := registry.help[m.Name]; dup && h != m.Help {
+			panic(fmt.Sprintf("probes: %s documented twice with different help", m.Name))
+		}
+		registry.help[m.Name] = m.Help
+	}
 	registry.m[f.Type] = f
+}
+
+// MetricHelp is the HELP text of a metric a registered family exports.
+func MetricHelp(name string) (string, bool) {
+	registry.RLock()
+	defer registry.RUnlock()
+	h, ok := registry.help[name]
+	return h, ok
 }
 
 // Lookup returns the family registered for a type.

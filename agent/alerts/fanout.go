@@ -20,6 +20,8 @@ import (
 
 	"github.com/vigil-project/vigil/agent/notify"
 	"github.com/vigil-project/vigil/rules"
+
+	"github.com/vigil-project/vigil/internal/promhelp"
 )
 
 // Consumer takes alerts. It may block (paging writes them to the store);
@@ -149,7 +151,14 @@ func (f *Fanout) Run(ctx context.Context) error {
 }
 
 // WritePrometheus writes the queue metrics.
-func (f *Fanout) WritePrometheus(w io.Writer) { f.metrics.WritePrometheus(w) }
+func (f *Fanout) WritePrometheus(w io.Writer) { promhelp.Write(w, f.metrics, metricHelp) }
+
+// metricHelp is the HELP text of the queue metrics.
+var metricHelp = map[string]string{
+	"vigil_alerts_queue_length":   "Rule alerts waiting for each consumer (paging, runbooks); rule evaluation never waits for them.",
+	"vigil_alerts_queue_capacity": "Alerts each consumer's queue holds; past it the oldest are dropped and a firing alert is sent again at the resend delay.",
+	"vigil_alerts_dropped_total":  "Rule alerts dropped from a full consumer queue.",
+}
 
 type queue struct {
 	name     string

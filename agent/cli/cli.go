@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -54,7 +55,9 @@ type exitCode int
 // Run parses args (without the program name) and runs the chosen command.
 func Run(args []string, stdout, stderr io.Writer) (code int) {
 	app := kingpin.New("vigil", appHelp)
-	app.UsageWriter(stderr)
+	// Help and version are output asked for: stdout, so `vigil --help | less`
+	// works. Errors (and the usage printed with them) go to stderr.
+	app.UsageWriter(stdout)
 	app.ErrorWriter(stderr)
 	app.Version(version.Print("vigil"))
 	app.HelpFlag.Short('h')
@@ -178,6 +181,21 @@ Examples:
   vigil silence expire 3f9c0a1b2c3d4e5f`)
 	silenceIDs := silenceExpireCmd.Arg("id", "Silence IDs.").Required().Strings()
 
+	notifyCmd := app.Command("notify", "Paging through a running agent's API.")
+	notifyURL := notifyCmd.Flag("agent.url", "Address of the running agent's API. With users configured, log in with $VIGIL_AGENT_USER and $VIGIL_AGENT_PASSWORD.").Default("http://127.0.0.1:9877").String()
+	notifyTestCmd := notifyCmd.Command("test", `Send a labelled test page (alertname="VigilTestNotification", test="true") to a
+receiver through the agent's real pipeline — its templates, outbox, retries and
+credentials — and print what each of its integrations answered. Exit 0 when
+every integration acknowledged it, 1 otherwise. "alertmanager" tests the
+Alertmanager peers (their routes decide who gets it).
+
+Examples:
+  vigil notify test oncall
+  vigil notify test alertmanager --wait=1m`)
+	notifyTestReceiver := notifyTestCmd.Arg("receiver", "A receiver of notify.receivers, or alertmanager.").Required().String()
+	notifyTestWait := notifyTestCmd.Flag("wait", "How long to wait for the outcome (at most 2m); a page still being retried then is reported pending.").Default("20s").Duration()
+	notifyTestBy := notifyTestCmd.Flag("by", "Who sends the test (default: $USER).").Default(os.Getenv("USER")).String()
+
 	rbCmd := app.Command("runbook", "Runbooks through a running agent's API: runs, timelines, manual triggers, approvals, aborts, cooldown acks, pause.")
 	rbURL := rbCmd.Flag("agent.url", "Address of the running agent's API. With users configured, log in with $VIGIL_AGENT_USER and $VIGIL_AGENT_PASSWORD.").Default("http://127.0.0.1:9877").String()
 	rbBy := rbCmd.Flag("by", "Who you are, recorded in the journal (default: $USER).").Default(os.Getenv("USER")).String()
@@ -246,11 +264,27 @@ Examples:
   vigil store recover --storage.path=/var/lib/vigil/vigil.db`)
 	storeRecoverPath := storeRecoverCmd.Flag("storage.path", "SQLite file of the agent.").Default("./data/vigil.db").String()
 
+	completionCmd := app.Command("completion", `Print a shell completion script for bash, zsh or fish.
+
+The deb and rpm packages install them. Examples:
+  vigil completion bash > /etc/bash_completion.d/vigil
+  vigil completion zsh > "${fpath[1]}/_vigil"
+  vigil completion fish > ~/.config/fish/completions/vigil.fish`)
+	completionShell := completionCmd.Arg("shell", "bash, zsh or fish.").Required().Enum("bash", "zsh", "fish")
+
 	versionCmd := app.Command("version", `Print the version, revision and build details.
 
 Examples:
   vigil version`)
 
+	// --help-man is kingpin's flag, rendered here: see manTemplate.
+	if slices.Contains(args, "--help-man") {
+		if err := writeManPage(app, stdout); err != nil {
+			fmt.Fprintf(stderr, "vigil: man page: %v\n", err)
+			return ExitConfigError
+		}
+		return ExitOK
+	}
 	cmd, err := app.Parse(args)
 	if err != nil {
 		fmt.Fprintf(stderr, "vigil: %v (see vigil --help)\n", err)
@@ -348,10 +382,17 @@ Examples:
 		default:
 			return dc.history(ctx, *drHistoryName)
 		}
+	case notifyTestCmd.FullCommand():
+		return notifyTest(ctx, stdout, stderr, *notifyURL, *notifyTestReceiver, *notifyTestBy, *notifyTestWait)
 	case storeCheckCmd.FullCommand():
 		return storeCheck(ctx, stdout, stderr, *storeCheckPath, *storeCheckFull)
 	case storeRecoverCmd.FullCommand():
 		return storeRecover(ctx, stdout, stderr, *storeRecoverPath)
+	case completionCmd.FullCommand():
+		if err := writeCompletion(app, *completionShell, stdout); err != nil {
+			fmt.Fprintf(stderr, "vigil: completion: %v\n", err)
+			return ExitConfigError
+		}
 	case versionCmd.FullCommand():
 		fmt.Fprintln(stdout, version.Print("vigil"))
 	}

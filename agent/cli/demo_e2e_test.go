@@ -181,9 +181,14 @@ func TestDemoEndToEnd(t *testing.T) {
 		t.Error("vigil_log_matches_total is not typed as a counter")
 	}
 
+	// The whole demo's /metrics passes promtool check metrics's linter,
+	// every vigil_ family with HELP text.
+	body = a.get(t, "/metrics")
+	lintMetrics(t, body)
+
 	// Every invoice and log series is documented.
 	readme, _ := os.ReadFile("../../README.md")
-	for _, name := range metricNames(a.get(t, "/metrics")) {
+	for _, name := range metricNames(body) {
 		if (strings.HasPrefix(name, "vigil_invoice_") || strings.HasPrefix(name, "vigil_log_")) && !strings.Contains(string(readme), name) {
 			t.Errorf("README.md does not document %s", name)
 		}

@@ -24,6 +24,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/vigil-project/vigil/internal/testenv"
@@ -178,18 +179,71 @@ func TestCheckConfigCommand(t *testing.T) {
 
 func TestHelpAndVersion(t *testing.T) {
 	t.Parallel()
-	for _, args := range [][]string{{"--help"}, {"run", "--help"}, {"once", "--help"}, {"check-config", "--help"}, {"version", "--help"}} {
-		_, errOut, code := run(t, args...)
-		if code != 0 || !strings.Contains(errOut, "Examples:") {
-			t.Errorf("%v: code %d, no examples in:\n%s", args, code, errOut)
+	// Help is output asked for: stdout, exit 0, nothing on stderr.
+	for _, args := range [][]string{{"--help"}, {"run", "--help"}, {"once", "--help"}, {"check-config", "--help"}, {"version", "--help"}, {"help", "run"}, {"completion", "--help"}} {
+		out, errOut, code := run(t, args...)
+		if code != 0 || !strings.Contains(out, "Examples:") || errOut != "" {
+			t.Errorf("%v: code %d, stderr %q, no examples on stdout:\n%s", args, code, errOut, out)
 		}
 	}
-	out, _, code := run(t, "version")
-	if code != 0 || !strings.HasPrefix(out, "vigil, version") {
-		t.Errorf("version: code %d, %q", code, out)
+	for _, args := range [][]string{{"version"}, {"--version"}} {
+		out, _, code := run(t, args...)
+		if code != 0 || !strings.HasPrefix(out, "vigil, version") {
+			t.Errorf("%v: code %d, stdout %q", args, code, out)
+		}
 	}
-	if _, _, code := run(t, "nonsense"); code != 2 {
-		t.Errorf("unknown command exit code %d, want 2", code)
+	// A mistake goes to stderr with exit 2.
+	if out, errOut, code := run(t, "nonsense"); code != 2 || out != "" || !strings.Contains(errOut, "nonsense") {
+		t.Errorf("unknown command: exit code %d, stdout %q, stderr %q", code, out, errOut)
+	}
+}
+
+// TestManPage renders --help-man through groff with every warning on: a
+// page groff warns about (an unescaped dash or dot, a raw UTF-8 byte, a
+// broken .TH) fails.
+func TestManPage(t *testing.T) {
+	t.Parallel()
+	page, errOut, code := run(t, "--help-man")
+	if code != 0 || !strings.HasPrefix(page, ".TH VIGIL 1 ") {
+		t.Fatalf("--help-man: code %d, stderr %q, page starts %.60q", code, errOut, page)
+	}
+	for _, want := range []string{`.SS "run"`, `.SS "notify test <receiver>"`, `\-\-config.file`, `.SH FILES`} {
+		if !strings.Contains(page, want) {
+			t.Errorf("man page lacks %q", want)
+		}
+	}
+	groff := testenv.NeedBinary(t, "groff", "groff-base")
+	cmd := exec.Command(groff, "-man", "-ww", "-z")
+	cmd.Stdin = strings.NewReader(page)
+	if out, err := cmd.CombinedOutput(); err != nil || len(out) > 0 {
+		t.Errorf("groff -man -ww: %v\n%s", err, out)
+	}
+}
+
+// TestCompletion checks each shell's script parses in that shell (where
+// installed) and that the candidates it asks vigil for are right.
+func TestCompletion(t *testing.T) {
+	t.Parallel()
+	for _, sh := range []string{"bash", "zsh", "fish"} {
+		script, errOut, code := run(t, "completion", sh)
+		if code != 0 || !strings.Contains(script, "--completion-bash") {
+			t.Errorf("completion %s: code %d, stderr %q:\n%s", sh, code, errOut, script)
+			continue
+		}
+		path, err := exec.LookPath(sh)
+		if err != nil {
+			t.Logf("%s not installed: its script's syntax is not checked", sh)
+			continue
+		}
+		f := filepath.Join(t.TempDir(), "vigil."+sh)
+		os.WriteFile(f, []byte(script), 0o644)
+		if out, err := exec.Command(path, "-n", f).CombinedOutput(); err != nil {
+			t.Errorf("%s -n: %v\n%s", sh, err, out)
+		}
+	}
+	out, _, _ := run(t, "--completion-bash", "runbook")
+	if !strings.Contains(out, "approve\n") || !strings.Contains(out, "trigger\n") {
+		t.Errorf("completions of `vigil runbook`: %q", out)
 	}
 }
 
@@ -419,6 +473,20 @@ func (a *agentProc) waitQueuesEmpty(t *testing.T) {
 	}
 }
 
+// lintMetrics fails on every problem `promtool check metrics` would report
+// (it runs the same linter, client_golang's promlint) and on a vigil_
+// family without HELP text, which promlint reports too.
+func lintMetrics(t *testing.T, body string) {
+	t.Helper()
+	problems, err := promlint.New(strings.NewReader(body)).Lint()
+	if err != nil {
+		t.Fatalf("/metrics does not parse: %v", err)
+	}
+	for _, p := range problems {
+		t.Errorf("promtool check metrics: %s: %s", p.Metric, p.Text)
+	}
+}
+
 func metricNames(body string) []string {
 	seen := map[string]bool{}
 	sc := bufio.NewScanner(strings.NewReader(body))
@@ -460,6 +528,8 @@ func TestRunEndToEnd(t *testing.T) {
 			t.Errorf("/metrics lacks %q", want)
 		}
 	}
+
+	lintMetrics(t, body)
 
 	// Series names against the golden list.
 	names := strings.Join(metricNames(body), "\n") + "\n"

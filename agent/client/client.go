@@ -138,6 +138,13 @@ func (c *Client) DrillHistory(ctx context.Context, name string) (DrillHistory, e
 }
 
 // do sends a request and decodes a JSON answer into out.
+// NotifyTest sends a test page to a receiver and waits for its outcome.
+func (c *Client) NotifyTest(ctx context.Context, req NotifyTestRequest) (NotifyTestResult, error) {
+	var out NotifyTestResult
+	err := c.do(ctx, http.MethodPost, "/api/v1/notify/test", req, &out)
+	return out, err
+}
+
 func (c *Client) do(ctx context.Context, method, path string, body, out any) error {
 	data, err := c.send(ctx, method, path, body)
 	if err != nil || out == nil {

@@ -174,6 +174,22 @@ type Notification struct {
 	LastError string    `json:"lastError,omitempty"`
 }
 
+// NotifyTestRequest is the body of POST /api/v1/notify/test.
+type NotifyTestRequest struct {
+	Receiver string `json:"receiver"`
+	By       string `json:"by"`
+	// Wait is how long the agent waits for the outcome ("20s", at most 2m).
+	Wait string `json:"wait"`
+}
+
+// NotifyTestResult is the outcome of a test page per target: state sent
+// (the receiver acknowledged it), dead (given up) or pending (still being
+// retried when the wait ended; LastError says why).
+type NotifyTestResult struct {
+	Receiver      string         `json:"receiver"`
+	Notifications []Notification `json:"notifications"`
+}
+
 // Drill is a loaded drill (GET /api/v1/drills).
 type Drill struct {
 	Name       string                `json:"name"`

@@ -23,6 +23,8 @@ import (
 	"github.com/vigil-project/vigil/agent/store"
 	"github.com/vigil-project/vigil/probes"
 	"github.com/vigil-project/vigil/rules"
+
+	"github.com/vigil-project/vigil/internal/promhelp"
 )
 
 // LoadConfigured reads the config's drill files and checks them against
@@ -149,7 +151,14 @@ func NewOrchestrator(opts OrchestratorOptions, loaded []*Drill) *Orchestrator {
 }
 
 // WritePrometheus writes the drill metrics.
-func (o *Orchestrator) WritePrometheus(w io.Writer) { o.metrics.WritePrometheus(w) }
+func (o *Orchestrator) WritePrometheus(w io.Writer) { promhelp.Write(w, o.metrics, metricHelp) }
+
+// metricHelp is the HELP text of the drill metrics.
+var metricHelp = map[string]string{
+	"vigil_drill_active":               "1 while a drill runs on this agent.",
+	"vigil_drill_runs_total":           "Finished drill runs by result (passed, failed, aborted, interrupted).",
+	"vigil_drill_last_measure_seconds": "The last drill run's measures: time_to_detect, time_to_page, time_to_failover, time_to_recover.",
+}
 
 // Set installs the drills of a (re)loaded config.
 func (o *Orchestrator) Set(loaded []*Drill) {

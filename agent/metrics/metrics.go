@@ -5,14 +5,20 @@
 package metrics
 
 import (
+	"fmt"
 	"io"
+	"maps"
 	"sort"
 	"strings"
 	"sync"
 	"time"
 
 	vm "github.com/VictoriaMetrics/metrics"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/common/expfmt"
 
+	"github.com/vigil-project/vigil/internal/promhelp"
 	"github.com/vigil-project/vigil/probes"
 )
 
@@ -41,6 +47,15 @@ type Check struct {
 // live in a VictoriaMetrics set.
 type Exporter struct {
 	set *vm.Set
+	// runtime holds the Go runtime and process collectors (client_golang's:
+	// VictoriaMetrics/metrics writes them without HELP and types some
+	// counters as gauges).
+	runtime *prometheus.Registry
+
+	helpMu sync.Mutex
+	// help is the HELP text of the agent-level families, from Gauge and
+	// Counter.
+	help map[string]string
 
 	mu     sync.RWMutex
 	checks map[string]*checkSeries
@@ -80,7 +95,9 @@ type checkSeries struct {
 // New returns an empty exporter.
 func New() *Exporter {
 	vm.ExposeMetadata(true)
-	return &Exporter{set: vm.NewSet(), checks: map[string]*checkSeries{}}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return &Exporter{set: vm.NewSet(), runtime: reg, help: map[string]string{}, checks: map[string]*checkSeries{}}
 }
 
 // entry returns the check's series, creating them; e.mu is held.
@@ -210,8 +227,24 @@ func (e *Exporter) WritePrometheus(w io.Writer) {
 // series (reloads, paging, the store, runbooks) and the Go runtime and
 // process metrics. They are few; Samples has the per-check ones.
 func (e *Exporter) WriteAgent(w io.Writer) {
-	e.set.WritePrometheus(w)
-	vm.WriteProcessMetrics(w)
+	e.helpMu.Lock()
+	help := maps.Clone(e.help)
+	e.helpMu.Unlock()
+	promhelp.Write(w, e.set, help)
+	e.writeRuntime(w)
+}
+
+// writeRuntime writes the go_* and process_* families.
+func (e *Exporter) writeRuntime(w io.Writer) {
+	mfs, err := e.runtime.Gather()
+	if err != nil {
+		// A collector that failed (no /proc) still has what it gathered.
+		fmt.Fprintf(w, "# runtime metrics incomplete: %s\n", strings.ReplaceAll(err.Error(), "\n", " "))
+	}
+	enc := expfmt.NewEncoder(w, expfmt.NewFormat(expfmt.TypeTextPlain))
+	for _, mf := range mfs {
+		enc.Encode(mf)
+	}
 }
 
 func baseLabels(c Check) []probes.Label {
@@ -290,8 +323,10 @@ func boolFloat(b bool) float64 {
 	return 0
 }
 
-// Gauge sets an agent-level gauge such as vigil_config_last_reload_successful.
-func (e *Exporter) Gauge(name string, v float64, labels ...probes.Label) {
+// Gauge sets an agent-level gauge such as vigil_config_last_reload_successful;
+// help is its HELP text.
+func (e *Exporter) Gauge(name, help string, v float64, labels ...probes.Label) {
+	e.describe(name, help)
 	series := name
 	if len(labels) > 0 {
 		series = seriesName(name, nil, labels)
@@ -310,13 +345,20 @@ func (e *Exporter) Inc(name string, labels ...probes.Label) {
 }
 
 // Counter creates an agent-level counter at zero so it is exported before
-// its first increment.
-func (e *Exporter) Counter(name string, labels ...probes.Label) {
+// its first increment; help is its HELP text.
+func (e *Exporter) Counter(name, help string, labels ...probes.Label) {
+	e.describe(name, help)
 	series := name
 	if len(labels) > 0 {
 		series = seriesName(name, nil, labels)
 	}
 	e.set.GetOrCreateCounter(series)
+}
+
+func (e *Exporter) describe(name, help string) {
+	e.helpMu.Lock()
+	defer e.helpMu.Unlock()
+	e.help[name] = help
 }
 
 // AddWriter adds series written by another component (the outbox) to every

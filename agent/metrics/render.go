@@ -148,7 +148,8 @@ func (e *Exporter) families(order []*checkSeries) ([]family, []valueSource) {
 	}
 	for name, typ := range types {
 		if _, isCore := coreIndex[name]; !isCore {
-			fams = append(fams, family{name: name, typ: typ})
+			help, _ := probes.MetricHelp(name)
+			fams = append(fams, family{name: name, typ: typ, help: help})
 		}
 	}
 	sort.Slice(fams, func(i, j int) bool { return fams[i].name < fams[j].name })

@@ -9,6 +9,7 @@ package paging
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -420,6 +421,47 @@ func (p *Pager) send(ctx context.Context, to, receiver, title, message string, e
 	m := &notify.Message{Receiver: to, GroupKey: "{runbook}:" + title, Alerts: []notify.Alert{a}, ExternalURL: plan.externalURL, Created: now}
 	return p.outbox.Enqueue(ctx, m, to+"\x00"+m.GroupKey, targets)
 }
+
+// TestAlertName names the alert of `vigil notify test`.
+const TestAlertName = "VigilTestNotification"
+
+// SendTest sends a labelled test page (alertname VigilTestNotification,
+// test="true") to a receiver's integrations, or with receiver
+// "alertmanager" to the Alertmanager peers, through the outbox as any
+// page: the same templates, retries and outcome. It returns the queued
+// items; their outcome is in the store.
+func (p *Pager) SendTest(ctx context.Context, receiver, by string) ([]*store.OutboxItem, error) {
+	p.mu.RLock()
+	plan := p.plan
+	p.mu.RUnlock()
+	targets := plan.receivers[receiver]
+	if receiver == "alertmanager" {
+		targets = plan.peers
+	}
+	if len(targets) == 0 {
+		return nil, fmt.Errorf("%w %q", ErrUnknownReceiver, receiver)
+	}
+	now := time.Now()
+	lbls := map[string]string{labels.AlertName: TestAlertName, "receiver": receiver, "severity": "none", "test": "true"}
+	if p.opts.ExternalLabels != nil {
+		for k, v := range p.opts.ExternalLabels() {
+			if _, own := lbls[k]; !own {
+				lbls[k] = v
+			}
+		}
+	}
+	ann := map[string]string{
+		"summary":     "Test page from vigil: no action needed",
+		"description": fmt.Sprintf("Sent by `vigil notify test %s` (by %s) to check that pages reach this receiver.", receiver, by),
+	}
+	a := notify.Alert{Labels: lbls, Annotations: ann, StartsAt: now, EndsAt: now.Add(5 * time.Minute), Fingerprint: notify.Fingerprint(lbls),
+		GeneratorURL: plan.externalURL + "/alerts"}
+	m := &notify.Message{Receiver: receiver, GroupKey: "{test}:" + receiver, Alerts: []notify.Alert{a}, ExternalURL: plan.externalURL, Created: now}
+	return p.outbox.EnqueueItems(ctx, m, receiver+"\x00"+m.GroupKey, targets)
+}
+
+// ErrUnknownReceiver is a receiver the config does not have.
+var ErrUnknownReceiver = errors.New("no such receiver (nor Alertmanager peers for \"alertmanager\")")
 
 // sink queues the dispatcher's notifications with their log entries in
 // one transaction, and serves the notification log from memory (loaded at

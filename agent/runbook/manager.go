@@ -23,6 +23,8 @@ import (
 	"github.com/vigil-project/vigil/agent/runbook/lock"
 	"github.com/vigil-project/vigil/agent/store"
 	"github.com/vigil-project/vigil/internal/redact"
+
+	"github.com/vigil-project/vigil/internal/promhelp"
 )
 
 // The lock and state backends (local, etcd) live in agent/runbook/lock.
@@ -119,9 +121,17 @@ func NewManager(opts Options) *Manager {
 	return m
 }
 
+// metricHelp is the HELP text of the runbook metrics.
+var metricHelp = map[string]string{
+	"vigil_runbook_runs_total":            "Finished runbook runs by result (succeeded, failed, rolled_back, precondition_failed, aborted, lock_lost, dry_run, blocked, rejected, approval_timed_out, interrupted).",
+	"vigil_runbook_blocked_total":         "Runbook triggers not run: cooldown, paused, or another run holds the lock.",
+	"vigil_runbook_running":               "Runbook runs in progress, those waiting for approval included.",
+	"vigil_runbook_step_duration_seconds": "Duration of runbook step attempts by phase (precondition, step, rollback).",
+}
+
 // WritePrometheus writes the runbook metrics.
 func (m *Manager) WritePrometheus(w io.Writer) {
-	m.metrics.WritePrometheus(w)
+	promhelp.Write(w, m.metrics, metricHelp)
 }
 
 // SetRunbooks replaces the loaded runbooks (config reload); runs in

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -106,6 +107,19 @@ func fromMS(v int64) time.Time {
 // worker's queue after a restart).
 func (s *Store) PendingOutbox(ctx context.Context) ([]*OutboxItem, error) {
 	return s.outbox(ctx, `WHERE state = 'pending' ORDER BY id`)
+}
+
+// OutboxByIDs returns the items with these ids, in id order; ids not in
+// the store (pruned, or delivered from memory) are left out.
+func (s *Store) OutboxByIDs(ctx context.Context, ids []int64) ([]*OutboxItem, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		args[i] = id
+	}
+	return s.outbox(ctx, `WHERE id IN (?`+strings.Repeat(",?", len(ids)-1)+`) ORDER BY id`, args...)
 }
 
 // OutboxItems returns the newest items in any state, newest first (API).

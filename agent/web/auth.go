@@ -171,7 +171,7 @@ func (srv *Server) refused(reason string) {
 // dashboards see them before the first refusal.
 func (srv *Server) exportRefused() {
 	for _, r := range refusedReasons {
-		srv.opts.Metrics.Counter("vigil_http_requests_refused_total", probes.Label{Name: "reason", Value: r})
+		srv.opts.Metrics.Counter("vigil_http_requests_refused_total", "HTTP requests refused, by reason: host (unknown Host name), cross_origin, unauthorized, not_loopback, csrf, rate_limited, busy (--web.max-requests).", probes.Label{Name: "reason", Value: r})
 	}
 }
 

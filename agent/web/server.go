@@ -30,7 +30,7 @@ import (
 type Metrics interface {
 	WritePrometheus(w io.Writer)
 	Inc(name string, labels ...probes.Label)
-	Counter(name string, labels ...probes.Label)
+	Counter(name, help string, labels ...probes.Label)
 }
 
 // Store is what the server itself reads from the agent's store (the API

@@ -68,6 +68,18 @@ func (s *Server) tls(host string) (*tls.Config, error) {
 	return s.TLSConfig.Build(host)
 }
 
+// Metrics documents the series every database family exports.
+var Metrics = []probes.Metric{
+	{Name: "vigil_db_phase_duration_seconds", Help: "Duration of each phase of the last run (connect, ping, canary_write, canary_read, canary_delete, health, queries)."},
+	{Name: "vigil_db_replication_lag_seconds", Help: "Replication lag the server reports."},
+	{Name: "vigil_db_is_replica", Help: "1 when the server is a standby or replica."},
+	{Name: "vigil_db_replicas", Help: "Replicas connected to the primary."},
+	{Name: "vigil_db_connections_used", Help: "Client connections in use on the server."},
+	{Name: "vigil_db_connections_max", Help: "Client connections the server allows."},
+	{Name: "vigil_db_connections_used_ratio", Help: "Connections in use / connections allowed."},
+	{Name: "vigil_sql_value", Help: "The number each configured query returned, by query."},
+}
+
 // Common are the settings every database family shares.
 type Common struct {
 	// ReadOnly skips the canary write (for replicas and read-only users).

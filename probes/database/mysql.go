@@ -21,7 +21,8 @@ func init() {
 		NewConfig: func() probes.Config {
 			return &MySQLConfig{Common: defaultCommon(), CanaryTable: "vigil_canary"}
 		},
-		New: newMySQL,
+		New:     newMySQL,
+		Metrics: Metrics,
 	})
 }
 

@@ -20,7 +20,8 @@ func init() {
 		NewConfig: func() probes.Config {
 			return &PostgresConfig{Common: defaultCommon(), CanaryTable: "vigil_canary"}
 		},
-		New: newPostgres,
+		New:     newPostgres,
+		Metrics: Metrics,
 	})
 }
 

@@ -31,7 +31,8 @@ func init() {
 		NewConfig: func() probes.Config {
 			return &RedisConfig{Common: defaultCommon(), CanaryKeyPrefix: "vigil:canary:", CanaryTTL: model.Duration(time.Minute)}
 		},
-		New: newRedis,
+		New:     newRedis,
+		Metrics: Metrics,
 	})
 }
 

@@ -24,7 +24,8 @@ func init() {
 		NewConfig: func() probes.Config {
 			return &SQLiteConfig{Common: defaultCommon(), CanaryTable: "vigil_canary", BusyTimeout: model.Duration(5 * time.Second)}
 		},
-		New: newSQLite,
+		New:     newSQLite,
+		Metrics: Metrics,
 	})
 }
 

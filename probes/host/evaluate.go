@@ -56,7 +56,7 @@ func evaluate(s sample, cfg *Config) probes.Result {
 		}
 	}
 	if s.cpuCount > 0 {
-		res.AddValue("vigil_host_cpu_count", float64(s.cpuCount))
+		res.AddValue("vigil_host_cpus", float64(s.cpuCount))
 	}
 	if l := s.load; l != nil {
 		res.AddKeyValue("vigil_host_load1", l.Load1)
@@ -119,7 +119,7 @@ func evaluate(s sample, cfg *Config) probes.Result {
 
 	var missing []string
 	for _, pc := range s.processes {
-		res.AddValue("vigil_host_process_count", float64(pc.count), probes.Label{Name: "process", Value: pc.label})
+		res.AddValue("vigil_host_processes", float64(pc.count), probes.Label{Name: "process", Value: pc.label})
 		if pc.count == 0 {
 			missing = append(missing, pc.label)
 		}

@@ -146,7 +146,7 @@ func TestEvaluateValues(t *testing.T) {
 		key    bool
 	}{
 		{"vigil_host_cpu_utilization_ratio", nil, 0.25, true},
-		{"vigil_host_cpu_count", nil, 4, false},
+		{"vigil_host_cpus", nil, 4, false},
 		{"vigil_host_load1", nil, 1, true},
 		{"vigil_host_load5", nil, 0.5, false},
 		{"vigil_host_load15", nil, 0.25, false},
@@ -160,7 +160,7 @@ func TestEvaluateValues(t *testing.T) {
 		{"vigil_host_filesystem_files", root, 100, false},
 		{"vigil_host_filesystem_files_free", root, 50, false},
 		{"vigil_host_filesystem_free_min_ratio", nil, 0.3, true},
-		{"vigil_host_process_count", []probes.Label{{Name: "process", Value: "postgres"}}, 3, false},
+		{"vigil_host_processes", []probes.Label{{Name: "process", Value: "postgres"}}, 3, false},
 	}
 	r := evaluate(healthy(), defaultConfig())
 	if want := len(tests) + 4; len(r.Values) != want { // + 4 series of /data
@@ -191,8 +191,8 @@ func TestEvaluatePartialSample(t *testing.T) {
 	for _, v := range r.Values {
 		names = append(names, v.Name)
 	}
-	if !slices.Equal(names, []string{"vigil_host_cpu_count"}) {
-		t.Errorf("values %v, want only vigil_host_cpu_count", names)
+	if !slices.Equal(names, []string{"vigil_host_cpus"}) {
+		t.Errorf("values %v, want only vigil_host_cpus", names)
 	}
 	if r.Reason != probes.ReasonError {
 		t.Errorf("reason %q", r.Reason)

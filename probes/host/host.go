@@ -28,6 +28,24 @@ func init() {
 		Type: "host", Step: probes.StepHost,
 		NewConfig: func() probes.Config { return defaultConfig() },
 		New:       newProber,
+		Metrics: []probes.Metric{
+			{Name: "vigil_host_cpu_utilization_ratio", Help: "Busy share of all CPUs over cpu_sample (0..1)."},
+			{Name: "vigil_host_cpus", Help: "Logical CPUs of the host."},
+			{Name: "vigil_host_load1", Help: "Load average over 1 minute."},
+			{Name: "vigil_host_load5", Help: "Load average over 5 minutes."},
+			{Name: "vigil_host_load15", Help: "Load average over 15 minutes."},
+			{Name: "vigil_host_memory_total_bytes", Help: "Physical memory of the host."},
+			{Name: "vigil_host_memory_available_bytes", Help: "Memory available for new work without swapping (MemAvailable)."},
+			{Name: "vigil_host_memory_used_ratio", Help: "1 - available/total memory."},
+			{Name: "vigil_host_swap_total_bytes", Help: "Swap space of the host."},
+			{Name: "vigil_host_swap_used_bytes", Help: "Swap space in use."},
+			{Name: "vigil_host_filesystem_size_bytes", Help: "Size of each checked filesystem."},
+			{Name: "vigil_host_filesystem_avail_bytes", Help: "Bytes of each checked filesystem available to unprivileged users."},
+			{Name: "vigil_host_filesystem_files", Help: "Inodes of each checked filesystem."},
+			{Name: "vigil_host_filesystem_files_free", Help: "Free inodes of each checked filesystem."},
+			{Name: "vigil_host_filesystem_free_min_ratio", Help: "Lowest available/size ratio over the checked filesystems."},
+			{Name: "vigil_host_processes", Help: "Running processes matching each processes entry."},
+		},
 	})
 }
 
@@ -147,7 +165,7 @@ func (c *Config) Validate() error {
 			errs = append(errs, confkit.FieldErrorf(field+".pidfile", "must be an absolute path, got %q", p.Pidfile))
 		}
 		// The label names the series; two entries sharing one would
-		// overwrite each other's process_count.
+		// overwrite each other's processes.
 		label := p.label()
 		if prev, dup := seen[label]; dup {
 			errs = append(errs, confkit.FieldErrorf(field+".label", "label %q is already used by processes.%d", label, prev))

@@ -133,7 +133,7 @@ func TestLiveProbe(t *testing.T) {
 		if v := mustFind(t, r, "vigil_host_memory_total_bytes"); v <= 0 {
 			t.Errorf("memory total %v", v)
 		}
-		if v := mustFind(t, r, "vigil_host_cpu_count"); v < 1 {
+		if v := mustFind(t, r, "vigil_host_cpus"); v < 1 {
 			t.Errorf("cpu count %v", v)
 		}
 		for _, name := range []string{"vigil_host_cpu_utilization_ratio", "vigil_host_memory_used_ratio", "vigil_host_filesystem_free_min_ratio"} {
@@ -144,7 +144,7 @@ func TestLiveProbe(t *testing.T) {
 		if _, ok := find(r, "vigil_host_filesystem_size_bytes", probes.Label{Name: "mountpoint", Value: "/"}); !ok {
 			t.Errorf("no filesystem for /: %+v", r.Values)
 		}
-		if _, ok := find(r, "vigil_host_process_count"); ok {
+		if _, ok := find(r, "vigil_host_processes"); ok {
 			t.Error("process counts without processes configured")
 		}
 	})
@@ -177,11 +177,11 @@ func TestLiveProbe(t *testing.T) {
 			t.Errorf("got %q %q, want %q", r.Reason, r.Message, want)
 		}
 		for label, want := range map[string]float64{"self": 1, "no-such-process-vigil": 0, "gone": 0} {
-			if got := mustFind(t, r, "vigil_host_process_count", probes.Label{Name: "process", Value: label}); got != want {
+			if got := mustFind(t, r, "vigil_host_processes", probes.Label{Name: "process", Value: label}); got != want {
 				t.Errorf("process %s: count %v, want %v", label, got, want)
 			}
 		}
-		if got := mustFind(t, r, "vigil_host_process_count", probes.Label{Name: "process", Value: self}); got < 1 {
+		if got := mustFind(t, r, "vigil_host_processes", probes.Label{Name: "process", Value: self}); got < 1 {
 			t.Errorf("the test process %q itself was not found", self)
 		}
 		var phases []string

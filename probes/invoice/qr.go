@@ -19,7 +19,11 @@ import (
 )
 
 func init() {
-	probes.Register(probes.Family{Type: "invoice_qr", Step: probes.StepInvoice, NewConfig: func() probes.Config { return defaultQRConfig() }, New: newQR})
+	probes.Register(probes.Family{Type: "invoice_qr", Step: probes.StepInvoice, NewConfig: func() probes.Config { return defaultQRConfig() }, New: newQR,
+		Metrics: []probes.Metric{
+			{Name: "vigil_invoice_qr_service_seconds", Help: "Time of the last run spent waiting on the invoice platform (issue, fetches, read-back, void)."},
+			{Name: "vigil_invoice_qr_probe_seconds", Help: "Time of the last run spent in the agent's own work (QR, PDF and OFD decoding, validation)."},
+		}})
 }
 
 // Party is a seller or buyer of the probe invoice.

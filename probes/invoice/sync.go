@@ -28,7 +28,16 @@ import (
 )
 
 func init() {
-	probes.Register(probes.Family{Type: "invoice_sync", Step: probes.StepSync, NewConfig: func() probes.Config { return defaultSyncConfig() }, New: newSync})
+	probes.Register(probes.Family{Type: "invoice_sync", Step: probes.StepSync, NewConfig: func() probes.Config { return defaultSyncConfig() }, New: newSync,
+		Metrics: []probes.Metric{
+			{Name: "vigil_invoice_sync_window_invoices", Help: "Local invoices in the window of the last run, before sampling."},
+			{Name: "vigil_invoice_sync_checked", Help: "Invoices verified upstream in the last run."},
+			{Name: "vigil_invoice_sync_missing", Help: "Invoices of the last run the upstream does not have."},
+			{Name: "vigil_invoice_sync_mismatched", Help: "Invoices of the last run the upstream has with another amount or date."},
+			{Name: "vigil_invoice_sync_unverified", Help: "Invoices of the last run that could not be verified (upstream errors)."},
+			{Name: "vigil_invoice_sync_lag_seconds", Help: "Age of the oldest invoice missing upstream (the sync lag); 0 when none is missing."},
+			{Name: "vigil_invoice_sync_verify_latency_seconds", Help: "Upstream verification latency of the last run: median (stat=\"median\") and slowest (stat=\"max\"). A gauge: the quantile label would make it a summary."},
+		}})
 }
 
 // SyncConfig is the `invoice_sync:` section of a check.
@@ -299,8 +308,8 @@ func (s *Sync) Probe(ctx context.Context, log *slog.Logger) probes.Result {
 	res.AddKeyValue("vigil_invoice_sync_lag_seconds", lag)
 	if len(lats) > 0 {
 		slices.Sort(lats)
-		res.AddValue("vigil_invoice_sync_verify_latency_seconds", lats[len(lats)/2].Seconds(), probes.Label{Name: "quantile", Value: "0.5"})
-		res.AddValue("vigil_invoice_sync_verify_latency_seconds", lats[len(lats)-1].Seconds(), probes.Label{Name: "quantile", Value: "1"})
+		res.AddValue("vigil_invoice_sync_verify_latency_seconds", lats[len(lats)/2].Seconds(), probes.Label{Name: "stat", Value: "median"})
+		res.AddValue("vigil_invoice_sync_verify_latency_seconds", lats[len(lats)-1].Seconds(), probes.Label{Name: "stat", Value: "max"})
 	}
 
 	sampled := ""

@@ -21,7 +21,17 @@ import (
 )
 
 func init() {
-	probes.Register(probes.Family{Type: "logscan", Step: probes.StepLogs, NewConfig: func() probes.Config { return defaultConfig() }, New: newLogscan})
+	probes.Register(probes.Family{Type: "logscan", Step: probes.StepLogs, NewConfig: func() probes.Config { return defaultConfig() }, New: newLogscan,
+		Metrics: []probes.Metric{
+			{Name: "vigil_log_lines_total", Help: "Lines read from the check's files."},
+			{Name: "vigil_log_bytes_read_total", Help: "Bytes read from the check's files."},
+			{Name: "vigil_log_matches_total", Help: "Lines matching each pattern, with its labels_from_groups labels."},
+			{Name: "vigil_log_rotations_total", Help: "Files rotated away (renamed, deleted or replaced)."},
+			{Name: "vigil_log_truncations_total", Help: "Files truncated in place (copytruncate)."},
+			{Name: "vigil_log_long_lines_total", Help: "Lines longer than max_line_bytes, matched on their head."},
+			{Name: "vigil_log_last_match_timestamp_seconds", Help: "Time of the last line matching each pattern, Unix time."},
+			{Name: "vigil_log_files", Help: "Files being read, rotated ones still draining included."},
+		}})
 }
 
 // Logscan is the check.

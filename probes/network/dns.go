@@ -24,6 +24,12 @@ func init() {
 			return &DNSConfig{QueryType: "A", Transport: "udp", ValidRcodes: []string{"NOERROR"}, RecursionDesired: true}
 		},
 		New: newDNS,
+		Metrics: []probes.Metric{
+			{Name: "vigil_dns_answer_rrs", Help: "Records in the answer section of the reply."},
+			{Name: "vigil_dns_authority_rrs", Help: "Records in the authority section of the reply."},
+			{Name: "vigil_dns_additional_rrs", Help: "Records in the additional section of the reply."},
+			{Name: "vigil_dns_rcode", Help: "Response code of the reply (0 NOERROR, 2 SERVFAIL, 3 NXDOMAIN, ...)."},
+		},
 	})
 }
 

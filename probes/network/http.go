@@ -32,6 +32,12 @@ func init() {
 		Type: "http", Step: probes.StepNetwork,
 		NewConfig: func() probes.Config { return defaultHTTPConfig() },
 		New:       newHTTP,
+		Metrics: append([]probes.Metric{
+			{Name: "vigil_http_status_code", Help: "Status code of the final response."},
+			{Name: "vigil_http_response_bytes", Help: "Body bytes read from the final response."},
+			{Name: "vigil_http_redirects", Help: "Redirects followed."},
+			{Name: "vigil_http_version", Help: "HTTP version of the final response (1.1, 2)."},
+		}, tlsconfig.Metrics...),
 	})
 }
 

@@ -27,6 +27,15 @@ func init() {
 			}
 		},
 		New: newICMP,
+		Metrics: []probes.Metric{
+			{Name: "vigil_icmp_packets_sent", Help: "Echo requests sent in the last run."},
+			{Name: "vigil_icmp_packets_received", Help: "Echo replies received in the last run."},
+			{Name: "vigil_icmp_packet_loss_ratio", Help: "Share of echo requests without a reply in the last run."},
+			{Name: "vigil_icmp_rtt_min_seconds", Help: "Shortest round trip of the last run."},
+			{Name: "vigil_icmp_rtt_avg_seconds", Help: "Mean round trip of the last run."},
+			{Name: "vigil_icmp_rtt_max_seconds", Help: "Longest round trip of the last run."},
+			{Name: "vigil_icmp_rtt_stddev_seconds", Help: "Standard deviation of the round trips of the last run (the jitter)."},
+		},
 	})
 }
 

@@ -24,6 +24,7 @@ func init() {
 		Type: "tcp", Step: probes.StepNetwork,
 		NewConfig: func() probes.Config { return &TCPConfig{TracerouteOnFailure: true} },
 		New:       newTCP,
+		Metrics:   tlsconfig.Metrics,
 	})
 }
 

@@ -27,6 +27,8 @@ import (
 
 	"github.com/vigil-project/vigil/agent/notify"
 	"github.com/vigil-project/vigil/agent/store"
+
+	"github.com/vigil-project/vigil/internal/promhelp"
 )
 
 // Store is the outbox's persistence (agent/store implements it).
@@ -153,7 +155,20 @@ func New(opts Options) *Outbox {
 }
 
 // WritePrometheus writes the outbox's metrics.
-func (o *Outbox) WritePrometheus(w io.Writer) { o.metrics.WritePrometheus(w) }
+func (o *Outbox) WritePrometheus(w io.Writer) { promhelp.Write(w, o.metrics, metricHelp) }
+
+// metricHelp is the HELP text of the outbox's metrics.
+var metricHelp = map[string]string{
+	"vigil_notify_queue_length":             "Notifications waiting for delivery, per receiver integration (receiver=\"alertmanager\" for the peers).",
+	"vigil_notify_oldest_pending_seconds":   "Age of the oldest notification waiting for delivery; 0 when none waits.",
+	"vigil_notify_sent_total":               "Notifications the receiver acknowledged.",
+	"vigil_notify_failed_total":             "Failed delivery attempts, retried or dead-lettered.",
+	"vigil_notify_retried_total":            "Failed delivery attempts that will be retried.",
+	"vigil_notify_dead_letter_total":        "Notifications given up: failed permanently or older than notify.max_age.",
+	"vigil_notify_delivery_latency_seconds": "Time from queueing to acknowledgement of each delivered notification.",
+	"vigil_notify_attempt_duration_seconds": "Duration of each successful delivery request.",
+	"vigil_notify_unsaved_total":            "Notifications the store could not save (full disk, damaged file), delivered from memory instead.",
+}
 
 // Start loads pending items (those a previous run left, including any that
 // were being sent when it died) and starts a worker per target; workers
@@ -341,16 +356,23 @@ func newLimiter(t Target) *rate.Limiter {
 // Enqueue commits one item per target for the message and wakes the
 // workers. orderKey orders items that must not overtake each other.
 func (o *Outbox) Enqueue(ctx context.Context, m *notify.Message, orderKey string, targets []string) error {
+	_, err := o.EnqueueItems(ctx, m, orderKey, targets)
+	return err
+}
+
+// EnqueueItems is Enqueue returning the items queued, whose IDs find
+// their outcome in the store (an unsaved item has a negative ID).
+func (o *Outbox) EnqueueItems(ctx context.Context, m *notify.Message, orderKey string, targets []string) ([]*store.OutboxItem, error) {
 	items, err := o.items(m, orderKey, targets)
 	if err != nil || len(items) == 0 {
-		return err
+		return nil, err
 	}
 	if err := o.opts.Store.Enqueue(ctx, items); err != nil {
 		o.AcceptUnsaved(items, err)
-		return nil
+		return items, nil
 	}
 	o.Accept(items)
-	return nil
+	return items, nil
 }
 
 // AcceptUnsaved hands items whose write to the store failed to their

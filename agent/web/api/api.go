@@ -57,6 +57,8 @@ type Paging interface {
 	Maintenance(now time.Time) []route.Window
 	// Muted says why an alert is not paged now.
 	Muted(lbls map[string]string) route.Mute
+	// SendTest queues a test page to a receiver's integrations.
+	SendTest(ctx context.Context, receiver, by string) ([]*store.OutboxItem, error)
 }
 
 // Runbooks are the runbook manager's actions.
@@ -83,6 +85,7 @@ type Drills interface {
 type Store interface {
 	Summaries(ctx context.Context, check string, limit int) ([]store.Summary, error)
 	OutboxItems(ctx context.Context, state string, limit int) ([]*store.OutboxItem, error)
+	OutboxByIDs(ctx context.Context, ids []int64) ([]*store.OutboxItem, error)
 	Runs(ctx context.Context, limit int, states ...string) ([]store.RunRow, error)
 	Run(ctx context.Context, id string) (store.RunRow, []store.RunEvent, error)
 	DrillRuns(ctx context.Context, drill string, limit int, states ...string) ([]store.DrillRow, error)

@@ -28,6 +28,12 @@ type Config struct {
 	MinVersion string `yaml:"min_version,omitempty"`
 }
 
+// Metrics documents the series Values adds, for the families that call it.
+var Metrics = []probes.Metric{
+	{Name: "vigil_tls_version_info", Help: "1 for the TLS version the connection negotiated."},
+	{Name: "vigil_tls_cert_expiry_timestamp_seconds", Help: "Earliest NotAfter of the certificate chain the server presented, Unix time."},
+}
+
 var tlsVersions = map[string]uint16{
 	"TLS10": tls.VersionTLS10, "TLS11": tls.VersionTLS11, "TLS12": tls.VersionTLS12, "TLS13": tls.VersionTLS13,
 }
