@@ -445,6 +445,9 @@ func TestOutage(t *testing.T) {
 			for _, ts := range rcv.accepted() {
 				got[ts.Labels[0].Value] = append(got[ts.Labels[0].Value], ts.Samples[0].Timestamp)
 			}
+			// Snapshots still queued when the run was cancelled (the sender
+			// may trail the 20 ms snapshots on a loaded machine) are not lost.
+			queued := metricValue(out.String(), `vigil_remote_write_queue_samples{remote="test"}`) / 2
 			for name, times := range got {
 				for i := 1; i < len(times); i++ {
 					if times[i] <= times[i-1] {
@@ -452,8 +455,8 @@ func TestOutage(t *testing.T) {
 					}
 				}
 				sent := float64(len(times))
-				if !tt.wantDropped && sent < snapshots-1 {
-					t.Errorf("%s: %v of %v snapshots arrived and none was dropped", name, sent, snapshots)
+				if !tt.wantDropped && sent+queued < snapshots-1 {
+					t.Errorf("%s: %v of %v snapshots arrived, %v still queued, and none was dropped", name, sent, snapshots, queued)
 				}
 			}
 			if tt.wantDropped {
