@@ -11,7 +11,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 CONFIG      ?= examples/vigil.yml
 FUZZTIME    ?= 15s
 
-.PHONY: all build run test lint bench bench-peer bench-scale bench-sched bench-soak bench-rules bench-db bench-invoice bench-logscan bench-notify bench-ui fuzz clean
+.PHONY: all build image package run test lint bench bench-peer bench-scale bench-sched bench-soak bench-rules bench-db bench-invoice bench-logscan bench-notify bench-ui fuzz clean
 
 all: build
 
@@ -20,6 +20,18 @@ all: build
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) .
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o bin/invoice-service ./examples/invoice-service
+
+# The container image (Dockerfile): the static binary above copied into
+# FROM scratch with the host's CA certificates, passwd/group lines for
+# nobody (65534) and an empty /data owned by it, staged in bin/image/.
+# Nothing is pulled, so it builds offline with Debian's docker.io.
+IMAGE ?= vigil
+image: build
+	rm -rf bin/image && mkdir -p bin/image/etc/ssl/certs bin/image/data
+	cp /etc/ssl/certs/ca-certificates.crt bin/image/etc/ssl/certs/
+	printf 'root:x:0:0:root:/root:/sbin/nologin\nnobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin\n' >bin/image/etc/passwd
+	printf 'root:x:0:\nnogroup:x:65534:\n' >bin/image/etc/group
+	docker build -t $(IMAGE):$(VERSION) -t $(IMAGE):latest .
 
 # The demo: the invoice platform (gateway :8480, primary :8481, standby
 # :8482, upstream :8483, admin on 127.0.0.1:8490-8493, request log in
