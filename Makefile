@@ -33,6 +33,20 @@ image: build
 	printf 'root:x:0:\nnogroup:x:65534:\n' >bin/image/etc/group
 	docker build -t $(IMAGE):$(VERSION) -t $(IMAGE):latest .
 
+# deb and rpm packages (examples/deploy/packages/nfpm.yaml) in bin/:
+# /usr/bin/vigil, the systemd unit, /etc/vigil/vigil.yml, the vigil user.
+# nfpm runs at a pinned version through `go run`, so it is no dependency of
+# the agent. Package version: the tag without its v, or 0.0.0-git.DESCRIBE
+# (0.0.0~git... in the deb) before the first tag.
+NFPM        := github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.48.0
+PKG_VERSION := $(shell echo '$(VERSION)' | sed -E 's/^v([0-9])/\1/; /^[0-9]/!{s/-/./g; s/^/0.0.0-git./;}')
+package: build
+	rm -f bin/vigil*.deb bin/vigil*.rpm
+	for p in deb rpm; do \
+	  VIGIL_VERSION=$(PKG_VERSION) GOARCH=$$($(GO) env GOARCH) $(GO) run $(NFPM) package \
+	    --config examples/deploy/packages/nfpm.yaml --packager $$p --target bin/ || exit 1; \
+	done
+
 # The demo: the invoice platform (gateway :8480, primary :8481, standby
 # :8482, upstream :8483, admin on 127.0.0.1:8490-8493, request log in
 # data/demo/invoice-service.log) and the agent with the example config on
