@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -27,6 +28,20 @@ func needDocker(t *testing.T) string {
 	return docker
 }
 
+// makeMu keeps the make targets of these tests apart: each rebuilds
+// bin/vigil, which the other may be copying into an image or a package.
+var makeMu sync.Mutex
+
+// makeTarget runs `make TARGET` at the repository's root.
+func makeTarget(t *testing.T, root, target string) {
+	t.Helper()
+	makeMu.Lock()
+	defer makeMu.Unlock()
+	if out, err := exec.Command("make", "-C", root, target).CombinedOutput(); err != nil {
+		t.Fatalf("make %s: %v\n%s", target, err, out)
+	}
+}
+
 func lastLine(b []byte) string {
 	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
 	return lines[len(lines)-1]
@@ -42,10 +57,7 @@ func TestDeployImage(t *testing.T) {
 	t.Parallel()
 	docker := needDocker(t)
 	root, _ := filepath.Abs("../..")
-	build := exec.Command("make", "-C", root, "image")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("make image: %v\n%s", err, out)
-	}
+	makeTarget(t, root, "image")
 	const image = "vigil:latest"
 	if out, err := exec.Command(docker, "run", "--rm", "--network", "none", image, "version").CombinedOutput(); err != nil ||
 		!strings.HasPrefix(string(out), "vigil, version") {
