@@ -42,6 +42,28 @@ func makeTarget(t *testing.T, root, target string) {
 	}
 }
 
+var (
+	imageOnce sync.Once
+	imageErr  error
+	imageOut  []byte
+)
+
+// needImage builds the image with `make image` once for the tests that
+// run it, and returns the docker client and the image's name.
+func needImage(t *testing.T) (docker, image string) {
+	t.Helper()
+	docker = needDocker(t)
+	imageOnce.Do(func() {
+		makeMu.Lock()
+		defer makeMu.Unlock()
+		imageOut, imageErr = exec.Command("make", "-C", "../..", "image").CombinedOutput()
+	})
+	if imageErr != nil {
+		t.Fatalf("make image: %v\n%s", imageErr, imageOut)
+	}
+	return docker, "vigil:latest"
+}
+
 func lastLine(b []byte) string {
 	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
 	return lines[len(lines)-1]
@@ -55,10 +77,8 @@ func lastLine(b []byte) string {
 // /-/ready and /metrics.
 func TestDeployImage(t *testing.T) {
 	t.Parallel()
-	docker := needDocker(t)
+	docker, image := needImage(t)
 	root, _ := filepath.Abs("../..")
-	makeTarget(t, root, "image")
-	const image = "vigil:latest"
 	if out, err := exec.Command(docker, "run", "--rm", "--network", "none", image, "version").CombinedOutput(); err != nil ||
 		!strings.HasPrefix(string(out), "vigil, version") {
 		t.Fatalf("vigil version in the image: %v\n%s", err, out)

@@ -83,64 +83,6 @@ func TestDeploySystemdConfig(t *testing.T) {
 	}
 }
 
-// TestDeployKubernetes: the manifest parses, holds the namespace,
-// ConfigMap, DaemonSet and Service, its config passes `vigil check-config`
-// and the DaemonSet runs it unprivileged with only NET_RAW.
-func TestDeployKubernetes(t *testing.T) {
-	t.Parallel()
-	f, err := os.Open("../../examples/deploy/kubernetes/vigil.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	type doc struct {
-		Kind string
-		Data map[string]string
-		Spec struct {
-			Template struct {
-				Spec struct {
-					Containers []struct {
-						Args            []string
-						SecurityContext struct {
-							ReadOnlyRootFilesystem bool `yaml:"readOnlyRootFilesystem"`
-							Capabilities           struct{ Drop, Add []string }
-						} `yaml:"securityContext"`
-					}
-				}
-			}
-		}
-	}
-	var kinds []string
-	dec := yaml.NewDecoder(f)
-	for {
-		var d doc
-		if err := dec.Decode(&d); err != nil {
-			if err.Error() != "EOF" {
-				t.Fatal(err)
-			}
-			break
-		}
-		kinds = append(kinds, d.Kind)
-		switch d.Kind {
-		case "ConfigMap":
-			cfg := filepath.Join(t.TempDir(), "vigil.yml")
-			os.WriteFile(cfg, []byte(d.Data["vigil.yml"]), 0o644)
-			if out, errOut, code := run(t, "check-config", cfg); code != 0 {
-				t.Errorf("the ConfigMap's vigil.yml: %d\n%s%s", code, out, errOut)
-			}
-		case "DaemonSet":
-			c := d.Spec.Template.Spec.Containers[0]
-			if !strings.Contains(strings.Join(c.Args, " "), "--config.file=/etc/vigil/vigil.yml") || !c.SecurityContext.ReadOnlyRootFilesystem ||
-				strings.Join(c.SecurityContext.Capabilities.Drop, ",") != "ALL" || strings.Join(c.SecurityContext.Capabilities.Add, ",") != "NET_RAW" {
-				t.Errorf("DaemonSet container: %+v", c)
-			}
-		}
-	}
-	if strings.Join(kinds, ",") != "Namespace,ConfigMap,DaemonSet,Service" {
-		t.Errorf("kinds %v", kinds)
-	}
-}
-
 // TestDeployPrometheus: the scrape config passes `promtool check config`
 // and the file_sd target files parse.
 func TestDeployPrometheus(t *testing.T) {
