@@ -13,8 +13,9 @@ import (
 // debianImage is a minimal Debian root (debootstrap --variant=minbase,
 // plus libcap2-bin for setcap) imported into Docker once and kept: the
 // clean root each package test installs into. Nothing can be pulled from
-// a registry here, but Debian's mirror answers.
-const debianImage = "vigil-test-debian:bookworm"
+// a registry here, but Debian's mirror answers. Its name holds no "vigil",
+// so `docker images | grep vigil` finds only vigil's own image.
+const debianImage = "localtest/debian-minbase:bookworm"
 
 func needDebianImage(t *testing.T, docker string) {
 	t.Helper()
