@@ -39,7 +39,7 @@ image: build
 # the agent. Package version: the tag without its v, or 0.0.0-git.DESCRIBE
 # (0.0.0~git... in the deb) before the first tag.
 NFPM        := github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.48.0
-PKG_VERSION := $(shell echo '$(VERSION)' | sed -E 's/^v([0-9])/\1/; /^[0-9]/!{s/-/./g; s/^/0.0.0-git./;}')
+PKG_VERSION := $(shell echo '$(VERSION)' | sed -E 's/^v([0-9]+\.)/\1/; /^[0-9]+\.[0-9]+/!{s/-/./g; s/^/0.0.0-git./;}')
 package: build
 	rm -f bin/vigil*.deb bin/vigil*.rpm
 	for p in deb rpm; do \

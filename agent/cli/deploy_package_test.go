@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -53,6 +54,11 @@ func TestDeployPackage(t *testing.T) {
 	rpms, _ := filepath.Glob(filepath.Join(root, "bin", "vigil-*.rpm"))
 	if len(debs) != 1 || len(rpms) != 1 {
 		t.Fatalf("make package left %v and %v in bin/, want one of each", debs, rpms)
+	}
+	// A version dpkg and rpm order correctly: a release's number, or 0.0.0~git.REVISION
+	// before the first tag (a revision may begin with digits: 252e7d0 is no version).
+	if name := filepath.Base(debs[0]); !regexp.MustCompile(`^vigil_\d+\.\d+\.\d+[0-9a-z.~+]*_[a-z0-9]+\.deb$`).MatchString(name) {
+		t.Errorf("package name %s", name)
 	}
 
 	t.Run("deb", func(t *testing.T) {
