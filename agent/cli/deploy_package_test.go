@@ -47,7 +47,6 @@ func needDebianImage(t *testing.T, docker string) {
 // read with rpm -qp.
 func TestDeployPackage(t *testing.T) {
 	t.Parallel()
-	docker := needDocker(t)
 	root, _ := filepath.Abs("../..")
 	makeTarget(t, root, "package")
 	debs, _ := filepath.Glob(filepath.Join(root, "bin", "vigil_*.deb"))
@@ -62,6 +61,7 @@ func TestDeployPackage(t *testing.T) {
 	}
 
 	t.Run("deb", func(t *testing.T) {
+		docker := needDocker(t)
 		needDebianImage(t, docker)
 		script := `set -e
 dpkg -i /tmp/vigil.deb
