@@ -42,8 +42,8 @@ func needDebianImage(t *testing.T, docker string) {
 
 // TestDeployPackage builds the packages with `make package`, installs the
 // .deb with dpkg -i into a clean Debian root (a container of the image
-// above) and checks what the postinstall did and that the installed
-// binary accepts the installed config; the .rpm's files and scripts are
+// above) and checks what the postinstall did, the completions and the man
+// page, and that the installed binary accepts the installed config; the .rpm's files and scripts are
 // read with rpm -qp.
 func TestDeployPackage(t *testing.T) {
 	t.Parallel()
@@ -71,6 +71,10 @@ echo "state: $(stat -c '%U:%G %a' /var/lib/vigil)"
 echo "caps: $(getcap /usr/bin/vigil)"
 echo "conffiles: $(cat /var/lib/dpkg/info/vigil.conffiles)"
 echo "unit: $(ls /usr/lib/systemd/system/vigil.service)"
+echo "bash: $(bash -c '. /usr/share/bash-completion/completions/vigil && complete -p vigil')"
+echo "zsh: $(head -n1 /usr/share/zsh/vendor-completions/_vigil)"
+echo "fish: $(ls /usr/share/fish/vendor_completions.d/vigil.fish)"
+echo "man: $(zcat /usr/share/man/man1/vigil.1.gz | head -n1 | cut -d' ' -f1-2)"
 dpkg -i /tmp/vigil.deb >/dev/null   # again, as an upgrade does
 dpkg -r vigil >/dev/null
 echo after remove: $(ls -d /etc/vigil/vigil.yml /var/lib/vigil)`
@@ -85,6 +89,7 @@ echo after remove: $(ls -d /etc/vigil/vigil.yml /var/lib/vigil)`
 			"caps: /usr/bin/vigil cap_net_raw=ep",
 			"conffiles: /etc/vigil/vigil.yml",
 			"unit: /usr/lib/systemd/system/vigil.service",
+			"_vigil_bash_autocomplete vigil\n", "zsh: #compdef vigil", "fish: /usr/share/fish/vendor_completions.d/vigil.fish", "man: .TH VIGIL",
 			"after remove: /etc/vigil/vigil.yml /var/lib/vigil\n", // the config and the store stay until purge
 		} {
 			if !strings.Contains(string(out), want) {
@@ -102,7 +107,8 @@ echo after remove: $(ls -d /etc/vigil/vigil.yml /var/lib/vigil)`
 		if err != nil {
 			t.Fatalf("rpm -qp: %v\n%s", err, out)
 		}
-		for _, want := range []string{"cn -rw-r--r-- /etc/vigil/vigil.yml", " -rwxr-xr-x /usr/bin/vigil", " -rw-r--r-- /usr/lib/systemd/system/vigil.service"} {
+		for _, want := range []string{"cn -rw-r--r-- /etc/vigil/vigil.yml", " -rwxr-xr-x /usr/bin/vigil", " -rw-r--r-- /usr/lib/systemd/system/vigil.service",
+			"/usr/share/bash-completion/completions/vigil", "/usr/share/zsh/site-functions/_vigil", "/usr/share/fish/vendor_completions.d/vigil.fish", "/usr/share/man/man1/vigil.1.gz"} {
 			if !strings.Contains(string(out), want) {
 				t.Errorf("no %q in the rpm's files:\n%s", want, out)
 			}
