@@ -63,6 +63,31 @@ func demoPorts(t *testing.T) int {
 	return 0
 }
 
+// demoConfig is examples/vigil.yml pointed at a demo started on base with
+// its log in dir/invoice.log: ports moved, start-up splay and sync grace
+// shortened, and the shipped rules, runbooks and drills by absolute path,
+// as `make run` loads them (a glob that matches nothing is a config error).
+func demoConfig(t *testing.T, dir string, base int) string {
+	t.Helper()
+	example, err := os.ReadFile("../../examples/vigil.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := string(example)
+	for off := 0; off < 4; off++ {
+		cfg = strings.ReplaceAll(cfg, "127.0.0.1:848"+strconv.Itoa(off), "127.0.0.1:"+strconv.Itoa(base+off))
+		cfg = strings.ReplaceAll(cfg, "127.0.0.1:849"+strconv.Itoa(off), "127.0.0.1:"+strconv.Itoa(base+10+off))
+	}
+	cfg = strings.Replace(cfg, "startup_splay: 10s", "startup_splay: 0s", 1)
+	cfg = strings.ReplaceAll(cfg, "grace: 30s", "grace: 1s")
+	cfg = strings.ReplaceAll(cfg, "data/demo/invoice-service.log", filepath.Join(dir, "invoice.log"))
+	examples, _ := filepath.Abs("../../examples")
+	cfg = strings.ReplaceAll(cfg, "rules/*.rules.yml", filepath.Join(examples, "rules", "*.rules.yml"))
+	cfg = strings.ReplaceAll(cfg, "  - runbooks/*.yml", "  - "+filepath.Join(examples, "runbooks", "*.yml"))
+	cfg = strings.ReplaceAll(cfg, "  - drills/*.yml", "  - "+filepath.Join(examples, "drills", "*.yml"))
+	return cfg
+}
+
 func httpDo(t *testing.T, method, url, body string) (int, string) {
 	t.Helper()
 	req, _ := http.NewRequest(method, url, strings.NewReader(body))
@@ -91,24 +116,7 @@ func TestDemoEndToEnd(t *testing.T) {
 	t.Cleanup(func() { demo.Process.Kill(); demo.Wait() })
 	url := func(off int) string { return "http://127.0.0.1:" + strconv.Itoa(base+off) }
 
-	example, err := os.ReadFile("../../examples/vigil.yml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := string(example)
-	for off := 0; off < 4; off++ {
-		cfg = strings.ReplaceAll(cfg, "127.0.0.1:848"+strconv.Itoa(off), "127.0.0.1:"+strconv.Itoa(base+off))
-		cfg = strings.ReplaceAll(cfg, "127.0.0.1:849"+strconv.Itoa(off), "127.0.0.1:"+strconv.Itoa(base+10+off))
-	}
-	cfg = strings.Replace(cfg, "startup_splay: 10s", "startup_splay: 0s", 1)
-	cfg = strings.ReplaceAll(cfg, "grace: 30s", "grace: 1s")
-	cfg = strings.ReplaceAll(cfg, "data/demo/invoice-service.log", filepath.Join(dir, "invoice.log"))
-	// The shipped rules, runbooks and drills, as `make run` loads them (a
-	// glob that matches nothing is a config error).
-	examples, _ := filepath.Abs("../../examples")
-	cfg = strings.ReplaceAll(cfg, "rules/*.rules.yml", filepath.Join(examples, "rules", "*.rules.yml"))
-	cfg = strings.ReplaceAll(cfg, "  - runbooks/*.yml", "  - "+filepath.Join(examples, "runbooks", "*.yml"))
-	cfg = strings.ReplaceAll(cfg, "  - drills/*.yml", "  - "+filepath.Join(examples, "drills", "*.yml"))
+	cfg := demoConfig(t, dir, base)
 	a := startAgent(t, "--config.file", writeConfig(t, dir, "vigil.yml", cfg), "--storage.path", filepath.Join(dir, "vigil.db"))
 
 	for _, c := range []string{`invoice_qr",type="invoice_qr`, `invoice_sync_primary",type="invoice_sync`, `invoice_sync_standby",type="invoice_sync`} {
