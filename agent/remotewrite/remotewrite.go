@@ -318,7 +318,7 @@ func (r *remote) send(ctx context.Context) {
 	for {
 		n, oldest := r.q.oldest()
 		if n > 0 && n < q.MaxSamplesPerSend {
-			if wait := time.UnixMilli(oldest).Add(deadline).Sub(time.Now()); wait > 0 {
+			if wait := time.Until(time.UnixMilli(oldest).Add(deadline)); wait > 0 {
 				timer.Reset(wait)
 				n = 0
 			}

@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -273,29 +274,44 @@ func TestSendAnswers(t *testing.T) {
 
 	t.Run("network errors are retried with growing backoff", func(t *testing.T) {
 		t.Parallel()
-		// A closed port: connection refused until the receiver is back.
-		rcv := newReceiver(t)
-		addr := rcv.srv.Listener.Addr().String()
-		rcv.srv.Close()
-		c := rwConfig("http://" + addr + "/api/v1/write")
+		// A server that hangs up on every connection: a network error on
+		// each attempt. (A closed port could be taken by another test's
+		// listener meanwhile.)
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var accepting sync.WaitGroup
+		accepting.Go(func() {
+			for {
+				conn, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				conn.Close()
+			}
+		})
+		defer accepting.Wait()
+		defer ln.Close()
+		c := rwConfig("http://" + ln.Addr().String() + "/api/v1/write")
 		c.QueueConfig.MinBackoff, c.QueueConfig.MaxBackoff = model.Duration(10*time.Millisecond), model.Duration(40*time.Millisecond)
 		r := testRemote(t, c)
 		r.q.push(samples(3, 1000))
-		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		start := time.Now()
 		r.sendBatch(ctx, &encoder{}, nil)
 		took := time.Since(start)
 		retried := int(counter(t, r, "vigil_remote_write_samples_retried_total") / 3)
-		// The waits are 10, 20, 40, 40, ... ms: at most 10 attempts fit in
-		// 300 ms (30 without the doubling), and the attempts made took at
+		// The waits are 10, 20, 40, 40, ... ms: at most 51 attempts fit in
+		// 2 s (200 without the doubling), and the attempts made took at
 		// least their waits. Only bounds a loaded machine cannot break:
 		// it makes attempts slower, never faster.
 		var waits time.Duration
-		for i := range retried - 1 {
-			waits += min(10*time.Millisecond<<i, 40*time.Millisecond)
+		for i, w := 0, 10*time.Millisecond; i < retried-1; i, w = i+1, min(w*2, 40*time.Millisecond) {
+			waits += w
 		}
-		if retried < 2 || retried > 10 || took < waits {
+		if retried < 2 || retried > 51 || took < waits {
 			t.Errorf("%d attempts in %s (their waits alone are %s)", retried, took, waits)
 		}
 		if r.q.len() != 3 {

@@ -4,6 +4,7 @@ import (
 	"math"
 	"time"
 
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/relabel"
 	"github.com/prometheus/prometheus/model/value"
@@ -91,7 +92,7 @@ func (s *snapshotter) build(b *labels.Builder, lset labels.Labels) series {
 	sr.keep = relabel.ProcessBuilder(b, s.relabel...)
 	if sr.keep {
 		sr.out = b.Labels()
-		sr.keep = sr.out.Get(labels.MetricName) != ""
+		sr.keep = sr.out.Get(model.MetricNameLabel) != ""
 	}
 	return sr
 }
