@@ -152,19 +152,7 @@ func (d *decoder) decodeRemoteWrite(n *yaml.Node) []RemoteWrite {
 // and compiles their relabel configs.
 func (d *decoder) validateRemoteWrite(root *yaml.Node, cfg *Config) {
 	list := lookupValue(root, "remote_write")
-	at := func(i int, field string) *yaml.Node {
-		p := fmt.Sprint(i)
-		if field != "" {
-			p += "." + field
-		}
-		if n := lookupPath(list, p); n != nil {
-			return n
-		}
-		if list != nil {
-			return list
-		}
-		return root
-	}
+	at := itemNode(root, list)
 	seen := map[string]int{}
 	for i := range cfg.RemoteWrite {
 		rw := &cfg.RemoteWrite[i]

@@ -55,11 +55,10 @@ const DefaultSLOWindow = model.Duration(30 * 24 * time.Hour)
 // needs it, and a longer window makes every evaluation read more hours.
 const MaxSLOWindow = model.Duration(90 * 24 * time.Hour)
 
-var sloName = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
-
-func (d *decoder) validateSLOs(root *yaml.Node, cfg *Config) {
-	list := lookupValue(root, "slos")
-	at := func(i int, field string) *yaml.Node {
+// itemNode returns where a message about a list entry's field points: the
+// field (field "" for the entry itself), else the list, else the root.
+func itemNode(root, list *yaml.Node) func(i int, field string) *yaml.Node {
+	return func(i int, field string) *yaml.Node {
 		p := fmt.Sprint(i)
 		if field != "" {
 			p += "." + field
@@ -72,6 +71,13 @@ func (d *decoder) validateSLOs(root *yaml.Node, cfg *Config) {
 		}
 		return root
 	}
+}
+
+var sloName = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
+
+func (d *decoder) validateSLOs(root *yaml.Node, cfg *Config) {
+	list := lookupValue(root, "slos")
+	at := itemNode(root, list)
 	seen := map[string]bool{}
 	for i := range cfg.SLOs {
 		s := &cfg.SLOs[i]
