@@ -178,6 +178,7 @@ func (a *Agent) wire(ctx context.Context, l *loaded) error {
 	a.secrets = redact.New(config.SecretValues(l.cfg))
 	a.sched = scheduler.New(scheduler.Options{
 		MaxConcurrency: l.cfg.Global.MaxConcurrency,
+		Granularity:    time.Duration(l.cfg.Global.ScheduleGranularity),
 		Logger:         a.log,
 		OnResult:       a.onResult,
 		Override:       func(j *scheduler.Job) (probes.Result, bool) { return a.drills.Override(j) },
@@ -402,6 +403,9 @@ func (a *Agent) Reload(ctx context.Context) error {
 	}
 	if running := a.state.Config().Global.MaxConcurrency; l.cfg.Global.MaxConcurrency != running {
 		a.log.Warn("global.max_concurrency changes take effect at restart", "running", running, "configured", l.cfg.Global.MaxConcurrency)
+	}
+	if running := a.state.Config().Global.ScheduleGranularity; l.cfg.Global.ScheduleGranularity != running {
+		a.log.Warn("global.schedule_granularity changes take effect at restart", "running", running, "configured", l.cfg.Global.ScheduleGranularity)
 	}
 	// Swap first so results of the new jobs find their labels.
 	stale := a.state.Set(l.cfg, l.jobs)

@@ -84,6 +84,11 @@ type Global struct {
 	StartupSplay model.Duration `yaml:"startup_splay" json:"startup_splay"`
 	// MaxConcurrency bounds how many checks run at the same time.
 	MaxConcurrency int `yaml:"max_concurrency" json:"max_concurrency"`
+	// ScheduleGranularity aligns scheduled runs to whole steps of it, so
+	// the checks due within one step start together on one wake-up (0:
+	// exact start times). Applies to checks whose interval is at least
+	// ten steps and a whole number of them.
+	ScheduleGranularity model.Duration `yaml:"schedule_granularity" json:"schedule_granularity"`
 	// Labels are attached to everything the agent sends out (alerts, pages).
 	Labels map[string]string `yaml:"labels" json:"labels,omitempty"`
 	// EvaluationInterval is how often the agent scrapes its own metrics into
@@ -198,11 +203,12 @@ func walkSecrets(v reflect.Value, fn func(confkit.Secret), file func(path string
 
 func defaults() Config {
 	return Config{Notify: defaultNotify(), RunbookLock: RunbookLock{Backend: "local"}, Global: Global{
-		Interval:        model.Duration(time.Hour),
-		Timeout:         model.Duration(30 * time.Second),
-		RecheckInterval: model.Duration(30 * time.Second),
-		StartupSplay:    model.Duration(10 * time.Second),
-		MaxConcurrency:  16,
+		Interval:            model.Duration(time.Hour),
+		Timeout:             model.Duration(30 * time.Second),
+		RecheckInterval:     model.Duration(30 * time.Second),
+		StartupSplay:        model.Duration(10 * time.Second),
+		MaxConcurrency:      16,
+		ScheduleGranularity: model.Duration(time.Second),
 
 		EvaluationInterval: model.Duration(30 * time.Second),
 		SampleRetention:    model.Duration(24 * time.Hour),
@@ -460,6 +466,9 @@ func (d *decoder) validateGlobal(root *yaml.Node, g *Global) {
 	}
 	if g.MaxConcurrency < 1 {
 		d.errorf(at("max_concurrency"), "global.max_concurrency", "must be at least 1")
+	}
+	if g.ScheduleGranularity < 0 || g.ScheduleGranularity > model.Duration(time.Minute) {
+		d.errorf(at("schedule_granularity"), "global.schedule_granularity", "must be between 0 (exact start times) and 1m")
 	}
 	if g.EvaluationInterval < model.Duration(time.Second) {
 		d.errorf(at("evaluation_interval"), "global.evaluation_interval", "must be at least 1s")

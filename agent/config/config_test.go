@@ -111,8 +111,9 @@ func TestInvalid(t *testing.T) {
 			`:3:3: global.jitter: must be less than global.interval (1m)`,
 			`:4:3: global.recheck_interval: must be greater than 0`,
 			`:5:3: global.max_concurrency: must be at least 1`,
-			`:10:5: checks[0].timeout: timeout 30s is longer than the interval 10s`,
-			`:13:15: checks[1].interval: must be greater than 0`,
+			`:6:3: global.schedule_granularity: must be between 0 (exact start times) and 1m`,
+			`:11:5: checks[0].timeout: timeout 30s is longer than the interval 10s`,
+			`:14:15: checks[1].interval: must be greater than 0`,
 		}},
 		{"invalid-timezone.yml", []string{
 			`:3:13: global.timezone: unknown time zone "Asia/Shangai" (want an IANA name like Asia/Shanghai or UTC)`,

@@ -67,6 +67,12 @@ type Options struct {
 	// RestartDelay is the pause before a streaming Run that returned or
 	// panicked while its check still runs is started again (default 5s).
 	RestartDelay time.Duration
+	// Granularity, when set, puts scheduled runs on a grid: they start at
+	// the scheduler's epoch plus a whole number of Granularity steps, so
+	// the checks due within one step start together on one wake-up of
+	// the dispatcher and its threads instead of one each (see Grid). 0
+	// starts every run at its exact time.
+	Granularity time.Duration
 }
 
 // ErrUnknownCheck is returned by RunNow for a name the scheduler does not run.
@@ -352,7 +358,7 @@ func (d *dispatcher) begin(ctx context.Context, r *runner) {
 			s.ended <- ended{r: r, stream: true}
 		}()
 	}
-	r.next = time.Now().Add(SplayOffset(r.job.Name, r.job.Splay, r.job.Interval))
+	r.next = d.s.onGrid(&r.job, time.Now().Add(SplayOffset(r.job.Name, r.job.Splay, r.job.Interval)))
 	r.nextRun.Store(r.next.UnixNano())
 	heap.Push(&d.queue, r)
 }
@@ -451,7 +457,14 @@ func (d *dispatcher) ended(ctx context.Context, e ended) {
 		phase := d.s.epoch.Add(PhaseOffset(r.job.Name, r.job.Interval))
 		delay += toPhase(phase, e.due, r.job.Interval)
 	}
-	r.next = e.start.Add(delay)
+	// On a grid the next run counts from the step this one was due at,
+	// not from when it got its slot within the step: counted from the
+	// start, every run would slip to the following step.
+	from := e.start
+	if step := d.s.step(&r.job); step > 0 && e.start.Sub(e.due) < step {
+		from = e.due
+	}
+	r.next = d.s.onGrid(&r.job, from.Add(delay))
 	r.nextRun.Store(r.next.UnixNano())
 	heap.Push(&d.queue, r)
 }
@@ -622,6 +635,36 @@ func SplayOffset(name string, splay, interval time.Duration) time.Duration {
 // do not keep running within the same ten seconds of every interval.
 func PhaseOffset(name string, interval time.Duration) time.Duration {
 	return SplayOffset(name, interval, interval)
+}
+
+// Grid is the step a job's scheduled runs are aligned to under the given
+// granularity: the granularity itself when the job's interval (and
+// recheck interval, if set) are whole multiples of it and the interval is
+// at least ten steps, so that aligning moves no run later than one step
+// and an interval stays an interval; 0 (exact times) otherwise.
+func Grid(j Job, granularity time.Duration) time.Duration {
+	g := granularity
+	if g <= 0 || j.Interval < 10*g || j.Interval%g != 0 || j.Recheck%g != 0 {
+		return 0
+	}
+	return g
+}
+
+func (s *Scheduler) step(j *Job) time.Duration { return Grid(*j, s.opts.Granularity) }
+
+// onGrid is t moved up to the job's next grid point (t when it has none).
+func (s *Scheduler) onGrid(j *Job, t time.Time) time.Time {
+	step := s.step(j)
+	if step <= 0 {
+		return t
+	}
+	d := t.Sub(s.epoch)
+	if r := d % step; r > 0 {
+		d += step - r
+	} else if r < 0 {
+		d -= r
+	}
+	return s.epoch.Add(d)
 }
 
 // toPhase is how much later than due+interval the next run must start to

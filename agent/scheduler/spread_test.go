@@ -265,3 +265,74 @@ func TestReloadKeepsSchedules(t *testing.T) {
 		}
 	}
 }
+
+// TestGranularityAlignsRuns: with a granularity every scheduled run of a
+// check whose interval is a whole number of steps starts on a step, the
+// checks due within one step start together, and the schedule does not
+// slip: each check keeps its phase (moved up to a step) interval after
+// interval, even when runs wait for slots within their step. A check whose
+// interval the granularity does not divide keeps its exact times.
+func TestGranularityAlignsRuns(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const (
+			interval = time.Minute
+			step     = time.Second
+		)
+		// Runs take 2 ms and two run at once: the 50 or so checks of a
+		// step wait up to ~50 ms for a slot within it (300 a step over
+		// the start-up splay: up to 300 ms).
+		jobs := simJobs(3000, interval, 10*time.Second, 2*time.Millisecond, nil)
+		odd := simJobs(1, 90500*time.Millisecond, 10*time.Second, 0, nil)[0]
+		odd.Name = "odd"
+		jobs = append(jobs, odd)
+		sm, err := startSim(scheduler.Options{MaxConcurrency: 2, Granularity: step}, jobs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(10*interval + time.Second)
+		sm.stop()
+		steps := map[time.Duration]int{} // runs scheduled per step
+		for _, j := range jobs[:len(jobs)-1] {
+			starts := sm.log.get(j.Name)
+			if len(starts) < 9 {
+				t.Fatalf("%s ran %d times in ten intervals", j.Name, len(starts))
+			}
+			// The phase, moved up to the next step.
+			phase := scheduler.PhaseOffset(j.Name, interval)
+			if r := phase % step; r > 0 {
+				phase += step - r
+			}
+			for i, s := range starts {
+				due := s.Truncate(step)
+				if s-due > 500*time.Millisecond {
+					t.Errorf("%s: run %d at %s, %s after its step", j.Name, i, s, s-due)
+				}
+				steps[due]++
+				if i == 0 {
+					continue
+				}
+				if gap := s - starts[i-1]; gap < interval-step {
+					t.Errorf("%s: run %d %s after the previous one", j.Name, i, gap)
+				}
+				if i >= 2 && due%interval != phase%interval {
+					t.Errorf("%s: run %d due at %s, not on its phase %s (moved up to a step)", j.Name, i, due, phase)
+				}
+			}
+		}
+		// 3,000 checks a minute on a 1 s grid: about 50 a step, all of
+		// them together.
+		most := 0
+		for _, n := range steps {
+			most = max(most, n)
+		}
+		if len(steps) > 10*60+12 || most < 25 {
+			t.Errorf("runs fell on %d distinct steps (most %d in one); want them grouped on the 1 s grid", len(steps), most)
+		}
+		starts := sm.log.get("odd") // on its phase from the second run
+		for i := 2; i < len(starts); i++ {
+			if gap := starts[i] - starts[i-1]; gap != odd.Interval {
+				t.Errorf("odd: run %d %s after the previous one, want exactly %s: 1s does not divide its interval", i, gap, odd.Interval)
+			}
+		}
+	})
+}
