@@ -26,6 +26,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -95,10 +96,15 @@ func cpuSeconds(t *testing.T, pid int) float64 {
 	return float64(ut+st) / 100 // USER_HZ
 }
 
-func writeScaleConfig(t *testing.T, target string, n int) string {
+// writeScaleConfig writes n http checks against target; global adds
+// settings to the global block ("key: value, ...").
+func writeScaleConfig(t *testing.T, target string, n int, global string) string {
 	t.Helper()
 	var b strings.Builder
-	fmt.Fprintf(&b, "global: {interval: 1m, timeout: 5s, startup_splay: 1m, max_concurrency: %d}\n", scaleConcurrency)
+	if global != "" {
+		global = ", " + global
+	}
+	fmt.Fprintf(&b, "global: {interval: 1m, timeout: 5s, startup_splay: 1m, max_concurrency: %d%s}\n", scaleConcurrency, global)
 	if n == 0 {
 		b.WriteString("checks: []\n")
 	} else {
@@ -116,6 +122,13 @@ func writeScaleConfig(t *testing.T, target string, n int) string {
 
 // runsTotal sums vigil_check_runs_total by result from a /metrics scrape.
 func runsTotal(t *testing.T, base string) (success, failure float64, size int) {
+	success, failure, _, size = scrapeRuns(t, base)
+	return success, failure, size
+}
+
+// scrapeRuns reads /metrics once: vigil_check_runs_total summed by result,
+// and every check's last measured duration in ms, sorted.
+func scrapeRuns(t *testing.T, base string) (success, failure float64, durations []float64, size int) {
 	t.Helper()
 	resp, err := http.Get(base + "/metrics")
 	if err != nil {
@@ -127,6 +140,12 @@ func runsTotal(t *testing.T, base string) (success, failure float64, size int) {
 		t.Fatal(err)
 	}
 	for line := range strings.SplitSeq(string(b), "\n") {
+		if strings.HasPrefix(line, "vigil_check_duration_seconds{") {
+			if v, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64); err == nil {
+				durations = append(durations, 1000*v)
+			}
+			continue
+		}
 		if !strings.HasPrefix(line, "vigil_check_runs_total{") {
 			continue
 		}
@@ -140,7 +159,8 @@ func runsTotal(t *testing.T, base string) (success, failure float64, size int) {
 			success += v
 		}
 	}
-	return success, failure, len(b)
+	slices.Sort(durations)
+	return success, failure, durations, len(b)
 }
 
 // timeGet fetches url k times and returns the median wall time (loopback,
@@ -177,16 +197,41 @@ type scaleVigil struct {
 	rssViewed            float64
 	buckets              []int // check starts per 5 s of the window (from the store)
 	perSecMin, perSecMax int
+	// durP50, durP99 are percentiles over the checks of their last
+	// measured run duration (ms), read at the end of the window.
+	durP50, durP99 float64
 }
+
+// scaleRun varies a measured run: flags added to vigil's command line,
+// settings added to the config's global block.
+type scaleRun struct {
+	flags  []string
+	global string
+}
+
+var (
+	// noPageout turns off memtune.ReleasePages.
+	noPageout = scaleRun{flags: []string{"--no-memory.release-code-pages"}}
+	// exactTimes turns off the scheduler's grid: every run at its own time.
+	exactTimes = scaleRun{global: "schedule_granularity: 0s"}
+)
 
 // measureVigil runs `vigil run` with n http checks, waits warmup, and
 // measures over window. Endpoint timings are taken after the window, so
 // they are not in its CPU.
 // measureVigil runs `vigil run` with n checks; extra flags are added to
 // its command line.
-func measureVigil(t *testing.T, bin, target string, n int, warmup, window time.Duration, extra ...string) scaleVigil {
+func measureVigil(t *testing.T, bin, target string, n int, warmup, window time.Duration, runs ...scaleRun) scaleVigil {
 	t.Helper()
-	cfg := writeScaleConfig(t, target, n)
+	var extra []string
+	var global []string
+	for _, r := range runs {
+		extra = append(extra, r.flags...)
+		if r.global != "" {
+			global = append(global, r.global)
+		}
+	}
+	cfg := writeScaleConfig(t, target, n, strings.Join(global, ", "))
 	db := filepath.Join(t.TempDir(), "vigil.db")
 	addr := freeAddr(t)
 	base := "http://" + addr
@@ -234,7 +279,10 @@ func measureVigil(t *testing.T, bin, target string, n int, warmup, window time.D
 		time.Sleep(min(left, scaleBucket))
 	}
 	c1, w1 := cpuSeconds(t, pid), time.Now()
-	s1, f1, _ := runsTotal(t, base)
+	s1, f1, durations, _ := scrapeRuns(t, base)
+	if len(durations) > 0 {
+		r.durP50, r.durP99 = durations[len(durations)/2], durations[len(durations)*99/100]
+	}
 	r.rss, r.anon = median(rss), median(anon)
 	r.cpu, r.window = c1-c0, w1.Sub(w0).Seconds()
 	r.runs, r.failures = s1+f1-s0-f0, f1-f0
@@ -261,9 +309,6 @@ func measureVigil(t *testing.T, bin, target string, n int, warmup, window time.D
 	return r
 }
 
-// noPageout is the flag that turns off memtune.ReleasePages.
-const noPageout = "--no-memory.release-code-pages"
-
 func pageoutLine(n string, with, without scaleVigil) string {
 	perRun := func(v scaleVigil) string {
 		if v.runs == 0 {
@@ -273,6 +318,11 @@ func pageoutLine(n string, with, without scaleVigil) string {
 	}
 	return fmt.Sprintf("| %s | %.1f | %.1f | %.1f / %.1f | %.1f / %.1f | %s / %s |", n, with.rss, without.rss,
 		with.anon, without.anon, with.rssViewed, without.rssViewed, perRun(with), perRun(without))
+}
+
+func gridLine(n int, gran string, v scaleVigil) string {
+	return fmt.Sprintf("| %d | %s | %.3f | %.2f | %.2f | %.1f | %d–%d |", n, gran, 1000*v.cpu/max(v.runs, 1),
+		v.durP50, v.durP99, v.rss, v.perSecMin, v.perSecMax)
 }
 
 func startHistogram(t *testing.T, db string, from, to time.Time) (buckets []int, perSecMin, perSecMax int) {
@@ -443,6 +493,7 @@ func TestPeerScale(t *testing.T) {
 	// (--no-memory.release-code-pages): whether it still earns its place.
 	idleKeep := measureVigil(t, bin, target, 0, min(s.warmup, 30*time.Second), s.window, noPageout)
 	pageoutLines := []string{pageoutLine("0 (idle)", idle, idleKeep)}
+	var gridLines []string
 
 	bbPid, bbAddr := startBlackbox(t)
 	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
@@ -455,9 +506,9 @@ func TestPeerScale(t *testing.T) {
 	for _, n := range s.ns {
 		v := measureVigil(t, bin, target, n, s.warmup, s.window)
 		perRun := 1000 * v.cpu / max(v.runs, 1)
-		t.Logf("N=%d vigil: RSS %.1f MiB (anon %.1f, max %.1f; %.1f after the pages), CPU %.2f s in %.1f s (%.2f%% of a core), %.0f runs (%.0f failed; expected %.0f), %.3f ms CPU per run; GET / %.1f ms (%d KB), API page %.1f ms, /metrics %d KB",
+		t.Logf("N=%d vigil: RSS %.1f MiB (anon %.1f, max %.1f; %.1f after the pages), CPU %.2f s in %.1f s (%.2f%% of a core), %.0f runs (%.0f failed; expected %.0f), %.3f ms CPU per run; check duration p50 %.2f ms, p99 %.2f ms; GET / %.1f ms (%d KB), API page %.1f ms, /metrics %d KB",
 			n, v.rss, v.anon, v.rssMax, v.rssViewed, v.cpu, v.window, 100*v.cpu/v.window, v.runs, v.failures,
-			float64(n)*v.window/scaleInterval.Seconds(), perRun, v.pageMS, v.pageBytes/1024, v.apiMS, v.metricBytes/1024)
+			float64(n)*v.window/scaleInterval.Seconds(), perRun, v.durP50, v.durP99, v.pageMS, v.pageBytes/1024, v.apiMS, v.metricBytes/1024)
 		t.Logf("N=%d check starts per %s of the window (from the store; even would be %.0f, per second %.1f; per second min %d, max %d):",
 			n, scaleBucket, float64(n)*scaleBucket.Seconds()/scaleInterval.Seconds(), float64(n)/scaleInterval.Seconds(), v.perSecMin, v.perSecMax)
 		most := 1
@@ -481,8 +532,13 @@ func TestPeerScale(t *testing.T) {
 		if n == s.ns[len(s.ns)-1] {
 			keep := measureVigil(t, bin, target, n, s.warmup, s.window, noPageout)
 			pageoutLines = append(pageoutLines, pageoutLine(strconv.Itoa(n), v, keep))
+			exact := measureVigil(t, bin, target, n, s.warmup, s.window, exactTimes)
+			gridLines = append(gridLines, gridLine(n, "1s (default)", v), gridLine(n, "0s (exact times)", exact))
 		}
 	}
+	t.Logf("schedule_granularity on and off, each in its own run (check duration: the checks' last measured run, percentiles over the checks at the end of the window):\n%s\n%s",
+		"| checks | schedule_granularity | vigil CPU ms/run | check duration p50 ms | p99 ms | RSS MiB | check starts per second min–max |\n|---:|---|---:|---:|---:|---:|---:|",
+		strings.Join(gridLines, "\n"))
 	t.Logf("release of the executable's pages (MADV_PAGEOUT after start-up and every 5 min) on and off, each in its own run:\n%s\n%s",
 		"| checks | RSS MiB with | RSS MiB without | RssAnon with / without | RSS after the pages with / without | CPU ms/run with / without |\n|---:|---:|---:|---:|---:|---:|",
 		strings.Join(pageoutLines, "\n"))
@@ -513,7 +569,7 @@ func TestPeerScaleSoak(t *testing.T) {
 	}
 	bin := buildVigil(t)
 	target := testenv.OKServer(t)
-	cfg := writeScaleConfig(t, target, n)
+	cfg := writeScaleConfig(t, target, n, "")
 	dir := t.TempDir()
 	addr := freeAddr(t)
 	base := "http://" + addr

@@ -1,6 +1,7 @@
 package checkstate
 
 import (
+	"crypto/sha256"
 	"fmt"
 	"log/slog"
 	"time"
@@ -46,9 +47,16 @@ func Jobs(cfg *config.Config, stateDir string, log *slog.Logger) ([]scheduler.Jo
 			Timeout:     time.Duration(c.Timeout),
 			Jitter:      time.Duration(cfg.Global.Jitter),
 			Splay:       time.Duration(cfg.Global.StartupSplay),
-			Fingerprint: fmt.Sprintf("%s|jitter=%s|splay=%s", c.Fingerprint(), cfg.Global.Jitter, cfg.Global.StartupSplay),
+			Fingerprint: fingerprint(&c, cfg.Global),
 			Prober:      p,
 		})
 	}
 	return jobs, nil
+}
+
+// fingerprint identifies what a check's job runs: the check and the global
+// settings its schedule takes.
+func fingerprint(c *config.Check, g config.Global) scheduler.Fingerprint {
+	sum := sha256.Sum256(fmt.Appendf(nil, "%s|jitter=%s|splay=%s", c.Fingerprint(), g.Jitter, g.StartupSplay))
+	return scheduler.Fingerprint(sum[:16])
 }

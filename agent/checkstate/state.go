@@ -51,7 +51,7 @@ func (s *State) Set(cfg *config.Config, jobs []scheduler.Job) (stale []string) {
 	for i, c := range cfg.Checks {
 		checks[c.Name] = i
 	}
-	kept := make(map[string]string, len(jobs))
+	kept := make(map[string]scheduler.Fingerprint, len(jobs))
 	for _, j := range jobs {
 		kept[j.Name] = j.Fingerprint
 	}

@@ -29,12 +29,12 @@ func TestDiagnosticLines(t *testing.T) {
 func TestSetReportsStaleChecks(t *testing.T) {
 	t.Parallel()
 	cfg := &config.Config{Checks: []config.Check{{Name: "a"}, {Name: "b"}, {Name: "c"}}}
-	s := New(cfg, []scheduler.Job{{Name: "a", Fingerprint: "1"}, {Name: "b", Fingerprint: "1"}, {Name: "c", Fingerprint: "1"}})
+	s := New(cfg, []scheduler.Job{{Name: "a", Fingerprint: scheduler.Fingerprint{49}}, {Name: "b", Fingerprint: scheduler.Fingerprint{49}}, {Name: "c", Fingerprint: scheduler.Fingerprint{49}}})
 	for _, n := range []string{"a", "b", "c"} {
 		s.Record(n, &probes.Result{Success: true})
 	}
 	cfg2 := &config.Config{Checks: []config.Check{{Name: "a"}, {Name: "b"}}}
-	stale := s.Set(cfg2, []scheduler.Job{{Name: "a", Fingerprint: "1"}, {Name: "b", Fingerprint: "2"}})
+	stale := s.Set(cfg2, []scheduler.Job{{Name: "a", Fingerprint: scheduler.Fingerprint{49}}, {Name: "b", Fingerprint: scheduler.Fingerprint{50}}})
 	if strings.Join(stale, ",") != "b,c" {
 		t.Errorf("stale %v, want b (changed) and c (removed)", stale)
 	}

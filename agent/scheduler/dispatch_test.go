@@ -2,6 +2,7 @@ package scheduler
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"runtime"
@@ -9,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/vigil-project/vigil/probes"
@@ -23,7 +25,7 @@ func idleJobs(n int, p probes.Prober) []Job {
 		if SplayOffset(name, time.Hour, time.Hour) < time.Minute {
 			continue
 		}
-		jobs = append(jobs, Job{Name: name, Interval: time.Hour, Splay: time.Hour, Timeout: time.Second, Fingerprint: "1", Prober: p})
+		jobs = append(jobs, Job{Name: name, Interval: time.Hour, Splay: time.Hour, Timeout: time.Second, Fingerprint: Fingerprint{49}, Prober: p})
 	}
 	return jobs
 }
@@ -141,15 +143,15 @@ func TestUpdateReplacesJobMidRun(t *testing.T) {
 	})
 	c := newCollector()
 	opts := Options{MaxConcurrency: 4, OnResult: c.onResult,
-		OnStart: func(j *Job) { log.add("start %s/%s", j.Name, j.Fingerprint) },
-		OnStop:  func(j *Job) { log.add("stop %s/%s", j.Name, j.Fingerprint) }}
-	tick := Job{Name: "tick", Interval: 10 * time.Millisecond, Timeout: time.Second, Fingerprint: "1", Prober: pass}
-	s := start(t, opts, Job{Name: "a", Interval: time.Hour, Timeout: 10 * time.Second, Fingerprint: "1", Prober: slow}, tick)
+		OnStart: func(j *Job) { log.add("start %s/%s", j.Name, j.Fingerprint[:1]) },
+		OnStop:  func(j *Job) { log.add("stop %s/%s", j.Name, j.Fingerprint[:1]) }}
+	tick := Job{Name: "tick", Interval: 10 * time.Millisecond, Timeout: time.Second, Fingerprint: Fingerprint{49}, Prober: pass}
+	s := start(t, opts, Job{Name: "a", Interval: time.Hour, Timeout: 10 * time.Second, Fingerprint: Fingerprint{49}, Prober: slow}, tick)
 	<-entered
 
 	ticks := len(c.get("tick"))
 	if err := s.Update(context.Background(), []Job{
-		{Name: "a", Interval: time.Hour, Timeout: time.Second, Fingerprint: "2", Prober: pass}, tick,
+		{Name: "a", Interval: time.Hour, Timeout: time.Second, Fingerprint: Fingerprint{50}, Prober: pass}, tick,
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -264,4 +266,72 @@ func TestProbeWorkersReused(t *testing.T) {
 		t.Errorf("50 runs in a row probed on %d goroutines; want the same worker", n)
 	}
 	waitFor(t, 3*workerIdle, "the idle worker to exit", func() bool { return runtime.NumGoroutine() <= before })
+}
+
+// TestRunNowOfStoppedCheck: RunNow returns "stopped" rather than waiting
+// for ever when its check stops first: removed while RunNow waits behind
+// a run in flight, removed under RunNow's own run, the scheduler shut down,
+// or RunNow called after it has.
+func TestRunNowOfStoppedCheck(t *testing.T) {
+	tests := []struct {
+		name string
+		// busy: a scheduled run is in flight when RunNow is called.
+		busy bool
+		// stop ends the check: an update without it, or Run's end.
+		stop func(ctx context.Context, s *Scheduler, cancel func())
+		// after: RunNow is called after stop.
+		after bool
+	}{
+		{"removed while RunNow waits for the run in flight", true,
+			func(ctx context.Context, s *Scheduler, _ func()) { s.Update(ctx, nil) }, false},
+		{"removed under RunNow's own run", false,
+			func(ctx context.Context, s *Scheduler, _ func()) { s.Update(ctx, nil) }, false},
+		{"scheduler shut down", true, func(_ context.Context, _ *Scheduler, cancel func()) { cancel() }, false},
+		// The scheduler has no checks left then: "unknown check".
+		{"called after the scheduler shut down", false, func(_ context.Context, _ *Scheduler, cancel func()) { cancel() }, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				// The probe runs until its run is cancelled.
+				p := probes.ProberFunc(func(ctx context.Context, _ *slog.Logger) probes.Result {
+					<-ctx.Done()
+					return probes.Failf(probes.ReasonTimeout, "cancelled")
+				})
+				splay := time.Hour
+				if tt.busy {
+					splay = 0 // due at once
+				}
+				s := New(Options{MaxConcurrency: 2})
+				ctx, cancel := context.WithCancel(context.Background())
+				exited := make(chan struct{})
+				go func() { s.Run(ctx); close(exited) }()
+				job := Job{Name: "c", Interval: time.Hour, Splay: splay, Timeout: time.Hour, Prober: p}
+				if err := s.Update(ctx, []Job{job}); err != nil {
+					t.Fatal(err)
+				}
+				synctest.Wait()
+				var err error
+				got := make(chan struct{})
+				if tt.after {
+					tt.stop(context.Background(), s, cancel)
+					<-exited
+					_, err = s.RunNow(context.Background(), "c")
+				} else {
+					go func() {
+						_, err = s.RunNow(context.Background(), "c")
+						close(got)
+					}()
+					synctest.Wait() // RunNow waits for its run
+					tt.stop(context.Background(), s, cancel)
+					<-got
+				}
+				if err == nil || !strings.Contains(err.Error(), "stopped") && !errors.Is(err, ErrUnknownCheck) {
+					t.Errorf("RunNow = %v, want the check stopped", err)
+				}
+				cancel()
+				<-exited
+			})
+		})
+	}
 }

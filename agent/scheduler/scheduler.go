@@ -36,9 +36,14 @@ type Job struct {
 	Splay time.Duration
 	// Fingerprint identifies the job's configuration; Update keeps a running
 	// job whose fingerprint is unchanged.
-	Fingerprint string
+	Fingerprint Fingerprint
 	Prober      probes.Prober
 }
+
+// Fingerprint is a hash of a job's configuration: 16 bytes inline rather
+// than a string of its own for each of thousands of jobs, twice (the
+// agent's jobs and the scheduler's runners).
+type Fingerprint [16]byte
 
 // Options configures a Scheduler.
 type Options struct {
@@ -104,6 +109,8 @@ type Scheduler struct {
 
 	mu      sync.Mutex
 	runners map[string]*runner // written only by the dispatcher
+	// exited is closed once Run has returned.
+	exited chan struct{}
 }
 
 type update struct {
@@ -128,9 +135,6 @@ type ended struct {
 
 type runner struct {
 	job Job
-	// done is closed once the runner has stopped: its run in flight and its
-	// stream, if any, have returned.
-	done chan struct{}
 	// abandoned is set while a timed-out probe has not yet returned; no
 	// new run starts until it does, so runs of one check never overlap.
 	// Only the run in flight touches it.
@@ -153,7 +157,10 @@ type runner struct {
 	running, stopped bool
 	// live counts the runner's goroutines: the run in flight and the stream.
 	live int
-	// asked holds the replies of waiting RunNow calls, one run each, in order.
+	// asked holds the replies of waiting RunNow calls, one run each, in
+	// order. Each reply gets its run's result, or is closed when the runner
+	// stops first: a runner has no channel of its own for that, which at
+	// thousands of checks was 100 bytes each.
 	asked []chan probes.Result
 	// cancelRun cancels the run in flight, cancelStream the stream.
 	cancelRun, cancelStream context.CancelFunc
@@ -229,6 +236,7 @@ func New(opts Options) *Scheduler {
 		ended:   make(chan ended),
 		work:    make(chan probeWork),
 		runners: map[string]*runner{},
+		exited:  make(chan struct{}),
 	}
 }
 
@@ -237,6 +245,7 @@ func New(opts Options) *Scheduler {
 // dispatcher: it starts due runs, serves Update and RunNow, and hears every
 // run and stream return.
 func (s *Scheduler) Run(ctx context.Context) {
+	defer close(s.exited)
 	d := &dispatcher{s: s}
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
@@ -332,7 +341,7 @@ func (d *dispatcher) apply(ctx context.Context) {
 			if _, ok := next[j.Name]; ok {
 				continue
 			}
-			r := &runner{job: j, done: make(chan struct{}), index: -1}
+			r := &runner{job: j, index: -1}
 			next[j.Name] = r
 			d.s.opts.OnStart(&r.job)
 			d.begin(ctx, r)
@@ -384,7 +393,10 @@ func (d *dispatcher) stop(r *runner) {
 
 // retire marks a stopped runner done, with nothing of it still running.
 func (d *dispatcher) retire(r *runner) {
-	close(r.done)
+	for _, reply := range r.asked {
+		close(reply) // RunNow sees the check stopped
+	}
+	r.asked = nil
 	d.s.opts.OnStop(&r.job)
 	d.stopping--
 }
@@ -414,11 +426,14 @@ func (d *dispatcher) run(ctx context.Context, r *runner, held bool) {
 		defer cancel()
 		start := time.Now()
 		res, ok := s.execute(rctx, ctx.Done(), r, held)
-		if ok {
+		switch {
+		case ok:
 			s.opts.OnResult(&r.job, res)
 			if reply != nil {
 				reply <- res
 			}
+		case reply != nil:
+			close(reply) // the check stopped under the run
 		}
 		s.ended <- ended{r: r, due: due, start: start, success: res.Success}
 	}()
@@ -475,6 +490,7 @@ func (d *dispatcher) ended(ctx context.Context, e ended) {
 func (d *dispatcher) runNow(ctx context.Context, req nowRequest) {
 	r := req.r
 	if r.stopped {
+		close(req.reply)
 		return
 	}
 	r.asked = append(r.asked, req.reply)
@@ -515,16 +531,17 @@ func (s *Scheduler) RunNow(ctx context.Context, name string) (probes.Result, err
 	reply := make(chan probes.Result, 1)
 	select {
 	case s.now <- nowRequest{r: r, reply: reply}:
-	case <-r.done:
+	case <-s.exited:
 		return probes.Result{}, fmt.Errorf("check %q was stopped", name)
 	case <-ctx.Done():
 		return probes.Result{}, ctx.Err()
 	}
 	select {
-	case res := <-reply:
+	case res, ok := <-reply:
+		if !ok {
+			return probes.Result{}, fmt.Errorf("check %q was stopped", name)
+		}
 		return res, nil
-	case <-r.done:
-		return probes.Result{}, fmt.Errorf("check %q was stopped", name)
 	case <-ctx.Done():
 		return probes.Result{}, ctx.Err()
 	}

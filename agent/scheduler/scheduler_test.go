@@ -362,7 +362,7 @@ func TestRunNowAndUpdate(t *testing.T) {
 	c := newCollector()
 	ctx := context.Background()
 	s := start(t, Options{MaxConcurrency: 2, OnResult: c.onResult},
-		Job{Name: "a", Interval: time.Hour, Splay: time.Hour, Timeout: time.Second, Fingerprint: "1", Prober: pass})
+		Job{Name: "a", Interval: time.Hour, Splay: time.Hour, Timeout: time.Second, Fingerprint: Fingerprint{49}, Prober: pass})
 	res, err := s.RunNow(ctx, "a")
 	if err != nil || !res.Success || res.Start.IsZero() {
 		t.Fatalf("RunNow = %+v, %v", res, err)
@@ -374,13 +374,13 @@ func TestRunNowAndUpdate(t *testing.T) {
 		return probes.Failf(probes.ReasonCPUHigh, "busy")
 	})
 	// Same fingerprint: the old prober keeps running; new fingerprint: replaced.
-	if err := s.Update(ctx, []Job{{Name: "a", Interval: time.Hour, Timeout: time.Second, Fingerprint: "1", Prober: fail}}); err != nil {
+	if err := s.Update(ctx, []Job{{Name: "a", Interval: time.Hour, Timeout: time.Second, Fingerprint: Fingerprint{49}, Prober: fail}}); err != nil {
 		t.Fatal(err)
 	}
 	if res, _ := s.RunNow(ctx, "a"); !res.Success {
 		t.Errorf("unchanged job was replaced")
 	}
-	if err := s.Update(ctx, []Job{{Name: "a", Interval: time.Hour, Timeout: time.Second, Fingerprint: "2", Prober: fail}}); err != nil {
+	if err := s.Update(ctx, []Job{{Name: "a", Interval: time.Hour, Timeout: time.Second, Fingerprint: Fingerprint{50}, Prober: fail}}); err != nil {
 		t.Fatal(err)
 	}
 	if res, _ := s.RunNow(ctx, "a"); res.Success {
@@ -506,7 +506,7 @@ func TestStreamingRunner(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { s.Run(ctx); close(done) }()
-	job := Job{Name: "logs", Type: "logscan", Interval: time.Hour, Recheck: time.Hour, Timeout: time.Second, Fingerprint: "a", Prober: st}
+	job := Job{Name: "logs", Type: "logscan", Interval: time.Hour, Recheck: time.Hour, Timeout: time.Second, Fingerprint: Fingerprint{97}, Prober: st}
 	if err := s.Update(ctx, []Job{job}); err != nil {
 		t.Fatal(err)
 	}
@@ -519,7 +519,7 @@ func TestStreamingRunner(t *testing.T) {
 	}
 	st2 := &streamer{}
 	job2 := job
-	job2.Fingerprint, job2.Prober = "b", st2
+	job2.Fingerprint, job2.Prober = Fingerprint{98}, st2
 	s.Update(ctx, []Job{job2})
 	if st.stops.Load() != 1 || stopped.Load() != 1 || started.Load() != 2 {
 		t.Fatalf("changed job: old stops %d, OnStop %d, OnStart %d", st.stops.Load(), stopped.Load(), started.Load())

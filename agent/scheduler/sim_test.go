@@ -32,7 +32,7 @@ func simJobs(n int, interval, splay, probe time.Duration, hook func()) []schedul
 	jobs := make([]scheduler.Job, n)
 	for i := range jobs {
 		jobs[i] = scheduler.Job{Name: fmt.Sprintf("check-%05d", i), Type: "fake", Interval: interval,
-			Timeout: 5 * time.Second, Splay: splay, Fingerprint: "1", Prober: p}
+			Timeout: 5 * time.Second, Splay: splay, Fingerprint: scheduler.Fingerprint{49}, Prober: p}
 	}
 	return jobs
 }

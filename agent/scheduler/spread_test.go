@@ -218,7 +218,7 @@ func TestReloadKeepsSchedules(t *testing.T) {
 		}
 		for j := range jobs {
 			if jobs[j].Name == changed {
-				jobs[j].Fingerprint = "2"
+				jobs[j].Fingerprint = scheduler.Fingerprint{50}
 			}
 		}
 		return slices.DeleteFunc(jobs, func(j scheduler.Job) bool { return j.Name == removed })

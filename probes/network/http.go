@@ -12,6 +12,7 @@ import (
 	"net/http/httptrace"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -358,6 +359,7 @@ func (h *HTTP) Probe(ctx context.Context, log *slog.Logger) probes.Result {
 	res.Phases = res.Phases[:0]
 	h.addPhases(&res, t, time.Now())
 
+	res.Values = slices.Grow(res.Values, 4)
 	res.AddKeyValue("vigil_http_status_code", float64(resp.StatusCode))
 	res.AddValue("vigil_http_response_bytes", float64(len(body)))
 	res.AddValue("vigil_http_version", httpVersion(resp))
@@ -464,8 +466,7 @@ func (h *HTTP) addPhases(res *probes.Result, t *phaseTimer, bodyDone time.Time) 
 }
 
 func httpVersion(resp *http.Response) float64 {
-	v, _ := strconv.ParseFloat(fmt.Sprintf("%d.%d", resp.ProtoMajor, resp.ProtoMinor), 64)
-	return v
+	return float64(resp.ProtoMajor) + float64(min(max(resp.ProtoMinor, 0), 9))/10
 }
 
 // redirectCount walks the chain of responses that led to this one.

@@ -351,3 +351,14 @@ func TestHTTPProxy(t *testing.T) {
 		t.Errorf("proxy: %q %s; proxy saw %q", r.Reason, r.Message, seen)
 	}
 }
+
+func TestHTTPVersionValue(t *testing.T) {
+	for _, tt := range []struct {
+		major, minor int
+		want         float64
+	}{{1, 0, 1.0}, {1, 1, 1.1}, {2, 0, 2}, {3, 0, 3}} {
+		if got := httpVersion(&http.Response{ProtoMajor: tt.major, ProtoMinor: tt.minor}); got != tt.want {
+			t.Errorf("HTTP/%d.%d: vigil_http_version %v, want %v", tt.major, tt.minor, got, tt.want)
+		}
+	}
+}
