@@ -113,8 +113,10 @@ bench-peer:
 # prometheus-blackbox-exporter): `vigil run` with N http checks at a 1m
 # interval against a local target (RSS, CPU ms per run, status page and API
 # times, /metrics size, check starts per 5 s), and /probe driven for the same
-# N targets at the same rate. VIGIL_SCALE_N (default 1000,10000),
-# VIGIL_SCALE_WARMUP (default 3m30s) and VIGIL_SCALE_WINDOW (default 60s).
+# N targets at the same rate; the largest N again without the release of
+# code pages and with schedule_granularity 0s. VIGIL_SCALE_N (default
+# 1000,10000), VIGIL_SCALE_WARMUP (default 3m30s) and VIGIL_SCALE_WINDOW
+# (default 60s).
 bench-scale:
 	$(GO) test -tags peerbench -run TestPeerScale -count 1 -v -timeout 60m ./agent/
 
