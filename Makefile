@@ -11,7 +11,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 CONFIG      ?= examples/vigil.yml
 FUZZTIME    ?= 15s
 
-.PHONY: all build image package run test lint bench bench-peer bench-scale bench-sched bench-soak bench-rules bench-db bench-invoice bench-logscan bench-notify bench-ui fuzz clean
+.PHONY: all build image package run test lint bench bench-peer bench-scale bench-sched bench-soak bench-wakeup bench-rules bench-db bench-invoice bench-logscan bench-notify bench-ui fuzz clean
 
 all: build
 
@@ -130,6 +130,12 @@ bench-rules:
 # the status page, a check page and the API fetched every 5 minutes.
 bench-soak:
 	$(GO) test -tags peerbench -run TestPeerScaleSoak -count 1 -v -timeout 3h ./agent/
+
+# Why runs go on a grid (global.schedule_granularity): a process's CPU per
+# fresh loopback HTTP request, one at a time against several together, at
+# the same rate (VIGIL_WAKEUP_WINDOW per row, default 30s).
+bench-wakeup:
+	$(GO) test -tags peerbench -run '^TestWakeupCost$$' -count 1 -v -timeout 20m ./agent/scheduler/
 
 # The scheduler at 10,000 checks: first runs over the start-up splay and run
 # starts per 5 s (fake clock), the start-up peak without splay, and
