@@ -25,6 +25,8 @@ type snapshotter struct {
 	// last maps a source series' hash to what it became, so an unchanged
 	// series reuses its labels instead of building them again.
 	last map[uint64]series
+	// lastT is the time (ms) of the last snapshot taken.
+	lastT int64
 }
 
 type series struct {
@@ -38,8 +40,19 @@ func newSnapshotter(src rules.Source, external labels.Labels, rcs []*relabel.Con
 
 // take reads every series at ts and returns its samples. A read error
 // keeps what was read and marks nothing stale.
+//
+// A snapshot in the same millisecond as the previous one, or earlier (the
+// wall clock stepped back), is not taken: it would repeat the timestamps
+// of the one before or go back in time, and a receiver rejects a batch
+// holding a second value at the same timestamp or an out-of-order sample
+// (Prometheus answers 400, and the batch is dropped). Two ticks of the
+// snapshot ticker come within a millisecond when the first was late.
 func (s *snapshotter) take(ts time.Time) ([]sample, error) {
 	t := ts.UnixMilli()
+	if t <= s.lastT {
+		return nil, nil
+	}
+	s.lastT = t
 	seen := make(map[uint64]series, len(s.last))
 	out := make([]sample, 0, len(s.last))
 	b := labels.NewBuilder(labels.EmptyLabels())
