@@ -63,6 +63,45 @@ func (s *Store) Summaries(ctx context.Context, check string, limit int) ([]Summa
 	if err != nil {
 		return nil, fmt.Errorf("query check history: %w", err)
 	}
+	return scanSummaries(rows)
+}
+
+// SummariesOf is Summaries for several checks, keyed by check name (a
+// check without runs has none): one reader connection and one prepared
+// statement for all of them, not a connection from the pool and a parse
+// of the query per check. A page of the API reads a hundred.
+func (s *Store) SummariesOf(ctx context.Context, checks []string, limit int) (map[string][]Summary, error) {
+	if limit <= 0 {
+		limit = -1
+	}
+	out := make(map[string][]Summary, len(checks))
+	if len(checks) == 0 {
+		return out, nil
+	}
+	conn, err := s.r.Conn(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("query check history: %w", err)
+	}
+	defer conn.Close()
+	stmt, err := conn.PrepareContext(ctx, summariesQuery)
+	if err != nil {
+		return nil, fmt.Errorf("query check history: %w", err)
+	}
+	defer stmt.Close()
+	for _, check := range checks {
+		rows, err := stmt.QueryContext(ctx, check, limit)
+		if err != nil {
+			return nil, fmt.Errorf("query check history: %w", err)
+		}
+		if out[check], err = scanSummaries(rows); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// scanSummaries reads and closes the rows of summariesQuery.
+func scanSummaries(rows *sql.Rows) ([]Summary, error) {
 	defer rows.Close()
 	var out []Summary
 	for rows.Next() {

@@ -623,6 +623,40 @@ func BenchmarkHistory(b *testing.B) {
 	}
 }
 
+// BenchmarkSummariesPage measures what one /api/v1/checks page reads:
+// the last 20 runs of each of 100 checks among 5,000.
+func BenchmarkSummariesPage(b *testing.B) {
+	ctx := context.Background()
+	s := openStore(b, filepath.Join(b.TempDir(), "vigil.db"), Options{})
+	t0 := time.Now()
+	for i := range 100_000 {
+		s.Record(sample(fmt.Sprintf("c%04d", i%5000), t0.Add(time.Duration(i)*time.Millisecond), i%7 != 0))
+	}
+	flush(b, s)
+	b.ReportAllocs()
+	page := make([]string, 100)
+	for c := range page {
+		page[c] = fmt.Sprintf("c%04d", 2000+c)
+	}
+	b.Run("one query each", func(b *testing.B) {
+		for b.Loop() {
+			for _, c := range page {
+				if h, err := s.Summaries(ctx, c, 20); err != nil || len(h) != 20 {
+					b.Fatalf("Summaries = %d rows, %v", len(h), err)
+				}
+			}
+		}
+	})
+	b.Run("SummariesOf", func(b *testing.B) {
+		for b.Loop() {
+			hs, err := s.SummariesOf(ctx, page, 20)
+			if err != nil || len(hs) != 100 || len(hs[page[99]]) != 20 {
+				b.Fatalf("SummariesOf = %d checks, %v", len(hs), err)
+			}
+		}
+	})
+}
+
 func TestRunbookJournal(t *testing.T) {
 	ctx := context.Background()
 	s, err := Open(ctx, filepath.Join(t.TempDir(), "v.db"), Options{})
@@ -658,5 +692,34 @@ func TestRunbookJournal(t *testing.T) {
 	s.RunbookStatePut(ctx, "cooldown/x", "")
 	if _, ok, _ := s.RunbookStateGet(ctx, "cooldown/x"); ok {
 		t.Error("state not deleted")
+	}
+}
+
+// TestSummariesOf: the batched read answers each check as Summaries does,
+// and a check without runs with none.
+func TestSummariesOf(t *testing.T) {
+	ctx := context.Background()
+	s := openStore(t, filepath.Join(t.TempDir(), "vigil.db"), Options{})
+	t0 := time.Now()
+	for i := range 30 {
+		s.Record(sample(fmt.Sprintf("c%d", i%3), t0.Add(time.Duration(i)*time.Second), i%4 != 0))
+	}
+	flush(t, s)
+	names := []string{"c0", "c2", "never-ran"}
+	got, err := s.SummariesOf(ctx, names, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range names {
+		want, err := s.Summaries(ctx, name, 5)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got[name], want) {
+			t.Errorf("%s: SummariesOf %v, Summaries %v", name, got[name], want)
+		}
+	}
+	if len(got["c0"]) != 5 || len(got["never-ran"]) != 0 {
+		t.Errorf("c0 %d runs (want 5), never-ran %d (want 0)", len(got["c0"]), len(got["never-ran"]))
 	}
 }

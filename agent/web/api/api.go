@@ -83,7 +83,7 @@ type Drills interface {
 
 // Store is what the API reads from the agent's store.
 type Store interface {
-	Summaries(ctx context.Context, check string, limit int) ([]store.Summary, error)
+	SummariesOf(ctx context.Context, checks []string, limit int) (map[string][]store.Summary, error)
 	OutboxItems(ctx context.Context, state string, limit int) ([]*store.OutboxItem, error)
 	OutboxByIDs(ctx context.Context, ids []int64) ([]*store.OutboxItem, error)
 	Runs(ctx context.Context, limit int, states ...string) ([]store.RunRow, error)

@@ -141,12 +141,16 @@ func (api *API) withHistory(ctx context.Context, views []client.CheckView, limit
 	if limit <= 0 {
 		return nil
 	}
+	names := make([]string, len(views))
 	for i := range views {
-		hist, err := api.store.Summaries(ctx, views[i].Name, limit)
-		if err != nil {
-			return err
-		}
-		for _, rec := range hist {
+		names[i] = views[i].Name
+	}
+	hists, err := api.store.SummariesOf(ctx, names, limit)
+	if err != nil {
+		return err
+	}
+	for i := range views {
+		for _, rec := range hists[views[i].Name] {
 			views[i].History = append(views[i].History, client.HistoryEntry{
 				Start:           rec.Start.UTC(),
 				Success:         rec.Success,
