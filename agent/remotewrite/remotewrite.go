@@ -291,6 +291,9 @@ func (r *remote) waitReady(ctx context.Context, d time.Duration) bool {
 }
 
 func (r *remote) snapshot(now time.Time) {
+	if !r.snap.due(now) {
+		return // in the millisecond of the last one (see take): not counted
+	}
 	ss, err := r.snap.take(now)
 	if err != nil {
 		r.log.Warn("remote write read the agent's series", "err", err)

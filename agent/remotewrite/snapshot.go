@@ -48,10 +48,10 @@ func newSnapshotter(src rules.Source, external labels.Labels, rcs []*relabel.Con
 // (Prometheus answers 400, and the batch is dropped). Two ticks of the
 // snapshot ticker come within a millisecond when the first was late.
 func (s *snapshotter) take(ts time.Time) ([]sample, error) {
-	t := ts.UnixMilli()
-	if t <= s.lastT {
+	if !s.due(ts) {
 		return nil, nil
 	}
+	t := ts.UnixMilli()
 	s.lastT = t
 	seen := make(map[uint64]series, len(s.last))
 	out := make([]sample, 0, len(s.last))
@@ -88,6 +88,10 @@ func (s *snapshotter) take(ts time.Time) ([]sample, error) {
 	s.last = seen
 	return out, nil
 }
+
+// due reports whether a snapshot at ts would be taken: it is later, to the
+// millisecond, than the last one.
+func (s *snapshotter) due(ts time.Time) bool { return ts.UnixMilli() > s.lastT }
 
 // build copies a source series and works out its labels for the remote.
 func (s *snapshotter) build(b *labels.Builder, lset labels.Labels) series {
