@@ -105,6 +105,9 @@ type Agent struct {
 	incidents *incident.Recorder
 	remotes   *remotewrite.Manager
 	reloadMu  sync.Mutex
+	// jobs are the loaded config's jobs until Run hands them to the
+	// scheduler, which then owns them (and their probers).
+	jobs []scheduler.Job
 }
 
 // loaded is everything one config builds before any of it is applied.
@@ -175,6 +178,7 @@ func New(ctx context.Context, opts Options) (*Agent, error) {
 // wire builds the subsystems around the open store.
 func (a *Agent) wire(ctx context.Context, l *loaded) error {
 	a.state = checkstate.New(l.cfg, l.jobs)
+	a.jobs = l.jobs
 	a.secrets = redact.New(config.SecretValues(l.cfg))
 	a.sched = scheduler.New(scheduler.Options{
 		MaxConcurrency: l.cfg.Global.MaxConcurrency,
@@ -321,7 +325,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer stopSubs()
 	g, subCtx := errgroup.WithContext(subCtx)
 	g.Go(func() error { a.sched.Run(subCtx); return nil })
-	if err := a.sched.Update(subCtx, a.state.Jobs()); err != nil {
+	jobs := a.jobs
+	a.jobs = nil
+	if err := a.sched.Update(subCtx, jobs); err != nil {
 		stopSubs()
 		g.Wait()
 		return fmt.Errorf("start checks: %w", err)
@@ -360,7 +366,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		return a.web.Serve(ctx, subCtx)
 	})
 	a.web.SetReady(true)
-	a.log.Info("vigil started", "version", version.Version, "config", a.state.Config().File, "checks", len(a.state.Jobs()), "storage", a.opts.StoragePath)
+	a.log.Info("vigil started", "version", version.Version, "config", a.state.Config().File, "checks", len(jobs), "storage", a.opts.StoragePath)
 	err := g.Wait()
 	a.trim.Stop()
 	return err

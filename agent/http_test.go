@@ -42,7 +42,7 @@ func newTestAgentWith(t *testing.T, edit func(*Options)) *Agent {
 	done := make(chan struct{})
 	go func() { a.sched.Run(ctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done; a.closeStore() })
-	if err := a.sched.Update(ctx, a.state.Jobs()); err != nil {
+	if err := a.sched.Update(ctx, a.jobs); err != nil {
 		t.Fatal(err)
 	}
 	return a

@@ -154,7 +154,7 @@ func BenchmarkStatusPage(b *testing.B) {
 	done := make(chan struct{})
 	go func() { a.sched.Run(ctx); close(done) }()
 	defer func() { cancel(); <-done; a.closeStore() }()
-	if err := a.sched.Update(ctx, a.state.Jobs()); err != nil {
+	if err := a.sched.Update(ctx, a.jobs); err != nil {
 		b.Fatal(err)
 	}
 	for range 200 {

@@ -21,6 +21,10 @@ import (
 )
 
 // State is safe for concurrent use.
+//
+// Per check it keeps an index entry, a fingerprint and a pointer: at
+// thousands of checks it holds no copy of the scheduler's jobs (their
+// probers live in the scheduler's runners) and no map of last results.
 type State struct {
 	mu sync.RWMutex
 	// started, ranSinceStart and warm tell the rule engine when the checks
@@ -29,44 +33,52 @@ type State struct {
 	ranSinceStart map[string]bool
 	warm          atomic.Bool
 	cfg           *config.Config
-	// checks indexes cfg.Checks by name.
+	// checks indexes cfg.Checks by name; fps and last are in the order of
+	// cfg.Checks: each check's job fingerprint and last result (nil before
+	// its first).
 	checks map[string]int
-	jobs   []scheduler.Job
-	last   map[string]*probes.Result
+	fps    []scheduler.Fingerprint
+	last   []*probes.Result
 }
 
 // New returns the state of a freshly started agent.
 func New(cfg *config.Config, jobs []scheduler.Job) *State {
-	s := &State{started: time.Now(), ranSinceStart: map[string]bool{}, last: map[string]*probes.Result{}}
+	s := &State{started: time.Now(), ranSinceStart: map[string]bool{}}
 	s.Set(cfg, jobs)
 	return s
 }
 
-// Set installs a (re)loaded config and its jobs. It returns the checks
-// whose series are stale: removed ones (their last result is forgotten)
-// and changed ones (a changed type or label set would otherwise leave the
-// old series behind; they re-create theirs on their next run).
+// Set installs a (re)loaded config and the fingerprints of its jobs. It
+// returns the checks whose series are stale: removed ones (their last
+// result is forgotten) and changed ones (a changed type or label set would
+// otherwise leave the old series behind; they re-create theirs on their
+// next run).
 func (s *State) Set(cfg *config.Config, jobs []scheduler.Job) (stale []string) {
 	checks := make(map[string]int, len(cfg.Checks))
 	for i, c := range cfg.Checks {
 		checks[c.Name] = i
 	}
-	kept := make(map[string]scheduler.Fingerprint, len(jobs))
+	fps := make([]scheduler.Fingerprint, len(cfg.Checks))
 	for _, j := range jobs {
-		kept[j.Name] = j.Fingerprint
+		if i, ok := checks[j.Name]; ok {
+			fps[i] = j.Fingerprint
+		}
 	}
+	last := make([]*probes.Result, len(cfg.Checks))
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, j := range s.jobs {
-		fp, ok := kept[j.Name]
-		if !ok || fp != j.Fingerprint {
-			stale = append(stale, j.Name)
-		}
-		if !ok {
-			delete(s.last, j.Name)
+	if s.cfg != nil {
+		for i, c := range s.cfg.Checks {
+			j, ok := checks[c.Name]
+			if !ok || fps[j] != s.fps[i] {
+				stale = append(stale, c.Name)
+			}
+			if ok {
+				last[j] = s.last[i]
+			}
 		}
 	}
-	s.cfg, s.checks, s.jobs = cfg, checks, jobs
+	s.cfg, s.checks, s.fps, s.last = cfg, checks, fps, last
 	return stale
 }
 
@@ -80,13 +92,6 @@ func (s *State) Config() *config.Config {
 // Checks are the running config's checks in config order.
 func (s *State) Checks() []config.Check {
 	return s.Config().Checks
-}
-
-// Jobs are the scheduler jobs of the running config.
-func (s *State) Jobs() []scheduler.Job {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return s.jobs
 }
 
 // Check is a configured check (the zero Check for an unknown name).
@@ -103,10 +108,19 @@ func (s *State) Check(name string) config.Check {
 func (s *State) Last(name string) (probes.Result, bool) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	if r, ok := s.last[name]; ok {
+	if r := s.lastOf(name); r != nil {
 		return *r, true
 	}
 	return probes.Result{}, false
+}
+
+// lastOf is a check's last result, nil before its first or for a name
+// that is not a configured check; s.mu is held.
+func (s *State) lastOf(name string) *probes.Result {
+	if i, ok := s.checks[name]; ok {
+		return s.last[i]
+	}
+	return nil
 }
 
 // FailingDependency names the dependency that explains a failure of the
@@ -129,7 +143,7 @@ func (s *State) FailingDependency(check string) string {
 				continue
 			}
 			seen[dep] = true
-			if r, ok := s.last[dep]; ok && !r.Success {
+			if r := s.lastOf(dep); r != nil && !r.Success {
 				if deeper := root(dep); deeper != "" {
 					return deeper
 				}
@@ -146,15 +160,20 @@ func (s *State) Restore(last map[string]probes.Result) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for name, r := range last {
-		s.last[name] = &r
+		if i, ok := s.checks[name]; ok {
+			s.last[i] = &r
+		}
 	}
 }
 
 // Record keeps a check's new result, which must not be modified
-// afterwards (the exporter holds the same one).
+// afterwards (the exporter holds the same one). A result of a check that
+// a reload has just removed is dropped.
 func (s *State) Record(name string, r *probes.Result) {
 	s.mu.Lock()
-	s.last[name] = r
+	if i, ok := s.checks[name]; ok {
+		s.last[i] = r
+	}
 	s.mu.Unlock()
 }
 
@@ -197,12 +216,12 @@ func (s *State) warming() bool {
 	defer s.mu.RUnlock()
 	splay := time.Duration(s.cfg.Global.StartupSplay)
 	limit := splay + 5*time.Second
-	for _, j := range s.jobs {
-		limit = max(limit, splay+j.Timeout+5*time.Second)
+	for _, c := range s.cfg.Checks {
+		limit = max(limit, splay+time.Duration(c.Timeout)+5*time.Second)
 	}
 	if time.Since(s.started) <= limit {
-		for _, j := range s.jobs {
-			if !s.ranSinceStart[j.Name] {
+		for _, c := range s.cfg.Checks {
+			if !s.ranSinceStart[c.Name] {
 				return false
 			}
 		}
@@ -247,8 +266,8 @@ func (s *State) CheckInfo(name string) *notify.CheckInfo {
 		return nil
 	}
 	c := s.cfg.Checks[i]
-	r, ok := s.last[name]
-	if !ok {
+	r := s.last[i]
+	if r == nil {
 		return &notify.CheckInfo{Name: name, Type: c.Type}
 	}
 	return &notify.CheckInfo{Name: name, Type: c.Type, Success: r.Success, Reason: string(r.Reason), Message: notify.Truncate(r.Message, 500),

@@ -112,3 +112,47 @@ func TestFailingDependency(t *testing.T) {
 		}
 	}
 }
+
+// A reload that reorders, adds and removes checks keeps each kept check's
+// own last result; a late result of a removed check is dropped rather than
+// kept for a check that no longer exists.
+func TestSetKeepsResultsByName(t *testing.T) {
+	t.Parallel()
+	fp := scheduler.Fingerprint{1}
+	jobs := func(names ...string) []scheduler.Job {
+		var js []scheduler.Job
+		for _, n := range names {
+			js = append(js, scheduler.Job{Name: n, Fingerprint: fp})
+		}
+		return js
+	}
+	cfg := func(names ...string) *config.Config {
+		c := &config.Config{}
+		for _, n := range names {
+			c.Checks = append(c.Checks, config.Check{Name: n})
+		}
+		return c
+	}
+	s := New(cfg("a", "b", "c"), jobs("a", "b", "c"))
+	for _, n := range []string{"a", "b", "c"} {
+		s.Record(n, &probes.Result{Message: n})
+	}
+	if stale := s.Set(cfg("d", "c", "a"), jobs("d", "c", "a")); strings.Join(stale, ",") != "b" {
+		t.Errorf("stale %v, want b", stale)
+	}
+	for _, n := range []string{"a", "c"} {
+		if r, ok := s.Last(n); !ok || r.Message != n {
+			t.Errorf("Last(%s) = %q, %v after the reload", n, r.Message, ok)
+		}
+	}
+	if _, ok := s.Last("d"); ok {
+		t.Error("a new check has a last result before its first run")
+	}
+	s.Record("b", &probes.Result{Message: "late"})
+	if _, ok := s.Last("b"); ok {
+		t.Error("a late result of a removed check was kept")
+	}
+	if info := s.CheckInfo("a"); info == nil || info.Message != "a" {
+		t.Errorf("CheckInfo(a) = %+v", info)
+	}
+}

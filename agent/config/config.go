@@ -268,6 +268,7 @@ func Parse(file string, data []byte) (*Config, error) {
 		checkNodes = v.Content
 		return true
 	}})
+	cfg.Checks = make([]Check, 0, len(checkNodes))
 	for i, n := range checkNodes {
 		if c, ok := d.decodeCheck(n, fmt.Sprintf("checks[%d]", i), &cfg.Global); ok {
 			cfg.Checks = append(cfg.Checks, c)

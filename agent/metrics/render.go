@@ -5,6 +5,7 @@ import (
 	"math"
 	"sort"
 	"strconv"
+	"sync"
 
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
@@ -39,7 +40,7 @@ var coreFamilies = []coreFamily{
 	{"vigil_check_failure_info", "gauge", "1 for the reason the check fails (once failure_threshold runs in a row failed); absent while it passes.",
 		func(e *Exporter, cs *checkSeries, add func([]probes.Label, float64)) {
 			if cs.failing && !cs.last.Success {
-				add([]probes.Label{{Name: "reason", Value: string(cs.last.Reason)}}, 1)
+				add(oneLabel("reason", string(cs.last.Reason)), 1)
 			}
 		}},
 	{"vigil_check_interval_seconds", "gauge", "The check's configured interval (a check not run for twice this is stale).",
@@ -55,7 +56,7 @@ var coreFamilies = []coreFamily{
 	{"vigil_check_phase_duration_seconds", "gauge", "Duration of each phase of the check's last run (dns, connect, tls, processing, transfer and the like).",
 		func(e *Exporter, cs *checkSeries, add func([]probes.Label, float64)) {
 			for _, p := range cs.last.Phases {
-				add([]probes.Label{{Name: "phase", Value: p.Name}}, p.Duration.Seconds())
+				add(oneLabel("phase", p.Name), p.Duration.Seconds())
 			}
 		}},
 	{"vigil_check_runs_total", "counter", "Runs of the check since the agent started, by result (success or failure).",
@@ -80,6 +81,21 @@ var coreFamilies = []coreFamily{
 		func(e *Exporter, cs *checkSeries, add func([]probes.Label, float64)) {
 			add(nil, boolFloat(!cs.failing))
 		}},
+}
+
+// oneLabels holds the single-label sets of the phase and reason series,
+// made once per name and value: both come from bounded sets (phase names
+// and the reason vocabulary), and a scrape would otherwise make one per
+// series.
+var oneLabels sync.Map // [2]string -> []probes.Label
+
+func oneLabel(name, value string) []probes.Label {
+	k := [2]string{name, value}
+	if l, ok := oneLabels.Load(k); ok {
+		return l.([]probes.Label)
+	}
+	l, _ := oneLabels.LoadOrStore(k, []probes.Label{{Name: name, Value: value}})
+	return l.([]probes.Label)
 }
 
 // family is one metric family of the per-check series: a core one, or the
@@ -176,41 +192,54 @@ func (e *Exporter) writeChecks(w io.Writer) {
 		return
 	}
 	fams, srcs := e.families(order)
-	buf := make([]byte, 0, 64<<10)
+	tw := &textWriter{buf: make([]byte, 0, 64<<10)}
+	add := tw.add
 	for _, f := range fams {
-		mark, any := len(buf), false
-		buf = appendMetadata(buf, f.name, f.typ, f.help)
+		mark := len(tw.buf)
+		tw.name, tw.any = f.name, false
+		tw.buf = appendMetadata(tw.buf, f.name, f.typ, f.help)
 		for lo := 0; lo < len(srcs); lo += renderChunk {
 			hi := min(lo+renderChunk, len(srcs))
 			e.mu.RLock()
 			for _, src := range srcs[lo:hi] {
-				cs := src.cs
-				add := func(extra []probes.Label, v float64) {
-					any = true
-					buf = appendSeries(buf, f.name, cs, extra)
-					buf = append(buf, ' ')
-					buf = appendValue(buf, v)
-					buf = append(buf, '\n')
-				}
+				tw.cs = src.cs
 				if f.core != nil {
-					if cs.last != nil {
-						f.core.each(e, cs, add)
+					if src.cs.last != nil {
+						f.core.each(e, src.cs, add)
 					}
 				} else {
 					src.each(f.name, add)
 				}
 			}
 			e.mu.RUnlock()
-			if any && len(buf) >= 48<<10 {
-				w.Write(buf)
-				buf, mark = buf[:0], 0
+			if tw.any && len(tw.buf) >= 48<<10 {
+				w.Write(tw.buf)
+				tw.buf, mark = tw.buf[:0], 0
 			}
 		}
-		if !any {
-			buf = buf[:mark]
+		if !tw.any {
+			tw.buf = tw.buf[:mark]
 		}
 	}
-	w.Write(buf)
+	w.Write(tw.buf)
+}
+
+// textWriter renders one family's series lines into buf. Its add is bound
+// once per scrape: a closure per check and family was most of a scrape's
+// garbage at thousands of checks.
+type textWriter struct {
+	buf  []byte
+	name string
+	cs   *checkSeries
+	any  bool
+}
+
+func (t *textWriter) add(extra []probes.Label, v float64) {
+	t.any = true
+	t.buf = appendSeries(t.buf, t.name, t.cs, extra)
+	t.buf = append(t.buf, ' ')
+	t.buf = appendValue(t.buf, v)
+	t.buf = append(t.buf, '\n')
 }
 
 // appendMetadata writes # HELP and # TYPE as VictoriaMetrics/metrics does

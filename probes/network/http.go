@@ -63,9 +63,11 @@ type HTTPConfig struct {
 	MaxBodyBytes int64 `yaml:"max_body_bytes"`
 	// CertExpiryMin fails the check with cert_expiring when the earliest
 	// certificate of the chain expires sooner (0 disables).
-	CertExpiryMin       model.Duration   `yaml:"cert_expiry_min"`
-	TLS                 tlsconfig.Config `yaml:"tls_config,omitempty"`
-	TracerouteOnFailure bool             `yaml:"traceroute_on_failure"`
+	CertExpiryMin model.Duration `yaml:"cert_expiry_min"`
+	// TLS is nil without a tls_config block: most checks have none, and
+	// at thousands of checks the block cost 88 bytes each.
+	TLS                 *tlsconfig.Config `yaml:"tls_config,omitempty"`
+	TracerouteOnFailure bool              `yaml:"traceroute_on_failure"`
 }
 
 // JSONExpect is an expectation on a JSONPath in the response body: the
@@ -76,12 +78,20 @@ type JSONExpect struct {
 	Matches string  `yaml:"matches,omitempty"`
 }
 
+// defaultStatusCodes is valid_status_codes when a check sets none, shared
+// by every such check (YAML decoding replaces a slice, never writes into
+// it); defaultStatuses is its parsed form.
+var (
+	defaultStatusCodes = []string{"2xx"}
+	defaultStatuses    = []statusRange{{200, 299}}
+)
+
 func defaultHTTPConfig() *HTTPConfig {
 	return &HTTPConfig{
 		Method:              http.MethodGet,
 		FollowRedirects:     true,
 		MaxRedirects:        10,
-		ValidStatusCodes:    []string{"2xx"},
+		ValidStatusCodes:    defaultStatusCodes,
 		MaxBodyBytes:        1 << 20,
 		TracerouteOnFailure: true,
 	}
@@ -171,16 +181,20 @@ func (c *HTTPConfig) Validate() error {
 	return errors.Join(errs...)
 }
 
-// HTTP is the http check.
+// HTTP is the http check. At thousands of checks it is kept small: the
+// transport is shared (transportFor), the client is made per run, and the
+// body matchers exist only for a check that has some.
 type HTTP struct {
-	cfg        *HTTPConfig
-	client     *http.Client
-	statuses   []statusRange
-	must, not  []*regexp.Regexp
-	json       []compiledJSON
-	traceroute bool
-	// host is the URL's host, traced on failure.
-	host string
+	cfg       *HTTPConfig
+	transport http.RoundTripper
+	statuses  []statusRange
+	match     *bodyMatchers
+}
+
+// bodyMatchers are a check's compiled body expectations.
+type bodyMatchers struct {
+	must, not []*regexp.Regexp
+	json      []compiledJSON
 }
 
 type compiledJSON struct {
@@ -210,7 +224,10 @@ type transportKey struct {
 }
 
 func transportFor(cfg *HTTPConfig) (http.RoundTripper, error) {
-	t := cfg.TLS
+	var t tlsconfig.Config
+	if cfg.TLS != nil {
+		t = *cfg.TLS
+	}
 	if t.CAFile != "" || t.CertFile != "" || t.KeyFile != "" {
 		return newTransport(cfg)
 	}
@@ -270,29 +287,23 @@ func newHTTP(c probes.Config, _ probes.Options) (probes.Prober, error) {
 	if err != nil {
 		return nil, err
 	}
-	u, _ := url.Parse(cfg.URL)
-	h := &HTTP{cfg: cfg, traceroute: cfg.TracerouteOnFailure, host: u.Hostname()}
-	h.client = &http.Client{
-		Transport: transport,
-		CheckRedirect: func(req *http.Request, via []*http.Request) error {
-			if !cfg.FollowRedirects {
-				return http.ErrUseLastResponse
-			}
-			if len(via) > cfg.MaxRedirects {
-				return fmt.Errorf("stopped after %d redirects", cfg.MaxRedirects)
-			}
-			return nil
-		},
+	h := &HTTP{cfg: cfg, transport: transport, statuses: defaultStatuses}
+	if !slices.Equal(cfg.ValidStatusCodes, defaultStatusCodes) {
+		h.statuses = make([]statusRange, 0, len(cfg.ValidStatusCodes))
+		for _, s := range cfg.ValidStatusCodes {
+			r, _ := parseStatus(s)
+			h.statuses = append(h.statuses, r)
+		}
 	}
-	for _, s := range cfg.ValidStatusCodes {
-		r, _ := parseStatus(s)
-		h.statuses = append(h.statuses, r)
+	if len(cfg.BodyMustMatch)+len(cfg.BodyMustNotMatch)+len(cfg.JSON) == 0 {
+		return h, nil
 	}
+	m := &bodyMatchers{}
 	for _, re := range cfg.BodyMustMatch {
-		h.must = append(h.must, regexp.MustCompile(re))
+		m.must = append(m.must, regexp.MustCompile(re))
 	}
 	for _, re := range cfg.BodyMustNotMatch {
-		h.not = append(h.not, regexp.MustCompile(re))
+		m.not = append(m.not, regexp.MustCompile(re))
 	}
 	for _, j := range cfg.JSON {
 		x, _ := jp.ParseString(j.Path)
@@ -300,8 +311,9 @@ func newHTTP(c probes.Config, _ probes.Options) (probes.Prober, error) {
 		if j.Matches != "" {
 			cj.matches = regexp.MustCompile(j.Matches)
 		}
-		h.json = append(h.json, cj)
+		m.json = append(m.json, cj)
 	}
+	h.match = m
 	return h, nil
 }
 
@@ -346,7 +358,8 @@ func (h *HTTP) Probe(ctx context.Context, log *slog.Logger) probes.Result {
 	if req.Header.Get("User-Agent") == "" {
 		req.Header.Set("User-Agent", "vigil")
 	}
-	resp, err := h.client.Do(req)
+	client := &http.Client{Transport: h.transport, CheckRedirect: h.checkRedirect}
+	resp, err := client.Do(req)
 	h.addPhases(&res, t, time.Time{})
 	if err != nil {
 		res.Reason = neterr.Classify(err)
@@ -382,23 +395,44 @@ func (h *HTTP) Probe(ctx context.Context, log *slog.Logger) probes.Result {
 	case reason != probes.ReasonNone:
 		return fail(reason, "%s", msg)
 	}
-	for _, re := range h.must {
-		if !re.Match(body) {
-			return fail(probes.ReasonBodyMismatch, "body does not match %q", re.String())
-		}
-	}
-	for _, re := range h.not {
-		if re.Match(body) {
-			return fail(probes.ReasonBodyMismatch, "body matches %q", re.String())
-		}
-	}
-	if len(h.json) > 0 {
-		if r, m := h.checkJSON(body); r != probes.ReasonNone {
+	if h.match != nil {
+		if r, m := h.match.check(body); r != probes.ReasonNone {
 			return fail(r, "%s", m)
 		}
 	}
 	res.Success = true
 	return res
+}
+
+// checkRedirect is the client's redirect policy: follow_redirects and
+// max_redirects.
+func (h *HTTP) checkRedirect(req *http.Request, via []*http.Request) error {
+	if !h.cfg.FollowRedirects {
+		return http.ErrUseLastResponse
+	}
+	if len(via) > h.cfg.MaxRedirects {
+		return fmt.Errorf("stopped after %d redirects", h.cfg.MaxRedirects)
+	}
+	return nil
+}
+
+// check matches the body against the expectations in the order the
+// config lists them: body_must_match, body_must_not_match, json.
+func (m *bodyMatchers) check(body []byte) (probes.Reason, string) {
+	for _, re := range m.must {
+		if !re.Match(body) {
+			return probes.ReasonBodyMismatch, fmt.Sprintf("body does not match %q", re.String())
+		}
+	}
+	for _, re := range m.not {
+		if re.Match(body) {
+			return probes.ReasonBodyMismatch, fmt.Sprintf("body matches %q", re.String())
+		}
+	}
+	if len(m.json) > 0 {
+		return m.checkJSON(body)
+	}
+	return probes.ReasonNone, ""
 }
 
 func (h *HTTP) statusOK(code int) bool {
@@ -410,12 +444,12 @@ func (h *HTTP) statusOK(code int) bool {
 	return false
 }
 
-func (h *HTTP) checkJSON(body []byte) (probes.Reason, string) {
+func (m *bodyMatchers) checkJSON(body []byte) (probes.Reason, string) {
 	doc, err := oj.Parse(body)
 	if err != nil {
 		return probes.ReasonBodyMismatch, fmt.Sprintf("body is not JSON: %v", err)
 	}
-	for _, j := range h.json {
+	for _, j := range m.json {
 		got, ok := j.path.FirstFound(doc)
 		if !ok {
 			return probes.ReasonBodyMismatch, fmt.Sprintf("JSON %s not found", j.Path)
@@ -489,8 +523,12 @@ func unwrapURLError(err error) error {
 
 // Diagnose traces the path to the host when the request did not get through.
 func (h *HTTP) Diagnose(ctx context.Context, log *slog.Logger, failed probes.Result) map[string]any {
-	if !h.traceroute || !tracerouteWorthy(failed.Reason) {
+	if !h.cfg.TracerouteOnFailure || !tracerouteWorthy(failed.Reason) {
 		return nil
 	}
-	return traceDiagnostics(ctx, log, h.host)
+	u, err := url.Parse(h.cfg.URL)
+	if err != nil {
+		return nil
+	}
+	return traceDiagnostics(ctx, log, u.Hostname())
 }

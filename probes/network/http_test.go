@@ -203,7 +203,7 @@ func TestHTTPTLS(t *testing.T) {
 	}{
 		{"valid certificate, custom CA", validURL, nil, probes.ReasonNone, ""},
 		{"unknown CA", validURL, func(c *HTTPConfig) { c.TLS.CAFile = "" }, probes.ReasonTLSError, "certificate signed by unknown authority"},
-		{"insecure skip verify", validURL, func(c *HTTPConfig) { c.TLS = tlsconfig.Config{InsecureSkipVerify: true} }, probes.ReasonNone, ""},
+		{"insecure skip verify", validURL, func(c *HTTPConfig) { c.TLS = &tlsconfig.Config{InsecureSkipVerify: true} }, probes.ReasonNone, ""},
 		{"expiring within cert_expiry_min", serve(expiring, false), func(c *HTTPConfig) { c.CertExpiryMin = model.Duration(14 * 24 * time.Hour) },
 			probes.ReasonCertExpiring, `certificate "expiring" expires`},
 		{"expiring but no threshold", serve(expiring, false), nil, probes.ReasonNone, ""},
@@ -218,7 +218,7 @@ func TestHTTPTLS(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			r := probeHTTP(t, func(c *HTTPConfig) {
 				c.URL = tt.url
-				c.TLS.CAFile = pki.CAFile
+				c.TLS = &tlsconfig.Config{CAFile: pki.CAFile}
 				if tt.mutate != nil {
 					tt.mutate(c)
 				}
@@ -313,7 +313,7 @@ func TestHTTPValidate(t *testing.T) {
 		}, []string{`http_version: must be 1.1 or 2, got "3"`, `json.0.path: invalid JSONPath "": <nil>`}},
 		{"tls files", func(c *HTTPConfig) {
 			c.URL = "https://x"
-			c.TLS = tlsconfig.Config{CAFile: "/nonexistent/ca.pem", CertFile: "/etc/hostname", MinVersion: "SSL3"}
+			c.TLS = &tlsconfig.Config{CAFile: "/nonexistent/ca.pem", CertFile: "/etc/hostname", MinVersion: "SSL3"}
 		}, []string{
 			"tls_config.ca_file: stat /nonexistent/ca.pem: no such file or directory",
 			"tls_config.cert_file: cert_file and key_file must be set together",

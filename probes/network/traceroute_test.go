@@ -61,7 +61,7 @@ func TestDiagnoseAttachesTraceroute(t *testing.T) {
 	if d := h.Diagnose(ctx, discard, probes.Result{Reason: probes.ReasonStatusMismatch}); d != nil {
 		t.Errorf("traceroute for a status mismatch: %v", d)
 	}
-	h.traceroute = false
+	h.cfg.TracerouteOnFailure = false
 	if d := h.Diagnose(ctx, discard, failed); d != nil {
 		t.Errorf("traceroute although traceroute_on_failure is false: %v", d)
 	}

@@ -39,7 +39,11 @@ var tlsVersions = map[string]uint16{
 }
 
 // Validate reports problems as FieldErrors under prefix (e.g. "tls_config.").
+// A nil Config is the zero one (no tls_config block).
 func (c *Config) Validate(prefix string) []error {
+	if c == nil {
+		return nil
+	}
 	var errs []error
 	for _, f := range []struct{ field, path string }{{"ca_file", c.CAFile}, {"cert_file", c.CertFile}, {"key_file", c.KeyFile}} {
 		if f.path == "" {
@@ -59,8 +63,11 @@ func (c *Config) Validate(prefix string) []error {
 }
 
 // Build loads the files; host is the default server name ("" lets the
-// client derive it from the URL it dials).
+// client derive it from the URL it dials). A nil Config is the zero one.
 func (c *Config) Build(host string) (*tls.Config, error) {
+	if c == nil {
+		c = &Config{}
+	}
 	cfg := &tls.Config{
 		ServerName:         host,
 		InsecureSkipVerify: c.InsecureSkipVerify,
