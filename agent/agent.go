@@ -179,6 +179,7 @@ func New(ctx context.Context, opts Options) (*Agent, error) {
 func (a *Agent) wire(ctx context.Context, l *loaded) error {
 	a.state = checkstate.New(l.cfg, l.jobs)
 	a.jobs = l.jobs
+	memtune.TuneGC(len(l.cfg.Checks))
 	a.secrets = redact.New(config.SecretValues(l.cfg))
 	a.sched = scheduler.New(scheduler.Options{
 		MaxConcurrency: l.cfg.Global.MaxConcurrency,
@@ -415,6 +416,7 @@ func (a *Agent) Reload(ctx context.Context) error {
 	}
 	// Swap first so results of the new jobs find their labels.
 	stale := a.state.Set(l.cfg, l.jobs)
+	memtune.TuneGC(len(l.cfg.Checks))
 	a.rules.Apply(l.cfg, l.groups)
 	a.store.SetHourRetention(hourRetention(l.cfg))
 	a.slos.Set(l.cfg.SLOs)

@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"slices"
 	"strings"
 	"syscall"
@@ -26,6 +25,7 @@ import (
 	"github.com/vigil-project/vigil/agent"
 	"github.com/vigil-project/vigil/agent/client"
 	"github.com/vigil-project/vigil/agent/config"
+	"github.com/vigil-project/vigil/internal/memtune"
 	"github.com/vigil-project/vigil/rules"
 
 	// Every check family registers itself.
@@ -400,12 +400,9 @@ Examples:
 }
 
 func runAgent(ctx context.Context, stderr io.Writer, log *slog.Logger, opts agent.Options) int {
-	// An agent spends most of its life idle between hourly checks; half the
-	// default heap headroom keeps its footprint small (BENCHMARKS.md). GOGC
-	// in the environment still wins, e.g. GOGC=100 for thousands of checks.
-	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(50)
-	}
+	// The heap headroom for the config's size is set once it is loaded;
+	// until then, an idle agent's.
+	memtune.TuneGC(0)
 	if opts.ConfigFile == "" {
 		log.Info("no --config.file given; using the embedded default config (host checks)")
 	}
