@@ -31,6 +31,7 @@ import (
 	"github.com/vigil-project/vigil/agent/config"
 	"github.com/vigil-project/vigil/agent/drill"
 	"github.com/vigil-project/vigil/agent/incident"
+	"github.com/vigil-project/vigil/agent/lastrun"
 	"github.com/vigil-project/vigil/agent/metrics"
 	"github.com/vigil-project/vigil/agent/notify/route"
 	"github.com/vigil-project/vigil/agent/paging"
@@ -467,8 +468,8 @@ func (a *Agent) onResult(job *scheduler.Job, r probes.Result) {
 		}
 	}
 	r = redactResult(a.secrets, r)
-	// One copy of the result, shared by the state and the exporter.
-	last := &r
+	// One compact copy of the result, shared by the state and the exporter.
+	last := lastrun.From(r)
 	a.state.Record(job.Name, last)
 	c := a.state.Check(job.Name)
 	changed := a.exporter.Observe(metrics.Check{Name: job.Name, Type: job.Type, Labels: c.Labels, Interval: job.Interval,

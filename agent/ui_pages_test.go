@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/vigil-project/vigil/agent/drill"
+	"github.com/vigil-project/vigil/agent/lastrun"
 	"github.com/vigil-project/vigil/agent/notify"
 	"github.com/vigil-project/vigil/agent/notify/route"
 	"github.com/vigil-project/vigil/agent/store"
@@ -188,7 +189,7 @@ func BenchmarkStatusPage(b *testing.B) {
 // per field, nothing is shown as quoted JSON.
 func TestCheckPageDiagnostics(t *testing.T) {
 	a := newTestAgent(t)
-	a.state.Record("host", &probes.Result{Success: false, Reason: probes.ReasonTimeout, Message: "no answer", Start: time.Now(),
+	a.state.Record("host", lastrun.From(probes.Result{Success: false, Reason: probes.ReasonTimeout, Message: "no answer", Start: time.Now(),
 		Diagnostics: map[string]any{
 			"traceroute":  []network.Hop{{TTL: 1, Addr: "10.0.0.1", RTTSeconds: 0.0012}, {TTL: 2}, {TTL: 3, Addr: "198.51.100.7", RTTSeconds: 0.03, Reached: true}},
 			"qr_decoded":  "01,32,,24312000000136634917,0.01,20240514,,1DD6",
@@ -199,7 +200,7 @@ func TestCheckPageDiagnostics(t *testing.T) {
 				Lines   []string `json:"lines"`
 			}{{"sync_failed", 2, []string{`{"msg":"sync failed","token":"<redacted>"}`, "second <line>"}}},
 			"violations": []string{"disk_low: / 3% free"},
-		}})
+		}}))
 	rec := httptest.NewRecorder()
 	a.web.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/checks/host", nil))
 	body := rec.Body.String()
@@ -239,11 +240,11 @@ checks:
 		t.Fatal(err)
 	}
 	start := time.Date(2025, 3, 1, 1, 2, 3, 0, time.UTC) // 09:02:03 in Shanghai
-	a.state.Record("host", &probes.Result{Success: true, Start: start, Duration: 1500 * time.Millisecond,
+	a.state.Record("host", lastrun.From(probes.Result{Success: true, Start: start, Duration: 1500 * time.Millisecond,
 		Phases: []probes.Phase{{Name: "resolve", Duration: 2 * time.Millisecond}, {Name: "connect", Duration: 30 * time.Millisecond},
 			{Name: "tls", Duration: 40 * time.Millisecond}, {Name: "body", Duration: 5 * time.Millisecond}},
 		Values: []probes.Value{{Name: "vigil_host_memory_available_bytes", Value: 3 << 30}, {Name: "vigil_host_memory_used_ratio", Value: 0.4213},
-			{Name: "vigil_http_status_code", Value: 200}, {Name: "vigil_log_lines_total", Value: 123456}, {Name: "vigil_host_load1", Value: 0.52}}})
+			{Name: "vigil_http_status_code", Value: 200}, {Name: "vigil_log_lines_total", Value: 123456}, {Name: "vigil_host_load1", Value: 0.52}}}))
 	get := func(path, lang string) string {
 		req := httptest.NewRequest("GET", path, nil)
 		req.Header.Set("Accept-Language", lang)

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/vigil-project/vigil/agent/config"
+	"github.com/vigil-project/vigil/agent/lastrun"
 	"github.com/vigil-project/vigil/agent/notify"
 	"github.com/vigil-project/vigil/agent/scheduler"
 	"github.com/vigil-project/vigil/probes"
@@ -38,7 +39,7 @@ type State struct {
 	// its first).
 	checks map[string]int
 	fps    []scheduler.Fingerprint
-	last   []*probes.Result
+	last   []*lastrun.Result
 }
 
 // New returns the state of a freshly started agent.
@@ -64,7 +65,7 @@ func (s *State) Set(cfg *config.Config, jobs []scheduler.Job) (stale []string) {
 			fps[i] = j.Fingerprint
 		}
 	}
-	last := make([]*probes.Result, len(cfg.Checks))
+	last := make([]*lastrun.Result, len(cfg.Checks))
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.cfg != nil {
@@ -109,14 +110,26 @@ func (s *State) Last(name string) (probes.Result, bool) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if r := s.lastOf(name); r != nil {
-		return *r, true
+		return r.Result(), true
 	}
 	return probes.Result{}, false
 }
 
+// Outcome says whether a check has a last result and whether it passed,
+// without copying the result: pages and the API filter thousands of checks
+// by it.
+func (s *State) Outcome(name string) (ran, success bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if r := s.lastOf(name); r != nil {
+		return true, r.Success
+	}
+	return false, false
+}
+
 // lastOf is a check's last result, nil before its first or for a name
 // that is not a configured check; s.mu is held.
-func (s *State) lastOf(name string) *probes.Result {
+func (s *State) lastOf(name string) *lastrun.Result {
 	if i, ok := s.checks[name]; ok {
 		return s.last[i]
 	}
@@ -161,7 +174,7 @@ func (s *State) Restore(last map[string]probes.Result) {
 	defer s.mu.Unlock()
 	for name, r := range last {
 		if i, ok := s.checks[name]; ok {
-			s.last[i] = &r
+			s.last[i] = lastrun.From(r)
 		}
 	}
 }
@@ -169,7 +182,7 @@ func (s *State) Restore(last map[string]probes.Result) {
 // Record keeps a check's new result, which must not be modified
 // afterwards (the exporter holds the same one). A result of a check that
 // a reload has just removed is dropped.
-func (s *State) Record(name string, r *probes.Result) {
+func (s *State) Record(name string, r *lastrun.Result) {
 	s.mu.Lock()
 	if i, ok := s.checks[name]; ok {
 		s.last[i] = r

@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/vigil-project/vigil/agent/config"
+	"github.com/vigil-project/vigil/agent/lastrun"
 	"github.com/vigil-project/vigil/agent/scheduler"
 	"github.com/vigil-project/vigil/probes"
 	"github.com/vigil-project/vigil/probes/network"
@@ -31,7 +32,7 @@ func TestSetReportsStaleChecks(t *testing.T) {
 	cfg := &config.Config{Checks: []config.Check{{Name: "a"}, {Name: "b"}, {Name: "c"}}}
 	s := New(cfg, []scheduler.Job{{Name: "a", Fingerprint: scheduler.Fingerprint{49}}, {Name: "b", Fingerprint: scheduler.Fingerprint{49}}, {Name: "c", Fingerprint: scheduler.Fingerprint{49}}})
 	for _, n := range []string{"a", "b", "c"} {
-		s.Record(n, &probes.Result{Success: true})
+		s.Record(n, lastrun.From(probes.Result{Success: true}))
 	}
 	cfg2 := &config.Config{Checks: []config.Check{{Name: "a"}, {Name: "b"}}}
 	stale := s.Set(cfg2, []scheduler.Job{{Name: "a", Fingerprint: scheduler.Fingerprint{49}}, {Name: "b", Fingerprint: scheduler.Fingerprint{50}}})
@@ -82,7 +83,7 @@ func TestFailingDependency(t *testing.T) {
 		{Name: "loop2", DependsOn: []string{"loop"}},
 	}}
 	s := New(cfg, nil)
-	set := func(name string, ok bool) { s.Record(name, &probes.Result{Success: ok}) }
+	set := func(name string, ok bool) { s.Record(name, lastrun.From(probes.Result{Success: ok})) }
 	for _, c := range cfg.Checks {
 		set(c.Name, true)
 	}
@@ -135,7 +136,7 @@ func TestSetKeepsResultsByName(t *testing.T) {
 	}
 	s := New(cfg("a", "b", "c"), jobs("a", "b", "c"))
 	for _, n := range []string{"a", "b", "c"} {
-		s.Record(n, &probes.Result{Message: n})
+		s.Record(n, lastrun.From(probes.Result{Message: n}))
 	}
 	if stale := s.Set(cfg("d", "c", "a"), jobs("d", "c", "a")); strings.Join(stale, ",") != "b" {
 		t.Errorf("stale %v, want b", stale)
@@ -148,7 +149,7 @@ func TestSetKeepsResultsByName(t *testing.T) {
 	if _, ok := s.Last("d"); ok {
 		t.Error("a new check has a last result before its first run")
 	}
-	s.Record("b", &probes.Result{Message: "late"})
+	s.Record("b", lastrun.From(probes.Result{Message: "late"}))
 	if _, ok := s.Last("b"); ok {
 		t.Error("a late result of a removed check was kept")
 	}

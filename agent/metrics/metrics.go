@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/common/expfmt"
 
+	"github.com/vigil-project/vigil/agent/lastrun"
 	"github.com/vigil-project/vigil/internal/promhelp"
 	"github.com/vigil-project/vigil/probes"
 )
@@ -87,7 +88,7 @@ type checkSeries struct {
 	// may have only a collector). Its phases and values are exported until
 	// the next one replaces them. The agent's state holds the same
 	// pointer; results are never modified once made.
-	last *probes.Result
+	last *lastrun.Result
 	// col is a streaming check's collector, read at scrape time.
 	col probes.Collector
 }
@@ -138,7 +139,7 @@ func (e *Exporter) RemoveCollector(name string) {
 // reports whether the check's confirmed state (vigil_check_success)
 // changed, the first result included: the moment rules are worth
 // evaluating again.
-func (e *Exporter) Observe(c Check, r *probes.Result) (changed bool) {
+func (e *Exporter) Observe(c Check, r *lastrun.Result) (changed bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	cs, _ := e.entry(c)

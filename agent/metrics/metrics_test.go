@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/textparse"
+	"github.com/vigil-project/vigil/agent/lastrun"
 	"github.com/vigil-project/vigil/probes"
 )
 
@@ -37,8 +38,8 @@ func TestObserve(t *testing.T) {
 			{Name: "vigil_host_filesystem_avail_bytes", Value: 20, Labels: []probes.Label{{Name: "mountpoint", Value: "/data"}}},
 		},
 	}
-	e.Observe(c, &fail)
-	e.Observe(c, &fail)
+	e.Observe(c, lastrun.From(fail))
+	e.Observe(c, lastrun.From(fail))
 	got := render(e)
 	for _, want := range []string{
 		`vigil_check_success{check="host",type="host",team="invoice"} 0`,
@@ -58,7 +59,7 @@ func TestObserve(t *testing.T) {
 	}
 
 	// The next result passes and /data is gone: its series and failure_info must go.
-	e.Observe(c, &probes.Result{Success: true, Start: start, Values: fail.Values[:1]})
+	e.Observe(c, lastrun.From(probes.Result{Success: true, Start: start, Values: fail.Values[:1]}))
 	got = render(e)
 	for _, gone := range []string{"vigil_check_failure_info", `mountpoint="/data"`, "vigil_check_phase_duration_seconds"} {
 		if strings.Contains(got, gone) {
@@ -107,7 +108,7 @@ func BenchmarkWritePrometheus10k(b *testing.B) {
 		for j := range 4 {
 			r.Values = append(r.Values, probes.Value{Name: fmt.Sprintf("vigil_bench_value_%d", j), Value: float64(i * j)})
 		}
-		e.Observe(Check{Name: fmt.Sprintf("check-%04d", i), Type: "http"}, &r)
+		e.Observe(Check{Name: fmt.Sprintf("check-%04d", i), Type: "http"}, lastrun.From(r))
 	}
 	var buf bytes.Buffer
 	e.writeChecks(&buf)
@@ -165,7 +166,7 @@ func TestFailureThreshold(t *testing.T) {
 	var changes []bool
 	step := func(r probes.Result, success string, info bool) {
 		t.Helper()
-		changes = append(changes, e.Observe(c, &r))
+		changes = append(changes, e.Observe(c, lastrun.From(r)))
 		got := render(e)
 		if want := `vigil_check_success{check="qr",type="invoice_qr"} ` + success; !strings.Contains(got, want) {
 			t.Errorf("want %s in\n%s", want, got)
@@ -215,7 +216,7 @@ func TestSamplesMatchText(t *testing.T) {
 			Phases: []probes.Phase{{Name: "connect", Duration: time.Millisecond}},
 			Values: []probes.Value{{Name: "vigil_http_status_code", Value: 200}, {Name: "vigil_proc_count", Value: 2, Labels: []probes.Label{{Name: "process", Value: "nginx\"x"}}}}}
 		for range 1 + i%4 {
-			e.Observe(c, &r)
+			e.Observe(c, lastrun.From(r))
 		}
 		if i%50 == 0 {
 			e.SetCollector(c, fakeCollector{{Name: "vigil_log_lines_total", Value: float64(i), Counter: true}})
@@ -310,7 +311,7 @@ func TestConcurrentScrape(t *testing.T) {
 			default:
 			}
 			c := Check{Name: fmt.Sprintf("c%d", i%700), Type: "http"}
-			e.Observe(c, &probes.Result{Success: i%3 == 0, Start: time.Now(), Values: []probes.Value{{Name: "vigil_x", Value: float64(i)}}})
+			e.Observe(c, lastrun.From(probes.Result{Success: i%3 == 0, Start: time.Now(), Values: []probes.Value{{Name: "vigil_x", Value: float64(i)}}}))
 			if i%97 == 0 {
 				e.Forget(c.Name)
 			}

@@ -55,7 +55,8 @@ var coreFamilies = []coreFamily{
 		}},
 	{"vigil_check_phase_duration_seconds", "gauge", "Duration of each phase of the check's last run (dns, connect, tls, processing, transfer and the like).",
 		func(e *Exporter, cs *checkSeries, add func([]probes.Label, float64)) {
-			for _, p := range cs.last.Phases {
+			for i := range cs.last.NumPhases() {
+				p := cs.last.Phase(i)
 				add(oneLabel("phase", p.Name), p.Duration.Seconds())
 			}
 		}},
@@ -113,15 +114,16 @@ type valueSource struct {
 }
 
 func (v valueSource) each(name string, add func([]probes.Label, float64)) {
-	var values []probes.Value
-	if v.cs.last != nil {
-		values = v.cs.last.Values
-	}
-	for _, vs := range [2][]probes.Value{values, v.collected} {
-		for _, x := range vs {
-			if x.Name == name {
+	if last := v.cs.last; last != nil {
+		for i := range last.NumValues() {
+			if x := last.Value(i); x.Name == name {
 				add(x.Labels, x.Value)
 			}
+		}
+	}
+	for _, x := range v.collected {
+		if x.Name == name {
+			add(x.Labels, x.Value)
 		}
 	}
 }
@@ -139,19 +141,13 @@ func (e *Exporter) families(order []*checkSeries) ([]family, []valueSource) {
 		if cs.col != nil {
 			srcs[i].collected = cs.col.Collect()
 		}
-		var values []probes.Value
-		if cs.last != nil {
-			values = cs.last.Values
-		}
-		for _, vs := range [2][]probes.Value{values, srcs[i].collected} {
-			for _, v := range vs {
-				if _, ok := types[v.Name]; !ok {
-					types[v.Name] = "gauge"
-					if v.Counter {
-						types[v.Name] = "counter"
-					}
-				}
+		if last := cs.last; last != nil {
+			for j := range last.NumValues() {
+				addType(types, last.Value(j))
 			}
+		}
+		for _, v := range srcs[i].collected {
+			addType(types, v)
 		}
 	}
 	e.mu.RUnlock()
@@ -170,6 +166,16 @@ func (e *Exporter) families(order []*checkSeries) ([]family, []valueSource) {
 	}
 	sort.Slice(fams, func(i, j int) bool { return fams[i].name < fams[j].name })
 	return fams, srcs
+}
+
+// addType notes the family type of a value the first time its name comes.
+func addType(types map[string]string, v probes.Value) {
+	if _, ok := types[v.Name]; !ok {
+		types[v.Name] = "gauge"
+		if v.Counter {
+			types[v.Name] = "counter"
+		}
+	}
 }
 
 var coreIndex = func() map[string]int {

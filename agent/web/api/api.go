@@ -30,6 +30,9 @@ type Checks interface {
 	// Check is the named check (the zero Check when there is none).
 	Check(name string) config.Check
 	Last(name string) (probes.Result, bool)
+	// Outcome is whether the check has a last result and whether it
+	// passed: what filters and counts need, without copying the result.
+	Outcome(name string) (ran, success bool)
 }
 
 // Scheduler runs a check now.

@@ -88,9 +88,7 @@ func (api *API) Briefs() []Brief {
 	out := make([]Brief, 0, len(checks))
 	for _, c := range checks {
 		b := Brief{Name: c.Name, Type: c.Type}
-		if r, ok := api.state.Last(c.Name); ok {
-			b.Ran, b.Success = true, r.Success
-		}
+		b.Ran, b.Success = api.state.Outcome(c.Name)
 		out = append(out, b)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
@@ -195,7 +193,7 @@ func parseCheckFilter(q url.Values) (checkFilter, error) {
 	return f, nil
 }
 
-func (f checkFilter) keep(c *config.Check, last *probes.Result) bool {
+func (f checkFilter) keep(c *config.Check, ran, success bool) bool {
 	if f.typ != "" && c.Type != f.typ || f.name != "" && !strings.Contains(c.Name, f.name) {
 		return false
 	}
@@ -207,15 +205,15 @@ func (f checkFilter) keep(c *config.Check, last *probes.Result) bool {
 	}
 	switch f.status {
 	case "passing":
-		if last == nil || !last.Success {
+		if !ran || !success {
 			return false
 		}
 	case "failing":
-		if last == nil || last.Success {
+		if !ran || success {
 			return false
 		}
 	case "unknown":
-		if last != nil {
+		if ran {
 			return false
 		}
 	}
@@ -246,11 +244,7 @@ func (api *API) handleChecks(w http.ResponseWriter, r *http.Request) {
 	checks := api.state.Checks()
 	for i := range checks {
 		c := &checks[i]
-		var last *probes.Result
-		if r, ok := api.state.Last(c.Name); ok {
-			last = &r
-		}
-		if f.keep(c, last) {
+		if ran, success := api.state.Outcome(c.Name); f.keep(c, ran, success) {
 			matched = append(matched, c)
 		}
 	}

@@ -66,9 +66,9 @@ func (api *API) PublicStatus(ctx context.Context) client.PublicStatus {
 			steps[f.Step] = a
 		}
 		a.total++
-		if r, ok := api.state.Last(c.Name); ok {
+		if ran, ok := api.state.Outcome(c.Name); ran {
 			a.ran++
-			if !r.Success {
+			if !ok {
 				a.failing++
 			}
 		}
