@@ -1,6 +1,7 @@
 // Package checkstate holds the configured checks and what the agent knows
-// of them: the running config, the scheduler jobs built from it, and each
-// check's last result. The rule engine asks it whether the checks are warm,
+// of them: the running config, each check's job fingerprint and its last
+// result. It builds the scheduler jobs (Jobs) but keeps none: the
+// scheduler owns them. The rule engine asks it whether the checks are warm,
 // pages read the state of the check an alert is about, the API and status
 // page read the config and last results.
 package checkstate
