@@ -118,7 +118,7 @@ bench-peer:
 # 1000,10000), VIGIL_SCALE_WARMUP (default 3m30s) and VIGIL_SCALE_WINDOW
 # (default 60s).
 bench-scale:
-	$(GO) test -tags peerbench -run TestPeerScale -count 1 -v -timeout 60m ./agent/
+	$(GO) test -tags peerbench -run TestPeerScale -count 1 -v -timeout 90m ./agent/
 
 # 1,000 rules over 10,000 checks' series, beside Debian's Prometheus on the
 # same data and rule file.

@@ -13,6 +13,9 @@
 //	                    splay, then up to two intervals until every check
 //	                    runs on its phase of the interval, plus 30s)
 //	VIGIL_SCALE_WINDOW  measuring window (default 60s)
+//	VIGIL_SCALE_HISTORY check history already in the store when the agent
+//	                    starts (default 6h): a long-running agent's store,
+//	                    not an empty one (0 for an empty store)
 package agent_test
 
 import (
@@ -37,7 +40,9 @@ import (
 
 	_ "modernc.org/sqlite" // reads the agent's check history after it stops
 
+	"github.com/vigil-project/vigil/agent/store"
 	"github.com/vigil-project/vigil/internal/testenv"
+	"github.com/vigil-project/vigil/probes"
 )
 
 const (
@@ -50,14 +55,14 @@ const (
 )
 
 type scaleSettings struct {
-	ns             []int
-	nRaw           string
-	warmup, window time.Duration
+	ns                      []int
+	nRaw                    string
+	warmup, window, history time.Duration
 }
 
 func scaleEnv(t *testing.T) scaleSettings {
 	t.Helper()
-	s := scaleSettings{nRaw: "1000,10000", warmup: 3*scaleInterval + 30*time.Second, window: 60 * time.Second}
+	s := scaleSettings{nRaw: "1000,10000", warmup: 3*scaleInterval + 30*time.Second, window: 60 * time.Second, history: 6 * time.Hour}
 	if v := os.Getenv("VIGIL_SCALE_N"); v != "" {
 		s.nRaw = v
 	}
@@ -68,7 +73,7 @@ func scaleEnv(t *testing.T) scaleSettings {
 		}
 		s.ns = append(s.ns, n)
 	}
-	for name, d := range map[string]*time.Duration{"VIGIL_SCALE_WARMUP": &s.warmup, "VIGIL_SCALE_WINDOW": &s.window} {
+	for name, d := range map[string]*time.Duration{"VIGIL_SCALE_WARMUP": &s.warmup, "VIGIL_SCALE_WINDOW": &s.window, "VIGIL_SCALE_HISTORY": &s.history} {
 		if v := os.Getenv(name); v != "" {
 			var err error
 			if *d, err = time.ParseDuration(v); err != nil {
@@ -203,10 +208,13 @@ type scaleVigil struct {
 }
 
 // scaleRun varies a measured run: flags added to vigil's command line,
-// settings added to the config's global block.
+// settings added to the config's global block, a store to start from.
 type scaleRun struct {
 	flags  []string
 	global string
+	// history is a store file (from prefillHistory) copied into place
+	// before the agent starts.
+	history string
 }
 
 var (
@@ -225,14 +233,17 @@ func measureVigil(t *testing.T, bin, target string, n int, warmup, window time.D
 	t.Helper()
 	var extra []string
 	var global []string
+	db := filepath.Join(t.TempDir(), "vigil.db")
 	for _, r := range runs {
 		extra = append(extra, r.flags...)
 		if r.global != "" {
 			global = append(global, r.global)
 		}
+		if r.history != "" {
+			copyFile(t, r.history, db)
+		}
 	}
 	cfg := writeScaleConfig(t, target, n, strings.Join(global, ", "))
-	db := filepath.Join(t.TempDir(), "vigil.db")
 	addr := freeAddr(t)
 	base := "http://" + addr
 	cmd := exec.Command(bin, append([]string{"run", "--config.file", cfg, "--web.listen-address", addr,
@@ -307,6 +318,80 @@ func measureVigil(t *testing.T, bin, target string, n int, warmup, window time.D
 		r.buckets, r.perSecMin, r.perSecMax = startHistogram(t, db, w0, w1)
 	}
 	return r
+}
+
+// prefillHistory writes d of one-minute history for the n checks of
+// writeScaleConfig into a new store, through the store's own writer, as a
+// long-running agent would have it, and returns the file. A long-running
+// agent's store is where the history writer's cost settles: once each
+// check's rows fill a leaf page, every new row goes to a page of its own.
+// The rows go in check by check, which is fast; each check's rows then sit
+// in full pages rather than the half-full ones that runs arriving minute by
+// minute leave, so the file is smaller than a real one of the same history.
+func prefillHistory(t *testing.T, n int, d time.Duration) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "history.db")
+	ctx := t.Context()
+	s, err := store.Open(ctx, path, store.Options{QueueSize: 4096, EnqueueTimeout: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	began := time.Now()
+	minutes := int(d / time.Minute)
+	first := began.Add(-d).Truncate(time.Minute)
+	for c := range n {
+		name := fmt.Sprintf("t%05d", c)
+		offset := time.Duration(c) * time.Minute / time.Duration(n)
+		for m := range minutes {
+			start := first.Add(time.Duration(m)*time.Minute + offset)
+			r := probes.Result{Start: start, Success: true, Duration: 1800 * time.Microsecond, Phases: []probes.Phase{
+				{Name: "dns", Duration: 0},
+				{Name: "connect", Duration: time.Duration(200+m%50) * time.Microsecond},
+				{Name: "tls", Duration: 0},
+				{Name: "first_byte", Duration: time.Duration(900+m%300) * time.Microsecond},
+				{Name: "transfer", Duration: time.Duration(20+m%10) * time.Microsecond},
+			}}
+			r.AddKeyValue("vigil_http_status_code", 200)
+			r.AddValue("vigil_http_response_bytes", 2)
+			r.AddValue("vigil_http_version", 1.1)
+			r.AddValue("vigil_http_redirects", 0)
+			s.Record(store.Record{Check: name, Type: "http", Result: r})
+		}
+	}
+	if err := s.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if dropped := s.Dropped(); dropped > 0 {
+		t.Fatalf("prefill: %d records dropped", dropped)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("N=%d: prefilled %s of history (%d rows, %.0f MB) in %s", n, d, n*minutes, float64(fi.Size())/1e6, time.Since(began).Round(time.Second))
+	return path
+}
+
+func copyFile(t *testing.T, from, to string) {
+	t.Helper()
+	src, err := os.Open(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	dst, err := os.Create(to)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(dst, src); err != nil {
+		t.Fatal(err)
+	}
+	if err := dst.Close(); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func pageoutLine(n string, with, without scaleVigil) string {
@@ -477,8 +562,8 @@ func TestPeerScale(t *testing.T) {
 		t.Skip("takes minutes per N; run it by name: make bench-scale (-run TestPeerScale)")
 	}
 	s := scaleEnv(t)
-	t.Logf("command: VIGIL_SCALE_N=%s VIGIL_SCALE_WARMUP=%s VIGIL_SCALE_WINDOW=%s go test -tags peerbench -run TestPeerScale -count 1 -v -timeout 60m ./agent/  (make bench-scale)",
-		s.nRaw, s.warmup, s.window)
+	t.Logf("command: VIGIL_SCALE_N=%s VIGIL_SCALE_WARMUP=%s VIGIL_SCALE_WINDOW=%s VIGIL_SCALE_HISTORY=%s go test -tags peerbench -run TestPeerScale -count 1 -v -timeout 90m ./agent/  (make bench-scale)",
+		s.nRaw, s.warmup, s.window, s.history)
 	t.Logf("machine: %d CPUs, %s/%s, %s; checks: http to a local server answering 200 \"ok\", interval 1m, timeout 5s, startup_splay 1m, max_concurrency %d",
 		runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version(), scaleConcurrency)
 
@@ -504,7 +589,11 @@ func TestPeerScale(t *testing.T) {
 	lines := []string{fmt.Sprintf("| 0 (idle) | %.1f | %.1f | %.1f | – | %.2f | – | – | – | – | – | %.1f | %.1f | %.1f |",
 		idle.rss, idle.anon, idle.rssViewed, 100*idle.cpu/idle.window, idle.pageMS, idle.apiMS, float64(idle.metricBytes)/1024)}
 	for _, n := range s.ns {
-		v := measureVigil(t, bin, target, n, s.warmup, s.window)
+		var hist scaleRun
+		if s.history > 0 {
+			hist.history = prefillHistory(t, n, s.history)
+		}
+		v := measureVigil(t, bin, target, n, s.warmup, s.window, hist)
 		perRun := 1000 * v.cpu / max(v.runs, 1)
 		t.Logf("N=%d vigil: RSS %.1f MiB (anon %.1f, max %.1f; %.1f after the pages), CPU %.2f s in %.1f s (%.2f%% of a core), %.0f runs (%.0f failed; expected %.0f), %.3f ms CPU per run; check duration p50 %.2f ms, p99 %.2f ms; GET / %.1f ms (%d KB), API page %.1f ms, /metrics %d KB",
 			n, v.rss, v.anon, v.rssMax, v.rssViewed, v.cpu, v.window, 100*v.cpu/v.window, v.runs, v.failures,
@@ -530,9 +619,9 @@ func TestPeerScale(t *testing.T) {
 		lines = append(lines, line)
 		t.Logf("\n%s\n%s", header, line)
 		if n == s.ns[len(s.ns)-1] {
-			keep := measureVigil(t, bin, target, n, s.warmup, s.window, noPageout)
+			keep := measureVigil(t, bin, target, n, s.warmup, s.window, noPageout, hist)
 			pageoutLines = append(pageoutLines, pageoutLine(strconv.Itoa(n), v, keep))
-			exact := measureVigil(t, bin, target, n, s.warmup, s.window, exactTimes)
+			exact := measureVigil(t, bin, target, n, s.warmup, s.window, exactTimes, hist)
 			gridLines = append(gridLines, gridLine(n, "1s (default)", v), gridLine(n, "0s (exact times)", exact))
 		}
 	}
@@ -547,7 +636,8 @@ func TestPeerScale(t *testing.T) {
 }
 
 // TestPeerScaleSoak runs `vigil run` with VIGIL_SOAK_N http checks (default
-// 10,000) for VIGIL_SOAK (default 1h), fetching the status page, a check
+// 10,000) for VIGIL_SOAK (default 1h), on a store holding VIGIL_SOAK_HISTORY
+// of history (default none), fetching the status page, a check
 // page and the API every 5 minutes, and prints RSS, anonymous memory, CPU
 // per run and the store's size minute by minute: memory must not grow.
 func TestPeerScaleSoak(t *testing.T) {
@@ -567,10 +657,20 @@ func TestPeerScaleSoak(t *testing.T) {
 			t.Fatalf("VIGIL_SOAK: %v", err)
 		}
 	}
+	var history time.Duration
+	if v := os.Getenv("VIGIL_SOAK_HISTORY"); v != "" {
+		var err error
+		if history, err = time.ParseDuration(v); err != nil {
+			t.Fatalf("VIGIL_SOAK_HISTORY: %v", err)
+		}
+	}
 	bin := buildVigil(t)
 	target := testenv.OKServer(t)
 	cfg := writeScaleConfig(t, target, n, "")
 	dir := t.TempDir()
+	if history > 0 {
+		copyFile(t, prefillHistory(t, n, history), filepath.Join(dir, "vigil.db"))
+	}
 	addr := freeAddr(t)
 	base := "http://" + addr
 	cmd := exec.Command(bin, "run", "--config.file", cfg, "--web.listen-address", addr,
@@ -582,7 +682,7 @@ func TestPeerScaleSoak(t *testing.T) {
 	defer func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() }()
 	pid := cmd.Process.Pid
 	waitReady(t, base+"/-/ready", time.Now())
-	t.Logf("command: VIGIL_SOAK_N=%d VIGIL_SOAK=%s go test -tags peerbench -run TestPeerScaleSoak -count 1 -v -timeout 3h ./agent/  (make bench-soak)", n, dur)
+	t.Logf("command: VIGIL_SOAK_N=%d VIGIL_SOAK=%s VIGIL_SOAK_HISTORY=%s go test -tags peerbench -run TestPeerScaleSoak -count 1 -v -timeout 3h ./agent/  (make bench-soak)", n, dur, history)
 	t.Logf("| minute | RSS MiB | anon MiB | CPU ms/run in the minute | store MB |")
 	t.Logf("|---:|---:|---:|---:|---:|")
 	c0 := cpuSeconds(t, pid)

@@ -100,6 +100,17 @@ const (
 	// flushDelay is how long the first row of a batch may wait for company.
 	flushDelay = 200 * time.Millisecond
 	readConns  = 4
+	// writerCacheKiB and readerCacheKiB bound each connection's page
+	// cache. SQLite's default is 2,000 KiB a connection; a cached 4 KiB
+	// page takes an 8 KiB slot in modernc's allocator, so that is ~3.7 MB
+	// of memory a connection, and with the writer, an idle reader kept for
+	// the checkpointer and the readers of a page view it was over a
+	// quarter of the agent's memory at 10,000 checks. The writer keeps the
+	// default: its inserts descend the history's index for every row. A
+	// reader's query reads a few pages of one check's range, or scans the
+	// hourly counts once; a small cache serves both.
+	writerCacheKiB = 2000
+	readerCacheKiB = 256
 	// journalSizeLimit: the WAL file is truncated to this when SQLite
 	// starts reusing it after a checkpoint, so its size says how much it
 	// holds (see checkpoint.go), and one large transaction (a migration
@@ -230,6 +241,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		"_pragma=foreign_keys(1)",
 		fmt.Sprintf("_pragma=journal_size_limit(%d)", journalSizeLimit),
 		fmt.Sprintf("_pragma=wal_autocheckpoint(%d)", writerAutoCheckpoint),
+		fmt.Sprintf("_pragma=cache_size(-%d)", writerCacheKiB),
 		// IMMEDIATE takes the write lock at BEGIN, so two processes on one
 		// file wait for each other under busy_timeout instead of failing
 		// with SQLITE_BUSY when a deferred read lock cannot be upgraded.
@@ -277,7 +289,8 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	// read-only connection cannot create the WAL index (-shm) when it is
 	// missing and then fails to open at all ("unable to open database file",
 	// seen at start-up on a fresh database).
-	r, err := sql.Open("sqlite", dsn(abs, "_pragma=query_only(1)", fmt.Sprintf("_pragma=busy_timeout(%d)", busyTimeoutMS)))
+	r, err := sql.Open("sqlite", dsn(abs, "_pragma=query_only(1)", fmt.Sprintf("_pragma=busy_timeout(%d)", busyTimeoutMS),
+		fmt.Sprintf("_pragma=cache_size(-%d)", readerCacheKiB)))
 	if err != nil {
 		w.Close()
 		return nil, fmt.Errorf("open store %s for reading: %w", path, err)

@@ -99,22 +99,31 @@ func TestOpenPragmasAndPools(t *testing.T) {
 		t.Fatalf("database file: %v", err)
 	}
 	for _, tc := range []struct {
+		pool         string
 		pragma, want string
 	}{
-		{"journal_mode", "wal"},
-		{"synchronous", "1"}, // NORMAL
-		{"foreign_keys", "1"},
-		{"busy_timeout", "5000"},
-		{"journal_size_limit", "0"},
-		{"wal_autocheckpoint", "10000"},
+		{"writer", "journal_mode", "wal"},
+		{"writer", "synchronous", "1"}, // NORMAL
+		{"writer", "foreign_keys", "1"},
+		{"writer", "busy_timeout", "5000"},
+		{"writer", "journal_size_limit", "0"},
+		{"writer", "wal_autocheckpoint", "10000"},
+		{"writer", "cache_size", "-2000"},
+		{"reader", "query_only", "1"},
+		{"reader", "busy_timeout", "5000"},
+		{"reader", "cache_size", "-256"},
 	} {
-		t.Run(tc.pragma, func(t *testing.T) {
+		t.Run(tc.pool+"/"+tc.pragma, func(t *testing.T) {
+			db := s.w
+			if tc.pool == "reader" {
+				db = s.r
+			}
 			var got string
-			if err := s.w.QueryRowContext(ctx, "PRAGMA "+tc.pragma).Scan(&got); err != nil {
+			if err := db.QueryRowContext(ctx, "PRAGMA "+tc.pragma).Scan(&got); err != nil {
 				t.Fatal(err)
 			}
 			if got != tc.want {
-				t.Errorf("writer PRAGMA %s = %s, want %s", tc.pragma, got, tc.want)
+				t.Errorf("%s PRAGMA %s = %s, want %s", tc.pool, tc.pragma, got, tc.want)
 			}
 		})
 	}
