@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -391,4 +392,70 @@ func longestHolds(d []time.Duration, n int) string {
 		out = append(out, fmt.Sprintf("#%d %v", i, d[i].Round(100*time.Microsecond)))
 	}
 	return strings.Join(out, ", ")
+}
+
+// TestPeerStoreInsertCost is what the history writer costs per run as the
+// history grows: for each of VIGIL_STORE_HOURS (comma-separated, default
+// 0,1,6) it fills that many hours of VIGIL_STORE_CHECKS (default 10,000)
+// checks at one run a minute, then writes three more minutes as the agent
+// does (a commit of 33 results every 200 ms at 10,000 checks, the
+// checkpointer's check after each) and reports this process's CPU per
+// result, the synthetic results' making and encoding included.
+//
+// Rows are clustered by check, so once a check's rows fill a leaf page,
+// each new run writes a page of its own to the WAL, which the checkpoint
+// copies again; with more pages than the writer's cache holds, the insert
+// reads its pages back from disk as well.
+func TestPeerStoreInsertCost(t *testing.T) {
+	checks := testenv.PositiveInt(t, "VIGIL_STORE_CHECKS", 10_000)
+	spec := cmp.Or(os.Getenv("VIGIL_STORE_HOURS"), "0,1,6")
+	perCommit := max(1, checks/300) // 200 ms of runs spread over a minute
+	for f := range strings.SplitSeq(spec, ",") {
+		var hours float64
+		if _, err := fmt.Sscan(strings.TrimSpace(f), &hours); err != nil || hours < 0 {
+			t.Fatalf("VIGIL_STORE_HOURS: %q is not a number of hours", f)
+		}
+		path := filepath.Join(t.TempDir(), "vigil.db")
+		s := openStore(t, path, Options{})
+		g := newHTTPGen(checks)
+		minutes := int(hours * 60)
+		start := time.Now().Add(-time.Duration(minutes+10) * time.Minute).Truncate(time.Minute)
+		g.fill(t, s, start, minutes)
+		s.checkpoint(t.Context())
+		const measured = 3
+		c0 := processCPU(t)
+		batch := make([]row, 0, perCommit)
+		rows := 0
+		for m := range measured {
+			minute := start.Add(time.Duration(minutes+m) * time.Minute)
+			for c := range checks {
+				batch = append(batch, encode(g.result(c, minute)))
+				if len(batch) == perCommit || c == checks-1 {
+					if err := s.insert(batch); err != nil {
+						t.Fatal(err)
+					}
+					rows += len(batch)
+					batch = batch[:0]
+					s.checkpoint(t.Context())
+				}
+			}
+		}
+		cpu := processCPU(t) - c0
+		z := measure(t, s, path)
+		t.Logf("%d checks, %g hours of history (%s): %d results in commits of %d, %.1f µs of CPU per result",
+			checks, hours, z, rows, perCommit, float64(cpu.Microseconds())/float64(rows))
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// processCPU is this process's user and system CPU time so far.
+func processCPU(t *testing.T) time.Duration {
+	t.Helper()
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		t.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
