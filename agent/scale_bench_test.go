@@ -321,16 +321,15 @@ func measureVigil(t *testing.T, bin, target string, n int, warmup, window time.D
 }
 
 // prefillHistory writes d of one-minute history for the n checks of
-// writeScaleConfig into a new store, through the store's own writer, as a
-// long-running agent would have it, and returns the file. A long-running
+// writeScaleConfig into a new store at path, through the store's own
+// writer, as a long-running agent would have it. A long-running
 // agent's store is where the history writer's cost settles: once each
 // check's rows fill a leaf page, every new row goes to a page of its own.
 // The rows go in check by check, which is fast; each check's rows then sit
 // in full pages rather than the half-full ones that runs arriving minute by
 // minute leave, so the file is smaller than a real one of the same history.
-func prefillHistory(t *testing.T, n int, d time.Duration) string {
+func prefillHistory(t *testing.T, path string, n int, d time.Duration) {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "history.db")
 	ctx := t.Context()
 	s, err := store.Open(ctx, path, store.Options{QueueSize: 4096, EnqueueTimeout: time.Minute})
 	if err != nil {
@@ -372,7 +371,6 @@ func prefillHistory(t *testing.T, n int, d time.Duration) string {
 		t.Fatal(err)
 	}
 	t.Logf("N=%d: prefilled %s of history (%d rows, %.0f MB) in %s", n, d, n*minutes, float64(fi.Size())/1e6, time.Since(began).Round(time.Second))
-	return path
 }
 
 func copyFile(t *testing.T, from, to string) {
@@ -591,7 +589,8 @@ func TestPeerScale(t *testing.T) {
 	for _, n := range s.ns {
 		var hist scaleRun
 		if s.history > 0 {
-			hist.history = prefillHistory(t, n, s.history)
+			hist.history = filepath.Join(t.TempDir(), "history.db")
+			prefillHistory(t, hist.history, n, s.history)
 		}
 		v := measureVigil(t, bin, target, n, s.warmup, s.window, hist)
 		perRun := 1000 * v.cpu / max(v.runs, 1)
@@ -669,7 +668,7 @@ func TestPeerScaleSoak(t *testing.T) {
 	cfg := writeScaleConfig(t, target, n, "")
 	dir := t.TempDir()
 	if history > 0 {
-		copyFile(t, prefillHistory(t, n, history), filepath.Join(dir, "vigil.db"))
+		prefillHistory(t, filepath.Join(dir, "vigil.db"), n, history)
 	}
 	addr := freeAddr(t)
 	base := "http://" + addr
