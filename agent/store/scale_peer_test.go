@@ -211,7 +211,7 @@ func (g *httpGen) fill(t *testing.T, s *Store, start time.Time, minutes int) {
 	if _, err := s.w.Exec("PRAGMA cache_size = -262144"); err != nil {
 		t.Fatal(err)
 	}
-	defer s.w.Exec("PRAGMA cache_size = -2000") //nolint:errcheck // best effort
+	defer s.w.Exec(fmt.Sprintf("PRAGMA cache_size = -%d", writerCacheKiB)) //nolint:errcheck // best effort
 	batch := make([]row, 0, fillBatch)
 	last := time.Now()
 	for m := range minutes {

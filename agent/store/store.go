@@ -105,11 +105,14 @@ const (
 	// page takes an 8 KiB slot in modernc's allocator, so that is ~3.7 MB
 	// of memory a connection, and with the writer, an idle reader kept for
 	// the checkpointer and the readers of a page view it was over a
-	// quarter of the agent's memory at 10,000 checks. The writer keeps the
-	// default: its inserts descend the history's index for every row. A
-	// reader's query reads a few pages of one check's range, or scans the
-	// hourly counts once; a small cache serves both.
-	writerCacheKiB = 2000
+	// quarter of the agent's memory at 10,000 checks. The writer keeps
+	// half the default: its inserts descend the history's index for every
+	// row, and what it cannot keep it reads back from the OS's cache (at
+	// 10,000 checks on a 6-hour store, 2,000 KiB cost 2.1 MiB more memory
+	// and 3% less CPU per run; BENCHMARKS.md). A reader's query reads a few
+	// pages of one check's range, or scans the hourly counts once; a small
+	// cache serves both.
+	writerCacheKiB = 1000
 	readerCacheKiB = 256
 	// journalSizeLimit: the WAL file is truncated to this when SQLite
 	// starts reusing it after a checkpoint, so its size says how much it
@@ -181,8 +184,9 @@ type Store struct {
 	retention      time.Duration // of the history; 0: forever
 	pruneMu        sync.Mutex
 
-	ids    ids        // the writer's check and shape ids
-	shapes shapeCache // the readers' decoded shapes
+	ids    ids         // the writer's check and shape ids
+	stmts  writerStmts // the writer's statements, on w
+	shapes shapeCache  // the readers' decoded shapes
 
 	// mu orders Record against Close: Record sends while holding it for
 	// reading, so once Close holds it for writing no record can slip into
@@ -305,6 +309,13 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("open store %s for reading: %w", path, err)
 	}
 
+	stmts, err := prepareWriter(ctx, w)
+	if err != nil {
+		r.Close()
+		w.Close()
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+
 	hourRetention := opts.HourRetention
 	if hourRetention == 0 && opts.Retention > 0 {
 		hourRetention = DefaultHourRetention
@@ -318,6 +329,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	}
 	s := &Store{
 		w: w, r: r,
+		stmts:          stmts,
 		log:            opts.Logger,
 		enqueueTimeout: opts.EnqueueTimeout,
 		pruneChunk:     pruneChunk,
@@ -422,12 +434,13 @@ func (s *Store) Close() error {
 	s.stopBackground()
 	close(s.stop)
 	s.wg.Wait()
+	serr := s.stmts.close()
 	// Readers first, so the writer is the last connection: the last one to
 	// close checkpoints the WAL into the main file, which a read-only
 	// connection cannot do.
 	rerr := s.r.Close()
 	werr := s.w.Close()
-	if err := errors.Join(s.writerErr, rerr, werr); err != nil {
+	if err := errors.Join(s.writerErr, serr, rerr, werr); err != nil {
 		return fmt.Errorf("close store: %w", err)
 	}
 	return nil

@@ -180,11 +180,14 @@ func (s *Store) insert(batch []row) (err error) {
 		return fmt.Errorf("begin write: %w", err)
 	}
 	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
-	res := s.ids.resolver(ctx, tx, time.Now())
-	stmt, err := tx.PrepareContext(ctx, insertResult)
-	if err != nil {
-		return fmt.Errorf("prepare insert: %w", err)
-	}
+	// The statements run with ctx's values but not its deadline: the
+	// transaction already rolls back when ctx ends, and a deadline on
+	// each statement costs the driver a watcher goroutine per row. A
+	// batch's statements are short; the wait for another process's lock
+	// is bounded by busy_timeout.
+	rowCtx := context.WithoutCancel(ctx)
+	res := s.ids.resolver(rowCtx, tx, time.Now())
+	stmt := tx.StmtContext(rowCtx, s.stmts.insert)
 	defer stmt.Close()
 	hours := make(map[hourKey]hourCount, len(batch))
 	for _, w := range batch {
@@ -207,12 +210,12 @@ func (s *Store) insert(batch []row) (err error) {
 		if w.diagnostics != "" {
 			diag = w.diagnostics
 		}
-		if _, err := stmt.ExecContext(ctx, checkID, w.startMS, w.durationNS, w.success,
+		if _, err := stmt.ExecContext(rowCtx, checkID, w.startMS, w.durationNS, w.success,
 			w.reason, w.message, shapeID, w.phases, w.values, diag); err != nil {
 			return fmt.Errorf("insert check result: %w", err)
 		}
 	}
-	if err := addHours(ctx, tx, hours); err != nil {
+	if err := addHours(rowCtx, tx.StmtContext(rowCtx, s.stmts.hours), hours); err != nil {
 		return err
 	}
 	if err := tx.Commit(); err != nil {
@@ -237,17 +240,14 @@ func hourOf(ms int64) int64 {
 	return h
 }
 
-// addHours adds a batch's runs to check_hours: one upsert per check and
-// hour, not per run.
-func addHours(ctx context.Context, tx *sql.Tx, hours map[hourKey]hourCount) error {
-	if len(hours) == 0 {
-		return nil
-	}
-	stmt, err := tx.PrepareContext(ctx, `INSERT INTO check_hours (check_id, hour, runs, ok) VALUES (?, ?, ?, ?)
-		ON CONFLICT (check_id, hour) DO UPDATE SET runs = runs + excluded.runs, ok = ok + excluded.ok`)
-	if err != nil {
-		return fmt.Errorf("prepare hourly counts: %w", err)
-	}
+// addHourCounts adds a batch's runs to a check's hour in check_hours.
+const addHourCounts = `INSERT INTO check_hours (check_id, hour, runs, ok) VALUES (?, ?, ?, ?)
+	ON CONFLICT (check_id, hour) DO UPDATE SET runs = runs + excluded.runs, ok = ok + excluded.ok`
+
+// addHours adds a batch's runs to check_hours with stmt (addHourCounts in
+// the batch's transaction): one upsert per check and hour, not per run.
+// It closes stmt.
+func addHours(ctx context.Context, stmt *sql.Stmt, hours map[hourKey]hourCount) error {
 	defer stmt.Close()
 	for k, c := range hours {
 		if _, err := stmt.ExecContext(ctx, k.check, k.hour, c.runs, c.ok); err != nil {
@@ -255,6 +255,30 @@ func addHours(ctx context.Context, tx *sql.Tx, hours map[hourKey]hourCount) erro
 		}
 	}
 	return nil
+}
+
+// writerStmts are the history writer's statements, prepared once on the
+// write connection: preparing them for every batch cost more than a
+// batch's hourly counts.
+type writerStmts struct {
+	insert, hours *sql.Stmt
+}
+
+func prepareWriter(ctx context.Context, w *sql.DB) (writerStmts, error) {
+	var st writerStmts
+	var err error
+	if st.insert, err = w.PrepareContext(ctx, insertResult); err != nil {
+		return st, fmt.Errorf("prepare insert: %w", err)
+	}
+	if st.hours, err = w.PrepareContext(ctx, addHourCounts); err != nil {
+		st.insert.Close()
+		return st, fmt.Errorf("prepare hourly counts: %w", err)
+	}
+	return st, nil
+}
+
+func (st writerStmts) close() error {
+	return errors.Join(st.insert.Close(), st.hours.Close())
 }
 
 // shapeRefresh is how stale a shape's last_used may get while the writer
