@@ -105,14 +105,16 @@ const (
 	// page takes an 8 KiB slot in modernc's allocator, so that is ~3.7 MB
 	// of memory a connection, and with the writer, an idle reader kept for
 	// the checkpointer and the readers of a page view it was over a
-	// quarter of the agent's memory at 10,000 checks. The writer keeps
-	// half the default: its inserts descend the history's index for every
-	// row, and what it cannot keep it reads back from the OS's cache (at
-	// 10,000 checks on a 6-hour store, 2,000 KiB cost 2.1 MiB more memory
-	// and 3% less CPU per run; BENCHMARKS.md). A reader's query reads a few
-	// pages of one check's range, or scans the hourly counts once; a small
-	// cache serves both.
-	writerCacheKiB = 1000
+	// quarter of the agent's memory at 10,000 checks. The writer's inserts
+	// descend the history's index for every row, but its hot set (each
+	// check's newest leaf page and the interior pages above it) outgrows
+	// any cache that size at thousands of checks, and what the cache does
+	// not hold comes back from the OS's page cache. Side by side at 10,000
+	// checks on a 6-hour store (BENCHMARKS.md), 2,000 KiB against 1,000
+	// cost 2.1 MiB for 3.5% less CPU per run, and 1,000 against 512 cost
+	// 1.2 MiB for none. A reader's query reads a few pages of one check's
+	// range, or scans the hourly counts once; a small cache serves both.
+	writerCacheKiB = 512
 	readerCacheKiB = 256
 	// journalSizeLimit: the WAL file is truncated to this when SQLite
 	// starts reusing it after a checkpoint, so its size says how much it

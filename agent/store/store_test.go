@@ -108,7 +108,7 @@ func TestOpenPragmasAndPools(t *testing.T) {
 		{"writer", "busy_timeout", "5000"},
 		{"writer", "journal_size_limit", "0"},
 		{"writer", "wal_autocheckpoint", "10000"},
-		{"writer", "cache_size", "-1000"},
+		{"writer", "cache_size", "-512"},
 		{"reader", "query_only", "1"},
 		{"reader", "busy_timeout", "5000"},
 		{"reader", "cache_size", "-256"},
