@@ -118,9 +118,17 @@ func TestRulesAndQueryAPI(t *testing.T) {
 	if r.Status != "error" || r.ErrorType != "bad_data" {
 		t.Fatalf("bad query: %+v", r)
 	}
-	r = get("/api/v1/series?match[]=" + url.QueryEscape(`ALERTS{alertstate="firing"}`))
+	// /api/v1/alerts shows the state the evaluation just set; its ALERTS
+	// sample reaches the sample store a moment later (under -race on a
+	// busy machine, after the first look: seen in a fresh-check run).
 	var series []map[string]string
-	json.Unmarshal(r.Data, &series)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		r = get("/api/v1/series?match[]=" + url.QueryEscape(`ALERTS{alertstate="firing"}`))
+		json.Unmarshal(r.Data, &series)
+		if len(series) > 0 || time.Now().After(deadline) {
+			break
+		}
+	}
 	if len(series) != 1 || series[0]["alertname"] != "VigilCheckFailing" {
 		t.Fatalf("series: %s", r.Data)
 	}
