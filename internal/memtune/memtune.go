@@ -82,27 +82,43 @@ const (
 	heapTrimMinInterval = 30 * time.Second
 )
 
-// HeapTrimmer returns free heap to the OS once a burst of check runs is
-// over. A run of invoice_qr decodes a PNG and a PDF (several MB of
-// short-lived images); after the next GC those pages are free but stay
-// resident: the background scavenger only releases what exceeds 110% of the
-// heap goal, so an idle agent keeps them until the next burst. The zero
-// value is ready to use.
+// HeapTrimmer returns free heap to the OS once a burst of work is over. A
+// run of invoice_qr decodes a PNG and a PDF (several MB of short-lived
+// images), a status page at 10,000 checks allocates a few MB; after the
+// next GC those pages are free but stay resident: the background scavenger
+// only releases what exceeds 110% of the heap goal, slowly, so an agent
+// keeps them until long after the burst. The zero value is ready to use.
 type HeapTrimmer struct {
 	mu    sync.Mutex
 	timer *time.Timer
 	last  time.Time
+	// firm: a BurstDone's trim is due, and check runs do not put it off.
+	firm bool
+	// free releases the heap (debug.FreeOSMemory when nil); tests count.
+	free func()
 }
 
-// Kick notes a burst of work: the trim follows heapTrimDelay after the last
-// kick.
-func (t *HeapTrimmer) Kick() {
+// Kick notes a check run: the trim follows heapTrimDelay after the last
+// kick, once the runs go quiet.
+func (t *HeapTrimmer) Kick() { t.kick(false) }
+
+// BurstDone notes the end of a burst that stands out from the check runs
+// (a page render): its trim follows heapTrimDelay after it even while
+// check runs keep kicking, as at thousands of checks they never go quiet.
+func (t *HeapTrimmer) BurstDone() { t.kick(true) }
+
+func (t *HeapTrimmer) kick(firm bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.timer == nil {
+		t.firm = firm
 		t.timer = time.AfterFunc(heapTrimDelay, t.fire)
 		return
 	}
+	if t.firm && !firm {
+		return
+	}
+	t.firm = firm
 	t.timer.Reset(heapTrimDelay)
 }
 
@@ -123,6 +139,11 @@ func (t *HeapTrimmer) fire() {
 		return
 	}
 	t.last = time.Now()
+	t.firm = false
+	free := t.free
 	t.mu.Unlock()
-	debug.FreeOSMemory()
+	if free == nil {
+		free = debug.FreeOSMemory
+	}
+	free()
 }
