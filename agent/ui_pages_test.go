@@ -654,3 +654,95 @@ slos:
 		t.Errorf("/api/v1/checks without a user: %d, want 401", code)
 	}
 }
+
+// scaleAgent is an agent with n HTTP checks (not started) whose last
+// results are success.
+func scaleAgent(tb testing.TB, n int, success bool) *Agent {
+	tb.Helper()
+	dir := tb.TempDir()
+	var cfg strings.Builder
+	cfg.WriteString("global: {interval: 1m}\nchecks:\n")
+	for i := range n {
+		fmt.Fprintf(&cfg, "  - {name: web%05d, type: http, http: {url: 'http://127.0.0.1:9/x%d'}}\n", i, i)
+	}
+	path := dir + "/vigil.yml"
+	if err := os.WriteFile(path, []byte(cfg.String()), 0o644); err != nil {
+		tb.Fatal(err)
+	}
+	a, err := New(context.Background(), Options{ConfigFile: path, StoragePath: dir + "/vigil.db", AllowedHosts: []string{"example.com"}})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(a.closeStore)
+	now := time.Now()
+	for i := range n {
+		r := probes.Result{Success: success, Start: now, Duration: time.Millisecond}
+		if !success {
+			r.Reason, r.Message = probes.ReasonTimeout, "no answer"
+		}
+		a.state.Record(fmt.Sprintf("web%05d", i), lastrun.From(r))
+	}
+	return a
+}
+
+// TestOverviewAtScale: at 10,000 checks the overview stays a page, whether
+// they all pass (folded, 200 names listed) or all fail in an outage (500
+// rows, the rest counted with a way to them).
+func TestOverviewAtScale(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name    string
+		success bool
+		rows    int
+		want    []string
+	}{
+		{"all passing", true, 0, []string{"10000 more passing (folded)", `<a href="/checks/web00199">web00199</a>`, "… 9800 more: find one by name"}},
+		{"all failing", false, 500, []string{`<span class="badge fail">10000 FAIL</span>`, `data-check="web00499"`, "9500 more not shown", `<a href="/api/v1/checks?step=network">`}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			a := scaleAgent(t, 10000, tt.success)
+			rec := httptest.NewRecorder()
+			a.web.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
+			body := rec.Body.String()
+			if n := strings.Count(body, `<tr class="check"`); n != tt.rows {
+				t.Errorf("%d rows, want %d", n, tt.rows)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(body, w) {
+					t.Errorf("overview lacks %q", w)
+				}
+			}
+			if strings.Contains(body, "web00200<") && tt.success || strings.Contains(body, `data-check="web00500"`) {
+				t.Error("overview shows checks beyond its limits")
+			}
+			if len(body) > 1<<20 {
+				t.Errorf("overview is %d bytes", len(body))
+			}
+		})
+	}
+}
+
+// BenchmarkPagesAtScale renders the overview and one page of
+// /api/v1/checks for 10,000 HTTP checks that have all passed (the
+// scheduler is not started; each check has one result): the allocations a
+// page view leaves for the collector at bench-scale's size.
+func BenchmarkPagesAtScale(b *testing.B) {
+	a := scaleAgent(b, 10000, true)
+	h := a.web.Handler()
+	for _, page := range []struct{ name, path string }{{"overview", "/"}, {"api", "/api/v1/checks"}} {
+		b.Run(page.name, func(b *testing.B) {
+			b.ReportAllocs()
+			var size int
+			for b.Loop() {
+				rec := httptest.NewRecorder()
+				h.ServeHTTP(rec, httptest.NewRequest("GET", page.path, nil))
+				if rec.Code != 200 {
+					b.Fatalf("%d %s", rec.Code, rec.Body.String())
+				}
+				size = rec.Body.Len()
+			}
+			b.ReportMetric(float64(size), "bytes/page")
+		})
+	}
+}

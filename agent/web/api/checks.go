@@ -78,6 +78,9 @@ func uptimeViews(counts []store.Counts) []client.Uptime {
 // that shows a few dozen allocated ~10 MB per page view.
 type Brief struct {
 	Name, Type string
+	// Step is the checklist item of the check's type ("" for a type no
+	// family registered).
+	Step probes.Step
 	// Ran: there is a last result; Success is its outcome.
 	Ran, Success bool
 }
@@ -88,6 +91,9 @@ func (api *API) Briefs() []Brief {
 	out := make([]Brief, 0, len(checks))
 	for _, c := range checks {
 		b := Brief{Name: c.Name, Type: c.Type}
+		if f, ok := probes.Lookup(c.Type); ok {
+			b.Step = f.Step
+		}
 		b.Ran, b.Success = api.state.Outcome(c.Name)
 		out = append(out, b)
 	}

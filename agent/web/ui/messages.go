@@ -139,6 +139,8 @@ var messages = map[string]msg{
 	"search.clear":           {"show all", "显示全部"},
 	"action.search":          {"Search", "搜索"},
 	"step.passing_folded":    {"more passing (folded)", "项通过（已折叠）"},
+	"step.folded_rest":       {"more: find one by name with the search above", "项未列出：请用上方搜索按名称查找"},
+	"step.rows_hidden":       {"more not shown: narrow them with the search above, or page through", "项未显示：请用上方搜索缩小范围，或分页查看"},
 	"col.trigger":            {"Trigger", "触发方式"},
 	"col.started":            {"Started", "开始时间"},
 	"col.finished":           {"Finished", "结束时间"},

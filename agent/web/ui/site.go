@@ -43,7 +43,7 @@ type Rules interface {
 }
 
 // Trimmer is told when a burst of work (a page) is over.
-type Trimmer interface{ Kick() }
+type Trimmer interface{ BurstDone() }
 
 // SiteOptions are what the pages read and the forms act on.
 type SiteOptions struct {
@@ -141,8 +141,8 @@ func (site *Site) render(w http.ResponseWriter, r *http.Request, status int, nam
 		http.Error(w, "cannot render page", http.StatusInternalServerError)
 	}
 	// A page is a burst of short-lived allocations (store rows, the
-	// rendered HTML); hand the heap back once the viewer goes quiet.
-	site.opts.Trimmer.Kick()
+	// rendered HTML); hand the heap back soon after, check runs or not.
+	site.opts.Trimmer.BurstDone()
 }
 
 func (site *Site) pageError(w http.ResponseWriter, r *http.Request, status int, msg string) {
@@ -164,19 +164,29 @@ type uiStep struct {
 	Step    probes.Step
 	Checks  []uiCheck
 	Failing int
-	// Collapsed are the passing checks folded into one line (a step with
-	// more than foldPassing of them), by name.
-	Collapsed []string
+	// Folded counts the passing checks folded into one line (a step with
+	// more than foldPassing of them); FoldNames are the first of them by
+	// name, FoldRest how many more the line does not list.
+	Folded    int
+	FoldNames []string
+	FoldRest  int
+	// Hidden counts the checks that would have been rows but for the
+	// page's row limit.
+	Hidden int
 }
 
-// The overview folds a step's passing checks into one line beyond
-// foldPassing of them, and reads sparklines for at most sparkChecks
-// checks: at thousands of checks it shows what needs attention and stays
-// fast (one history query per check shown).
-const (
-	foldPassing = 20
-	sparkChecks = 200
-)
+// overviewLimits bound one overview, so that at 10,000 checks — or with
+// all of them failing in an outage, when everyone opens the page — it
+// stays a page of tens of kilobytes, not megabytes: a step folds its
+// passing checks beyond foldPassing into one line listing foldNames of
+// them, the page shows at most rows check rows, and sparklines are read
+// for at most sparks of them (one history query per check shown). The
+// rest are a name search or a page of /api/v1/checks away.
+type overviewLimits struct {
+	foldPassing, foldNames, rows, sparks int
+}
+
+var pageLimits = overviewLimits{foldPassing: 20, foldNames: 200, rows: 500, sparks: 200}
 
 type overviewData struct {
 	SLOs        []client.SLO
@@ -196,30 +206,41 @@ type overviewData struct {
 	sparked int // checks given sparklines so far
 }
 
-// overviewStep splits a step's checks (in name order) into those shown as
-// rows — failing and not yet run first, then passing ones unless there are
-// more than foldPassing of them, or all of them for a search — and the
-// passing ones folded by name.
-func overviewStep(s probes.Step, briefs []api.Brief, search bool) (uiStep, []string) {
+// overviewStep picks step s's checks (briefs are every matching check in
+// name order) for the overview: rows for all of them when searching or
+// when at most lim.foldPassing pass, otherwise rows for the failing and
+// not yet run ones and the passing ones folded. At most rowsLeft names
+// become rows; the rest are counted in Hidden.
+func overviewStep(s probes.Step, briefs []api.Brief, search bool, lim overviewLimits, rowsLeft int) (uiStep, []string) {
 	st := uiStep{Step: s}
-	var attention, passing, all []string
+	passing := 0
 	for _, b := range briefs {
-		all = append(all, b.Name)
 		switch {
+		case b.Step != s:
 		case b.Ran && b.Success:
-			passing = append(passing, b.Name)
+			passing++
 		case b.Ran:
 			st.Failing++
-			attention = append(attention, b.Name)
-		default:
-			attention = append(attention, b.Name)
 		}
 	}
-	if search || len(passing) <= foldPassing {
-		return st, all
+	fold := !search && passing > lim.foldPassing
+	var rows []string
+	for _, b := range briefs {
+		switch {
+		case b.Step != s:
+		case fold && b.Ran && b.Success:
+			st.Folded++
+			if len(st.FoldNames) < lim.foldNames {
+				st.FoldNames = append(st.FoldNames, b.Name)
+			}
+		case len(rows) < rowsLeft:
+			rows = append(rows, b.Name)
+		default:
+			st.Hidden++
+		}
 	}
-	st.Collapsed = passing
-	return st, attention
+	st.FoldRest = st.Folded - len(st.FoldNames)
+	return st, rows
 }
 
 func newUICheck(v client.CheckView) uiCheck {
@@ -262,18 +283,12 @@ func (site *Site) pageOverview(w http.ResponseWriter, r *http.Request) {
 			d.Pending++
 		}
 	}
-	byStep := map[probes.Step][]api.Brief{}
-	for _, b := range briefs {
-		s := probes.Step("")
-		if f, ok := probes.Lookup(b.Type); ok {
-			s = f.Step
-		}
-		byStep[s] = append(byStep[s], b)
-	}
+	rowsLeft := pageLimits.rows
 	for _, s := range probes.Steps() {
-		st, names := overviewStep(s, byStep[s], d.Query != "")
+		st, names := overviewStep(s, briefs, d.Query != "", pageLimits, rowsLeft)
+		rowsLeft -= len(names)
 		shown := site.opts.API.Views(names)
-		if err := site.opts.API.WithHistory(r.Context(), shown[:min(len(shown), max(0, sparkChecks-d.sparked))], sparkRuns); err != nil {
+		if err := site.opts.API.WithHistory(r.Context(), shown[:min(len(shown), max(0, pageLimits.sparks-d.sparked))], sparkRuns); err != nil {
 			site.pageError(w, r, http.StatusInternalServerError, err.Error())
 			return
 		}
