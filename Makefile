@@ -179,6 +179,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzQRFromPDF -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./probes/invoice
 	$(GO) test -run '^$$' -fuzz FuzzRead -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./probes/invoice/ofd
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) ./probes/invoice/fpxml
+	$(GO) test -run '^$$' -fuzz FuzzPlainMatchesYAML -fuzztime $(FUZZTIME) ./internal/confkit
 
 clean:
 	rm -rf bin data

@@ -316,10 +316,42 @@ func TestExampleConfigs(t *testing.T) {
 	}
 	for _, f := range files {
 		t.Run(filepath.Base(f), func(t *testing.T) {
-			if _, err := Load(f); err != nil {
-				t.Errorf("example config does not load:\n%v", err)
+			cfg, err := Load(f)
+			if err != nil {
+				t.Fatalf("example config does not load:\n%v", err)
+			}
+			for _, c := range cfg.Checks {
+				specPlainMatchesYAML(t, c)
 			}
 		})
+	}
+}
+
+// specPlainMatchesYAML holds confkit.Plain (how the API shows a check's
+// config section) to what it stands in for: the spec written as YAML and
+// read back.
+func specPlainMatchesYAML(t *testing.T, c Check) {
+	t.Helper()
+	got, err := confkit.Plain(c.Spec)
+	if err != nil {
+		t.Errorf("%s: Plain: %v", c.Name, err)
+		return
+	}
+	b, err := yaml.Marshal(c.Spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want map[string]any
+	if err := yaml.Unmarshal(b, &want); err != nil {
+		t.Fatal(err)
+	}
+	gj, err1 := json.Marshal(got)
+	wj, err2 := json.Marshal(want)
+	if err1 != nil || err2 != nil {
+		t.Fatalf("%s: %v %v", c.Name, err1, err2)
+	}
+	if string(gj) != string(wj) {
+		t.Errorf("%s (%s): Plain\n%s\nYAML round trip\n%s", c.Name, c.Type, gj, wj)
 	}
 }
 

@@ -1,7 +1,8 @@
 // Package confkit holds what every config section of the agent shares:
 // Secret, a value that can only come from the environment or a file and
-// never prints, and FieldError, a validation problem with one field that
-// the config loader turns into file:line.
+// never prints, FieldError, a validation problem with one field that
+// the config loader turns into file:line, and Plain, a section as its YAML
+// reads.
 package confkit
 
 import (

@@ -18,6 +18,7 @@ import (
 	"github.com/vigil-project/vigil/agent/store"
 	"github.com/vigil-project/vigil/agent/uptime"
 	"github.com/vigil-project/vigil/agent/web/httpx"
+	"github.com/vigil-project/vigil/internal/confkit"
 	"github.com/vigil-project/vigil/probes"
 	"gopkg.in/yaml.v3"
 )
@@ -357,8 +358,14 @@ func (api *API) spec(c probes.Config) map[string]any {
 	return m
 }
 
-// specMap renders a family config through its yaml tags as a generic map.
+// specMap renders a family config through its yaml tags as a generic map:
+// confkit.Plain, or for what it cannot follow, the YAML text read back.
 func specMap(spec probes.Config) map[string]any {
+	if v, err := confkit.Plain(spec); err == nil {
+		if m, ok := v.(map[string]any); ok {
+			return m
+		}
+	}
 	out := map[string]any{}
 	b, err := yaml.Marshal(spec)
 	if err == nil {
