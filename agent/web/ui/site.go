@@ -171,8 +171,9 @@ type uiStep struct {
 	FoldNames []string
 	FoldRest  int
 	// Hidden counts the checks that would have been rows but for the
-	// page's row limit.
-	Hidden int
+	// page's row limit; HiddenAt is the API page that lists them all.
+	Hidden   int
+	HiddenAt string
 }
 
 // overviewLimits bound one overview, so that at 10,000 checks — or with
@@ -287,6 +288,13 @@ func (site *Site) pageOverview(w http.ResponseWriter, r *http.Request) {
 	for _, s := range probes.Steps() {
 		st, names := overviewStep(s, briefs, d.Query != "", pageLimits, rowsLeft)
 		rowsLeft -= len(names)
+		if st.Hidden > 0 {
+			q := url.Values{"step": {string(s)}}
+			if d.Query != "" {
+				q.Set("name", d.Query)
+			}
+			st.HiddenAt = "/api/v1/checks?" + q.Encode()
+		}
 		shown := site.opts.API.Views(names)
 		if err := site.opts.API.WithHistory(r.Context(), shown[:min(len(shown), max(0, pageLimits.sparks-d.sparked))], sparkRuns); err != nil {
 			site.pageError(w, r, http.StatusInternalServerError, err.Error())
