@@ -724,20 +724,27 @@ func TestOverviewAtScale(t *testing.T) {
 	}
 }
 
-// BenchmarkPagesAtScale renders the overview and one page of
-// /api/v1/checks for 10,000 HTTP checks that have all passed (the
-// scheduler is not started; each check has one result): the allocations a
-// page view leaves for the collector at bench-scale's size.
+// BenchmarkPagesAtScale renders the overview and pages of /api/v1/checks
+// for 10,000 HTTP checks that have all passed (the scheduler is not
+// started; each check has one result): the allocations a page view leaves
+// for the collector at bench-scale's size. "api" is the same page again
+// (its checks' config sections cached), "api-paging" pages through all of
+// them (every section rendered: the cache holds 20 pages).
 func BenchmarkPagesAtScale(b *testing.B) {
 	a := scaleAgent(b, 10000, true)
 	h := a.web.Handler()
-	for _, page := range []struct{ name, path string }{{"overview", "/"}, {"api", "/api/v1/checks"}} {
+	for _, page := range []struct{ name, path string }{{"overview", "/"}, {"api", "/api/v1/checks"}, {"api-paging", "/api/v1/checks?offset=%d"}} {
 		b.Run(page.name, func(b *testing.B) {
 			b.ReportAllocs()
-			var size int
+			var size, i int
 			for b.Loop() {
+				path := page.path
+				if strings.Contains(path, "%d") {
+					path = fmt.Sprintf(path, i*100%10000)
+					i++
+				}
 				rec := httptest.NewRecorder()
-				h.ServeHTTP(rec, httptest.NewRequest("GET", page.path, nil))
+				h.ServeHTTP(rec, httptest.NewRequest("GET", path, nil))
 				if rec.Code != 200 {
 					b.Fatalf("%d %s", rec.Code, rec.Body.String())
 				}
