@@ -31,6 +31,18 @@ func Plain(v any) (any, error) {
 	return plain(reflect.ValueOf(v))
 }
 
+// PlainViaText is what Plain stands in for: v written by yaml.Marshal and
+// read back into generic values. It is slower, and for what Plain refuses.
+func PlainViaText(v any) (any, error) {
+	b, err := yaml.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	var out any
+	err = yaml.Unmarshal(b, &out)
+	return out, err
+}
+
 var errNotPlain = errors.New("not a plain YAML value")
 
 var (

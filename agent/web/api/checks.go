@@ -20,7 +20,6 @@ import (
 	"github.com/vigil-project/vigil/agent/web/httpx"
 	"github.com/vigil-project/vigil/internal/confkit"
 	"github.com/vigil-project/vigil/probes"
-	"gopkg.in/yaml.v3"
 )
 
 // HistoryLimit is how many past runs /api/v1/checks shows per check.
@@ -78,7 +77,7 @@ func uptimeViews(counts []store.Counts) []client.Uptime {
 // fold them. At 10,000 checks building every check's full view for a page
 // that shows a few dozen allocated ~10 MB per page view.
 type Brief struct {
-	Name, Type string
+	Name string
 	// Step is the checklist item of the check's type ("" for a type no
 	// family registered).
 	Step probes.Step
@@ -91,7 +90,7 @@ func (api *API) Briefs() []Brief {
 	checks := api.state.Checks()
 	out := make([]Brief, 0, len(checks))
 	for _, c := range checks {
-		b := Brief{Name: c.Name, Type: c.Type}
+		b := Brief{Name: c.Name}
 		if f, ok := probes.Lookup(c.Type); ok {
 			b.Step = f.Step
 		}
@@ -361,18 +360,16 @@ func (api *API) spec(c probes.Config) map[string]any {
 // specMap renders a family config through its yaml tags as a generic map:
 // confkit.Plain, or for what it cannot follow, the YAML text read back.
 func specMap(spec probes.Config) map[string]any {
-	if v, err := confkit.Plain(spec); err == nil {
-		if m, ok := v.(map[string]any); ok {
-			return m
-		}
-	}
-	out := map[string]any{}
-	b, err := yaml.Marshal(spec)
-	if err == nil {
-		err = yaml.Unmarshal(b, &out)
+	v, err := confkit.Plain(spec)
+	if err != nil {
+		v, err = confkit.PlainViaText(spec)
 	}
 	if err != nil {
 		return map[string]any{"error": fmt.Sprintf("cannot render config: %v", err)}
 	}
-	return out
+	m, ok := v.(map[string]any)
+	if !ok {
+		return map[string]any{"error": fmt.Sprintf("cannot render config: %T is not a mapping", v)}
+	}
+	return m
 }
