@@ -194,10 +194,9 @@ func scanIncident(r interface{ Scan(...any) error }) (Incident, error) {
 // ok is false when the check's last run by then passed or it has none.
 func (s *Store) FirstFailure(ctx context.Context, check string, at time.Time) (time.Time, bool, error) {
 	var ms sql.NullInt64
-	err := s.r.QueryRowContext(ctx, `WITH c AS (SELECT id FROM checks WHERE name = ?1)
-		SELECT min(started_at) FROM check_results WHERE check_id = (SELECT id FROM c) AND success = 0 AND started_at <= ?2
-		AND started_at > ifnull((SELECT max(started_at) FROM check_results WHERE check_id = (SELECT id FROM c)
-			AND success = 1 AND started_at <= ?2), -1)`, check, at.UnixMilli()).Scan(&ms)
+	err := s.r.QueryRowContext(ctx, `WITH r AS `+checkResults+`
+		SELECT min(started_at) FROM r WHERE success = 0 AND started_at <= ?2
+		AND started_at > ifnull((SELECT max(started_at) FROM r WHERE success = 1 AND started_at <= ?2), -9223372036854775808)`, check, at.UnixMilli()).Scan(&ms)
 	if err != nil {
 		return time.Time{}, false, fmt.Errorf("first failure of %s: %w", check, err)
 	}
@@ -210,9 +209,7 @@ func (s *Store) FirstFailure(ctx context.Context, check string, at time.Time) (t
 // HistoryBetween returns up to limit of a check's results that started in
 // [from, to], oldest first.
 func (s *Store) HistoryBetween(ctx context.Context, check string, from, to time.Time, limit int) ([]Record, error) {
-	return s.records(ctx, `SELECT ?1, `+storedColumns+` FROM check_results
-		WHERE check_id = (SELECT id FROM checks WHERE name = ?1) AND started_at BETWEEN ?2 AND ?3
-		ORDER BY started_at, seq LIMIT ?4`, check, from.UnixMilli(), to.UnixMilli(), limit)
+	return s.records(ctx, bothTables(`?1, `+storedColumns, `AND started_at BETWEEN ?2 AND ?3`, `started_at, ord`, `?4`), check, from.UnixMilli(), to.UnixMilli(), limit)
 }
 
 // An incident's timeline shows the notifications queued from

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 	"sync"
 	"time"
@@ -18,28 +19,88 @@ func (s *Store) History(ctx context.Context, check string, limit int) ([]Record,
 	if limit <= 0 {
 		limit = -1 // SQLite: no limit
 	}
-	return s.records(ctx, historyQuery, check, check, limit)
+	return s.records(ctx, historyQuery, check, limit)
 }
 
-// The history queries; TestQueryPlans checks that none scans the table.
-const (
-	// One range of the primary key (check_id, started_at, seq), walked
-	// backwards: no sort, and the rows are next to each other on disk.
-	historyQuery = `SELECT ?, ` + storedColumns + ` FROM check_results
-		WHERE check_id = (SELECT id FROM checks WHERE name = ?)
-		ORDER BY started_at DESC, seq DESC LIMIT ?`
-	summariesQuery = `SELECT started_at, duration_ns, success, reason, message FROM check_results
-		WHERE check_id = (SELECT id FROM checks WHERE name = ?)
-		ORDER BY started_at DESC, seq DESC LIMIT ?`
+// recentOrd is added to a recent_results row's id to order it after the
+// merged rows with the same start, whose seq is far smaller (the number
+// of runs of one check that started in the same millisecond).
+const recentOrd = `1099511627776` // 1 << 40
+
+// resultsOf is the results of the check id expression id in both tables,
+// in key order: (started_at, ord) ascending is oldest first, where rows
+// still in recent_results (ord recentOrd plus their id) come after the
+// merged rows with the same start (ord their seq), in the order the merge
+// will number them.
+func resultsOf(id string) string {
+	return `(SELECT started_at, seq AS ord, duration_ns, success, reason, message, shape_id, phases, vals, diagnostics
+		FROM check_results WHERE check_id = ` + id + `
+		UNION ALL
+		SELECT started_at, ` + recentOrd + ` + id, duration_ns, success, reason, message, shape_id, phases, vals, diagnostics
+		FROM recent_results WHERE check_id = ` + id + `)`
+}
+
+// checkID is the id of the check named ?1.
+const checkID = `(SELECT id FROM checks WHERE name = ?1)`
+
+// newestFirst orders bothTables newest first.
+const newestFirst = `started_at DESC, ord DESC`
+
+// summaryColumns are read into a Summary.
+const summaryColumns = `started_at, duration_ns, success, reason, message`
+
+// checkResults is resultsOf(checkID).
+var checkResults = resultsOf(checkID)
+
+// bothTables selects cols of the check named ?1's results in both tables
+// that match cond ("" or "AND ..."), in the order order of (started_at,
+// ord) as in resultsOf, limited to limit rows. It is a compound SELECT
+// with the ORDER BY on the compound, not on a subquery: SQLite then merges
+// the two, walking check_results' key range in order and stopping at the
+// limit, where a sorted subquery would sort the check's whole history. Its
+// rows end in ord.
+func bothTables(cols, cond, order, limit string) string {
+	return `SELECT ` + cols + `, seq AS ord FROM check_results WHERE check_id = ` + checkID + ` ` + cond + `
+		UNION ALL
+		SELECT ` + cols + `, ` + recentOrd + ` + id FROM recent_results WHERE check_id = ` + checkID + ` ` + cond + `
+		ORDER BY ` + order + ` LIMIT ` + limit
+}
+
+// The history queries; TestQueryPlans checks that none scans check_results
+// or sorts it. recent_results is scanned (it is bounded by mergeRows and
+// has no index to keep its writes cheap); its rows are sorted.
+var (
+	// The merged rows are one range of the primary key (check_id,
+	// started_at, seq), walked backwards without a sort, merged with the
+	// check's sorted recent rows.
+	historyQuery   = bothTables(`?1, `+storedColumns, "", newestFirst, "?2")
+	summariesQuery = bothTables(summaryColumns, "", newestFirst, "?2")
+	// mergedSummariesQuery is summariesQuery without recent_results, for
+	// SummariesOf, which reads those once for all its checks.
+	mergedSummariesQuery = `SELECT started_at, duration_ns, success, reason, message FROM check_results
+		WHERE check_id = ` + checkID + ` ORDER BY started_at DESC, seq DESC LIMIT ?2`
+	// recentSummariesQuery is the recent rows of the checks named in the
+	// JSON array ?1, newest first per check: one scan for all of them.
+	// CROSS JOIN keeps recent_results the outer loop.
+	recentSummariesQuery = `SELECT c.name, r.started_at, r.duration_ns, r.success, r.reason, r.message
+		FROM recent_results r CROSS JOIN checks c
+		WHERE c.id = r.check_id AND r.check_id IN (SELECT id FROM checks WHERE name IN (SELECT value FROM json_each(?1)))
+		ORDER BY r.check_id, r.started_at DESC, r.id DESC`
 	// For each check one descent of the primary key finds its newest row:
 	// the cost grows with the number of checks, not of rows. CROSS JOIN
 	// keeps checks the outer loop; with a plain JOIN SQLite may choose to
 	// scan every result instead.
-	latestQuery = `SELECT c.name, r.started_at, r.duration_ns, r.success, r.reason, r.message,
+	mergedLatestQuery = `SELECT c.name, r.started_at, r.duration_ns, r.success, r.reason, r.message,
 			r.shape_id, r.phases, r.vals, r.diagnostics
 		FROM checks c CROSS JOIN check_results r
 		WHERE r.check_id = c.id AND (r.started_at, r.seq) = (SELECT started_at, seq FROM check_results
 			WHERE check_id = c.id ORDER BY started_at DESC, seq DESC LIMIT 1)`
+	// The same for recent_results, one scan for all checks, after the
+	// merged rows: one statement, so both are read in one snapshot.
+	latestQuery = mergedLatestQuery + ` UNION ALL SELECT c.name, ` + storedColumns + ` FROM
+		(SELECT *, row_number() OVER (PARTITION BY check_id ORDER BY started_at DESC, id DESC) AS rn
+		 FROM recent_results) r CROSS JOIN checks c
+		WHERE c.id = r.check_id AND r.rn = 1`
 )
 
 // Summary is a past run without its phases, values and diagnostics: what
@@ -69,7 +130,8 @@ func (s *Store) Summaries(ctx context.Context, check string, limit int) ([]Summa
 // SummariesOf is Summaries for several checks, keyed by check name (a
 // check without runs has none): one reader connection and one prepared
 // statement for all of them, not a connection from the pool and a parse
-// of the query per check. A page of the API reads a hundred.
+// of the query per check, and one scan of recent_results, not one per
+// check. A page of the API reads a hundred.
 func (s *Store) SummariesOf(ctx context.Context, checks []string, limit int) (map[string][]Summary, error) {
 	if limit <= 0 {
 		limit = -1
@@ -78,12 +140,27 @@ func (s *Store) SummariesOf(ctx context.Context, checks []string, limit int) (ma
 	if len(checks) == 0 {
 		return out, nil
 	}
+	names, err := json.Marshal(checks)
+	if err != nil {
+		return nil, err
+	}
 	conn, err := s.r.Conn(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("query check history: %w", err)
 	}
 	defer conn.Close()
-	stmt, err := conn.PrepareContext(ctx, summariesQuery)
+	// One snapshot for both tables: a merge between the two reads would
+	// move rows from the one not yet read to the one already read.
+	tx, err := conn.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, fmt.Errorf("query check history: %w", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // read-only
+	recent, err := recentSummaries(ctx, tx, string(names))
+	if err != nil {
+		return nil, err
+	}
+	stmt, err := tx.PrepareContext(ctx, mergedSummariesQuery)
 	if err != nil {
 		return nil, fmt.Errorf("query check history: %w", err)
 	}
@@ -93,21 +170,82 @@ func (s *Store) SummariesOf(ctx context.Context, checks []string, limit int) (ma
 		if err != nil {
 			return nil, fmt.Errorf("query check history: %w", err)
 		}
-		if out[check], err = scanSummaries(rows); err != nil {
+		merged, err := scanSummaries(rows)
+		if err != nil {
 			return nil, err
+		}
+		if sm := newestOf(recent[check], merged, limit); sm != nil {
+			out[check] = sm
 		}
 	}
 	return out, nil
 }
 
+// recentSummaries reads the recent rows of the checks named in the JSON
+// array names, newest first per check.
+func recentSummaries(ctx context.Context, tx *sql.Tx, names string) (map[string][]Summary, error) {
+	rows, err := tx.QueryContext(ctx, recentSummariesQuery, names)
+	if err != nil {
+		return nil, fmt.Errorf("query check history: %w", err)
+	}
+	defer rows.Close()
+	out := map[string][]Summary{}
+	for rows.Next() {
+		var (
+			name           string
+			startMS, durNS int64
+			sm             Summary
+		)
+		if err := rows.Scan(&name, &startMS, &durNS, &sm.Success, &sm.Reason, &sm.Message); err != nil {
+			return nil, fmt.Errorf("read check history: %w", err)
+		}
+		sm.Start, sm.Duration = time.UnixMilli(startMS), time.Duration(durNS)
+		out[name] = append(out[name], sm)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read check history: %w", err)
+	}
+	return out, nil
+}
+
+// newestOf merges a check's recent and merged runs, each newest first,
+// into its newest limit runs (limit < 0: all). A recent run is newer than
+// a merged one with the same start: it was written later.
+func newestOf(recent, merged []Summary, limit int) []Summary {
+	if len(recent) == 0 {
+		return merged
+	}
+	n := len(recent) + len(merged)
+	if limit >= 0 {
+		n = min(n, limit)
+	}
+	out := make([]Summary, 0, n)
+	for len(out) < n {
+		if len(merged) == 0 || len(recent) > 0 && !recent[0].Start.Before(merged[0].Start) {
+			out, recent = append(out, recent[0]), recent[1:]
+		} else {
+			out, merged = append(out, merged[0]), merged[1:]
+		}
+	}
+	return out
+}
+
 // scanSummaries reads and closes the rows of summariesQuery.
 func scanSummaries(rows *sql.Rows) ([]Summary, error) {
 	defer rows.Close()
+	cols, err := rows.Columns()
+	if err != nil {
+		return nil, fmt.Errorf("read check history: %w", err)
+	}
 	var out []Summary
 	for rows.Next() {
 		var startMS, durNS int64
 		var sm Summary
-		if err := rows.Scan(&startMS, &durNS, &sm.Success, &sm.Reason, &sm.Message); err != nil {
+		dst := []any{&startMS, &durNS, &sm.Success, &sm.Reason, &sm.Message}
+		for range len(cols) - len(dst) {
+			dst = append(dst, new(sql.RawBytes)) // bothTables' ord
+		}
+		if err := rows.Scan(dst...); err != nil {
 			return nil, fmt.Errorf("read check history: %w", err)
 		}
 		sm.Start, sm.Duration = time.UnixMilli(startMS), time.Duration(durNS)
@@ -128,8 +266,12 @@ func (s *Store) Latest(ctx context.Context) (map[string]Record, error) {
 		return nil, err
 	}
 	out := make(map[string]Record, len(recs))
+	// A check's recent row comes after its merged one and is newer unless
+	// it started earlier (a run recorded late).
 	for _, r := range recs {
-		out[r.Check] = r
+		if old, ok := out[r.Check]; !ok || !r.Result.Start.Before(old.Result.Start) {
+			out[r.Check] = r
+		}
 	}
 	return out, nil
 }
@@ -151,12 +293,22 @@ func (s *Store) records(ctx context.Context, q string, args ...any) ([]Record, e
 		check string
 		w     stored
 	}
+	cols, err := rows.Columns()
+	if err != nil {
+		rows.Close()
+		return nil, fmt.Errorf("read check history: %w", err)
+	}
 	var raw []named
 	for rows.Next() {
 		var n named
 		w := &n.w
-		if err := rows.Scan(&n.check, &w.startMS, &w.durationNS, &w.success, &w.reason, &w.message,
-			&w.shapeID, &w.phases, &w.values, &w.diagnostics); err != nil {
+		dst := []any{&n.check, &w.startMS, &w.durationNS, &w.success, &w.reason, &w.message,
+			&w.shapeID, &w.phases, &w.values, &w.diagnostics}
+		// bothTables' order column, ord.
+		for range len(cols) - len(dst) {
+			dst = append(dst, new(sql.RawBytes))
+		}
+		if err := rows.Scan(dst...); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("read check history: %w", err)
 		}

@@ -411,16 +411,18 @@ func rangeKeys(ctx context.Context, conn *sql.Conn, table string) ([]string, err
 // lost (they can be neither named nor decoded), and moves them from Copied
 // to Unreadable.
 func dropUnnamedResults(ctx context.Context, conn *sql.Conn, rep *RecoverReport) error {
-	res, err := conn.ExecContext(ctx, `DELETE FROM check_results
-		WHERE check_id NOT IN (SELECT id FROM checks) OR shape_id NOT IN (SELECT id FROM result_shapes)`)
-	if err != nil {
-		return fmt.Errorf("drop results without a check or shape: %w", err)
-	}
-	n, _ := res.RowsAffected()
-	for i := range rep.Tables {
-		if tr := &rep.Tables[i]; tr.Table == "check_results" {
-			tr.Copied -= n
-			tr.Unreadable += n
+	for _, table := range []string{"check_results", "recent_results"} {
+		res, err := conn.ExecContext(ctx, `DELETE FROM `+table+`
+			WHERE check_id NOT IN (SELECT id FROM checks) OR shape_id NOT IN (SELECT id FROM result_shapes)`)
+		if err != nil {
+			return fmt.Errorf("drop results without a check or shape: %w", err)
+		}
+		n, _ := res.RowsAffected()
+		for i := range rep.Tables {
+			if tr := &rep.Tables[i]; tr.Table == table {
+				tr.Copied -= n
+				tr.Unreadable += n
+			}
 		}
 	}
 	return nil

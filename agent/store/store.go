@@ -105,15 +105,18 @@ const (
 	// page takes an 8 KiB slot in modernc's allocator, so that is ~3.7 MB
 	// of memory a connection, and with the writer, an idle reader kept for
 	// the checkpointer and the readers of a page view it was over a
-	// quarter of the agent's memory at 10,000 checks. The writer's inserts
-	// descend the history's index for every row, but its hot set (each
-	// check's newest leaf page and the interior pages above it) outgrows
-	// any cache that size at thousands of checks, and what the cache does
-	// not hold comes back from the OS's page cache. Side by side at 10,000
+	// quarter of the agent's memory at 10,000 checks. New runs go to the
+	// end of recent_results (a page or two per commit); the merge touches
+	// each check's newest leaf page and the interior pages above it once
+	// per merge, a set that outgrows any cache that size at thousands of
+	// checks, and what the cache does not hold comes back from the OS's
+	// page cache. Measured before the merge (with each run inserted into
+	// check_results directly), side by side at 10,000
 	// checks on a 6-hour store (BENCHMARKS.md), 2,000 KiB against 1,000
 	// cost 2.1 MiB for 3.5% less CPU per run, and 1,000 against 512 cost
 	// 1.2 MiB for none. A reader's query reads a few pages of one check's
-	// range, or scans the hourly counts once; a small cache serves both.
+	// range and scans recent_results, or scans the hourly counts once; a
+	// small cache serves both.
 	writerCacheKiB = 512
 	readerCacheKiB = 256
 	// journalSizeLimit: the WAL file is truncated to this when SQLite
@@ -185,6 +188,12 @@ type Store struct {
 	hourRetention  atomic.Int64  // time.Duration; 0: keep check_hours forever
 	retention      time.Duration // of the history; 0: forever
 	pruneMu        sync.Mutex
+
+	recent     recentState   // rows waiting in recent_results
+	mergeMu    sync.Mutex    // one merge at a time
+	mergeReq   chan struct{} // the writer wakes the merge loop
+	mergeRows  int64         // merge at this many waiting rows; a field for tests
+	mergeChunk int           // checks per merge transaction; a field for tests
 
 	ids    ids         // the writer's check and shape ids
 	stmts  writerStmts // the writer's statements, on w
@@ -311,6 +320,12 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("open store %s for reading: %w", path, err)
 	}
 
+	var waiting int
+	if err := w.QueryRowContext(ctx, `SELECT count(*) FROM recent_results`).Scan(&waiting); err != nil {
+		r.Close()
+		w.Close()
+		return nil, fmt.Errorf("open store %s: count recent results: %w", path, err)
+	}
 	stmts, err := prepareWriter(ctx, w)
 	if err != nil {
 		r.Close()
@@ -343,15 +358,21 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		writerDone:     make(chan struct{}),
 		checkpointReq:  make(chan struct{}, 1),
 		walPath:        abs + "-wal",
+		mergeReq:       make(chan struct{}, 1),
+		mergeRows:      mergeRows,
+		mergeChunk:     mergeChunk,
 	}
+	s.recent.added(waiting)
+	s.recent.lastMerge.Store(time.Now().UnixNano())
 	s.hourRetention.Store(int64(hourRetention))
 	// The background loops' context is the store's lifetime, not Open's
 	// ctx, which only bounds opening.
 	bctx, cancel := context.WithCancel(context.Background())
 	s.stopBackground = cancel
-	s.wg.Add(2)
+	s.wg.Add(3)
 	go s.writer()
 	go s.checkpointLoop(bctx)
+	go s.mergeLoop(bctx)
 	if opts.Retention > 0 || opts.OutboxRetention > 0 {
 		s.wg.Add(1)
 		go s.pruneLoop(bctx, opts.Retention, opts.OutboxRetention, opts.PruneInterval)
@@ -380,9 +401,12 @@ func dsn(abs string, params ...string) string {
 // freed the old table, or the retention was shortened. VACUUM rewrites it,
 // once, at start-up, in roughly the time quick_check took.
 func tidy(ctx context.Context, db *sql.DB, log *slog.Logger, minFree int64) error {
+	// NOT IN, not NOT EXISTS, for recent_results: it has no index on
+	// check_id, and the list is built once rather than scanned per check.
 	if _, err := db.ExecContext(ctx, `DELETE FROM checks
 		WHERE NOT EXISTS (SELECT 1 FROM check_results WHERE check_id = checks.id)
-		AND NOT EXISTS (SELECT 1 FROM check_hours WHERE check_id = checks.id)`); err != nil {
+		AND NOT EXISTS (SELECT 1 FROM check_hours WHERE check_id = checks.id)
+		AND id NOT IN (SELECT check_id FROM recent_results)`); err != nil {
 		return fmt.Errorf("forget checks without results: %w", err)
 	}
 	var pages, free, size int64

@@ -70,13 +70,22 @@ func flush(t testing.TB, s *Store) {
 	}
 }
 
+// countRows counts the results in both tables: merged and still recent.
 func countRows(t testing.TB, s *Store) int {
 	t.Helper()
 	var n int
-	if err := s.r.QueryRow("SELECT count(*) FROM check_results").Scan(&n); err != nil {
+	if err := s.r.QueryRow("SELECT (SELECT count(*) FROM check_results) + (SELECT count(*) FROM recent_results)").Scan(&n); err != nil {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// mergeAll moves every recent result into check_results.
+func mergeAll(t testing.TB, s *Store) {
+	t.Helper()
+	if _, err := s.merge(context.Background(), false); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // nanToMarker makes NaN values comparable with reflect.DeepEqual.

@@ -29,6 +29,11 @@ func windowStart(now time.Time, w time.Duration) int64 {
 	return hourOf(now.Add(-w).UnixMilli())
 }
 
+// allHours is check_hours with the runs still waiting in recent_results
+// counted in (the merge adds them to check_hours when it moves them).
+const allHours = `(SELECT check_id, hour, runs, ok FROM check_hours
+	UNION ALL SELECT check_id, ` + hourExpr + ` AS hour, 1 AS runs, success AS ok FROM recent_results)`
+
 // windowSums selects, per check id, the runs and successes of each window
 // (?1..?n are the windows' first hours; the scan starts at the longest).
 func windowSums(n int) string {
@@ -55,7 +60,7 @@ func (s *Store) Uptime(ctx context.Context, now time.Time, windows []time.Durati
 		args = append(args, h)
 		first = min(first, h)
 	}
-	q := windowSums(len(windows)) + fmt.Sprintf(` FROM check_hours WHERE hour >= %d GROUP BY check_id`, first)
+	q := windowSums(len(windows)) + fmt.Sprintf(` FROM %s WHERE hour >= %d GROUP BY check_id`, allHours, first)
 	q = `SELECT c.name, u.* FROM (` + q + `) u JOIN checks c ON c.id = u.check_id`
 	rows, err := s.r.QueryContext(ctx, q, args...)
 	if err != nil {
@@ -100,8 +105,8 @@ func (s *Store) CheckUptime(ctx context.Context, check string, now time.Time, wi
 		first = min(first, h)
 	}
 	args = append(args, check)
-	q := windowSums(len(windows)) + fmt.Sprintf(` FROM check_hours
-		WHERE check_id = (SELECT id FROM checks WHERE name = ?%d) AND hour >= %d`, len(windows)+1, first)
+	q := windowSums(len(windows)) + fmt.Sprintf(` FROM %s
+		WHERE check_id = (SELECT id FROM checks WHERE name = ?%d) AND hour >= %d`, allHours, len(windows)+1, first)
 	dst := []any{new(any)}
 	for i := range out {
 		dst = append(dst, &out[i].Runs, &out[i].OK)
@@ -125,7 +130,7 @@ func (s *Store) Hours(ctx context.Context, checks []string, from time.Time) ([]H
 	if err != nil {
 		return nil, err
 	}
-	rows, err := s.r.QueryContext(ctx, `SELECT hour, sum(runs), sum(ok) FROM check_hours
+	rows, err := s.r.QueryContext(ctx, `SELECT hour, sum(runs), sum(ok) FROM `+allHours+`
 		WHERE check_id IN (SELECT id FROM checks WHERE name IN (SELECT value FROM json_each(?)))
 		AND hour >= ? GROUP BY hour ORDER BY hour`, string(names), hourOf(from.UnixMilli()))
 	if err != nil {

@@ -107,6 +107,7 @@ func (s *Store) writer() {
 			return nil
 		}
 		err := s.insert(batch)
+		s.requestMerge(time.Now())
 		if err != nil {
 			s.dropped.Add(uint64(len(batch)))
 			if time.Since(lastLog) > 10*time.Second {
@@ -157,16 +158,11 @@ func (s *Store) writer() {
 	}
 }
 
-// insertResult writes one row. seq numbers rows of a check that share a
-// start time in the order they were written, so the later one reads as
-// newer (the old table's rowid did that); n is one more than the check's
-// newest row's. Both look at the check's newest rows, on the leaf page the
-// row goes into.
-const insertResult = `INSERT INTO check_results
-	(check_id, started_at, seq, n, duration_ns, success, reason, message, shape_id, phases, vals, diagnostics)
-	VALUES (?1, ?2, (SELECT ifnull(max(seq) + 1, 0) FROM check_results WHERE check_id = ?1 AND started_at = ?2),
-		ifnull((SELECT n FROM check_results WHERE check_id = ?1 ORDER BY started_at DESC, seq DESC LIMIT 1), 0) + 1,
-		?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)`
+// insertResult writes one row at the end of recent_results; the merge
+// (merge.go) gives it its seq and n when it moves it into check_results.
+const insertResult = `INSERT INTO recent_results
+	(check_id, started_at, duration_ns, success, reason, message, shape_id, phases, vals, diagnostics)
+	VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)`
 
 // insert commits a batch of rows in one transaction.
 func (s *Store) insert(batch []row) (err error) {
@@ -189,19 +185,11 @@ func (s *Store) insert(batch []row) (err error) {
 	res := s.ids.resolver(rowCtx, tx, time.Now())
 	stmt := tx.StmtContext(rowCtx, s.stmts.insert)
 	defer stmt.Close()
-	hours := make(map[hourKey]hourCount, len(batch))
 	for _, w := range batch {
 		checkID, err := res.check(w.check)
 		if err != nil {
 			return err
 		}
-		k := hourKey{checkID, hourOf(w.startMS)}
-		c := hours[k]
-		c.runs++
-		if w.success {
-			c.ok++
-		}
-		hours[k] = c
 		shapeID, err := res.shape(w.typ, w.shape)
 		if err != nil {
 			return err
@@ -215,23 +203,13 @@ func (s *Store) insert(batch []row) (err error) {
 			return fmt.Errorf("insert check result: %w", err)
 		}
 	}
-	hoursStmt := tx.StmtContext(rowCtx, s.stmts.hours)
-	defer hoursStmt.Close()
-	if err := addHours(rowCtx, hoursStmt, hours); err != nil {
-		return err
-	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("commit check results: %w", err)
 	}
 	res.keep()
+	s.recent.added(len(batch))
 	return nil
 }
-
-// hourKey is a check's hour in check_hours; hourCount its runs.
-type (
-	hourKey   struct{ check, hour int64 }
-	hourCount struct{ runs, ok int64 }
-)
 
 // hourOf is the check_hours hour of a start time in unix milliseconds.
 func hourOf(ms int64) int64 {
@@ -242,27 +220,12 @@ func hourOf(ms int64) int64 {
 	return h
 }
 
-// addHourCounts adds a batch's runs to a check's hour in check_hours.
-const addHourCounts = `INSERT INTO check_hours (check_id, hour, runs, ok) VALUES (?, ?, ?, ?)
-	ON CONFLICT (check_id, hour) DO UPDATE SET runs = runs + excluded.runs, ok = ok + excluded.ok`
-
-// addHours adds a batch's runs to check_hours with stmt (addHourCounts in
-// the batch's transaction): one upsert per check and hour, not per run.
-func addHours(ctx context.Context, stmt *sql.Stmt, hours map[hourKey]hourCount) error {
-	for k, c := range hours {
-		if _, err := stmt.ExecContext(ctx, k.check, k.hour, c.runs, c.ok); err != nil {
-			return fmt.Errorf("add hourly counts: %w", err)
-		}
-	}
-	return nil
-}
-
 // writerStmts are the history writer's statements, prepared once on the
 // write connection rather than for every batch (with rows run without a
 // per-row deadline, 0.203 against 0.219 ms per run at 10,000 checks;
 // BENCHMARKS.md, "Seventh round").
 type writerStmts struct {
-	insert, hours *sql.Stmt
+	insert *sql.Stmt
 }
 
 func prepareWriter(ctx context.Context, w *sql.DB) (writerStmts, error) {
@@ -271,15 +234,11 @@ func prepareWriter(ctx context.Context, w *sql.DB) (writerStmts, error) {
 	if st.insert, err = w.PrepareContext(ctx, insertResult); err != nil {
 		return st, fmt.Errorf("prepare insert: %w", err)
 	}
-	if st.hours, err = w.PrepareContext(ctx, addHourCounts); err != nil {
-		st.insert.Close()
-		return st, fmt.Errorf("prepare hourly counts: %w", err)
-	}
 	return st, nil
 }
 
 func (st writerStmts) close() error {
-	return errors.Join(st.insert.Close(), st.hours.Close())
+	return st.insert.Close()
 }
 
 // shapeRefresh is how stale a shape's last_used may get while the writer
@@ -428,6 +387,11 @@ func (s *Store) prune(ctx context.Context, olderThan time.Time) (st pruneStats, 
 	// listed, to below the cap.
 	s.pruneMu.Lock()
 	defer s.pruneMu.Unlock()
+	// The sweep reads and trims check_results only: move every waiting
+	// row there first, so old rows still in recent_results are swept too.
+	if _, err := s.merge(ctx, true); err != nil {
+		return st, err
+	}
 	sw := &sweep{s: s, ctx: ctx, st: &st, hourCutoff: math.MinInt64}
 	if hr := time.Duration(s.hourRetention.Load()); hr > 0 {
 		// The sweep's now is olderThan plus the retention; hours outlive
