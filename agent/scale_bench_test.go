@@ -415,9 +415,17 @@ func startHistogram(t *testing.T, db string, from, to time.Time) (buckets []int,
 		t.Fatal(err)
 	}
 	defer h.Close()
-	// Runs still waiting for the merge are in recent_results.
-	rows, err := h.Query(`SELECT started_at FROM check_results WHERE started_at >= ?1 AND started_at < ?2
-		UNION ALL SELECT started_at FROM recent_results WHERE started_at >= ?1 AND started_at < ?2`, from.UnixMilli(), to.UnixMilli())
+	// Runs still waiting for the merge are in recent_results (absent from
+	// stores of before the merge, which TestPeerScaleAB may compare).
+	q := `SELECT started_at FROM check_results WHERE started_at >= ?1 AND started_at < ?2`
+	var recent int
+	if err := h.QueryRow(`SELECT count(*) FROM sqlite_schema WHERE name = 'recent_results'`).Scan(&recent); err != nil {
+		t.Fatal(err)
+	}
+	if recent > 0 {
+		q += ` UNION ALL SELECT started_at FROM recent_results WHERE started_at >= ?1 AND started_at < ?2`
+	}
+	rows, err := h.Query(q, from.UnixMilli(), to.UnixMilli())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -710,4 +718,54 @@ func TestPeerScaleSoak(t *testing.T) {
 		t.Logf("| %d | %.1f | %.1f | %.3f | %.1f |", m, rss/1024, anon/1024, 1000*(c1-c0)/max(s1+f1-s0-f0, 1), float64(size)/1e6)
 		c0, s0, f0 = c1, s1, f1
 	}
+}
+
+// TestPeerScaleAB runs two agents side by side, this tree's and the binary
+// at VIGIL_AB_BIN (say, `make build` of an older commit), with VIGIL_AB_N
+// http checks each (default 10,000) against one local server, each on its
+// own copy of the store VIGIL_AB_STORE (default: a new prefill of
+// VIGIL_SCALE_HISTORY, which the older binary must be able to open), and
+// prints CPU per run and RSS over the same window (VIGIL_SCALE_WARMUP,
+// VIGIL_SCALE_WINDOW). Machines differ from day to day; two agents in one
+// window do not.
+func TestPeerScaleAB(t *testing.T) {
+	other := os.Getenv("VIGIL_AB_BIN")
+	if other == "" {
+		t.Skip("VIGIL_AB_BIN not set: the vigil binary to compare this tree with")
+	}
+	s := scaleEnv(t)
+	n := testenv.PositiveInt(t, "VIGIL_AB_N", 10_000)
+	t.Logf("command: VIGIL_AB_BIN=%s VIGIL_AB_N=%d VIGIL_AB_STORE=%s VIGIL_SCALE_WARMUP=%s VIGIL_SCALE_WINDOW=%s VIGIL_SCALE_HISTORY=%s go test -tags peerbench -run TestPeerScaleAB -count 1 -v -timeout 90m ./agent/",
+		other, n, os.Getenv("VIGIL_AB_STORE"), s.warmup, s.window, s.history)
+	var hist scaleRun
+	if p := os.Getenv("VIGIL_AB_STORE"); p != "" {
+		hist.history = p
+	} else if s.history > 0 {
+		hist.history = filepath.Join(t.TempDir(), "history.db")
+		prefillHistory(t, hist.history, n, s.history)
+	}
+	bins := map[string]string{"this tree": buildVigil(t), "VIGIL_AB_BIN": other}
+	target := testenv.OKServer(t)
+	got := map[string]scaleVigil{}
+	var mu sync.Mutex
+	t.Run("side by side", func(t *testing.T) {
+		for name, bin := range bins {
+			t.Run(name, func(t *testing.T) {
+				t.Parallel()
+				v := measureVigil(t, bin, target, n, s.warmup, s.window, hist)
+				mu.Lock()
+				got[name] = v
+				mu.Unlock()
+			})
+		}
+	})
+	var lines []string
+	for _, name := range []string{"this tree", "VIGIL_AB_BIN"} {
+		v := got[name]
+		lines = append(lines, fmt.Sprintf("| %s | %.4f | %.0f | %.1f | %.1f | %.1f | %.1f | %.1f |", name,
+			1000*v.cpu/max(v.runs, 1), v.runs, v.rss, v.anon, v.rssViewed, v.pageMS, v.apiMS))
+	}
+	t.Logf("window %s after %s, %d checks each:\n%s\n%s", s.window, s.warmup, n,
+		"| agent | CPU ms/run | runs | RSS MiB | anon MiB | RSS after the pages | GET / ms | API page ms |\n|---|---:|---:|---:|---:|---:|---:|---:|",
+		strings.Join(lines, "\n"))
 }

@@ -22,6 +22,8 @@ const (
 	mergeRows  = 50_000
 	mergeAge   = 10 * time.Minute
 	mergeChunk = 1000
+	// mergeRetry is the pause after a failed merge.
+	mergeRetry = time.Minute
 )
 
 // recentState is what the writer knows of recent_results without asking.
@@ -94,7 +96,16 @@ func (s *Store) mergeLoop(ctx context.Context) {
 		case ctx.Err() != nil:
 			return
 		case err != nil:
-			s.log.Warn("merge recent check history", "err", err)
+			// Rows stay readable where they are. Retry after a pause,
+			// not on every commit: a full disk fails each attempt.
+			s.log.Warn("merge recent check history; retrying in a minute", "err", err, "waiting_rows", s.recent.rows.Load())
+			t := time.NewTimer(mergeRetry)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				return
+			}
 		default:
 			s.log.Debug("merged recent check history", "rows", st.rows, "transactions", len(st.holds),
 				"longest_hold", longest(st.holds), "took", time.Since(start))

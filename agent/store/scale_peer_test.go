@@ -460,13 +460,19 @@ func TestPeerStoreInsertCost(t *testing.T) {
 				}
 			}
 		}
-		mergeAll(t, s)
+		mst, err := s.merge(t.Context(), false)
+		if err != nil {
+			t.Fatal(err)
+		}
 		s.checkpoint(t.Context())
 		cpu := processCPU(t) - c0
 		pprof.StopCPUProfile()
 		z := measure(t, s, path)
 		t.Logf("%d checks, %g hours of history (%s): %d results in commits of %d, %.1f µs of CPU per result",
 			checks, hours, z, rows, perCommit, float64(cpu.Microseconds())/float64(rows))
+		slices.Sort(mst.holds)
+		t.Logf("  the merge: %d rows in %d transactions holding the write lock for median %s, longest %s",
+			mst.rows, len(mst.holds), mst.holds[len(mst.holds)/2].Round(time.Millisecond), longest(mst.holds).Round(time.Millisecond))
 		if err := s.Close(); err != nil {
 			t.Fatal(err)
 		}
