@@ -720,8 +720,8 @@ func TestPeerScaleSoak(t *testing.T) {
 	}
 }
 
-// TestPeerScaleAB runs two agents side by side, this tree's and the binary
-// at VIGIL_AB_BIN (say, `make build` of an older commit), with VIGIL_AB_N
+// TestPeerScaleAB runs agents side by side, this tree's and the binaries
+// at VIGIL_AB_BIN (comma-separated; say, `make build` of an older commit), with VIGIL_AB_N
 // http checks each (default 10,000) against one local server, each on its
 // own copy of the store VIGIL_AB_STORE (default: a new prefill of
 // VIGIL_SCALE_HISTORY, which the older binary must be able to open), and
@@ -744,7 +744,12 @@ func TestPeerScaleAB(t *testing.T) {
 		hist.history = filepath.Join(t.TempDir(), "history.db")
 		prefillHistory(t, hist.history, n, s.history)
 	}
-	bins := map[string]string{"this tree": buildVigil(t), "VIGIL_AB_BIN": other}
+	bins := map[string]string{"this tree": buildVigil(t)}
+	names := []string{"this tree"}
+	for _, p := range strings.Split(other, ",") {
+		bins[p] = p
+		names = append(names, p)
+	}
 	target := testenv.OKServer(t)
 	got := map[string]scaleVigil{}
 	var mu sync.Mutex
@@ -760,7 +765,7 @@ func TestPeerScaleAB(t *testing.T) {
 		}
 	})
 	var lines []string
-	for _, name := range []string{"this tree", "VIGIL_AB_BIN"} {
+	for _, name := range names {
 		v := got[name]
 		lines = append(lines, fmt.Sprintf("| %s | %.4f | %.0f | %.1f | %.1f | %.1f | %.1f | %.1f |", name,
 			1000*v.cpu/max(v.runs, 1), v.runs, v.rss, v.anon, v.rssViewed, v.pageMS, v.apiMS))

@@ -302,3 +302,75 @@ func TestMergeTriggers(t *testing.T) {
 		t.Errorf("%d rows counted as waiting after the merge", n)
 	}
 }
+
+// BenchmarkReadsWithRecent measures the readers at 10,000 checks with 30
+// merged runs each, with mergeRows runs waiting in recent_results (the
+// most a reader scans) and after they are merged: what the scan of the
+// unindexed table adds to a check page and an API page.
+func BenchmarkReadsWithRecent(b *testing.B) {
+	ctx := context.Background()
+	const checks = 10_000
+	s := openStore(b, filepath.Join(b.TempDir(), "vigil.db"), Options{})
+	s.mergeRows = 1 << 40 // merged by hand below
+	t0 := time.Now().Add(-time.Hour).Truncate(time.Minute)
+	name := func(c int) string { return fmt.Sprintf("tenant-%05d", c) }
+	write := func(from, minutes int) {
+		batch := make([]row, 0, 256)
+		for m := from; m < from+minutes; m++ {
+			for c := range checks {
+				batch = append(batch, encode(sample(name(c), t0.Add(time.Duration(m)*time.Minute+time.Duration(c)*time.Millisecond), c%13 != 0)))
+				if len(batch) == cap(batch) {
+					if err := s.insert(batch); err != nil {
+						b.Fatal(err)
+					}
+					batch = batch[:0]
+				}
+			}
+		}
+		if err := s.insert(batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for m := 0; m < 30; m += 5 {
+		write(m, 5)
+		mergeAll(b, s)
+	}
+	write(30, int(mergeRows/checks))
+	page := make([]string, 100)
+	for i := range page {
+		page[i] = name(4000 + i)
+	}
+	run := func(b *testing.B) {
+		b.Run("History 30", func(b *testing.B) {
+			for b.Loop() {
+				if h, err := s.History(ctx, name(4321), 30); err != nil || len(h) != 30 {
+					b.Fatalf("History = %d, %v", len(h), err)
+				}
+			}
+		})
+		b.Run("SummariesOf 100x30", func(b *testing.B) {
+			for b.Loop() {
+				if hs, err := s.SummariesOf(ctx, page, 30); err != nil || len(hs[page[99]]) != 30 {
+					b.Fatalf("SummariesOf = %d, %v", len(hs), err)
+				}
+			}
+		})
+		b.Run("CheckUptime", func(b *testing.B) {
+			for b.Loop() {
+				if _, err := s.CheckUptime(ctx, name(4321), time.Now(), []time.Duration{24 * time.Hour, 7 * 24 * time.Hour}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run("FirstFailure", func(b *testing.B) {
+			for b.Loop() {
+				if _, _, err := s.FirstFailure(ctx, name(4329), time.Now()); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+	b.Run(fmt.Sprintf("%d waiting", mergeRows), run)
+	mergeAll(b, s)
+	b.Run("merged", run)
+}
