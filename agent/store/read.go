@@ -230,6 +230,17 @@ func newestOf(recent, merged []Summary, limit int) []Summary {
 	return out
 }
 
+// skipped returns scan destinations for the columns after the first read
+// of cols (bothTables' ord, which only orders the rows), reused row after
+// row.
+func skipped(cols []string, read int) []any {
+	out := make([]any, max(0, len(cols)-read))
+	for i := range out {
+		out[i] = new(sql.RawBytes)
+	}
+	return out
+}
+
 // scanSummaries reads and closes the rows of summariesQuery.
 func scanSummaries(rows *sql.Rows) ([]Summary, error) {
 	defer rows.Close()
@@ -237,15 +248,13 @@ func scanSummaries(rows *sql.Rows) ([]Summary, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read check history: %w", err)
 	}
+	const read = 5 // the Summary's columns
+	ord := skipped(cols, read)
 	var out []Summary
 	for rows.Next() {
 		var startMS, durNS int64
 		var sm Summary
-		dst := []any{&startMS, &durNS, &sm.Success, &sm.Reason, &sm.Message}
-		for range len(cols) - len(dst) {
-			dst = append(dst, new(sql.RawBytes)) // bothTables' ord
-		}
-		if err := rows.Scan(dst...); err != nil {
+		if err := rows.Scan(append([]any{&startMS, &durNS, &sm.Success, &sm.Reason, &sm.Message}, ord...)...); err != nil {
 			return nil, fmt.Errorf("read check history: %w", err)
 		}
 		sm.Start, sm.Duration = time.UnixMilli(startMS), time.Duration(durNS)
@@ -298,17 +307,14 @@ func (s *Store) records(ctx context.Context, q string, args ...any) ([]Record, e
 		rows.Close()
 		return nil, fmt.Errorf("read check history: %w", err)
 	}
+	const read = 10 // the check name and storedColumns
+	ord := skipped(cols, read)
 	var raw []named
 	for rows.Next() {
 		var n named
 		w := &n.w
-		dst := []any{&n.check, &w.startMS, &w.durationNS, &w.success, &w.reason, &w.message,
-			&w.shapeID, &w.phases, &w.values, &w.diagnostics}
-		// bothTables' order column, ord.
-		for range len(cols) - len(dst) {
-			dst = append(dst, new(sql.RawBytes))
-		}
-		if err := rows.Scan(dst...); err != nil {
+		if err := rows.Scan(append([]any{&n.check, &w.startMS, &w.durationNS, &w.success, &w.reason, &w.message,
+			&w.shapeID, &w.phases, &w.values, &w.diagnostics}, ord...)...); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("read check history: %w", err)
 		}
