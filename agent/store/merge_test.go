@@ -106,7 +106,7 @@ func TestMergeIsInvisible(t *testing.T) {
 					if err := s.w.QueryRow(`SELECT max(id) FROM recent_results`).Scan(&upto); err != nil {
 						t.Fatal(err)
 					}
-					if _, err := s.mergeRange(ctx, 0, 2, upto); err != nil {
+					if _, _, err := s.mergeRange(ctx, 0, 2, upto, nil); err != nil {
 						t.Fatal(err)
 					}
 				}

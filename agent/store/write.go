@@ -225,7 +225,8 @@ func hourOf(ms int64) int64 {
 // per-row deadline, 0.203 against 0.219 ms per run at 10,000 checks;
 // BENCHMARKS.md, "Seventh round").
 type writerStmts struct {
-	insert *sql.Stmt
+	insert      *sql.Stmt
+	mergeInsert *sql.Stmt
 }
 
 func prepareWriter(ctx context.Context, w *sql.DB) (writerStmts, error) {
@@ -234,11 +235,15 @@ func prepareWriter(ctx context.Context, w *sql.DB) (writerStmts, error) {
 	if st.insert, err = w.PrepareContext(ctx, insertResult); err != nil {
 		return st, fmt.Errorf("prepare insert: %w", err)
 	}
+	if st.mergeInsert, err = w.PrepareContext(ctx, mergeInsert); err != nil {
+		st.insert.Close()
+		return st, fmt.Errorf("prepare merge: %w", err)
+	}
 	return st, nil
 }
 
 func (st writerStmts) close() error {
-	return st.insert.Close()
+	return errors.Join(st.insert.Close(), st.mergeInsert.Close())
 }
 
 // shapeRefresh is how stale a shape's last_used may get while the writer
