@@ -362,6 +362,13 @@ func BenchmarkReadsWithRecent(b *testing.B) {
 				}
 			}
 		})
+		b.Run("Uptime all 24h", func(b *testing.B) {
+			for b.Loop() {
+				if u, err := s.Uptime(ctx, time.Now(), []time.Duration{24 * time.Hour}); err != nil || len(u) != checks {
+					b.Fatalf("Uptime = %d, %v", len(u), err)
+				}
+			}
+		})
 		b.Run("FirstFailure", func(b *testing.B) {
 			for b.Loop() {
 				if _, _, err := s.FirstFailure(ctx, name(4329), time.Now()); err != nil {

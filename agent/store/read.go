@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"sync"
 	"time"
 )
@@ -95,12 +96,12 @@ var (
 		FROM checks c CROSS JOIN check_results r
 		WHERE r.check_id = c.id AND (r.started_at, r.seq) = (SELECT started_at, seq FROM check_results
 			WHERE check_id = c.id ORDER BY started_at DESC, seq DESC LIMIT 1)`
-	// The same for recent_results, one scan for all checks, after the
-	// merged rows: one statement, so both are read in one snapshot.
+	// The same for recent_results, after the merged rows: the rows ?1
+	// (a JSON array of ids) picked by newestWaiting, in the same
+	// transaction, so both are read in one snapshot.
 	latestQuery = mergedLatestQuery + ` UNION ALL SELECT c.name, ` + storedColumns + ` FROM
-		(SELECT *, row_number() OVER (PARTITION BY check_id ORDER BY started_at DESC, id DESC) AS rn
-		 FROM recent_results) r CROSS JOIN checks c
-		WHERE c.id = r.check_id AND r.rn = 1`
+		json_each(?1) CROSS JOIN recent_results r CROSS JOIN checks c
+		WHERE r.id = json_each.value AND c.id = r.check_id`
 )
 
 // Summary is a past run without its phases, values and diagnostics: what
@@ -270,7 +271,10 @@ func scanSummaries(rows *sql.Rows) ([]Summary, error) {
 // check name. The agent reads it at start-up to show the last known state
 // until each check runs again.
 func (s *Store) Latest(ctx context.Context) (map[string]Record, error) {
-	recs, err := s.records(ctx, latestQuery)
+	recs, err := s.recordsOf(ctx, func(tx *sql.Tx) (string, []any, error) {
+		ids, err := newestWaiting(ctx, tx)
+		return latestQuery, []any{ids}, err
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -285,15 +289,61 @@ func (s *Store) Latest(ctx context.Context) (map[string]Record, error) {
 	return out, nil
 }
 
+// newestWaiting returns, as a JSON array, the id of each check's newest row
+// in recent_results (latest start, then latest write). The keys are read
+// and compared here: a window function over the table sorted every
+// waiting row, and modernc's allocator kept the sorter's memory mapped.
+func newestWaiting(ctx context.Context, tx *sql.Tx) (string, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT id, check_id, started_at FROM recent_results`)
+	if err != nil {
+		return "", err
+	}
+	defer rows.Close()
+	type key struct{ id, start int64 }
+	newest := map[int64]key{}
+	for rows.Next() {
+		var id, check, start int64
+		if err := rows.Scan(&id, &check, &start); err != nil {
+			return "", err
+		}
+		// Rows come in id order, so a later row of the same start wins.
+		if k, ok := newest[check]; !ok || start >= k.start {
+			newest[check] = key{id, start}
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return "", err
+	}
+	b := make([]byte, 0, 2+8*len(newest))
+	b = append(b, '[')
+	for _, k := range newest {
+		if len(b) > 1 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendInt(b, k.id, 10)
+	}
+	return string(append(b, ']')), nil
+}
+
 // records runs q, whose columns are the check name and storedColumns, and
 // decodes its rows. Rows and their shapes are read in one transaction, so
 // a sweep deleting a shape cannot come between them.
 func (s *Store) records(ctx context.Context, q string, args ...any) ([]Record, error) {
+	return s.recordsOf(ctx, func(*sql.Tx) (string, []any, error) { return q, args, nil })
+}
+
+// recordsOf is records with the query and its arguments worked out in the
+// transaction that reads them.
+func (s *Store) recordsOf(ctx context.Context, query func(*sql.Tx) (string, []any, error)) ([]Record, error) {
 	tx, err := s.r.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, fmt.Errorf("query check history: %w", err)
 	}
 	defer tx.Rollback() //nolint:errcheck // read-only
+	q, args, err := query(tx)
+	if err != nil {
+		return nil, fmt.Errorf("query check history: %w", err)
+	}
 	rows, err := tx.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("query check history: %w", err)

@@ -1,9 +1,12 @@
 package store
 
 import (
+	"cmp"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -49,44 +52,134 @@ func windowSums(n int) string {
 // keyed by check name. It reads each check's hours of the longest window:
 // at 10,000 checks and 30 days that is 7.2 million rows, so callers cache
 // the answer (the agent refreshes it hourly and adds runs as they come).
+//
+// check_hours is summed in its key order, without a sort; the runs still
+// waiting in recent_results (minutes of them) are added here rather than
+// by a GROUP BY over both tables, which sorted every hour row of the window
+// and left the sorter's memory mapped in modernc's allocator. Both are
+// read in one transaction, so a merge between them counts no run twice.
 func (s *Store) Uptime(ctx context.Context, now time.Time, windows []time.Duration) (map[string][]Counts, error) {
 	if len(windows) == 0 {
 		return map[string][]Counts{}, nil
 	}
-	args := make([]any, 0, len(windows))
+	starts := make([]int64, len(windows))
+	args := make([]any, len(windows))
 	first := int64(1<<62 - 1)
-	for _, w := range windows {
-		h := windowStart(now, w)
-		args = append(args, h)
-		first = min(first, h)
+	for i, w := range windows {
+		starts[i] = windowStart(now, w)
+		args[i] = starts[i]
+		first = min(first, starts[i])
 	}
-	q := windowSums(len(windows)) + fmt.Sprintf(` FROM %s WHERE hour >= %d GROUP BY check_id`, allHours, first)
-	q = `SELECT c.name, u.* FROM (` + q + `) u JOIN checks c ON c.id = u.check_id`
-	rows, err := s.r.QueryContext(ctx, q, args...)
+	tx, err := s.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, fmt.Errorf("read uptime: %w", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // read-only
+	rows, err := tx.QueryContext(ctx, mergedUptimeQuery(len(windows), first), args...)
 	if err != nil {
 		return nil, fmt.Errorf("read uptime: %w", err)
 	}
 	defer rows.Close()
 	out := map[string][]Counts{}
+	// The checks' counts by id, for the waiting runs.
+	var ids []int64
+	var counts [][]Counts
+	dst := make([]any, 2+2*len(windows))
+	var (
+		name string
+		id   int64
+	)
+	dst[0], dst[1] = &name, &id
 	for rows.Next() {
-		var (
-			name string
-			id   int64
-		)
 		c := make([]Counts, len(windows))
-		dst := []any{&name, &id}
 		for i := range c {
-			dst = append(dst, &c[i].Runs, &c[i].OK)
+			dst[2+2*i], dst[3+2*i] = &c[i].Runs, &c[i].OK
 		}
 		if err := rows.Scan(dst...); err != nil {
 			return nil, fmt.Errorf("read uptime: %w", err)
 		}
 		out[name] = c
+		ids, counts = append(ids, id), append(counts, c)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("read uptime: %w", err)
 	}
+	if err := addWaiting(ctx, tx, out, starts, ids, counts); err != nil {
+		return nil, fmt.Errorf("read uptime: %w", err)
+	}
 	return out, nil
+}
+
+// mergedUptimeQuery sums check_hours from hour first on for n windows
+// (?1..?n their first hours), by check, in check id order.
+func mergedUptimeQuery(n int, first int64) string {
+	q := windowSums(n) + fmt.Sprintf(` FROM check_hours WHERE hour >= %d GROUP BY check_id`, first)
+	return `SELECT c.name, u.* FROM (` + q + `) u JOIN checks c ON c.id = u.check_id`
+}
+
+// addWaiting adds the runs waiting in recent_results to out (by name) and
+// to counts (by ids, the same slices).
+func addWaiting(ctx context.Context, tx *sql.Tx, out map[string][]Counts, starts, ids []int64, counts [][]Counts) error {
+	if !slices.IsSorted(ids) {
+		// The join keeps check_hours' order; should a plan not, sort.
+		idx := make([]int, len(ids))
+		for i := range idx {
+			idx[i] = i
+		}
+		slices.SortFunc(idx, func(a, b int) int { return cmp.Compare(ids[a], ids[b]) })
+		sid, sc := make([]int64, len(ids)), make([][]Counts, len(ids))
+		for i, j := range idx {
+			sid[i], sc[i] = ids[j], counts[j]
+		}
+		ids, counts = sid, sc
+	}
+	first := slices.Min(starts)
+	rows, err := tx.QueryContext(ctx, `SELECT check_id, started_at, success FROM recent_results`)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	// Checks with waiting runs only (new since the last merge).
+	only := map[int64][]Counts{}
+	for rows.Next() {
+		var (
+			id, start int64
+			ok        bool
+		)
+		if err := rows.Scan(&id, &start, &ok); err != nil {
+			return err
+		}
+		h := hourOf(start)
+		if h < first {
+			continue
+		}
+		var c []Counts
+		if i, found := slices.BinarySearch(ids, id); found {
+			c = counts[i]
+		} else if c = only[id]; c == nil {
+			c = make([]Counts, len(starts))
+			only[id] = c
+		}
+		for i, from := range starts {
+			if h >= from {
+				c[i].Runs++
+				if ok {
+					c[i].OK++
+				}
+			}
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for id, c := range only {
+		var name string
+		if err := tx.QueryRowContext(ctx, `SELECT name FROM checks WHERE id = ?`, id).Scan(&name); err != nil {
+			return err
+		}
+		out[name] = c
+	}
+	return nil
 }
 
 // CheckUptime returns one check's counts over each of windows ending at
