@@ -838,7 +838,7 @@ func (s *Scheduler) diagnose(ctx context.Context, job *Job, d probes.Diagnoser, 
 			}
 			release()
 		}()
-		ch <- d.Diagnose(dctx, s.log.With("check", job.Name, "type", job.Type), failed)
+		ch <- d.Diagnose(dctx, s.jobLogger(job), failed)
 	}()
 	var found map[string]any
 	select {
@@ -885,5 +885,5 @@ func (s *Scheduler) safeProbe(ctx context.Context, job *Job) (res probes.Result)
 			res = probes.Failf(probes.ReasonPanic, "probe panicked: %v", p)
 		}
 	}()
-	return job.Prober.Probe(ctx, s.log.With("check", job.Name, "type", job.Type))
+	return job.Prober.Probe(ctx, s.jobLogger(job))
 }
