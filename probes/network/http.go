@@ -368,13 +368,26 @@ func (h *HTTP) Probe(ctx context.Context, log *slog.Logger) probes.Result {
 	}
 	defer resp.Body.Close()
 
-	body, readErr := io.ReadAll(io.LimitReader(resp.Body, h.cfg.MaxBodyBytes+1))
+	// The body is kept only for the matchers; otherwise it is counted
+	// through io.Discard's pooled buffer rather than read into a new one.
+	var (
+		body    []byte
+		size    int64
+		readErr error
+	)
+	limited := io.LimitReader(resp.Body, h.cfg.MaxBodyBytes+1)
+	if h.match != nil {
+		body, readErr = io.ReadAll(limited)
+		size = int64(len(body))
+	} else {
+		size, readErr = io.Copy(io.Discard, limited)
+	}
 	res.Phases = res.Phases[:0]
 	h.addPhases(&res, t, time.Now())
 
 	res.Values = slices.Grow(res.Values, 4)
 	res.AddKeyValue("vigil_http_status_code", float64(resp.StatusCode))
-	res.AddValue("vigil_http_response_bytes", float64(len(body)))
+	res.AddValue("vigil_http_response_bytes", float64(size))
 	res.AddValue("vigil_http_version", httpVersion(resp))
 	res.AddValue("vigil_http_redirects", float64(redirectCount(resp)))
 	reason, msg := tlsconfig.Values(&res, resp.TLS, time.Duration(h.cfg.CertExpiryMin))
@@ -386,7 +399,7 @@ func (h *HTTP) Probe(ctx context.Context, log *slog.Logger) probes.Result {
 	switch {
 	case readErr != nil:
 		return fail(neterr.Classify(readErr), "reading the response body: %v", readErr)
-	case int64(len(body)) > h.cfg.MaxBodyBytes:
+	case size > h.cfg.MaxBodyBytes:
 		return fail(probes.ReasonResponseTooLarge, "response body larger than max_body_bytes (%d)", h.cfg.MaxBodyBytes)
 	case !h.statusOK(resp.StatusCode):
 		return fail(probes.ReasonStatusMismatch, "status %d, want %s", resp.StatusCode, strings.Join(h.cfg.ValidStatusCodes, ", "))
