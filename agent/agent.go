@@ -355,6 +355,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	// drill a dead agent left running is rolled back now.
 	g.Go(func() error { return a.drills.Run(subCtx) })
 	if !a.opts.KeepCodePages {
+		a.trim.PageOutAfterBursts(a.log)
 		g.Go(func() error { memtune.ReleasePages(subCtx, a.log); return nil })
 	}
 	// Registered before the agent says it is ready: a SIGHUP that arrives

@@ -96,6 +96,29 @@ type HeapTrimmer struct {
 	firm bool
 	// free releases the heap (debug.FreeOSMemory when nil); tests count.
 	free func()
+	// pageOut, when set, follows a burst's trim (PageOutAfterBursts).
+	pageOut func()
+}
+
+// PageOutAfterBursts makes the trim after a burst also hand the
+// executable's code pages back (ReleaseStartupPages, as ReleasePages does
+// every few minutes): a status page or API render faults in ~2.6 MiB of
+// templates and rendering code that check runs never touch (measured at
+// 10,000 checks, BENCHMARKS.md), and without this they stay resident until
+// the next periodic release. Bursts are trimmed at most every
+// heapTrimMinInterval, so the pages that check runs do use fault back in
+// (a few milliseconds of minor faults) at most that often.
+func (t *HeapTrimmer) PageOutAfterBursts(log *slog.Logger) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.pageOut = func() {
+		before, after, err := ReleaseStartupPages()
+		if err != nil {
+			log.Debug("could not release code pages after a page render", "err", err)
+			return
+		}
+		log.Debug("released code pages after a page render", "rss_before_bytes", before, "rss_after_bytes", after)
+	}
 }
 
 // Kick notes a check run: the trim follows heapTrimDelay after the last
@@ -139,11 +162,17 @@ func (t *HeapTrimmer) fire() {
 		return
 	}
 	t.last = time.Now()
+	burst := t.firm
 	t.firm = false
-	free := t.free
+	free, pageOut := t.free, t.pageOut
 	t.mu.Unlock()
 	if free == nil {
 		free = debug.FreeOSMemory
+	}
+	// Code pages first, so that the trim (what tests wait for) comes
+	// last.
+	if burst && pageOut != nil {
+		pageOut()
 	}
 	free()
 }

@@ -19,8 +19,8 @@ func TestHeapTrimmer(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			var freed atomic.Int32
-			tr := &HeapTrimmer{free: func() { freed.Add(1) }}
+			var freed, pagedOut atomic.Int32
+			tr := &HeapTrimmer{free: func() { freed.Add(1) }, pageOut: func() { pagedOut.Add(1) }}
 			defer tr.Stop()
 			if tt.burst {
 				tr.BurstDone()
@@ -35,6 +35,15 @@ func TestHeapTrimmer(t *testing.T) {
 				if tt.burst {
 					tr.Kick()
 				}
+			}
+			// Code pages go only after a burst (a page render): check
+			// runs use theirs again at once.
+			want := int32(0)
+			if tt.burst {
+				want = 1
+			}
+			if got := pagedOut.Load(); got != want {
+				t.Errorf("code pages released %d times after the trim, want %d", got, want)
 			}
 		})
 	}
